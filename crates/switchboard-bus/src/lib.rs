@@ -1,0 +1,173 @@
+//! Live event fan-out. The server publishes a frame, already serialized, to a topic (one
+//! consumer's devices, one agent's sockets, one brand's managers); every socket subscribed
+//! to the topic delivers it. The bus is allowed to drop (a slow subscriber lags and is told
+//! to resync from the store); the store never drops.
+//!
+//! This is the in-process bus of a single node. A NATS-backed bus for fleets will implement
+//! the same `publish`/`subscribe` surface (later issue); nothing outside this crate knows
+//! which one runs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+/// Who an event is for. Every topic names its brand, so no subscription can cross brands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// All live devices of one consumer.
+    Consumer { brand: Arc<str>, consumer: i64 },
+    /// All live sockets of one agent (or manager).
+    Agent { brand: Arc<str>, agent: i64 },
+    /// Brand-wide events for dashboards.
+    Brand { brand: Arc<str> },
+}
+
+/// A serialized frame, shared by every subscriber, with the connection it came from so
+/// that connection can skip its own echo.
+pub type Payload = Arc<Envelope>;
+
+/// One published event.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Connection id of the socket whose command caused the event (0: none).
+    pub origin: u64,
+    /// The serialized frame.
+    pub text: Box<str>,
+}
+
+impl Envelope {
+    /// A payload from `origin`.
+    pub fn new(origin: u64, text: impl Into<Box<str>>) -> Payload {
+        Arc::new(Envelope { origin, text: text.into() })
+    }
+}
+
+/// Frames a subscriber may fall behind before it lags (and must resync).
+const TOPIC_CAPACITY: usize = 256;
+
+/// The in-process bus. Cheap to share behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct Bus {
+    /// One broadcast channel per topic with at least one subscriber. A std `Mutex` because
+    /// it is held only for map operations, never across an `.await`. Entries are removed
+    /// by the last subscriber's `Drop`.
+    topics: Mutex<HashMap<Topic, broadcast::Sender<Payload>>>,
+}
+
+impl Bus {
+    /// An empty bus.
+    pub fn new() -> Arc<Bus> {
+        Arc::new(Bus::default())
+    }
+
+    /// Sends `payload` to every current subscriber of `topic`; returns how many there were.
+    /// Without subscribers the payload is dropped: readers catch up from the store.
+    pub fn publish(&self, topic: &Topic, payload: Payload) -> usize {
+        let topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
+        match topics.get(topic) {
+            Some(sender) => sender.send(payload).unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// Subscribes to `topic` until the returned [`Subscription`] is dropped.
+    pub fn subscribe(self: &Arc<Self>, topic: Topic) -> Subscription {
+        let mut topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
+        let receiver = match topics.get(&topic) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(TOPIC_CAPACITY);
+                topics.insert(topic.clone(), sender);
+                receiver
+            }
+        };
+        Subscription { receiver, topic, bus: Arc::clone(self) }
+    }
+
+    /// Topics with live subscribers (for metrics and tests).
+    pub fn topic_count(&self) -> usize {
+        self.topics.lock().unwrap_or_else(|poison| poison.into_inner()).len()
+    }
+}
+
+/// What a subscriber receives next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// The next payload.
+    Event(Payload),
+    /// Payloads were dropped because this subscriber fell behind: resync from the store.
+    Lagged,
+}
+
+/// A live subscription. Dropping it unsubscribes; the last subscriber of a topic removes it.
+#[derive(Debug)]
+pub struct Subscription {
+    receiver: broadcast::Receiver<Payload>,
+    topic: Topic,
+    bus: Arc<Bus>,
+}
+
+impl Subscription {
+    /// Waits for the next event. Never ends: the bus outlives its subscriptions.
+    pub async fn recv(&mut self) -> Received {
+        loop {
+            match self.receiver.recv().await {
+                Ok(payload) => return Received::Event(payload),
+                Err(broadcast::error::RecvError::Lagged(_)) => return Received::Lagged,
+                // The sender lives in the bus map while this receiver exists; if it was
+                // replaced, resubscribe rather than end.
+                Err(broadcast::error::RecvError::Closed) => {
+                    let fresh = self.bus.subscribe(self.topic.clone());
+                    self.receiver = fresh.receiver.resubscribe();
+                    return Received::Lagged;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut topics = self.bus.topics.lock().unwrap_or_else(|poison| poison.into_inner());
+        // Our own receiver is still alive here, so "1" means we are the last.
+        if topics.get(&self.topic).is_some_and(|sender| sender.receiver_count() <= 1) {
+            topics.remove(&self.topic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer(id: i64) -> Topic {
+        Topic::Consumer { brand: "a".into(), consumer: id }
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_of_a_topic_gets_the_event_and_others_do_not() {
+        let bus = Bus::new();
+        let mut phone = bus.subscribe(consumer(1));
+        let mut tablet = bus.subscribe(consumer(1));
+        let mut stranger = bus.subscribe(Topic::Consumer { brand: "b".into(), consumer: 1 });
+        assert_eq!(bus.publish(&consumer(1), Envelope::new(0, "hi")), 2);
+        assert_eq!(phone.recv().await, Received::Event(Envelope::new(0, "hi")));
+        assert_eq!(tablet.recv().await, Received::Event(Envelope::new(0, "hi")));
+        let nothing = tokio::time::timeout(std::time::Duration::from_millis(20), stranger.recv()).await;
+        assert!(nothing.is_err(), "brand b's consumer 1 must not see brand a's event");
+    }
+
+    #[tokio::test]
+    async fn last_subscriber_removes_the_topic_and_slow_ones_lag() {
+        let bus = Bus::new();
+        let mut slow = bus.subscribe(consumer(1));
+        for i in 0..TOPIC_CAPACITY + 1 {
+            bus.publish(&consumer(1), Envelope::new(0, i.to_string()));
+        }
+        assert_eq!(slow.recv().await, Received::Lagged);
+        drop(slow);
+        assert_eq!(bus.topic_count(), 0);
+        assert_eq!(bus.publish(&consumer(1), Envelope::new(0, "lost")), 0);
+    }
+}

@@ -1,0 +1,107 @@
+//! The one table of error codes. Every error a client can see, over REST (`{code, message}`)
+//! or WebSocket (`{"t":"err","code":…}`), carries one of these codes. `docs/errors.md` is
+//! checked against [`ErrorCode::ALL`] by a test, so the table and the docs cannot drift.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = ($code:literal, $status:literal, $desc:literal), )*) => {
+        /// A stable, snake_case error code. Adding a variant is a protocol change; renaming
+        /// one is a breaking change.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status the REST API answers with.
+            pub fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// One line saying when the code is used.
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $desc,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BadRequest = ("bad_request", 400, "the request is malformed: a field is missing, of the wrong type or out of range"),
+    MalformedFrame = ("malformed_frame", 400, "a WebSocket frame is not valid JSON or not a known frame shape"),
+    FrameTooLarge = ("frame_too_large", 413, "a WebSocket frame is larger than 16 KiB"),
+    UnsupportedVersion = ("unsupported_version", 400, "the hello frame asks for a protocol version this server does not speak"),
+    HelloRequired = ("hello_required", 400, "the first frame on a socket must be hello"),
+    Unauthenticated = ("unauthenticated", 401, "no valid credentials were presented"),
+    TokenInvalid = ("token_invalid", 401, "the consumer JWT failed verification (signature, algorithm, issuer, audience or subject)"),
+    TokenExpired = ("token_expired", 401, "the consumer JWT has expired (or is not yet valid); reconnect with a fresh one"),
+    InvalidCredentials = ("invalid_credentials", 401, "wrong email or password"),
+    SessionExpired = ("session_expired", 401, "the agent session has expired or was logged out; log in again"),
+    Forbidden = ("forbidden", 403, "the caller's role does not allow this action"),
+    AuthModeDisabled = ("auth_mode_disabled", 403, "the app does not allow this authentication mode"),
+    NotFound = ("not_found", 404, "the resource does not exist or belongs to another brand"),
+    BrandNotFound = ("brand_not_found", 404, "no brand has this id"),
+    AppNotFound = ("app_not_found", 404, "the brand has no app with this id"),
+    ConversationNotFound = ("conversation_not_found", 404, "no conversation with this id is visible to the caller"),
+    ConsumerNeverWrote = ("consumer_never_wrote", 409, "agents cannot start a conversation: the consumer must write first"),
+    ConversationClosed = ("conversation_closed", 409, "the conversation is closed; a new consumer message starts a new one"),
+    NotAssigned = ("not_assigned", 403, "the conversation is not assigned to this agent"),
+    TextEmpty = ("text_empty", 400, "a message must contain at least one non-whitespace character"),
+    TextTooLong = ("text_too_long", 400, "the message is longer than the channel's limit (2000 characters for in-app and web); nothing was stored"),
+    InvalidClientId = ("invalid_client_id", 400, "the idempotency id (cid) is empty or longer than 64 bytes"),
+    SurveyNotAvailable = ("survey_not_available", 409, "no CSAT survey is open for this conversation (not closed by an agent, or CSAT is off)"),
+    SurveyAlreadyAnswered = ("survey_already_answered", 409, "the CSAT survey of this conversation was already answered"),
+    InvalidScore = ("invalid_score", 400, "a CSAT score must be an integer from 1 to 5 and the comment at most 1000 characters"),
+    Conflict = ("conflict", 409, "a resource with this name or id already exists"),
+    InvalidKey = ("invalid_key", 400, "a public key is not a valid PEM (RSA or P-256 EC) or JWKS document"),
+    Internal = ("internal", 500, "an unexpected server error; it was logged with details"),
+    Unavailable = ("unavailable", 503, "the server is shutting down or its storage is unavailable; retry"),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// WebSocket close codes the server uses beyond the standard ones. Clients decide whether
+/// to reconnect from these: see `docs/protocol.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// 1001: the server is shutting down. Reconnect with backoff.
+    GoingAway,
+    /// 1009: a frame exceeded the hard wire limit.
+    TooBig,
+    /// 4000: protocol violation (no hello, bad version). Do not retry unchanged.
+    ProtocolError,
+    /// 4001: the consumer token expired. Fetch a fresh token and reconnect.
+    TokenExpired,
+    /// 4003: authentication failed or access forbidden. Do not retry with the same credentials.
+    Unauthorized,
+    /// 4008: no frame (not even a pong) arrived within the heartbeat timeout.
+    HeartbeatTimeout,
+}
+
+impl CloseCode {
+    /// The numeric code sent in the close frame.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::GoingAway => 1001,
+            CloseCode::TooBig => 1009,
+            CloseCode::ProtocolError => 4000,
+            CloseCode::TokenExpired => 4001,
+            CloseCode::Unauthorized => 4003,
+            CloseCode::HeartbeatTimeout => 4008,
+        }
+    }
+}

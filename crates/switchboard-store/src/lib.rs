@@ -1,0 +1,254 @@
+//! Durable state of Switchboard: brands, apps and keys, users and sessions, consumers,
+//! conversations and messages. The store is the source of truth: the bus may drop events,
+//! the store never does.
+//!
+//! One implementation serves SQLite (embedded, the default) and PostgreSQL (fleets): queries
+//! are written once in the SQL both dialects share and run through `sqlx::Any`; schema
+//! migrations are per dialect (`migrations/sqlite`, `migrations/postgres`). The conformance
+//! suite in `tests/it` runs against both.
+//!
+//! Every query that touches brand data takes the brand id; there is no "get by id" that
+//! could cross brands.
+//!
+//! Messages are written by the group-commit writer (`writer`); everything else goes through
+//! the pool directly.
+
+mod metrics;
+pub mod model;
+mod queries;
+pub mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, ConnectOptions, Connection, Row};
+use switchboard_protocol::{Millis, Side};
+use tokio::sync::{mpsc, oneshot};
+
+pub use crate::metrics::describe as describe_metrics;
+pub use crate::model::*;
+pub use crate::queries::{ApiToken, AppPatch, BrandPatch, CsatError, NewApp, NewBrand, NewUser, UserPatch};
+pub use crate::writer::{AgentAppend, AgentTarget, Append, AppendError, Appended, ConsumerAppend, SystemAppend};
+
+/// Storage failures. Callers map these to `internal`/`unavailable` at the API edge, except
+/// the precise variants (`NotFound`, `Conflict`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist (in this brand).
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The writer task has stopped (the store is shutting down).
+    #[error("the store is shutting down")]
+    ShuttingDown,
+    /// The database URL is not usable.
+    #[error("invalid database url {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    /// A stored value could not be decoded (a bug or a hand-edited database).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Any other database error.
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict(db.message().to_owned());
+        }
+        if let sqlx::Error::RowNotFound = error {
+            return StoreError::NotFound;
+        }
+        StoreError::Database(error)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Database(sqlx::Error::Migrate(Box::new(error)))
+    }
+}
+
+/// The SQL dialect behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Statement that opens a write transaction. SQLite takes the write lock up front
+    /// (`IMMEDIATE`) so a transaction never fails half-way on lock upgrade.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+}
+
+/// SQLite durability: `Full` fsyncs the WAL at every commit (survives power loss);
+/// `Normal` fsyncs at checkpoints only (survives `kill -9`, not power loss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path/to/file.db` or `postgres://…`.
+    pub url: String,
+    /// SQLite only.
+    pub sqlite_sync: SqliteSync,
+    /// Connections for reads (and non-message writes).
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> StoreOptions {
+        StoreOptions { url: url.into(), sqlite_sync: SqliteSync::Full, max_connections: 8 }
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Handle to the store. Cheap to clone; all clones share the pool and the writer.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// Queue of the group-commit writer task. The task ends when the last clone of this
+    /// sender is dropped (when every `Store` clone is gone); bounded so that a stalled disk
+    /// pushes back on writers instead of growing memory.
+    writer: mpsc::Sender<writer::Job>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dialect", &self.dialect).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed), migrates and starts the writer task.
+    /// Must be called inside a tokio runtime.
+    pub async fn open(options: &StoreOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let dialect = if options.url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if options.url.starts_with("postgres:") || options.url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::BadUrl {
+                url: options.url.clone(),
+                reason: "expected sqlite://… or postgres://…".into(),
+            });
+        };
+        let connect_options = connect_options(options, dialect)?;
+        let sync = options.sqlite_sync;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        configure_sqlite(conn, sync).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect_options.clone())
+            .await?;
+        match dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        let mut writer_conn = connect_options.connect().await?;
+        if dialect == Dialect::Sqlite {
+            configure_sqlite(&mut writer_conn, sync).await?;
+        }
+        let (writer, jobs) = mpsc::channel(4096);
+        tokio::spawn(writer::run(writer_conn, dialect, jobs));
+        Ok(Store { pool, dialect, writer })
+    }
+
+    /// The dialect in use.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Checks the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Appends a message through the group-commit writer. Returns once the batch holding it
+    /// has committed.
+    pub async fn append(&self, append: Append, now: Millis) -> Result<Appended, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(writer::Job { append, now, reply })
+            .await
+            .map_err(|_| AppendError::Store(StoreError::ShuttingDown))?;
+        answer.await.map_err(|_| AppendError::Store(StoreError::ShuttingDown))?
+    }
+
+    /// Closes the pool, waiting for connections to finish. Pending appends complete first
+    /// only if their callers are still awaiting them.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn connect_options(options: &StoreOptions, dialect: Dialect) -> Result<AnyConnectOptions, StoreError> {
+    let mut url = options.url.clone();
+    if dialect == Dialect::Sqlite && !url.contains("mode=") {
+        url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+    }
+    let parsed = AnyConnectOptions::from_str(&url)
+        .map_err(|error| StoreError::BadUrl { url: options.url.clone(), reason: error.to_string() })?;
+    Ok(parsed.disable_statement_logging())
+}
+
+async fn configure_sqlite(conn: &mut sqlx::AnyConnection, sync: SqliteSync) -> Result<(), sqlx::Error> {
+    let synchronous = match sync {
+        SqliteSync::Full => "PRAGMA synchronous = FULL",
+        SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
+    };
+    for pragma in ["PRAGMA journal_mode = WAL", synchronous, "PRAGMA busy_timeout = 10000", "PRAGMA foreign_keys = ON"] {
+        sqlx::query(pragma).execute(&mut *conn).await?;
+    }
+    // Make sure the connection is usable before the pool hands it out.
+    conn.ping().await
+}
+
+fn opt_side(value: Option<String>) -> Result<Option<Side>, StoreError> {
+    value.map(|s| Side::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("side {s:?}")))).transpose()
+}
+
+pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {
+    let side: String = row.try_get("side")?;
+    Ok(StoredMessage {
+        conversation_id: row.try_get("conversation_id")?,
+        seq: row.try_get("seq")?,
+        side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+        author_id: row.try_get("author_id")?,
+        author_name: row.try_get("author_name")?,
+        text: row.try_get("text")?,
+        client_id: row.try_get("client_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}

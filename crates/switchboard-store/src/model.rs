@@ -1,0 +1,230 @@
+//! Plain data types the store reads and writes. They carry the brand id wherever a row
+//! belongs to a brand, so callers can never lose track of tenancy.
+
+use serde::{Deserialize, Serialize};
+use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, DeviceInfo, Millis, Side};
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Brand {
+    pub id: String,
+    pub name: String,
+    /// Ask consumers for a CSAT score after an agent resolves.
+    pub csat_enabled: bool,
+    /// Conversations older than this are not returned (and later purged).
+    pub retention_days: i64,
+    pub created_at: Millis,
+}
+
+/// Default retention: 13 months, counted as 396 days.
+pub const DEFAULT_RETENTION_DAYS: i64 = 396;
+
+/// A data source of a brand: an iOS app, an Android app, a website.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    pub id: String,
+    pub brand_id: String,
+    pub name: String,
+    /// `in_app` or `web`.
+    pub channel: String,
+    /// Consumers may authenticate with a JWT signed by the brand.
+    pub allow_jwt: bool,
+    /// Consumers may connect without a JWT and get an anonymous identity.
+    pub allow_anonymous: bool,
+    /// Required `iss` claim of consumer JWTs.
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim; the app id when unset.
+    pub jwt_audience: Option<String>,
+    /// Skill new conversations from this app are routed to.
+    pub default_skill_id: Option<i64>,
+    pub created_at: Millis,
+}
+
+/// A public key an app accepts consumer JWTs from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppKey {
+    pub id: i64,
+    pub app_id: String,
+    /// `pem` or `jwks`.
+    pub format: String,
+    /// The PEM text or the JWKS JSON document.
+    pub material: String,
+    pub created_at: Millis,
+}
+
+/// A routing skill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skill {
+    pub id: i64,
+    pub brand_id: String,
+    pub name: String,
+}
+
+/// Role of a brand user. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Answers conversations.
+    Agent,
+    /// Sees the whole brand, dashboards and reports.
+    Manager,
+    /// Manages apps, keys, users, skills and settings.
+    Admin,
+}
+
+impl Role {
+    /// Stable form used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Manager => "manager",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses [`Role::as_str`].
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "agent" => Some(Role::Agent),
+            "manager" => Some(Role::Manager),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An agent, manager or admin of a brand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub brand_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub max_concurrent: i64,
+    pub state: AgentState,
+    pub disabled: bool,
+    pub skills: Vec<i64>,
+    pub created_at: Millis,
+}
+
+/// A consumer of a brand: the brand's customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consumer {
+    pub id: i64,
+    pub brand_id: String,
+    /// JWT `sub`, or `anon:<id>` for anonymous consumers.
+    pub external_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub device: Option<DeviceInfo>,
+    pub created_at: Millis,
+}
+
+/// Profile fields taken from token claims; `None` leaves the stored value as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerClaims {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A conversation row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub brand_id: String,
+    pub consumer_id: i64,
+    pub app_id: String,
+    pub channel: String,
+    pub skill_id: Option<i64>,
+    pub status: ConversationStatus,
+    pub priority: i64,
+    pub opened_at: Millis,
+    pub closed_at: Option<Millis>,
+    pub closed_by: Option<Side>,
+    pub agent_id: Option<i64>,
+    pub assigned_at: Option<Millis>,
+    pub first_response_at: Option<Millis>,
+    pub last_seq: i64,
+    pub last_message_at: Millis,
+    pub consumer_delivered_seq: i64,
+    pub consumer_read_seq: i64,
+    pub agent_delivered_seq: i64,
+    pub agent_read_seq: i64,
+    /// A CSAT survey was offered and not answered yet.
+    pub survey_open: bool,
+    pub csat_score: Option<i64>,
+    pub csat_comment: Option<String>,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub conversation_id: ConversationId,
+    pub seq: i64,
+    pub side: Side,
+    pub author_id: Option<i64>,
+    pub author_name: Option<String>,
+    pub text: String,
+    pub client_id: Option<String>,
+    pub created_at: Millis,
+}
+
+impl StoredMessage {
+    /// The wire form.
+    pub fn to_wire(&self) -> switchboard_protocol::Message {
+        switchboard_protocol::Message {
+            c: self.conversation_id,
+            seq: self.seq,
+            ts: self.created_at,
+            from: self.side,
+            name: self.author_name.clone(),
+            text: self.text.clone(),
+            cid: self.client_id.clone(),
+        }
+    }
+}
+
+/// Filters for listing a brand's conversations (REST) or a consumer's own (history).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    pub status: Option<ConversationStatus>,
+    pub consumer_id: Option<i64>,
+    pub agent_id: Option<i64>,
+    pub skill_id: Option<i64>,
+    /// Opened at or after.
+    pub opened_from: Option<Millis>,
+    /// Opened before.
+    pub opened_to: Option<Millis>,
+}
+
+/// A page position: conversations are listed newest first, by (opened_at, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    pub opened_at: Millis,
+    pub id: ConversationId,
+}
+
+impl PageCursor {
+    /// Opaque text form for APIs.
+    pub fn encode(self) -> String {
+        format!("{}.{}", self.opened_at, self.id)
+    }
+
+    /// Parses [`PageCursor::encode`]; `None` if malformed.
+    pub fn decode(text: &str) -> Option<PageCursor> {
+        let (opened_at, id) = text.split_once('.')?;
+        Some(PageCursor { opened_at: opened_at.parse().ok()?, id: id.parse().ok()? })
+    }
+}
+
+/// One page of conversations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationPage {
+    pub conversations: Vec<Conversation>,
+    pub next: Option<PageCursor>,
+}

@@ -1,0 +1,419 @@
+//! The message write path: one task owns one connection and appends messages in batches,
+//! one transaction (and so one fsync) per batch: group commit. Callers get their result
+//! only after the batch committed, so an `Ok` means the message is durable.
+//!
+//! Sequence numbers come from `conversations.last_seq`, bumped in the same transaction as
+//! the insert, so they are gap-free per conversation. Idempotency: an author's `client_id`
+//! is unique (a partial unique index), looked up before anything is written.
+
+use sqlx::{Acquire, AnyConnection, Connection, Row};
+use switchboard_protocol::{ConversationId, Millis, Side};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::StoredMessage;
+use crate::{Dialect, StoreError};
+
+/// Most appends committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A consumer writes: into their open conversation, or a new one.
+#[derive(Debug, Clone)]
+pub struct ConsumerAppend {
+    pub brand_id: String,
+    pub consumer_id: i64,
+    /// App and channel of a conversation this message opens.
+    pub app_id: String,
+    pub channel: String,
+    pub skill_id: Option<i64>,
+    pub client_id: String,
+    pub text: String,
+}
+
+/// Where an agent writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentTarget {
+    /// A conversation. If it is closed, the message starts a new conversation with the same
+    /// consumer, assigned to the writing agent (proactive follow-up).
+    Conversation(ConversationId),
+    /// A consumer's open conversation, or a new one if they wrote before.
+    Consumer(i64),
+}
+
+/// An agent (or manager) writes.
+#[derive(Debug, Clone)]
+pub struct AgentAppend {
+    pub brand_id: String,
+    pub agent_id: i64,
+    pub agent_name: String,
+    /// Managers may write into conversations assigned to someone else.
+    pub may_write_unassigned: bool,
+    pub target: AgentTarget,
+    pub client_id: String,
+    pub text: String,
+}
+
+/// A system notice in a conversation (no idempotency id).
+#[derive(Debug, Clone)]
+pub struct SystemAppend {
+    pub brand_id: String,
+    pub conversation_id: ConversationId,
+    pub text: String,
+}
+
+/// One append request.
+#[derive(Debug, Clone)]
+pub enum Append {
+    Consumer(ConsumerAppend),
+    Agent(AgentAppend),
+    System(SystemAppend),
+}
+
+/// A successful append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub message: StoredMessage,
+    /// The message opened a new conversation.
+    pub opened: bool,
+    /// The idempotency id was seen before: `message` is the one stored then.
+    pub duplicate: bool,
+}
+
+/// Why an append was refused (nothing was written).
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("conversation not found")]
+    ConversationNotFound,
+    #[error("the conversation is closed")]
+    ConversationClosed,
+    #[error("the consumer never wrote")]
+    ConsumerNeverWrote,
+    #[error("the conversation is not assigned to this agent")]
+    NotAssigned,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) struct Job {
+    pub(crate) append: Append,
+    pub(crate) now: Millis,
+    pub(crate) reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// Runs until every `Sender` of `jobs` is dropped (the store was dropped), then returns,
+/// closing its connection. Jobs received are always answered: a dropped reply channel would
+/// make a caller think the write failed when it may have committed, so every job gets either
+/// its result or the batch's error.
+pub(crate) async fn run(mut conn: AnyConnection, dialect: Dialect, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!(crate::metrics::WRITE_BATCH_SIZE).record(batch.len() as f64);
+        match commit_batch(&mut conn, dialect, &batch).await {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(batch_error) => {
+                // A database error aborted the whole batch (for example a unique-key race
+                // with another node). Retry each job alone so one bad job cannot fail the
+                // others; a job that still fails reports its own error.
+                tracing::warn!(error = %batch_error, jobs = batch.len(), "batch append failed; retrying one by one");
+                for job in batch.drain(..) {
+                    let result = match commit_batch(&mut conn, dialect, std::slice::from_ref(&job)).await {
+                        Ok(mut results) => results.pop().expect("one result per job"),
+                        Err(error) => Err(AppendError::Store(error)),
+                    };
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Applies `jobs` in one transaction. Refusals (closed conversation, …) are per-job
+/// results; a database error aborts the transaction and is returned for the whole batch.
+async fn commit_batch(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    jobs: &[Job],
+) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+    let mut tx = conn.begin_with(dialect.begin_write()).await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let conn = tx.acquire().await?;
+        let result = match &job.append {
+            Append::Consumer(append) => append_consumer(conn, append, job.now).await,
+            Append::Agent(append) => append_agent(conn, append, job.now).await,
+            Append::System(append) => append_system(conn, append, job.now).await,
+        };
+        match result {
+            Err(AppendError::Store(error)) => return Err(error),
+            other => results.push(other),
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn find_duplicate(
+    conn: &mut AnyConnection,
+    brand_id: &str,
+    side: Side,
+    author_id: i64,
+    client_id: &str,
+) -> Result<Option<StoredMessage>, StoreError> {
+    let row = sqlx::query(
+        "SELECT conversation_id, seq, side, author_id, author_name, text, client_id, created_at
+         FROM messages WHERE brand_id = $1 AND side = $2 AND author_id = $3 AND client_id = $4",
+    )
+    .bind(brand_id)
+    .bind(side.as_str())
+    .bind(author_id)
+    .bind(client_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| crate::message_from_row(&row)).transpose()
+}
+
+#[allow(clippy::too_many_arguments)] // One row's columns; a struct would only rename them.
+async fn insert_message(
+    conn: &mut AnyConnection,
+    brand_id: &str,
+    conversation_id: ConversationId,
+    side: Side,
+    author_id: Option<i64>,
+    author_name: Option<&str>,
+    text: &str,
+    client_id: Option<&str>,
+    now: Millis,
+) -> Result<StoredMessage, StoreError> {
+    let seq: i64 = sqlx::query(
+        "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 RETURNING last_seq",
+    )
+    .bind(conversation_id)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    sqlx::query(
+        "INSERT INTO messages (conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(conversation_id)
+    .bind(seq)
+    .bind(brand_id)
+    .bind(side.as_str())
+    .bind(author_id)
+    .bind(author_name)
+    .bind(text)
+    .bind(client_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(StoredMessage {
+        conversation_id,
+        seq,
+        side,
+        author_id,
+        author_name: author_name.map(str::to_owned),
+        text: text.to_owned(),
+        client_id: client_id.map(str::to_owned),
+        created_at: now,
+    })
+}
+
+async fn open_conversation_of(
+    conn: &mut AnyConnection,
+    brand_id: &str,
+    consumer_id: i64,
+) -> Result<Option<(ConversationId, Option<i64>)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, agent_id FROM conversations WHERE brand_id = $1 AND consumer_id = $2 AND status = 'open'",
+    )
+    .bind(brand_id)
+    .bind(consumer_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
+        None => None,
+    })
+}
+
+struct NewConversation<'a> {
+    brand_id: &'a str,
+    consumer_id: i64,
+    app_id: &'a str,
+    channel: &'a str,
+    skill_id: Option<i64>,
+    agent_id: Option<i64>,
+}
+
+async fn insert_conversation(
+    conn: &mut AnyConnection,
+    new: NewConversation<'_>,
+    now: Millis,
+) -> Result<ConversationId, StoreError> {
+    let assigned_at = new.agent_id.map(|_| now);
+    Ok(sqlx::query(
+        "INSERT INTO conversations (brand_id, consumer_id, app_id, channel, skill_id, status, opened_at, last_message_at, agent_id, assigned_at)
+         VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8) RETURNING id",
+    )
+    .bind(new.brand_id)
+    .bind(new.consumer_id)
+    .bind(new.app_id)
+    .bind(new.channel)
+    .bind(new.skill_id)
+    .bind(now)
+    .bind(new.agent_id)
+    .bind(assigned_at)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?)
+}
+
+async fn append_consumer(conn: &mut AnyConnection, append: &ConsumerAppend, now: Millis) -> Result<Appended, AppendError> {
+    if let Some(message) =
+        find_duplicate(conn, &append.brand_id, Side::Consumer, append.consumer_id, &append.client_id).await?
+    {
+        return Ok(Appended { message, opened: false, duplicate: true });
+    }
+    let (conversation_id, opened) = match open_conversation_of(conn, &append.brand_id, append.consumer_id).await? {
+        Some((id, _)) => (id, false),
+        None => {
+            let new = NewConversation {
+                brand_id: &append.brand_id,
+                consumer_id: append.consumer_id,
+                app_id: &append.app_id,
+                channel: &append.channel,
+                skill_id: append.skill_id,
+                agent_id: None,
+            };
+            (insert_conversation(conn, new, now).await?, true)
+        }
+    };
+    let message = insert_message(
+        conn,
+        &append.brand_id,
+        conversation_id,
+        Side::Consumer,
+        Some(append.consumer_id),
+        None,
+        &append.text,
+        Some(&append.client_id),
+        now,
+    )
+    .await?;
+    Ok(Appended { message, opened, duplicate: false })
+}
+
+async fn append_agent(conn: &mut AnyConnection, append: &AgentAppend, now: Millis) -> Result<Appended, AppendError> {
+    if let Some(message) = find_duplicate(conn, &append.brand_id, Side::Agent, append.agent_id, &append.client_id).await? {
+        return Ok(Appended { message, opened: false, duplicate: true });
+    }
+    let consumer_id = match append.target {
+        AgentTarget::Consumer(consumer_id) => consumer_id,
+        AgentTarget::Conversation(conversation_id) => {
+            let row = sqlx::query("SELECT consumer_id, status, agent_id FROM conversations WHERE id = $1 AND brand_id = $2")
+                .bind(conversation_id)
+                .bind(&append.brand_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::from)?
+                .ok_or(AppendError::ConversationNotFound)?;
+            let status: String = row.try_get(1).map_err(StoreError::from)?;
+            if status == "open" {
+                let agent_id: Option<i64> = row.try_get(2).map_err(StoreError::from)?;
+                if agent_id != Some(append.agent_id) && !append.may_write_unassigned {
+                    return Err(AppendError::NotAssigned);
+                }
+                return write_agent_message(conn, append, conversation_id, false, now).await;
+            }
+            row.try_get(0).map_err(StoreError::from)?
+        }
+    };
+    match open_conversation_of(conn, &append.brand_id, consumer_id).await? {
+        Some((conversation_id, agent_id)) => {
+            if agent_id != Some(append.agent_id) && !append.may_write_unassigned {
+                return Err(AppendError::NotAssigned);
+            }
+            write_agent_message(conn, append, conversation_id, false, now).await
+        }
+        None => {
+            // Proactive follow-up: only to a consumer who wrote before, in a new
+            // conversation on the channel of their latest one, assigned to this agent.
+            let last = sqlx::query(
+                "SELECT app_id, channel, skill_id FROM conversations WHERE brand_id = $1 AND consumer_id = $2
+                 ORDER BY opened_at DESC, id DESC LIMIT 1",
+            )
+            .bind(&append.brand_id)
+            .bind(consumer_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or(AppendError::ConsumerNeverWrote)?;
+            let app_id: String = last.try_get(0).map_err(StoreError::from)?;
+            let channel: String = last.try_get(1).map_err(StoreError::from)?;
+            let new = NewConversation {
+                brand_id: &append.brand_id,
+                consumer_id,
+                app_id: &app_id,
+                channel: &channel,
+                skill_id: last.try_get(2).map_err(StoreError::from)?,
+                agent_id: Some(append.agent_id),
+            };
+            let conversation_id = insert_conversation(conn, new, now).await?;
+            write_agent_message(conn, append, conversation_id, true, now).await
+        }
+    }
+}
+
+async fn write_agent_message(
+    conn: &mut AnyConnection,
+    append: &AgentAppend,
+    conversation_id: ConversationId,
+    opened: bool,
+    now: Millis,
+) -> Result<Appended, AppendError> {
+    let message = insert_message(
+        conn,
+        &append.brand_id,
+        conversation_id,
+        Side::Agent,
+        Some(append.agent_id),
+        Some(&append.agent_name),
+        &append.text,
+        Some(&append.client_id),
+        now,
+    )
+    .await?;
+    sqlx::query("UPDATE conversations SET first_response_at = $2 WHERE id = $1 AND first_response_at IS NULL")
+        .bind(conversation_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(Appended { message, opened, duplicate: false })
+}
+
+async fn append_system(conn: &mut AnyConnection, append: &SystemAppend, now: Millis) -> Result<Appended, AppendError> {
+    let exists = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND brand_id = $2")
+        .bind(append.conversation_id)
+        .bind(&append.brand_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    if exists.is_none() {
+        return Err(AppendError::ConversationNotFound);
+    }
+    let message =
+        insert_message(conn, &append.brand_id, append.conversation_id, Side::System, None, None, &append.text, None, now).await?;
+    Ok(Appended { message, opened: false, duplicate: false })
+}
