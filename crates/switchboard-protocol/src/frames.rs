@@ -15,6 +15,7 @@ pub type ConversationId = i64;
 pub type Millis = i64;
 
 /// Who wrote a message or sent a receipt.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Side {
     /// The consumer (any of their devices).
@@ -61,6 +62,7 @@ pub enum ReceiptKind {
 }
 
 /// Conversation status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationStatus {
@@ -91,6 +93,7 @@ impl ConversationStatus {
 
 /// Agent availability. Only `online` agents receive new conversations; `away` and
 /// `back_soon` keep the ones they have.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentState {
@@ -128,6 +131,7 @@ impl AgentState {
 }
 
 /// Device information a consumer client reports in `hello`, shown to agents.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     /// Operating system and version, e.g. "iOS 18.1".
@@ -210,10 +214,7 @@ pub enum ClientFrame {
         k: ReceiptKind,
     },
     /// Typing indicator; relayed, never stored.
-    Typing {
-        c: ConversationId,
-        on: bool,
-    },
+    Typing { c: ConversationId, on: bool },
     /// Everything in conversation `c` after `after` (resume). Answered by `msgs`.
     Sync {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -287,6 +288,7 @@ impl ClientFrame {
 }
 
 /// A stored message as clients see it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub c: ConversationId,
@@ -408,7 +410,11 @@ pub enum ServerFrame {
         seq: i64,
     },
     /// The other side is (or stopped) typing.
-    Typing { c: ConversationId, by: Side, on: bool },
+    Typing {
+        c: ConversationId,
+        by: Side,
+        on: bool,
+    },
     /// A conversation changed state.
     Conv {
         c: ConversationId,
@@ -459,7 +465,11 @@ pub enum ServerFrame {
 impl ServerFrame {
     /// An error answer.
     pub fn error(id: Option<u64>, code: ErrorCode, msg: impl Into<String>) -> ServerFrame {
-        ServerFrame::Err { id, code, msg: msg.into() }
+        ServerFrame::Err {
+            id,
+            code,
+            msg: msg.into(),
+        }
     }
 
     /// Serializes to the JSON text sent on the socket.

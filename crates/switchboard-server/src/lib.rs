@@ -1,1 +1,170 @@
-//! placeholder
+//! The Switchboard server: consumer and agent WebSocket endpoints, the REST API with its
+//! OpenAPI document, health and metrics. Thin by design: decode, call `core`, persist through
+//! `store`, publish on `bus`.
+//!
+//! # Layout
+//! - `ws`: the two WebSocket endpoints and the per-socket loop.
+//! - `live`: the routing engines (one per brand, from `switchboard-core`) and event fan-out.
+//! - `api`: REST handlers and the OpenAPI document.
+//! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
+//! - `seed`: demo data for `switchboard serve` without configuration.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod jwt;
+pub mod live;
+pub mod metrics;
+pub mod seed;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard_bus::Bus;
+use switchboard_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Settings of the server itself (the binary builds this from its validated configuration).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Seconds between heartbeats; a socket silent for `2 × heartbeat + 10` is closed.
+    pub heartbeat_secs: u32,
+    /// How long a `hello` may take after the upgrade.
+    pub hello_timeout: Duration,
+    /// Lifetime of staff login sessions.
+    pub session_ttl: Duration,
+    /// Bearer token of the deployment operator (creates brands); `None` disables that API.
+    pub operator_token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            heartbeat_secs: 30,
+            hello_timeout: Duration::from_secs(10),
+            session_ttl: Duration::from_secs(12 * 3600),
+            operator_token: None,
+        }
+    }
+}
+
+/// State shared by every handler and socket.
+pub struct Shared {
+    pub store: Store,
+    pub bus: Arc<Bus>,
+    pub config: ServerConfig,
+    pub live: live::Live,
+    /// Parsed public keys per app id. Filled on first use, dropped when the app's keys
+    /// change. A std `Mutex`: held only for a map lookup or insert, never across `.await`.
+    pub app_keys: Mutex<HashMap<String, Arc<Vec<jwt::VerifyingKey>>>>,
+    /// Source of connection ids (bus echo suppression, logs).
+    pub next_connection_id: AtomicU64,
+    /// Flips to `true` once shutdown starts: sockets close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+    /// Renders `/metrics`; `None` when another recorder was installed first (tests).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Cheap-to-clone handle to [`Shared`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// A running server: its address and the means to stop it.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Starts graceful shutdown (sockets close with 1001, in-flight requests finish) and
+    /// waits for it.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        let result = self
+            .task
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        self.state.store.close().await;
+        result
+    }
+}
+
+/// Builds the state, rebuilds routing from the store, and serves on `listener` until
+/// [`Running::shutdown`].
+pub async fn start(
+    store: Store,
+    config: ServerConfig,
+    listener: TcpListener,
+) -> anyhow::Result<Running> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = AppState(Arc::new(Shared {
+        store,
+        bus: Bus::new(),
+        config,
+        live: live::Live::default(),
+        app_keys: Mutex::new(HashMap::new()),
+        next_connection_id: AtomicU64::new(1),
+        shutdown: shutdown_rx,
+        metrics: metrics::install(),
+    }));
+    state.rebuild_routing().await?;
+    let addr = listener.local_addr()?;
+    let app = api::router(state.clone());
+    if let Some(handle) = state.metrics.clone() {
+        // Histograms keep raw samples until upkeep folds them in; without a scrape they
+        // would grow forever. Ends with the process (the handle is process-wide).
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
+    let mut shutdown_signal = state.shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service())
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_signal.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "listening");
+    Ok(Running {
+        addr,
+        state,
+        shutdown: shutdown_tx,
+        task,
+    })
+}

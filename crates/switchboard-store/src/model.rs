@@ -2,10 +2,12 @@
 //! belongs to a brand, so callers can never lose track of tenancy.
 
 use serde::{Deserialize, Serialize};
-use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, DeviceInfo, Millis, Side};
+use switchboard_protocol::{
+    AgentState, ConversationId, ConversationStatus, DeviceInfo, Millis, Side,
+};
 
 /// A tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Brand {
     pub id: String,
     pub name: String,
@@ -20,7 +22,7 @@ pub struct Brand {
 pub const DEFAULT_RETENTION_DAYS: i64 = 396;
 
 /// A data source of a brand: an iOS app, an Android app, a website.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct App {
     pub id: String,
     pub brand_id: String,
@@ -41,7 +43,7 @@ pub struct App {
 }
 
 /// A public key an app accepts consumer JWTs from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppKey {
     pub id: i64,
     pub app_id: String,
@@ -53,7 +55,7 @@ pub struct AppKey {
 }
 
 /// A routing skill.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Skill {
     pub id: i64,
     pub brand_id: String,
@@ -61,7 +63,19 @@ pub struct Skill {
 }
 
 /// Role of a brand user. Each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Answers conversations.
@@ -94,7 +108,7 @@ impl Role {
 }
 
 /// An agent, manager or admin of a brand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub brand_id: String,
@@ -111,7 +125,7 @@ pub struct User {
 }
 
 /// A consumer of a brand: the brand's customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Consumer {
     pub id: i64,
     pub brand_id: String,
@@ -133,7 +147,7 @@ pub struct ConsumerClaims {
 }
 
 /// A conversation row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub id: ConversationId,
     pub brand_id: String,
@@ -162,7 +176,7 @@ pub struct Conversation {
 }
 
 /// A stored message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredMessage {
     pub conversation_id: ConversationId,
     pub seq: i64,
@@ -218,7 +232,10 @@ impl PageCursor {
     /// Parses [`PageCursor::encode`]; `None` if malformed.
     pub fn decode(text: &str) -> Option<PageCursor> {
         let (opened_at, id) = text.split_once('.')?;
-        Some(PageCursor { opened_at: opened_at.parse().ok()?, id: id.parse().ok()? })
+        Some(PageCursor {
+            opened_at: opened_at.parse().ok()?,
+            id: id.parse().ok()?,
+        })
     }
 }
 

@@ -72,6 +72,8 @@ pub enum Append {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
     pub message: StoredMessage,
+    /// The consumer of the conversation written to.
+    pub consumer_id: i64,
     /// The message opened a new conversation.
     pub opened: bool,
     /// The idempotency id was seen before: `message` is the one stored then.
@@ -126,10 +128,11 @@ pub(crate) async fn run(mut conn: AnyConnection, dialect: Dialect, mut jobs: mps
                 // others; a job that still fails reports its own error.
                 tracing::warn!(error = %batch_error, jobs = batch.len(), "batch append failed; retrying one by one");
                 for job in batch.drain(..) {
-                    let result = match commit_batch(&mut conn, dialect, std::slice::from_ref(&job)).await {
-                        Ok(mut results) => results.pop().expect("one result per job"),
-                        Err(error) => Err(AppendError::Store(error)),
-                    };
+                    let result =
+                        match commit_batch(&mut conn, dialect, std::slice::from_ref(&job)).await {
+                            Ok(mut results) => results.pop().expect("one result per job"),
+                            Err(error) => Err(AppendError::Store(error)),
+                        };
                     let _ = job.reply.send(result);
                 }
             }
@@ -279,26 +282,42 @@ async fn insert_conversation(
     .try_get(0)?)
 }
 
-async fn append_consumer(conn: &mut AnyConnection, append: &ConsumerAppend, now: Millis) -> Result<Appended, AppendError> {
-    if let Some(message) =
-        find_duplicate(conn, &append.brand_id, Side::Consumer, append.consumer_id, &append.client_id).await?
+async fn append_consumer(
+    conn: &mut AnyConnection,
+    append: &ConsumerAppend,
+    now: Millis,
+) -> Result<Appended, AppendError> {
+    if let Some(message) = find_duplicate(
+        conn,
+        &append.brand_id,
+        Side::Consumer,
+        append.consumer_id,
+        &append.client_id,
+    )
+    .await?
     {
-        return Ok(Appended { message, opened: false, duplicate: true });
+        return Ok(Appended {
+            message,
+            consumer_id: append.consumer_id,
+            opened: false,
+            duplicate: true,
+        });
     }
-    let (conversation_id, opened) = match open_conversation_of(conn, &append.brand_id, append.consumer_id).await? {
-        Some((id, _)) => (id, false),
-        None => {
-            let new = NewConversation {
-                brand_id: &append.brand_id,
-                consumer_id: append.consumer_id,
-                app_id: &append.app_id,
-                channel: &append.channel,
-                skill_id: append.skill_id,
-                agent_id: None,
-            };
-            (insert_conversation(conn, new, now).await?, true)
-        }
-    };
+    let (conversation_id, opened) =
+        match open_conversation_of(conn, &append.brand_id, append.consumer_id).await? {
+            Some((id, _)) => (id, false),
+            None => {
+                let new = NewConversation {
+                    brand_id: &append.brand_id,
+                    consumer_id: append.consumer_id,
+                    app_id: &append.app_id,
+                    channel: &append.channel,
+                    skill_id: append.skill_id,
+                    agent_id: None,
+                };
+                (insert_conversation(conn, new, now).await?, true)
+            }
+        };
     let message = insert_message(
         conn,
         &append.brand_id,
@@ -311,12 +330,41 @@ async fn append_consumer(conn: &mut AnyConnection, append: &ConsumerAppend, now:
         now,
     )
     .await?;
-    Ok(Appended { message, opened, duplicate: false })
+    Ok(Appended {
+        message,
+        consumer_id: append.consumer_id,
+        opened,
+        duplicate: false,
+    })
 }
 
-async fn append_agent(conn: &mut AnyConnection, append: &AgentAppend, now: Millis) -> Result<Appended, AppendError> {
-    if let Some(message) = find_duplicate(conn, &append.brand_id, Side::Agent, append.agent_id, &append.client_id).await? {
-        return Ok(Appended { message, opened: false, duplicate: true });
+async fn append_agent(
+    conn: &mut AnyConnection,
+    append: &AgentAppend,
+    now: Millis,
+) -> Result<Appended, AppendError> {
+    if let Some(message) = find_duplicate(
+        conn,
+        &append.brand_id,
+        Side::Agent,
+        append.agent_id,
+        &append.client_id,
+    )
+    .await?
+    {
+        let consumer_id: i64 = sqlx::query("SELECT consumer_id FROM conversations WHERE id = $1")
+            .bind(message.conversation_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::from)?
+            .try_get(0)
+            .map_err(StoreError::from)?;
+        return Ok(Appended {
+            message,
+            consumer_id,
+            opened: false,
+            duplicate: true,
+        });
     }
     let consumer_id = match append.target {
         AgentTarget::Consumer(consumer_id) => consumer_id,
@@ -328,15 +376,17 @@ async fn append_agent(conn: &mut AnyConnection, append: &AgentAppend, now: Milli
                 .await
                 .map_err(StoreError::from)?
                 .ok_or(AppendError::ConversationNotFound)?;
+            let consumer_id: i64 = row.try_get(0).map_err(StoreError::from)?;
             let status: String = row.try_get(1).map_err(StoreError::from)?;
             if status == "open" {
                 let agent_id: Option<i64> = row.try_get(2).map_err(StoreError::from)?;
                 if agent_id != Some(append.agent_id) && !append.may_write_unassigned {
                     return Err(AppendError::NotAssigned);
                 }
-                return write_agent_message(conn, append, conversation_id, false, now).await;
+                return write_agent_message(conn, append, conversation_id, consumer_id, false, now)
+                    .await;
             }
-            row.try_get(0).map_err(StoreError::from)?
+            consumer_id
         }
     };
     match open_conversation_of(conn, &append.brand_id, consumer_id).await? {
@@ -344,7 +394,7 @@ async fn append_agent(conn: &mut AnyConnection, append: &AgentAppend, now: Milli
             if agent_id != Some(append.agent_id) && !append.may_write_unassigned {
                 return Err(AppendError::NotAssigned);
             }
-            write_agent_message(conn, append, conversation_id, false, now).await
+            write_agent_message(conn, append, conversation_id, consumer_id, false, now).await
         }
         None => {
             // Proactive follow-up: only to a consumer who wrote before, in a new
@@ -370,7 +420,7 @@ async fn append_agent(conn: &mut AnyConnection, append: &AgentAppend, now: Milli
                 agent_id: Some(append.agent_id),
             };
             let conversation_id = insert_conversation(conn, new, now).await?;
-            write_agent_message(conn, append, conversation_id, true, now).await
+            write_agent_message(conn, append, conversation_id, consumer_id, true, now).await
         }
     }
 }
@@ -379,6 +429,7 @@ async fn write_agent_message(
     conn: &mut AnyConnection,
     append: &AgentAppend,
     conversation_id: ConversationId,
+    consumer_id: i64,
     opened: bool,
     now: Millis,
 ) -> Result<Appended, AppendError> {
@@ -400,20 +451,45 @@ async fn write_agent_message(
         .execute(&mut *conn)
         .await
         .map_err(StoreError::from)?;
-    Ok(Appended { message, opened, duplicate: false })
+    Ok(Appended {
+        message,
+        consumer_id,
+        opened,
+        duplicate: false,
+    })
 }
 
-async fn append_system(conn: &mut AnyConnection, append: &SystemAppend, now: Millis) -> Result<Appended, AppendError> {
-    let exists = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND brand_id = $2")
-        .bind(append.conversation_id)
-        .bind(&append.brand_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-    if exists.is_none() {
-        return Err(AppendError::ConversationNotFound);
-    }
-    let message =
-        insert_message(conn, &append.brand_id, append.conversation_id, Side::System, None, None, &append.text, None, now).await?;
-    Ok(Appended { message, opened: false, duplicate: false })
+async fn append_system(
+    conn: &mut AnyConnection,
+    append: &SystemAppend,
+    now: Millis,
+) -> Result<Appended, AppendError> {
+    let consumer_id: i64 =
+        sqlx::query("SELECT consumer_id FROM conversations WHERE id = $1 AND brand_id = $2")
+            .bind(append.conversation_id)
+            .bind(&append.brand_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or(AppendError::ConversationNotFound)?
+            .try_get(0)
+            .map_err(StoreError::from)?;
+    let message = insert_message(
+        conn,
+        &append.brand_id,
+        append.conversation_id,
+        Side::System,
+        None,
+        None,
+        &append.text,
+        None,
+        now,
+    )
+    .await?;
+    Ok(Appended {
+        message,
+        consumer_id,
+        opened: false,
+        duplicate: false,
+    })
 }

@@ -1,1 +1,481 @@
-fn main() {}
+//! The `switchboard` binary: `serve`, `migrate`, `dev-token`.
+//!
+//! Configuration is read once, at start, from (later wins): built-in defaults, a TOML file
+//! (`--config`, `SWITCHBOARD_CONFIG`, or `./switchboard.toml` if present), `SWITCHBOARD_*`
+//! environment variables, and command-line flags. The raw values are validated into a
+//! [`Config`]; a bad value stops the start with its source named.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use switchboard_server::{ServerConfig, seed};
+use switchboard_store::{SqliteSync, Store, StoreOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Self-hosted in-app and web customer messaging"
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./switchboard.toml if it exists.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (SQLite in ./switchboard-data and demo data unless configured otherwise).
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(CommonArgs),
+    /// Print a consumer JWT for the demo app, signed with the demo key in the data directory.
+    DevToken(DevTokenArgs),
+}
+
+#[derive(Debug, clap::Args, Default)]
+struct CommonArgs {
+    /// Directory for the SQLite file and demo keys [env: SWITCHBOARD_DATA_DIR].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Database URL (sqlite://… or postgres://…) [env: SWITCHBOARD_DATABASE_URL].
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [env: SWITCHBOARD_LISTEN] [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct DevTokenArgs {
+    /// The consumer's id in the brand's system (`sub`).
+    #[arg(long, default_value = "demo-consumer")]
+    sub: String,
+    /// Display name claim.
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: i64,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// Keys read from `SWITCHBOARD_*` variables (others, like `SWITCHBOARD_TEST_*`, are not
+/// configuration).
+const CONFIG_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "sqlite_sync",
+    "heartbeat_secs",
+    "session_ttl_secs",
+    "operator_token",
+    "demo",
+    "log_format",
+    "log",
+];
+
+/// Configuration as read, before validation. Every field has a default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: String,
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    sqlite_sync: SqliteSync,
+    heartbeat_secs: u32,
+    session_ttl_secs: u64,
+    operator_token: Option<String>,
+    demo: bool,
+    log_format: LogFormat,
+    log: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("switchboard-data"),
+            database_url: None,
+            sqlite_sync: SqliteSync::Full,
+            heartbeat_secs: 30,
+            session_ttl_secs: 12 * 3600,
+            operator_token: None,
+            demo: true,
+            log_format: LogFormat::Text,
+            log: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+struct Config {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    database_url: String,
+    sqlite_sync: SqliteSync,
+    server: ServerConfig,
+    demo: bool,
+    log_format: LogFormat,
+    log: String,
+}
+
+/// Flags that override configuration (only those given).
+#[derive(Debug, Default, Serialize)]
+struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+}
+
+fn load_config(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Config> {
+    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    match file {
+        Some(path) => {
+            if !path.exists() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        None => figment = figment.merge(Toml::file("switchboard.toml")),
+    }
+    figment = figment
+        .merge(Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS))
+        .merge(Serialized::defaults(flags));
+    let raw: RawConfig = figment
+        .extract()
+        .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+    validate(raw, &figment)
+}
+
+/// Names where a key's value came from, for error messages.
+fn source_of(figment: &Figment, key: &str) -> String {
+    figment
+        .find_metadata(key)
+        .map(|metadata| match &metadata.source {
+            Some(source) => format!("{} ({source})", metadata.name),
+            None => metadata.name.to_string(),
+        })
+        .unwrap_or_else(|| "defaults".into())
+}
+
+fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
+    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "invalid configuration: listen = {:?} is not an address like 127.0.0.1:8080 (from {})",
+            raw.listen,
+            source_of(figment, "listen")
+        )
+    })?;
+    if !(5..=300).contains(&raw.heartbeat_secs) {
+        bail!(
+            "invalid configuration: heartbeat_secs = {} must be 5 to 300 (from {})",
+            raw.heartbeat_secs,
+            source_of(figment, "heartbeat_secs")
+        );
+    }
+    if !(60..=30 * 24 * 3600).contains(&raw.session_ttl_secs) {
+        bail!(
+            "invalid configuration: session_ttl_secs = {} must be 60 to 2592000 (from {})",
+            raw.session_ttl_secs,
+            source_of(figment, "session_ttl_secs")
+        );
+    }
+    if let Some(token) = &raw.operator_token
+        && token.len() < 16
+    {
+        bail!(
+            "invalid configuration: operator_token must be at least 16 characters (from {})",
+            source_of(figment, "operator_token")
+        );
+    }
+    let database_url = match raw.database_url {
+        Some(url)
+            if url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:") =>
+        {
+            url
+        }
+        Some(url) => bail!(
+            "invalid configuration: database_url = {url:?} must start with sqlite: or postgres: (from {})",
+            source_of(figment, "database_url")
+        ),
+        None => format!("sqlite://{}", raw.data_dir.join("switchboard.db").display()),
+    };
+    Ok(Config {
+        listen,
+        data_dir: raw.data_dir,
+        database_url,
+        sqlite_sync: raw.sqlite_sync,
+        server: ServerConfig {
+            heartbeat_secs: raw.heartbeat_secs,
+            session_ttl: Duration::from_secs(raw.session_ttl_secs),
+            operator_token: raw.operator_token,
+            ..ServerConfig::default()
+        },
+        demo: raw.demo,
+        log_format: raw.log_format,
+        log: raw.log,
+    })
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let mut options = StoreOptions::new(&config.database_url);
+    options.sqlite_sync = config.sqlite_sync;
+    Store::open(&options)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&config.database_url)))
+}
+
+/// The URL without a password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let credentials = if config.demo {
+        seed::ensure_demo(&store, &config.data_dir).await?
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let running = switchboard_server::start(store, config.server.clone(), listener).await?;
+    print_banner(&config, running.addr, credentials.as_ref());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await?;
+    Ok(())
+}
+
+fn print_banner(config: &Config, addr: SocketAddr, credentials: Option<&seed::DemoCredentials>) {
+    println!();
+    println!("Switchboard is listening on http://{addr}");
+    println!("  API reference:  http://{addr}/docs");
+    println!("  database:       {}", redact(&config.database_url));
+    if let Some(credentials) = credentials {
+        println!();
+        println!(
+            "Demo brand {:?}, app {:?}. Staff logins:",
+            credentials.brand, credentials.app
+        );
+        for login in &credentials.logins {
+            println!(
+                "  {:<8} {:<22} password {}",
+                login.role.as_str(),
+                login.email,
+                login.password
+            );
+        }
+        println!();
+        println!("Consumer token for the demo app:");
+        println!(
+            "  switchboard dev-token --data-dir {} --sub alice-customer",
+            config.data_dir.display()
+        );
+        println!(
+            "(or connect with \"anon\": \"\" in hello: the demo app allows anonymous consumers)"
+        );
+    }
+    println!();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => {
+            let flags = FlagOverrides {
+                listen: args.listen,
+                data_dir: args.common.data_dir,
+                database_url: args.common.database_url,
+            };
+            let config = load_config(cli.config.as_deref(), flags)?;
+            init_logging(&config);
+            runtime.block_on(serve(config))
+        }
+        Command::Migrate(args) => {
+            let flags = FlagOverrides {
+                listen: None,
+                data_dir: args.data_dir,
+                database_url: args.database_url,
+            };
+            let config = load_config(cli.config.as_deref(), flags)?;
+            init_logging(&config);
+            runtime.block_on(async {
+                let store = open_store(&config).await?;
+                store.close().await;
+                println!("database {} is up to date", redact(&config.database_url));
+                Ok(())
+            })
+        }
+        Command::DevToken(args) => {
+            let flags = FlagOverrides {
+                listen: None,
+                data_dir: args.data_dir,
+                database_url: None,
+            };
+            let config = load_config(cli.config.as_deref(), flags)?;
+            let token = seed::dev_token(
+                &config.data_dir,
+                &args.sub,
+                args.name.as_deref(),
+                args.ttl,
+            )
+            .with_context(|| {
+                format!(
+                    "run `switchboard serve --data-dir {}` once first to create the demo key",
+                    config.data_dir.display()
+                )
+            })?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(listen: &str) -> FlagOverrides {
+        FlagOverrides {
+            listen: Some(listen.into()),
+            ..FlagOverrides::default()
+        }
+    }
+
+    #[test]
+    fn a_bad_flag_value_is_refused_naming_its_source() {
+        let error = load_config(None, flags("not-an-address"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listen = \"not-an-address\""), "{error}");
+        assert!(
+            error.contains("Serialized"),
+            "the source (flags) is named: {error}"
+        );
+    }
+
+    #[test]
+    fn a_bad_file_value_is_refused_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "heartbeat_secs = 1\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("heartbeat_secs = 1 must be 5 to 300"),
+            "{error}"
+        );
+        assert!(error.contains("bad.toml"), "the file is named: {error}");
+        std::fs::write(&file, "listen = 5\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("bad.toml") && error.contains("listen"),
+            "{error}"
+        );
+        std::fs::write(&file, "no_such_key = 1\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no_such_key"), "{error}");
+    }
+
+    #[test]
+    fn defaults_use_sqlite_in_the_data_dir() {
+        let config = load_config(
+            Some(Path::new("/nonexistent/x.toml")),
+            FlagOverrides::default(),
+        );
+        assert!(config.unwrap_err().to_string().contains("does not exist"));
+        let config = load_config(None, flags("127.0.0.1:9999")).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert!(
+            config.database_url.starts_with("sqlite://")
+                && config.database_url.ends_with("switchboard.db")
+        );
+    }
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            redact("postgres://user:secret@db:5432/x"),
+            "postgres://…@db:5432/x"
+        );
+        assert_eq!(redact("sqlite://a/b.db"), "sqlite://a/b.db");
+    }
+}

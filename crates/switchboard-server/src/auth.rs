@@ -1,0 +1,251 @@
+//! Staff authentication: argon2 password hashes, login sessions, API tokens, and the typed
+//! extractors that enforce roles. A handler that takes [`AdminAuth`] cannot run for an agent;
+//! there are no ad-hoc role checks in handlers.
+//!
+//! Secrets (session tokens, API tokens, anonymous device secrets) are 32 random bytes,
+//! base64url-encoded with a prefix; only their SHA-256 is stored.
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use aws_lc_rs::digest;
+use axum::extract::FromRequestParts;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use switchboard_protocol::ErrorCode;
+use switchboard_store::Role;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Cookie holding the session token for browsers.
+pub const SESSION_COOKIE: &str = "sb_session";
+
+/// Prefix of session tokens.
+pub const SESSION_PREFIX: &str = "sbs_";
+/// Prefix of API tokens.
+pub const API_TOKEN_PREFIX: &str = "sbt_";
+
+/// A new random secret with `prefix`.
+pub fn new_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Hex SHA-256 of a secret, the form stored in the database.
+pub fn hash_secret(secret: &str) -> String {
+    let digest = digest::digest(&digest::SHA256, secret.as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Argon2id hash of a password in PHC string form.
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    // The salt comes from the operating system's random source.
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(ApiError::internal)
+}
+
+/// Checks a password against a stored hash. A malformed hash counts as a mismatch.
+pub fn verify_password(password: &str, stored_hash: &str) -> bool {
+    match PasswordHash::new(stored_hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Minimum password length for staff accounts.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// Refuses passwords that are too short or too long.
+pub fn check_password_policy(password: &str) -> Result<(), ApiError> {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=256).contains(&chars) {
+        return Err(ApiError::bad_request(format!(
+            "password must be {MIN_PASSWORD_CHARS} to 256 characters (got {chars})"
+        )));
+    }
+    Ok(())
+}
+
+/// An authenticated staff caller: a session user or an API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub brand_id: String,
+    /// The user, for sessions and for API tokens (the admin who created it).
+    pub user_id: i64,
+    pub name: String,
+    pub role: Role,
+    /// Set for session callers: the token, so logout can end it.
+    pub session_token: Option<String>,
+}
+
+/// Finds the bearer token or session cookie of a request.
+pub fn presented_token(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some(token) = value.strip_prefix("Bearer ")
+    {
+        return Some(token.trim().to_owned());
+    }
+    session_cookie(&parts.headers)
+}
+
+/// The `sb_session` cookie, if sent.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then(|| value.to_owned())
+        })
+}
+
+/// Resolves a session or API token to its caller.
+pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let hash = hash_secret(token);
+    if token.starts_with(API_TOKEN_PREFIX) {
+        let api_token = state
+            .store
+            .api_token(&hash)
+            .await?
+            .ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+        return Ok(Caller {
+            brand_id: api_token.brand_id,
+            user_id: api_token.created_by,
+            name: api_token.name,
+            role: api_token.role,
+            session_token: None,
+        });
+    }
+    let user = state
+        .store
+        .session_user(&hash, crate::now_ms())
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
+    Ok(Caller {
+        brand_id: user.brand_id,
+        user_id: user.id,
+        name: user.name,
+        role: user.role,
+        session_token: Some(token.to_owned()),
+    })
+}
+
+async fn caller_with_role(parts: &Parts, state: &AppState, role: Role) -> Result<Caller, ApiError> {
+    let token = presented_token(parts).ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+    let caller = authenticate_token(state, &token).await?;
+    if caller.role < role {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "this action needs the {} role; you are {}",
+                role.as_str(),
+                caller.role.as_str()
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                caller_with_role(parts, state, $role).await.map($name)
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// Any logged-in staff member (agent, manager or admin).
+    AgentAuth,
+    Role::Agent
+);
+role_extractor!(
+    /// A manager or admin.
+    ManagerAuth,
+    Role::Manager
+);
+role_extractor!(
+    /// An admin of the brand.
+    AdminAuth,
+    Role::Admin
+);
+
+/// The deployment operator (creates brands). Authenticated by the operator token from the
+/// configuration; without one configured, every request is refused.
+#[derive(Debug, Clone)]
+pub struct OperatorAuth;
+
+impl FromRequestParts<AppState> for OperatorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let expected = state.config.operator_token.as_deref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Forbidden,
+                "no operator token is configured (SWITCHBOARD_OPERATOR_TOKEN)",
+            )
+        })?;
+        let presented =
+            presented_token(parts).ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+        // Compare digests so the comparison time does not depend on the secret's content.
+        if hash_secret(&presented) == hash_secret(expected) {
+            Ok(OperatorAuth)
+        } else {
+            Err(ApiError::code(ErrorCode::Unauthenticated))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_with_the_right_password() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("correct horse batterY", &hash));
+        assert!(!verify_password("anything", "not a phc string"));
+    }
+
+    #[test]
+    fn secrets_are_unique_and_hashes_stable() {
+        let a = new_secret(SESSION_PREFIX);
+        let b = new_secret(SESSION_PREFIX);
+        assert_ne!(a, b);
+        assert!(a.starts_with("sbs_") && a.len() == 4 + 43);
+        assert_eq!(hash_secret("x"), hash_secret("x"));
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

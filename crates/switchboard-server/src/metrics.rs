@@ -1,0 +1,54 @@
+//! Metric names of the server, in one place, and the Prometheus recorder. Labels have bounded
+//! cardinality: never a brand, user or conversation id.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Gauge: open WebSocket connections, label `endpoint` = consumer | agent.
+pub const CONNECTIONS: &str = "switchboard_ws_connections";
+/// Counter: messages stored, label `side` = consumer | agent.
+pub const MESSAGES_STORED: &str = "switchboard_messages_stored_total";
+/// Counter: frames answered with an error, label `code`.
+pub const FRAME_ERRORS: &str = "switchboard_ws_errors_total";
+/// Histogram: seconds from receiving a `send` frame to its durable ack.
+pub const APPEND_SECONDS: &str = "switchboard_append_seconds";
+/// Counter: live events dropped because a socket lagged (it was told to resync).
+pub const LAGGED: &str = "switchboard_ws_lagged_total";
+/// Counter: conversations opened.
+pub const CONVERSATIONS_OPENED: &str = "switchboard_conversations_opened_total";
+/// Counter: conversations assigned to an agent.
+pub const ASSIGNMENTS: &str = "switchboard_assignments_total";
+/// Counter: REST requests, labels `status` class (2xx, 4xx, 5xx).
+pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
+
+/// Installs the global Prometheus recorder once per process; later calls get the same
+/// handle. `None` if another recorder was installed by someone else.
+pub fn install() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new().install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_gauge!(CONNECTIONS, "open WebSocket connections");
+    metrics::describe_counter!(MESSAGES_STORED, "messages durably stored");
+    metrics::describe_counter!(FRAME_ERRORS, "WebSocket frames answered with an error");
+    metrics::describe_histogram!(
+        APPEND_SECONDS,
+        "seconds from a send frame to its durable ack"
+    );
+    metrics::describe_counter!(
+        LAGGED,
+        "times a socket fell behind the bus and was told to resync"
+    );
+    metrics::describe_counter!(CONVERSATIONS_OPENED, "conversations opened");
+    metrics::describe_counter!(ASSIGNMENTS, "conversations assigned to agents");
+    metrics::describe_counter!(HTTP_REQUESTS, "REST requests by status class");
+    switchboard_store::describe_metrics();
+}

@@ -1,0 +1,997 @@
+//! The consumer (`/v1/consumer`) and agent (`/v1/agent`) WebSocket endpoints.
+//!
+//! One task per socket runs [`run_socket`]: it waits for `hello`, authenticates, subscribes
+//! to the peer's bus topic, then serves three sources until one ends: frames from the
+//! client (answered in order), events from the bus (forwarded), and timers (heartbeat,
+//! token expiry, shutdown). Commands are handled one at a time per socket, so a client's
+//! frames are answered in the order sent; group commit batches across sockets.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use switchboard_bus::{Received, Topic};
+use switchboard_core::limits::{Channel, TextError, check_text};
+use switchboard_protocol::{
+    ClientFrame, CloseCode, ConversationId, ConversationStatus, ErrorCode, Hello,
+    MAX_CLIENT_ID_BYTES, MAX_FRAME_BYTES, MAX_WIRE_FRAME_BYTES, Me, PROTOCOL_VERSION, ServerFrame,
+    Side,
+};
+use switchboard_store::{
+    AgentAppend, AgentTarget, App, Append, Consumer, ConsumerAppend, ConversationFilter,
+    PageCursor, Role, User,
+};
+use tokio::time::Instant;
+
+use crate::error::{ApiError, ApiResult};
+use crate::live::{agent_summary, consumer_summary};
+use crate::{AppState, auth, jwt, now_ms};
+
+/// Read buffer per socket. tungstenite's default (128 KiB, allocated at open) would be 13×
+/// our whole per-connection memory budget; frames larger than this are still read, in
+/// several reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Longest CSAT comment, in characters.
+const MAX_CSAT_COMMENT_CHARS: usize = 1000;
+
+/// Most messages in one `msgs` answer.
+const MAX_SYNC: u32 = 500;
+
+/// Most conversations in one `history` answer.
+const MAX_HISTORY: u32 = 100;
+
+fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(MAX_WIRE_FRAME_BYTES)
+        .max_frame_size(MAX_WIRE_FRAME_BYTES)
+}
+
+/// `GET /v1/consumer`: the consumer endpoint.
+pub async fn consumer_endpoint(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+) -> Response {
+    configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Consumer, None))
+}
+
+/// `GET /v1/agent`: the agent endpoint. Browsers authenticate with the session cookie sent
+/// on the upgrade request; other clients put the session token in `hello`.
+pub async fn agent_endpoint(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let cookie = auth::session_cookie(&headers);
+    configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Agent, cookie))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Consumer,
+    Agent,
+}
+
+impl Endpoint {
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Consumer => "consumer",
+            Endpoint::Agent => "agent",
+        }
+    }
+}
+
+/// An authenticated consumer device.
+struct ConsumerPeer {
+    app: App,
+    consumer: Consumer,
+    channel: Channel,
+    /// When the token expires (ms); the socket closes with 4001 then.
+    expires_at_ms: Option<i64>,
+    /// Conversations checked to belong to this consumer (ownership never changes).
+    owned: HashSet<ConversationId>,
+}
+
+/// An authenticated agent, manager or admin.
+struct AgentPeer {
+    user: User,
+}
+
+enum Peer {
+    Consumer(ConsumerPeer),
+    Agent(AgentPeer),
+}
+
+impl Peer {
+    fn brand_id(&self) -> &str {
+        match self {
+            Peer::Consumer(peer) => &peer.consumer.brand_id,
+            Peer::Agent(peer) => &peer.user.brand_id,
+        }
+    }
+
+    fn topic(&self) -> Topic {
+        match self {
+            Peer::Consumer(peer) => Topic::Consumer {
+                brand: peer.consumer.brand_id.as_str().into(),
+                consumer: peer.consumer.id,
+            },
+            Peer::Agent(peer) => Topic::Agent {
+                brand: peer.user.brand_id.as_str().into(),
+                agent: peer.user.id,
+            },
+        }
+    }
+}
+
+/// How a socket ended, for the close frame.
+struct Closing {
+    code: CloseCode,
+    reason: &'static str,
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, WsMessage>;
+
+async fn send_frame(sink: &mut Sink, frame: &ServerFrame) -> bool {
+    sink.send(WsMessage::Text(frame.to_json().into()))
+        .await
+        .is_ok()
+}
+
+async fn close(sink: &mut Sink, closing: Closing) {
+    let frame = CloseFrame {
+        code: closing.code.code(),
+        reason: closing.reason.into(),
+    };
+    let _ = sink.send(WsMessage::Close(Some(frame))).await;
+    let _ = sink.close().await;
+}
+
+struct ConnectionGauge(&'static str);
+
+impl ConnectionGauge {
+    fn open(endpoint: Endpoint) -> ConnectionGauge {
+        metrics::gauge!(crate::metrics::CONNECTIONS, "endpoint" => endpoint.label()).increment(1.0);
+        ConnectionGauge(endpoint.label())
+    }
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::CONNECTIONS, "endpoint" => self.0).decrement(1.0);
+    }
+}
+
+async fn run_socket(
+    socket: WebSocket,
+    state: AppState,
+    endpoint: Endpoint,
+    cookie: Option<String>,
+) {
+    let _gauge = ConnectionGauge::open(endpoint);
+    let connection_id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = socket.split();
+
+    // 1. hello, within the timeout.
+    let hello = match tokio::time::timeout(state.config.hello_timeout, stream.next()).await {
+        Ok(Some(Ok(WsMessage::Text(text)))) => match serde_json::from_str::<ClientFrame>(&text) {
+            Ok(ClientFrame::Hello(hello)) => hello,
+            Ok(_) => return refuse(&mut sink, ApiError::code(ErrorCode::HelloRequired)).await,
+            Err(error) => {
+                return refuse(
+                    &mut sink,
+                    ApiError::new(ErrorCode::MalformedFrame, format!("bad hello: {error}")),
+                )
+                .await;
+            }
+        },
+        Ok(_) => return,
+        Err(_) => {
+            return refuse(
+                &mut sink,
+                ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout"),
+            )
+            .await;
+        }
+    };
+    let (mut peer, welcome) = match authenticate(&state, endpoint, hello, cookie).await {
+        Ok(authenticated) => authenticated,
+        Err(error) => return refuse(&mut sink, error).await,
+    };
+    let mut subscription = state.bus.subscribe(peer.topic());
+    if !send_frame(&mut sink, &welcome).await {
+        return;
+    }
+    tracing::debug!(
+        connection_id,
+        endpoint = endpoint.label(),
+        brand_id = peer.brand_id(),
+        "socket authenticated"
+    );
+
+    // 2. serve.
+    let heartbeat = Duration::from_secs(u64::from(state.config.heartbeat_secs.max(1)));
+    let silence_limit = heartbeat * 2 + Duration::from_secs(10);
+    let mut ping_timer = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    let mut last_heard = Instant::now();
+    let token_expiry = match &peer {
+        Peer::Consumer(ConsumerPeer {
+            expires_at_ms: Some(at),
+            ..
+        }) => {
+            let left = u64::try_from(at - now_ms()).unwrap_or(0);
+            Instant::now() + Duration::from_millis(left)
+        }
+        _ => Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
+    };
+    let expiry = tokio::time::sleep_until(token_expiry);
+    tokio::pin!(expiry);
+    let mut shutdown = state.shutdown.clone();
+
+    let closing = loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let Some(Ok(message)) = incoming else { return };
+                last_heard = Instant::now();
+                let text = match message {
+                    WsMessage::Text(text) => text,
+                    WsMessage::Binary(_) => {
+                        let error = ApiError::new(ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text");
+                        if !send_error(&mut sink, None, error).await { return }
+                        continue;
+                    }
+                    WsMessage::Close(_) => return,
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                };
+                if text.len() > MAX_FRAME_BYTES {
+                    let error = ApiError::new(ErrorCode::FrameTooLarge, format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len()));
+                    if !send_error(&mut sink, None, error).await { return }
+                    continue;
+                }
+                let frame = match serde_json::from_str::<ClientFrame>(&text) {
+                    Ok(frame) => frame,
+                    Err(error) => {
+                        let error = ApiError::new(ErrorCode::MalformedFrame, format!("cannot decode frame: {error}"));
+                        if !send_error(&mut sink, request_id_of(&text), error).await { return }
+                        continue;
+                    }
+                };
+                let id = frame.request_id();
+                let replies = match handle(&state, &mut peer, connection_id, frame).await {
+                    Ok(replies) => replies,
+                    Err(error) => {
+                        if !send_error(&mut sink, id, error).await { return }
+                        continue;
+                    }
+                };
+                for reply in &replies {
+                    if !send_frame(&mut sink, reply).await { return }
+                }
+            }
+            event = subscription.recv() => {
+                let text = match event {
+                    Received::Event(envelope) if envelope.origin == connection_id => continue,
+                    Received::Event(envelope) => envelope.text.to_string(),
+                    Received::Lagged => {
+                        metrics::counter!(crate::metrics::LAGGED).increment(1);
+                        ServerFrame::Resync.to_json()
+                    }
+                };
+                if sink.send(WsMessage::Text(text.into())).await.is_err() { return }
+            }
+            _ = ping_timer.tick() => {
+                if last_heard.elapsed() > silence_limit {
+                    break Closing { code: CloseCode::HeartbeatTimeout, reason: "heartbeat timeout" };
+                }
+                if sink.send(WsMessage::Ping(Default::default())).await.is_err() { return }
+            }
+            () = &mut expiry => {
+                let error = ApiError::code(ErrorCode::TokenExpired);
+                let _ = send_error(&mut sink, None, error).await;
+                break Closing { code: CloseCode::TokenExpired, reason: "token expired" };
+            }
+            _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+                break Closing { code: CloseCode::GoingAway, reason: "server shutting down" };
+            }
+        }
+    };
+    close(&mut sink, closing).await;
+}
+
+/// Finds `"id"` in a frame that failed to decode, so the error can still name its request.
+fn request_id_of(text: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()?
+        .get("id")?
+        .as_u64()
+}
+
+async fn send_error(sink: &mut Sink, id: Option<u64>, error: ApiError) -> bool {
+    metrics::counter!(crate::metrics::FRAME_ERRORS, "code" => error.code.as_str()).increment(1);
+    send_frame(sink, &ServerFrame::error(id, error.code, error.message)).await
+}
+
+/// Answers a failed hello with the error and the matching close code.
+async fn refuse(sink: &mut Sink, error: ApiError) {
+    let code = match error.code {
+        ErrorCode::TokenExpired => CloseCode::TokenExpired,
+        ErrorCode::MalformedFrame
+        | ErrorCode::HelloRequired
+        | ErrorCode::UnsupportedVersion
+        | ErrorCode::BadRequest => CloseCode::ProtocolError,
+        ErrorCode::Internal | ErrorCode::Unavailable => CloseCode::GoingAway,
+        _ => CloseCode::Unauthorized,
+    };
+    let _ = send_error(sink, None, error).await;
+    close(
+        sink,
+        Closing {
+            code,
+            reason: "hello refused",
+        },
+    )
+    .await;
+}
+
+async fn authenticate(
+    state: &AppState,
+    endpoint: Endpoint,
+    hello: Hello,
+    cookie: Option<String>,
+) -> ApiResult<(Peer, ServerFrame)> {
+    if hello.v != PROTOCOL_VERSION {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
+                hello.v
+            ),
+        ));
+    }
+    match endpoint {
+        Endpoint::Consumer => authenticate_consumer(state, hello).await,
+        Endpoint::Agent => authenticate_agent(state, hello, cookie).await,
+    }
+}
+
+/// Parsed keys of an app, cached.
+fn app_keys_cached(
+    state: &AppState,
+    app_id: &str,
+) -> Option<std::sync::Arc<Vec<jwt::VerifyingKey>>> {
+    state
+        .app_keys
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(app_id)
+        .cloned()
+}
+
+async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Peer, ServerFrame)> {
+    let brand_id = hello
+        .brand
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("hello must name the brand"))?;
+    let app_id = hello
+        .app
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("hello must name the app"))?;
+    let Some(app) = state.store.app(brand_id, app_id).await? else {
+        return Err(match state.store.brand(brand_id).await? {
+            None => ApiError::code(ErrorCode::BrandNotFound),
+            Some(_) => ApiError::code(ErrorCode::AppNotFound),
+        });
+    };
+    let now = now_ms();
+    let mut new_secret = None;
+    let (consumer, expires_at_ms) = match (&hello.token, &hello.anon) {
+        (Some(token), _) => {
+            if !app.allow_jwt {
+                return Err(ApiError::new(
+                    ErrorCode::AuthModeDisabled,
+                    "this app does not accept JWT authentication",
+                ));
+            }
+            let keys = match app_keys_cached(state, &app.id) {
+                Some(keys) => keys,
+                None => {
+                    let keys = std::sync::Arc::new(jwt::parse_app_keys(
+                        &state.store.app_keys(brand_id, &app.id).await?,
+                    ));
+                    state
+                        .app_keys
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(app.id.clone(), keys.clone());
+                    keys
+                }
+            };
+            let verified = jwt::verify_consumer_token(&app, &keys, token)?;
+            let consumer = state
+                .store
+                .upsert_consumer(brand_id, &verified.subject, &verified.claims, now)
+                .await?;
+            (consumer, Some(verified.expires_at_ms))
+        }
+        (None, Some(secret)) => {
+            if !app.allow_anonymous {
+                return Err(ApiError::new(
+                    ErrorCode::AuthModeDisabled,
+                    "this app does not allow unauthenticated consumers",
+                ));
+            }
+            if secret.is_empty() {
+                let secret = auth::new_secret("sba_");
+                let external_id = format!("anon:{}", auth::hash_secret(&secret));
+                let consumer = state
+                    .store
+                    .upsert_consumer(brand_id, &external_id, &Default::default(), now)
+                    .await?;
+                new_secret = Some(secret);
+                (consumer, None)
+            } else {
+                let external_id = format!("anon:{}", auth::hash_secret(secret));
+                let consumer = state
+                    .store
+                    .consumer_by_external_id(brand_id, &external_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::new(ErrorCode::TokenInvalid, "unknown device secret")
+                    })?;
+                (consumer, None)
+            }
+        }
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "hello must carry a token (JWT) or anon (device secret)",
+            ));
+        }
+    };
+    if let Some(device) = &hello.device {
+        state
+            .store
+            .set_consumer_device(brand_id, consumer.id, device)
+            .await?;
+    }
+    let open = state.store.open_conversation(brand_id, consumer.id).await?;
+    let welcome = ServerFrame::Welcome {
+        v: PROTOCOL_VERSION,
+        me: Me {
+            id: consumer.id,
+            name: consumer.name.clone(),
+            state: None,
+        },
+        convs: open.iter().map(consumer_summary).collect(),
+        anon: new_secret,
+        hb: state.config.heartbeat_secs,
+    };
+    let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
+    let owned = open.iter().map(|c| c.id).collect();
+    Ok((
+        Peer::Consumer(ConsumerPeer {
+            app,
+            consumer,
+            channel,
+            expires_at_ms,
+            owned,
+        }),
+        welcome,
+    ))
+}
+
+async fn authenticate_agent(
+    state: &AppState,
+    hello: Hello,
+    cookie: Option<String>,
+) -> ApiResult<(Peer, ServerFrame)> {
+    let token = hello.session.or(cookie).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "hello must carry a session token",
+        )
+    })?;
+    let caller = auth::authenticate_token(state, &token).await?;
+    let user = state
+        .store
+        .user(&caller.brand_id, caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
+    let mut convs = Vec::new();
+    for conversation in state
+        .store
+        .agent_conversations(&user.brand_id, user.id)
+        .await?
+    {
+        let consumer = state
+            .store
+            .consumer(&user.brand_id, conversation.consumer_id)
+            .await?;
+        convs.push(agent_summary(&conversation, consumer.as_ref()));
+    }
+    let welcome = ServerFrame::Welcome {
+        v: PROTOCOL_VERSION,
+        me: Me {
+            id: user.id,
+            name: Some(user.name.clone()),
+            state: Some(user.state),
+        },
+        convs,
+        anon: None,
+        hb: state.config.heartbeat_secs,
+    };
+    Ok((Peer::Agent(AgentPeer { user }), welcome))
+}
+
+fn check_send(channel: Channel, author: Side, cid: &str, text: &str) -> ApiResult<()> {
+    if cid.is_empty() || cid.len() > MAX_CLIENT_ID_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::InvalidClientId,
+            format!(
+                "cid must be 1 to {MAX_CLIENT_ID_BYTES} bytes (got {})",
+                cid.len()
+            ),
+        ));
+    }
+    check_text(channel, author, text).map_err(|error| match error {
+        TextError::Empty => ApiError::code(ErrorCode::TextEmpty),
+        TextError::TooLong { .. } => ApiError::new(ErrorCode::TextTooLong, error.to_string()),
+    })
+}
+
+async fn handle(
+    state: &AppState,
+    peer: &mut Peer,
+    origin: u64,
+    frame: ClientFrame,
+) -> ApiResult<Vec<ServerFrame>> {
+    match peer {
+        Peer::Consumer(consumer) => handle_consumer(state, consumer, origin, frame).await,
+        Peer::Agent(agent) => handle_agent(state, agent, origin, frame).await,
+    }
+}
+
+fn ok(id: Option<u64>) -> Vec<ServerFrame> {
+    id.map(|id| ServerFrame::Ok { id }).into_iter().collect()
+}
+
+fn ack(id: Option<u64>, message: &switchboard_store::StoredMessage) -> ServerFrame {
+    ServerFrame::Ack {
+        id,
+        c: message.conversation_id,
+        seq: message.seq,
+        ts: message.created_at,
+    }
+}
+
+impl ConsumerPeer {
+    /// Checks `conversation` is this consumer's (once per socket).
+    async fn owns(&mut self, state: &AppState, conversation: ConversationId) -> ApiResult<()> {
+        if self.owned.contains(&conversation) {
+            return Ok(());
+        }
+        match state
+            .store
+            .conversation(&self.consumer.brand_id, conversation)
+            .await?
+        {
+            Some(found) if found.consumer_id == self.consumer.id => {
+                self.owned.insert(conversation);
+                Ok(())
+            }
+            _ => Err(ApiError::code(ErrorCode::ConversationNotFound)),
+        }
+    }
+}
+
+async fn handle_consumer(
+    state: &AppState,
+    peer: &mut ConsumerPeer,
+    origin: u64,
+    frame: ClientFrame,
+) -> ApiResult<Vec<ServerFrame>> {
+    let brand_id = peer.consumer.brand_id.clone();
+    match frame {
+        ClientFrame::Hello(_) => Err(ApiError::bad_request("the socket is already authenticated")),
+        ClientFrame::Ping { id } => Ok(vec![ServerFrame::Pong { id }]),
+        ClientFrame::Send { id, cid, text, .. } => {
+            check_send(peer.channel, Side::Consumer, &cid, &text)?;
+            let started = std::time::Instant::now();
+            let append = Append::Consumer(ConsumerAppend {
+                brand_id: brand_id.clone(),
+                consumer_id: peer.consumer.id,
+                app_id: peer.app.id.clone(),
+                channel: peer.app.channel.clone(),
+                skill_id: peer.app.default_skill_id,
+                client_id: cid,
+                text,
+            });
+            let appended = state.store.append(append, now_ms()).await?;
+            metrics::histogram!(crate::metrics::APPEND_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            let message = &appended.message;
+            peer.owned.insert(message.conversation_id);
+            if !appended.duplicate {
+                metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "consumer")
+                    .increment(1);
+                let event = ServerFrame::Msg(message.to_wire());
+                state.to_consumer(&brand_id, peer.consumer.id, origin, &event);
+                if appended.opened {
+                    if let Some(conversation) = state
+                        .store
+                        .conversation(&brand_id, message.conversation_id)
+                        .await?
+                    {
+                        state.conversation_opened(&conversation).await;
+                    }
+                } else if let Some(agent) = state.live.assignee(&brand_id, message.conversation_id)
+                {
+                    state.to_agent(&brand_id, agent, origin, &event);
+                }
+            }
+            Ok(vec![ack(id, message)])
+        }
+        ClientFrame::Rcpt { id, c, seq, k } => {
+            peer.owns(state, c).await?;
+            if state
+                .store
+                .record_receipt(&brand_id, c, Side::Consumer, k, seq)
+                .await?
+                && let Some(agent) = state.live.assignee(&brand_id, c)
+            {
+                state.to_agent(
+                    &brand_id,
+                    agent,
+                    origin,
+                    &ServerFrame::Rcpt {
+                        c,
+                        by: Side::Consumer,
+                        k,
+                        seq,
+                    },
+                );
+            }
+            Ok(ok(id))
+        }
+        ClientFrame::Typing { c, on } => {
+            peer.owns(state, c).await?;
+            if let Some(agent) = state.live.assignee(&brand_id, c) {
+                state.to_agent(
+                    &brand_id,
+                    agent,
+                    origin,
+                    &ServerFrame::Typing {
+                        c,
+                        by: Side::Consumer,
+                        on,
+                    },
+                );
+            }
+            Ok(Vec::new())
+        }
+        ClientFrame::Sync {
+            id,
+            c,
+            after,
+            limit,
+        } => {
+            peer.owns(state, c).await?;
+            Ok(vec![sync(state, &brand_id, id, c, after, limit).await?])
+        }
+        ClientFrame::Close { id, c } => {
+            peer.owns(state, c).await?;
+            if let Some(closed) = state
+                .store
+                .close_conversation(&brand_id, c, Side::Consumer, false, now_ms())
+                .await?
+            {
+                state.conversation_closed(&closed, origin).await;
+            }
+            Ok(ok(id))
+        }
+        ClientFrame::Csat {
+            id,
+            c,
+            score,
+            comment,
+        } => {
+            if !(1..=5).contains(&score)
+                || comment
+                    .as_ref()
+                    .is_some_and(|text| text.chars().count() > MAX_CSAT_COMMENT_CHARS)
+            {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidScore,
+                    format!(
+                        "score must be 1 to 5 (got {score}) and the comment at most {MAX_CSAT_COMMENT_CHARS} characters"
+                    ),
+                ));
+            }
+            peer.owns(state, c).await?;
+            state
+                .store
+                .answer_csat(&brand_id, c, peer.consumer.id, score, comment.as_deref())
+                .await?;
+            Ok(ok(id))
+        }
+        ClientFrame::History {
+            id,
+            from,
+            to,
+            status,
+            cursor,
+            limit,
+        } => {
+            let brand = state
+                .store
+                .brand(&brand_id)
+                .await?
+                .ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
+            let retention_start = now_ms() - brand.retention_days * 24 * 3600 * 1000;
+            let after = match cursor.as_deref() {
+                Some(text) => Some(
+                    PageCursor::decode(text)
+                        .ok_or_else(|| ApiError::bad_request("cursor is not valid"))?,
+                ),
+                None => None,
+            };
+            let limit = limit.unwrap_or(20);
+            if limit == 0 || limit > MAX_HISTORY {
+                return Err(ApiError::bad_request(format!(
+                    "limit must be 1 to {MAX_HISTORY} (got {limit})"
+                )));
+            }
+            let filter = ConversationFilter {
+                status,
+                consumer_id: Some(peer.consumer.id),
+                opened_from: Some(from.map_or(retention_start, |from| from.max(retention_start))),
+                opened_to: to,
+                ..ConversationFilter::default()
+            };
+            let page = state
+                .store
+                .conversations(&brand_id, &filter, after, limit)
+                .await?;
+            Ok(vec![ServerFrame::History {
+                id,
+                convs: page.conversations.iter().map(consumer_summary).collect(),
+                next: page.next.map(PageCursor::encode),
+            }])
+        }
+        ClientFrame::State { .. } => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "consumers have no agent state",
+        )),
+    }
+}
+
+async fn sync(
+    state: &AppState,
+    brand_id: &str,
+    id: Option<u64>,
+    c: ConversationId,
+    after: i64,
+    limit: Option<u32>,
+) -> ApiResult<ServerFrame> {
+    let limit = limit.unwrap_or(MAX_SYNC);
+    if limit == 0 || limit > MAX_SYNC {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_SYNC} (got {limit})"
+        )));
+    }
+    let mut messages = state
+        .store
+        .messages_after(brand_id, c, after, limit + 1)
+        .await?;
+    let more = messages.len() > limit as usize;
+    messages.truncate(limit as usize);
+    Ok(ServerFrame::Msgs {
+        id,
+        c,
+        msgs: messages.iter().map(|m| m.to_wire()).collect(),
+        more,
+    })
+}
+
+impl AgentPeer {
+    fn is_manager(&self) -> bool {
+        self.user.role >= Role::Manager
+    }
+
+    /// The conversation, if this agent may act on it: assigned to them, or any conversation
+    /// of the brand for managers.
+    async fn may_act(
+        &self,
+        state: &AppState,
+        c: ConversationId,
+    ) -> ApiResult<switchboard_store::Conversation> {
+        let conversation = state
+            .store
+            .conversation(&self.user.brand_id, c)
+            .await?
+            .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
+        if conversation.agent_id == Some(self.user.id) || self.is_manager() {
+            Ok(conversation)
+        } else {
+            Err(ApiError::code(ErrorCode::NotAssigned))
+        }
+    }
+
+    /// Read access: what `may_act` allows, plus the past conversations of a consumer whose
+    /// open conversation this agent holds (the workspace shows the whole history).
+    async fn may_read(&self, state: &AppState, c: ConversationId) -> ApiResult<()> {
+        let conversation = state
+            .store
+            .conversation(&self.user.brand_id, c)
+            .await?
+            .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
+        if conversation.agent_id == Some(self.user.id) || self.is_manager() {
+            return Ok(());
+        }
+        match state
+            .store
+            .open_conversation(&self.user.brand_id, conversation.consumer_id)
+            .await?
+        {
+            Some(open) if open.agent_id == Some(self.user.id) => Ok(()),
+            _ => Err(ApiError::code(ErrorCode::NotAssigned)),
+        }
+    }
+}
+
+async fn handle_agent(
+    state: &AppState,
+    peer: &mut AgentPeer,
+    origin: u64,
+    frame: ClientFrame,
+) -> ApiResult<Vec<ServerFrame>> {
+    let brand_id = peer.user.brand_id.clone();
+    let agent_id = peer.user.id;
+    match frame {
+        ClientFrame::Hello(_) => Err(ApiError::bad_request("the socket is already authenticated")),
+        ClientFrame::Ping { id } => Ok(vec![ServerFrame::Pong { id }]),
+        ClientFrame::Send {
+            id,
+            cid,
+            text,
+            c,
+            consumer,
+        } => {
+            // Apps are in-app or web, both limited to 2000 characters for agents too.
+            check_send(Channel::InApp, Side::Agent, &cid, &text)?;
+            let target = match (c, consumer) {
+                (Some(c), None) => AgentTarget::Conversation(c),
+                (None, Some(consumer)) => AgentTarget::Consumer(consumer),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "send needs exactly one of c (conversation) or consumer",
+                    ));
+                }
+            };
+            let started = std::time::Instant::now();
+            let append = Append::Agent(AgentAppend {
+                brand_id: brand_id.clone(),
+                agent_id,
+                agent_name: peer.user.name.clone(),
+                may_write_unassigned: peer.is_manager(),
+                target,
+                client_id: cid,
+                text,
+            });
+            let appended = state.store.append(append, now_ms()).await?;
+            metrics::histogram!(crate::metrics::APPEND_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            let message = &appended.message;
+            if !appended.duplicate {
+                metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "agent").increment(1);
+                if appended.opened {
+                    state.conversation_opened_by_agent(
+                        &brand_id,
+                        message.conversation_id,
+                        agent_id,
+                    );
+                    let frame = ServerFrame::Conv {
+                        c: message.conversation_id,
+                        ev: switchboard_protocol::ConversationEventKind::Assigned,
+                        agent: Some(peer.user.name.clone()),
+                        eta: None,
+                        by: None,
+                        conv: None,
+                    };
+                    state.to_consumer(&brand_id, appended.consumer_id, origin, &frame);
+                }
+                let event = ServerFrame::Msg(message.to_wire());
+                state.to_consumer(&brand_id, appended.consumer_id, origin, &event);
+                state.to_agent(&brand_id, agent_id, origin, &event);
+            }
+            Ok(vec![ack(id, message)])
+        }
+        ClientFrame::Rcpt { id, c, seq, k } => {
+            let conversation = peer.may_act(state, c).await?;
+            if state
+                .store
+                .record_receipt(&brand_id, c, Side::Agent, k, seq)
+                .await?
+            {
+                let frame = ServerFrame::Rcpt {
+                    c,
+                    by: Side::Agent,
+                    k,
+                    seq,
+                };
+                state.to_consumer(&brand_id, conversation.consumer_id, origin, &frame);
+            }
+            Ok(ok(id))
+        }
+        ClientFrame::Typing { c, on } => {
+            let conversation = peer.may_act(state, c).await?;
+            if conversation.status == ConversationStatus::Open {
+                state.to_consumer(
+                    &brand_id,
+                    conversation.consumer_id,
+                    origin,
+                    &ServerFrame::Typing {
+                        c,
+                        by: Side::Agent,
+                        on,
+                    },
+                );
+            }
+            Ok(Vec::new())
+        }
+        ClientFrame::Sync {
+            id,
+            c,
+            after,
+            limit,
+        } => {
+            peer.may_read(state, c).await?;
+            Ok(vec![sync(state, &brand_id, id, c, after, limit).await?])
+        }
+        ClientFrame::Close { id, c } => {
+            peer.may_act(state, c).await?;
+            let brand = state
+                .store
+                .brand(&brand_id)
+                .await?
+                .ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
+            if let Some(closed) = state
+                .store
+                .close_conversation(&brand_id, c, Side::Agent, brand.csat_enabled, now_ms())
+                .await?
+            {
+                state.conversation_closed(&closed, origin).await;
+            }
+            Ok(ok(id))
+        }
+        ClientFrame::State {
+            id,
+            state: new_state,
+        } => {
+            state
+                .store
+                .set_user_state(&brand_id, agent_id, new_state)
+                .await?;
+            peer.user.state = new_state;
+            state
+                .agent_state_changed(&brand_id, agent_id, new_state)
+                .await;
+            Ok(ok(id))
+        }
+        ClientFrame::Csat { .. } => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only consumers answer surveys",
+        )),
+        ClientFrame::History { .. } => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "agents list conversations with GET /api/v1/conversations",
+        )),
+    }
+}
