@@ -39,10 +39,7 @@ pub struct Envelope {
 impl Envelope {
     /// A payload from `origin`.
     pub fn new(origin: u64, text: impl Into<Box<str>>) -> Payload {
-        Arc::new(Envelope {
-            origin,
-            text: text.into(),
-        })
+        Arc::new(Envelope { origin, text: text.into() })
     }
 }
 
@@ -67,10 +64,7 @@ impl Bus {
     /// Sends `payload` to every current subscriber of `topic`; returns how many there were.
     /// Without subscribers the payload is dropped: readers catch up from the store.
     pub fn publish(&self, topic: &Topic, payload: Payload) -> usize {
-        let topics = self
-            .topics
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
         match topics.get(topic) {
             Some(sender) => sender.send(payload).unwrap_or(0),
             None => 0,
@@ -79,10 +73,7 @@ impl Bus {
 
     /// Subscribes to `topic` until the returned [`Subscription`] is dropped.
     pub fn subscribe(self: &Arc<Self>, topic: Topic) -> Subscription {
-        let mut topics = self
-            .topics
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
         let receiver = match topics.get(&topic) {
             Some(sender) => sender.subscribe(),
             None => {
@@ -91,19 +82,12 @@ impl Bus {
                 receiver
             }
         };
-        Subscription {
-            receiver,
-            topic,
-            bus: Arc::clone(self),
-        }
+        Subscription { receiver, topic, bus: Arc::clone(self) }
     }
 
     /// Topics with live subscribers (for metrics and tests).
     pub fn topic_count(&self) -> usize {
-        self.topics
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .len()
+        self.topics.lock().unwrap_or_else(|poison| poison.into_inner()).len()
     }
 }
 
@@ -145,16 +129,9 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut topics = self
-            .bus
-            .topics
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut topics = self.bus.topics.lock().unwrap_or_else(|poison| poison.into_inner());
         // Our own receiver is still alive here, so "1" means we are the last.
-        if topics
-            .get(&self.topic)
-            .is_some_and(|sender| sender.receiver_count() <= 1)
-        {
+        if topics.get(&self.topic).is_some_and(|sender| sender.receiver_count() <= 1) {
             topics.remove(&self.topic);
         }
     }
@@ -165,10 +142,7 @@ mod tests {
     use super::*;
 
     fn consumer(id: i64) -> Topic {
-        Topic::Consumer {
-            brand: "a".into(),
-            consumer: id,
-        }
+        Topic::Consumer { brand: "a".into(), consumer: id }
     }
 
     #[tokio::test]
@@ -176,19 +150,12 @@ mod tests {
         let bus = Bus::new();
         let mut phone = bus.subscribe(consumer(1));
         let mut tablet = bus.subscribe(consumer(1));
-        let mut stranger = bus.subscribe(Topic::Consumer {
-            brand: "b".into(),
-            consumer: 1,
-        });
+        let mut stranger = bus.subscribe(Topic::Consumer { brand: "b".into(), consumer: 1 });
         assert_eq!(bus.publish(&consumer(1), Envelope::new(0, "hi")), 2);
         assert_eq!(phone.recv().await, Received::Event(Envelope::new(0, "hi")));
         assert_eq!(tablet.recv().await, Received::Event(Envelope::new(0, "hi")));
-        let nothing =
-            tokio::time::timeout(std::time::Duration::from_millis(20), stranger.recv()).await;
-        assert!(
-            nothing.is_err(),
-            "brand b's consumer 1 must not see brand a's event"
-        );
+        let nothing = tokio::time::timeout(std::time::Duration::from_millis(20), stranger.recv()).await;
+        assert!(nothing.is_err(), "brand b's consumer 1 must not see brand a's event");
     }
 
     #[tokio::test]

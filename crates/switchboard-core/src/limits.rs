@@ -76,11 +76,7 @@ pub fn check_text(channel: Channel, author: Side, text: &str) -> Result<(), Text
     // Counting stops one past the limit: a 1 MB text costs no more than a 2001-char one.
     let len = text.chars().take(limit + 1).count();
     if len > limit {
-        return Err(TextError::TooLong {
-            len: text.chars().count(),
-            limit,
-            channel: channel.as_str(),
-        });
+        return Err(TextError::TooLong { len: text.chars().count(), limit, channel: channel.as_str() });
     }
     Ok(())
 }
@@ -91,12 +87,7 @@ mod tests {
 
     fn check(channel: Channel, author: Side, text: &str, expect: Result<(), &str>) {
         let got = check_text(channel, author, text).map_err(|e| e.to_string());
-        assert_eq!(
-            got,
-            expect.map_err(str::to_owned),
-            "text of {} chars",
-            text.chars().count()
-        );
+        assert_eq!(got, expect.map_err(str::to_owned), "text of {} chars", text.chars().count());
     }
 
     #[test]
@@ -116,12 +107,7 @@ mod tests {
             &"x".repeat(1601),
             Err("message is 1601 characters; the limit on sms is 1600"),
         );
-        check(
-            Channel::Messenger,
-            Side::Consumer,
-            &"x".repeat(5000),
-            Ok(()),
-        );
+        check(Channel::Messenger, Side::Consumer, &"x".repeat(5000), Ok(()));
         check(
             Channel::Messenger,
             Side::Agent,
@@ -132,17 +118,7 @@ mod tests {
 
     #[test]
     fn blank_text_is_refused() {
-        check(
-            Channel::InApp,
-            Side::Consumer,
-            "",
-            Err("message text is empty"),
-        );
-        check(
-            Channel::InApp,
-            Side::Consumer,
-            " \n\t",
-            Err("message text is empty"),
-        );
+        check(Channel::InApp, Side::Consumer, "", Err("message text is empty"));
+        check(Channel::InApp, Side::Consumer, " \n\t", Err("message text is empty"));
     }
 }

@@ -108,24 +108,11 @@ impl Router {
     }
 
     /// Adds or updates an agent's settings. More capacity may serve the queue.
-    pub fn upsert_agent(
-        &mut self,
-        agent: AgentId,
-        profile: AgentProfile,
-        now: Millis,
-    ) -> Vec<Assignment> {
+    pub fn upsert_agent(&mut self, agent: AgentId, profile: AgentProfile, now: Millis) -> Vec<Assignment> {
         match self.agents.get_mut(&agent) {
             Some(slot) => slot.profile = profile,
             None => {
-                self.agents.insert(
-                    agent,
-                    AgentSlot {
-                        profile,
-                        state: AgentState::Offline,
-                        load: 0,
-                        idle_since: now,
-                    },
-                );
+                self.agents.insert(agent, AgentSlot { profile, state: AgentState::Offline, load: 0, idle_since: now });
             }
         }
         self.dispatch(now)
@@ -134,12 +121,7 @@ impl Router {
     /// Changes an agent's availability. Going online may serve the queue. Conversations the
     /// agent holds stay with them whatever the state (the grace period before they return to
     /// the queue is the routing engine's job, later).
-    pub fn set_agent_state(
-        &mut self,
-        agent: AgentId,
-        state: AgentState,
-        now: Millis,
-    ) -> Vec<Assignment> {
+    pub fn set_agent_state(&mut self, agent: AgentId, state: AgentState, now: Millis) -> Vec<Assignment> {
         let Some(slot) = self.agents.get_mut(&agent) else {
             return Vec::new();
         };
@@ -168,9 +150,7 @@ impl Router {
 
     /// A conversation starts waiting. Returns assignments made now (possibly this one).
     pub fn enqueue(&mut self, entry: QueuedConversation, now: Millis) -> Vec<Assignment> {
-        if self.assigned.contains_key(&entry.conversation)
-            || self.queued.contains_key(&entry.conversation)
-        {
+        if self.assigned.contains_key(&entry.conversation) || self.queued.contains_key(&entry.conversation) {
             return Vec::new();
         }
         self.queue.insert(key_of(&entry));
@@ -227,11 +207,7 @@ impl Router {
             .queue
             .iter()
             .take_while(|key| key.conversation != conversation)
-            .filter(|key| {
-                self.queued
-                    .get(&key.conversation)
-                    .is_some_and(|e| e.skill == entry.skill)
-            })
+            .filter(|key| self.queued.get(&key.conversation).is_some_and(|e| e.skill == entry.skill))
             .count() as i64;
         let capacity: i64 = self
             .agents
@@ -266,27 +242,17 @@ impl Router {
             self.queue.remove(&key);
             self.queued.remove(&key.conversation);
             self.assigned.insert(key.conversation, agent);
-            let slot = self
-                .agents
-                .get_mut(&agent)
-                .expect("agent chosen from the map");
+            let slot = self.agents.get_mut(&agent).expect("agent chosen from the map");
             slot.load += 1;
             slot.idle_since = now;
-            out.push(Assignment {
-                conversation: key.conversation,
-                agent,
-            });
+            out.push(Assignment { conversation: key.conversation, agent });
         }
         out
     }
 }
 
 fn key_of(entry: &QueuedConversation) -> QueueKey {
-    QueueKey {
-        neg_priority: -entry.priority,
-        enqueued_at: entry.enqueued_at,
-        conversation: entry.conversation,
-    }
+    QueueKey { neg_priority: -entry.priority, enqueued_at: entry.enqueued_at, conversation: entry.conversation }
 }
 
 #[cfg(test)]
@@ -299,19 +265,11 @@ mod tests {
     const BILLING: SkillId = 2;
 
     fn agent(max: u32, skills: &[SkillId]) -> AgentProfile {
-        AgentProfile {
-            max_concurrent: max,
-            skills: skills.to_vec(),
-        }
+        AgentProfile { max_concurrent: max, skills: skills.to_vec() }
     }
 
     fn queued(conversation: ConversationId, skill: SkillId, at: Millis) -> QueuedConversation {
-        QueuedConversation {
-            conversation,
-            skill,
-            priority: 0,
-            enqueued_at: at,
-        }
+        QueuedConversation { conversation, skill, priority: 0, enqueued_at: at }
     }
 
     #[test]
@@ -323,21 +281,9 @@ mod tests {
         router.set_agent_state(11, AgentState::Online, 2);
         let first = router.enqueue(queued(1, GENERAL, 5), 5);
         // Both idle with load 0: agent 10 has been idle longer.
-        assert_eq!(
-            first,
-            vec![Assignment {
-                conversation: 1,
-                agent: 10
-            }]
-        );
+        assert_eq!(first, vec![Assignment { conversation: 1, agent: 10 }]);
         let second = router.enqueue(queued(2, GENERAL, 6), 6);
-        assert_eq!(
-            second,
-            vec![Assignment {
-                conversation: 2,
-                agent: 11
-            }]
-        );
+        assert_eq!(second, vec![Assignment { conversation: 2, agent: 11 }]);
     }
 
     #[test]
@@ -350,20 +296,8 @@ mod tests {
         assert!(router.enqueue(queued(2, GENERAL, 2), 4).is_empty());
         assert_eq!(router.queue_len(), 2);
         // Conversation 2 waits since t=2, conversation 3 since t=3.
-        assert_eq!(
-            router.release(1, Some(1000), 10),
-            vec![Assignment {
-                conversation: 2,
-                agent: 10
-            }]
-        );
-        assert_eq!(
-            router.release(2, None, 11),
-            vec![Assignment {
-                conversation: 3,
-                agent: 10
-            }]
-        );
+        assert_eq!(router.release(1, Some(1000), 10), vec![Assignment { conversation: 2, agent: 10 }]);
+        assert_eq!(router.release(2, None, 11), vec![Assignment { conversation: 3, agent: 10 }]);
     }
 
     #[test]
@@ -374,18 +308,8 @@ mod tests {
         router.set_agent_state(10, AgentState::Away, 0);
         router.set_agent_state(11, AgentState::Online, 0);
         assert!(router.enqueue(queued(1, GENERAL, 1), 1).is_empty());
-        assert_eq!(
-            router.estimated_wait_secs(1),
-            None,
-            "no online agent has the skill"
-        );
-        assert_eq!(
-            router.set_agent_state(10, AgentState::Online, 2),
-            vec![Assignment {
-                conversation: 1,
-                agent: 10
-            }]
-        );
+        assert_eq!(router.estimated_wait_secs(1), None, "no online agent has the skill");
+        assert_eq!(router.set_agent_state(10, AgentState::Online, 2), vec![Assignment { conversation: 1, agent: 10 }]);
     }
 
     #[test]

@@ -403,18 +403,9 @@ pub enum ServerFrame {
     /// A new message in a conversation the socket follows.
     Msg(Message),
     /// The other side delivered/read messages up to `seq`.
-    Rcpt {
-        c: ConversationId,
-        by: Side,
-        k: ReceiptKind,
-        seq: i64,
-    },
+    Rcpt { c: ConversationId, by: Side, k: ReceiptKind, seq: i64 },
     /// The other side is (or stopped) typing.
-    Typing {
-        c: ConversationId,
-        by: Side,
-        on: bool,
-    },
+    Typing { c: ConversationId, by: Side, on: bool },
     /// A conversation changed state.
     Conv {
         c: ConversationId,
@@ -465,11 +456,7 @@ pub enum ServerFrame {
 impl ServerFrame {
     /// An error answer.
     pub fn error(id: Option<u64>, code: ErrorCode, msg: impl Into<String>) -> ServerFrame {
-        ServerFrame::Err {
-            id,
-            code,
-            msg: msg.into(),
-        }
+        ServerFrame::Err { id, code, msg: msg.into() }
     }
 
     /// Serializes to the JSON text sent on the socket.

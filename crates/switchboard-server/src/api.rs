@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use switchboard_protocol::{ConversationStatus, ErrorCode, Message};
 use switchboard_store::{
-    ApiToken, App, AppKey, AppPatch, Brand, BrandPatch, Consumer, Conversation, ConversationFilter,
-    NewApp, NewBrand, NewUser, PageCursor, Role, Skill, User, UserPatch,
+    ApiToken, App, AppKey, AppPatch, Brand, BrandPatch, Consumer, Conversation, ConversationFilter, NewApp, NewBrand,
+    NewUser, PageCursor, Role, Skill, User, UserPatch,
 };
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
@@ -74,9 +74,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
 }
 
 /// `Some(None)` for an explicit JSON `null`, `None` for a missing field.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
@@ -85,22 +83,15 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 fn check_len(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> {
     let chars = value.chars().count();
     if chars < min || chars > max {
-        return Err(ApiError::bad_request(format!(
-            "{field} must be {min} to {max} characters (got {chars})"
-        )));
+        return Err(ApiError::bad_request(format!("{field} must be {min} to {max} characters (got {chars})")));
     }
     Ok(())
 }
 
 fn check_id(field: &str, value: &str) -> ApiResult<()> {
     check_len(field, value, 1, 64)?;
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
-        return Err(ApiError::bad_request(format!(
-            "{field} may contain only a-z, 0-9, '-' and '_' (got {value:?})"
-        )));
+    if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
+        return Err(ApiError::bad_request(format!("{field} may contain only a-z, 0-9, '-' and '_' (got {value:?})")));
     }
     Ok(())
 }
@@ -108,16 +99,10 @@ fn check_id(field: &str, value: &str) -> ApiResult<()> {
 fn check_email(email: &str) -> ApiResult<()> {
     check_len("email", email, 3, 254)?;
     match email.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty()
-                && domain.contains('.')
-                && !email.contains(char::is_whitespace) =>
-        {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace) => {
             Ok(())
         }
-        _ => Err(ApiError::bad_request(format!(
-            "email {email:?} is not an email address"
-        ))),
+        _ => Err(ApiError::bad_request(format!("email {email:?} is not an email address"))),
     }
 }
 
@@ -134,12 +119,8 @@ fn check_capacity(max_concurrent: i64) -> ApiResult<()> {
 
 fn random_id(prefix: &str) -> String {
     let secret = auth::new_secret("");
-    let tail: String = secret
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .take(12)
-        .collect();
+    let tail: String =
+        secret.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).take(12).collect();
     format!("{prefix}{tail}")
 }
 
@@ -165,16 +146,11 @@ pub struct LoginResponse {
 /// Logs a staff user in.
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "auth",
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
-async fn login(
-    State(state): State<AppState>,
-    Body(request): Body<LoginRequest>,
-) -> ApiResult<Response> {
+async fn login(State(state): State<AppState>, Body(request): Body<LoginRequest>) -> ApiResult<Response> {
     let user = state.store.user_by_email(&request.email).await?;
     // Verify against a fixed hash when the user does not exist, so the answer takes as long
     // whether or not the email is known.
-    let stored_hash = user
-        .as_ref()
-        .map_or(DUMMY_HASH, |user| user.password_hash.as_str());
+    let stored_hash = user.as_ref().map_or(DUMMY_HASH, |user| user.password_hash.as_str());
     let verified = auth::verify_password(&request.password, stored_hash);
     let user = match user {
         Some(user) if verified && !user.disabled => user,
@@ -184,21 +160,13 @@ async fn login(
     let now = now_ms();
     let ttl_ms = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now.saturating_add(ttl_ms);
-    state
-        .store
-        .create_session(&auth::hash_secret(&token), &user, now, expires_at)
-        .await?;
+    state.store.create_session(&auth::hash_secret(&token), &user, now, expires_at).await?;
     let cookie = format!(
         "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         auth::SESSION_COOKIE,
         state.config.session_ttl.as_secs()
     );
-    let mut response = Json(LoginResponse {
-        token,
-        expires_at,
-        user,
-    })
-    .into_response();
+    let mut response = Json(LoginResponse { token, expires_at, user }).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -206,24 +174,16 @@ async fn login(
 }
 
 /// An argon2 hash of a random password, used to spend equal time on unknown emails.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$o4ZyZzHRcIjV3oLOWIHV6R5fjD0+NAXhxQsxh2uVbPM";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$o4ZyZzHRcIjV3oLOWIHV6R5fjD0+NAXhxQsxh2uVbPM";
 
 /// Ends the caller's session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
-async fn logout(
-    State(state): State<AppState>,
-    AgentAuth(caller): AgentAuth,
-) -> ApiResult<Response> {
+async fn logout(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Response> {
     if let Some(token) = caller.session_token {
-        state
-            .store
-            .delete_session(&auth::hash_secret(&token))
-            .await?;
+        state.store.delete_session(&auth::hash_secret(&token)).await?;
     }
-    let clear = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        auth::SESSION_COOKIE
-    );
+    let clear = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", auth::SESSION_COOKIE);
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(value) = HeaderValue::from_str(&clear) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -234,11 +194,8 @@ async fn logout(
 /// The logged-in user.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
 async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<User>> {
-    let user = state
-        .store
-        .user(&caller.brand_id, caller.user_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
+    let user =
+        state.store.user(&caller.brand_id, caller.user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
     Ok(Json(user))
 }
 
@@ -276,16 +233,7 @@ async fn create_brand(
     check_len("admin_name", &request.admin_name, 1, 200)?;
     auth::check_password_policy(&request.admin_password)?;
     let now = now_ms();
-    let brand = state
-        .store
-        .create_brand(
-            &NewBrand {
-                id: request.id.clone(),
-                name: request.name,
-            },
-            now,
-        )
-        .await?;
+    let brand = state.store.create_brand(&NewBrand { id: request.id.clone(), name: request.name }, now).await?;
     let admin = state
         .store
         .create_user(
@@ -302,25 +250,13 @@ async fn create_brand(
         )
         .await?;
     state.agent_changed(&admin).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreateBrandResponse { brand, admin }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreateBrandResponse { brand, admin })))
 }
 
 /// The caller's brand and its settings.
 #[utoipa::path(get, path = "/api/v1/brand", tag = "brands", responses((status = 200, body = Brand)))]
-async fn get_brand(
-    State(state): State<AppState>,
-    AgentAuth(caller): AgentAuth,
-) -> ApiResult<Json<Brand>> {
-    Ok(Json(
-        state
-            .store
-            .brand(&caller.brand_id)
-            .await?
-            .ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?,
-    ))
+async fn get_brand(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Brand>> {
+    Ok(Json(state.store.brand(&caller.brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?))
 }
 
 /// Brand settings change; absent fields keep their value.
@@ -347,18 +283,11 @@ async fn patch_brand(
     if let Some(days) = request.retention_days
         && !(1..=3650).contains(&days)
     {
-        return Err(ApiError::bad_request(format!(
-            "retention_days must be 1 to 3650 (got {days})"
-        )));
+        return Err(ApiError::bad_request(format!("retention_days must be 1 to 3650 (got {days})")));
     }
-    let patch = BrandPatch {
-        name: request.name,
-        csat_enabled: request.csat_enabled,
-        retention_days: request.retention_days,
-    };
-    Ok(Json(
-        state.store.update_brand(&caller.brand_id, &patch).await?,
-    ))
+    let patch =
+        BrandPatch { name: request.name, csat_enabled: request.csat_enabled, retention_days: request.retention_days };
+    Ok(Json(state.store.update_brand(&caller.brand_id, &patch).await?))
 }
 
 // ----- apps and keys ---------------------------------------------------------------------
@@ -384,16 +313,9 @@ pub struct CreateAppRequest {
 
 async fn check_skill(state: &AppState, brand_id: &str, skill_id: Option<i64>) -> ApiResult<()> {
     if let Some(skill_id) = skill_id
-        && !state
-            .store
-            .skills(brand_id)
-            .await?
-            .iter()
-            .any(|skill| skill.id == skill_id)
+        && !state.store.skills(brand_id).await?.iter().any(|skill| skill.id == skill_id)
     {
-        return Err(ApiError::bad_request(format!(
-            "skill {skill_id} does not exist in this brand"
-        )));
+        return Err(ApiError::bad_request(format!("skill {skill_id} does not exist in this brand")));
     }
     Ok(())
 }
@@ -427,18 +349,12 @@ async fn create_app(
         jwt_audience: request.jwt_audience,
         default_skill_id: request.default_skill_id,
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(state.store.create_app(&new, now_ms()).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(state.store.create_app(&new, now_ms()).await?)))
 }
 
 /// The brand's apps.
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = Vec<App>)))]
-async fn list_apps(
-    State(state): State<AppState>,
-    AdminAuth(caller): AdminAuth,
-) -> ApiResult<Json<Vec<App>>> {
+async fn list_apps(State(state): State<AppState>, AdminAuth(caller): AdminAuth) -> ApiResult<Json<Vec<App>>> {
     Ok(Json(state.store.apps(&caller.brand_id).await?))
 }
 
@@ -450,13 +366,7 @@ async fn get_app(
     AdminAuth(caller): AdminAuth,
     P(app_id): P<String>,
 ) -> ApiResult<Json<App>> {
-    Ok(Json(
-        state
-            .store
-            .app(&caller.brand_id, &app_id)
-            .await?
-            .ok_or_else(|| ApiError::code(ErrorCode::AppNotFound))?,
-    ))
+    Ok(Json(state.store.app(&caller.brand_id, &app_id).await?.ok_or_else(|| ApiError::code(ErrorCode::AppNotFound))?))
 }
 
 /// App change; absent fields keep their value, `null` clears optional ones.
@@ -494,14 +404,10 @@ async fn patch_app(
         jwt_audience: request.jwt_audience,
         default_skill_id: request.default_skill_id,
     };
-    let app = state
-        .store
-        .update_app(&caller.brand_id, &app_id, &patch)
-        .await
-        .map_err(|error| match error {
-            switchboard_store::StoreError::NotFound => ApiError::code(ErrorCode::AppNotFound),
-            other => other.into(),
-        })?;
+    let app = state.store.update_app(&caller.brand_id, &app_id, &patch).await.map_err(|error| match error {
+        switchboard_store::StoreError::NotFound => ApiError::code(ErrorCode::AppNotFound),
+        other => other.into(),
+    })?;
     Ok(Json(app))
 }
 
@@ -514,11 +420,7 @@ pub struct AddKeyRequest {
 }
 
 fn forget_app_keys(state: &AppState, app_id: &str) {
-    state
-        .app_keys
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(app_id);
+    state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).remove(app_id);
 }
 
 /// Adds a public key to an app (admin). Bad keys are refused with `invalid_key`.
@@ -534,13 +436,7 @@ async fn add_key(
     jwt::parse_key(&request.format, &request.material)?;
     let key = state
         .store
-        .add_app_key(
-            &caller.brand_id,
-            &app_id,
-            &request.format,
-            &request.material,
-            now_ms(),
-        )
+        .add_app_key(&caller.brand_id, &app_id, &request.format, &request.material, now_ms())
         .await
         .map_err(|error| match error {
             switchboard_store::StoreError::NotFound => ApiError::code(ErrorCode::AppNotFound),
@@ -558,11 +454,7 @@ async fn list_keys(
     AdminAuth(caller): AdminAuth,
     P(app_id): P<String>,
 ) -> ApiResult<Json<Vec<AppKey>>> {
-    state
-        .store
-        .app(&caller.brand_id, &app_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::AppNotFound))?;
+    state.store.app(&caller.brand_id, &app_id).await?.ok_or_else(|| ApiError::code(ErrorCode::AppNotFound))?;
     Ok(Json(state.store.app_keys(&caller.brand_id, &app_id).await?))
 }
 
@@ -574,10 +466,7 @@ async fn delete_key(
     AdminAuth(caller): AdminAuth,
     P((app_id, key_id)): P<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_app_key(&caller.brand_id, &app_id, key_id)
-        .await?;
+    state.store.delete_app_key(&caller.brand_id, &app_id, key_id).await?;
     forget_app_keys(&state, &app_id);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -599,23 +488,12 @@ async fn create_skill(
     Body(request): Body<CreateSkillRequest>,
 ) -> ApiResult<(StatusCode, Json<Skill>)> {
     check_len("name", &request.name, 1, 64)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            state
-                .store
-                .create_skill(&caller.brand_id, &request.name, now_ms())
-                .await?,
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(state.store.create_skill(&caller.brand_id, &request.name, now_ms()).await?)))
 }
 
 /// The brand's skills.
 #[utoipa::path(get, path = "/api/v1/skills", tag = "skills", responses((status = 200, body = Vec<Skill>)))]
-async fn list_skills(
-    State(state): State<AppState>,
-    AgentAuth(caller): AgentAuth,
-) -> ApiResult<Json<Vec<Skill>>> {
+async fn list_skills(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Vec<Skill>>> {
     Ok(Json(state.store.skills(&caller.brand_id).await?))
 }
 
@@ -673,29 +551,20 @@ async fn create_user(
         max_concurrent,
         skills: request.skills,
     };
-    let user = state
-        .store
-        .create_user(&new, now_ms())
-        .await
-        .map_err(|error| match error {
-            switchboard_store::StoreError::NotFound => {
-                ApiError::bad_request("a skill id does not exist in this brand")
-            }
-            switchboard_store::StoreError::Conflict(_) => {
-                ApiError::new(ErrorCode::Conflict, "a user with this email exists")
-            }
-            other => other.into(),
-        })?;
+    let user = state.store.create_user(&new, now_ms()).await.map_err(|error| match error {
+        switchboard_store::StoreError::NotFound => ApiError::bad_request("a skill id does not exist in this brand"),
+        switchboard_store::StoreError::Conflict(_) => {
+            ApiError::new(ErrorCode::Conflict, "a user with this email exists")
+        }
+        other => other.into(),
+    })?;
     state.agent_changed(&user).await;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
 /// The brand's users (manager).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = Vec<User>)))]
-async fn list_users(
-    State(state): State<AppState>,
-    ManagerAuth(caller): ManagerAuth,
-) -> ApiResult<Json<Vec<User>>> {
+async fn list_users(State(state): State<AppState>, ManagerAuth(caller): ManagerAuth) -> ApiResult<Json<Vec<User>>> {
     Ok(Json(state.store.users(&caller.brand_id).await?))
 }
 
@@ -707,13 +576,7 @@ async fn get_user(
     ManagerAuth(caller): ManagerAuth,
     P(user_id): P<i64>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(
-        state
-            .store
-            .user(&caller.brand_id, user_id)
-            .await?
-            .ok_or_else(|| ApiError::code(ErrorCode::NotFound))?,
-    ))
+    Ok(Json(state.store.user(&caller.brand_id, user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?))
 }
 
 /// User change; absent fields keep their value.
@@ -758,10 +621,7 @@ async fn patch_user(
         skills: request.skills,
         disabled: request.disabled,
     };
-    let user = state
-        .store
-        .update_user(&caller.brand_id, user_id, &patch)
-        .await?;
+    let user = state.store.update_user(&caller.brand_id, user_id, &patch).await?;
     state.agent_changed(&user).await;
     Ok(Json(user))
 }
@@ -797,27 +657,14 @@ async fn create_token(
     let token = auth::new_secret(auth::API_TOKEN_PREFIX);
     let info = state
         .store
-        .create_api_token(
-            &caller.brand_id,
-            &request.name,
-            role,
-            &auth::hash_secret(&token),
-            caller.user_id,
-            now_ms(),
-        )
+        .create_api_token(&caller.brand_id, &request.name, role, &auth::hash_secret(&token), caller.user_id, now_ms())
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreateTokenResponse { token, info }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info })))
 }
 
 /// The brand's API tokens (admin).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ApiToken>)))]
-async fn list_tokens(
-    State(state): State<AppState>,
-    AdminAuth(caller): AdminAuth,
-) -> ApiResult<Json<Vec<ApiToken>>> {
+async fn list_tokens(State(state): State<AppState>, AdminAuth(caller): AdminAuth) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.store.api_tokens(&caller.brand_id).await?))
 }
 
@@ -829,10 +676,7 @@ async fn delete_token(
     AdminAuth(caller): AdminAuth,
     P(token_id): P<i64>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_api_token(&caller.brand_id, token_id)
-        .await?;
+    state.store.delete_api_token(&caller.brand_id, token_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -873,31 +717,22 @@ async fn list_conversations(
     AgentAuth(caller): AgentAuth,
     Q(query): Q<ConversationQuery>,
 ) -> ApiResult<Json<ConversationList>> {
-    let status = match query.status.as_deref() {
-        Some(text) => Some(ConversationStatus::parse(text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "status must be \"open\" or \"closed\" (got {text:?})"
-            ))
-        })?),
-        None => None,
-    };
+    let status =
+        match query.status.as_deref() {
+            Some(text) => Some(ConversationStatus::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!("status must be \"open\" or \"closed\" (got {text:?})"))
+            })?),
+            None => None,
+        };
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be 1 to 500 (got {limit})"
-        )));
+        return Err(ApiError::bad_request(format!("limit must be 1 to 500 (got {limit})")));
     }
     let after = match query.cursor.as_deref() {
-        Some(text) => Some(
-            PageCursor::decode(text).ok_or_else(|| ApiError::bad_request("cursor is not valid"))?,
-        ),
+        Some(text) => Some(PageCursor::decode(text).ok_or_else(|| ApiError::bad_request("cursor is not valid"))?),
         None => None,
     };
-    let agent_id = if caller.role >= Role::Manager {
-        query.agent_id
-    } else {
-        Some(caller.user_id)
-    };
+    let agent_id = if caller.role >= Role::Manager { query.agent_id } else { Some(caller.user_id) };
     let filter = ConversationFilter {
         status,
         consumer_id: query.consumer_id,
@@ -906,14 +741,8 @@ async fn list_conversations(
         opened_from: query.from,
         opened_to: query.to,
     };
-    let page = state
-        .store
-        .conversations(&caller.brand_id, &filter, after, limit)
-        .await?;
-    Ok(Json(ConversationList {
-        conversations: page.conversations,
-        next: page.next.map(PageCursor::encode),
-    }))
+    let page = state.store.conversations(&caller.brand_id, &filter, after, limit).await?;
+    Ok(Json(ConversationList { conversations: page.conversations, next: page.next.map(PageCursor::encode) }))
 }
 
 /// Message paging of one conversation.
@@ -948,9 +777,7 @@ async fn get_conversation(
 ) -> ApiResult<Json<ConversationDetail>> {
     let limit = query.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be 1 to 1000 (got {limit})"
-        )));
+        return Err(ApiError::bad_request(format!("limit must be 1 to 1000 (got {limit})")));
     }
     let conversation = state
         .store
@@ -958,27 +785,14 @@ async fn get_conversation(
         .await?
         .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
     if caller.role < Role::Manager && conversation.agent_id != Some(caller.user_id) {
-        let serving = state
-            .store
-            .open_conversation(&caller.brand_id, conversation.consumer_id)
-            .await?;
+        let serving = state.store.open_conversation(&caller.brand_id, conversation.consumer_id).await?;
         if serving.and_then(|open| open.agent_id) != Some(caller.user_id) {
             return Err(ApiError::code(ErrorCode::ConversationNotFound));
         }
     }
-    let consumer = state
-        .store
-        .consumer(&caller.brand_id, conversation.consumer_id)
-        .await?;
-    let mut messages = state
-        .store
-        .messages_after(
-            &caller.brand_id,
-            conversation_id,
-            query.after.unwrap_or(0),
-            limit + 1,
-        )
-        .await?;
+    let consumer = state.store.consumer(&caller.brand_id, conversation.consumer_id).await?;
+    let mut messages =
+        state.store.messages_after(&caller.brand_id, conversation_id, query.after.unwrap_or(0), limit + 1).await?;
     let more = messages.len() > limit as usize;
     messages.truncate(limit as usize);
     Ok(Json(ConversationDetail {
@@ -1016,17 +830,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(handle) => {
             handle.run_upkeep();
-            (
-                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                handle.render(),
-            )
-                .into_response()
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
         }
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics recorder not installed",
-        )
-            .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed").into_response(),
     }
 }
 
@@ -1089,27 +895,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/apps", get(list_apps).post(create_app))
         .route("/api/v1/apps/{app_id}", get(get_app).patch(patch_app))
         .route("/api/v1/apps/{app_id}/keys", get(list_keys).post(add_key))
-        .route(
-            "/api/v1/apps/{app_id}/keys/{key_id}",
-            axum::routing::delete(delete_key),
-        )
+        .route("/api/v1/apps/{app_id}/keys/{key_id}", axum::routing::delete(delete_key))
         .route("/api/v1/skills", get(list_skills).post(create_skill))
-        .route(
-            "/api/v1/skills/{skill_id}",
-            axum::routing::delete(delete_skill),
-        )
+        .route("/api/v1/skills/{skill_id}", axum::routing::delete(delete_skill))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{user_id}", get(get_user).patch(patch_user))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
-        .route(
-            "/api/v1/tokens/{token_id}",
-            axum::routing::delete(delete_token),
-        )
+        .route("/api/v1/tokens/{token_id}", axum::routing::delete(delete_token))
         .route("/api/v1/conversations", get(list_conversations))
-        .route(
-            "/api/v1/conversations/{conversation_id}",
-            get(get_conversation),
-        )
+        .route("/api/v1/conversations/{conversation_id}", get(get_conversation))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

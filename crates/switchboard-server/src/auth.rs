@@ -38,28 +38,19 @@ pub fn new_secret(prefix: &str) -> String {
 /// Hex SHA-256 of a secret, the form stored in the database.
 pub fn hash_secret(secret: &str) -> String {
     let digest = digest::digest(&digest::SHA256, secret.as_bytes());
-    digest
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Argon2id hash of a password in PHC string form.
 pub fn hash_password(password: &str) -> Result<String, ApiError> {
     // The salt comes from the operating system's random source.
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(ApiError::internal)
+    Argon2::default().hash_password(password.as_bytes()).map(|hash| hash.to_string()).map_err(ApiError::internal)
 }
 
 /// Checks a password against a stored hash. A malformed hash counts as a mismatch.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     match PasswordHash::new(stored_hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
@@ -92,10 +83,7 @@ pub struct Caller {
 
 /// Finds the bearer token or session cookie of a request.
 pub fn presented_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    if let Some(value) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
         && let Some(token) = value.strip_prefix("Bearer ")
     {
         return Some(token.trim().to_owned());
@@ -105,26 +93,18 @@ pub fn presented_token(parts: &Parts) -> Option<String> {
 
 /// The `sb_session` cookie, if sent.
 pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then(|| value.to_owned())
-        })
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == SESSION_COOKIE).then(|| value.to_owned())
+    })
 }
 
 /// Resolves a session or API token to its caller.
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let hash = hash_secret(token);
     if token.starts_with(API_TOKEN_PREFIX) {
-        let api_token = state
-            .store
-            .api_token(&hash)
-            .await?
-            .ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+        let api_token =
+            state.store.api_token(&hash).await?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
         return Ok(Caller {
             brand_id: api_token.brand_id,
             user_id: api_token.created_by,
@@ -153,11 +133,7 @@ async fn caller_with_role(parts: &Parts, state: &AppState, role: Role) -> Result
     if caller.role < role {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
-            format!(
-                "this action needs the {} role; you are {}",
-                role.as_str(),
-                caller.role.as_str()
-            ),
+            format!("this action needs the {} role; you are {}", role.as_str(), caller.role.as_str()),
         ));
     }
     Ok(caller)
@@ -203,18 +179,11 @@ pub struct OperatorAuth;
 impl FromRequestParts<AppState> for OperatorAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let expected = state.config.operator_token.as_deref().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Forbidden,
-                "no operator token is configured (SWITCHBOARD_OPERATOR_TOKEN)",
-            )
+            ApiError::new(ErrorCode::Forbidden, "no operator token is configured (SWITCHBOARD_OPERATOR_TOKEN)")
         })?;
-        let presented =
-            presented_token(parts).ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+        let presented = presented_token(parts).ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
         // Compare digests so the comparison time does not depend on the secret's content.
         if hash_secret(&presented) == hash_secret(expected) {
             Ok(OperatorAuth)
@@ -243,9 +212,6 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("sbs_") && a.len() == 4 + 43);
         assert_eq!(hash_secret("x"), hash_secret("x"));
-        assert_eq!(
-            hash_secret("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

@@ -18,18 +18,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a specific message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     /// An error with the code's table description as message.
     pub fn code(code: ErrorCode) -> ApiError {
-        ApiError {
-            code,
-            message: code.description().to_owned(),
-        }
+        ApiError { code, message: code.description().to_owned() }
     }
 
     /// A bad request naming what was wrong.
@@ -55,16 +49,8 @@ pub struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
-            status,
-            Json(ErrorBody {
-                code: self.code.as_str().to_owned(),
-                message: self.message,
-            }),
-        )
-            .into_response()
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ErrorBody { code: self.code.as_str().to_owned(), message: self.message })).into_response()
     }
 }
 

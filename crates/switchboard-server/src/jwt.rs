@@ -22,10 +22,7 @@ pub struct VerifyingKey {
 
 impl std::fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyingKey")
-            .field("algorithm", &self.algorithm)
-            .field("kid", &self.kid)
-            .finish()
+        f.debug_struct("VerifyingKey").field("algorithm", &self.algorithm).field("kid", &self.kid).finish()
     }
 }
 
@@ -37,51 +34,34 @@ pub fn parse_key(format: &str, material: &str) -> Result<Vec<VerifyingKey>, ApiE
         "pem" => {
             let bytes = material.as_bytes();
             if let Ok(key) = DecodingKey::from_rsa_pem(bytes) {
-                return Ok(vec![VerifyingKey {
-                    key,
-                    algorithm: Algorithm::RS256,
-                    kid: None,
-                }]);
+                return Ok(vec![VerifyingKey { key, algorithm: Algorithm::RS256, kid: None }]);
             }
             if let Ok(key) = DecodingKey::from_ec_pem(bytes) {
-                return Ok(vec![VerifyingKey {
-                    key,
-                    algorithm: Algorithm::ES256,
-                    kid: None,
-                }]);
+                return Ok(vec![VerifyingKey { key, algorithm: Algorithm::ES256, kid: None }]);
             }
             Err(invalid("not a PEM RSA or P-256 EC public key".into()))
         }
         "jwks" => {
-            let set: JwkSet = serde_json::from_str(material)
-                .map_err(|e| invalid(format!("not a JWKS document: {e}")))?;
+            let set: JwkSet =
+                serde_json::from_str(material).map_err(|e| invalid(format!("not a JWKS document: {e}")))?;
             let mut keys = Vec::new();
             for jwk in &set.keys {
                 let algorithm = match &jwk.algorithm {
                     AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                    AlgorithmParameters::EllipticCurve(ec)
-                        if ec.curve == jsonwebtoken::jwk::EllipticCurve::P256 =>
-                    {
+                    AlgorithmParameters::EllipticCurve(ec) if ec.curve == jsonwebtoken::jwk::EllipticCurve::P256 => {
                         Algorithm::ES256
                     }
                     _ => return Err(invalid("JWKS keys must be RSA or EC P-256".into())),
                 };
-                let key =
-                    DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("bad JWK: {e}")))?;
-                keys.push(VerifyingKey {
-                    key,
-                    algorithm,
-                    kid: jwk.common.key_id.clone(),
-                });
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("bad JWK: {e}")))?;
+                keys.push(VerifyingKey { key, algorithm, kid: jwk.common.key_id.clone() });
             }
             if keys.is_empty() {
                 return Err(invalid("the JWKS document has no keys".into()));
             }
             Ok(keys)
         }
-        other => Err(invalid(format!(
-            "key format must be \"pem\" or \"jwks\", not {other:?}"
-        ))),
+        other => Err(invalid(format!("key format must be \"pem\" or \"jwks\", not {other:?}"))),
     }
 }
 
@@ -130,20 +110,13 @@ const LEEWAY_SECS: u64 = 30;
 const MAX_CLAIM_CHARS: usize = 200;
 
 /// Verifies a consumer token for `app`.
-pub fn verify_consumer_token(
-    app: &App,
-    keys: &[VerifyingKey],
-    token: &str,
-) -> Result<VerifiedConsumer, ApiError> {
+pub fn verify_consumer_token(app: &App, keys: &[VerifyingKey], token: &str) -> Result<VerifiedConsumer, ApiError> {
     let invalid = |why: &str| ApiError::new(ErrorCode::TokenInvalid, why.to_owned());
     let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("token is not a JWT"))?;
     if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
         return Err(invalid("token algorithm must be RS256 or ES256"));
     }
-    let issuer = app
-        .jwt_issuer
-        .as_deref()
-        .ok_or_else(|| invalid("the app has no JWT issuer configured"))?;
+    let issuer = app.jwt_issuer.as_deref().ok_or_else(|| invalid("the app has no JWT issuer configured"))?;
     let audience = app.jwt_audience.as_deref().unwrap_or(&app.id);
     let candidates: Vec<&VerifyingKey> = keys
         .iter()
@@ -154,9 +127,7 @@ pub fn verify_consumer_token(
         })
         .collect();
     if candidates.is_empty() {
-        return Err(invalid(
-            "no key of the app matches the token's algorithm and key id",
-        ));
+        return Err(invalid("no key of the app matches the token's algorithm and key id"));
     }
     let mut last_error = invalid("signature does not verify");
     for key in candidates {
@@ -208,9 +179,5 @@ pub fn verify_consumer_token(
 }
 
 fn clip(value: String) -> String {
-    if value.chars().count() <= MAX_CLAIM_CHARS {
-        value
-    } else {
-        value.chars().take(MAX_CLAIM_CHARS).collect()
-    }
+    if value.chars().count() <= MAX_CLAIM_CHARS { value } else { value.chars().take(MAX_CLAIM_CHARS).collect() }
 }

@@ -32,9 +32,7 @@ use tokio::sync::watch;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -111,10 +109,7 @@ impl Running {
     /// waits for it.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
-        let result = self
-            .task
-            .await
-            .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        let result = self.task.await.unwrap_or_else(|join| Err(std::io::Error::other(join)));
         self.state.store.close().await;
         result
     }
@@ -122,11 +117,7 @@ impl Running {
 
 /// Builds the state, rebuilds routing from the store, and serves on `listener` until
 /// [`Running::shutdown`].
-pub async fn start(
-    store: Store,
-    config: ServerConfig,
-    listener: TcpListener,
-) -> anyhow::Result<Running> {
+pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) -> anyhow::Result<Running> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = AppState(Arc::new(Shared {
         store,
@@ -161,10 +152,5 @@ pub async fn start(
             .await
     });
     tracing::info!(%addr, "listening");
-    Ok(Running {
-        addr,
-        state,
-        shutdown: shutdown_tx,
-        task,
-    })
+    Ok(Running { addr, state, shutdown: shutdown_tx, task })
 }

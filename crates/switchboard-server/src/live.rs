@@ -2,14 +2,12 @@
 //! fan-out of events to the sockets that follow them. The routers are a projection of the
 //! store, rebuilt from it at start; decisions are persisted before anyone is told.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use switchboard_bus::{Envelope, Topic};
 use switchboard_core::routing::{ANY_SKILL, AgentProfile, Assignment, QueuedConversation, Router};
-use switchboard_protocol::{
-    AgentState, ConversationEventKind, ConversationId, ConversationSummary, ServerFrame,
-};
+use switchboard_protocol::{AgentState, ConversationEventKind, ConversationId, ConversationSummary, ServerFrame};
 use switchboard_store::{Consumer, Conversation, StoreError, User};
 
 use crate::{AppState, now_ms};
@@ -24,10 +22,7 @@ pub struct Live {
 
 impl Live {
     fn with_router<T>(&self, brand_id: &str, f: impl FnOnce(&mut Router) -> T) -> T {
-        let mut routers = self
-            .routers
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut routers = self.routers.lock().unwrap_or_else(|poison| poison.into_inner());
         f(routers.entry(brand_id.to_owned()).or_default())
     }
 
@@ -50,10 +45,7 @@ fn profile_of(user: &User) -> AgentProfile {
 }
 
 /// The summary agents see: with the consumer's profile.
-pub fn agent_summary(
-    conversation: &Conversation,
-    consumer: Option<&Consumer>,
-) -> ConversationSummary {
+pub fn agent_summary(conversation: &Conversation, consumer: Option<&Consumer>) -> ConversationSummary {
     let mut summary = consumer_summary(conversation);
     summary.consumer = consumer.map(|consumer| switchboard_protocol::ConsumerProfile {
         id: consumer.id,
@@ -73,9 +65,7 @@ pub fn consumer_summary(conversation: &Conversation) -> ConversationSummary {
         opened: conversation.opened_at,
         closed: conversation.closed_at,
         last_seq: conversation.last_seq,
-        csat: conversation
-            .csat_score
-            .and_then(|score| u8::try_from(score).ok()),
+        csat: conversation.csat_score.and_then(|score| u8::try_from(score).ok()),
         consumer: None,
         skill: None,
     }
@@ -84,24 +74,12 @@ pub fn consumer_summary(conversation: &Conversation) -> ConversationSummary {
 impl AppState {
     /// Publishes a frame to all devices of a consumer, except connection `origin`.
     pub fn to_consumer(&self, brand_id: &str, consumer: i64, origin: u64, frame: &ServerFrame) {
-        self.bus.publish(
-            &Topic::Consumer {
-                brand: brand_id.into(),
-                consumer,
-            },
-            Envelope::new(origin, frame.to_json()),
-        );
+        self.bus.publish(&Topic::Consumer { brand: brand_id.into(), consumer }, Envelope::new(origin, frame.to_json()));
     }
 
     /// Publishes a frame to all sockets of an agent, except connection `origin`.
     pub fn to_agent(&self, brand_id: &str, agent: i64, origin: u64, frame: &ServerFrame) {
-        self.bus.publish(
-            &Topic::Agent {
-                brand: brand_id.into(),
-                agent,
-            },
-            Envelope::new(origin, frame.to_json()),
-        );
+        self.bus.publish(&Topic::Agent { brand: brand_id.into(), agent }, Envelope::new(origin, frame.to_json()));
     }
 
     /// Rebuilds every brand's router from the store: agents with their state and capacity,
@@ -139,11 +117,7 @@ impl AppState {
         let now = now_ms();
         let assignments = self.live.with_router(&user.brand_id, |router| {
             let mut assignments = router.upsert_agent(user.id, profile_of(user), now);
-            let state = if user.disabled {
-                AgentState::Offline
-            } else {
-                user.state
-            };
+            let state = if user.disabled { AgentState::Offline } else { user.state };
             assignments.extend(router.set_agent_state(user.id, state, now));
             assignments
         });
@@ -152,9 +126,7 @@ impl AppState {
 
     /// An agent changed availability.
     pub async fn agent_state_changed(&self, brand_id: &str, agent: i64, state: AgentState) {
-        let assignments = self.live.with_router(brand_id, |router| {
-            router.set_agent_state(agent, state, now_ms())
-        });
+        let assignments = self.live.with_router(brand_id, |router| router.set_agent_state(agent, state, now_ms()));
         self.apply_assignments(brand_id, assignments).await;
     }
 
@@ -162,18 +134,12 @@ impl AppState {
     /// stands (assigned, or queued with an estimated wait).
     pub async fn conversation_opened(&self, conversation: &Conversation) {
         metrics::counter!(crate::metrics::CONVERSATIONS_OPENED).increment(1);
-        let assignments = self.live.with_router(&conversation.brand_id, |router| {
-            router.enqueue(queue_entry(conversation), now_ms())
-        });
-        let assigned_now = assignments
-            .iter()
-            .any(|a| a.conversation == conversation.id);
-        self.apply_assignments(&conversation.brand_id, assignments)
-            .await;
+        let assignments =
+            self.live.with_router(&conversation.brand_id, |router| router.enqueue(queue_entry(conversation), now_ms()));
+        let assigned_now = assignments.iter().any(|a| a.conversation == conversation.id);
+        self.apply_assignments(&conversation.brand_id, assignments).await;
         if !assigned_now {
-            let eta = self
-                .live
-                .estimated_wait(&conversation.brand_id, conversation.id);
+            let eta = self.live.estimated_wait(&conversation.brand_id, conversation.id);
             let frame = ServerFrame::Conv {
                 c: conversation.id,
                 ev: ConversationEventKind::Queued,
@@ -188,27 +154,17 @@ impl AppState {
 
     /// An agent opened a conversation by writing to a consumer (proactive follow-up): it is
     /// already assigned to them in the store.
-    pub fn conversation_opened_by_agent(
-        &self,
-        brand_id: &str,
-        conversation: ConversationId,
-        agent: i64,
-    ) {
+    pub fn conversation_opened_by_agent(&self, brand_id: &str, conversation: ConversationId, agent: i64) {
         metrics::counter!(crate::metrics::CONVERSATIONS_OPENED).increment(1);
-        self.live.with_router(brand_id, |router| {
-            router.restore_assignment(conversation, agent)
-        });
+        self.live.with_router(brand_id, |router| router.restore_assignment(conversation, agent));
     }
 
     /// A conversation closed: free its agent, tell both sides, serve the queue.
     pub async fn conversation_closed(&self, conversation: &Conversation, origin: u64) {
         let now = now_ms();
-        let handled = conversation
-            .closed_at
-            .map(|closed| closed - conversation.opened_at);
-        let assignments = self.live.with_router(&conversation.brand_id, |router| {
-            router.release(conversation.id, handled, now)
-        });
+        let handled = conversation.closed_at.map(|closed| closed - conversation.opened_at);
+        let assignments =
+            self.live.with_router(&conversation.brand_id, |router| router.release(conversation.id, handled, now));
         let frame = ServerFrame::Conv {
             c: conversation.id,
             ev: ConversationEventKind::Closed,
@@ -217,12 +173,7 @@ impl AppState {
             by: conversation.closed_by,
             conv: None,
         };
-        self.to_consumer(
-            &conversation.brand_id,
-            conversation.consumer_id,
-            origin,
-            &frame,
-        );
+        self.to_consumer(&conversation.brand_id, conversation.consumer_id, origin, &frame);
         if let Some(agent) = conversation.agent_id {
             self.to_agent(&conversation.brand_id, agent, origin, &frame);
         }
@@ -234,28 +185,20 @@ impl AppState {
                 &ServerFrame::Survey { c: conversation.id },
             );
         }
-        self.apply_assignments(&conversation.brand_id, assignments)
-            .await;
+        self.apply_assignments(&conversation.brand_id, assignments).await;
     }
 
     /// Persists routing decisions and announces them. An assignment the store refuses (the
     /// conversation closed meanwhile) is released again.
     pub async fn apply_assignments(&self, brand_id: &str, assignments: Vec<Assignment>) {
-        let mut pending = assignments;
-        while let Some(Assignment {
-            conversation,
-            agent,
-        }) = pending.pop()
-        {
+        // In decision order: the router serves the queue oldest first.
+        let mut pending = VecDeque::from(assignments);
+        while let Some(Assignment { conversation, agent }) = pending.pop_front() {
             let now = now_ms();
             match self.store.assign(brand_id, conversation, agent, now).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    pending.extend(
-                        self.live.with_router(brand_id, |router| {
-                            router.release(conversation, None, now)
-                        }),
-                    );
+                    pending.extend(self.live.with_router(brand_id, |router| router.release(conversation, None, now)));
                     continue;
                 }
                 Err(error) => {
@@ -266,10 +209,7 @@ impl AppState {
                 }
             }
             metrics::counter!(crate::metrics::ASSIGNMENTS).increment(1);
-            if let Err(error) = self
-                .announce_assignment(brand_id, conversation, agent)
-                .await
-            {
+            if let Err(error) = self.announce_assignment(brand_id, conversation, agent).await {
                 tracing::error!(%error, conversation, agent, "could not announce assignment");
             }
         }
@@ -284,15 +224,8 @@ impl AppState {
         let Some(conversation) = self.store.conversation(brand_id, conversation_id).await? else {
             return Ok(());
         };
-        let consumer = self
-            .store
-            .consumer(brand_id, conversation.consumer_id)
-            .await?;
-        let agent_name = self
-            .store
-            .user(brand_id, agent)
-            .await?
-            .map(|user| user.name);
+        let consumer = self.store.consumer(brand_id, conversation.consumer_id).await?;
+        let agent_name = self.store.user(brand_id, agent).await?.map(|user| user.name);
         let to_consumer = ServerFrame::Conv {
             c: conversation.id,
             ev: ConversationEventKind::Assigned,

@@ -39,14 +39,8 @@ fn describe() {
     metrics::describe_gauge!(CONNECTIONS, "open WebSocket connections");
     metrics::describe_counter!(MESSAGES_STORED, "messages durably stored");
     metrics::describe_counter!(FRAME_ERRORS, "WebSocket frames answered with an error");
-    metrics::describe_histogram!(
-        APPEND_SECONDS,
-        "seconds from a send frame to its durable ack"
-    );
-    metrics::describe_counter!(
-        LAGGED,
-        "times a socket fell behind the bus and was told to resync"
-    );
+    metrics::describe_histogram!(APPEND_SECONDS, "seconds from a send frame to its durable ack");
+    metrics::describe_counter!(LAGGED, "times a socket fell behind the bus and was told to resync");
     metrics::describe_counter!(CONVERSATIONS_OPENED, "conversations opened");
     metrics::describe_counter!(ASSIGNMENTS, "conversations assigned to agents");
     metrics::describe_counter!(HTTP_REQUESTS, "REST requests by status class");

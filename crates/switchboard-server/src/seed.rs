@@ -49,27 +49,18 @@ pub enum SeedError {
     #[error("storage: {0}")]
     Store(#[from] switchboard_store::StoreError),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Crypto(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SeedError + '_ {
-    move |source| SeedError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| SeedError::Io { path: path.to_owned(), source }
 }
 
 /// Creates the demo data unless brand `demo` exists; returns the credentials either way
 /// (`None` if the brand exists but its credentials file is gone).
-pub async fn ensure_demo(
-    store: &Store,
-    data_dir: &Path,
-) -> Result<Option<DemoCredentials>, SeedError> {
+pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCredentials>, SeedError> {
     let credentials_path = data_dir.join(CREDENTIALS_FILE);
     if store.brand(DEMO_BRAND).await?.is_some() {
         return match std::fs::read(&credentials_path) {
@@ -78,15 +69,7 @@ pub async fn ensure_demo(
         };
     }
     let now = now_ms();
-    store
-        .create_brand(
-            &NewBrand {
-                id: DEMO_BRAND.into(),
-                name: "Demo Brand".into(),
-            },
-            now,
-        )
-        .await?;
+    store.create_brand(&NewBrand { id: DEMO_BRAND.into(), name: "Demo Brand".into() }, now).await?;
     let general = store.create_skill(DEMO_BRAND, "general", now).await?;
     let billing = store.create_skill(DEMO_BRAND, "billing", now).await?;
     store
@@ -110,49 +93,18 @@ pub async fn ensure_demo(
         .map_err(|_| SeedError::Crypto("cannot generate a P-256 key".into()))?;
     let key_path = data_dir.join(SIGNING_KEY_FILE);
     std::fs::write(&key_path, pkcs8.as_ref()).map_err(io(&key_path))?;
-    store
-        .add_app_key(
-            DEMO_BRAND,
-            DEMO_APP,
-            "jwks",
-            &jwks_for(pkcs8.as_ref())?,
-            now,
-        )
-        .await?;
+    store.add_app_key(DEMO_BRAND, DEMO_APP, "jwks", &jwks_for(pkcs8.as_ref())?, now).await?;
 
     let people = [
         ("admin@demo.test", "Dana Admin", Role::Admin, 0, vec![]),
-        (
-            "manager@demo.test",
-            "Morgan Manager",
-            Role::Manager,
-            0,
-            vec![],
-        ),
-        (
-            "alice@demo.test",
-            "Alice Agent",
-            Role::Agent,
-            5,
-            vec![general.id, billing.id],
-        ),
-        (
-            "bob@demo.test",
-            "Bob Agent",
-            Role::Agent,
-            3,
-            vec![general.id],
-        ),
+        ("manager@demo.test", "Morgan Manager", Role::Manager, 0, vec![]),
+        ("alice@demo.test", "Alice Agent", Role::Agent, 5, vec![general.id, billing.id]),
+        ("bob@demo.test", "Bob Agent", Role::Agent, 3, vec![general.id]),
     ];
     let mut logins = Vec::new();
     for (email, name, role, max_concurrent, skills) in people {
-        let password = auth::new_secret("")
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(16)
-            .collect::<String>();
-        let password_hash =
-            auth::hash_password(&password).map_err(|e| SeedError::Crypto(e.message))?;
+        let password = auth::new_secret("").chars().filter(char::is_ascii_alphanumeric).take(16).collect::<String>();
+        let password_hash = auth::hash_password(&password).map_err(|e| SeedError::Crypto(e.message))?;
         let new = NewUser {
             brand_id: DEMO_BRAND.into(),
             email: email.into(),
@@ -163,17 +115,9 @@ pub async fn ensure_demo(
             skills,
         };
         store.create_user(&new, now).await?;
-        logins.push(DemoLogin {
-            email: email.into(),
-            password,
-            role,
-        });
+        logins.push(DemoLogin { email: email.into(), password, role });
     }
-    let credentials = DemoCredentials {
-        brand: DEMO_BRAND.into(),
-        app: DEMO_APP.into(),
-        logins,
-    };
+    let credentials = DemoCredentials { brand: DEMO_BRAND.into(), app: DEMO_APP.into(), logins };
     let json = serde_json::to_vec_pretty(&credentials).expect("credentials serialize");
     std::fs::write(&credentials_path, json).map_err(io(&credentials_path))?;
     Ok(Some(credentials))
@@ -208,11 +152,7 @@ pub struct DevClaims {
 }
 
 /// Signs a consumer JWT (ES256) with a PKCS#8 P-256 key, as a brand's backend would.
-pub fn sign_es256(
-    pkcs8: &[u8],
-    kid: Option<&str>,
-    claims: &DevClaims,
-) -> Result<String, SeedError> {
+pub fn sign_es256(pkcs8: &[u8], kid: Option<&str>, claims: &DevClaims) -> Result<String, SeedError> {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(pkcs8))
@@ -220,12 +160,7 @@ pub fn sign_es256(
 }
 
 /// Signs a demo-app consumer token with the key in `data_dir`, valid for `ttl_secs`.
-pub fn dev_token(
-    data_dir: &Path,
-    subject: &str,
-    name: Option<&str>,
-    ttl_secs: i64,
-) -> Result<String, SeedError> {
+pub fn dev_token(data_dir: &Path, subject: &str, name: Option<&str>, ttl_secs: i64) -> Result<String, SeedError> {
     let key_path = data_dir.join(SIGNING_KEY_FILE);
     let pkcs8 = std::fs::read(&key_path).map_err(io(&key_path))?;
     let now = now_ms() / 1000;

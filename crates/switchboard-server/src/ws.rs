@@ -18,13 +18,11 @@ use futures_util::{SinkExt, StreamExt};
 use switchboard_bus::{Received, Topic};
 use switchboard_core::limits::{Channel, TextError, check_text};
 use switchboard_protocol::{
-    ClientFrame, CloseCode, ConversationId, ConversationStatus, ErrorCode, Hello,
-    MAX_CLIENT_ID_BYTES, MAX_FRAME_BYTES, MAX_WIRE_FRAME_BYTES, Me, PROTOCOL_VERSION, ServerFrame,
-    Side,
+    ClientFrame, CloseCode, ConversationId, ConversationStatus, ErrorCode, Hello, MAX_CLIENT_ID_BYTES, MAX_FRAME_BYTES,
+    MAX_WIRE_FRAME_BYTES, Me, PROTOCOL_VERSION, ServerFrame, Side,
 };
 use switchboard_store::{
-    AgentAppend, AgentTarget, App, Append, Consumer, ConsumerAppend, ConversationFilter,
-    PageCursor, Role, User,
+    AgentAppend, AgentTarget, App, Append, Consumer, ConsumerAppend, ConversationFilter, PageCursor, Role, User,
 };
 use tokio::time::Instant;
 
@@ -55,20 +53,13 @@ fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
 }
 
 /// `GET /v1/consumer`: the consumer endpoint.
-pub async fn consumer_endpoint(
-    upgrade: WebSocketUpgrade,
-    State(state): State<AppState>,
-) -> Response {
+pub async fn consumer_endpoint(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Consumer, None))
 }
 
 /// `GET /v1/agent`: the agent endpoint. Browsers authenticate with the session cookie sent
 /// on the upgrade request; other clients put the session token in `hello`.
-pub async fn agent_endpoint(
-    upgrade: WebSocketUpgrade,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn agent_endpoint(upgrade: WebSocketUpgrade, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let cookie = auth::session_cookie(&headers);
     configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Agent, cookie))
 }
@@ -119,14 +110,10 @@ impl Peer {
 
     fn topic(&self) -> Topic {
         match self {
-            Peer::Consumer(peer) => Topic::Consumer {
-                brand: peer.consumer.brand_id.as_str().into(),
-                consumer: peer.consumer.id,
-            },
-            Peer::Agent(peer) => Topic::Agent {
-                brand: peer.user.brand_id.as_str().into(),
-                agent: peer.user.id,
-            },
+            Peer::Consumer(peer) => {
+                Topic::Consumer { brand: peer.consumer.brand_id.as_str().into(), consumer: peer.consumer.id }
+            }
+            Peer::Agent(peer) => Topic::Agent { brand: peer.user.brand_id.as_str().into(), agent: peer.user.id },
         }
     }
 }
@@ -140,16 +127,11 @@ struct Closing {
 type Sink = futures_util::stream::SplitSink<WebSocket, WsMessage>;
 
 async fn send_frame(sink: &mut Sink, frame: &ServerFrame) -> bool {
-    sink.send(WsMessage::Text(frame.to_json().into()))
-        .await
-        .is_ok()
+    sink.send(WsMessage::Text(frame.to_json().into())).await.is_ok()
 }
 
 async fn close(sink: &mut Sink, closing: Closing) {
-    let frame = CloseFrame {
-        code: closing.code.code(),
-        reason: closing.reason.into(),
-    };
+    let frame = CloseFrame { code: closing.code.code(), reason: closing.reason.into() };
     let _ = sink.send(WsMessage::Close(Some(frame))).await;
     let _ = sink.close().await;
 }
@@ -169,12 +151,7 @@ impl Drop for ConnectionGauge {
     }
 }
 
-async fn run_socket(
-    socket: WebSocket,
-    state: AppState,
-    endpoint: Endpoint,
-    cookie: Option<String>,
-) {
+async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cookie: Option<String>) {
     let _gauge = ConnectionGauge::open(endpoint);
     let connection_id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
@@ -185,20 +162,13 @@ async fn run_socket(
             Ok(ClientFrame::Hello(hello)) => hello,
             Ok(_) => return refuse(&mut sink, ApiError::code(ErrorCode::HelloRequired)).await,
             Err(error) => {
-                return refuse(
-                    &mut sink,
-                    ApiError::new(ErrorCode::MalformedFrame, format!("bad hello: {error}")),
-                )
-                .await;
+                return refuse(&mut sink, ApiError::new(ErrorCode::MalformedFrame, format!("bad hello: {error}")))
+                    .await;
             }
         },
         Ok(_) => return,
         Err(_) => {
-            return refuse(
-                &mut sink,
-                ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout"),
-            )
-            .await;
+            return refuse(&mut sink, ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout")).await;
         }
     };
     let (mut peer, welcome) = match authenticate(&state, endpoint, hello, cookie).await {
@@ -209,12 +179,7 @@ async fn run_socket(
     if !send_frame(&mut sink, &welcome).await {
         return;
     }
-    tracing::debug!(
-        connection_id,
-        endpoint = endpoint.label(),
-        brand_id = peer.brand_id(),
-        "socket authenticated"
-    );
+    tracing::debug!(connection_id, endpoint = endpoint.label(), brand_id = peer.brand_id(), "socket authenticated");
 
     // 2. serve.
     let heartbeat = Duration::from_secs(u64::from(state.config.heartbeat_secs.max(1)));
@@ -222,10 +187,7 @@ async fn run_socket(
     let mut ping_timer = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     let mut last_heard = Instant::now();
     let token_expiry = match &peer {
-        Peer::Consumer(ConsumerPeer {
-            expires_at_ms: Some(at),
-            ..
-        }) => {
+        Peer::Consumer(ConsumerPeer { expires_at_ms: Some(at), .. }) => {
             let left = u64::try_from(at - now_ms()).unwrap_or(0);
             Instant::now() + Duration::from_millis(left)
         }
@@ -307,10 +269,7 @@ async fn run_socket(
 
 /// Finds `"id"` in a frame that failed to decode, so the error can still name its request.
 fn request_id_of(text: &str) -> Option<u64> {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()?
-        .get("id")?
-        .as_u64()
+    serde_json::from_str::<serde_json::Value>(text).ok()?.get("id")?.as_u64()
 }
 
 async fn send_error(sink: &mut Sink, id: Option<u64>, error: ApiError) -> bool {
@@ -330,14 +289,7 @@ async fn refuse(sink: &mut Sink, error: ApiError) {
         _ => CloseCode::Unauthorized,
     };
     let _ = send_error(sink, None, error).await;
-    close(
-        sink,
-        Closing {
-            code,
-            reason: "hello refused",
-        },
-    )
-    .await;
+    close(sink, Closing { code, reason: "hello refused" }).await;
 }
 
 async fn authenticate(
@@ -349,10 +301,7 @@ async fn authenticate(
     if hello.v != PROTOCOL_VERSION {
         return Err(ApiError::new(
             ErrorCode::UnsupportedVersion,
-            format!(
-                "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
-                hello.v
-            ),
+            format!("protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}", hello.v),
         ));
     }
     match endpoint {
@@ -362,27 +311,13 @@ async fn authenticate(
 }
 
 /// Parsed keys of an app, cached.
-fn app_keys_cached(
-    state: &AppState,
-    app_id: &str,
-) -> Option<std::sync::Arc<Vec<jwt::VerifyingKey>>> {
-    state
-        .app_keys
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(app_id)
-        .cloned()
+fn app_keys_cached(state: &AppState, app_id: &str) -> Option<std::sync::Arc<Vec<jwt::VerifyingKey>>> {
+    state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).get(app_id).cloned()
 }
 
 async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Peer, ServerFrame)> {
-    let brand_id = hello
-        .brand
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("hello must name the brand"))?;
-    let app_id = hello
-        .app
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("hello must name the app"))?;
+    let brand_id = hello.brand.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the brand"))?;
+    let app_id = hello.app.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the app"))?;
     let Some(app) = state.store.app(brand_id, app_id).await? else {
         return Err(match state.store.brand(brand_id).await? {
             None => ApiError::code(ErrorCode::BrandNotFound),
@@ -394,30 +329,19 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
     let (consumer, expires_at_ms) = match (&hello.token, &hello.anon) {
         (Some(token), _) => {
             if !app.allow_jwt {
-                return Err(ApiError::new(
-                    ErrorCode::AuthModeDisabled,
-                    "this app does not accept JWT authentication",
-                ));
+                return Err(ApiError::new(ErrorCode::AuthModeDisabled, "this app does not accept JWT authentication"));
             }
             let keys = match app_keys_cached(state, &app.id) {
                 Some(keys) => keys,
                 None => {
-                    let keys = std::sync::Arc::new(jwt::parse_app_keys(
-                        &state.store.app_keys(brand_id, &app.id).await?,
-                    ));
-                    state
-                        .app_keys
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(app.id.clone(), keys.clone());
+                    let keys =
+                        std::sync::Arc::new(jwt::parse_app_keys(&state.store.app_keys(brand_id, &app.id).await?));
+                    state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(app.id.clone(), keys.clone());
                     keys
                 }
             };
             let verified = jwt::verify_consumer_token(&app, &keys, token)?;
-            let consumer = state
-                .store
-                .upsert_consumer(brand_id, &verified.subject, &verified.claims, now)
-                .await?;
+            let consumer = state.store.upsert_consumer(brand_id, &verified.subject, &verified.claims, now).await?;
             (consumer, Some(verified.expires_at_ms))
         }
         (None, Some(secret)) => {
@@ -430,10 +354,7 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
             if secret.is_empty() {
                 let secret = auth::new_secret("sba_");
                 let external_id = format!("anon:{}", auth::hash_secret(&secret));
-                let consumer = state
-                    .store
-                    .upsert_consumer(brand_id, &external_id, &Default::default(), now)
-                    .await?;
+                let consumer = state.store.upsert_consumer(brand_id, &external_id, &Default::default(), now).await?;
                 new_secret = Some(secret);
                 (consumer, None)
             } else {
@@ -442,9 +363,7 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
                     .store
                     .consumer_by_external_id(brand_id, &external_id)
                     .await?
-                    .ok_or_else(|| {
-                        ApiError::new(ErrorCode::TokenInvalid, "unknown device secret")
-                    })?;
+                    .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "unknown device secret"))?;
                 (consumer, None)
             }
         }
@@ -456,48 +375,26 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
         }
     };
     if let Some(device) = &hello.device {
-        state
-            .store
-            .set_consumer_device(brand_id, consumer.id, device)
-            .await?;
+        state.store.set_consumer_device(brand_id, consumer.id, device).await?;
     }
     let open = state.store.open_conversation(brand_id, consumer.id).await?;
     let welcome = ServerFrame::Welcome {
         v: PROTOCOL_VERSION,
-        me: Me {
-            id: consumer.id,
-            name: consumer.name.clone(),
-            state: None,
-        },
+        me: Me { id: consumer.id, name: consumer.name.clone(), state: None },
         convs: open.iter().map(consumer_summary).collect(),
         anon: new_secret,
         hb: state.config.heartbeat_secs,
     };
     let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
     let owned = open.iter().map(|c| c.id).collect();
-    Ok((
-        Peer::Consumer(ConsumerPeer {
-            app,
-            consumer,
-            channel,
-            expires_at_ms,
-            owned,
-        }),
-        welcome,
-    ))
+    Ok((Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned }), welcome))
 }
 
-async fn authenticate_agent(
-    state: &AppState,
-    hello: Hello,
-    cookie: Option<String>,
-) -> ApiResult<(Peer, ServerFrame)> {
-    let token = hello.session.or(cookie).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unauthenticated,
-            "hello must carry a session token",
-        )
-    })?;
+async fn authenticate_agent(state: &AppState, hello: Hello, cookie: Option<String>) -> ApiResult<(Peer, ServerFrame)> {
+    let token = hello
+        .session
+        .or(cookie)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "hello must carry a session token"))?;
     let caller = auth::authenticate_token(state, &token).await?;
     let user = state
         .store
@@ -505,24 +402,13 @@ async fn authenticate_agent(
         .await?
         .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
     let mut convs = Vec::new();
-    for conversation in state
-        .store
-        .agent_conversations(&user.brand_id, user.id)
-        .await?
-    {
-        let consumer = state
-            .store
-            .consumer(&user.brand_id, conversation.consumer_id)
-            .await?;
+    for conversation in state.store.agent_conversations(&user.brand_id, user.id).await? {
+        let consumer = state.store.consumer(&user.brand_id, conversation.consumer_id).await?;
         convs.push(agent_summary(&conversation, consumer.as_ref()));
     }
     let welcome = ServerFrame::Welcome {
         v: PROTOCOL_VERSION,
-        me: Me {
-            id: user.id,
-            name: Some(user.name.clone()),
-            state: Some(user.state),
-        },
+        me: Me { id: user.id, name: Some(user.name.clone()), state: Some(user.state) },
         convs,
         anon: None,
         hb: state.config.heartbeat_secs,
@@ -534,10 +420,7 @@ fn check_send(channel: Channel, author: Side, cid: &str, text: &str) -> ApiResul
     if cid.is_empty() || cid.len() > MAX_CLIENT_ID_BYTES {
         return Err(ApiError::new(
             ErrorCode::InvalidClientId,
-            format!(
-                "cid must be 1 to {MAX_CLIENT_ID_BYTES} bytes (got {})",
-                cid.len()
-            ),
+            format!("cid must be 1 to {MAX_CLIENT_ID_BYTES} bytes (got {})", cid.len()),
         ));
     }
     check_text(channel, author, text).map_err(|error| match error {
@@ -546,12 +429,7 @@ fn check_send(channel: Channel, author: Side, cid: &str, text: &str) -> ApiResul
     })
 }
 
-async fn handle(
-    state: &AppState,
-    peer: &mut Peer,
-    origin: u64,
-    frame: ClientFrame,
-) -> ApiResult<Vec<ServerFrame>> {
+async fn handle(state: &AppState, peer: &mut Peer, origin: u64, frame: ClientFrame) -> ApiResult<Vec<ServerFrame>> {
     match peer {
         Peer::Consumer(consumer) => handle_consumer(state, consumer, origin, frame).await,
         Peer::Agent(agent) => handle_agent(state, agent, origin, frame).await,
@@ -563,12 +441,7 @@ fn ok(id: Option<u64>) -> Vec<ServerFrame> {
 }
 
 fn ack(id: Option<u64>, message: &switchboard_store::StoredMessage) -> ServerFrame {
-    ServerFrame::Ack {
-        id,
-        c: message.conversation_id,
-        seq: message.seq,
-        ts: message.created_at,
-    }
+    ServerFrame::Ack { id, c: message.conversation_id, seq: message.seq, ts: message.created_at }
 }
 
 impl ConsumerPeer {
@@ -577,11 +450,7 @@ impl ConsumerPeer {
         if self.owned.contains(&conversation) {
             return Ok(());
         }
-        match state
-            .store
-            .conversation(&self.consumer.brand_id, conversation)
-            .await?
-        {
+        match state.store.conversation(&self.consumer.brand_id, conversation).await? {
             Some(found) if found.consumer_id == self.consumer.id => {
                 self.owned.insert(conversation);
                 Ok(())
@@ -614,25 +483,20 @@ async fn handle_consumer(
                 text,
             });
             let appended = state.store.append(append, now_ms()).await?;
-            metrics::histogram!(crate::metrics::APPEND_SECONDS)
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!(crate::metrics::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
             let message = &appended.message;
             peer.owned.insert(message.conversation_id);
             if !appended.duplicate {
-                metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "consumer")
-                    .increment(1);
+                metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "consumer").increment(1);
                 let event = ServerFrame::Msg(message.to_wire());
                 state.to_consumer(&brand_id, peer.consumer.id, origin, &event);
-                if appended.opened {
-                    if let Some(conversation) = state
-                        .store
-                        .conversation(&brand_id, message.conversation_id)
-                        .await?
-                    {
-                        state.conversation_opened(&conversation).await;
-                    }
-                } else if let Some(agent) = state.live.assignee(&brand_id, message.conversation_id)
+                if appended.opened
+                    && let Some(conversation) = state.store.conversation(&brand_id, message.conversation_id).await?
                 {
+                    // Announces the assignment (or the queue position) before the message.
+                    state.conversation_opened(&conversation).await;
+                }
+                if let Some(agent) = state.live.assignee(&brand_id, message.conversation_id) {
                     state.to_agent(&brand_id, agent, origin, &event);
                 }
             }
@@ -640,72 +504,34 @@ async fn handle_consumer(
         }
         ClientFrame::Rcpt { id, c, seq, k } => {
             peer.owns(state, c).await?;
-            if state
-                .store
-                .record_receipt(&brand_id, c, Side::Consumer, k, seq)
-                .await?
+            if state.store.record_receipt(&brand_id, c, Side::Consumer, k, seq).await?
                 && let Some(agent) = state.live.assignee(&brand_id, c)
             {
-                state.to_agent(
-                    &brand_id,
-                    agent,
-                    origin,
-                    &ServerFrame::Rcpt {
-                        c,
-                        by: Side::Consumer,
-                        k,
-                        seq,
-                    },
-                );
+                state.to_agent(&brand_id, agent, origin, &ServerFrame::Rcpt { c, by: Side::Consumer, k, seq });
             }
             Ok(ok(id))
         }
         ClientFrame::Typing { c, on } => {
             peer.owns(state, c).await?;
             if let Some(agent) = state.live.assignee(&brand_id, c) {
-                state.to_agent(
-                    &brand_id,
-                    agent,
-                    origin,
-                    &ServerFrame::Typing {
-                        c,
-                        by: Side::Consumer,
-                        on,
-                    },
-                );
+                state.to_agent(&brand_id, agent, origin, &ServerFrame::Typing { c, by: Side::Consumer, on });
             }
             Ok(Vec::new())
         }
-        ClientFrame::Sync {
-            id,
-            c,
-            after,
-            limit,
-        } => {
+        ClientFrame::Sync { id, c, after, limit } => {
             peer.owns(state, c).await?;
             Ok(vec![sync(state, &brand_id, id, c, after, limit).await?])
         }
         ClientFrame::Close { id, c } => {
             peer.owns(state, c).await?;
-            if let Some(closed) = state
-                .store
-                .close_conversation(&brand_id, c, Side::Consumer, false, now_ms())
-                .await?
-            {
+            if let Some(closed) = state.store.close_conversation(&brand_id, c, Side::Consumer, false, now_ms()).await? {
                 state.conversation_closed(&closed, origin).await;
             }
             Ok(ok(id))
         }
-        ClientFrame::Csat {
-            id,
-            c,
-            score,
-            comment,
-        } => {
+        ClientFrame::Csat { id, c, score, comment } => {
             if !(1..=5).contains(&score)
-                || comment
-                    .as_ref()
-                    .is_some_and(|text| text.chars().count() > MAX_CSAT_COMMENT_CHARS)
+                || comment.as_ref().is_some_and(|text| text.chars().count() > MAX_CSAT_COMMENT_CHARS)
             {
                 return Err(ApiError::new(
                     ErrorCode::InvalidScore,
@@ -715,38 +541,21 @@ async fn handle_consumer(
                 ));
             }
             peer.owns(state, c).await?;
-            state
-                .store
-                .answer_csat(&brand_id, c, peer.consumer.id, score, comment.as_deref())
-                .await?;
+            state.store.answer_csat(&brand_id, c, peer.consumer.id, score, comment.as_deref()).await?;
             Ok(ok(id))
         }
-        ClientFrame::History {
-            id,
-            from,
-            to,
-            status,
-            cursor,
-            limit,
-        } => {
-            let brand = state
-                .store
-                .brand(&brand_id)
-                .await?
-                .ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
+        ClientFrame::History { id, from, to, status, cursor, limit } => {
+            let brand = state.store.brand(&brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
             let retention_start = now_ms() - brand.retention_days * 24 * 3600 * 1000;
             let after = match cursor.as_deref() {
-                Some(text) => Some(
-                    PageCursor::decode(text)
-                        .ok_or_else(|| ApiError::bad_request("cursor is not valid"))?,
-                ),
+                Some(text) => {
+                    Some(PageCursor::decode(text).ok_or_else(|| ApiError::bad_request("cursor is not valid"))?)
+                }
                 None => None,
             };
             let limit = limit.unwrap_or(20);
             if limit == 0 || limit > MAX_HISTORY {
-                return Err(ApiError::bad_request(format!(
-                    "limit must be 1 to {MAX_HISTORY} (got {limit})"
-                )));
+                return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_HISTORY} (got {limit})")));
             }
             let filter = ConversationFilter {
                 status,
@@ -755,20 +564,14 @@ async fn handle_consumer(
                 opened_to: to,
                 ..ConversationFilter::default()
             };
-            let page = state
-                .store
-                .conversations(&brand_id, &filter, after, limit)
-                .await?;
+            let page = state.store.conversations(&brand_id, &filter, after, limit).await?;
             Ok(vec![ServerFrame::History {
                 id,
                 convs: page.conversations.iter().map(consumer_summary).collect(),
                 next: page.next.map(PageCursor::encode),
             }])
         }
-        ClientFrame::State { .. } => Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "consumers have no agent state",
-        )),
+        ClientFrame::State { .. } => Err(ApiError::new(ErrorCode::Forbidden, "consumers have no agent state")),
     }
 }
 
@@ -782,22 +585,12 @@ async fn sync(
 ) -> ApiResult<ServerFrame> {
     let limit = limit.unwrap_or(MAX_SYNC);
     if limit == 0 || limit > MAX_SYNC {
-        return Err(ApiError::bad_request(format!(
-            "limit must be 1 to {MAX_SYNC} (got {limit})"
-        )));
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_SYNC} (got {limit})")));
     }
-    let mut messages = state
-        .store
-        .messages_after(brand_id, c, after, limit + 1)
-        .await?;
+    let mut messages = state.store.messages_after(brand_id, c, after, limit + 1).await?;
     let more = messages.len() > limit as usize;
     messages.truncate(limit as usize);
-    Ok(ServerFrame::Msgs {
-        id,
-        c,
-        msgs: messages.iter().map(|m| m.to_wire()).collect(),
-        more,
-    })
+    Ok(ServerFrame::Msgs { id, c, msgs: messages.iter().map(|m| m.to_wire()).collect(), more })
 }
 
 impl AgentPeer {
@@ -807,11 +600,7 @@ impl AgentPeer {
 
     /// The conversation, if this agent may act on it: assigned to them, or any conversation
     /// of the brand for managers.
-    async fn may_act(
-        &self,
-        state: &AppState,
-        c: ConversationId,
-    ) -> ApiResult<switchboard_store::Conversation> {
+    async fn may_act(&self, state: &AppState, c: ConversationId) -> ApiResult<switchboard_store::Conversation> {
         let conversation = state
             .store
             .conversation(&self.user.brand_id, c)
@@ -835,11 +624,7 @@ impl AgentPeer {
         if conversation.agent_id == Some(self.user.id) || self.is_manager() {
             return Ok(());
         }
-        match state
-            .store
-            .open_conversation(&self.user.brand_id, conversation.consumer_id)
-            .await?
-        {
+        match state.store.open_conversation(&self.user.brand_id, conversation.consumer_id).await? {
             Some(open) if open.agent_id == Some(self.user.id) => Ok(()),
             _ => Err(ApiError::code(ErrorCode::NotAssigned)),
         }
@@ -857,22 +642,14 @@ async fn handle_agent(
     match frame {
         ClientFrame::Hello(_) => Err(ApiError::bad_request("the socket is already authenticated")),
         ClientFrame::Ping { id } => Ok(vec![ServerFrame::Pong { id }]),
-        ClientFrame::Send {
-            id,
-            cid,
-            text,
-            c,
-            consumer,
-        } => {
+        ClientFrame::Send { id, cid, text, c, consumer } => {
             // Apps are in-app or web, both limited to 2000 characters for agents too.
             check_send(Channel::InApp, Side::Agent, &cid, &text)?;
             let target = match (c, consumer) {
                 (Some(c), None) => AgentTarget::Conversation(c),
                 (None, Some(consumer)) => AgentTarget::Consumer(consumer),
                 _ => {
-                    return Err(ApiError::bad_request(
-                        "send needs exactly one of c (conversation) or consumer",
-                    ));
+                    return Err(ApiError::bad_request("send needs exactly one of c (conversation) or consumer"));
                 }
             };
             let started = std::time::Instant::now();
@@ -886,17 +663,12 @@ async fn handle_agent(
                 text,
             });
             let appended = state.store.append(append, now_ms()).await?;
-            metrics::histogram!(crate::metrics::APPEND_SECONDS)
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!(crate::metrics::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
             let message = &appended.message;
             if !appended.duplicate {
                 metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "agent").increment(1);
                 if appended.opened {
-                    state.conversation_opened_by_agent(
-                        &brand_id,
-                        message.conversation_id,
-                        agent_id,
-                    );
+                    state.conversation_opened_by_agent(&brand_id, message.conversation_id, agent_id);
                     let frame = ServerFrame::Conv {
                         c: message.conversation_id,
                         ev: switchboard_protocol::ConversationEventKind::Assigned,
@@ -915,17 +687,8 @@ async fn handle_agent(
         }
         ClientFrame::Rcpt { id, c, seq, k } => {
             let conversation = peer.may_act(state, c).await?;
-            if state
-                .store
-                .record_receipt(&brand_id, c, Side::Agent, k, seq)
-                .await?
-            {
-                let frame = ServerFrame::Rcpt {
-                    c,
-                    by: Side::Agent,
-                    k,
-                    seq,
-                };
+            if state.store.record_receipt(&brand_id, c, Side::Agent, k, seq).await? {
+                let frame = ServerFrame::Rcpt { c, by: Side::Agent, k, seq };
                 state.to_consumer(&brand_id, conversation.consumer_id, origin, &frame);
             }
             Ok(ok(id))
@@ -937,61 +700,34 @@ async fn handle_agent(
                     &brand_id,
                     conversation.consumer_id,
                     origin,
-                    &ServerFrame::Typing {
-                        c,
-                        by: Side::Agent,
-                        on,
-                    },
+                    &ServerFrame::Typing { c, by: Side::Agent, on },
                 );
             }
             Ok(Vec::new())
         }
-        ClientFrame::Sync {
-            id,
-            c,
-            after,
-            limit,
-        } => {
+        ClientFrame::Sync { id, c, after, limit } => {
             peer.may_read(state, c).await?;
             Ok(vec![sync(state, &brand_id, id, c, after, limit).await?])
         }
         ClientFrame::Close { id, c } => {
             peer.may_act(state, c).await?;
-            let brand = state
-                .store
-                .brand(&brand_id)
-                .await?
-                .ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
-            if let Some(closed) = state
-                .store
-                .close_conversation(&brand_id, c, Side::Agent, brand.csat_enabled, now_ms())
-                .await?
+            let brand = state.store.brand(&brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
+            if let Some(closed) =
+                state.store.close_conversation(&brand_id, c, Side::Agent, brand.csat_enabled, now_ms()).await?
             {
                 state.conversation_closed(&closed, origin).await;
             }
             Ok(ok(id))
         }
-        ClientFrame::State {
-            id,
-            state: new_state,
-        } => {
-            state
-                .store
-                .set_user_state(&brand_id, agent_id, new_state)
-                .await?;
+        ClientFrame::State { id, state: new_state } => {
+            state.store.set_user_state(&brand_id, agent_id, new_state).await?;
             peer.user.state = new_state;
-            state
-                .agent_state_changed(&brand_id, agent_id, new_state)
-                .await;
+            state.agent_state_changed(&brand_id, agent_id, new_state).await;
             Ok(ok(id))
         }
-        ClientFrame::Csat { .. } => Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "only consumers answer surveys",
-        )),
-        ClientFrame::History { .. } => Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "agents list conversations with GET /api/v1/conversations",
-        )),
+        ClientFrame::Csat { .. } => Err(ApiError::new(ErrorCode::Forbidden, "only consumers answer surveys")),
+        ClientFrame::History { .. } => {
+            Err(ApiError::new(ErrorCode::Forbidden, "agents list conversations with GET /api/v1/conversations"))
+        }
     }
 }

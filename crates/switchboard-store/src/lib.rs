@@ -28,12 +28,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use crate::metrics::describe as describe_metrics;
 pub use crate::model::*;
-pub use crate::queries::{
-    ApiToken, AppPatch, BrandPatch, CsatError, NewApp, NewBrand, NewUser, UserPatch,
-};
-pub use crate::writer::{
-    AgentAppend, AgentTarget, Append, AppendError, Appended, ConsumerAppend, SystemAppend,
-};
+pub use crate::queries::{ApiToken, AppPatch, BrandPatch, CsatError, NewApp, NewBrand, NewUser, UserPatch};
+pub use crate::writer::{AgentAppend, AgentTarget, Append, AppendError, Appended, ConsumerAppend, SystemAppend};
 
 /// Storage failures. Callers map these to `internal`/`unavailable` at the API edge, except
 /// the precise variants (`NotFound`, `Conflict`).
@@ -121,11 +117,7 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// Defaults for `url`.
     pub fn new(url: impl Into<String>) -> StoreOptions {
-        StoreOptions {
-            url: url.into(),
-            sqlite_sync: SqliteSync::Full,
-            max_connections: 8,
-        }
+        StoreOptions { url: url.into(), sqlite_sync: SqliteSync::Full, max_connections: 8 }
     }
 }
 
@@ -145,9 +137,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("dialect", &self.dialect)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("dialect", &self.dialect).finish_non_exhaustive()
     }
 }
 
@@ -191,11 +181,7 @@ impl Store {
         }
         let (writer, jobs) = mpsc::channel(4096);
         tokio::spawn(writer::run(writer_conn, dialect, jobs));
-        Ok(Store {
-            pool,
-            dialect,
-            writer,
-        })
+        Ok(Store { pool, dialect, writer })
     }
 
     /// The dialect in use.
@@ -217,9 +203,7 @@ impl Store {
             .send(writer::Job { append, now, reply })
             .await
             .map_err(|_| AppendError::Store(StoreError::ShuttingDown))?;
-        answer
-            .await
-            .map_err(|_| AppendError::Store(StoreError::ShuttingDown))?
+        answer.await.map_err(|_| AppendError::Store(StoreError::ShuttingDown))?
     }
 
     /// Closes the pool, waiting for connections to finish. Pending appends complete first
@@ -229,39 +213,23 @@ impl Store {
     }
 }
 
-fn connect_options(
-    options: &StoreOptions,
-    dialect: Dialect,
-) -> Result<AnyConnectOptions, StoreError> {
+fn connect_options(options: &StoreOptions, dialect: Dialect) -> Result<AnyConnectOptions, StoreError> {
     let mut url = options.url.clone();
     if dialect == Dialect::Sqlite && !url.contains("mode=") {
-        url.push_str(if url.contains('?') {
-            "&mode=rwc"
-        } else {
-            "?mode=rwc"
-        });
+        url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
     }
-    let parsed = AnyConnectOptions::from_str(&url).map_err(|error| StoreError::BadUrl {
-        url: options.url.clone(),
-        reason: error.to_string(),
-    })?;
+    let parsed = AnyConnectOptions::from_str(&url)
+        .map_err(|error| StoreError::BadUrl { url: options.url.clone(), reason: error.to_string() })?;
     Ok(parsed.disable_statement_logging())
 }
 
-async fn configure_sqlite(
-    conn: &mut sqlx::AnyConnection,
-    sync: SqliteSync,
-) -> Result<(), sqlx::Error> {
+async fn configure_sqlite(conn: &mut sqlx::AnyConnection, sync: SqliteSync) -> Result<(), sqlx::Error> {
     let synchronous = match sync {
         SqliteSync::Full => "PRAGMA synchronous = FULL",
         SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
     };
-    for pragma in [
-        "PRAGMA journal_mode = WAL",
-        synchronous,
-        "PRAGMA busy_timeout = 10000",
-        "PRAGMA foreign_keys = ON",
-    ] {
+    for pragma in ["PRAGMA journal_mode = WAL", synchronous, "PRAGMA busy_timeout = 10000", "PRAGMA foreign_keys = ON"]
+    {
         sqlx::query(pragma).execute(&mut *conn).await?;
     }
     // Make sure the connection is usable before the pool hands it out.
@@ -269,9 +237,7 @@ async fn configure_sqlite(
 }
 
 fn opt_side(value: Option<String>) -> Result<Option<Side>, StoreError> {
-    value
-        .map(|s| Side::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("side {s:?}"))))
-        .transpose()
+    value.map(|s| Side::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("side {s:?}")))).transpose()
 }
 
 pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {

@@ -5,8 +5,5 @@ pub const WRITE_BATCH_SIZE: &str = "switchboard_store_write_batch_size";
 
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
-    metrics::describe_histogram!(
-        WRITE_BATCH_SIZE,
-        "messages committed per group-commit transaction"
-    );
+    metrics::describe_histogram!(WRITE_BATCH_SIZE, "messages committed per group-commit transaction");
 }

@@ -2,9 +2,7 @@
 //! belongs to a brand, so callers can never lose track of tenancy.
 
 use serde::{Deserialize, Serialize};
-use switchboard_protocol::{
-    AgentState, ConversationId, ConversationStatus, DeviceInfo, Millis, Side,
-};
+use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, DeviceInfo, Millis, Side};
 
 /// A tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -63,19 +61,7 @@ pub struct Skill {
 }
 
 /// Role of a brand user. Each role includes the ones before it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Answers conversations.
@@ -232,10 +218,7 @@ impl PageCursor {
     /// Parses [`PageCursor::encode`]; `None` if malformed.
     pub fn decode(text: &str) -> Option<PageCursor> {
         let (opened_at, id) = text.split_once('.')?;
-        Some(PageCursor {
-            opened_at: opened_at.parse().ok()?,
-            id: id.parse().ok()?,
-        })
+        Some(PageCursor { opened_at: opened_at.parse().ok()?, id: id.parse().ok()? })
     }
 }
 

@@ -3,9 +3,7 @@
 
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
-use switchboard_protocol::{
-    AgentState, ConversationId, ConversationStatus, DeviceInfo, Millis, ReceiptKind, Side,
-};
+use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, DeviceInfo, Millis, ReceiptKind, Side};
 
 use crate::model::*;
 use crate::{Store, StoreError, opt_side};
@@ -97,14 +95,16 @@ pub enum CsatError {
     Store(#[from] StoreError),
 }
 
-const CONVERSATION_COLUMNS: &str = "id, brand_id, consumer_id, app_id, channel, skill_id, status, priority, opened_at, closed_at,
+const CONVERSATION_COLUMNS: &str =
+    "id, brand_id, consumer_id, app_id, channel, skill_id, status, priority, opened_at, closed_at,
     closed_by, agent_id, assigned_at, first_response_at, last_seq, last_message_at, consumer_delivered_seq,
     consumer_read_seq, agent_delivered_seq, agent_read_seq, survey_open, csat_score, csat_comment";
 
 const USER_COLUMNS: &str =
     "id, brand_id, email, name, role, password_hash, max_concurrent, state, disabled, created_at";
 
-const APP_COLUMNS: &str = "id, brand_id, name, channel, allow_jwt, allow_anonymous, jwt_issuer, jwt_audience, default_skill_id, created_at";
+const APP_COLUMNS: &str =
+    "id, brand_id, name, channel, allow_jwt, allow_anonymous, jwt_issuer, jwt_audience, default_skill_id, created_at";
 
 fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
     Ok(row.try_get::<i64, _>(column)? != 0)
@@ -146,8 +146,7 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
         password_hash: row.try_get("password_hash")?,
         max_concurrent: row.try_get("max_concurrent")?,
-        state: AgentState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("state {state:?}")))?,
+        state: AgentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state:?}")))?,
         disabled: flag(row, "disabled")?,
         skills: Vec::new(),
         created_at: row.try_get("created_at")?,
@@ -177,8 +176,7 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
         app_id: row.try_get("app_id")?,
         channel: row.try_get("channel")?,
         skill_id: row.try_get("skill_id")?,
-        status: ConversationStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        status: ConversationStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
         priority: row.try_get("priority")?,
         opened_at: row.try_get("opened_at")?,
         closed_at: row.try_get("closed_at")?,
@@ -234,29 +232,21 @@ impl Store {
 
     /// A brand by id.
     pub async fn brand(&self, brand_id: &str) -> Result<Option<Brand>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, csat_enabled, retention_days, created_at FROM brands WHERE id = $1",
-        )
-        .bind(brand_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT id, name, csat_enabled, retention_days, created_at FROM brands WHERE id = $1")
+            .bind(brand_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| brand_from_row(&row)).transpose()
     }
 
     /// Ids of all brands (for rebuilding routing state at start).
     pub async fn brand_ids(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM brands ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query("SELECT id FROM brands ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 
     /// Changes brand settings.
-    pub async fn update_brand(
-        &self,
-        brand_id: &str,
-        patch: &BrandPatch,
-    ) -> Result<Brand, StoreError> {
+    pub async fn update_brand(&self, brand_id: &str, patch: &BrandPatch) -> Result<Brand, StoreError> {
         let row = sqlx::query(
             "UPDATE brands SET name = COALESCE($2, name), csat_enabled = COALESCE($3, csat_enabled),
              retention_days = COALESCE($4, retention_days) WHERE id = $1
@@ -275,56 +265,36 @@ impl Store {
     // ----- skills -------------------------------------------------------------------------
 
     /// Creates a skill; `Conflict` if the brand has one with this name.
-    pub async fn create_skill(
-        &self,
-        brand_id: &str,
-        name: &str,
-        now: Millis,
-    ) -> Result<Skill, StoreError> {
-        let id: i64 = sqlx::query(
-            "INSERT INTO skills (brand_id, name, created_at) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(brand_id)
-        .bind(name)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?;
-        Ok(Skill {
-            id,
-            brand_id: brand_id.to_owned(),
-            name: name.to_owned(),
-        })
+    pub async fn create_skill(&self, brand_id: &str, name: &str, now: Millis) -> Result<Skill, StoreError> {
+        let id: i64 = sqlx::query("INSERT INTO skills (brand_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(brand_id)
+            .bind(name)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(Skill { id, brand_id: brand_id.to_owned(), name: name.to_owned() })
     }
 
     /// The brand's skills, by name.
     pub async fn skills(&self, brand_id: &str) -> Result<Vec<Skill>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, brand_id, name FROM skills WHERE brand_id = $1 ORDER BY name")
-                .bind(brand_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query("SELECT id, brand_id, name FROM skills WHERE brand_id = $1 ORDER BY name")
+            .bind(brand_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|row| {
-                Ok(Skill {
-                    id: row.try_get(0)?,
-                    brand_id: row.try_get(1)?,
-                    name: row.try_get(2)?,
-                })
-            })
+            .map(|row| Ok(Skill { id: row.try_get(0)?, brand_id: row.try_get(1)?, name: row.try_get(2)? }))
             .collect()
     }
 
     /// Deletes a skill; agents lose it, apps routing to it fall back to no skill.
     pub async fn delete_skill(&self, brand_id: &str, skill_id: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE apps SET default_skill_id = NULL WHERE brand_id = $1 AND default_skill_id = $2",
-        )
-        .bind(brand_id)
-        .bind(skill_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE apps SET default_skill_id = NULL WHERE brand_id = $1 AND default_skill_id = $2")
+            .bind(brand_id)
+            .bind(skill_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "DELETE FROM user_skills WHERE skill_id = $2 AND skill_id IN (SELECT id FROM skills WHERE brand_id = $1)",
         )
@@ -368,13 +338,11 @@ impl Store {
 
     /// An app of the brand.
     pub async fn app(&self, brand_id: &str, app_id: &str) -> Result<Option<App>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {APP_COLUMNS} FROM apps WHERE brand_id = $1 AND id = $2"
-        )))
-        .bind(brand_id)
-        .bind(app_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {APP_COLUMNS} FROM apps WHERE brand_id = $1 AND id = $2")))
+            .bind(brand_id)
+            .bind(app_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| app_from_row(&row)).transpose()
     }
 
@@ -390,16 +358,8 @@ impl Store {
     }
 
     /// Changes an app.
-    pub async fn update_app(
-        &self,
-        brand_id: &str,
-        app_id: &str,
-        patch: &AppPatch,
-    ) -> Result<App, StoreError> {
-        let current = self
-            .app(brand_id, app_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+    pub async fn update_app(&self, brand_id: &str, app_id: &str, patch: &AppPatch) -> Result<App, StoreError> {
+        let current = self.app(brand_id, app_id).await?.ok_or(StoreError::NotFound)?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "UPDATE apps SET name = $3, allow_jwt = $4, allow_anonymous = $5, jwt_issuer = $6, jwt_audience = $7,
              default_skill_id = $8 WHERE brand_id = $1 AND id = $2 RETURNING {APP_COLUMNS}"
@@ -427,9 +387,7 @@ impl Store {
         material: &str,
         now: Millis,
     ) -> Result<AppKey, StoreError> {
-        self.app(brand_id, app_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        self.app(brand_id, app_id).await?.ok_or(StoreError::NotFound)?;
         let id: i64 = sqlx::query(
             "INSERT INTO app_keys (brand_id, app_id, format, material, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -473,24 +431,14 @@ impl Store {
     }
 
     /// Removes a key.
-    pub async fn delete_app_key(
-        &self,
-        brand_id: &str,
-        app_id: &str,
-        key_id: i64,
-    ) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("DELETE FROM app_keys WHERE brand_id = $1 AND app_id = $2 AND id = $3")
-                .bind(brand_id)
-                .bind(app_id)
-                .bind(key_id)
-                .execute(&self.pool)
-                .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+    pub async fn delete_app_key(&self, brand_id: &str, app_id: &str, key_id: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM app_keys WHERE brand_id = $1 AND app_id = $2 AND id = $3")
+            .bind(brand_id)
+            .bind(app_id)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
     // ----- users, sessions, tokens --------------------------------------------------------
@@ -515,20 +463,17 @@ impl Store {
         .try_get(0)?;
         set_skills(&mut tx, &new.brand_id, id, &new.skills).await?;
         tx.commit().await?;
-        self.user(&new.brand_id, id)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.user(&new.brand_id, id).await?.ok_or(StoreError::NotFound)
     }
 
     /// A user of the brand, with skills.
     pub async fn user(&self, brand_id: &str, user_id: i64) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE brand_id = $1 AND id = $2"
-        )))
-        .bind(brand_id)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE brand_id = $1 AND id = $2")))
+                .bind(brand_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
         match row {
             Some(row) => {
                 let mut user = user_from_row(&row)?;
@@ -540,22 +485,19 @@ impl Store {
     }
 
     async fn user_skills(&self, user_id: i64) -> Result<Vec<i64>, StoreError> {
-        let rows =
-            sqlx::query("SELECT skill_id FROM user_skills WHERE user_id = $1 ORDER BY skill_id")
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query("SELECT skill_id FROM user_skills WHERE user_id = $1 ORDER BY skill_id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
     }
 
     /// A user by login email, any brand.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
-        )))
-        .bind(email.to_lowercase())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
+            .bind(email.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(row) => {
                 let mut user = user_from_row(&row)?;
@@ -568,16 +510,12 @@ impl Store {
 
     /// The brand's users with their skills, by id.
     pub async fn users(&self, brand_id: &str) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE brand_id = $1 ORDER BY id"
-        )))
-        .bind(brand_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut users = rows
-            .iter()
-            .map(user_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows =
+            sqlx::query(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE brand_id = $1 ORDER BY id")))
+                .bind(brand_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
         let skill_rows = sqlx::query(
             "SELECT us.user_id, us.skill_id FROM user_skills us JOIN users u ON u.id = us.user_id
              WHERE u.brand_id = $1 ORDER BY us.skill_id",
@@ -595,12 +533,7 @@ impl Store {
     }
 
     /// Changes a user.
-    pub async fn update_user(
-        &self,
-        brand_id: &str,
-        user_id: i64,
-        patch: &UserPatch,
-    ) -> Result<User, StoreError> {
+    pub async fn update_user(&self, brand_id: &str, user_id: i64, patch: &UserPatch) -> Result<User, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET name = COALESCE($3, name), role = COALESCE($4, role),
@@ -623,24 +556,14 @@ impl Store {
             set_skills(&mut tx, brand_id, user_id, skills).await?;
         }
         if patch.disabled == Some(true) {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        self.user(brand_id, user_id)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.user(brand_id, user_id).await?.ok_or(StoreError::NotFound)
     }
 
     /// Records an agent's availability.
-    pub async fn set_user_state(
-        &self,
-        brand_id: &str,
-        user_id: i64,
-        state: AgentState,
-    ) -> Result<(), StoreError> {
+    pub async fn set_user_state(&self, brand_id: &str, user_id: i64, state: AgentState) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET state = $3 WHERE brand_id = $1 AND id = $2")
             .bind(brand_id)
             .bind(user_id)
@@ -658,31 +581,27 @@ impl Store {
         now: Millis,
         expires_at: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, brand_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(token_hash)
-            .bind(user.id)
-            .bind(&user.brand_id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, brand_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user.id)
+        .bind(&user.brand_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// The user of a live session, if the session exists, has not expired and the user is
     /// not disabled.
-    pub async fn session_user(
-        &self,
-        token_hash: &str,
-        now: Millis,
-    ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT user_id, brand_id FROM sessions WHERE token_hash = $1 AND expires_at > $2",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn session_user(&self, token_hash: &str, now: Millis) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT user_id, brand_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let brand_id: String = row.try_get(1)?;
         let user = self.user(&brand_id, row.try_get(0)?).await?;
@@ -691,10 +610,7 @@ impl Store {
 
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -721,14 +637,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?;
-        Ok(ApiToken {
-            id,
-            brand_id: brand_id.to_owned(),
-            name: name.to_owned(),
-            role,
-            created_by,
-            created_at: now,
-        })
+        Ok(ApiToken { id, brand_id: brand_id.to_owned(), name: name.to_owned(), role, created_by, created_at: now })
     }
 
     /// The token with this hash.
@@ -760,11 +669,7 @@ impl Store {
             .bind(token_id)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
     // ----- consumers ----------------------------------------------------------------------
@@ -815,11 +720,7 @@ impl Store {
     }
 
     /// A consumer by id.
-    pub async fn consumer(
-        &self,
-        brand_id: &str,
-        consumer_id: i64,
-    ) -> Result<Option<Consumer>, StoreError> {
+    pub async fn consumer(&self, brand_id: &str, consumer_id: i64) -> Result<Option<Consumer>, StoreError> {
         let row = sqlx::query(
             "SELECT id, brand_id, external_id, name, email, phone, device, created_at FROM consumers
              WHERE brand_id = $1 AND id = $2",
@@ -851,11 +752,7 @@ impl Store {
     // ----- conversations ------------------------------------------------------------------
 
     /// A conversation of the brand.
-    pub async fn conversation(
-        &self,
-        brand_id: &str,
-        id: ConversationId,
-    ) -> Result<Option<Conversation>, StoreError> {
+    pub async fn conversation(&self, brand_id: &str, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE brand_id = $1 AND id = $2"
         )))
@@ -883,10 +780,7 @@ impl Store {
     }
 
     /// All open conversations of the brand, oldest first (routing rebuild).
-    pub async fn open_conversations(
-        &self,
-        brand_id: &str,
-    ) -> Result<Vec<Conversation>, StoreError> {
+    pub async fn open_conversations(&self, brand_id: &str) -> Result<Vec<Conversation>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE brand_id = $1 AND status = 'open' ORDER BY opened_at, id"
         )))
@@ -897,11 +791,7 @@ impl Store {
     }
 
     /// Open conversations assigned to an agent, oldest first.
-    pub async fn agent_conversations(
-        &self,
-        brand_id: &str,
-        agent_id: i64,
-    ) -> Result<Vec<Conversation>, StoreError> {
+    pub async fn agent_conversations(&self, brand_id: &str, agent_id: i64) -> Result<Vec<Conversation>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE brand_id = $1 AND agent_id = $2 AND status = 'open'
              ORDER BY opened_at, id"
@@ -945,23 +835,14 @@ impl Store {
         .bind(limit + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut conversations = rows
-            .iter()
-            .map(conversation_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut conversations = rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?;
         let next = if conversations.len() as i64 > limit {
             conversations.truncate(limit as usize);
-            conversations.last().map(|last| PageCursor {
-                opened_at: last.opened_at,
-                id: last.id,
-            })
+            conversations.last().map(|last| PageCursor { opened_at: last.opened_at, id: last.id })
         } else {
             None
         };
-        Ok(ConversationPage {
-            conversations,
-            next,
-        })
+        Ok(ConversationPage { conversations, next })
     }
 
     /// Messages of a conversation after `after_seq`, oldest first, at most `limit`.
@@ -1099,10 +980,7 @@ async fn set_skills(
     user_id: i64,
     skills: &[i64],
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM user_skills WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM user_skills WHERE user_id = $1").bind(user_id).execute(&mut **tx).await?;
     for skill_id in skills {
         let done = sqlx::query(
             "INSERT INTO user_skills (user_id, skill_id) SELECT $1, id FROM skills WHERE brand_id = $2 AND id = $3",

@@ -128,11 +128,10 @@ pub(crate) async fn run(mut conn: AnyConnection, dialect: Dialect, mut jobs: mps
                 // others; a job that still fails reports its own error.
                 tracing::warn!(error = %batch_error, jobs = batch.len(), "batch append failed; retrying one by one");
                 for job in batch.drain(..) {
-                    let result =
-                        match commit_batch(&mut conn, dialect, std::slice::from_ref(&job)).await {
-                            Ok(mut results) => results.pop().expect("one result per job"),
-                            Err(error) => Err(AppendError::Store(error)),
-                        };
+                    let result = match commit_batch(&mut conn, dialect, std::slice::from_ref(&job)).await {
+                        Ok(mut results) => results.pop().expect("one result per job"),
+                        Err(error) => Err(AppendError::Store(error)),
+                    };
                     let _ = job.reply.send(result);
                 }
             }
@@ -287,37 +286,25 @@ async fn append_consumer(
     append: &ConsumerAppend,
     now: Millis,
 ) -> Result<Appended, AppendError> {
-    if let Some(message) = find_duplicate(
-        conn,
-        &append.brand_id,
-        Side::Consumer,
-        append.consumer_id,
-        &append.client_id,
-    )
-    .await?
+    if let Some(message) =
+        find_duplicate(conn, &append.brand_id, Side::Consumer, append.consumer_id, &append.client_id).await?
     {
-        return Ok(Appended {
-            message,
-            consumer_id: append.consumer_id,
-            opened: false,
-            duplicate: true,
-        });
+        return Ok(Appended { message, consumer_id: append.consumer_id, opened: false, duplicate: true });
     }
-    let (conversation_id, opened) =
-        match open_conversation_of(conn, &append.brand_id, append.consumer_id).await? {
-            Some((id, _)) => (id, false),
-            None => {
-                let new = NewConversation {
-                    brand_id: &append.brand_id,
-                    consumer_id: append.consumer_id,
-                    app_id: &append.app_id,
-                    channel: &append.channel,
-                    skill_id: append.skill_id,
-                    agent_id: None,
-                };
-                (insert_conversation(conn, new, now).await?, true)
-            }
-        };
+    let (conversation_id, opened) = match open_conversation_of(conn, &append.brand_id, append.consumer_id).await? {
+        Some((id, _)) => (id, false),
+        None => {
+            let new = NewConversation {
+                brand_id: &append.brand_id,
+                consumer_id: append.consumer_id,
+                app_id: &append.app_id,
+                channel: &append.channel,
+                skill_id: append.skill_id,
+                agent_id: None,
+            };
+            (insert_conversation(conn, new, now).await?, true)
+        }
+    };
     let message = insert_message(
         conn,
         &append.brand_id,
@@ -330,27 +317,12 @@ async fn append_consumer(
         now,
     )
     .await?;
-    Ok(Appended {
-        message,
-        consumer_id: append.consumer_id,
-        opened,
-        duplicate: false,
-    })
+    Ok(Appended { message, consumer_id: append.consumer_id, opened, duplicate: false })
 }
 
-async fn append_agent(
-    conn: &mut AnyConnection,
-    append: &AgentAppend,
-    now: Millis,
-) -> Result<Appended, AppendError> {
-    if let Some(message) = find_duplicate(
-        conn,
-        &append.brand_id,
-        Side::Agent,
-        append.agent_id,
-        &append.client_id,
-    )
-    .await?
+async fn append_agent(conn: &mut AnyConnection, append: &AgentAppend, now: Millis) -> Result<Appended, AppendError> {
+    if let Some(message) =
+        find_duplicate(conn, &append.brand_id, Side::Agent, append.agent_id, &append.client_id).await?
     {
         let consumer_id: i64 = sqlx::query("SELECT consumer_id FROM conversations WHERE id = $1")
             .bind(message.conversation_id)
@@ -359,23 +331,19 @@ async fn append_agent(
             .map_err(StoreError::from)?
             .try_get(0)
             .map_err(StoreError::from)?;
-        return Ok(Appended {
-            message,
-            consumer_id,
-            opened: false,
-            duplicate: true,
-        });
+        return Ok(Appended { message, consumer_id, opened: false, duplicate: true });
     }
     let consumer_id = match append.target {
         AgentTarget::Consumer(consumer_id) => consumer_id,
         AgentTarget::Conversation(conversation_id) => {
-            let row = sqlx::query("SELECT consumer_id, status, agent_id FROM conversations WHERE id = $1 AND brand_id = $2")
-                .bind(conversation_id)
-                .bind(&append.brand_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(StoreError::from)?
-                .ok_or(AppendError::ConversationNotFound)?;
+            let row =
+                sqlx::query("SELECT consumer_id, status, agent_id FROM conversations WHERE id = $1 AND brand_id = $2")
+                    .bind(conversation_id)
+                    .bind(&append.brand_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?
+                    .ok_or(AppendError::ConversationNotFound)?;
             let consumer_id: i64 = row.try_get(0).map_err(StoreError::from)?;
             let status: String = row.try_get(1).map_err(StoreError::from)?;
             if status == "open" {
@@ -383,8 +351,7 @@ async fn append_agent(
                 if agent_id != Some(append.agent_id) && !append.may_write_unassigned {
                     return Err(AppendError::NotAssigned);
                 }
-                return write_agent_message(conn, append, conversation_id, consumer_id, false, now)
-                    .await;
+                return write_agent_message(conn, append, conversation_id, consumer_id, false, now).await;
             }
             consumer_id
         }
@@ -451,29 +418,19 @@ async fn write_agent_message(
         .execute(&mut *conn)
         .await
         .map_err(StoreError::from)?;
-    Ok(Appended {
-        message,
-        consumer_id,
-        opened,
-        duplicate: false,
-    })
+    Ok(Appended { message, consumer_id, opened, duplicate: false })
 }
 
-async fn append_system(
-    conn: &mut AnyConnection,
-    append: &SystemAppend,
-    now: Millis,
-) -> Result<Appended, AppendError> {
-    let consumer_id: i64 =
-        sqlx::query("SELECT consumer_id FROM conversations WHERE id = $1 AND brand_id = $2")
-            .bind(append.conversation_id)
-            .bind(&append.brand_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::from)?
-            .ok_or(AppendError::ConversationNotFound)?
-            .try_get(0)
-            .map_err(StoreError::from)?;
+async fn append_system(conn: &mut AnyConnection, append: &SystemAppend, now: Millis) -> Result<Appended, AppendError> {
+    let consumer_id: i64 = sqlx::query("SELECT consumer_id FROM conversations WHERE id = $1 AND brand_id = $2")
+        .bind(append.conversation_id)
+        .bind(&append.brand_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::from)?
+        .ok_or(AppendError::ConversationNotFound)?
+        .try_get(0)
+        .map_err(StoreError::from)?;
     let message = insert_message(
         conn,
         &append.brand_id,
@@ -486,10 +443,5 @@ async fn append_system(
         now,
     )
     .await?;
-    Ok(Appended {
-        message,
-        consumer_id,
-        opened: false,
-        duplicate: false,
-    })
+    Ok(Appended { message, consumer_id, opened: false, duplicate: false })
 }

@@ -18,11 +18,7 @@ use switchboard_server::{ServerConfig, seed};
 use switchboard_store::{SqliteSync, Store, StoreOptions};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Self-hosted in-app and web customer messaging"
-)]
+#[command(name = "switchboard", version, about = "Self-hosted in-app and web customer messaging")]
 struct Cli {
     /// Configuration file (TOML). Default: ./switchboard.toml if it exists.
     #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
@@ -165,12 +161,8 @@ fn load_config(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Conf
         }
         None => figment = figment.merge(Toml::file("switchboard.toml")),
     }
-    figment = figment
-        .merge(Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS))
-        .merge(Serialized::defaults(flags));
-    let raw: RawConfig = figment
-        .extract()
-        .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+    figment = figment.merge(Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS)).merge(Serialized::defaults(flags));
+    let raw: RawConfig = figment.extract().map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
     validate(raw, &figment)
 }
 
@@ -216,11 +208,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
         );
     }
     let database_url = match raw.database_url {
-        Some(url)
-            if url.starts_with("sqlite:")
-                || url.starts_with("postgres:")
-                || url.starts_with("postgresql:") =>
-        {
+        Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => {
             url
         }
         Some(url) => bail!(
@@ -261,9 +249,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let mut options = StoreOptions::new(&config.database_url);
     options.sqlite_sync = config.sqlite_sync;
-    Store::open(&options)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact(&config.database_url)))
+    Store::open(&options).await.with_context(|| format!("cannot open the database {}", redact(&config.database_url)))
 }
 
 /// The URL without a password.
@@ -278,11 +264,7 @@ fn redact(url: &str) -> String {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let credentials = if config.demo {
-        seed::ensure_demo(&store, &config.data_dir).await?
-    } else {
-        None
-    };
+    let credentials = if config.demo { seed::ensure_demo(&store, &config.data_dir).await? } else { None };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -301,27 +283,14 @@ fn print_banner(config: &Config, addr: SocketAddr, credentials: Option<&seed::De
     println!("  database:       {}", redact(&config.database_url));
     if let Some(credentials) = credentials {
         println!();
-        println!(
-            "Demo brand {:?}, app {:?}. Staff logins:",
-            credentials.brand, credentials.app
-        );
+        println!("Demo brand {:?}, app {:?}. Staff logins:", credentials.brand, credentials.app);
         for login in &credentials.logins {
-            println!(
-                "  {:<8} {:<22} password {}",
-                login.role.as_str(),
-                login.email,
-                login.password
-            );
+            println!("  {:<8} {:<22} password {}", login.role.as_str(), login.email, login.password);
         }
         println!();
         println!("Consumer token for the demo app:");
-        println!(
-            "  switchboard dev-token --data-dir {} --sub alice-customer",
-            config.data_dir.display()
-        );
-        println!(
-            "(or connect with \"anon\": \"\" in hello: the demo app allows anonymous consumers)"
-        );
+        println!("  switchboard dev-token --data-dir {} --sub alice-customer", config.data_dir.display());
+        println!("(or connect with \"anon\": \"\" in hello: the demo app allows anonymous consumers)");
     }
     println!();
 }
@@ -349,9 +318,7 @@ async fn shutdown_signal() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => {
             let flags = FlagOverrides {
@@ -364,11 +331,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve(config))
         }
         Command::Migrate(args) => {
-            let flags = FlagOverrides {
-                listen: None,
-                data_dir: args.data_dir,
-                database_url: args.database_url,
-            };
+            let flags = FlagOverrides { listen: None, data_dir: args.data_dir, database_url: args.database_url };
             let config = load_config(cli.config.as_deref(), flags)?;
             init_logging(&config);
             runtime.block_on(async {
@@ -379,24 +342,15 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::DevToken(args) => {
-            let flags = FlagOverrides {
-                listen: None,
-                data_dir: args.data_dir,
-                database_url: None,
-            };
+            let flags = FlagOverrides { listen: None, data_dir: args.data_dir, database_url: None };
             let config = load_config(cli.config.as_deref(), flags)?;
-            let token = seed::dev_token(
-                &config.data_dir,
-                &args.sub,
-                args.name.as_deref(),
-                args.ttl,
-            )
-            .with_context(|| {
-                format!(
-                    "run `switchboard serve --data-dir {}` once first to create the demo key",
-                    config.data_dir.display()
-                )
-            })?;
+            let token =
+                seed::dev_token(&config.data_dir, &args.sub, args.name.as_deref(), args.ttl).with_context(|| {
+                    format!(
+                        "run `switchboard serve --data-dir {}` once first to create the demo key",
+                        config.data_dir.display()
+                    )
+                })?;
             println!("{token}");
             Ok(())
         }
@@ -408,22 +362,14 @@ mod tests {
     use super::*;
 
     fn flags(listen: &str) -> FlagOverrides {
-        FlagOverrides {
-            listen: Some(listen.into()),
-            ..FlagOverrides::default()
-        }
+        FlagOverrides { listen: Some(listen.into()), ..FlagOverrides::default() }
     }
 
     #[test]
     fn a_bad_flag_value_is_refused_naming_its_source() {
-        let error = load_config(None, flags("not-an-address"))
-            .unwrap_err()
-            .to_string();
+        let error = load_config(None, flags("not-an-address")).unwrap_err().to_string();
         assert!(error.contains("listen = \"not-an-address\""), "{error}");
-        assert!(
-            error.contains("Serialized"),
-            "the source (flags) is named: {error}"
-        );
+        assert!(error.contains("Serialized"), "the source (flags) is named: {error}");
     }
 
     #[test]
@@ -432,50 +378,29 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("bad.toml");
         std::fs::write(&file, "heartbeat_secs = 1\n").unwrap();
-        let error = load_config(Some(&file), FlagOverrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("heartbeat_secs = 1 must be 5 to 300"),
-            "{error}"
-        );
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("heartbeat_secs = 1 must be 5 to 300"), "{error}");
         assert!(error.contains("bad.toml"), "the file is named: {error}");
         std::fs::write(&file, "listen = 5\n").unwrap();
-        let error = load_config(Some(&file), FlagOverrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("bad.toml") && error.contains("listen"),
-            "{error}"
-        );
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("bad.toml") && error.contains("listen"), "{error}");
         std::fs::write(&file, "no_such_key = 1\n").unwrap();
-        let error = load_config(Some(&file), FlagOverrides::default())
-            .unwrap_err()
-            .to_string();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
         assert!(error.contains("no_such_key"), "{error}");
     }
 
     #[test]
     fn defaults_use_sqlite_in_the_data_dir() {
-        let config = load_config(
-            Some(Path::new("/nonexistent/x.toml")),
-            FlagOverrides::default(),
-        );
+        let config = load_config(Some(Path::new("/nonexistent/x.toml")), FlagOverrides::default());
         assert!(config.unwrap_err().to_string().contains("does not exist"));
         let config = load_config(None, flags("127.0.0.1:9999")).unwrap();
         assert_eq!(config.listen.port(), 9999);
-        assert!(
-            config.database_url.starts_with("sqlite://")
-                && config.database_url.ends_with("switchboard.db")
-        );
+        assert!(config.database_url.starts_with("sqlite://") && config.database_url.ends_with("switchboard.db"));
     }
 
     #[test]
     fn passwords_are_not_printed() {
-        assert_eq!(
-            redact("postgres://user:secret@db:5432/x"),
-            "postgres://…@db:5432/x"
-        );
+        assert_eq!(redact("postgres://user:secret@db:5432/x"), "postgres://…@db:5432/x");
         assert_eq!(redact("sqlite://a/b.db"), "sqlite://a/b.db");
     }
 }

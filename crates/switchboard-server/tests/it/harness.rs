@@ -1,0 +1,230 @@
+//! Test harness: start a server with a demo-like brand, sign consumer tokens, drive sockets.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use switchboard_server::{Running, ServerConfig};
+use switchboard_store::{NewApp, NewBrand, NewUser, Role, Store, StoreOptions};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const RSA_PRIVATE: &str = include_str!("keys/rsa-private.pem");
+pub const RSA_PUBLIC: &str = include_str!("keys/rsa-public.pem");
+pub const EC_PUBLIC: &str = include_str!("keys/ec-public.pem");
+pub const EC_PRIVATE_PK8: &[u8] = include_bytes!("keys/ec-private.pk8");
+pub const PASSWORD: &str = "correct horse battery staple";
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A brand made for a test: one app taking RS256 and ES256 tokens and anonymous consumers,
+/// an admin and an agent.
+pub struct TestBrand {
+    pub id: String,
+    pub app: String,
+    pub admin_email: String,
+    pub agent_email: String,
+}
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub http: String,
+    pub ws: String,
+    pub store: Store,
+    pub dir: PathBuf,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    pub async fn start_with(config: ServerConfig) -> TestServer {
+        let dir = std::env::temp_dir().join(unique("sb-it"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("test.db").display());
+        let store = Store::open(&StoreOptions::new(url)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = switchboard_server::start(store.clone(), config, listener).await.unwrap();
+        let addr = running.addr;
+        TestServer { running: Some(running), http: format!("http://{addr}"), ws: format!("ws://{addr}"), store, dir }
+    }
+
+    /// Creates a brand with an app, an admin and an online-capable agent (capacity 5).
+    pub async fn brand(&self) -> TestBrand {
+        let now = now_secs() * 1000;
+        let id = unique("brand");
+        self.store.create_brand(&NewBrand { id: id.clone(), name: id.clone() }, now).await.unwrap();
+        let app = format!("{id}-app");
+        self.store
+            .create_app(
+                &NewApp {
+                    id: app.clone(),
+                    brand_id: id.clone(),
+                    name: "App".into(),
+                    channel: "in_app".into(),
+                    allow_jwt: true,
+                    allow_anonymous: true,
+                    jwt_issuer: Some("brand-backend".into()),
+                    jwt_audience: None,
+                    default_skill_id: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        self.store.add_app_key(&id, &app, "pem", RSA_PUBLIC, now).await.unwrap();
+        self.store.add_app_key(&id, &app, "pem", EC_PUBLIC, now).await.unwrap();
+        let hash = switchboard_server::auth::hash_password(PASSWORD).unwrap();
+        let admin_email = format!("admin@{id}.test");
+        let agent_email = format!("agent@{id}.test");
+        for (email, role, max) in [(&admin_email, Role::Admin, 0), (&agent_email, Role::Agent, 5)] {
+            let new = NewUser {
+                brand_id: id.clone(),
+                email: email.clone(),
+                name: format!("{role:?} of {id}"),
+                role,
+                password_hash: hash.clone(),
+                max_concurrent: max,
+                skills: vec![],
+            };
+            let user = self.store.create_user(&new, now).await.unwrap();
+            self.running.as_ref().unwrap().state.agent_changed(&user).await;
+        }
+        TestBrand { id, app, admin_email, agent_email }
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.http))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login of {email}");
+        response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// An agent socket, logged in and online.
+    pub async fn online_agent(&self, email: &str) -> Client {
+        let token = self.login(email).await;
+        let mut agent = Client::connect(&format!("{}/v1/agent", self.ws)).await;
+        let welcome = agent.hello(json!({"t": "hello", "v": 1, "session": token})).await;
+        assert_eq!(welcome["t"], "welcome", "{welcome}");
+        agent.send(json!({"t": "state", "id": 1, "state": "online"})).await;
+        agent.expect(|f| f["t"] == "ok" && f["id"] == 1).await;
+        agent
+    }
+
+    /// A consumer socket authenticated with an RS256 token for `sub`.
+    pub async fn consumer(&self, brand: &TestBrand, sub: &str) -> Client {
+        let token = rs256_token(&claims(brand, sub, 3600));
+        let mut consumer = Client::connect(&format!("{}/v1/consumer", self.ws)).await;
+        let welcome =
+            consumer.hello(json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app, "token": token})).await;
+        assert_eq!(welcome["t"], "welcome", "{welcome}");
+        consumer
+    }
+}
+
+pub fn claims(brand: &TestBrand, sub: &str, ttl: i64) -> Value {
+    json!({"sub": sub, "iss": "brand-backend", "aud": brand.app, "exp": now_secs() + ttl, "iat": now_secs(), "name": format!("Customer {sub}"), "email": format!("{sub}@example.com")})
+}
+
+pub fn rs256_token(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        claims,
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+pub fn es256_token(claims: &Value) -> String {
+    jsonwebtoken::encode(&Header::new(Algorithm::ES256), claims, &EncodingKey::from_ec_der(EC_PRIVATE_PK8)).unwrap()
+}
+
+/// A WebSocket client speaking JSON frames.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames received while waiting for another one.
+    pub seen: Vec<Value>,
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Client { ws, seen: Vec::new() }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// Sends hello and returns the first frame back.
+    pub async fn hello(&mut self, hello: Value) -> Value {
+        self.send(hello).await;
+        self.next().await.expect("an answer to hello")
+    }
+
+    /// The next JSON frame, or `None` when the socket closed (close frames are returned as
+    /// `{"t":"closed","code":N}`).
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame within the wait")?;
+            match message {
+                Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).unwrap()),
+                Ok(Message::Close(frame)) => {
+                    return Some(json!({"t": "closed", "code": frame.map(|f| u16::from(f.code)).unwrap_or(0)}));
+                }
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for a frame matching `want`, keeping the others in `seen`.
+    pub async fn expect(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        if let Some(index) = self.seen.iter().position(&want) {
+            return self.seen.remove(index);
+        }
+        loop {
+            let frame = self.next().await.expect("socket open while waiting");
+            if want(&frame) {
+                return frame;
+            }
+            self.seen.push(frame);
+        }
+    }
+
+    /// Asserts no frame matching `unwanted` arrives within `within`.
+    pub async fn expect_none(&mut self, within: Duration, unwanted: impl Fn(&Value) -> bool) {
+        assert!(!self.seen.iter().any(&unwanted), "already received: {:?}", self.seen);
+        let deadline = tokio::time::Instant::now() + within;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            if let Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                assert!(!unwanted(&frame), "unexpected frame {frame}");
+                self.seen.push(frame);
+            }
+        }
+    }
+}

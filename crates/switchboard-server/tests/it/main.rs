@@ -1,0 +1,9 @@
+//! End-to-end tests of the server over real sockets: a server bound to 127.0.0.1:0 on a
+//! fresh SQLite file, real WebSocket clients (tokio-tungstenite) and a real HTTP client.
+
+mod harness;
+
+mod auth;
+mod conversation;
+mod robustness;
+mod tenancy;

@@ -1,0 +1,102 @@
+//! Bad input gets a clear error and the server stays up; the HTTP surface answers.
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn malformed_and_oversized_frames_get_errors_and_the_socket_stays_usable() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut consumer = server.consumer(&brand, "fuzz").await;
+    consumer.send_raw("{not json".into()).await;
+    assert_eq!(consumer.expect(|f| f["t"] == "err").await["code"], "malformed_frame");
+    consumer.send(json!({"t": "teleport", "id": 4})).await;
+    let unknown = consumer.expect(|f| f["t"] == "err").await;
+    assert_eq!(unknown["code"], "malformed_frame");
+    assert_eq!(unknown["id"], 4, "the error names the request when it can");
+    consumer.send(json!({"t": "send", "id": 5, "cid": "x"})).await;
+    assert_eq!(consumer.expect(|f| f["t"] == "err").await["code"], "malformed_frame");
+    consumer.send_raw(format!("{{\"t\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(20_000))).await;
+    let big = consumer.expect(|f| f["t"] == "err").await;
+    assert_eq!(big["code"], "frame_too_large");
+    assert!(big["msg"].as_str().unwrap().contains("16384"), "{big}");
+    consumer.send(json!({"t": "send", "id": 6, "cid": "", "text": "hi"})).await;
+    assert_eq!(consumer.expect(|f| f["t"] == "err").await["code"], "invalid_client_id");
+    consumer.send(json!({"t": "csat", "id": 7, "c": 1, "score": 9})).await;
+    assert_eq!(consumer.expect(|f| f["t"] == "err").await["code"], "invalid_score");
+    // Still usable.
+    consumer.send(json!({"t": "ping", "id": 8})).await;
+    assert_eq!(consumer.expect(|f| f["t"] == "pong").await["id"], 8);
+    consumer.send(json!({"t": "send", "id": 9, "cid": "y", "text": "still here"})).await;
+    consumer.expect(|f| f["t"] == "ack").await;
+}
+
+#[tokio::test]
+async fn hello_problems_close_with_documented_codes() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let url = format!("{}/v1/consumer", server.ws);
+    let cases = [
+        (json!({"t": "ping"}), "hello_required", 4000),
+        (json!({"t": "hello", "v": 99, "brand": brand.id, "app": brand.app, "anon": ""}), "unsupported_version", 4000),
+        (json!({"t": "hello", "v": 1, "brand": "nope", "app": "nope"}), "brand_not_found", 4003),
+        (json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app}), "unauthenticated", 4003),
+    ];
+    for (hello, code, close) in cases {
+        let mut client = Client::connect(&url).await;
+        let answer = client.hello(hello).await;
+        assert_eq!(answer["code"], code, "{answer}");
+        assert_eq!(client.next().await.unwrap()["code"], close);
+    }
+    let mut agent = Client::connect(&format!("{}/v1/agent", server.ws)).await;
+    let answer = agent.hello(json!({"t": "hello", "v": 1, "session": "sbs_forged"})).await;
+    assert_eq!(answer["code"], "session_expired");
+    // The server is still up.
+    let health = reqwest::get(format!("{}/healthz", server.http)).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn http_surface_answers_with_json_errors_openapi_and_metrics() {
+    let server = TestServer::start().await;
+    let openapi: Value = reqwest::get(format!("{}/openapi.json", server.http)).await.unwrap().json().await.unwrap();
+    assert!(openapi["paths"]["/api/v1/conversations"].is_object());
+    assert!(openapi["paths"]["/api/v1/apps/{app_id}/keys"].is_object());
+    let docs = reqwest::get(format!("{}/docs/", server.http)).await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let missing = reqwest::get(format!("{}/api/v1/nope", server.http)).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.json::<Value>().await.unwrap()["code"], "not_found");
+    let bad_json = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", server.http))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 400);
+    assert_eq!(bad_json.json::<Value>().await.unwrap()["code"], "bad_request");
+    assert_eq!(reqwest::get(format!("{}/readyz", server.http)).await.unwrap().status(), 200);
+    let metrics = reqwest::get(format!("{}/metrics", server.http)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("switchboard_http_requests_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_sockets_with_going_away() {
+    let mut server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut consumer = server.consumer(&brand, "bye").await;
+    consumer.send(json!({"t": "send", "id": 1, "cid": "kept", "text": "acknowledged before shutdown"})).await;
+    let c = consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let store = server.store.clone();
+    let running = server.running.take().unwrap();
+    let shutdown = tokio::spawn(running.shutdown());
+    assert_eq!(consumer.expect(|f| f["t"] == "closed").await["code"], 1001);
+    shutdown.await.unwrap().unwrap();
+    drop(store);
+    // Reopen the file: the acknowledged message is there.
+    let url = format!("sqlite://{}", server.dir.join("test.db").display());
+    let reopened = switchboard_store::Store::open(&switchboard_store::StoreOptions::new(url)).await.unwrap();
+    assert_eq!(reopened.messages_after(&brand.id, c, 0, 10).await.unwrap().len(), 1);
+}
