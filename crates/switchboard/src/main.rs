@@ -150,6 +150,16 @@ struct FlagOverrides {
     database_url: Option<String>,
 }
 
+impl figment::Provider for FlagOverrides {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("command-line flags")
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Serialized::defaults(self).data()
+    }
+}
+
 fn load_config(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Config> {
     let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
     match file {
@@ -161,7 +171,7 @@ fn load_config(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Conf
         }
         None => figment = figment.merge(Toml::file("switchboard.toml")),
     }
-    figment = figment.merge(Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS)).merge(Serialized::defaults(flags));
+    figment = figment.merge(Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS)).merge(flags);
     let raw: RawConfig = figment.extract().map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
     validate(raw, &figment)
 }
@@ -369,7 +379,7 @@ mod tests {
     fn a_bad_flag_value_is_refused_naming_its_source() {
         let error = load_config(None, flags("not-an-address")).unwrap_err().to_string();
         assert!(error.contains("listen = \"not-an-address\""), "{error}");
-        assert!(error.contains("Serialized"), "the source (flags) is named: {error}");
+        assert!(error.contains("command-line flags"), "the source is named: {error}");
     }
 
     #[test]
