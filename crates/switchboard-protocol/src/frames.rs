@@ -172,19 +172,10 @@ pub struct Hello {
     pub device: Option<DeviceInfo>,
 }
 
-/// Where an agent's message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SendTarget {
-    /// A conversation by id.
-    #[serde(rename = "c")]
-    Conversation(ConversationId),
-    /// A consumer by id: their open conversation, or a new one if they wrote before.
-    #[serde(rename = "consumer")]
-    Consumer(i64),
-}
-
-/// A frame from a client (consumer or agent). `id`, where present, is echoed in the answer;
-/// without an `id`, successful commands are not answered (errors always are).
+/// A frame from a client (consumer or agent). `id`, where present, is echoed in the answer.
+/// Commands whose only answer is `ok` (`rcpt`, `close`, `csat`, `state`) are not answered on
+/// success when they carry no `id`; `send` is always answered by `ack`, `sync` by `msgs`,
+/// `history` by `history` and `ping` by `pong`. Errors are always answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ClientFrame {
