@@ -133,3 +133,30 @@ fn a_bad_configuration_value_stops_the_start_naming_its_source() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("listen = \"nowhere\"") && stderr.contains("SWITCHBOARD_"), "{stderr}");
 }
+
+/// Every source file of the workspace opens with a `//!` paragraph saying what it is for.
+#[test]
+fn every_module_starts_with_a_doc_comment() {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut files = Vec::new();
+    for krate in std::fs::read_dir(crates).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if src.is_dir() {
+            walk(&src, &mut files);
+        }
+    }
+    assert!(files.len() > 10, "found the sources: {files:?}");
+    let missing: Vec<_> =
+        files.iter().filter(|path| !std::fs::read_to_string(path).unwrap().trim_start().starts_with("//!")).collect();
+    assert!(missing.is_empty(), "files without a //! module doc: {missing:?}");
+}
