@@ -175,12 +175,10 @@ impl Store {
             Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        let mut writer_conn = connect_options.connect().await?;
-        if dialect == Dialect::Sqlite {
-            configure_sqlite(&mut writer_conn, sync).await?;
-        }
+        let reconnect = writer::Reconnect { options: connect_options, dialect, sqlite_sync: sync };
+        let writer_conn = reconnect.connect().await?;
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(writer::run(writer_conn, dialect, jobs));
+        tokio::spawn(writer::run(writer_conn, reconnect, jobs));
         Ok(Store { pool, dialect, writer })
     }
 
@@ -223,7 +221,7 @@ fn connect_options(options: &StoreOptions, dialect: Dialect) -> Result<AnyConnec
     Ok(parsed.disable_statement_logging())
 }
 
-async fn configure_sqlite(conn: &mut sqlx::AnyConnection, sync: SqliteSync) -> Result<(), sqlx::Error> {
+pub(crate) async fn configure_sqlite(conn: &mut sqlx::AnyConnection, sync: SqliteSync) -> Result<(), sqlx::Error> {
     let synchronous = match sync {
         SqliteSync::Full => "PRAGMA synchronous = FULL",
         SqliteSync::Normal => "PRAGMA synchronous = NORMAL",

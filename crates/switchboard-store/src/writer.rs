@@ -104,8 +104,8 @@ pub(crate) struct Job {
 /// Runs until every `Sender` of `jobs` is dropped (the store was dropped), then returns,
 /// closing its connection. Jobs received are always answered: a dropped reply channel would
 /// make a caller think the write failed when it may have committed, so every job gets either
-/// its result or the batch's error.
-pub(crate) async fn run(mut conn: AnyConnection, dialect: Dialect, mut jobs: mpsc::Receiver<Job>) {
+/// its result or an error.
+pub(crate) async fn run(mut conn: AnyConnection, reconnect: Reconnect, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.recv().await {
         batch.push(first);
@@ -116,25 +116,62 @@ pub(crate) async fn run(mut conn: AnyConnection, dialect: Dialect, mut jobs: mps
             }
         }
         metrics::histogram!(crate::metrics::WRITE_BATCH_SIZE).record(batch.len() as f64);
-        match commit_batch(&mut conn, dialect, &batch).await {
+        match commit_batch(&mut conn, reconnect.dialect, &batch).await {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }
             }
             Err(batch_error) => {
-                // A database error aborted the whole batch (for example a unique-key race
-                // with another node). Retry each job alone so one bad job cannot fail the
-                // others; a job that still fails reports its own error.
+                // A database error aborted the whole batch: a unique-key race with another
+                // node, or a lost connection. Make sure the connection works, then retry each
+                // job alone so one bad job cannot fail the others.
                 tracing::warn!(error = %batch_error, jobs = batch.len(), "batch append failed; retrying one by one");
+                if conn.ping().await.is_err() {
+                    match reconnect.connect().await {
+                        Ok(fresh) => conn = fresh,
+                        Err(error) => tracing::error!(%error, "writer cannot reconnect to the database"),
+                    }
+                }
                 for job in batch.drain(..) {
-                    let result = match commit_batch(&mut conn, dialect, std::slice::from_ref(&job)).await {
-                        Ok(mut results) => results.pop().expect("one result per job"),
-                        Err(error) => Err(AppendError::Store(error)),
-                    };
+                    let result = commit_alone(&mut conn, reconnect.dialect, &job).await;
                     let _ = job.reply.send(result);
                 }
             }
+        }
+    }
+}
+
+/// How the writer gets a new connection after losing one.
+pub(crate) struct Reconnect {
+    pub(crate) options: sqlx::any::AnyConnectOptions,
+    pub(crate) dialect: Dialect,
+    pub(crate) sqlite_sync: crate::SqliteSync,
+}
+
+impl Reconnect {
+    pub(crate) async fn connect(&self) -> Result<AnyConnection, sqlx::Error> {
+        use sqlx::ConnectOptions;
+        let mut conn = self.options.connect().await?;
+        if self.dialect == Dialect::Sqlite {
+            crate::configure_sqlite(&mut conn, self.sqlite_sync).await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// Commits one job in its own transaction. A unique-key conflict means another writer (a
+/// second node, or a retry racing its original) committed the same message or opened the
+/// same conversation first; by the time the conflict is reported that transaction has
+/// committed, so a second attempt sees its row and answers from it.
+async fn commit_alone(conn: &mut AnyConnection, dialect: Dialect, job: &Job) -> Result<Appended, AppendError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match commit_batch(conn, dialect, std::slice::from_ref(job)).await {
+            Ok(mut results) => return results.pop().expect("one result per job"),
+            Err(StoreError::Conflict(_)) if attempts < 3 => continue,
+            Err(error) => return Err(AppendError::Store(error)),
         }
     }
 }
@@ -184,9 +221,22 @@ async fn find_duplicate(
     row.map(|row| crate::message_from_row(&row)).transpose()
 }
 
+/// Which conversations a message may be appended to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppendTo {
+    /// Only an open one: consumer and agent messages. The status is checked by the same
+    /// statement that takes the seq, so a close committed by another connection in between
+    /// (PostgreSQL runs these transactions at READ COMMITTED) is seen, never overrun.
+    Open,
+    /// Open or closed: system notices.
+    Any,
+}
+
+/// Appends one message row; `None` if `into` is `Open` and the conversation is not.
 #[allow(clippy::too_many_arguments)] // One row's columns; a struct would only rename them.
 async fn insert_message(
     conn: &mut AnyConnection,
+    into: AppendTo,
     brand_id: &str,
     conversation_id: ConversationId,
     side: Side,
@@ -195,15 +245,20 @@ async fn insert_message(
     text: &str,
     client_id: Option<&str>,
     now: Millis,
-) -> Result<StoredMessage, StoreError> {
-    let seq: i64 = sqlx::query(
-        "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 RETURNING last_seq",
-    )
-    .bind(conversation_id)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)?;
+) -> Result<Option<StoredMessage>, StoreError> {
+    let bump = match into {
+        AppendTo::Open => {
+            "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 AND status = 'open'
+             RETURNING last_seq"
+        }
+        AppendTo::Any => {
+            "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 RETURNING last_seq"
+        }
+    };
+    let Some(row) = sqlx::query(bump).bind(conversation_id).bind(now).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let seq: i64 = row.try_get(0)?;
     sqlx::query(
         "INSERT INTO messages (conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -219,7 +274,7 @@ async fn insert_message(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    Ok(StoredMessage {
+    Ok(Some(StoredMessage {
         conversation_id,
         seq,
         side,
@@ -228,7 +283,7 @@ async fn insert_message(
         text: text.to_owned(),
         client_id: client_id.map(str::to_owned),
         created_at: now,
-    })
+    }))
 }
 
 async fn open_conversation_of(
@@ -291,33 +346,43 @@ async fn append_consumer(
     {
         return Ok(Appended { message, consumer_id: append.consumer_id, opened: false, duplicate: true });
     }
-    let (conversation_id, opened) = match open_conversation_of(conn, &append.brand_id, append.consumer_id).await? {
-        Some((id, _)) => (id, false),
-        None => {
-            let new = NewConversation {
-                brand_id: &append.brand_id,
-                consumer_id: append.consumer_id,
-                app_id: &append.app_id,
-                channel: &append.channel,
-                skill_id: append.skill_id,
-                agent_id: None,
-            };
-            (insert_conversation(conn, new, now).await?, true)
+    // Twice at most: if the open conversation closes between the lookup and the append (a
+    // close committed by another connection), the second round opens a new one.
+    for _ in 0..2 {
+        let (conversation_id, opened) = match open_conversation_of(conn, &append.brand_id, append.consumer_id).await? {
+            Some((id, _)) => (id, false),
+            None => {
+                let new = NewConversation {
+                    brand_id: &append.brand_id,
+                    consumer_id: append.consumer_id,
+                    app_id: &append.app_id,
+                    channel: &append.channel,
+                    skill_id: append.skill_id,
+                    agent_id: None,
+                };
+                (insert_conversation(conn, new, now).await?, true)
+            }
+        };
+        let inserted = insert_message(
+            conn,
+            AppendTo::Open,
+            &append.brand_id,
+            conversation_id,
+            Side::Consumer,
+            Some(append.consumer_id),
+            None,
+            &append.text,
+            Some(&append.client_id),
+            now,
+        )
+        .await?;
+        if let Some(message) = inserted {
+            return Ok(Appended { message, consumer_id: append.consumer_id, opened, duplicate: false });
         }
-    };
-    let message = insert_message(
-        conn,
-        &append.brand_id,
-        conversation_id,
-        Side::Consumer,
-        Some(append.consumer_id),
-        None,
-        &append.text,
-        Some(&append.client_id),
-        now,
-    )
-    .await?;
-    Ok(Appended { message, consumer_id: append.consumer_id, opened, duplicate: false })
+    }
+    // Closed twice within one append: the conversation is being closed repeatedly by
+    // someone; refuse rather than loop.
+    Err(AppendError::ConversationClosed)
 }
 
 async fn append_agent(conn: &mut AnyConnection, append: &AgentAppend, now: Millis) -> Result<Appended, AppendError> {
@@ -351,45 +416,62 @@ async fn append_agent(conn: &mut AnyConnection, append: &AgentAppend, now: Milli
                 if agent_id != Some(append.agent_id) && !append.may_write_unassigned {
                     return Err(AppendError::NotAssigned);
                 }
-                return write_agent_message(conn, append, conversation_id, consumer_id, false, now).await;
+                if let Some(appended) =
+                    write_agent_message(conn, append, conversation_id, consumer_id, false, now).await?
+                {
+                    return Ok(appended);
+                }
+                // Closed meanwhile: continue as a message to the consumer.
             }
             consumer_id
         }
     };
-    match open_conversation_of(conn, &append.brand_id, consumer_id).await? {
-        Some((conversation_id, agent_id)) => {
-            if agent_id != Some(append.agent_id) && !append.may_write_unassigned {
-                return Err(AppendError::NotAssigned);
+    // Twice at most, as for consumers: a close between lookup and append sends us round again.
+    for _ in 0..2 {
+        match open_conversation_of(conn, &append.brand_id, consumer_id).await? {
+            Some((conversation_id, agent_id)) => {
+                if agent_id != Some(append.agent_id) && !append.may_write_unassigned {
+                    return Err(AppendError::NotAssigned);
+                }
+                if let Some(appended) =
+                    write_agent_message(conn, append, conversation_id, consumer_id, false, now).await?
+                {
+                    return Ok(appended);
+                }
             }
-            write_agent_message(conn, append, conversation_id, consumer_id, false, now).await
-        }
-        None => {
-            // Proactive follow-up: only to a consumer who wrote before, in a new
-            // conversation on the channel of their latest one, assigned to this agent.
-            let last = sqlx::query(
-                "SELECT app_id, channel, skill_id FROM conversations WHERE brand_id = $1 AND consumer_id = $2
-                 ORDER BY opened_at DESC, id DESC LIMIT 1",
-            )
-            .bind(&append.brand_id)
-            .bind(consumer_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::from)?
-            .ok_or(AppendError::ConsumerNeverWrote)?;
-            let app_id: String = last.try_get(0).map_err(StoreError::from)?;
-            let channel: String = last.try_get(1).map_err(StoreError::from)?;
-            let new = NewConversation {
-                brand_id: &append.brand_id,
-                consumer_id,
-                app_id: &app_id,
-                channel: &channel,
-                skill_id: last.try_get(2).map_err(StoreError::from)?,
-                agent_id: Some(append.agent_id),
-            };
-            let conversation_id = insert_conversation(conn, new, now).await?;
-            write_agent_message(conn, append, conversation_id, consumer_id, true, now).await
+            None => {
+                // Proactive follow-up: only to a consumer who wrote before, in a new
+                // conversation on the channel of their latest one, assigned to this agent.
+                let last = sqlx::query(
+                    "SELECT app_id, channel, skill_id FROM conversations WHERE brand_id = $1 AND consumer_id = $2
+                     ORDER BY opened_at DESC, id DESC LIMIT 1",
+                )
+                .bind(&append.brand_id)
+                .bind(consumer_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::from)?
+                .ok_or(AppendError::ConsumerNeverWrote)?;
+                let app_id: String = last.try_get(0).map_err(StoreError::from)?;
+                let channel: String = last.try_get(1).map_err(StoreError::from)?;
+                let new = NewConversation {
+                    brand_id: &append.brand_id,
+                    consumer_id,
+                    app_id: &app_id,
+                    channel: &channel,
+                    skill_id: last.try_get(2).map_err(StoreError::from)?,
+                    agent_id: Some(append.agent_id),
+                };
+                let conversation_id = insert_conversation(conn, new, now).await?;
+                if let Some(appended) =
+                    write_agent_message(conn, append, conversation_id, consumer_id, true, now).await?
+                {
+                    return Ok(appended);
+                }
+            }
         }
     }
+    Err(AppendError::ConversationClosed)
 }
 
 async fn write_agent_message(
@@ -399,9 +481,10 @@ async fn write_agent_message(
     consumer_id: i64,
     opened: bool,
     now: Millis,
-) -> Result<Appended, AppendError> {
-    let message = insert_message(
+) -> Result<Option<Appended>, AppendError> {
+    let Some(message) = insert_message(
         conn,
+        AppendTo::Open,
         &append.brand_id,
         conversation_id,
         Side::Agent,
@@ -411,14 +494,17 @@ async fn write_agent_message(
         Some(&append.client_id),
         now,
     )
-    .await?;
+    .await?
+    else {
+        return Ok(None);
+    };
     sqlx::query("UPDATE conversations SET first_response_at = $2 WHERE id = $1 AND first_response_at IS NULL")
         .bind(conversation_id)
         .bind(now)
         .execute(&mut *conn)
         .await
         .map_err(StoreError::from)?;
-    Ok(Appended { message, consumer_id, opened, duplicate: false })
+    Ok(Some(Appended { message, consumer_id, opened, duplicate: false }))
 }
 
 async fn append_system(conn: &mut AnyConnection, append: &SystemAppend, now: Millis) -> Result<Appended, AppendError> {
@@ -433,6 +519,7 @@ async fn append_system(conn: &mut AnyConnection, append: &SystemAppend, now: Mil
         .map_err(StoreError::from)?;
     let message = insert_message(
         conn,
+        AppendTo::Any,
         &append.brand_id,
         append.conversation_id,
         Side::System,
@@ -442,6 +529,7 @@ async fn append_system(conn: &mut AnyConnection, append: &SystemAppend, now: Mil
         None,
         now,
     )
-    .await?;
+    .await?
+    .ok_or(AppendError::ConversationNotFound)?;
     Ok(Appended { message, consumer_id, opened: false, duplicate: false })
 }
