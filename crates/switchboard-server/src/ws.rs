@@ -1,10 +1,11 @@
 //! The consumer (`/v1/consumer`) and agent (`/v1/agent`) WebSocket endpoints.
 //!
 //! One task per socket runs [`run_socket`]: it waits for `hello`, authenticates, subscribes
-//! to the peer's bus topic, then serves three sources until one ends: frames from the
-//! client (answered in order), events from the bus (forwarded), and timers (heartbeat,
-//! token expiry, shutdown). Commands are handled one at a time per socket, so a client's
-//! frames are answered in the order sent; group commit batches across sockets.
+//! to the peer's bus topic, then serves until the socket ends: frames from the client go to
+//! the socket's command worker (a second task that handles them one at a time, so answers
+//! keep the order of requests), and the socket task forwards the worker's answers, events
+//! from the bus, and timer-driven frames (heartbeat, token expiry, shutdown). Group commit
+//! batches appends across sockets.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -24,6 +25,7 @@ use switchboard_protocol::{
 use switchboard_store::{
     AgentAppend, AgentTarget, App, Append, Consumer, ConsumerAppend, ConversationFilter, PageCursor, Role, User,
 };
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::{ApiError, ApiResult};
@@ -197,45 +199,56 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     tokio::pin!(expiry);
     let mut shutdown = state.shutdown.clone();
 
+    // Commands run in a worker task, one at a time and in the order received, so answers
+    // keep the order of requests; the loop below keeps forwarding bus events meanwhile (an
+    // agent waiting for its own append must not stop receiving its consumers' messages).
+    // `work_tx` is owned by the loop: dropping it (the socket ended) lets the worker finish
+    // the command in hand (an append in flight still commits) and end. The worker's answers
+    // come back on `answers`; both channels are bounded, and the loop stops reading frames
+    // while `work_tx` is full, which pushes back on a client that floods.
+    let (work_tx, mut work_rx) = mpsc::channel::<Work>(WORK_QUEUE);
+    let (answer_tx, mut answers) = mpsc::channel::<ServerFrame>(WORK_QUEUE);
+    let worker_state = state.clone();
+    tokio::spawn(async move {
+        while let Some(work) = work_rx.recv().await {
+            let replies = match work {
+                Work::Frame(frame) => {
+                    let id = frame.request_id();
+                    match handle(&worker_state, &mut peer, connection_id, frame).await {
+                        Ok(replies) => replies,
+                        Err(error) => vec![error_frame(id, error)],
+                    }
+                }
+                Work::Refuse(id, error) => vec![error_frame(id, error)],
+            };
+            for reply in replies {
+                if answer_tx.send(reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+
     let closing = loop {
         tokio::select! {
-            incoming = stream.next() => {
+            incoming = stream.next(), if work_tx.capacity() > 0 => {
                 let Some(Ok(message)) = incoming else { return };
                 last_heard = Instant::now();
-                let text = match message {
-                    WsMessage::Text(text) => text,
-                    WsMessage::Binary(_) => {
-                        let error = ApiError::new(ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text");
-                        if !send_error(&mut sink, None, error).await { return }
-                        continue;
-                    }
+                let work = match message {
+                    WsMessage::Text(text) => decode(&text),
+                    WsMessage::Binary(_) => Work::Refuse(
+                        None,
+                        ApiError::new(ErrorCode::MalformedFrame, "binary frames are not supported; send JSON text"),
+                    ),
                     WsMessage::Close(_) => return,
                     WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
                 };
-                if text.len() > MAX_FRAME_BYTES {
-                    let error = ApiError::new(ErrorCode::FrameTooLarge, format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len()));
-                    if !send_error(&mut sink, None, error).await { return }
-                    continue;
-                }
-                let frame = match serde_json::from_str::<ClientFrame>(&text) {
-                    Ok(frame) => frame,
-                    Err(error) => {
-                        let error = ApiError::new(ErrorCode::MalformedFrame, format!("cannot decode frame: {error}"));
-                        if !send_error(&mut sink, request_id_of(&text), error).await { return }
-                        continue;
-                    }
-                };
-                let id = frame.request_id();
-                let replies = match handle(&state, &mut peer, connection_id, frame).await {
-                    Ok(replies) => replies,
-                    Err(error) => {
-                        if !send_error(&mut sink, id, error).await { return }
-                        continue;
-                    }
-                };
-                for reply in &replies {
-                    if !send_frame(&mut sink, reply).await { return }
-                }
+                // Cannot fail: capacity was checked and only this loop sends.
+                if work_tx.try_send(work).is_err() { return }
+            }
+            answer = answers.recv() => {
+                let Some(answer) = answer else { return };
+                if !send_frame(&mut sink, &answer).await { return }
             }
             event = subscription.recv() => {
                 let text = match event {
@@ -255,8 +268,7 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
                 if sink.send(WsMessage::Ping(Default::default())).await.is_err() { return }
             }
             () = &mut expiry => {
-                let error = ApiError::code(ErrorCode::TokenExpired);
-                let _ = send_error(&mut sink, None, error).await;
+                let _ = send_frame(&mut sink, &error_frame(None, ApiError::code(ErrorCode::TokenExpired))).await;
                 break Closing { code: CloseCode::TokenExpired, reason: "token expired" };
             }
             _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
@@ -267,14 +279,40 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     close(&mut sink, closing).await;
 }
 
+/// Commands queued per socket before the socket stops reading.
+const WORK_QUEUE: usize = 32;
+
+/// What the command worker of a socket does next.
+enum Work {
+    /// A decoded command.
+    Frame(ClientFrame),
+    /// A frame that could not be decoded: answered in order with the others.
+    Refuse(Option<u64>, ApiError),
+}
+
+fn decode(text: &str) -> Work {
+    if text.len() > MAX_FRAME_BYTES {
+        let message = format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len());
+        return Work::Refuse(None, ApiError::new(ErrorCode::FrameTooLarge, message));
+    }
+    match serde_json::from_str::<ClientFrame>(text) {
+        Ok(frame) => Work::Frame(frame),
+        Err(error) => Work::Refuse(
+            request_id_of(text),
+            ApiError::new(ErrorCode::MalformedFrame, format!("cannot decode frame: {error}")),
+        ),
+    }
+}
+
 /// Finds `"id"` in a frame that failed to decode, so the error can still name its request.
 fn request_id_of(text: &str) -> Option<u64> {
     serde_json::from_str::<serde_json::Value>(text).ok()?.get("id")?.as_u64()
 }
 
-async fn send_error(sink: &mut Sink, id: Option<u64>, error: ApiError) -> bool {
+/// The `err` frame for a failed request, counted in the metrics.
+fn error_frame(id: Option<u64>, error: ApiError) -> ServerFrame {
     metrics::counter!(crate::metrics::FRAME_ERRORS, "code" => error.code.as_str()).increment(1);
-    send_frame(sink, &ServerFrame::error(id, error.code, error.message)).await
+    ServerFrame::error(id, error.code, error.message)
 }
 
 /// Answers a failed hello with the error and the matching close code.
@@ -288,7 +326,7 @@ async fn refuse(sink: &mut Sink, error: ApiError) {
         ErrorCode::Internal | ErrorCode::Unavailable => CloseCode::GoingAway,
         _ => CloseCode::Unauthorized,
     };
-    let _ = send_error(sink, None, error).await;
+    let _ = send_frame(sink, &error_frame(None, error)).await;
     close(sink, Closing { code, reason: "hello refused" }).await;
 }
 
