@@ -1,1 +1,64 @@
-fn main() {}
+//! `switchboard-loadgen`: load and wire-size measurements against a running Switchboard
+//! server. `run` measures throughput and latency with many consumers and agents; `bytes`
+//! counts the socket bytes of one scripted conversation.
+
+mod bytes;
+mod conn;
+mod record;
+mod run;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-loadgen", about = "Load generator and wire-size meter for Switchboard")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Throughput and latency: N agents, M consumers, for a bounded time.
+    Run(run::RunArgs),
+    /// Socket bytes of one 12-message conversation (consumer side).
+    Bytes(bytes::BytesArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => {
+                // Setup, the measurement and the shutdown, bounded together.
+                let limit = Duration::from_secs(args.duration + 300);
+                match tokio::time::timeout(limit, run::run(args)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!("run did not finish within {limit:?}")),
+                }
+            }
+            Command::Bytes(args) => match tokio::time::timeout(Duration::from_secs(120), bytes::run(args)).await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!("bytes did not finish within 120 s")),
+            },
+        }
+    });
+    // Do not wait for stragglers (sockets of failed tasks) on the way out.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

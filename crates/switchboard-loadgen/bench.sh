@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds release binaries, starts a throwaway server, records `bytes` and `run` figures in
+# docs/benchmarks.md, stops the server. Run from anywhere; the paths are resolved from here.
+#
+# Environment (all optional):
+#   BENCH_LISTEN      address for the server        (default 127.0.0.1:18080)
+#   BENCH_AGENTS      agents for `run`               (default 20)
+#   BENCH_CONSUMERS   consumers for `run`            (default 200)
+#   BENCH_DURATION    seconds of `run`, <= 300       (default 20)
+#   BENCH_WINDOW      in-flight sends per consumer   (default 1)
+#   BENCH_RATE        target total send rate, msg/s  (default: closed loop)
+#   BENCH_NO_RECORD   set to skip --record
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+
+listen="${BENCH_LISTEN:-127.0.0.1:18080}"
+agents="${BENCH_AGENTS:-20}"
+consumers="${BENCH_CONSUMERS:-200}"
+duration="${BENCH_DURATION:-20}"
+window="${BENCH_WINDOW:-1}"
+record=(--record)
+[[ -n "${BENCH_NO_RECORD:-}" ]] && record=()
+rate=()
+[[ -n "${BENCH_RATE:-}" ]] && rate=(--rate "$BENCH_RATE")
+
+cargo build --release -p switchboard -p switchboard-loadgen
+
+data_dir="$(mktemp -d -t switchboard-bench.XXXXXX)"
+server_log="$data_dir/server.log"
+# No SWITCHBOARD_* configuration leaks in from the caller's environment or a local
+# switchboard.toml: the server runs with its defaults plus the flags below.
+for var in $(env | grep -o '^SWITCHBOARD_[A-Z_]*' || true); do unset "$var"; done
+server_cmd=(target/release/switchboard serve --listen "$listen" --data-dir "$data_dir")
+(cd "$data_dir" && exec "$root/${server_cmd[0]}" "${server_cmd[@]:1}") >"$server_log" 2>&1 &
+server_pid=$!
+cleanup() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    rm -rf "$data_dir"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 100); do
+    if curl -fsS "http://$listen/readyz" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "server exited; its log:" >&2
+        cat "$server_log" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+curl -fsS "http://$listen/readyz" >/dev/null || { echo "server not ready after 20 s" >&2; cat "$server_log" >&2; exit 1; }
+
+credentials="$data_dir/demo-credentials.json"
+[[ -f "$credentials" ]] || { echo "no $credentials (demo seed did not run?)" >&2; exit 1; }
+token="$(target/release/switchboard dev-token --data-dir "$data_dir" --sub bench-consumer)"
+
+version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')"
+note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} (SQLite in the data dir, demo seed, all other settings default), same machine as the load generator"
+
+target/release/switchboard-loadgen bytes --url "http://$listen" --credentials "$credentials" \
+    --token "$token" --server-note "$note" "${record[@]}"
+target/release/switchboard-loadgen run --url "http://$listen" --credentials "$credentials" \
+    --agents "$agents" --consumers "$consumers" --duration "$duration" --window "$window" "${rate[@]}" \
+    --server-note "$note" "${record[@]}"

@@ -1,0 +1,484 @@
+//! `run`: throughput and latency with many consumers and agents.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures_util::future::join_all;
+use hdrhistogram::Histogram;
+use switchboard_protocol::{AgentState, ClientFrame, ConversationEventKind, ServerFrame, Side};
+use tokio::time::Instant;
+
+use crate::conn::{self, ByteCounts, Credentials, Incoming, Rest, Server, Ws};
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The server's demo-credentials.json (to log in as admin).
+    #[arg(long)]
+    pub credentials: PathBuf,
+    /// Agents to create and connect.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub agents: u32,
+    /// Consumers to connect.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=20000))]
+    pub consumers: u32,
+    /// Measurement time in seconds (at most 300).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub duration: u64,
+    /// Target total consumer send rate (messages/s); default: as fast as acks allow.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Sends in flight (not yet acknowledged) per consumer.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub window: u32,
+    /// Agents answer every Nth consumer message they receive (0: never).
+    #[arg(long, default_value_t = 1)]
+    pub reply_every: u32,
+    /// Append the results to the benchmarks document.
+    #[arg(long)]
+    pub record: bool,
+    /// The server's configuration, as started (recorded with --record).
+    #[arg(long, default_value = "not given")]
+    pub server_note: String,
+    /// The benchmarks document.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    pub doc: PathBuf,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Figures of one task, merged at the end.
+struct Stats {
+    consumer_sent: u64,
+    consumer_acked: u64,
+    agent_sent: u64,
+    agent_acked: u64,
+    to_agent: u64,
+    to_consumer: u64,
+    assigned: u64,
+    queued: u64,
+    resyncs: u64,
+    undecodable: u64,
+    errors: BTreeMap<String, u64>,
+    /// Consumer send → ack, µs.
+    consumer_ack: Histogram<u64>,
+    /// Agent send → ack, µs.
+    agent_ack: Histogram<u64>,
+    /// Consumer send → agent receives, µs.
+    c_to_a: Histogram<u64>,
+    /// Agent send → consumer receives, µs.
+    a_to_c: Histogram<u64>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            consumer_sent: 0,
+            consumer_acked: 0,
+            agent_sent: 0,
+            agent_acked: 0,
+            to_agent: 0,
+            to_consumer: 0,
+            assigned: 0,
+            queued: 0,
+            resyncs: 0,
+            undecodable: 0,
+            errors: BTreeMap::new(),
+            consumer_ack: histogram(),
+            agent_ack: histogram(),
+            c_to_a: histogram(),
+            a_to_c: histogram(),
+        }
+    }
+
+    fn merge(&mut self, other: &Stats) {
+        self.consumer_sent += other.consumer_sent;
+        self.consumer_acked += other.consumer_acked;
+        self.agent_sent += other.agent_sent;
+        self.agent_acked += other.agent_acked;
+        self.to_agent += other.to_agent;
+        self.to_consumer += other.to_consumer;
+        self.assigned += other.assigned;
+        self.queued += other.queued;
+        self.resyncs += other.resyncs;
+        self.undecodable += other.undecodable;
+        for (code, n) in &other.errors {
+            *self.errors.entry(code.clone()).or_default() += n;
+        }
+        for (mine, theirs) in [
+            (&mut self.consumer_ack, &other.consumer_ack),
+            (&mut self.agent_ack, &other.agent_ack),
+            (&mut self.c_to_a, &other.c_to_a),
+            (&mut self.a_to_c, &other.a_to_c),
+        ] {
+            let _ = mine.add(theirs);
+        }
+    }
+
+    fn error(&mut self, what: impl Into<String>) {
+        *self.errors.entry(what.into()).or_default() += 1;
+    }
+}
+
+/// Shared clock: send times travel in message texts as `lg:<µs since base>`.
+#[derive(Clone, Copy)]
+struct Clock {
+    base: Instant,
+}
+
+impl Clock {
+    fn micros(&self) -> u64 {
+        self.base.elapsed().as_micros() as u64
+    }
+
+    fn stamp(&self, what: &str) -> String {
+        format!("lg:{} {what}", self.micros())
+    }
+
+    /// Latency of a stamped text, µs.
+    fn latency(&self, text: &str) -> Option<u64> {
+        let sent: u64 = text.strip_prefix("lg:")?.split(' ').next()?.parse().ok()?;
+        Some(self.micros().saturating_sub(sent))
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+/// Sends within a deadline (so a stuck socket cannot hold the run past its end).
+async fn send_by(ws: &mut Ws, frame: &ClientFrame, deadline: Instant) -> Result<()> {
+    tokio::time::timeout_at(deadline, conn::send(ws, frame)).await.context("send timed out")?
+}
+
+struct ConsumerPlan {
+    index: u32,
+    start: Instant,
+    end: Instant,
+    window: u32,
+    interval: Option<Duration>,
+}
+
+async fn consumer_task(mut ws: Ws, plan: ConsumerPlan, clock: Clock) -> Stats {
+    let mut stats = Stats::new();
+    let hard_end = plan.end + Duration::from_secs(5);
+    let mut in_flight: HashMap<u64, Instant> = HashMap::new();
+    let mut next_id: u64 = 0;
+    let mut next_send = match plan.interval {
+        // Spread the first sends over one interval.
+        Some(interval) => plan.start + interval.mul_f64(f64::from(plan.index % 1000) / 1000.0),
+        None => plan.start,
+    };
+    tokio::time::sleep_until(plan.start).await;
+    loop {
+        let now = Instant::now();
+        if now >= plan.end {
+            break;
+        }
+        // Send while the window and the rate allow.
+        while (in_flight.len() as u32) < plan.window && Instant::now() >= next_send && Instant::now() < plan.end {
+            next_id += 1;
+            let frame = ClientFrame::Send {
+                id: Some(next_id),
+                cid: format!("c{}-{next_id}", plan.index),
+                text: clock.stamp("load test message from a consumer"),
+                c: None,
+                consumer: None,
+            };
+            if let Err(error) = send_by(&mut ws, &frame, hard_end).await {
+                stats.error(format!("consumer socket: {error:#}"));
+                return stats;
+            }
+            in_flight.insert(next_id, Instant::now());
+            stats.consumer_sent += 1;
+            if let Some(interval) = plan.interval {
+                next_send += interval;
+                // Behind by more than a second: do not burst to catch up.
+                if next_send + Duration::from_secs(1) < Instant::now() {
+                    next_send = Instant::now();
+                }
+            }
+        }
+        let wake = match plan.interval {
+            Some(_) if (in_flight.len() as u32) < plan.window => next_send.min(plan.end),
+            _ => plan.end,
+        };
+        let timeout = wake.saturating_duration_since(Instant::now()).max(Duration::from_micros(50));
+        match conn::recv(&mut ws, timeout).await {
+            None => continue,
+            Some(Incoming::Closed) => {
+                stats.error("consumer socket closed by server");
+                return stats;
+            }
+            Some(Incoming::Unknown) => stats.undecodable += 1,
+            Some(Incoming::Frame(frame)) => match frame {
+                ServerFrame::Ack { id: Some(id), .. } => {
+                    if let Some(sent) = in_flight.remove(&id) {
+                        stats.consumer_acked += 1;
+                        stats.consumer_ack.saturating_record(micros(sent.elapsed()));
+                    }
+                }
+                ServerFrame::Err { id, code, .. } => {
+                    if let Some(id) = id {
+                        in_flight.remove(&id);
+                    }
+                    stats.error(format!("consumer err {}", code.as_str()));
+                }
+                ServerFrame::Msg(message) if message.from == Side::Agent => {
+                    stats.to_consumer += 1;
+                    if let Some(latency) = clock.latency(&message.text) {
+                        stats.a_to_c.saturating_record(latency);
+                    }
+                }
+                ServerFrame::Conv { ev: ConversationEventKind::Queued, .. } => stats.queued += 1,
+                ServerFrame::Resync => stats.resyncs += 1,
+                _ => {}
+            },
+        }
+    }
+    conn::close(&mut ws).await;
+    stats
+}
+
+async fn agent_task(mut ws: Ws, index: u32, start: Instant, end: Instant, reply_every: u32, clock: Clock) -> Stats {
+    let mut stats = Stats::new();
+    let hard_end = end + Duration::from_secs(5);
+    let mut in_flight: HashMap<u64, Instant> = HashMap::new();
+    let mut next_id: u64 = 10;
+    let mut received: u64 = 0;
+    tokio::time::sleep_until(start).await;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match conn::recv(&mut ws, left).await {
+            None => continue,
+            Some(Incoming::Closed) => {
+                stats.error("agent socket closed by server");
+                return stats;
+            }
+            Some(Incoming::Unknown) => stats.undecodable += 1,
+            Some(Incoming::Frame(frame)) => match frame {
+                ServerFrame::Msg(message) if message.from == Side::Consumer => {
+                    stats.to_agent += 1;
+                    received += 1;
+                    if let Some(latency) = clock.latency(&message.text) {
+                        stats.c_to_a.saturating_record(latency);
+                    }
+                    if reply_every > 0 && received.is_multiple_of(u64::from(reply_every)) {
+                        next_id += 1;
+                        let reply = ClientFrame::Send {
+                            id: Some(next_id),
+                            cid: format!("a{index}-{next_id}"),
+                            text: clock.stamp("load test reply from an agent"),
+                            c: Some(message.c),
+                            consumer: None,
+                        };
+                        if let Err(error) = send_by(&mut ws, &reply, hard_end).await {
+                            stats.error(format!("agent socket: {error:#}"));
+                            return stats;
+                        }
+                        in_flight.insert(next_id, Instant::now());
+                        stats.agent_sent += 1;
+                    }
+                }
+                ServerFrame::Ack { id: Some(id), .. } => {
+                    if let Some(sent) = in_flight.remove(&id) {
+                        stats.agent_acked += 1;
+                        stats.agent_ack.saturating_record(micros(sent.elapsed()));
+                    }
+                }
+                ServerFrame::Err { id, code, .. } => {
+                    if let Some(id) = id {
+                        in_flight.remove(&id);
+                    }
+                    stats.error(format!("agent err {}", code.as_str()));
+                }
+                ServerFrame::Conv { ev: ConversationEventKind::Assigned, .. } => stats.assigned += 1,
+                ServerFrame::Resync => stats.resyncs += 1,
+                _ => {}
+            },
+        }
+    }
+    // Leave routing: a disconnected agent must not keep receiving conversations.
+    let offline = ClientFrame::State { id: None, state: AgentState::Offline };
+    let _ = send_by(&mut ws, &offline, hard_end).await;
+    conn::close(&mut ws).await;
+    stats
+}
+
+/// Creates, logs in and connects one agent, and sets it online.
+async fn start_agent(server: &Server, rest: &Rest, admin: &str, email: &str, skills: &[i64]) -> Result<Ws> {
+    const PASSWORD: &str = "loadgen-password-123";
+    rest.create_agent(admin, email, PASSWORD, skills).await?;
+    let session = rest.login(email, PASSWORD).await?;
+    let (mut ws, _welcome) = conn::connect_agent(server, &session, Arc::new(ByteCounts::default())).await?;
+    conn::send(&mut ws, &ClientFrame::State { id: Some(1), state: AgentState::Online }).await?;
+    loop {
+        match conn::recv(&mut ws, conn::CONNECT_TIMEOUT).await {
+            Some(Incoming::Frame(ServerFrame::Ok { id: 1 })) => return Ok(ws),
+            Some(Incoming::Frame(ServerFrame::Err { code, msg, .. })) => {
+                bail!("agent {email} state online: {} ({msg})", code.as_str())
+            }
+            Some(Incoming::Frame(_)) | Some(Incoming::Unknown) => continue,
+            Some(Incoming::Closed) => bail!("agent {email}: socket closed during setup"),
+            None => bail!("agent {email}: no answer to state online"),
+        }
+    }
+}
+
+fn quantiles(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "no samples".into();
+    }
+    let ms = |v: u64| v as f64 / 1000.0;
+    format!(
+        "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.90)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+        h.len()
+    )
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    if let Some(rate) = args.rate
+        && !(rate > 0.0 && rate.is_finite())
+    {
+        bail!("--rate must be a positive number of messages per second");
+    }
+    let server = Server::parse(&args.url)?;
+    let credentials = Credentials::read(&args.credentials)?;
+    let rest = Rest::new(&server)?;
+    let admin_login = credentials.admin()?;
+    let admin = rest.login(&admin_login.email, &admin_login.password).await?;
+    let skills = rest.skill_ids(&admin).await?;
+    let run_id = conn::run_id();
+    println!(
+        "run {run_id}: {} agents, {} consumers, {} s, window {}, rate {}",
+        args.agents,
+        args.consumers,
+        args.duration,
+        args.window,
+        args.rate.map_or("max (closed loop)".to_owned(), |r| format!("{r} msg/s"))
+    );
+
+    // Agents: a few at a time (creating and logging in hashes passwords on the server).
+    let setup_started = Instant::now();
+    let mut agents = Vec::new();
+    let emails: Vec<String> = (0..args.agents).map(|i| format!("lg-{run_id}-{i}@load.test")).collect();
+    for chunk in emails.chunks(4) {
+        let started = join_all(chunk.iter().map(|email| start_agent(&server, &rest, &admin, email, &skills))).await;
+        for agent in started {
+            agents.push(agent?);
+        }
+    }
+    // Consumers: 50 at a time.
+    let mut consumers = Vec::new();
+    let indexes: Vec<u32> = (0..args.consumers).collect();
+    for chunk in indexes.chunks(50) {
+        let opened = join_all(chunk.iter().map(|_| {
+            conn::connect_consumer(&server, &credentials.brand, &credentials.app, None, Arc::new(ByteCounts::default()))
+        }))
+        .await;
+        for consumer in opened {
+            consumers.push(consumer.context("consumer connect")?.0);
+        }
+    }
+    println!(
+        "setup: {} agents online, {} consumers connected in {:.1} s",
+        agents.len(),
+        consumers.len(),
+        setup_started.elapsed().as_secs_f64()
+    );
+
+    let clock = Clock { base: Instant::now() };
+    let start = Instant::now() + Duration::from_millis(200);
+    let end = start + Duration::from_secs(args.duration);
+    let interval = args.rate.map(|rate| Duration::from_secs_f64(f64::from(args.consumers) / rate));
+    let mut tasks = Vec::new();
+    for (index, ws) in agents.into_iter().enumerate() {
+        tasks.push(tokio::spawn(agent_task(ws, index as u32, start, end, args.reply_every, clock)));
+    }
+    for (index, ws) in consumers.into_iter().enumerate() {
+        let plan = ConsumerPlan { index: index as u32, start, end, window: args.window, interval };
+        tasks.push(tokio::spawn(consumer_task(ws, plan, clock)));
+    }
+    let mut total = Stats::new();
+    for task in tasks {
+        match task.await {
+            Ok(stats) => total.merge(&stats),
+            Err(error) => total.error(format!("task failed: {error}")),
+        }
+    }
+
+    let secs = args.duration as f64;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "agents {}, consumers {}, duration {} s, window {}, target rate {}, agents reply to every {} message(s)",
+        args.agents,
+        args.consumers,
+        args.duration,
+        args.window,
+        args.rate.map_or("none (closed loop)".to_owned(), |r| format!("{r} msg/s")),
+        args.reply_every
+    );
+    let _ = writeln!(
+        out,
+        "consumer messages: sent {}, acked (stored) {} = {:.0}/s",
+        total.consumer_sent,
+        total.consumer_acked,
+        total.consumer_acked as f64 / secs
+    );
+    let _ = writeln!(
+        out,
+        "agent replies:     sent {}, acked (stored) {} = {:.0}/s",
+        total.agent_sent,
+        total.agent_acked,
+        total.agent_acked as f64 / secs
+    );
+    let stored = total.consumer_acked + total.agent_acked;
+    let _ = writeln!(out, "all messages stored: {} = {:.0}/s", stored, stored as f64 / secs);
+    let delivered = total.to_agent + total.to_consumer;
+    let _ = writeln!(
+        out,
+        "delivered: consumer->agent {}, agent->consumer {}, total {:.0}/s",
+        total.to_agent,
+        total.to_consumer,
+        delivered as f64 / secs
+    );
+    let _ = writeln!(out, "latency consumer->agent (send to receive): {}", quantiles(&total.c_to_a));
+    let _ = writeln!(out, "latency agent->consumer (send to receive): {}", quantiles(&total.a_to_c));
+    let _ = writeln!(out, "ack latency consumer send->ack: {}", quantiles(&total.consumer_ack));
+    let _ = writeln!(out, "ack latency agent send->ack:    {}", quantiles(&total.agent_ack));
+    let _ = writeln!(
+        out,
+        "conversations assigned to load agents: {} (queued events seen by consumers: {}); resyncs {}, undecodable frames {}",
+        total.assigned, total.queued, total.resyncs, total.undecodable
+    );
+    if total.errors.is_empty() {
+        let _ = writeln!(out, "errors: none");
+    } else {
+        let _ = writeln!(out, "errors:");
+        for (what, n) in &total.errors {
+            let _ = writeln!(out, "  {what}: {n}");
+        }
+    }
+    println!("{out}");
+    if args.record {
+        crate::record::append(&args.doc, "Throughput and latency (`run`)", &args.server_note, &out)?;
+    }
+    Ok(())
+}
