@@ -53,6 +53,9 @@ pub enum StoreError {
     /// Any other database error.
     #[error(transparent)]
     Database(sqlx::Error),
+    /// An error of the SQLite writer's connection.
+    #[error("sqlite: {0}")]
+    Sqlite(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -80,17 +83,6 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 pub enum Dialect {
     Sqlite,
     Postgres,
-}
-
-impl Dialect {
-    /// Statement that opens a write transaction. SQLite takes the write lock up front
-    /// (`IMMEDIATE`) so a transaction never fails half-way on lock upgrade.
-    fn begin_write(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
-        }
-    }
 }
 
 /// SQLite durability: `Full` fsyncs the WAL at every commit (survives power loss);
@@ -175,10 +167,14 @@ impl Store {
             Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        let reconnect = writer::Reconnect { options: connect_options, dialect, sqlite_sync: sync };
-        let writer_conn = reconnect.connect().await?;
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(writer::run(writer_conn, reconnect, jobs));
+        match dialect {
+            Dialect::Sqlite => writer::sqlite::spawn(&writer::sqlite::file_of(&options.url)?, sync, jobs)?,
+            Dialect::Postgres => {
+                let conn = connect_options.connect().await?;
+                tokio::spawn(writer::pg::run(connect_options, conn, jobs));
+            }
+        }
         Ok(Store { pool, dialect, writer })
     }
 
@@ -221,7 +217,7 @@ fn connect_options(options: &StoreOptions, dialect: Dialect) -> Result<AnyConnec
     Ok(parsed.disable_statement_logging())
 }
 
-pub(crate) async fn configure_sqlite(conn: &mut sqlx::AnyConnection, sync: SqliteSync) -> Result<(), sqlx::Error> {
+async fn configure_sqlite(conn: &mut sqlx::AnyConnection, sync: SqliteSync) -> Result<(), sqlx::Error> {
     let synchronous = match sync {
         SqliteSync::Full => "PRAGMA synchronous = FULL",
         SqliteSync::Normal => "PRAGMA synchronous = NORMAL",

@@ -1,0 +1,279 @@
+//! The SQLite writer: a dedicated thread with its own rusqlite connection, running the append
+//! rules of `writer` in one `BEGIN IMMEDIATE` transaction per batch with cached prepared
+//! statements. Going through sqlx here would cost two thread hand-offs per statement (sqlx
+//! runs SQLite on a worker thread of its own); this thread is that worker, and does nothing
+//! else. Reads and other writes keep using the sqlx pool on the same WAL file.
+//!
+//! The `WriteTx` methods are `async` only to share the rules with the PostgreSQL writer; they
+//! never wait, and the thread drives them on a current-thread runtime.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, ToSql};
+use switchboard_protocol::{ConversationId, Millis, Side};
+use tokio::sync::mpsc;
+
+use super::pg::{BUMP_SEQ, BUMP_SEQ_IF_OPEN, INSERT_CONVERSATION, INSERT_MESSAGE, SET_FIRST_RESPONSE};
+use super::{AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply};
+use crate::model::StoredMessage;
+use crate::{AppendError, Appended, SqliteSync, StoreError};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(failure, message) = &error
+            && failure.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            return StoreError::Conflict(message.clone().unwrap_or_else(|| failure.to_string()));
+        }
+        StoreError::Sqlite(error.to_string())
+    }
+}
+
+/// The file of a `sqlite:` URL; in-memory databases cannot have a second connection.
+pub(crate) fn file_of(url: &str) -> Result<PathBuf, StoreError> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") {
+        return Err(StoreError::BadUrl {
+            url: url.to_owned(),
+            reason: "SQLite needs a file (in-memory databases are not supported)".into(),
+        });
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn open(path: &Path, sync: SqliteSync) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    let synchronous = match sync {
+        SqliteSync::Full => "FULL",
+        SqliteSync::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 10000;
+         PRAGMA foreign_keys = ON;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Opens the writer's connection (so errors surface to the caller) and starts its thread.
+/// The thread ends when every sender of `jobs` is gone.
+pub(crate) fn spawn(path: &Path, sync: SqliteSync, jobs: mpsc::Receiver<Job>) -> Result<(), StoreError> {
+    let conn = open(path, sync)?;
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || run(conn, jobs))
+        .map_err(|error| StoreError::Sqlite(format!("cannot start the writer thread: {error}")))?;
+    Ok(())
+}
+
+fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            // Without a runtime no job can be answered; dropping `jobs` makes every append
+            // fail with `ShuttingDown` instead of hanging.
+            tracing::error!(%error, "sqlite writer cannot start");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut tx = SqliteTx { conn };
+        let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = jobs.recv().await {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            metrics::histogram!(crate::metrics::WRITE_BATCH_SIZE).record(batch.len() as f64);
+            match tx.commit_batch(&batch).await {
+                Ok(results) => answer(&mut batch, results),
+                Err(batch_error) => {
+                    // Retry each job alone so one bad job cannot fail the others.
+                    tracing::warn!(error = %batch_error, jobs = batch.len(), "batch append failed; retrying one by one");
+                    for job in batch.drain(..) {
+                        let result = match tx.commit_batch(std::slice::from_ref(&job)).await {
+                            Ok(mut results) => results.pop().expect("one result per job"),
+                            Err(error) => Err(AppendError::Store(error)),
+                        };
+                        let _ = job.reply.send(result);
+                    }
+                }
+            }
+        }
+    });
+}
+
+struct SqliteTx {
+    conn: Connection,
+}
+
+impl SqliteTx {
+    async fn commit_batch(&mut self, jobs: &[Job]) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match apply(self, &job.append, job.now).await {
+                Err(AppendError::Store(error)) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(error);
+                }
+                other => results.push(other),
+            }
+        }
+        if let Err(error) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(error.into());
+        }
+        Ok(results)
+    }
+
+    fn row_opt<T>(
+        &self,
+        sql: &str,
+        params: &[(&str, &dyn ToSql)],
+        map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.conn.prepare_cached(sql)?.query_row(params, map).optional()?)
+    }
+}
+
+impl WriteTx for SqliteTx {
+    async fn find_duplicate(
+        &mut self,
+        brand_id: &str,
+        side: Side,
+        author_id: i64,
+        client_id: &str,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let found = self.row_opt(
+            "SELECT conversation_id, seq, side, author_id, author_name, text, client_id, created_at
+             FROM messages WHERE brand_id = $1 AND side = $2 AND author_id = $3 AND client_id = $4",
+            &[("$1", &brand_id), ("$2", &side.as_str()), ("$3", &author_id), ("$4", &client_id)],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<i64>>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, Option<String>>(6)?,
+                    row.get::<_, i64>(7)?,
+                ))
+            },
+        )?;
+        found
+            .map(|(conversation_id, seq, side, author_id, author_name, text, client_id, created_at)| {
+                Ok(StoredMessage {
+                    conversation_id,
+                    seq,
+                    side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+                    author_id,
+                    author_name,
+                    text,
+                    client_id,
+                    created_at,
+                })
+            })
+            .transpose()
+    }
+
+    async fn open_conversation_of(
+        &mut self,
+        brand_id: &str,
+        consumer_id: i64,
+    ) -> Result<Option<(ConversationId, Option<i64>)>, StoreError> {
+        self.row_opt(
+            "SELECT id, agent_id FROM conversations WHERE brand_id = $1 AND consumer_id = $2 AND status = 'open'",
+            &[("$1", &brand_id), ("$2", &consumer_id)],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+    }
+
+    async fn conversation_head(
+        &mut self,
+        brand_id: &str,
+        conversation_id: ConversationId,
+    ) -> Result<Option<ConversationHead>, StoreError> {
+        self.row_opt(
+            "SELECT consumer_id, status, agent_id FROM conversations WHERE id = $1 AND brand_id = $2",
+            &[("$1", &conversation_id), ("$2", &brand_id)],
+            |row| {
+                Ok(ConversationHead {
+                    consumer_id: row.get(0)?,
+                    open: row.get::<_, String>(1)? == "open",
+                    agent_id: row.get(2)?,
+                })
+            },
+        )
+    }
+
+    async fn latest_origin(&mut self, brand_id: &str, consumer_id: i64) -> Result<Option<Origin>, StoreError> {
+        self.row_opt(
+            "SELECT app_id, channel, skill_id FROM conversations WHERE brand_id = $1 AND consumer_id = $2
+             ORDER BY opened_at DESC, id DESC LIMIT 1",
+            &[("$1", &brand_id), ("$2", &consumer_id)],
+            |row| Ok(Origin { app_id: row.get(0)?, channel: row.get(1)?, skill_id: row.get(2)? }),
+        )
+    }
+
+    async fn insert_conversation(
+        &mut self,
+        new: &NewConversation<'_>,
+        now: Millis,
+    ) -> Result<ConversationId, StoreError> {
+        let assigned_at = new.agent_id.map(|_| now);
+        let id = self.row_opt(
+            INSERT_CONVERSATION,
+            &[
+                ("$1", &new.brand_id),
+                ("$2", &new.consumer_id),
+                ("$3", &new.app_id),
+                ("$4", &new.channel),
+                ("$5", &new.skill_id),
+                ("$6", &now),
+                ("$7", &new.agent_id),
+                ("$8", &assigned_at),
+            ],
+            |row| row.get(0),
+        )?;
+        id.ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING returned no row".into()))
+    }
+
+    async fn insert_message(&mut self, new: &NewMessage<'_>, now: Millis) -> Result<Option<StoredMessage>, StoreError> {
+        let bump = match new.into {
+            AppendTo::Open => BUMP_SEQ_IF_OPEN,
+            AppendTo::Any => BUMP_SEQ,
+        };
+        let Some(seq) =
+            self.row_opt(bump, &[("$1", &new.conversation_id), ("$2", &now)], |row| row.get::<_, i64>(0))?
+        else {
+            return Ok(None);
+        };
+        self.conn.prepare_cached(INSERT_MESSAGE)?.execute(
+            &[
+                ("$1", &new.conversation_id as &dyn ToSql),
+                ("$2", &seq),
+                ("$3", &new.brand_id),
+                ("$4", &new.side.as_str()),
+                ("$5", &new.author_id),
+                ("$6", &new.author_name),
+                ("$7", &new.text),
+                ("$8", &new.client_id),
+                ("$9", &now),
+            ][..],
+        )?;
+        Ok(Some(new.stored(seq, now)))
+    }
+
+    async fn set_first_response(&mut self, conversation_id: ConversationId, now: Millis) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(SET_FIRST_RESPONSE)?
+            .execute(&[("$1", &conversation_id as &dyn ToSql), ("$2", &now)][..])?;
+        Ok(())
+    }
+}
