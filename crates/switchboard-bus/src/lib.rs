@@ -111,17 +111,16 @@ pub struct Subscription {
 impl Subscription {
     /// Waits for the next event. Never ends: the bus outlives its subscriptions.
     pub async fn recv(&mut self) -> Received {
-        loop {
-            match self.receiver.recv().await {
-                Ok(payload) => return Received::Event(payload),
-                Err(broadcast::error::RecvError::Lagged(_)) => return Received::Lagged,
-                // The sender lives in the bus map while this receiver exists; if it was
-                // replaced, resubscribe rather than end.
-                Err(broadcast::error::RecvError::Closed) => {
-                    let fresh = self.bus.subscribe(self.topic.clone());
-                    self.receiver = fresh.receiver.resubscribe();
-                    return Received::Lagged;
-                }
+        match self.receiver.recv().await {
+            Ok(payload) => Received::Event(payload),
+            Err(broadcast::error::RecvError::Lagged(_)) => Received::Lagged,
+            // Cannot happen while this subscription lives: the sender stays in the bus map
+            // until the last subscriber of the topic is dropped. Report it as a lag (the
+            // client resyncs) and wait on a fresh receiver.
+            Err(broadcast::error::RecvError::Closed) => {
+                let fresh = self.bus.subscribe(self.topic.clone());
+                self.receiver = fresh.receiver.resubscribe();
+                Received::Lagged
             }
         }
     }

@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use switchboard_bus::{Received, Topic};
 use switchboard_core::limits::{Channel, TextError, check_text};
@@ -23,7 +24,8 @@ use switchboard_protocol::{
     MAX_WIRE_FRAME_BYTES, Me, PROTOCOL_VERSION, ServerFrame, Side,
 };
 use switchboard_store::{
-    AgentAppend, AgentTarget, App, Append, Consumer, ConsumerAppend, ConversationFilter, PageCursor, Role, User,
+    AgentAppend, AgentTarget, App, Append, Appended, Consumer, ConsumerAppend, ConversationFilter, PageCursor, Role,
+    User,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -97,6 +99,7 @@ struct AgentPeer {
     user: User,
 }
 
+#[allow(clippy::large_enum_variant)] // One per socket, built once; boxing would only add an allocation.
 enum Peer {
     Consumer(ConsumerPeer),
     Agent(AgentPeer),
@@ -210,21 +213,57 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     let (answer_tx, mut answers) = mpsc::channel::<ServerFrame>(WORK_QUEUE);
     let worker_state = state.clone();
     tokio::spawn(async move {
-        while let Some(work) = work_rx.recv().await {
-            let replies = match work {
-                Work::Frame(frame) => {
-                    let id = frame.request_id();
-                    match handle(&worker_state, &mut peer, connection_id, frame).await {
-                        Ok(replies) => replies,
-                        Err(error) => vec![error_frame(id, error)],
-                    }
+        let state = worker_state;
+        // `send`s whose appends are queued at the writer, oldest first. Consecutive sends
+        // pipeline (one socket is not limited to one commit per message); any other command
+        // waits until they are all finished, so effects and answers keep the client's order.
+        let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+        let mut open = true;
+        while open || !in_flight.is_empty() {
+            let replies = tokio::select! {
+                biased;
+                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
+                    finish_send(&state, &mut peer, connection_id, outcome).await
                 }
-                Work::Refuse(id, error) => vec![error_frame(id, error)],
+                work = work_rx.recv(), if open && in_flight.len() < MAX_SENDS_IN_FLIGHT => match work {
+                    None => {
+                        // The socket ended: finish what was accepted (the other side still
+                        // gets its events), then stop.
+                        open = false;
+                        Vec::new()
+                    }
+                    Some(Work::Frame(ClientFrame::Send { id, cid, text, c, consumer })) => {
+                        let author = match &peer {
+                            Peer::Consumer(peer) => Author::Consumer(peer),
+                            Peer::Agent(peer) => Author::Agent(peer),
+                        };
+                        match submit_send(&state, author, id, cid, text, c, consumer).await {
+                            Ok(pending) => in_flight.push_back(pending),
+                            Err(error) => in_flight.push_back(Box::pin(std::future::ready((id, std::time::Instant::now(), Err(error))))),
+                        }
+                        Vec::new()
+                    }
+                    Some(work) => {
+                        let mut replies = Vec::new();
+                        while let Some(outcome) = in_flight.next().await {
+                            replies.extend(finish_send(&state, &mut peer, connection_id, outcome).await);
+                        }
+                        replies.extend(match work {
+                            Work::Frame(frame) => {
+                                let id = frame.request_id();
+                                handle(&state, &mut peer, connection_id, frame)
+                                    .await
+                                    .unwrap_or_else(|error| vec![error_frame(id, error)])
+                            }
+                            Work::Refuse(id, error) => vec![error_frame(id, error)],
+                        });
+                        replies
+                    }
+                },
             };
             for reply in replies {
-                if answer_tx.send(reply).await.is_err() {
-                    return;
-                }
+                // A closed socket drops answers, but the loop goes on finishing accepted work.
+                let _ = answer_tx.send(reply).await;
             }
         }
     });
@@ -281,6 +320,9 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
 
 /// Commands queued per socket before the socket stops reading.
 const WORK_QUEUE: usize = 32;
+
+/// `send`s of one socket waiting for their commit at once.
+const MAX_SENDS_IN_FLIGHT: usize = 64;
 
 /// What the command worker of a socket does next.
 enum Work {
@@ -508,37 +550,10 @@ async fn handle_consumer(
     match frame {
         ClientFrame::Hello(_) => Err(ApiError::bad_request("the socket is already authenticated")),
         ClientFrame::Ping { id } => Ok(vec![ServerFrame::Pong { id }]),
-        ClientFrame::Send { id, cid, text, .. } => {
-            check_send(peer.channel, Side::Consumer, &cid, &text)?;
-            let started = std::time::Instant::now();
-            let append = Append::Consumer(ConsumerAppend {
-                brand_id: brand_id.clone(),
-                consumer_id: peer.consumer.id,
-                app_id: peer.app.id.clone(),
-                channel: peer.app.channel.clone(),
-                skill_id: peer.app.default_skill_id,
-                client_id: cid,
-                text,
-            });
-            let appended = state.store.append(append, now_ms()).await?;
-            metrics::histogram!(crate::metrics::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
-            let message = &appended.message;
-            peer.owned.insert(message.conversation_id);
-            if !appended.duplicate {
-                metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "consumer").increment(1);
-                let event = ServerFrame::Msg(message.to_wire());
-                state.to_consumer(&brand_id, peer.consumer.id, origin, &event);
-                if appended.opened
-                    && let Some(conversation) = state.store.conversation(&brand_id, message.conversation_id).await?
-                {
-                    // Announces the assignment (or the queue position) before the message.
-                    state.conversation_opened(&conversation).await;
-                }
-                if let Some(agent) = state.live.assignee(&brand_id, message.conversation_id) {
-                    state.to_agent(&brand_id, agent, origin, &event);
-                }
-            }
-            Ok(vec![ack(id, message)])
+        ClientFrame::Send { id, cid, text, c, consumer } => {
+            let (id, started, result) =
+                submit_send(state, Author::Consumer(peer), id, cid, text, c, consumer).await?.await;
+            finish_consumer_send(state, peer, origin, id, started, result?).await
         }
         ClientFrame::Rcpt { id, c, seq, k } => {
             peer.owns(state, c).await?;
@@ -613,6 +628,143 @@ async fn handle_consumer(
     }
 }
 
+/// Who sends.
+enum Author<'a> {
+    Consumer(&'a ConsumerPeer),
+    Agent(&'a AgentPeer),
+}
+
+/// A queued `send`: its request id, when it was received, and the append's outcome.
+type SendOutcome = (Option<u64>, std::time::Instant, Result<Appended, ApiError>);
+
+/// A `send` waiting for its commit.
+type InFlight = futures_util::future::BoxFuture<'static, SendOutcome>;
+
+/// Checks a `send` and queues its append at the writer. The returned future waits for the
+/// commit; appends are applied in the order queued.
+async fn submit_send(
+    state: &AppState,
+    author: Author<'_>,
+    id: Option<u64>,
+    cid: String,
+    text: String,
+    c: Option<ConversationId>,
+    consumer: Option<i64>,
+) -> ApiResult<InFlight> {
+    let started = std::time::Instant::now();
+    let append = match author {
+        Author::Consumer(peer) => {
+            check_send(peer.channel, Side::Consumer, &cid, &text)?;
+            Append::Consumer(ConsumerAppend {
+                brand_id: peer.consumer.brand_id.clone(),
+                consumer_id: peer.consumer.id,
+                app_id: peer.app.id.clone(),
+                channel: peer.app.channel.clone(),
+                skill_id: peer.app.default_skill_id,
+                client_id: cid,
+                text,
+            })
+        }
+        Author::Agent(peer) => {
+            // Apps are in-app or web, both limited to 2000 characters for agents too.
+            check_send(Channel::InApp, Side::Agent, &cid, &text)?;
+            let target = match (c, consumer) {
+                (Some(c), None) => AgentTarget::Conversation(c),
+                (None, Some(consumer)) => AgentTarget::Consumer(consumer),
+                _ => return Err(ApiError::bad_request("send needs exactly one of c (conversation) or consumer")),
+            };
+            Append::Agent(AgentAppend {
+                brand_id: peer.user.brand_id.clone(),
+                agent_id: peer.user.id,
+                agent_name: peer.user.name.clone(),
+                may_write_unassigned: peer.is_manager(),
+                target,
+                client_id: cid,
+                text,
+            })
+        }
+    };
+    let pending = state.store.submit(append, now_ms()).await?;
+    Ok(Box::pin(async move { (id, started, pending.committed().await.map_err(ApiError::from)) }))
+}
+
+/// After a consumer's message committed: tell the other devices and the agent, route a new
+/// conversation, and answer with the ack.
+async fn finish_consumer_send(
+    state: &AppState,
+    peer: &mut ConsumerPeer,
+    origin: u64,
+    id: Option<u64>,
+    started: std::time::Instant,
+    appended: Appended,
+) -> ApiResult<Vec<ServerFrame>> {
+    metrics::histogram!(crate::metrics::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
+    let brand_id = &peer.consumer.brand_id;
+    let message = &appended.message;
+    peer.owned.insert(message.conversation_id);
+    if !appended.duplicate {
+        metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "consumer").increment(1);
+        let event = ServerFrame::Msg(message.to_wire());
+        state.to_consumer(brand_id, peer.consumer.id, origin, &event);
+        if appended.opened
+            && let Some(conversation) = state.store.conversation(brand_id, message.conversation_id).await?
+        {
+            // Announces the assignment (or the queue position) before the message.
+            state.conversation_opened(&conversation).await;
+        }
+        if let Some(agent) = state.live.assignee(brand_id, message.conversation_id) {
+            state.to_agent(brand_id, agent, origin, &event);
+        }
+    }
+    Ok(vec![ack(id, message)])
+}
+
+/// After an agent's message committed: tell the consumer and the agent's other sockets, and
+/// answer with the ack.
+fn finish_agent_send(
+    state: &AppState,
+    peer: &AgentPeer,
+    origin: u64,
+    id: Option<u64>,
+    started: std::time::Instant,
+    appended: Appended,
+) -> Vec<ServerFrame> {
+    metrics::histogram!(crate::metrics::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
+    let brand_id = &peer.user.brand_id;
+    let agent_id = peer.user.id;
+    let message = &appended.message;
+    if !appended.duplicate {
+        metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "agent").increment(1);
+        if appended.opened {
+            state.conversation_opened_by_agent(brand_id, message.conversation_id, agent_id);
+            let frame = ServerFrame::Conv {
+                c: message.conversation_id,
+                ev: switchboard_protocol::ConversationEventKind::Assigned,
+                agent: Some(peer.user.name.clone()),
+                eta: None,
+                by: None,
+                conv: None,
+            };
+            state.to_consumer(brand_id, appended.consumer_id, origin, &frame);
+        }
+        let event = ServerFrame::Msg(message.to_wire());
+        state.to_consumer(brand_id, appended.consumer_id, origin, &event);
+        state.to_agent(brand_id, agent_id, origin, &event);
+    }
+    vec![ack(id, message)]
+}
+
+/// The answers to a finished `send`.
+async fn finish_send(state: &AppState, peer: &mut Peer, origin: u64, outcome: SendOutcome) -> Vec<ServerFrame> {
+    let (id, started, result) = outcome;
+    let finished = match (peer, result) {
+        (_, Err(error)) => Err(error),
+        (Peer::Consumer(peer), Ok(appended)) => finish_consumer_send(state, peer, origin, id, started, appended).await,
+        (Peer::Agent(peer), Ok(appended)) => Ok(finish_agent_send(state, peer, origin, id, started, appended)),
+    };
+    finished.unwrap_or_else(|error| vec![error_frame(id, error)])
+}
+
 async fn sync(
     state: &AppState,
     brand_id: &str,
@@ -681,47 +833,9 @@ async fn handle_agent(
         ClientFrame::Hello(_) => Err(ApiError::bad_request("the socket is already authenticated")),
         ClientFrame::Ping { id } => Ok(vec![ServerFrame::Pong { id }]),
         ClientFrame::Send { id, cid, text, c, consumer } => {
-            // Apps are in-app or web, both limited to 2000 characters for agents too.
-            check_send(Channel::InApp, Side::Agent, &cid, &text)?;
-            let target = match (c, consumer) {
-                (Some(c), None) => AgentTarget::Conversation(c),
-                (None, Some(consumer)) => AgentTarget::Consumer(consumer),
-                _ => {
-                    return Err(ApiError::bad_request("send needs exactly one of c (conversation) or consumer"));
-                }
-            };
-            let started = std::time::Instant::now();
-            let append = Append::Agent(AgentAppend {
-                brand_id: brand_id.clone(),
-                agent_id,
-                agent_name: peer.user.name.clone(),
-                may_write_unassigned: peer.is_manager(),
-                target,
-                client_id: cid,
-                text,
-            });
-            let appended = state.store.append(append, now_ms()).await?;
-            metrics::histogram!(crate::metrics::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
-            let message = &appended.message;
-            if !appended.duplicate {
-                metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "agent").increment(1);
-                if appended.opened {
-                    state.conversation_opened_by_agent(&brand_id, message.conversation_id, agent_id);
-                    let frame = ServerFrame::Conv {
-                        c: message.conversation_id,
-                        ev: switchboard_protocol::ConversationEventKind::Assigned,
-                        agent: Some(peer.user.name.clone()),
-                        eta: None,
-                        by: None,
-                        conv: None,
-                    };
-                    state.to_consumer(&brand_id, appended.consumer_id, origin, &frame);
-                }
-                let event = ServerFrame::Msg(message.to_wire());
-                state.to_consumer(&brand_id, appended.consumer_id, origin, &event);
-                state.to_agent(&brand_id, agent_id, origin, &event);
-            }
-            Ok(vec![ack(id, message)])
+            let (id, started, result) =
+                submit_send(state, Author::Agent(peer), id, cid, text, c, consumer).await?.await;
+            Ok(finish_agent_send(state, peer, origin, id, started, result?))
         }
         ClientFrame::Rcpt { id, c, seq, k } => {
             let conversation = peer.may_act(state, c).await?;

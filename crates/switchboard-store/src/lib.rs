@@ -85,6 +85,19 @@ pub enum Dialect {
     Postgres,
 }
 
+/// An append queued at the writer; [`PendingAppend::committed`] waits for its outcome.
+#[derive(Debug)]
+pub struct PendingAppend {
+    answer: oneshot::Receiver<Result<Appended, AppendError>>,
+}
+
+impl PendingAppend {
+    /// The result once the batch holding this append committed (or failed).
+    pub async fn committed(self) -> Result<Appended, AppendError> {
+        self.answer.await.map_err(|_| AppendError::Store(StoreError::ShuttingDown))?
+    }
+}
+
 /// SQLite durability: `Full` fsyncs the WAL at every commit (survives power loss);
 /// `Normal` fsyncs at checkpoints only (survives `kill -9`, not power loss).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -192,12 +205,19 @@ impl Store {
     /// Appends a message through the group-commit writer. Returns once the batch holding it
     /// has committed.
     pub async fn append(&self, append: Append, now: Millis) -> Result<Appended, AppendError> {
+        self.submit(append, now).await?.committed().await
+    }
+
+    /// Queues an append at the writer and returns as soon as it is queued. Appends are
+    /// applied in the order submitted, so a caller may submit several before waiting for the
+    /// first (pipelining) and still get seqs in its order.
+    pub async fn submit(&self, append: Append, now: Millis) -> Result<PendingAppend, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.writer
             .send(writer::Job { append, now, reply })
             .await
             .map_err(|_| AppendError::Store(StoreError::ShuttingDown))?;
-        answer.await.map_err(|_| AppendError::Store(StoreError::ShuttingDown))?
+        Ok(PendingAppend { answer })
     }
 
     /// Closes the pool, waiting for connections to finish. Pending appends complete first

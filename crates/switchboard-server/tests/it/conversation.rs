@@ -184,3 +184,28 @@ async fn over_limit_text_is_refused_naming_the_limit_and_nothing_is_stored() {
     let ack = consumer.expect(|f| f["t"] == "ack").await;
     assert_eq!(ack["seq"], 1, "the refused message took no seq");
 }
+
+#[tokio::test]
+async fn pipelined_sends_are_acknowledged_in_order_with_consecutive_seqs() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut consumer = server.consumer(&brand, "pipe").await;
+    for i in 0..30 {
+        consumer.send(json!({"t": "send", "id": i, "cid": format!("p{i}"), "text": format!("burst {i}")})).await;
+    }
+    // A receipt after the burst is answered after every ack (commands keep their order).
+    consumer.send(json!({"t": "ping", "id": 99})).await;
+    let mut answers = Vec::new();
+    while answers.len() < 31 {
+        let frame = consumer.next().await.unwrap();
+        if frame["t"] == "ack" || frame["t"] == "pong" {
+            answers.push(frame);
+        }
+    }
+    for (i, ack) in answers[..30].iter().enumerate() {
+        assert_eq!(ack["t"], "ack");
+        assert_eq!(ack["id"], i as u64, "acks in request order");
+        assert_eq!(ack["seq"], i as u64 + 1, "seqs in send order");
+    }
+    assert_eq!(answers[30]["t"], "pong");
+}
