@@ -9,6 +9,7 @@
 #   BENCH_DURATION    seconds of `run`, <= 300       (default 20)
 #   BENCH_WINDOW      in-flight sends per consumer   (default 1)
 #   BENCH_RATE        target total send rate, msg/s  (default: closed loop)
+#   BENCH_SQLITE_SYNC the server's sqlite_sync: full (default) or normal
 #   BENCH_NO_RECORD   set to skip --record
 set -euo pipefail
 
@@ -33,7 +34,8 @@ server_log="$data_dir/server.log"
 # switchboard.toml: the server runs with its defaults plus the flags below.
 for var in $(env | grep -o '^SWITCHBOARD_[A-Z_]*' || true); do unset "$var"; done
 server_cmd=(target/release/switchboard serve --listen "$listen" --data-dir "$data_dir")
-(cd "$data_dir" && exec "$root/${server_cmd[0]}" "${server_cmd[@]:1}") >"$server_log" 2>&1 &
+sqlite_sync="${BENCH_SQLITE_SYNC:-full}"
+(cd "$data_dir" && SWITCHBOARD_SQLITE_SYNC="$sqlite_sync" exec "$root/${server_cmd[0]}" "${server_cmd[@]:1}") >"$server_log" 2>&1 &
 server_pid=$!
 cleanup() {
     kill "$server_pid" 2>/dev/null || true
@@ -58,7 +60,7 @@ credentials="$data_dir/demo-credentials.json"
 token="$(target/release/switchboard dev-token --data-dir "$data_dir" --sub bench-consumer)"
 
 version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')"
-note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} (SQLite in the data dir, demo seed, all other settings default), same machine as the load generator"
+note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} with SWITCHBOARD_SQLITE_SYNC=$sqlite_sync (SQLite in the data dir, demo seed, all other settings default), same machine as the load generator"
 
 target/release/switchboard-loadgen bytes --url "http://$listen" --credentials "$credentials" \
     --token "$token" --server-note "$note" "${record[@]}"
