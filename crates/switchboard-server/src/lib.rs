@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use switchboard_bus::Bus;
 use switchboard_store::Store;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -145,6 +146,11 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
     }
     let mut shutdown_signal = state.shutdown.clone();
     let task = tokio::spawn(async move {
+        // Frames are small and latency matters: no Nagle delay (it held acks back ~40 ms
+        // behind the peer's delayed ACK in the load test).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(async move {
                 let _ = shutdown_signal.wait_for(|stop| *stop).await;
