@@ -100,3 +100,11 @@ async fn graceful_shutdown_closes_sockets_with_going_away() {
     let reopened = switchboard_store::Store::open(&switchboard_store::StoreOptions::new(url)).await.unwrap();
     assert_eq!(reopened.messages_after(&brand.id, c, 0, 10).await.unwrap().len(), 1);
 }
+
+/// The OpenAPI document is part of the API: a change shows up as a reviewed snapshot diff.
+#[test]
+fn openapi_document_snapshot() {
+    use utoipa::OpenApi;
+    let document = serde_json::to_value(switchboard_server::api::ApiDoc::openapi()).unwrap();
+    insta::assert_json_snapshot!("openapi", document);
+}
