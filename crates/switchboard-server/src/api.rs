@@ -784,11 +784,9 @@ async fn get_conversation(
         .conversation(&caller.brand_id, conversation_id)
         .await?
         .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-    if caller.role < Role::Manager && conversation.agent_id != Some(caller.user_id) {
-        let serving = state.store.open_conversation(&caller.brand_id, conversation.consumer_id).await?;
-        if serving.and_then(|open| open.agent_id) != Some(caller.user_id) {
-            return Err(ApiError::code(ErrorCode::ConversationNotFound));
-        }
+    // Not revealing whether a conversation the caller may not read exists.
+    if !state.staff_may_read(caller.user_id, caller.role, &conversation).await? {
+        return Err(ApiError::code(ErrorCode::ConversationNotFound));
     }
     let consumer = state.store.consumer(&caller.brand_id, conversation.consumer_id).await?;
     let mut messages =

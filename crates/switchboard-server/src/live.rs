@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use switchboard_bus::{Envelope, Topic};
 use switchboard_core::routing::{ANY_SKILL, AgentProfile, Assignment, QueuedConversation, Router};
 use switchboard_protocol::{AgentState, ConversationEventKind, ConversationId, ConversationSummary, ServerFrame};
-use switchboard_store::{Consumer, Conversation, StoreError, User};
+use switchboard_store::{Consumer, Conversation, Role, StoreError, User};
 
 use crate::{AppState, now_ms};
 
@@ -82,6 +82,22 @@ impl AppState {
         self.bus.publish(&Topic::Agent { brand: brand_id.into(), agent }, Envelope::new(origin, frame.to_json()));
     }
 
+    /// Whether a staff member may read a conversation of their brand: managers and admins any;
+    /// agents those assigned to them, and the past conversations of a consumer whose open
+    /// conversation they hold (the workspace shows the whole history).
+    pub async fn staff_may_read(
+        &self,
+        user_id: i64,
+        role: Role,
+        conversation: &Conversation,
+    ) -> Result<bool, StoreError> {
+        if role >= Role::Manager || conversation.agent_id == Some(user_id) {
+            return Ok(true);
+        }
+        let serving = self.store.open_conversation(&conversation.brand_id, conversation.consumer_id).await?;
+        Ok(serving.is_some_and(|open| open.agent_id == Some(user_id)))
+    }
+
     /// Rebuilds every brand's router from the store: agents with their state and capacity,
     /// assigned conversations, and the queue (oldest first).
     pub async fn rebuild_routing(&self) -> Result<(), StoreError> {
@@ -132,8 +148,19 @@ impl AppState {
 
     /// A consumer's message opened a conversation: queue it and tell the consumer where it
     /// stands (assigned, or queued with an estimated wait).
-    pub async fn conversation_opened(&self, conversation: &Conversation) {
+    pub async fn conversation_opened(&self, conversation: &Conversation, origin: u64) {
         metrics::counter!(crate::metrics::CONVERSATIONS_OPENED).increment(1);
+        // The consumer's other devices learn of the new conversation (the sending device
+        // knows from its ack).
+        let opened = ServerFrame::Conv {
+            c: conversation.id,
+            ev: ConversationEventKind::Opened,
+            agent: None,
+            eta: None,
+            by: None,
+            conv: Some(Box::new(consumer_summary(conversation))),
+        };
+        self.to_consumer(&conversation.brand_id, conversation.consumer_id, origin, &opened);
         let assignments =
             self.live.with_router(&conversation.brand_id, |router| router.enqueue(queue_entry(conversation), now_ms()));
         let assigned_now = assignments.iter().any(|a| a.conversation == conversation.id);

@@ -710,7 +710,7 @@ async fn finish_consumer_send(
             && let Some(conversation) = state.store.conversation(brand_id, message.conversation_id).await?
         {
             // Announces the assignment (or the queue position) before the message.
-            state.conversation_opened(&conversation).await;
+            state.conversation_opened(&conversation, origin).await;
         }
         if let Some(agent) = state.live.assignee(brand_id, message.conversation_id) {
             state.to_agent(brand_id, agent, origin, &event);
@@ -811,12 +811,10 @@ impl AgentPeer {
             .conversation(&self.user.brand_id, c)
             .await?
             .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-        if conversation.agent_id == Some(self.user.id) || self.is_manager() {
-            return Ok(());
-        }
-        match state.store.open_conversation(&self.user.brand_id, conversation.consumer_id).await? {
-            Some(open) if open.agent_id == Some(self.user.id) => Ok(()),
-            _ => Err(ApiError::code(ErrorCode::NotAssigned)),
+        if state.staff_may_read(self.user.id, self.user.role, &conversation).await? {
+            Ok(())
+        } else {
+            Err(ApiError::code(ErrorCode::NotAssigned))
         }
     }
 }

@@ -474,22 +474,7 @@ impl Store {
                 .bind(user_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        match row {
-            Some(row) => {
-                let mut user = user_from_row(&row)?;
-                user.skills = self.user_skills(user.id).await?;
-                Ok(Some(user))
-            }
-            None => Ok(None),
-        }
-    }
-
-    async fn user_skills(&self, user_id: i64) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query("SELECT skill_id FROM user_skills WHERE user_id = $1 ORDER BY skill_id")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+        self.with_skills(row).await
     }
 
     /// A user by login email, any brand.
@@ -498,14 +483,18 @@ impl Store {
             .bind(email.to_lowercase())
             .fetch_optional(&self.pool)
             .await?;
-        match row {
-            Some(row) => {
-                let mut user = user_from_row(&row)?;
-                user.skills = self.user_skills(user.id).await?;
-                Ok(Some(user))
-            }
-            None => Ok(None),
-        }
+        self.with_skills(row).await
+    }
+
+    async fn with_skills(&self, row: Option<AnyRow>) -> Result<Option<User>, StoreError> {
+        let Some(row) = row else { return Ok(None) };
+        let mut user = user_from_row(&row)?;
+        let rows = sqlx::query("SELECT skill_id FROM user_skills WHERE user_id = $1 ORDER BY skill_id")
+            .bind(user.id)
+            .fetch_all(&self.pool)
+            .await?;
+        user.skills = rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
+        Ok(Some(user))
     }
 
     /// The brand's users with their skills, by id.

@@ -131,11 +131,14 @@ async fn other_devices_of_the_consumer_see_messages_live_but_the_sender_gets_onl
     let mut phone = server.consumer(&brand, "fay").await;
     let mut tablet = server.consumer(&brand, "fay").await;
     phone.send(json!({"t": "send", "id": 1, "cid": "f1", "text": "from my phone"})).await;
-    phone.expect(|f| f["t"] == "ack").await;
+    let c = phone.expect(|f| f["t"] == "ack").await["c"].clone();
+    let opened = tablet.expect(|f| f["t"] == "conv" && f["ev"] == "opened").await;
+    assert_eq!(opened["c"], c);
+    assert_eq!(opened["conv"]["status"], "open");
     let seen = tablet.expect(|f| f["t"] == "msg").await;
     assert_eq!(seen["text"], "from my phone");
     assert_eq!(seen["cid"], "f1");
-    phone.expect_none(std::time::Duration::from_millis(300), |f| f["t"] == "msg").await;
+    phone.expect_none(std::time::Duration::from_millis(300), |f| f["t"] == "msg" || f["ev"] == "opened").await;
 }
 
 #[tokio::test]

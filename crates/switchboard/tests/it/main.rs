@@ -79,20 +79,9 @@ async fn kill_9_after_acks_loses_no_acknowledged_message() {
     server.wait().unwrap();
 
     let (mut restarted, url) = start_server(&data_dir);
-    let credentials: Value =
-        serde_json::from_slice(&std::fs::read(data_dir.join("demo-credentials.json")).unwrap()).unwrap();
-    let manager = credentials["logins"].as_array().unwrap().iter().find(|l| l["role"] == "manager").unwrap();
+    let token = manager_token(&url, &data_dir).await;
+    let token = token.as_str();
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&json!({"email": manager["email"], "password": manager["password"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap();
     let mut by_conversation: std::collections::BTreeMap<i64, Vec<(i64, String)>> = Default::default();
     for (c, seq, cid) in &acked {
         by_conversation.entry(*c).or_default().push((*seq, cid.clone()));
@@ -159,4 +148,50 @@ fn every_module_starts_with_a_doc_comment() {
     let missing: Vec<_> =
         files.iter().filter(|path| !std::fs::read_to_string(path).unwrap().trim_start().starts_with("//!")).collect();
     assert!(missing.is_empty(), "files without a //! module doc: {missing:?}");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully_and_keeps_acknowledged_messages() {
+    let data_dir = std::env::temp_dir().join(format!("sb-sigterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let (mut server, url) = start_server(&data_dir);
+    let acked = send_and_ack(&url.replace("http://", "ws://"), 20, "term").await;
+    let status = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = server.wait().unwrap();
+    assert!(exit.success(), "a graceful shutdown exits 0, got {exit:?}");
+
+    let (mut restarted, url) = start_server(&data_dir);
+    let token = manager_token(&url, &data_dir).await;
+    let c = acked[0].0;
+    let detail: Value = reqwest::Client::new()
+        .get(format!("{url}/api/v1/conversations/{c}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["messages"].as_array().unwrap().len(), 20);
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Logs in as the demo manager of the server using `data_dir`.
+async fn manager_token(url: &str, data_dir: &Path) -> String {
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("demo-credentials.json")).unwrap()).unwrap();
+    let manager = credentials["logins"].as_array().unwrap().iter().find(|l| l["role"] == "manager").unwrap().clone();
+    let login: Value = reqwest::Client::new()
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({"email": manager["email"], "password": manager["password"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["token"].as_str().unwrap().to_owned()
 }
