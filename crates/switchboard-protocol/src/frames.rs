@@ -338,6 +338,10 @@ pub struct ConversationSummary {
     /// CSAT score, once answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csat: Option<u8>,
+    /// Consumers: a CSAT survey is waiting for an answer (`csat`), for a consumer who was
+    /// away when the `survey` event was sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub survey: bool,
     /// Agents only: who the consumer is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer: Option<ConsumerProfile>,

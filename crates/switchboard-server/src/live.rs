@@ -66,6 +66,7 @@ pub fn consumer_summary(conversation: &Conversation) -> ConversationSummary {
         closed: conversation.closed_at,
         last_seq: conversation.last_seq,
         csat: conversation.csat_score.and_then(|score| u8::try_from(score).ok()),
+        survey: conversation.survey_open,
         consumer: None,
         skill: None,
     }

@@ -458,15 +458,18 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
         state.store.set_consumer_device(brand_id, consumer.id, device).await?;
     }
     let open = state.store.open_conversation(brand_id, consumer.id).await?;
+    // A survey the consumer missed while away is offered again: the closed conversation
+    // comes with `survey: true`.
+    let pending_survey = state.store.pending_survey(brand_id, consumer.id).await?;
     let welcome = ServerFrame::Welcome {
         v: PROTOCOL_VERSION,
         me: Me { id: consumer.id, name: consumer.name.clone(), state: None },
-        convs: open.iter().map(consumer_summary).collect(),
+        convs: open.iter().chain(pending_survey.iter()).map(consumer_summary).collect(),
         anon: new_secret,
         hb: state.config.heartbeat_secs,
     };
     let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
-    let owned = open.iter().map(|c| c.id).collect();
+    let owned = open.iter().chain(pending_survey.iter()).map(|c| c.id).collect();
     Ok((Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned }), welcome))
 }
 

@@ -768,6 +768,19 @@ impl Store {
         row.map(|row| conversation_from_row(&row)).transpose()
     }
 
+    /// The consumer's most recently closed conversation whose CSAT survey is still open.
+    pub async fn pending_survey(&self, brand_id: &str, consumer_id: i64) -> Result<Option<Conversation>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE brand_id = $1 AND consumer_id = $2 AND survey_open = 1
+             ORDER BY closed_at DESC, id DESC LIMIT 1"
+        )))
+        .bind(brand_id)
+        .bind(consumer_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| conversation_from_row(&row)).transpose()
+    }
+
     /// All open conversations of the brand, oldest first (routing rebuild).
     pub async fn open_conversations(&self, brand_id: &str) -> Result<Vec<Conversation>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(

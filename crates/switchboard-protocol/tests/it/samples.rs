@@ -52,6 +52,7 @@ pub fn open_summary() -> ConversationSummary {
         closed: None,
         last_seq: 7,
         csat: None,
+        survey: false,
         consumer: None,
         skill: None,
     }
@@ -80,6 +81,7 @@ pub fn closed_summary() -> ConversationSummary {
         closed: Some(1_761_303_540_000),
         last_seq: 14,
         csat: Some(5),
+        survey: false,
         consumer: None,
         skill: Some("billing".into()),
     }

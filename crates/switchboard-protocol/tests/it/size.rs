@@ -202,6 +202,7 @@ fn resume_is_small() {
             closed: None,
             last_seq: 12,
             csat: None,
+            survey: false,
             consumer: None,
             skill: None,
         }],

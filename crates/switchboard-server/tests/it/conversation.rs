@@ -55,6 +55,12 @@ async fn consumer_writes_agent_receives_and_replies_then_resolves_with_survey() 
     let closed = consumer.expect(|f| f["t"] == "conv" && f["ev"] == "closed").await;
     assert_eq!(closed["by"], "a");
     consumer.expect(|f| f["t"] == "survey" && f["c"] == c).await;
+    // A device that was away gets the pending survey in its welcome.
+    let mut away = Client::connect(&format!("{}/v1/consumer", server.ws)).await;
+    let token = rs256_token(&claims(&brand, "carol", 60));
+    let welcome = away.hello(json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app, "token": token})).await;
+    assert_eq!(welcome["convs"][0]["c"], c);
+    assert_eq!(welcome["convs"][0]["survey"], true);
     consumer.send(json!({"t": "csat", "id": 9, "c": c, "score": 5, "comment": "quick and kind"})).await;
     consumer.expect(|f| f["t"] == "ok" && f["id"] == 9).await;
     consumer.send(json!({"t": "csat", "id": 10, "c": c, "score": 4})).await;
