@@ -130,6 +130,26 @@ impl AgentState {
     }
 }
 
+/// The push service a device token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushProvider {
+    /// Apple Push Notification service.
+    Apns,
+    /// Firebase Cloud Messaging.
+    Fcm,
+}
+
+impl PushProvider {
+    /// Stable form used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushProvider::Apns => "apns",
+            PushProvider::Fcm => "fcm",
+        }
+    }
+}
+
 /// Device information a consumer client reports in `hello`, shown to agents.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +274,13 @@ pub enum ClientFrame {
         id: Option<u64>,
         state: AgentState,
     },
+    /// Consumers: register this device's push token, used when no device is connected.
+    Push {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        provider: PushProvider,
+        token: String,
+    },
     /// Application-level heartbeat, answered by `pong`.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,6 +300,7 @@ impl ClientFrame {
             | ClientFrame::Csat { id, .. }
             | ClientFrame::History { id, .. }
             | ClientFrame::State { id, .. }
+            | ClientFrame::Push { id, .. }
             | ClientFrame::Ping { id } => *id,
         }
     }

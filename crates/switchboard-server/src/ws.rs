@@ -45,6 +45,9 @@ const MAX_CSAT_COMMENT_CHARS: usize = 1000;
 /// Most messages in one `msgs` answer.
 const MAX_SYNC: u32 = 500;
 
+/// Longest push token accepted (APNs tokens are 64 hex characters, FCM tokens ~160).
+const MAX_PUSH_TOKEN_BYTES: usize = 4096;
+
 /// Most conversations in one `history` answer.
 const MAX_HISTORY: u32 = 100;
 
@@ -628,6 +631,19 @@ async fn handle_consumer(
             }])
         }
         ClientFrame::State { .. } => Err(ApiError::new(ErrorCode::Forbidden, "consumers have no agent state")),
+        ClientFrame::Push { id, provider, token } => {
+            if token.is_empty() || token.len() > MAX_PUSH_TOKEN_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "push token must be 1 to {MAX_PUSH_TOKEN_BYTES} bytes (got {})",
+                    token.len()
+                )));
+            }
+            state
+                .store
+                .register_push_token(&brand_id, &peer.app.id, peer.consumer.id, provider.as_str(), &token, now_ms())
+                .await?;
+            Ok(ok(id))
+        }
     }
 }
 
@@ -879,6 +895,9 @@ async fn handle_agent(
             Ok(ok(id))
         }
         ClientFrame::Csat { .. } => Err(ApiError::new(ErrorCode::Forbidden, "only consumers answer surveys")),
+        ClientFrame::Push { .. } => {
+            Err(ApiError::new(ErrorCode::Forbidden, "only consumer devices register push tokens"))
+        }
         ClientFrame::History { .. } => {
             Err(ApiError::new(ErrorCode::Forbidden, "agents list conversations with GET /api/v1/conversations"))
         }

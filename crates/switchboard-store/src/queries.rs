@@ -738,6 +738,50 @@ impl Store {
         Ok(())
     }
 
+    /// Registers a device's push token for a consumer (a token moves to the consumer who
+    /// registered it last).
+    pub async fn register_push_token(
+        &self,
+        brand_id: &str,
+        app_id: &str,
+        consumer_id: i64,
+        provider: &str,
+        token: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO push_tokens (token, provider, brand_id, app_id, consumer_id, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (provider, token) DO UPDATE SET brand_id = excluded.brand_id, app_id = excluded.app_id,
+               consumer_id = excluded.consumer_id, updated_at = excluded.updated_at",
+        )
+        .bind(token)
+        .bind(provider)
+        .bind(brand_id)
+        .bind(app_id)
+        .bind(consumer_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The push tokens of a consumer: (provider, token, app id).
+    pub async fn push_tokens(
+        &self,
+        brand_id: &str,
+        consumer_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT provider, token, app_id FROM push_tokens WHERE brand_id = $1 AND consumer_id = $2 ORDER BY updated_at",
+        )
+        .bind(brand_id)
+        .bind(consumer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))).collect()
+    }
+
     // ----- conversations ------------------------------------------------------------------
 
     /// A conversation of the brand.

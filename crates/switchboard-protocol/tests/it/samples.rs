@@ -4,7 +4,8 @@
 
 use switchboard_protocol::{
     AgentState, ClientFrame, ConsumerProfile, ConversationEventKind, ConversationId, ConversationStatus,
-    ConversationSummary, DeviceInfo, ErrorCode, Hello, Me, Message, Millis, ReceiptKind, ServerFrame, Side,
+    ConversationSummary, DeviceInfo, ErrorCode, Hello, Me, Message, Millis, PushProvider, ReceiptKind, ServerFrame,
+    Side,
 };
 
 /// The conversation most samples talk about.
@@ -233,6 +234,10 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
         ),
         ("state_back_soon", ClientFrame::State { id: Some(2), state: AgentState::BackSoon }),
         ("state_online", ClientFrame::State { id: None, state: AgentState::Online }),
+        (
+            "push_fcm",
+            ClientFrame::Push { id: Some(7), provider: PushProvider::Fcm, token: "fcm:APA91bH-example".into() },
+        ),
         ("ping", ClientFrame::Ping { id: None }),
         ("ping_id", ClientFrame::Ping { id: Some(99) }),
     ]

@@ -218,3 +218,17 @@ async fn pipelined_sends_are_acknowledged_in_order_with_consecutive_seqs() {
     }
     assert_eq!(answers[30]["t"], "pong");
 }
+
+#[tokio::test]
+async fn devices_register_push_tokens_for_their_consumer() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut consumer = server.consumer(&brand, "pushy").await;
+    consumer.send(json!({"t": "push", "id": 1, "provider": "fcm", "token": "fcm-token-1"})).await;
+    consumer.expect(|f| f["t"] == "ok" && f["id"] == 1).await;
+    consumer.send(json!({"t": "push", "id": 2, "provider": "apns", "token": ""})).await;
+    assert_eq!(consumer.expect(|f| f["t"] == "err").await["code"], "bad_request");
+    let id = server.store.consumer_by_external_id(&brand.id, "pushy").await.unwrap().unwrap().id;
+    let tokens = server.store.push_tokens(&brand.id, id).await.unwrap();
+    assert_eq!(tokens, vec![("fcm".to_owned(), "fcm-token-1".to_owned(), brand.app.clone())]);
+}
