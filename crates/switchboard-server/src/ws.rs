@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
-use switchboard_bus::{Received, Topic};
+use switchboard_bus::{Received, Subscription, Topic};
 use switchboard_core::limits::{Channel, TextError, check_text};
 use switchboard_protocol::{
     ClientFrame, CloseCode, ConversationId, ConversationStatus, ErrorCode, Hello, MAX_CLIENT_ID_BYTES, MAX_FRAME_BYTES,
@@ -115,15 +115,6 @@ impl Peer {
             Peer::Agent(peer) => &peer.user.brand_id,
         }
     }
-
-    fn topic(&self) -> Topic {
-        match self {
-            Peer::Consumer(peer) => {
-                Topic::Consumer { brand: peer.consumer.brand_id.as_str().into(), consumer: peer.consumer.id }
-            }
-            Peer::Agent(peer) => Topic::Agent { brand: peer.user.brand_id.as_str().into(), agent: peer.user.id },
-        }
-    }
 }
 
 /// How a socket ended, for the close frame.
@@ -179,11 +170,10 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
             return refuse(&mut sink, ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout")).await;
         }
     };
-    let (mut peer, welcome) = match authenticate(&state, endpoint, hello, cookie).await {
+    let (mut peer, mut subscription, welcome) = match authenticate(&state, endpoint, hello, cookie).await {
         Ok(authenticated) => authenticated,
         Err(error) => return refuse(&mut sink, error).await,
     };
-    let mut subscription = state.bus.subscribe(peer.topic());
     if !send_frame(&mut sink, &welcome).await {
         return;
     }
@@ -375,12 +365,15 @@ async fn refuse(sink: &mut Sink, error: ApiError) {
     close(sink, Closing { code, reason: "hello refused" }).await;
 }
 
+/// Authenticates the socket, subscribes it to its topic, and builds the welcome. The
+/// subscription starts *before* the welcome's state is read, so an event committed in
+/// between is delivered live (a client may see it twice, never zero times).
 async fn authenticate(
     state: &AppState,
     endpoint: Endpoint,
     hello: Hello,
     cookie: Option<String>,
-) -> ApiResult<(Peer, ServerFrame)> {
+) -> ApiResult<(Peer, Subscription, ServerFrame)> {
     if hello.v != PROTOCOL_VERSION {
         return Err(ApiError::new(
             ErrorCode::UnsupportedVersion,
@@ -398,7 +391,7 @@ fn app_keys_cached(state: &AppState, app_id: &str) -> Option<std::sync::Arc<Vec<
     state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).get(app_id).cloned()
 }
 
-async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Peer, ServerFrame)> {
+async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Peer, Subscription, ServerFrame)> {
     let brand_id = hello.brand.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the brand"))?;
     let app_id = hello.app.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the app"))?;
     let Some(app) = state.store.app(brand_id, app_id).await? else {
@@ -460,6 +453,8 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
     if let Some(device) = &hello.device {
         state.store.set_consumer_device(brand_id, consumer.id, device).await?;
     }
+    let subscription =
+        state.bus.subscribe(Topic::Consumer { brand: consumer.brand_id.as_str().into(), consumer: consumer.id });
     let open = state.store.open_conversation(brand_id, consumer.id).await?;
     // A survey the consumer missed while away is offered again: the closed conversation
     // comes with `survey: true`.
@@ -473,10 +468,14 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
     };
     let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
     let owned = open.iter().chain(pending_survey.iter()).map(|c| c.id).collect();
-    Ok((Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned }), welcome))
+    Ok((Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned }), subscription, welcome))
 }
 
-async fn authenticate_agent(state: &AppState, hello: Hello, cookie: Option<String>) -> ApiResult<(Peer, ServerFrame)> {
+async fn authenticate_agent(
+    state: &AppState,
+    hello: Hello,
+    cookie: Option<String>,
+) -> ApiResult<(Peer, Subscription, ServerFrame)> {
     let token = hello
         .session
         .or(cookie)
@@ -487,6 +486,7 @@ async fn authenticate_agent(state: &AppState, hello: Hello, cookie: Option<Strin
         .user(&caller.brand_id, caller.user_id)
         .await?
         .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
+    let subscription = state.bus.subscribe(Topic::Agent { brand: user.brand_id.as_str().into(), agent: user.id });
     let mut convs = Vec::new();
     for conversation in state.store.agent_conversations(&user.brand_id, user.id).await? {
         let consumer = state.store.consumer(&user.brand_id, conversation.consumer_id).await?;
@@ -499,7 +499,7 @@ async fn authenticate_agent(state: &AppState, hello: Hello, cookie: Option<Strin
         anon: None,
         hb: state.config.heartbeat_secs,
     };
-    Ok((Peer::Agent(AgentPeer { user }), welcome))
+    Ok((Peer::Agent(AgentPeer { user }), subscription, welcome))
 }
 
 fn check_send(channel: Channel, author: Side, cid: &str, text: &str) -> ApiResult<()> {
