@@ -1,0 +1,68 @@
+//! The SDK's public data types: owned, plain structs and enums (no generics, no lifetimes),
+//! so that foreign-language bindings can mirror them one to one.
+
+use switchboard_protocol::{ConversationStatus, Side};
+
+/// Where a message stands, from the app's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageState {
+    /// Written on this device, not yet acknowledged by the server (offline or in flight).
+    Pending,
+    /// Durably stored by the server (it has a `seq`).
+    Sent,
+    /// The other side's device received it.
+    Delivered,
+    /// The other side read it.
+    Read,
+    /// The server refused it for good (e.g. too long); it will not be retried.
+    Failed,
+}
+
+/// A message in the local cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Conversation id; `None` while a pending message has no conversation yet.
+    pub conversation: Option<i64>,
+    /// Server sequence number; `None` while pending.
+    pub seq: Option<i64>,
+    /// The idempotency id (ours for messages written here).
+    pub client_id: Option<String>,
+    pub from: Side,
+    /// Display name of the author (agents).
+    pub author: Option<String>,
+    pub text: String,
+    /// Server time (ms since epoch) once sent; local time while pending.
+    pub timestamp_ms: i64,
+    pub state: MessageState,
+    /// Why a `Failed` message was refused.
+    pub error: Option<String>,
+}
+
+/// A message waiting in the outbox, in the order written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Local order (increasing).
+    pub local_id: i64,
+    /// Idempotency id sent as `cid`.
+    pub client_id: String,
+    pub text: String,
+    /// When the app wrote it (ms since epoch).
+    pub created_ms: i64,
+}
+
+/// A conversation in the local cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationInfo {
+    pub id: i64,
+    pub status: ConversationStatus,
+    pub opened_ms: i64,
+    pub closed_ms: Option<i64>,
+    /// Highest `seq` the server says exists.
+    pub last_seq: i64,
+    /// Display name of the assigned agent, if any.
+    pub agent: Option<String>,
+    /// The CSAT score given.
+    pub csat: Option<u8>,
+    /// A CSAT survey waits for an answer.
+    pub survey_open: bool,
+}

@@ -1,0 +1,130 @@
+//! Offline-first: the outbox survives, is sent exactly once in order, and the cache resumes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use switchboard_sdk::{Auth, Client, ConnectionState, Event, MessageState, SdkError};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn messages_written_offline_are_sent_once_in_order_even_after_an_app_restart() {
+    let (addr, server_dir) = TestServer::reserve().await;
+    // The server's demo key does not exist until it starts; the token provider fails until
+    // then, which the SDK treats like being offline.
+    let dir = temp_dir("sdk-client");
+    let tokens = dev_tokens(&server_dir, "erin");
+    {
+        let client = sdk(&format!("http://{addr}"), tokens.clone(), &dir);
+        client.connect();
+        for text in ["one", "two", "three"] {
+            client.send_text(text).unwrap();
+        }
+        let pending = client.pending_messages().unwrap();
+        assert_eq!(pending.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["one", "two", "three"]);
+        assert!(pending.iter().all(|m| m.state == MessageState::Pending));
+        // The app is killed: no shutdown.
+    }
+    let server = TestServer::start_at(addr, server_dir).await;
+    let mut agent = Agent::online(&server).await;
+    let client = sdk(&server.url(), tokens, &dir);
+    let mut events = Events::of(&client);
+    client.connect();
+    client.send_text("four").unwrap();
+    for _ in 0..4 {
+        expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await;
+    }
+    let texts = agent.consumer_texts(Duration::from_millis(500)).await;
+    assert_eq!(texts, ["one", "two", "three", "four"], "each once, in order");
+    assert!(client.pending_messages().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_a_clear_error() {
+    let dir = temp_dir("sdk-key");
+    let server = TestServer::start().await;
+    let client = sdk(&server.url(), dev_tokens(&server.data_dir, "key"), &dir);
+    client.send_text("secret").unwrap();
+    drop(client);
+    let error = Client::builder(server.url(), "demo", "demo-app")
+        .auth(Auth::Anonymous)
+        .data_dir(&dir)
+        .encryption_key([1; 32])
+        .build()
+        .unwrap_err();
+    assert_eq!(error, SdkError::WrongKey);
+    assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn after_a_server_restart_the_client_resumes_with_exactly_the_missing_messages() {
+    let mut server = TestServer::start().await;
+    let mut agent = Agent::online(&server).await;
+    let client = sdk(&server.url(), dev_tokens(&server.data_dir, "finn"), &temp_dir("sdk-client"));
+    let mut events = Events::of(&client);
+    client.connect();
+    client.send_text("hi").unwrap();
+    let Event::MessageStateChanged { conversation: Some(c), .. } =
+        expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await
+    else {
+        unreachable!()
+    };
+    agent.expect(|f| f["t"] == "msg").await;
+    agent.reply(c, "reply 1").await;
+    expect_event(&mut events, |e| matches!(e, Event::MessageReceived(_))).await;
+
+    // The server goes away; while it is down the consumer writes; it comes back, the agent
+    // writes more before the client reconnects.
+    server.stop().await;
+    expect_event(&mut events, |e| matches!(e, Event::Connection(ConnectionState::WaitingToReconnect { .. }))).await;
+    client.send_text("still there?").unwrap();
+    server.restart().await;
+    let mut agent = Agent::online(&server).await;
+    agent.reply(c, "reply 2").await;
+    agent.reply(c, "reply 3").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while client.messages(c).unwrap().len() < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cache: {:?}",
+            client.messages(c).unwrap().iter().map(|m| (m.seq, m.text.clone())).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cached = client.messages(c).unwrap();
+    let seqs: Vec<i64> = cached.iter().map(|m| m.seq.unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5], "gap-free, no duplicates");
+    let texts: Vec<&str> = cached.iter().map(|m| m.text.as_str()).collect();
+    assert!(texts.contains(&"still there?") && texts.contains(&"reply 2") && texts.contains(&"reply 3"), "{texts:?}");
+    assert_eq!(texts.iter().filter(|t| **t == "still there?").count(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_replaced_by_asking_the_provider_again() {
+    let server = TestServer::start().await;
+    let mut agent = Agent::online(&server).await;
+    let tokens = Arc::new(DevTokens {
+        data_dir: server.data_dir.clone(),
+        subject: "gale".into(),
+        calls: AtomicUsize::new(0),
+        short: 1,
+        short_ttl: 2,
+    });
+    let client = sdk(&server.url(), tokens.clone(), &temp_dir("sdk-client"));
+    let mut events = Events::of(&client);
+    client.connect();
+    expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+    // The first token expires after 2 s: the server closes with 4001, the SDK asks again.
+    expect_event(&mut events, |e| matches!(e, Event::Error { transient: true, .. })).await;
+    expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+    assert!(tokens.calls.load(Ordering::SeqCst) >= 2);
+    client.send_text("after the refresh").unwrap();
+    let texts = loop {
+        let texts = agent.consumer_texts(Duration::from_millis(200)).await;
+        if !texts.is_empty() {
+            break texts;
+        }
+    };
+    assert_eq!(texts, ["after the refresh"]);
+}

@@ -1,0 +1,105 @@
+//! Connected behaviour: messages both ways, receipts, typing, conversation state, history.
+
+use switchboard_sdk::{ConnectionState, Event, MessageState, SdkError, Side};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn consumer_and_agent_converse_with_receipts_typing_and_close() {
+    let server = TestServer::start().await;
+    let mut agent = Agent::online(&server).await;
+    let dir = temp_dir("sdk-client");
+    let client = sdk(&server.url(), dev_tokens(&server.data_dir, "casey"), &dir);
+    let mut events = Events::of(&client);
+    client.connect();
+    expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+
+    let pending = client.send_text("Where is my parcel?").unwrap();
+    assert_eq!(pending.state, MessageState::Pending);
+    let client_id = pending.client_id.unwrap();
+    let sent =
+        expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await;
+    let Event::MessageStateChanged { client_id: acked, conversation: Some(c), seq: Some(1), .. } = sent else {
+        panic!("unexpected {sent:?}")
+    };
+    assert_eq!(acked, client_id);
+    expect_event(&mut events, |e| matches!(e, Event::Assigned { agent: Some(name), .. } if name == "Alice Agent"))
+        .await;
+    let msg = agent.expect(|f| f["t"] == "msg").await;
+    assert_eq!(msg["text"], "Where is my parcel?");
+
+    // The agent types and replies; the SDK reports both and confirms delivery by itself.
+    agent.send(serde_json::json!({"t": "typing", "c": c, "on": true})).await;
+    expect_event(&mut events, |e| *e == Event::Typing { conversation: c, on: true }).await;
+    agent.reply(c, "It left the warehouse this morning.").await;
+    let received = expect_event(&mut events, |e| matches!(e, Event::MessageReceived(_))).await;
+    let Event::MessageReceived(reply) = received else { unreachable!() };
+    assert_eq!(reply.text, "It left the warehouse this morning.");
+    assert_eq!(reply.from, Side::Agent);
+    let delivered = agent.expect(|f| f["t"] == "rcpt" && f["k"] == "dlv").await;
+    assert_eq!(delivered["seq"], 2);
+    client.mark_read(c, 2);
+    agent.expect(|f| f["t"] == "rcpt" && f["k"] == "read").await;
+
+    // The agent reads the consumer's message: the SDK marks it read in the cache.
+    agent.send(serde_json::json!({"t": "rcpt", "c": c, "seq": 1, "k": "read"})).await;
+    expect_event(&mut events, |e| matches!(e, Event::Receipt { read: true, seq: 1, .. })).await;
+    let cached = client.messages(c).unwrap();
+    assert_eq!(cached.len(), 2);
+    assert_eq!(cached[0].state, MessageState::Read);
+    assert_eq!(cached[1].text, "It left the warehouse this morning.");
+
+    // Resolve: closed and survey; the answer goes through.
+    agent.send(serde_json::json!({"t": "close", "id": 5, "c": c})).await;
+    expect_event(&mut events, |e| matches!(e, Event::Closed { by: Some(Side::Agent), .. })).await;
+    expect_event(&mut events, |e| *e == Event::SurveyRequested { conversation: c }).await;
+    client.answer_survey(c, 5, Some("great".into())).await.unwrap();
+    let again = client.answer_survey(c, 4, None).await.unwrap_err();
+    assert!(matches!(&again, SdkError::Server { code, .. } if code == "survey_already_answered"), "{again:?}");
+    assert!(!again.is_transient());
+    let history = client.history(Default::default()).await.unwrap();
+    assert_eq!(history.conversations.len(), 1);
+    assert_eq!(history.conversations[0].csat, Some(5));
+    client.shutdown().await;
+    assert_eq!(client.connection_state(), ConnectionState::Disconnected);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_locally_with_the_limit_named() {
+    let server = TestServer::start().await;
+    let client = sdk(&server.url(), dev_tokens(&server.data_dir, "limits"), &temp_dir("sdk-client"));
+    let error = client.send_text(&"x".repeat(2001)).unwrap_err();
+    assert_eq!(error.to_string(), "message is 2001 characters; the limit is 2000");
+    assert!(!error.is_transient());
+    assert!(client.send_text("   ").is_err());
+    assert!(client.pending_messages().unwrap().is_empty(), "nothing was queued");
+    let offline = client.history(Default::default()).await.unwrap_err();
+    assert_eq!(offline, SdkError::Offline, "requests need a connection");
+    assert!(offline.is_transient());
+}
+
+#[tokio::test]
+async fn two_devices_of_one_consumer_see_the_same_conversation_live() {
+    let server = TestServer::start().await;
+    let mut agent = Agent::online(&server).await;
+    let phone = sdk(&server.url(), dev_tokens(&server.data_dir, "dana"), &temp_dir("sdk-phone"));
+    let tablet = sdk(&server.url(), dev_tokens(&server.data_dir, "dana"), &temp_dir("sdk-tablet"));
+    let mut phone_events = Events::of(&phone);
+    let mut tablet_events = Events::of(&tablet);
+    phone.connect();
+    tablet.connect();
+    expect_event(&mut phone_events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+    expect_event(&mut tablet_events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+    phone.send_text("sent from the phone").unwrap();
+    let seen = expect_event(&mut tablet_events, |e| matches!(e, Event::MessageReceived(_))).await;
+    let Event::MessageReceived(message) = seen else { unreachable!() };
+    assert_eq!(message.text, "sent from the phone");
+    assert_eq!(message.from, Side::Consumer);
+    let c = message.conversation.unwrap();
+    agent.expect(|f| f["t"] == "msg").await;
+    agent.reply(c, "hello both").await;
+    expect_event(&mut phone_events, |e| matches!(e, Event::MessageReceived(m) if m.text == "hello both")).await;
+    expect_event(&mut tablet_events, |e| matches!(e, Event::MessageReceived(m) if m.text == "hello both")).await;
+    assert_eq!(tablet.messages(c).unwrap().len(), 2);
+    assert_eq!(phone.messages(c).unwrap().len(), 2, "the phone holds its own message once, not twice");
+}
