@@ -558,12 +558,36 @@ struct Session<'a> {
     sent: HashSet<String>,
     /// Request id → who waits for the answer.
     requests: HashMap<u64, oneshot::Sender<Result<ServerFrame, SdkError>>>,
+    /// Delivery receipts not sent yet: conversation → highest agent seq received. They wait
+    /// [`DELIVERED_DELAY`] so that a read receipt sent meanwhile (read implies delivered)
+    /// replaces them: one frame instead of two per message.
+    undelivered: HashMap<i64, i64>,
+    /// When the waiting delivery receipts go out.
+    delivered_due: Option<Instant>,
 }
+
+/// How long a delivery receipt waits for a read receipt that would make it unnecessary.
+const DELIVERED_DELAY: Duration = Duration::from_millis(300);
 
 impl Session<'_> {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    fn note_delivered(&mut self, conversation: i64, seq: i64) {
+        let held = self.undelivered.entry(conversation).or_insert(seq);
+        *held = (*held).max(seq);
+        self.delivered_due.get_or_insert_with(|| Instant::now() + DELIVERED_DELAY);
+    }
+
+    fn note_read(&mut self, conversation: i64, seq: i64) {
+        if self.undelivered.get(&conversation).is_some_and(|held| *held <= seq) {
+            self.undelivered.remove(&conversation);
+        }
+        if self.undelivered.is_empty() {
+            self.delivered_due = None;
+        }
     }
 }
 
@@ -638,8 +662,15 @@ async fn session(
         return lost(error.into());
     }
     shared.set_state(ConnectionState::Connected);
-    let mut session =
-        Session { shared, next_id: 0, sends: HashMap::new(), sent: HashSet::new(), requests: HashMap::new() };
+    let mut session = Session {
+        shared,
+        next_id: 0,
+        sends: HashMap::new(),
+        sent: HashSet::new(),
+        requests: HashMap::new(),
+        undelivered: HashMap::new(),
+        delivered_due: None,
+    };
     let end = serve(&mut session, &mut socket, commands, shutdown, convs, hb).await;
     for (_, reply) in session.requests.drain() {
         let _ = reply.send(Err(SdkError::Offline));
@@ -733,7 +764,12 @@ async fn serve(
                 let Some(command) = command else { return SessionEnd::Shutdown };
                 let result = match command {
                     Command::Flush => flush(session, socket).await,
-                    Command::Fire(frame) => send(socket, &frame).await,
+                    Command::Fire(frame) => {
+                        if let ClientFrame::Rcpt { c, seq, k: ReceiptKind::Read, .. } = frame {
+                            session.note_read(c, seq);
+                        }
+                        send(socket, &frame).await
+                    }
                     Command::Request { frame, reply } => {
                         let id = session.id();
                         match send(socket, &with_id(frame, id)).await {
@@ -746,6 +782,14 @@ async fn serve(
                     return lost(Some(error));
                 }
             }
+            () = sleep_until_due(session.delivered_due) => {
+                session.delivered_due = None;
+                for (c, seq) in std::mem::take(&mut session.undelivered) {
+                    if send(socket, &ClientFrame::Rcpt { id: None, c, seq, k: ReceiptKind::Delivered }).await.is_err() {
+                        return lost(Some(SdkError::Offline));
+                    }
+                }
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > silence_limit {
                     return lost(Some(SdkError::Offline));
@@ -756,6 +800,14 @@ async fn serve(
             }
             _ = shutdown.changed() => return SessionEnd::Shutdown,
         }
+    }
+}
+
+/// Sleeps until `due`, or forever when nothing is due.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -881,7 +933,7 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
                 send(socket, &ClientFrame::Sync { id: None, c, after: held, limit: None }).await?;
             }
             if from != Side::Consumer {
-                send(socket, &ClientFrame::Rcpt { id: None, c, seq, k: ReceiptKind::Delivered }).await?;
+                session.note_delivered(c, seq);
             }
         }
         ServerFrame::Msgs { c, msgs, more, .. } => {
@@ -889,7 +941,7 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
             let last = msgs.last().map(|m| m.seq);
             receive_messages(session, &msgs)?;
             if let Some(seq) = newest_other {
-                send(socket, &ClientFrame::Rcpt { id: None, c, seq, k: ReceiptKind::Delivered }).await?;
+                session.note_delivered(c, seq);
             }
             if more && let Some(after) = last {
                 send(socket, &ClientFrame::Sync { id: None, c, after, limit: None }).await?;

@@ -972,8 +972,20 @@ impl Store {
             (_, ReceiptKind::Delivered) => "agent_delivered_seq",
             (_, ReceiptKind::Read) => "agent_read_seq",
         };
+        // Read implies delivered: a read receipt also moves the delivered mark, so clients
+        // need not send both.
+        let also_delivered = match (reader, kind) {
+            (Side::Consumer, ReceiptKind::Read) => {
+                ", consumer_delivered_seq = CASE WHEN consumer_delivered_seq < $3 THEN $3 ELSE consumer_delivered_seq END"
+            }
+            (_, ReceiptKind::Read) => {
+                ", agent_delivered_seq = CASE WHEN agent_delivered_seq < $3 THEN $3 ELSE agent_delivered_seq END"
+            }
+            (_, ReceiptKind::Delivered) => "",
+        };
         let done = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE conversations SET {column} = $3 WHERE brand_id = $1 AND id = $2 AND {column} < $3 AND last_seq >= $3"
+            "UPDATE conversations SET {column} = $3{also_delivered} WHERE brand_id = $1 AND id = $2 AND {column} < $3
+             AND last_seq >= $3"
         )))
         .bind(brand_id)
         .bind(id)
