@@ -368,6 +368,9 @@ impl Client {
     pub async fn close_conversation(&self) -> Result<(), SdkError> {
         let Some(open) = self.shared.store.open_conversation()? else { return Ok(()) };
         self.request(ClientFrame::Close { id: None, c: open.id }).await?;
+        // The server tells this consumer's other devices; this one learns it from the answer.
+        self.shared.store.set_conversation_status(open.id, ConversationStatus::Closed, Some(now_ms()))?;
+        self.shared.emit(Event::Closed { conversation: open.id, by: Some(Side::Consumer) });
         Ok(())
     }
 
@@ -706,7 +709,21 @@ async fn serve(
 ) -> SessionEnd {
     let shared = session.shared;
     let lost = |error: Option<SdkError>| SessionEnd::Lost { connected: true, error };
-    // 1. Catch up on every conversation the server names, from the last seq held here.
+    // 1. A conversation the cache holds as open that the server no longer names as open was
+    // closed while this device was away.
+    let still_open: HashSet<i64> =
+        convs.iter().filter(|summary| summary.status == ConversationStatus::Open).map(|summary| summary.c).collect();
+    match shared.store.open_conversation() {
+        Ok(Some(open)) if !still_open.contains(&open.id) => {
+            if let Err(error) = shared.store.set_conversation_status(open.id, ConversationStatus::Closed, None) {
+                return lost(Some(error.into()));
+            }
+            shared.emit(Event::Closed { conversation: open.id, by: None });
+        }
+        Ok(_) => {}
+        Err(error) => return lost(Some(error.into())),
+    }
+    // 2. Catch up on every conversation the server names, from the last seq held here.
     for summary in &convs {
         if let Err(error) = shared.store.upsert_conversation(summary) {
             return lost(Some(error.into()));
@@ -718,7 +735,7 @@ async fn serve(
             return lost(Some(error));
         }
     }
-    // 2. The outbox, in order.
+    // 3. The outbox, in order.
     if let Err(error) = flush(session, socket).await {
         return lost(Some(error));
     }
@@ -730,7 +747,7 @@ async fn serve(
             return lost(None);
         }
     }
-    // 3. Live.
+    // 4. Live.
     let heartbeat = Duration::from_secs(u64::from(hb.max(1)));
     let silence_limit = heartbeat * 2 + Duration::from_secs(5);
     let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);

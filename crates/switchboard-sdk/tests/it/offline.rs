@@ -128,3 +128,54 @@ async fn an_expired_token_is_replaced_by_asking_the_provider_again() {
     };
     assert_eq!(texts, ["after the refresh"]);
 }
+
+#[tokio::test]
+async fn a_conversation_closed_while_the_device_was_away_shows_as_closed_on_return() {
+    let server = TestServer::start().await;
+    let mut agent = Agent::online(&server).await;
+    let dir = temp_dir("sdk-client");
+    let tokens = dev_tokens(&server.data_dir, "hana");
+    let client = sdk(&server.url(), tokens.clone(), &dir);
+    let mut events = Events::of(&client);
+    client.connect();
+    client.send_text("hello").unwrap();
+    let Event::MessageStateChanged { conversation: Some(c), .. } =
+        expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await
+    else {
+        unreachable!()
+    };
+    agent.expect(|f| f["t"] == "msg").await;
+    client.shutdown().await;
+    drop(client);
+
+    agent.send(serde_json::json!({"t": "close", "id": 3, "c": c})).await;
+    agent.expect(|f| f["t"] == "ok" && f["id"] == 3).await;
+    let client = sdk(&server.url(), tokens, &dir);
+    assert_eq!(
+        client.conversations().unwrap()[0].status,
+        switchboard_sdk::ConversationStatus::Open,
+        "stale until connected"
+    );
+    let mut events = Events::of(&client);
+    client.connect();
+    expect_event(&mut events, |e| *e == Event::Closed { conversation: c, by: None }).await;
+    assert_eq!(client.conversations().unwrap()[0].status, switchboard_sdk::ConversationStatus::Closed);
+}
+
+#[tokio::test]
+async fn closing_from_the_device_updates_the_cache_and_reports_it() {
+    let server = TestServer::start().await;
+    let client = sdk(&server.url(), dev_tokens(&server.data_dir, "ivan"), &temp_dir("sdk-client"));
+    let mut events = Events::of(&client);
+    client.connect();
+    client.send_text("never mind").unwrap();
+    let Event::MessageStateChanged { conversation: Some(c), .. } =
+        expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await
+    else {
+        unreachable!()
+    };
+    client.close_conversation().await.unwrap();
+    expect_event(&mut events, |e| *e == Event::Closed { conversation: c, by: Some(switchboard_sdk::Side::Consumer) })
+        .await;
+    assert_eq!(client.conversations().unwrap()[0].status, switchboard_sdk::ConversationStatus::Closed);
+}

@@ -1,0 +1,423 @@
+//! The sample app's state: what the screen shows, updated by SDK events, key presses and
+//! clock ticks. Pure (no I/O): every effect is returned as an [`Action`] for the main loop to
+//! perform, so the whole behaviour can be tested without a terminal or a server.
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use switchboard_sdk::{
+    ChatMessage, ConnectionState, ConversationInfo, ConversationStatus, Event, MAX_TEXT_CHARS, MessageState, Side,
+};
+
+/// How long an untouched, non-empty input still counts as typing.
+pub const TYPING_IDLE: Duration = Duration::from_secs(10);
+
+/// Something the main loop must do on the app's behalf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write a message (goes to the SDK's outbox; sent now or on reconnect).
+    Send(String),
+    /// Tell the agent the consumer started (`true`) or stopped (`false`) typing.
+    Typing(bool),
+    /// Tell the agent the consumer read everything up to `seq`.
+    MarkRead { conversation: i64, seq: i64 },
+    /// Close the open conversation.
+    Close,
+    /// Answer the CSAT survey of `conversation` with `score` (1–5).
+    Rate { conversation: i64, score: u8 },
+    /// Leave the app.
+    Quit,
+}
+
+/// Where the open conversation stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversationView {
+    /// No conversation yet: the first message opens one.
+    None,
+    /// Open, no agent yet (a fresh conversation, before the queue reports).
+    Open,
+    /// Waiting in the queue; `eta_secs` is the estimated wait.
+    Queued { eta_secs: Option<u32> },
+    /// An agent took it.
+    Assigned { agent: Option<String> },
+    /// Closed; the next message opens a new conversation.
+    Closed,
+}
+
+/// A one-line notice under the conversation (errors in red).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+/// The whole state of the screen.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Brand id shown in the header.
+    pub brand: String,
+    /// The link to the server.
+    pub connection: ConnectionState,
+    /// Milliseconds until the next connection attempt, counted down by ticks.
+    pub retry_in_ms: u64,
+    /// The conversation shown (the open one, or the last one).
+    pub conversation: Option<i64>,
+    pub view: ConversationView,
+    /// Messages shown, oldest first: the conversation's, then our pending/failed ones.
+    pub messages: Vec<ChatMessage>,
+    /// The agent is typing.
+    pub agent_typing: bool,
+    /// What the consumer is writing.
+    pub input: String,
+    pub notice: Option<Notice>,
+    /// A CSAT survey waits for an answer in this conversation.
+    pub survey: Option<i64>,
+    /// The typing state last reported to the agent.
+    typing_sent: bool,
+    /// Milliseconds since the input last changed (to stop "typing" when abandoned).
+    idle_ms: u64,
+    /// The last read mark sent.
+    read_sent: Option<(i64, i64)>,
+}
+
+impl App {
+    /// A fresh, empty screen for `brand`.
+    pub fn new(brand: impl Into<String>) -> App {
+        App {
+            brand: brand.into(),
+            connection: ConnectionState::Disconnected,
+            retry_in_ms: 0,
+            conversation: None,
+            view: ConversationView::None,
+            messages: Vec::new(),
+            agent_typing: false,
+            input: String::new(),
+            notice: None,
+            survey: None,
+            typing_sent: false,
+            idle_ms: 0,
+            read_sent: None,
+        }
+    }
+
+    /// Fills the screen from the SDK's local cache (at start, and after a message failed,
+    /// whose reason only the cache has). `conversations` is newest first, as the SDK returns
+    /// them; `messages` are the shown conversation's; `pending` the outbox and refused ones.
+    pub fn load(
+        &mut self,
+        conversations: &[ConversationInfo],
+        messages: Vec<ChatMessage>,
+        pending: Vec<ChatMessage>,
+    ) -> Vec<Action> {
+        if let Some(latest) = conversations.first() {
+            self.conversation = Some(latest.id);
+            self.view = match (latest.status, &latest.agent) {
+                (ConversationStatus::Closed, _) => ConversationView::Closed,
+                (ConversationStatus::Open, Some(agent)) => ConversationView::Assigned { agent: Some(agent.clone()) },
+                (ConversationStatus::Open, None) => match &self.view {
+                    ConversationView::Queued { eta_secs } => ConversationView::Queued { eta_secs: *eta_secs },
+                    _ => ConversationView::Open,
+                },
+            };
+            self.survey = latest.survey_open.then_some(latest.id);
+        }
+        self.messages = messages;
+        self.messages.extend(pending);
+        self.read_mark().into_iter().collect()
+    }
+
+    /// The conversation to load from the cache, if any (`conversations` newest first).
+    pub fn shown_conversation(conversations: &[ConversationInfo]) -> Option<i64> {
+        conversations.first().map(|c| c.id)
+    }
+
+    /// Messages waiting to be sent.
+    pub fn pending_count(&self) -> usize {
+        self.messages.iter().filter(|m| m.state == MessageState::Pending).count()
+    }
+
+    /// Time passed: counts the reconnect delay down, and reports typing off once the
+    /// consumer has not touched a non-empty input for [`TYPING_IDLE`] (the protocol asks for
+    /// "off" when the composer is abandoned; the next key press turns it on again).
+    pub fn on_tick(&mut self, elapsed: Duration) -> Vec<Action> {
+        let elapsed = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.retry_in_ms = self.retry_in_ms.saturating_sub(elapsed);
+        self.idle_ms = self.idle_ms.saturating_add(elapsed);
+        let idle_limit = u64::try_from(TYPING_IDLE.as_millis()).unwrap_or(u64::MAX);
+        if self.typing_sent && self.idle_ms >= idle_limit {
+            self.typing_sent = false;
+            return vec![Action::Typing(false)];
+        }
+        Vec::new()
+    }
+
+    /// An event from the SDK.
+    pub fn on_event(&mut self, event: Event) -> Vec<Action> {
+        match event {
+            Event::Connection(state) => {
+                self.connection = state;
+                if let ConnectionState::WaitingToReconnect { retry_in_ms } = state {
+                    self.retry_in_ms = retry_in_ms;
+                }
+                if state == ConnectionState::Connected {
+                    if self.notice.as_ref().is_some_and(|n| n.error) {
+                        self.notice = None;
+                    }
+                    // Read marks are skipped offline: send the newest again.
+                    self.read_sent = None;
+                    return self.read_mark().into_iter().collect();
+                }
+            }
+            Event::MessageReceived(message) => {
+                if message.conversation.is_some() && message.conversation != self.conversation {
+                    if self.view == ConversationView::Closed || self.conversation.is_none() {
+                        self.start_conversation(message.conversation);
+                    } else {
+                        // Another conversation (e.g. a second device's): not shown.
+                        return Vec::new();
+                    }
+                }
+                let exists = self.messages.iter().any(|m| {
+                    (m.client_id.is_some() && m.client_id == message.client_id)
+                        || (m.seq.is_some() && m.seq == message.seq && m.conversation == message.conversation)
+                });
+                if !exists {
+                    if message.from == Side::Agent {
+                        self.agent_typing = false;
+                    }
+                    self.insert_message(message);
+                }
+                return self.read_mark().into_iter().collect();
+            }
+            Event::MessageStateChanged { client_id, conversation, seq, state } => {
+                if conversation.is_some() && conversation != self.conversation {
+                    self.start_conversation(conversation);
+                }
+                if let Some(message) = self.messages.iter_mut().find(|m| m.client_id.as_deref() == Some(&client_id)) {
+                    message.state = state;
+                    if conversation.is_some() {
+                        message.conversation = conversation;
+                    }
+                    if seq.is_some() {
+                        message.seq = seq;
+                    }
+                }
+                self.sort_messages();
+            }
+            Event::Receipt { conversation, by, read, seq } => {
+                if by != Side::Consumer && Some(conversation) == self.conversation {
+                    for message in &mut self.messages {
+                        let covered = message.from == Side::Consumer
+                            && message.conversation == Some(conversation)
+                            && message.seq.is_some_and(|s| s <= seq);
+                        if covered && matches!(message.state, MessageState::Sent | MessageState::Delivered) {
+                            message.state = if read { MessageState::Read } else { MessageState::Delivered };
+                        }
+                    }
+                }
+            }
+            Event::Typing { conversation, on } => {
+                if Some(conversation) == self.conversation {
+                    self.agent_typing = on;
+                }
+            }
+            Event::Queued { conversation, eta_secs } => {
+                self.follow(conversation);
+                self.view = ConversationView::Queued { eta_secs };
+            }
+            Event::Assigned { conversation, agent } => {
+                self.follow(conversation);
+                self.view = ConversationView::Assigned { agent };
+            }
+            Event::Closed { conversation, by } => {
+                if Some(conversation) == self.conversation {
+                    self.view = ConversationView::Closed;
+                    self.agent_typing = false;
+                    let who = match by {
+                        Some(Side::Consumer) => "you",
+                        Some(Side::Agent) => "the agent",
+                        Some(Side::System) | None => "the system",
+                    };
+                    self.info(format!("Conversation closed by {who}. Write to start a new one."));
+                }
+            }
+            Event::SurveyRequested { conversation } => {
+                self.survey = Some(conversation);
+            }
+            Event::Error { message, code, transient } => {
+                let text = match code {
+                    Some(code) if !message.starts_with(&code) => format!("{code}: {message}"),
+                    _ => message,
+                };
+                let text = if transient { format!("{text} (retrying)") } else { text };
+                self.notice = Some(Notice { text, error: true });
+            }
+        }
+        Vec::new()
+    }
+
+    /// A key press.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('c' | 'd') if ctrl => vec![Action::Quit],
+            KeyCode::Char('u') if ctrl => {
+                self.input.clear();
+                self.typing_changed()
+            }
+            KeyCode::Char(c) if !ctrl => {
+                self.input.push(c);
+                self.typing_changed()
+            }
+            KeyCode::Backspace => {
+                self.input.pop();
+                self.typing_changed()
+            }
+            KeyCode::Esc => {
+                self.notice = None;
+                Vec::new()
+            }
+            KeyCode::Enter => self.submit(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Pasted text (bracketed paste): added to the input, newlines as spaces.
+    pub fn on_paste(&mut self, text: &str) -> Vec<Action> {
+        self.input.extend(text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }));
+        self.typing_changed()
+    }
+
+    /// The SDK accepted a message written here (it returned it as pending).
+    pub fn on_sent(&mut self, message: ChatMessage) {
+        if self.view == ConversationView::Closed {
+            self.start_conversation(None);
+        }
+        self.messages.push(message);
+    }
+
+    /// Shows an informational notice.
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice { text: text.into(), error: false });
+    }
+
+    /// Shows an error notice.
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice { text: text.into(), error: true });
+    }
+
+    /// The survey was answered.
+    pub fn survey_answered(&mut self, score: u8) {
+        self.survey = None;
+        self.info(format!("Thanks for rating us {score}/5."));
+    }
+
+    fn submit(&mut self) -> Vec<Action> {
+        let text = self.input.trim().to_owned();
+        if text.is_empty() {
+            return Vec::new();
+        }
+        if let Some(command) = text.strip_prefix('/') {
+            let mut words = command.split_whitespace();
+            let action = match (words.next(), words.next(), words.next()) {
+                (Some("close"), None, _) => {
+                    if self.conversation.is_some() && self.view != ConversationView::Closed {
+                        Some(Action::Close)
+                    } else {
+                        self.error("There is no open conversation to close.");
+                        None
+                    }
+                }
+                (Some("rate"), Some(score), None) => match (self.survey, score.parse::<u8>()) {
+                    (None, _) => {
+                        self.error("No survey is waiting for an answer.");
+                        None
+                    }
+                    (Some(conversation), Ok(score @ 1..=5)) => Some(Action::Rate { conversation, score }),
+                    (Some(_), _) => {
+                        self.error("Rate with a number from 1 to 5, e.g. /rate 5");
+                        None
+                    }
+                },
+                (Some("quit"), None, _) => Some(Action::Quit),
+                _ => {
+                    self.error(format!("Unknown command /{command}. Try /close, /rate N or /quit."));
+                    None
+                }
+            };
+            let Some(action) = action else { return Vec::new() };
+            self.input.clear();
+            let mut actions = self.typing_changed();
+            actions.push(action);
+            return actions;
+        }
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            self.error(format!("Message is {chars} characters; the limit is {MAX_TEXT_CHARS}. Not sent."));
+            return Vec::new();
+        }
+        self.input.clear();
+        if self.notice.as_ref().is_some_and(|n| n.error) {
+            self.notice = None;
+        }
+        let mut actions = self.typing_changed();
+        actions.push(Action::Send(text));
+        actions
+    }
+
+    /// Reports typing on/off when the input becomes non-empty/empty.
+    fn typing_changed(&mut self) -> Vec<Action> {
+        self.idle_ms = 0;
+        let typing = !self.input.trim().is_empty();
+        if typing == self.typing_sent {
+            return Vec::new();
+        }
+        self.typing_sent = typing;
+        vec![Action::Typing(typing)]
+    }
+
+    /// A read mark for the newest agent message shown, if not sent yet.
+    fn read_mark(&mut self) -> Option<Action> {
+        let conversation = self.conversation?;
+        let seq = self
+            .messages
+            .iter()
+            .filter(|m| m.from != Side::Consumer && m.conversation == Some(conversation))
+            .filter_map(|m| m.seq)
+            .max()?;
+        if self.read_sent.is_some_and(|(c, s)| c == conversation && s >= seq) {
+            return None;
+        }
+        self.read_sent = Some((conversation, seq));
+        Some(Action::MarkRead { conversation, seq })
+    }
+
+    /// Switches to a new conversation: the old one's messages go, pending ones stay.
+    fn start_conversation(&mut self, conversation: Option<i64>) {
+        self.messages.retain(|m| m.seq.is_none());
+        self.conversation = conversation;
+        self.view = if conversation.is_some() { ConversationView::Open } else { ConversationView::None };
+        self.agent_typing = false;
+        self.survey = None;
+    }
+
+    /// Queue/assignment events name the conversation: adopt it if none is shown yet.
+    fn follow(&mut self, conversation: i64) {
+        if self.conversation != Some(conversation) {
+            self.start_conversation(Some(conversation));
+        }
+    }
+
+    fn insert_message(&mut self, message: ChatMessage) {
+        self.messages.push(message);
+        self.sort_messages();
+    }
+
+    /// Messages with a seq in seq order, then the ones without (pending, failed) as written.
+    fn sort_messages(&mut self) {
+        self.messages.sort_by_key(|m| (m.seq.is_none(), m.seq.unwrap_or(0)));
+    }
+}

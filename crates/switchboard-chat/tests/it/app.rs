@@ -1,0 +1,210 @@
+//! Behaviour of the app state: what keys and SDK events change, and which actions they ask
+//! the main loop to perform.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use switchboard_chat::app::{Action, App, ConversationView, TYPING_IDLE};
+use switchboard_sdk::{ChatMessage, ConnectionState, Event, MessageState, Side};
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn type_text(app: &mut App, text: &str) -> Vec<Action> {
+    text.chars().flat_map(|c| app.on_key(key(KeyCode::Char(c)))).collect()
+}
+
+fn pending(text: &str, client_id: &str) -> ChatMessage {
+    ChatMessage {
+        conversation: None,
+        seq: None,
+        client_id: Some(client_id.to_owned()),
+        from: Side::Consumer,
+        author: None,
+        text: text.to_owned(),
+        timestamp_ms: 0,
+        state: MessageState::Pending,
+        error: None,
+    }
+}
+
+fn from_agent(c: i64, seq: i64) -> ChatMessage {
+    ChatMessage {
+        conversation: Some(c),
+        seq: Some(seq),
+        client_id: None,
+        from: Side::Agent,
+        author: Some("Alice".to_owned()),
+        text: format!("agent message {seq}"),
+        timestamp_ms: 0,
+        state: MessageState::Sent,
+        error: None,
+    }
+}
+
+#[test]
+fn enter_with_empty_input_does_nothing() {
+    let mut app = App::new("demo");
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    type_text(&mut app, "   ");
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    assert!(app.notice.is_none());
+}
+
+#[test]
+fn typing_is_reported_when_the_input_becomes_non_empty_and_empty() {
+    let mut app = App::new("demo");
+    assert_eq!(type_text(&mut app, "hi"), vec![Action::Typing(true)]);
+    assert!(app.on_key(key(KeyCode::Backspace)).is_empty());
+    assert_eq!(app.on_key(key(KeyCode::Backspace)), vec![Action::Typing(false)]);
+    assert!(app.on_key(key(KeyCode::Backspace)).is_empty());
+}
+
+#[test]
+fn enter_sends_the_trimmed_text_and_stops_typing() {
+    let mut app = App::new("demo");
+    type_text(&mut app, " hello there ");
+    assert_eq!(app.on_key(key(KeyCode::Enter)), vec![Action::Typing(false), Action::Send("hello there".to_owned())]);
+    assert_eq!(app.input, "");
+}
+
+#[test]
+fn over_2000_characters_shows_an_error_and_does_not_send() {
+    let mut app = App::new("demo");
+    assert_eq!(app.on_paste(&"é".repeat(2001)), vec![Action::Typing(true)]);
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    let notice = app.notice.clone().expect("an error is shown");
+    assert!(notice.error && notice.text.contains("2001"), "{notice:?}");
+    assert_eq!(app.input.chars().count(), 2001, "the text stays for editing");
+    app.on_key(key(KeyCode::Backspace));
+    assert_eq!(app.on_key(key(KeyCode::Enter)), vec![Action::Typing(false), Action::Send("é".repeat(2000))]);
+}
+
+#[test]
+fn ctrl_c_quits_and_key_releases_are_ignored() {
+    let mut app = App::new("demo");
+    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), vec![Action::Quit]);
+    let mut release = key(KeyCode::Char('x'));
+    release.kind = KeyEventKind::Release;
+    assert!(app.on_key(release).is_empty());
+    assert_eq!(app.input, "");
+}
+
+#[test]
+fn close_and_rate_commands() {
+    let mut app = App::new("demo");
+    type_text(&mut app, "/close");
+    assert!(!app.on_key(key(KeyCode::Enter)).contains(&Action::Close), "no conversation yet");
+    assert!(app.notice.as_ref().is_some_and(|n| n.error));
+
+    app.on_event(Event::Assigned { conversation: 7, agent: Some("Alice".to_owned()) });
+    app.input.clear();
+    type_text(&mut app, "/close");
+    assert!(app.on_key(key(KeyCode::Enter)).contains(&Action::Close));
+
+    type_text(&mut app, "/rate 5");
+    assert!(!app.on_key(key(KeyCode::Enter)).iter().any(|a| matches!(a, Action::Rate { .. })), "no survey yet");
+
+    app.on_event(Event::SurveyRequested { conversation: 7 });
+    app.input.clear();
+    type_text(&mut app, "/rate 9");
+    assert!(!app.on_key(key(KeyCode::Enter)).iter().any(|a| matches!(a, Action::Rate { .. })));
+    app.input.clear();
+    type_text(&mut app, "/rate 4");
+    assert!(app.on_key(key(KeyCode::Enter)).contains(&Action::Rate { conversation: 7, score: 4 }));
+    app.survey_answered(4);
+    assert_eq!(app.survey, None);
+}
+
+#[test]
+fn a_pending_message_becomes_sent_then_delivered_then_read() {
+    let mut app = App::new("demo");
+    app.on_sent(pending("hello", "cid-1"));
+    assert_eq!(app.pending_count(), 1);
+    app.on_event(Event::MessageStateChanged {
+        client_id: "cid-1".to_owned(),
+        conversation: Some(3),
+        seq: Some(1),
+        state: MessageState::Sent,
+    });
+    assert_eq!(app.conversation, Some(3));
+    assert_eq!((app.messages[0].seq, app.messages[0].state), (Some(1), MessageState::Sent));
+    assert_eq!(app.pending_count(), 0);
+    app.on_event(Event::Receipt { conversation: 3, by: Side::Agent, read: false, seq: 1 });
+    assert_eq!(app.messages[0].state, MessageState::Delivered);
+    app.on_event(Event::Receipt { conversation: 3, by: Side::Agent, read: true, seq: 1 });
+    assert_eq!(app.messages[0].state, MessageState::Read);
+    // A late "delivered" receipt does not undo "read".
+    app.on_event(Event::Receipt { conversation: 3, by: Side::Agent, read: false, seq: 1 });
+    assert_eq!(app.messages[0].state, MessageState::Read);
+}
+
+#[test]
+fn agent_messages_are_marked_read_once_and_again_after_a_reconnect() {
+    let mut app = App::new("demo");
+    app.on_event(Event::Assigned { conversation: 3, agent: None });
+    app.on_event(Event::Typing { conversation: 3, on: true });
+    assert!(app.agent_typing);
+    assert_eq!(
+        app.on_event(Event::MessageReceived(from_agent(3, 2))),
+        vec![Action::MarkRead { conversation: 3, seq: 2 }]
+    );
+    assert!(!app.agent_typing, "a message ends the typing indicator");
+    assert!(app.on_event(Event::MessageReceived(from_agent(3, 2))).is_empty(), "duplicates are ignored");
+    assert_eq!(app.messages.len(), 1);
+    assert_eq!(
+        app.on_event(Event::Connection(ConnectionState::Connected)),
+        vec![Action::MarkRead { conversation: 3, seq: 2 }]
+    );
+}
+
+#[test]
+fn queue_assignment_and_close_change_the_header_state() {
+    let mut app = App::new("demo");
+    app.on_event(Event::Queued { conversation: 5, eta_secs: Some(120) });
+    assert_eq!(app.view, ConversationView::Queued { eta_secs: Some(120) });
+    app.on_event(Event::Assigned { conversation: 5, agent: Some("Bob".to_owned()) });
+    assert_eq!(app.view, ConversationView::Assigned { agent: Some("Bob".to_owned()) });
+    app.on_event(Event::Closed { conversation: 5, by: Some(Side::Consumer) });
+    assert_eq!(app.view, ConversationView::Closed);
+    // Writing again starts a new conversation; the old messages go.
+    app.on_event(Event::MessageReceived(from_agent(5, 1)));
+    app.on_sent(pending("one more thing", "cid-2"));
+    assert_eq!(app.view, ConversationView::None);
+    assert_eq!(app.messages.len(), 1);
+}
+
+#[test]
+fn the_reconnect_countdown_follows_ticks() {
+    let mut app = App::new("demo");
+    app.on_event(Event::Connection(ConnectionState::WaitingToReconnect { retry_in_ms: 3_000 }));
+    assert!(app.on_tick(std::time::Duration::from_millis(2_500)).is_empty());
+    assert_eq!(app.retry_in_ms, 500);
+    app.on_tick(std::time::Duration::from_secs(10));
+    assert_eq!(app.retry_in_ms, 0);
+}
+
+#[test]
+fn an_abandoned_input_stops_typing_until_the_next_key() {
+    let mut app = App::new("demo");
+    assert_eq!(type_text(&mut app, "hel"), vec![Action::Typing(true)]);
+    assert!(app.on_tick(TYPING_IDLE / 2).is_empty());
+    assert!(type_text(&mut app, "l").is_empty(), "a key press restarts the idle time");
+    assert!(app.on_tick(TYPING_IDLE / 2).is_empty());
+    assert_eq!(app.on_tick(TYPING_IDLE / 2), vec![Action::Typing(false)]);
+    assert!(app.on_tick(TYPING_IDLE).is_empty(), "reported once");
+    assert_eq!(type_text(&mut app, "o"), vec![Action::Typing(true)]);
+    assert_eq!(app.input, "hello");
+}
+
+#[test]
+fn errors_are_shown_and_cleared_by_a_connection() {
+    let mut app = App::new("demo");
+    app.on_event(Event::Error {
+        message: "authentication: token_invalid: bad signature".to_owned(),
+        code: None,
+        transient: true,
+    });
+    assert!(app.notice.as_ref().is_some_and(|n| n.error && n.text.contains("retrying")));
+    app.on_event(Event::Connection(ConnectionState::Connected));
+    assert!(app.notice.is_none());
+}
