@@ -1265,4 +1265,265 @@ mod tests {
         assert!(matches!(store.pending(), Err(StoreError::Corrupt(_))));
         assert!(matches!(store.pending_messages(), Err(StoreError::Corrupt(_))));
     }
+
+    // ---- property tests: the outbox and the resume logic against a model ----------------
+
+    /// What a test step does. Indices are taken modulo what exists when the step runs, so
+    /// every generated sequence is meaningful.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// The app writes a message.
+        Enqueue,
+        /// The server stores the n-th outbox entry (not yet on the server) in conversation c.
+        ServerStoresOurs { n: usize, c: i64 },
+        /// The agent (or the consumer's other device) writes in conversation c.
+        ServerStoresOther { c: i64, other_device: bool },
+        /// The server refuses the n-th outbox entry for good (it may still have stored an
+        /// earlier attempt: `ServerStoresOurs` can pick failed messages too).
+        Fail(usize),
+        /// The ack of the n-th of our messages on the server arrives (possibly again).
+        Ack(usize),
+        /// `msg`/`sync` brings server messages n..n+len of conversation c (any order, repeats).
+        Deliver { c: i64, n: usize, len: usize, reversed: bool },
+        /// A cumulative receipt.
+        Receipt { c: i64, by_agent: bool, read: bool, seq: i64 },
+        /// The app is killed and restarted (`forget`: no orderly close) or closed and reopened.
+        Reopen { kill: bool },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => Just(Op::Enqueue),
+            3 => (0..8usize, 1..=2i64).prop_map(|(n, c)| Op::ServerStoresOurs { n, c }),
+            2 => (1..=2i64, any::<bool>()).prop_map(|(c, other_device)| Op::ServerStoresOther { c, other_device }),
+            3 => (0..32usize).prop_map(Op::Ack),
+            1 => (0..8usize).prop_map(Op::Fail),
+            4 => (1..=2i64, 0..32usize, 1..4usize, any::<bool>())
+                .prop_map(|(c, n, len, reversed)| Op::Deliver { c, n, len, reversed }),
+            2 => (1..=2i64, any::<bool>(), any::<bool>(), 0..12i64)
+                .prop_map(|(c, by_agent, read, seq)| Op::Receipt { c, by_agent, read, seq }),
+            1 => any::<bool>().prop_map(|kill| Op::Reopen { kill }),
+        ]
+    }
+
+    /// The reference: the server's log per conversation, what reached this device, receipts.
+    #[derive(Default)]
+    struct Model {
+        /// Every message written here, in order: (cid, text).
+        written: Vec<(String, String)>,
+        /// Server log per conversation (index = seq - 1).
+        server: std::collections::BTreeMap<i64, Vec<Message>>,
+        /// Our cids refused for good.
+        failed: std::collections::HashSet<String>,
+        /// Our cids the server stored → (conversation, seq).
+        stored: std::collections::HashMap<String, (i64, i64)>,
+        /// (conversation, seq) this device received (ack or message).
+        held: std::collections::BTreeSet<(i64, i64)>,
+        /// (conversation, side) → (delivered, read) watermarks.
+        receipts: std::collections::HashMap<(i64, Side), (i64, i64)>,
+        /// (conversation, seq) → state last observed, to check it never goes backwards.
+        last_state: std::collections::HashMap<(i64, i64), MessageState>,
+        next_other: usize,
+    }
+
+    impl Model {
+        fn received(&self, cid: &str) -> bool {
+            self.stored.get(cid).is_some_and(|place| self.held.contains(place))
+        }
+
+        fn unacked(&self) -> Vec<&(String, String)> {
+            self.written.iter().filter(|(cid, _)| !self.received(cid) && !self.failed.contains(cid)).collect()
+        }
+
+        fn log(&mut self, c: i64) -> &mut Vec<Message> {
+            self.server.entry(c).or_default()
+        }
+    }
+
+    fn rank(state: MessageState) -> u8 {
+        match state {
+            MessageState::Pending | MessageState::Failed => 0,
+            MessageState::Sent => 1,
+            MessageState::Delivered => 2,
+            MessageState::Read => 3,
+        }
+    }
+
+    fn check(store: &LocalStore, model: &mut Model) {
+        // The outbox: exactly the unacknowledged messages, in the order written.
+        let pending = store.pending().unwrap();
+        let want: Vec<(String, String)> = model.unacked().into_iter().cloned().collect();
+        let got: Vec<(String, String)> = pending.iter().map(|e| (e.client_id.clone(), e.text.clone())).collect();
+        assert_eq!(got, want, "pending()");
+        assert!(pending.windows(2).all(|w| w[0].local_id < w[1].local_id), "local ids increase");
+        // Pending and failed together, in the order written.
+        let pm = store.pending_messages().unwrap();
+        let want: Vec<(String, MessageState)> = model
+            .written
+            .iter()
+            .filter(|(cid, _)| !model.received(cid))
+            .map(|(cid, _)| {
+                let state = if model.failed.contains(cid) { MessageState::Failed } else { MessageState::Pending };
+                (cid.clone(), state)
+            })
+            .collect();
+        let got: Vec<(String, MessageState)> = pm.iter().map(|m| (m.client_id.clone().unwrap(), m.state)).collect();
+        assert_eq!(got, want, "pending_messages()");
+        assert!(pm.iter().all(|m| m.conversation.is_none() && m.seq.is_none()));
+
+        let mut cids = std::collections::HashSet::new();
+        for m in &pm {
+            let cid = m.client_id.clone().unwrap();
+            assert!(cids.insert(cid.clone()), "cid {cid} twice");
+        }
+        for c in [1, 2] {
+            let messages = store.messages(c).unwrap();
+            let seqs: Vec<i64> = messages.iter().map(|m| m.seq.unwrap()).collect();
+            let want: Vec<i64> = model.held.iter().filter(|(mc, _)| *mc == c).map(|(_, s)| *s).collect();
+            assert_eq!(seqs, want, "messages({c}) sorted by seq, each held seq once");
+            let log = model.server.get(&c).cloned().unwrap_or_default();
+            let (agent_dlv, agent_read) = model.receipts.get(&(c, Side::Agent)).copied().unwrap_or_default();
+            let (cons_dlv, cons_read) = model.receipts.get(&(c, Side::Consumer)).copied().unwrap_or_default();
+            for m in &messages {
+                let seq = m.seq.unwrap();
+                let server = &log[usize::try_from(seq - 1).unwrap()];
+                assert_eq!((m.conversation, m.from, &m.text), (Some(c), server.from, &server.text), "seq {seq}");
+                assert_eq!(m.client_id, server.cid, "cid of ({c}, {seq})");
+                if let Some(cid) = &m.client_id
+                    && m.from == Side::Consumer
+                {
+                    assert!(cids.insert(cid.clone()), "cid {cid} held twice (pending or messages)");
+                }
+                let (dlv, read) = match m.from {
+                    Side::Consumer => (agent_dlv, agent_read),
+                    Side::Agent => (cons_dlv, cons_read),
+                    _ => (0, 0),
+                };
+                let want = if m.from == Side::System {
+                    MessageState::Sent
+                } else if seq <= read {
+                    MessageState::Read
+                } else if seq <= dlv.max(read) {
+                    MessageState::Delivered
+                } else {
+                    MessageState::Sent
+                };
+                assert_eq!(m.state, want, "state of ({c}, {seq})");
+                if let Some(before) = model.last_state.insert((c, seq), m.state) {
+                    assert!(rank(m.state) >= rank(before), "({c}, {seq}) went from {before:?} to {:?}", m.state);
+                }
+            }
+            let mut contiguous = 0;
+            while model.held.contains(&(c, contiguous + 1)) {
+                contiguous += 1;
+            }
+            assert_eq!(store.last_seq(c).unwrap(), contiguous, "last_seq({c})");
+        }
+    }
+
+    fn run_ops(ops: &[Op]) {
+        let dir = TempDir::new("prop");
+        let mut store = LocalStore::open(&dir.0, &KEY).unwrap();
+        let mut model = Model::default();
+        for op in ops {
+            match *op {
+                Op::Enqueue => {
+                    let n = model.written.len();
+                    let (cid, text) = (format!("cid-{n}"), format!("message {n}"));
+                    let entry = store.enqueue(&cid, &text, i64::try_from(n).unwrap()).unwrap();
+                    assert_eq!((entry.client_id.as_str(), entry.text.as_str()), (cid.as_str(), text.as_str()));
+                    model.written.push((cid, text));
+                }
+                Op::ServerStoresOurs { n, c } => {
+                    let unsent: Vec<(String, String)> =
+                        model.written.iter().filter(|(cid, _)| !model.stored.contains_key(cid)).cloned().collect();
+                    if unsent.is_empty() {
+                        continue;
+                    }
+                    let (cid, text) = unsent[n % unsent.len()].clone();
+                    let log = model.log(c);
+                    let seq = i64::try_from(log.len()).unwrap() + 1;
+                    log.push(msg(c, seq, Side::Consumer, &text, Some(&cid)));
+                    model.stored.insert(cid, (c, seq));
+                }
+                Op::ServerStoresOther { c, other_device } => {
+                    model.next_other += 1;
+                    let k = model.next_other;
+                    let log = model.log(c);
+                    let seq = i64::try_from(log.len()).unwrap() + 1;
+                    log.push(if other_device {
+                        msg(c, seq, Side::Consumer, &format!("from the tablet {k}"), Some(&format!("tablet-{k}")))
+                    } else {
+                        msg(c, seq, Side::Agent, &format!("agent says {k}"), Some(&format!("agent-{k}")))
+                    });
+                }
+                Op::Fail(n) => {
+                    let unacked: Vec<String> = model.unacked().into_iter().map(|(cid, _)| cid.clone()).collect();
+                    if unacked.is_empty() {
+                        continue;
+                    }
+                    let cid = &unacked[n % unacked.len()];
+                    store.mark_failed(cid, "refused").unwrap();
+                    model.failed.insert(cid.clone());
+                }
+                Op::Ack(n) => {
+                    let mut ours: Vec<(&String, &(i64, i64))> = model.stored.iter().collect();
+                    if ours.is_empty() {
+                        continue;
+                    }
+                    ours.sort();
+                    let (cid, &(c, seq)) = ours[n % ours.len()];
+                    store.mark_sent(cid, c, seq, 5_000 + seq).unwrap();
+                    model.held.insert((c, seq));
+                }
+                Op::Deliver { c, n, len, reversed } => {
+                    let log = model.server.get(&c).cloned().unwrap_or_default();
+                    if log.is_empty() {
+                        continue;
+                    }
+                    let start = n % log.len();
+                    let mut batch: Vec<Message> = log[start..(start + len).min(log.len())].to_vec();
+                    if reversed {
+                        batch.reverse();
+                    }
+                    store.upsert_messages(&batch).unwrap();
+                    model.held.extend(batch.iter().map(|m| (m.c, m.seq)));
+                }
+                Op::Receipt { c, by_agent, read, seq } => {
+                    let by = if by_agent { Side::Agent } else { Side::Consumer };
+                    let kind = if read { ReceiptKind::Read } else { ReceiptKind::Delivered };
+                    store.set_receipt(c, by, kind, seq).unwrap();
+                    let marks = model.receipts.entry((c, by)).or_default();
+                    if read {
+                        marks.1 = marks.1.max(seq);
+                    } else {
+                        marks.0 = marks.0.max(seq);
+                    }
+                }
+                Op::Reopen { kill } => {
+                    if kill {
+                        std::mem::forget(store);
+                    } else {
+                        drop(store);
+                    }
+                    store = LocalStore::open(&dir.0, &KEY).unwrap();
+                }
+            }
+            check(&store, &mut model);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        #[test]
+        fn outbox_and_resume_match_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+            run_ops(&ops);
+        }
+    }
 }

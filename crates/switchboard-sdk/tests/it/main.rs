@@ -1,6 +1,7 @@
 //! The SDK against a real server (in-process, real sockets, SQLite in a temp dir): the
 //! agent side is a raw WebSocket client.
 
+mod chaos;
 mod harness;
 mod offline;
 mod online;
