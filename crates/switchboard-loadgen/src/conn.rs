@@ -1,4 +1,4 @@
-//! Connection and handshake code shared by `run` and `bytes`: a byte-counting TCP wrapper,
+//! Connection and handshake code shared by `run`, `bytes` and `idle`: a byte-counting TCP wrapper,
 //! WebSocket connect with small buffers, the `hello` handshakes, frame I/O and REST login.
 
 use std::pin::Pin;
@@ -114,10 +114,29 @@ impl Server {
 
 /// Opens a WebSocket to `path` (`/v1/consumer` or `/v1/agent`) counting bytes into `counts`.
 pub async fn connect(server: &Server, path: &str, counts: Arc<ByteCounts>) -> Result<Ws> {
+    connect_from(server, path, None, counts).await
+}
+
+/// Like [`connect`], from a given local socket: `Some((source_ip, server_addr))` binds the
+/// client socket to `source_ip` (port chosen by the OS) before connecting to `server_addr`,
+/// so many sockets can use several loopback addresses' ephemeral port ranges.
+pub async fn connect_from(
+    server: &Server,
+    path: &str,
+    bind: Option<(std::net::IpAddr, std::net::SocketAddr)>,
+    counts: Arc<ByteCounts>,
+) -> Result<Ws> {
     let attempt = async {
-        let tcp = TcpStream::connect(&server.authority)
-            .await
-            .with_context(|| format!("cannot connect to {} (is the server running?)", server.authority))?;
+        let tcp = match bind {
+            None => TcpStream::connect(&server.authority).await,
+            Some((source, target)) => {
+                let socket =
+                    if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                socket.bind(std::net::SocketAddr::new(source, 0))?;
+                socket.connect(target).await
+            }
+        }
+        .with_context(|| format!("cannot connect to {} (is the server running?)", server.authority))?;
         tcp.set_nodelay(true)?;
         let request = server.ws_url(path).into_client_request()?;
         let (ws, _response) =

@@ -1,9 +1,11 @@
 //! `switchboard-loadgen`: load and wire-size measurements against a running Switchboard
 //! server. `run` measures throughput and latency with many consumers and agents; `bytes`
-//! counts the socket bytes of one scripted conversation.
+//! counts the socket bytes of one scripted conversation; `idle` holds many idle consumer
+//! connections, reads the server's memory per connection and times a reconnection storm.
 
 mod bytes;
 mod conn;
+mod idle;
 mod record;
 mod run;
 
@@ -25,6 +27,8 @@ enum Command {
     Run(run::RunArgs),
     /// Socket bytes of one 12-message conversation (consumer side).
     Bytes(bytes::BytesArgs),
+    /// Many idle consumer connections: server memory per connection, reconnection storm.
+    Idle(idle::IdleArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,14 @@ fn main() -> ExitCode {
                 match tokio::time::timeout(limit, run::run(args)).await {
                     Ok(result) => result,
                     Err(_) => Err(anyhow::anyhow!("run did not finish within {limit:?}")),
+                }
+            }
+            Command::Idle(args) => {
+                let limit =
+                    Duration::from_secs(600 + args.hold_secs + if args.storm { args.storm_timeout } else { 0 } + 60);
+                match tokio::time::timeout(limit, idle::run(args)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!("idle did not finish within {limit:?}")),
                 }
             }
             Command::Bytes(args) => match tokio::time::timeout(Duration::from_secs(120), bytes::run(args)).await {
