@@ -43,8 +43,19 @@ impl Envelope {
     }
 }
 
-/// Frames a subscriber may fall behind before it lags (and must resync).
-const TOPIC_CAPACITY: usize = 256;
+impl Topic {
+    /// Frames a subscriber may fall behind before it lags (and must resync). A broadcast
+    /// channel allocates all its slots when created, so the many consumer topics are kept
+    /// small (memory per idle connection); an agent or a dashboard follows many
+    /// conversations and gets more room for bursts.
+    fn capacity(&self) -> usize {
+        match self {
+            Topic::Consumer { .. } => 32,
+            Topic::Agent { .. } => 512,
+            Topic::Brand { .. } => 1024,
+        }
+    }
+}
 
 /// The in-process bus. Cheap to share behind an `Arc`.
 #[derive(Debug, Default)]
@@ -77,7 +88,7 @@ impl Bus {
         let receiver = match topics.get(&topic) {
             Some(sender) => sender.subscribe(),
             None => {
-                let (sender, receiver) = broadcast::channel(TOPIC_CAPACITY);
+                let (sender, receiver) = broadcast::channel(topic.capacity());
                 topics.insert(topic.clone(), sender);
                 receiver
             }
@@ -161,7 +172,7 @@ mod tests {
     async fn last_subscriber_removes_the_topic_and_slow_ones_lag() {
         let bus = Bus::new();
         let mut slow = bus.subscribe(consumer(1));
-        for i in 0..TOPIC_CAPACITY + 1 {
+        for i in 0..consumer(1).capacity() + 1 {
             bus.publish(&consumer(1), Envelope::new(0, i.to_string()));
         }
         assert_eq!(slow.recv().await, Received::Lagged);
