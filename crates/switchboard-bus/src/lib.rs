@@ -50,7 +50,7 @@ impl Topic {
     /// conversations and gets more room for bursts.
     fn capacity(&self) -> usize {
         match self {
-            Topic::Consumer { .. } => 32,
+            Topic::Consumer { .. } => 16,
             Topic::Agent { .. } => 512,
             Topic::Brand { .. } => 1024,
         }

@@ -35,9 +35,10 @@ use crate::live::{agent_summary, consumer_summary};
 use crate::{AppState, auth, jwt, now_ms};
 
 /// Read buffer per socket. tungstenite's default (128 KiB, allocated at open) would be 13×
-/// our whole per-connection memory budget; frames larger than this are still read, in
-/// several reads.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// our whole per-connection memory budget. Most frames fit in 512 bytes; larger ones are
+/// read in several reads. Each step down (4 KiB → 1 KiB → 512 B) was measured in idle memory
+/// per connection (docs/benchmarks.md).
+const READ_BUFFER_BYTES: usize = 512;
 
 /// Longest CSAT comment, in characters.
 const MAX_CSAT_COMMENT_CHARS: usize = 1000;
@@ -170,7 +171,7 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
             return refuse(&mut sink, ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout")).await;
         }
     };
-    let (mut peer, mut subscription, welcome) = match authenticate(&state, endpoint, hello, cookie).await {
+    let (peer, mut subscription, welcome) = match authenticate(&state, endpoint, hello, cookie).await {
         Ok(authenticated) => authenticated,
         Err(error) => return refuse(&mut sink, error).await,
     };
@@ -202,70 +203,15 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     // the command in hand (an append in flight still commits) and end. The worker's answers
     // come back on `answers`; both channels are bounded, and the loop stops reading frames
     // while `work_tx` is full, which pushes back on a client that floods.
-    let (work_tx, mut work_rx) = mpsc::channel::<Work>(WORK_QUEUE);
-    let (answer_tx, mut answers) = mpsc::channel::<Box<ServerFrame>>(WORK_QUEUE);
-    let worker_state = state.clone();
-    tokio::spawn(async move {
-        let state = worker_state;
-        // `send`s whose appends are queued at the writer, oldest first. Consecutive sends
-        // pipeline (one socket is not limited to one commit per message); any other command
-        // waits until they are all finished, so effects and answers keep the client's order.
-        let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
-        let mut open = true;
-        while open || !in_flight.is_empty() {
-            let replies = tokio::select! {
-                biased;
-                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
-                    finish_send(&state, &mut peer, connection_id, outcome).await
-                }
-                work = work_rx.recv(), if open && in_flight.len() < MAX_SENDS_IN_FLIGHT => match work {
-                    None => {
-                        // The socket ended: finish what was accepted (the other side still
-                        // gets its events), then stop.
-                        open = false;
-                        Vec::new()
-                    }
-                    Some(Work::Send(request)) => {
-                        let SendRequest { id, cid, text, c, consumer } = *request;
-                        let author = match &peer {
-                            Peer::Consumer(peer) => Author::Consumer(peer),
-                            Peer::Agent(peer) => Author::Agent(peer),
-                        };
-                        match submit_send(&state, author, id, cid, text, c, consumer).await {
-                            Ok(pending) => in_flight.push_back(pending),
-                            Err(error) => in_flight.push_back(Box::pin(std::future::ready((id, std::time::Instant::now(), Err(error))))),
-                        }
-                        Vec::new()
-                    }
-                    Some(work) => {
-                        let mut replies = Vec::new();
-                        while let Some(outcome) = in_flight.next().await {
-                            replies.extend(finish_send(&state, &mut peer, connection_id, outcome).await);
-                        }
-                        replies.extend(match work {
-                            Work::Send(_) => Vec::new(), // handled by the arm above
-                            Work::Frame(frame) => {
-                                let id = frame.request_id();
-                                handle(&state, &mut peer, connection_id, *frame)
-                                    .await
-                                    .unwrap_or_else(|error| vec![error_frame(id, error)])
-                            }
-                            Work::Refuse(id, error) => vec![error_frame(id, error)],
-                        });
-                        replies
-                    }
-                },
-            };
-            for reply in replies {
-                // A closed socket drops answers, but the loop goes on finishing accepted work.
-                let _ = answer_tx.send(Box::new(reply)).await;
-            }
-        }
-    });
+    // Both channels and the worker start with the first command: an idle socket (most
+    // consumer sockets, most of the time) costs no second task and no queues.
+    let mut idle_peer = Some(peer);
+    let mut work_tx: Option<mpsc::Sender<Work>> = None;
+    let mut answers: Option<mpsc::Receiver<Box<ServerFrame>>> = None;
 
     let closing = loop {
         tokio::select! {
-            incoming = stream.next(), if work_tx.capacity() > 0 => {
+            incoming = stream.next(), if work_tx.as_ref().is_none_or(|tx| tx.capacity() > 0) => {
                 let Some(Ok(message)) = incoming else { return };
                 last_heard = Instant::now();
                 let work = match message {
@@ -277,10 +223,17 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
                     WsMessage::Close(_) => return,
                     WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
                 };
+                if let Some(peer) = idle_peer.take() {
+                    let (tx, work_rx) = mpsc::channel::<Work>(WORK_QUEUE);
+                    let (answer_tx, answer_rx) = mpsc::channel::<Box<ServerFrame>>(WORK_QUEUE);
+                    tokio::spawn(run_worker(state.clone(), peer, connection_id, work_rx, answer_tx));
+                    work_tx = Some(tx);
+                    answers = Some(answer_rx);
+                }
                 // Cannot fail: capacity was checked and only this loop sends.
-                if work_tx.try_send(work).is_err() { return }
+                if work_tx.as_ref().is_none_or(|tx| tx.try_send(work).is_err()) { return }
             }
-            answer = answers.recv() => {
+            answer = next_answer(&mut answers) => {
                 let Some(answer) = answer else { return };
                 if !send_frame(&mut sink, &answer).await { return }
             }
@@ -313,6 +266,71 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     close(&mut sink, closing).await;
 }
 
+/// The command worker of one socket: runs its commands in order (see [`run_socket`]) until
+/// the socket loop drops its end of `work_rx`, then finishes the sends it accepted.
+async fn run_worker(
+    state: AppState,
+    mut peer: Peer,
+    connection_id: u64,
+    mut work_rx: mpsc::Receiver<Work>,
+    answer_tx: mpsc::Sender<Box<ServerFrame>>,
+) {
+    // `send`s whose appends are queued at the writer, oldest first. Consecutive sends
+    // pipeline (one socket is not limited to one commit per message); any other command
+    // waits until they are all finished, so effects and answers keep the client's order.
+    let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        let replies = tokio::select! {
+            biased;
+            Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
+                finish_send(&state, &mut peer, connection_id, outcome).await
+            }
+            work = work_rx.recv(), if open && in_flight.len() < MAX_SENDS_IN_FLIGHT => match work {
+                None => {
+                    // The socket ended: finish what was accepted (the other side still
+                    // gets its events), then stop.
+                    open = false;
+                    Vec::new()
+                }
+                Some(Work::Send(request)) => {
+                    let SendRequest { id, cid, text, c, consumer } = *request;
+                    let author = match &peer {
+                        Peer::Consumer(peer) => Author::Consumer(peer),
+                        Peer::Agent(peer) => Author::Agent(peer),
+                    };
+                    match submit_send(&state, author, id, cid, text, c, consumer).await {
+                        Ok(pending) => in_flight.push_back(pending),
+                        Err(error) => in_flight.push_back(Box::pin(std::future::ready((id, std::time::Instant::now(), Err(error))))),
+                    }
+                    Vec::new()
+                }
+                Some(work) => {
+                    let mut replies = Vec::new();
+                    while let Some(outcome) = in_flight.next().await {
+                        replies.extend(finish_send(&state, &mut peer, connection_id, outcome).await);
+                    }
+                    replies.extend(match work {
+                        Work::Send(_) => Vec::new(), // handled by the arm above
+                        Work::Frame(frame) => {
+                            let id = frame.request_id();
+                            handle(&state, &mut peer, connection_id, *frame)
+                                .await
+                                .unwrap_or_else(|error| vec![error_frame(id, error)])
+                        }
+                        Work::Refuse(id, error) => vec![error_frame(id, error)],
+                    });
+                    replies
+                }
+            },
+        };
+        for reply in replies {
+            // A closed socket drops answers, but the loop goes on finishing accepted work.
+            let _ = answer_tx.send(Box::new(reply)).await;
+        }
+    }
+}
+
 /// The fields of a `send` frame.
 struct SendRequest {
     id: Option<u64>,
@@ -320,6 +338,14 @@ struct SendRequest {
     text: String,
     c: Option<ConversationId>,
     consumer: Option<i64>,
+}
+
+/// The next answer of the socket's worker; never, while no worker runs.
+async fn next_answer(answers: &mut Option<mpsc::Receiver<Box<ServerFrame>>>) -> Option<Box<ServerFrame>> {
+    match answers {
+        Some(answers) => answers.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Commands queued per socket before the socket stops reading.
