@@ -223,6 +223,15 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
                     WsMessage::Close(_) => return,
                     WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
                 };
+                // A heartbeat `ping` on a socket that never sent a command is answered here:
+                // nothing can be ahead of it, and idle sockets stay without a worker.
+                if idle_peer.is_some()
+                    && let Work::Frame(frame) = &work
+                    && let ClientFrame::Ping { id } = **frame
+                {
+                    if !send_frame(&mut sink, &ServerFrame::Pong { id }).await { return }
+                    continue;
+                }
                 if let Some(peer) = idle_peer.take() {
                     let (tx, work_rx) = mpsc::channel::<Work>(WORK_QUEUE);
                     let (answer_tx, answer_rx) = mpsc::channel::<Box<ServerFrame>>(WORK_QUEUE);

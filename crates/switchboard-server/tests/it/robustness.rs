@@ -108,3 +108,23 @@ fn openapi_document_snapshot() {
     let document = serde_json::to_value(switchboard_server::api::ApiDoc::openapi()).unwrap();
     insta::assert_json_snapshot!("openapi", document);
 }
+
+#[tokio::test]
+async fn heartbeat_pings_are_answered_before_and_after_other_commands() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut consumer = server.consumer(&brand, "beat").await;
+    // First command on the socket: answered by the socket loop itself.
+    consumer.send(json!({"t": "ping", "id": 1})).await;
+    assert_eq!(consumer.expect(|f| f["t"] == "pong").await["id"], 1);
+    consumer.send(json!({"t": "send", "id": 2, "cid": "b1", "text": "hi"})).await;
+    consumer.send(json!({"t": "ping", "id": 3})).await;
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        let frame = consumer.next().await.unwrap();
+        if frame["t"] == "ack" || frame["t"] == "pong" {
+            order.push(frame["id"].clone());
+        }
+    }
+    assert_eq!(order, vec![json!(2), json!(3)], "answers keep the order of requests");
+}
