@@ -67,7 +67,7 @@ cleanup() {
 trap cleanup EXIT
 
 version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' 2>/dev/null || echo '+dirty')"
-note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} (SQLite in the data dir, demo seed, all other settings default: heartbeat 30 s, WebSocket read buffer 4 KiB), a fresh server process per run, same machine as the load generator; open files limit $(ulimit -n) per process"
+note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} (SQLite in the data dir, demo seed, all other settings default: heartbeat 30 s), a fresh server process per run, same machine as the load generator; open files limit $(ulimit -n) per process"
 
 for count in $counts; do
     start_server
