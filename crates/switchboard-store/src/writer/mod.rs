@@ -366,6 +366,21 @@ async fn append_system(tx: &mut impl WriteTx, append: &SystemAppend, now: Millis
     Ok(Appended { message, consumer_id: head.consumer_id, opened: false, duplicate: false })
 }
 
+/// Waits for the next job and takes every job already queued behind it, up to
+/// [`MAX_BATCH`]: the batch of one transaction. `false` when the store is gone.
+pub(crate) async fn next_batch(jobs: &mut tokio::sync::mpsc::Receiver<Job>, batch: &mut Vec<Job>) -> bool {
+    let Some(first) = jobs.recv().await else { return false };
+    batch.push(first);
+    while batch.len() < MAX_BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    metrics::histogram!(crate::metrics::WRITE_BATCH_SIZE).record(batch.len() as f64);
+    true
+}
+
 /// Sends each job its result; a job whose caller went away is dropped silently.
 pub(crate) fn answer(batch: &mut Vec<Job>, results: Vec<Result<Appended, AppendError>>) {
     for (job, result) in batch.drain(..).zip(results) {

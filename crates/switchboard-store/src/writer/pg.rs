@@ -6,7 +6,9 @@ use sqlx::{Acquire, AnyConnection, ConnectOptions, Connection, Row};
 use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
-use super::{AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply};
+use super::{
+    AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply, next_batch,
+};
 use crate::model::StoredMessage;
 use crate::{AppendError, Appended, StoreError};
 
@@ -14,15 +16,7 @@ use crate::{AppendError, Appended, StoreError};
 /// received is answered: with its result, or with an error.
 pub(crate) async fn run(options: sqlx::any::AnyConnectOptions, mut conn: AnyConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        metrics::histogram!(crate::metrics::WRITE_BATCH_SIZE).record(batch.len() as f64);
+    while next_batch(&mut jobs, &mut batch).await {
         match commit_batch(&mut conn, &batch).await {
             Ok(results) => answer(&mut batch, results),
             Err(batch_error) => {

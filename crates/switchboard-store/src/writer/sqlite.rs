@@ -14,7 +14,9 @@ use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
 use super::pg::{BUMP_SEQ, BUMP_SEQ_IF_OPEN, INSERT_CONVERSATION, INSERT_MESSAGE, SET_FIRST_RESPONSE};
-use super::{AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply};
+use super::{
+    AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply, next_batch,
+};
 use crate::model::StoredMessage;
 use crate::{AppendError, Appended, SqliteSync, StoreError};
 
@@ -80,15 +82,7 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
     runtime.block_on(async move {
         let mut tx = SqliteTx { conn };
         let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-        while let Some(first) = jobs.recv().await {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            metrics::histogram!(crate::metrics::WRITE_BATCH_SIZE).record(batch.len() as f64);
+        while next_batch(&mut jobs, &mut batch).await {
             match tx.commit_batch(&batch).await {
                 Ok(results) => answer(&mut batch, results),
                 Err(batch_error) => {
