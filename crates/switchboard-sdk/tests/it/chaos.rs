@@ -241,12 +241,19 @@ impl Decoder {
 
 /// Misbehaves on the seeded schedule until `healed` turns true (and at least `MIN_CUTS`
 /// cuts were made); returns how many cuts and stalls it made.
-async fn misbehave(proxy: Arc<Proxy>, seed: u64, healed: watch::Receiver<bool>) -> (usize, usize) {
+async fn misbehave(
+    proxy: Arc<Proxy>,
+    control: Arc<tokio::sync::Mutex<()>>,
+    seed: u64,
+    healed: watch::Receiver<bool>,
+) -> (usize, usize) {
     let mut rng = Rng(seed | 1);
     let (mut cuts, mut stalls) = (0, 0);
     let pause = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
     while cuts < MIN_CUTS || !*healed.borrow() {
         pause(rng.between(100, 300)).await;
+        // One fault at a time: the writer's ack trap takes the proxy for itself.
+        let _control = control.lock().await;
         match rng.between(0, 9) {
             // Cut everything at once.
             0..=3 => {}
@@ -350,19 +357,44 @@ async fn chaos(kill_the_app: bool) {
     let slot = Arc::new(Mutex::new(start()));
 
     let (heal, healed) = watch::channel(false);
-    let chaos = tokio::spawn(misbehave(Arc::clone(&proxy), seed, healed.clone()));
+    let control = Arc::new(tokio::sync::Mutex::new(()));
+    let chaos = tokio::spawn(misbehave(Arc::clone(&proxy), Arc::clone(&control), seed, healed.clone()));
     let restarter = kill_the_app.then(|| tokio::spawn(restart_app(Arc::clone(&slot), start, seed, healed)));
 
     // The consumer writes, spaced a few ms apart, while the proxy misbehaves.
     let writer = {
         let slot = Arc::clone(&slot);
+        let (proxy, control) = (Arc::clone(&proxy), Arc::clone(&control));
         let mut rng = Rng(seed.rotate_left(17) | 1);
         tokio::spawn(async move {
             let mut cids = Vec::new();
             for i in 0..MESSAGES {
                 let client = slot.lock().unwrap().clone();
+                // Halfway, whatever the timing: the server stores a message whose ack is held
+                // and then lost in a cut. The client must resend it and get its first seq.
+                let trap = (i == MESSAGES / 2).then(|| control.clone());
+                let trap_guard = match trap {
+                    Some(control) => {
+                        let guard = control.lock_owned().await;
+                        proxy.set_flow(Flow::Open);
+                        let connected = tokio::time::Instant::now() + WAIT;
+                        while client.connection_state() != switchboard_sdk::ConnectionState::Connected {
+                            assert!(tokio::time::Instant::now() < connected, "never connected for the ack trap");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        proxy.set_flow(Flow::StallDown);
+                        Some(guard)
+                    }
+                    None => None,
+                };
                 let sent = client.send_text(&format!("m{i:02}")).unwrap();
                 cids.push(sent.client_id.unwrap());
+                if trap_guard.is_some() {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    proxy.cut_all();
+                    proxy.set_flow(Flow::Open);
+                }
+                drop(trap_guard);
                 tokio::time::sleep(Duration::from_millis(rng.between(5, 60))).await;
             }
             cids
