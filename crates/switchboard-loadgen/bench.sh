@@ -64,6 +64,11 @@ note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} with SWITCH
 
 target/release/switchboard-loadgen bytes --url "http://$listen" --credentials "$credentials" \
     --token "$token" --server-note "$note" "${record[@]}"
+# The same conversation with the real SDK as the consumer (a fresh consumer id, so the
+# conversation starts new).
+sdk_token="$(target/release/switchboard dev-token --data-dir "$data_dir" --sub bench-sdk-consumer)"
+target/release/switchboard-loadgen sdk-bytes --url "http://$listen" --credentials "$credentials" \
+    --token "$sdk_token" --server-note "$note" "${record[@]}"
 target/release/switchboard-loadgen run --url "http://$listen" --credentials "$credentials" \
     --agents "$agents" --consumers "$consumers" --duration "$duration" --window "$window" "${rate[@]}" \
     --server-note "$note" "${record[@]}"

@@ -8,6 +8,7 @@ mod conn;
 mod idle;
 mod record;
 mod run;
+mod sdk_bytes;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,6 +30,8 @@ enum Command {
     Bytes(bytes::BytesArgs),
     /// Many idle consumer connections: server memory per connection, reconnection storm.
     Idle(idle::IdleArgs),
+    /// Socket bytes of the same conversation with the real SDK as the consumer.
+    SdkBytes(sdk_bytes::SdkBytesArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,12 @@ fn main() -> ExitCode {
                 Ok(result) => result,
                 Err(_) => Err(anyhow::anyhow!("bytes did not finish within 120 s")),
             },
+            Command::SdkBytes(args) => {
+                match tokio::time::timeout(Duration::from_secs(120), sdk_bytes::run(args)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!("sdk-bytes did not finish within 120 s")),
+                }
+            }
         }
     });
     // Do not wait for stragglers (sockets of failed tasks) on the way out.
