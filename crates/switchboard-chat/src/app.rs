@@ -189,12 +189,15 @@ impl App {
                 }
                 return self.read_mark().into_iter().collect();
             }
-            Event::MessageStateChanged { client_id, conversation, seq, state } => {
+            Event::MessageStateChanged { client_id, conversation, seq, state, error } => {
                 if conversation.is_some() && conversation != self.conversation {
                     self.start_conversation(conversation);
                 }
                 if let Some(message) = self.messages.iter_mut().find(|m| m.client_id.as_deref() == Some(&client_id)) {
                     message.state = state;
+                    if error.is_some() {
+                        message.error = error;
+                    }
                     if conversation.is_some() {
                         message.conversation = conversation;
                     }

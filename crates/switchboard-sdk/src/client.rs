@@ -906,6 +906,7 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
                 conversation: Some(c),
                 seq: Some(seq),
                 state: MessageState::Sent,
+                error: None,
             });
         }
         ServerFrame::Err { id: Some(id), code, msg } => {
@@ -917,6 +918,7 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
                         conversation: None,
                         seq: None,
                         state: MessageState::Failed,
+                        error: Some(msg),
                     });
                 } else {
                     // Stays in the outbox; sent again on the next connection.

@@ -32,8 +32,14 @@ pub enum Event {
     /// A new message arrived (from an agent, the system, or this consumer's other device).
     MessageReceived(ChatMessage),
     /// One of our messages changed state (sent, delivered, read, failed). `client_id` is the
-    /// id `send_text` returned.
-    MessageStateChanged { client_id: String, conversation: Option<i64>, seq: Option<i64>, state: MessageState },
+    /// id `send_text` returned; `error` says why a `Failed` message was refused.
+    MessageStateChanged {
+        client_id: String,
+        conversation: Option<i64>,
+        seq: Option<i64>,
+        state: MessageState,
+        error: Option<String>,
+    },
     /// The other side delivered/read our messages up to `seq` (cumulative).
     Receipt { conversation: i64, by: Side, read: bool, seq: i64 },
     /// The agent started or stopped typing.

@@ -125,6 +125,7 @@ fn a_pending_message_becomes_sent_then_delivered_then_read() {
         conversation: Some(3),
         seq: Some(1),
         state: MessageState::Sent,
+        error: None,
     });
     assert_eq!(app.conversation, Some(3));
     assert_eq!((app.messages[0].seq, app.messages[0].state), (Some(1), MessageState::Sent));
@@ -207,4 +208,19 @@ fn errors_are_shown_and_cleared_by_a_connection() {
     assert!(app.notice.as_ref().is_some_and(|n| n.error && n.text.contains("retrying")));
     app.on_event(Event::Connection(ConnectionState::Connected));
     assert!(app.notice.is_none());
+}
+
+#[test]
+fn a_refused_message_shows_the_reason_from_the_event() {
+    let mut app = App::new("demo");
+    app.on_sent(pending("hello", "cid-9"));
+    app.on_event(Event::MessageStateChanged {
+        client_id: "cid-9".to_owned(),
+        conversation: None,
+        seq: None,
+        state: MessageState::Failed,
+        error: Some("message is 2001 characters; the limit on in_app is 2000".to_owned()),
+    });
+    assert_eq!(app.messages[0].state, MessageState::Failed);
+    assert_eq!(app.messages[0].error.as_deref(), Some("message is 2001 characters; the limit on in_app is 2000"));
 }

@@ -76,6 +76,7 @@ fn connected_and_queued_with_an_estimated_wait() {
         conversation: Some(12),
         seq: Some(1),
         state: MessageState::Sent,
+        error: None,
     });
     app.on_event(Event::Queued { conversation: 12, eta_secs: Some(170) });
     insta::assert_snapshot!(screen(&app));
