@@ -72,6 +72,34 @@ pub struct QueuedConversation {
     pub priority: i32,
     /// When it started waiting.
     pub enqueued_at: Millis,
+    /// An agent not to offer it to (the one who handed it back to the queue).
+    pub avoid: Option<AgentId>,
+}
+
+/// Why a transfer to an agent was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferRefusal {
+    /// The agent is not known to the router (disabled or of another brand).
+    UnknownAgent,
+    /// The agent is not online.
+    NotOnline(AgentState),
+    /// The agent already holds `max` conversations.
+    AtCapacity { load: u32, max: u32 },
+    /// The conversation is already theirs.
+    AlreadyAssigned,
+}
+
+/// An agent as the router sees it (dashboards).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentView {
+    /// The agent.
+    pub agent: AgentId,
+    /// Availability.
+    pub state: AgentState,
+    /// Conversations held now.
+    pub load: u32,
+    /// Routing settings.
+    pub profile: AgentProfile,
 }
 
 /// Per-brand routing state. All methods are synchronous and total: unknown ids are ignored
@@ -182,6 +210,84 @@ impl Router {
         self.dispatch(now)
     }
 
+    /// Moves a conversation (queued or assigned) to the queue of `entry.skill`, keeping its
+    /// place (`enqueued_at`): a transfer to a skill, or "back to the queue". The agent in
+    /// `entry.avoid` is not offered it again. Returns assignments made now.
+    pub fn requeue(&mut self, entry: QueuedConversation, now: Millis) -> Vec<Assignment> {
+        self.detach(entry.conversation, now);
+        self.queue.insert(key_of(&entry));
+        self.queued.insert(entry.conversation, entry);
+        self.dispatch(now)
+    }
+
+    /// Hands a conversation straight to `agent` (a transfer), ahead of the queue. The agent
+    /// must be online with free capacity. On success returns the assignments the freed
+    /// capacity of the previous agent made (the transfer itself is not among them).
+    pub fn transfer_to_agent(
+        &mut self,
+        conversation: ConversationId,
+        agent: AgentId,
+        now: Millis,
+    ) -> Result<Vec<Assignment>, TransferRefusal> {
+        let slot = self.agents.get(&agent).ok_or(TransferRefusal::UnknownAgent)?;
+        if self.assigned.get(&conversation) == Some(&agent) {
+            return Err(TransferRefusal::AlreadyAssigned);
+        }
+        if slot.state != AgentState::Online {
+            return Err(TransferRefusal::NotOnline(slot.state));
+        }
+        if slot.load >= slot.profile.max_concurrent {
+            return Err(TransferRefusal::AtCapacity { load: slot.load, max: slot.profile.max_concurrent });
+        }
+        self.detach(conversation, now);
+        let slot = self.agents.get_mut(&agent).expect("checked above");
+        slot.load += 1;
+        slot.idle_since = now;
+        self.assigned.insert(conversation, agent);
+        Ok(self.dispatch(now))
+    }
+
+    /// Takes a conversation out of the queue or off its agent, without a handling-time sample.
+    fn detach(&mut self, conversation: ConversationId, now: Millis) {
+        if let Some(entry) = self.queued.remove(&conversation) {
+            self.queue.remove(&key_of(&entry));
+        }
+        if let Some(agent) = self.assigned.remove(&conversation)
+            && let Some(slot) = self.agents.get_mut(&agent)
+        {
+            slot.load = slot.load.saturating_sub(1);
+            slot.idle_since = now;
+        }
+    }
+
+    /// Waiting conversations in the order they will be served.
+    pub fn queued(&self) -> Vec<QueuedConversation> {
+        self.queue.iter().map(|key| self.queued[&key.conversation]).collect()
+    }
+
+    /// Every known agent, by id.
+    pub fn agents(&self) -> Vec<AgentView> {
+        let mut agents: Vec<AgentView> = self
+            .agents
+            .iter()
+            .map(|(id, slot)| AgentView {
+                agent: *id,
+                state: slot.state,
+                load: slot.load,
+                profile: slot.profile.clone(),
+            })
+            .collect();
+        agents.sort_by_key(|view| view.agent);
+        agents
+    }
+
+    /// Estimated seconds a conversation arriving now for `skill` would wait: `None` when no
+    /// online agent has the skill.
+    pub fn estimated_wait_for_new(&self, skill: SkillId) -> Option<u32> {
+        let waiting = self.queued.values().filter(|entry| entry.skill == skill).count() as i64;
+        self.wait_estimate(waiting, skill)
+    }
+
     /// The agent holding `conversation`, if assigned.
     pub fn assignee(&self, conversation: ConversationId) -> Option<AgentId> {
         self.assigned.get(&conversation).copied()
@@ -209,10 +315,16 @@ impl Router {
             .take_while(|key| key.conversation != conversation)
             .filter(|key| self.queued.get(&key.conversation).is_some_and(|e| e.skill == entry.skill))
             .count() as i64;
+        self.wait_estimate(ahead, entry.skill)
+    }
+
+    /// `ahead` conversations of `skill` are served first: their handling time spread over
+    /// the capacity of online agents with the skill.
+    fn wait_estimate(&self, ahead: i64, skill: SkillId) -> Option<u32> {
         let capacity: i64 = self
             .agents
             .values()
-            .filter(|slot| slot.state == AgentState::Online && handles(&slot.profile, entry.skill))
+            .filter(|slot| slot.state == AgentState::Online && handles(&slot.profile, skill))
             .map(|slot| i64::from(slot.profile.max_concurrent))
             .sum();
         if capacity == 0 {
@@ -227,12 +339,13 @@ impl Router {
         let mut out = Vec::new();
         let waiting: Vec<QueueKey> = self.queue.iter().copied().collect();
         for key in waiting {
-            let skill = self.queued[&key.conversation].skill;
+            let QueuedConversation { skill, avoid, .. } = self.queued[&key.conversation];
             let best = self
                 .agents
                 .iter()
-                .filter(|(_, slot)| {
-                    slot.state == AgentState::Online
+                .filter(|(id, slot)| {
+                    avoid != Some(**id)
+                        && slot.state == AgentState::Online
                         && slot.load < slot.profile.max_concurrent
                         && handles(&slot.profile, skill)
                 })
@@ -269,7 +382,7 @@ mod tests {
     }
 
     fn queued(conversation: ConversationId, skill: SkillId, at: Millis) -> QueuedConversation {
-        QueuedConversation { conversation, skill, priority: 0, enqueued_at: at }
+        QueuedConversation { conversation, skill, priority: 0, enqueued_at: at, avoid: None }
     }
 
     #[test]
@@ -326,12 +439,50 @@ mod tests {
         assert_eq!(third, 600);
     }
 
+    #[test]
+    fn back_to_queue_goes_to_another_agent_and_keeps_its_place() {
+        let mut router = Router::new();
+        router.upsert_agent(10, agent(1, &[GENERAL]), 0);
+        router.set_agent_state(10, AgentState::Online, 0);
+        assert_eq!(router.enqueue(queued(1, GENERAL, 1), 1).len(), 1);
+        assert!(router.enqueue(queued(2, GENERAL, 2), 2).is_empty());
+        // Agent 10 hands conversation 1 back: it is not offered to them again, so their
+        // freed seat serves conversation 2, and 1 waits ahead of anything newer.
+        let entry = QueuedConversation { avoid: Some(10), ..queued(1, GENERAL, 1) };
+        assert_eq!(router.requeue(entry, 3), vec![Assignment { conversation: 2, agent: 10 }]);
+        assert_eq!(router.queued().iter().map(|e| e.conversation).collect::<Vec<_>>(), vec![1]);
+        router.upsert_agent(11, agent(1, &[GENERAL]), 4);
+        assert_eq!(router.set_agent_state(11, AgentState::Online, 4), vec![Assignment { conversation: 1, agent: 11 }]);
+    }
+
+    #[test]
+    fn transfer_to_agent_needs_an_online_agent_with_room() {
+        let mut router = Router::new();
+        router.upsert_agent(10, agent(1, &[GENERAL]), 0);
+        router.upsert_agent(11, agent(1, &[BILLING]), 0);
+        router.set_agent_state(10, AgentState::Online, 0);
+        router.enqueue(queued(1, GENERAL, 1), 1);
+        assert_eq!(router.transfer_to_agent(1, 11, 2), Err(TransferRefusal::NotOnline(AgentState::Offline)));
+        assert_eq!(router.transfer_to_agent(1, 10, 2), Err(TransferRefusal::AlreadyAssigned));
+        assert_eq!(router.transfer_to_agent(1, 99, 2), Err(TransferRefusal::UnknownAgent));
+        router.set_agent_state(11, AgentState::Online, 2);
+        // Skills do not restrict a transfer to a named agent; capacity does.
+        router.enqueue(queued(2, GENERAL, 3), 3);
+        assert_eq!(router.transfer_to_agent(1, 11, 4), Ok(vec![Assignment { conversation: 2, agent: 10 }]));
+        assert_eq!(router.assignee(1), Some(11));
+        assert_eq!(router.transfer_to_agent(2, 11, 5), Err(TransferRefusal::AtCapacity { load: 1, max: 1 }));
+        assert_eq!(router.estimated_wait_for_new(GENERAL), Some(300));
+        assert_eq!(router.agents().iter().map(|a| (a.agent, a.load)).collect::<Vec<_>>(), vec![(10, 1), (11, 1)]);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Enqueue { skill: SkillId, priority: i32 },
         Release(usize),
         State(AgentId, bool),
         Capacity(AgentId, u32),
+        Requeue(usize, SkillId),
+        Transfer(usize, AgentId),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -340,6 +491,8 @@ mod tests {
             (0..50usize).prop_map(Op::Release),
             (0..4i64, any::<bool>()).prop_map(|(a, on)| Op::State(a, on)),
             (0..4i64, 0..4u32).prop_map(|(a, c)| Op::Capacity(a, c)),
+            (0..50usize, 1..=2i64).prop_map(|(i, skill)| Op::Requeue(i, skill)),
+            (0..50usize, 0..4i64).prop_map(|(i, a)| Op::Transfer(i, a)),
         ]
     }
 
@@ -358,7 +511,7 @@ mod tests {
                     Op::Enqueue { skill, priority } => {
                         next_id += 1;
                         open.push(next_id);
-                        router.enqueue(QueuedConversation { conversation: next_id, skill, priority, enqueued_at: now }, now)
+                        router.enqueue(QueuedConversation { conversation: next_id, skill, priority, enqueued_at: now, avoid: None }, now)
                     }
                     Op::Release(i) if !open.is_empty() => {
                         let conversation = open.remove(i % open.len());
@@ -370,6 +523,24 @@ mod tests {
                         let skills = router.agents[&a].profile.skills.clone();
                         router.upsert_agent(a, agent(c, &skills), now)
                     }
+                    Op::Requeue(i, skill) if !open.is_empty() => {
+                        let conversation = open[i % open.len()];
+                        let avoid = router.assignee(conversation);
+                        router.requeue(QueuedConversation { conversation, skill, priority: 0, enqueued_at: now, avoid }, now)
+                    }
+                    Op::Transfer(i, a) if !open.is_empty() => {
+                        let conversation = open[i % open.len()];
+                        let before = router.agents[&a].load;
+                        match router.transfer_to_agent(conversation, a, now) {
+                            Ok(assignments) => {
+                                prop_assert_eq!(router.assignee(conversation), Some(a));
+                                prop_assert_eq!(router.agents[&a].load, before + 1);
+                                assignments
+                            }
+                            Err(_) => Vec::new(),
+                        }
+                    }
+                    Op::Requeue(..) | Op::Transfer(..) => Vec::new(),
                 };
                 for assignment in &assignments {
                     let slot = &router.agents[&assignment.agent];
@@ -388,9 +559,11 @@ mod tests {
                     prop_assert!(is_queued != is_assigned, "conversation {} queued={} assigned={}", conversation, is_queued, is_assigned);
                 }
                 prop_assert_eq!(router.queued.len() + router.assigned.len(), open.len());
-                // Nobody waits while an eligible online agent has room.
+                // Nobody waits while an eligible online agent has room (other than the one
+                // who handed it back).
                 for entry in router.queued.values() {
-                    let free = router.agents.values().any(|slot| slot.state == AgentState::Online
+                    let free = router.agents.iter().any(|(id, slot)| entry.avoid != Some(*id)
+                        && slot.state == AgentState::Online
                         && slot.load < slot.profile.max_concurrent
                         && slot.profile.skills.contains(&entry.skill));
                     prop_assert!(!free, "conversation {} waits beside a free agent", entry.conversation);

@@ -337,6 +337,9 @@ pub enum ConversationEventKind {
     Assigned,
     /// Resolved; `by` says who closed it.
     Closed,
+    /// Agents only: the conversation left this agent (transferred to `agent`, or back to a
+    /// queue when `agent` is absent).
+    Transferred,
 }
 
 /// Consumer profile as agents see it.
@@ -428,7 +431,14 @@ pub enum ServerFrame {
     /// The other side delivered/read messages up to `seq`.
     Rcpt { c: ConversationId, by: Side, k: ReceiptKind, seq: i64 },
     /// The other side is (or stopped) typing.
-    Typing { c: ConversationId, by: Side, on: bool },
+    Typing {
+        c: ConversationId,
+        by: Side,
+        on: bool,
+        /// The agent's display name when an agent types (absent for consumers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// A conversation changed state.
     Conv {
         c: ConversationId,

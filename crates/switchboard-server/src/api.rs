@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
@@ -750,6 +750,9 @@ async fn list_conversations(
 pub struct MessagesQuery {
     /// Messages after this seq (default 0: from the start).
     pub after: Option<i64>,
+    /// Instead of `after`: the last `limit` messages before this seq (paging backwards from
+    /// the newest, for long histories: start with `last_seq + 1`).
+    pub before: Option<i64>,
     /// 1–1000, default 200.
     pub limit: Option<u32>,
 }
@@ -760,7 +763,8 @@ pub struct ConversationDetail {
     pub conversation: Conversation,
     pub consumer: Option<Consumer>,
     pub messages: Vec<Message>,
-    /// More messages follow: ask again with `after` = the last seq.
+    /// More messages follow: ask again with `after` = the last seq (or, when paging with
+    /// `before`, earlier messages exist: ask with `before` = the first seq).
     pub more: bool,
 }
 
@@ -789,10 +793,17 @@ async fn get_conversation(
         return Err(ApiError::code(ErrorCode::ConversationNotFound));
     }
     let consumer = state.store.consumer(&caller.brand_id, conversation.consumer_id).await?;
-    let mut messages =
-        state.store.messages_after(&caller.brand_id, conversation_id, query.after.unwrap_or(0), limit + 1).await?;
-    let more = messages.len() > limit as usize;
-    messages.truncate(limit as usize);
+    let (messages, more) = match (query.after, query.before) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give either after or before, not both")),
+        (None, Some(before)) => state.store.messages_before(&caller.brand_id, conversation_id, before, limit).await?,
+        (after, None) => {
+            let mut messages =
+                state.store.messages_after(&caller.brand_id, conversation_id, after.unwrap_or(0), limit + 1).await?;
+            let more = messages.len() > limit as usize;
+            messages.truncate(limit as usize);
+            (messages, more)
+        }
+    };
     Ok(Json(ConversationDetail {
         conversation,
         consumer,
@@ -834,10 +845,6 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn landing() -> Html<&'static str> {
-    Html(include_str!("landing.html"))
-}
-
 async fn count_requests(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let class = match response.status().as_u16() {
@@ -861,7 +868,9 @@ async fn not_found() -> ApiError {
     paths(
         login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
         list_keys, delete_key, create_skill, list_skills, delete_skill, create_user, list_users, get_user, patch_user,
-        create_token, list_tokens, delete_token, list_conversations, get_conversation, healthz, readyz, metrics_text
+        create_token, list_tokens, delete_token, list_conversations, get_conversation, crate::floor::inbox,
+        crate::floor::roster, crate::floor::transfer, crate::floor::dashboard, crate::floor::report,
+        crate::floor::report_csv, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),
     modifiers(&BearerAuth),
@@ -907,7 +916,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/consumer", get(ws::consumer_endpoint))
         .route("/v1/agent", get(ws::agent_endpoint))
-        .route("/", get(landing))
+        .merge(crate::floor::routes())
+        .route("/", get(crate::web::index))
+        .route("/assets/{*path}", get(crate::web::asset))
         .fallback(not_found)
         .layer(middleware::from_fn(count_requests))
         .with_state(state);

@@ -12,10 +12,12 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod floor;
 pub mod jwt;
 pub mod live;
 pub mod metrics;
 pub mod seed;
+pub mod web;
 pub mod ws;
 
 use std::collections::HashMap;

@@ -6,11 +6,38 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use switchboard_bus::{Envelope, Topic};
-use switchboard_core::routing::{ANY_SKILL, AgentProfile, Assignment, QueuedConversation, Router};
-use switchboard_protocol::{AgentState, ConversationEventKind, ConversationId, ConversationSummary, ServerFrame};
-use switchboard_store::{Consumer, Conversation, Role, StoreError, User};
+use switchboard_core::routing::{
+    ANY_SKILL, AgentProfile, AgentView, Assignment, QueuedConversation, Router, TransferRefusal,
+};
+use switchboard_protocol::{
+    AgentState, ConversationEventKind, ConversationId, ConversationStatus, ConversationSummary, ErrorCode, ServerFrame,
+};
+use switchboard_store::{Append, Consumer, Conversation, Role, StoreError, SystemAppend, User};
 
+use crate::error::{ApiError, ApiResult};
 use crate::{AppState, now_ms};
+
+/// Where a transfer sends a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// The queue of a skill (`None`: no particular skill).
+    Skill(Option<i64>),
+    /// Back to the queue it came from.
+    Queue,
+    /// A named agent, ahead of the queue.
+    Agent(i64),
+}
+
+/// The routing picture of one brand at a moment (dashboards).
+#[derive(Debug, Clone)]
+pub struct Floor {
+    /// Waiting conversations in serving order.
+    pub queued: Vec<QueuedConversation>,
+    /// Agents with state and load.
+    pub agents: Vec<AgentView>,
+    /// Estimated wait of a conversation arriving now, per skill id seen in `skills`.
+    pub estimated_wait: HashMap<i64, Option<u32>>,
+}
 
 /// The routing engines of this node, by brand id.
 #[derive(Debug, Default)]
@@ -34,6 +61,15 @@ impl Live {
     /// Estimated seconds to an agent for a queued conversation.
     pub fn estimated_wait(&self, brand_id: &str, conversation: ConversationId) -> Option<u32> {
         self.with_router(brand_id, |router| router.estimated_wait_secs(conversation))
+    }
+
+    /// The brand's queue and agents now; `skills` are the skill ids to estimate waits for.
+    pub fn floor(&self, brand_id: &str, skills: &[i64]) -> Floor {
+        self.with_router(brand_id, |router| Floor {
+            queued: router.queued(),
+            agents: router.agents(),
+            estimated_wait: skills.iter().map(|skill| (*skill, router.estimated_wait_for_new(*skill))).collect(),
+        })
     }
 }
 
@@ -216,6 +252,133 @@ impl AppState {
         self.apply_assignments(&conversation.brand_id, assignments).await;
     }
 
+    /// Moves an open conversation to a skill's queue, back to its queue, or to a named agent.
+    /// `actor` must hold it or be a manager. Everyone concerned hears of it: the previous
+    /// agent (`transferred`), the new one (`assigned`), the consumer (`assigned` or `queued`),
+    /// and a system notice in the conversation says what happened.
+    pub async fn transfer(
+        &self,
+        actor: &User,
+        conversation_id: ConversationId,
+        target: TransferTarget,
+    ) -> ApiResult<Conversation> {
+        let brand_id = actor.brand_id.as_str();
+        let conversation = self
+            .store
+            .conversation(brand_id, conversation_id)
+            .await?
+            .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
+        if conversation.agent_id != Some(actor.id) && actor.role < Role::Manager {
+            return Err(ApiError::code(ErrorCode::NotAssigned));
+        }
+        if conversation.status != ConversationStatus::Open {
+            return Err(ApiError::code(ErrorCode::ConversationClosed));
+        }
+        let previous = conversation.agent_id;
+        let now = now_ms();
+        let (updated, notice, assignments, new_agent) = match target {
+            TransferTarget::Agent(agent_id) => {
+                let agent =
+                    self.store.user(brand_id, agent_id).await?.filter(|user| !user.disabled).ok_or_else(|| {
+                        ApiError::new(ErrorCode::TransferRefused, format!("no active agent has id {agent_id}"))
+                    })?;
+                let assignments = self
+                    .live
+                    .with_router(brand_id, |router| router.transfer_to_agent(conversation_id, agent_id, now))
+                    .map_err(|refusal| refused(&agent, refusal))?;
+                if !self.store.assign(brand_id, conversation_id, agent_id, now).await? {
+                    // Closed meanwhile: undo in the router and say so.
+                    let freed = self.live.with_router(brand_id, |router| router.release(conversation_id, None, now));
+                    self.apply_assignments(brand_id, freed).await;
+                    return Err(ApiError::code(ErrorCode::ConversationClosed));
+                }
+                let updated = self.store.conversation(brand_id, conversation_id).await?.unwrap_or(conversation);
+                (updated, format!("Transferred to {}", agent.name), assignments, Some(agent))
+            }
+            TransferTarget::Skill(_) | TransferTarget::Queue => {
+                let (skill_id, notice) = match target {
+                    TransferTarget::Skill(Some(skill_id)) => {
+                        let skill = self
+                            .store
+                            .skills(brand_id)
+                            .await?
+                            .into_iter()
+                            .find(|skill| skill.id == skill_id)
+                            .ok_or_else(|| ApiError::bad_request(format!("no skill has id {skill_id}")))?;
+                        (Some(skill_id), format!("Transferred to {}", skill.name))
+                    }
+                    TransferTarget::Skill(None) => (None, "Transferred to the general queue".to_owned()),
+                    _ => (conversation.skill_id, "Returned to the queue".to_owned()),
+                };
+                let updated = self
+                    .store
+                    .requeue(brand_id, conversation_id, skill_id)
+                    .await?
+                    .ok_or_else(|| ApiError::code(ErrorCode::ConversationClosed))?;
+                let entry = QueuedConversation { avoid: previous, ..queue_entry(&updated) };
+                let assignments = self.live.with_router(brand_id, |router| router.requeue(entry, now));
+                (updated, notice, assignments, None)
+            }
+        };
+        metrics::counter!(crate::metrics::TRANSFERS).increment(1);
+        if let Some(previous) = previous.filter(|previous| Some(*previous) != new_agent.as_ref().map(|a| a.id)) {
+            let frame = ServerFrame::Conv {
+                c: conversation_id,
+                ev: ConversationEventKind::Transferred,
+                agent: new_agent.as_ref().map(|agent| agent.name.clone()),
+                eta: None,
+                by: None,
+                conv: None,
+            };
+            self.to_agent(brand_id, previous, 0, &frame);
+        }
+        self.post_notice(&updated, notice).await;
+        match new_agent {
+            Some(agent) => {
+                if let Err(error) = self.announce_assignment(brand_id, conversation_id, agent.id).await {
+                    tracing::error!(%error, conversation_id, "could not announce a transfer");
+                }
+                self.apply_assignments(brand_id, assignments).await;
+            }
+            None => {
+                let assigned_now = assignments.iter().any(|a| a.conversation == conversation_id);
+                self.apply_assignments(brand_id, assignments).await;
+                if !assigned_now {
+                    let frame = ServerFrame::Conv {
+                        c: conversation_id,
+                        ev: ConversationEventKind::Queued,
+                        agent: None,
+                        eta: self.live.estimated_wait(brand_id, conversation_id),
+                        by: None,
+                        conv: None,
+                    };
+                    self.to_consumer(brand_id, updated.consumer_id, 0, &frame);
+                }
+            }
+        }
+        Ok(self.store.conversation(brand_id, conversation_id).await?.unwrap_or(updated))
+    }
+
+    /// Stores a system notice in a conversation and shows it to the consumer and the agent
+    /// holding it. A failure is logged: the move it describes already happened.
+    async fn post_notice(&self, conversation: &Conversation, text: String) {
+        let append = Append::System(SystemAppend {
+            brand_id: conversation.brand_id.clone(),
+            conversation_id: conversation.id,
+            text,
+        });
+        match self.store.append(append, now_ms()).await {
+            Ok(appended) => {
+                let frame = ServerFrame::Msg(appended.message.to_wire());
+                self.to_consumer(&conversation.brand_id, conversation.consumer_id, 0, &frame);
+                if let Some(agent) = conversation.agent_id {
+                    self.to_agent(&conversation.brand_id, agent, 0, &frame);
+                }
+            }
+            Err(error) => tracing::error!(%error, conversation = conversation.id, "could not store a system notice"),
+        }
+    }
+
     /// Persists routing decisions and announces them. An assignment the store refuses (the
     /// conversation closed meanwhile) is released again.
     pub async fn apply_assignments(&self, brand_id: &str, assignments: Vec<Assignment>) {
@@ -282,5 +445,21 @@ fn queue_entry(conversation: &Conversation) -> QueuedConversation {
         skill: conversation.skill_id.unwrap_or(ANY_SKILL),
         priority: i32::try_from(conversation.priority).unwrap_or(0),
         enqueued_at: conversation.opened_at,
+        avoid: None,
     }
+}
+
+fn refused(agent: &User, refusal: TransferRefusal) -> ApiError {
+    let name = &agent.name;
+    let message = match refusal {
+        TransferRefusal::UnknownAgent => format!("{name} cannot take conversations"),
+        TransferRefusal::NotOnline(state) => {
+            format!("{name} is {} (only online agents take transfers)", state.as_str())
+        }
+        TransferRefusal::AtCapacity { load, max } => {
+            format!("{name} has no free capacity ({load} of {max} conversations)")
+        }
+        TransferRefusal::AlreadyAssigned => format!("the conversation is already with {name}"),
+    };
+    ApiError::new(ErrorCode::TransferRefused, message)
 }

@@ -19,6 +19,8 @@ pub const LAGGED: &str = "switchboard_ws_lagged_total";
 pub const CONVERSATIONS_OPENED: &str = "switchboard_conversations_opened_total";
 /// Counter: conversations assigned to an agent.
 pub const ASSIGNMENTS: &str = "switchboard_assignments_total";
+/// Counter: conversations transferred (to a skill, an agent, or back to the queue).
+pub const TRANSFERS: &str = "switchboard_transfers_total";
 /// Counter: REST requests, labels `status` class (2xx, 4xx, 5xx).
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 
@@ -43,6 +45,7 @@ fn describe() {
     metrics::describe_counter!(LAGGED, "times a socket fell behind the bus and was told to resync");
     metrics::describe_counter!(CONVERSATIONS_OPENED, "conversations opened");
     metrics::describe_counter!(ASSIGNMENTS, "conversations assigned to agents");
+    metrics::describe_counter!(TRANSFERS, "conversations transferred to a skill, an agent or back to the queue");
     metrics::describe_counter!(HTTP_REQUESTS, "REST requests by status class");
     switchboard_store::describe_metrics();
 }

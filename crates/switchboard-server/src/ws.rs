@@ -626,7 +626,12 @@ async fn handle_consumer(
         ClientFrame::Typing { c, on } => {
             peer.owns(state, c).await?;
             if let Some(agent) = state.live.assignee(&brand_id, c) {
-                state.to_agent(&brand_id, agent, origin, &ServerFrame::Typing { c, by: Side::Consumer, on });
+                state.to_agent(
+                    &brand_id,
+                    agent,
+                    origin,
+                    &ServerFrame::Typing { c, by: Side::Consumer, on, name: None },
+                );
             }
             Ok(Vec::new())
         }
@@ -922,7 +927,7 @@ async fn handle_agent(
                     &brand_id,
                     conversation.consumer_id,
                     origin,
-                    &ServerFrame::Typing { c, by: Side::Agent, on },
+                    &ServerFrame::Typing { c, by: Side::Agent, on, name: Some(peer.user.name.clone()) },
                 );
             }
             Ok(Vec::new())

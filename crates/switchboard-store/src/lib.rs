@@ -13,6 +13,7 @@
 //! Messages are written by the group-commit writer (`writer`); everything else goes through
 //! the pool directly.
 
+mod floor;
 mod metrics;
 pub mod model;
 mod queries;
@@ -26,6 +27,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Row};
 use switchboard_protocol::{Millis, Side};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::floor::{Activity, AgentDay};
 pub use crate::metrics::describe as describe_metrics;
 pub use crate::model::*;
 pub use crate::queries::{ApiToken, AppPatch, BrandPatch, CsatError, NewApp, NewBrand, NewUser, UserPatch};

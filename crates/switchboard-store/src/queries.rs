@@ -95,7 +95,7 @@ pub enum CsatError {
     Store(#[from] StoreError),
 }
 
-const CONVERSATION_COLUMNS: &str =
+pub(crate) const CONVERSATION_COLUMNS: &str =
     "id, brand_id, consumer_id, app_id, channel, skill_id, status, priority, opened_at, closed_at,
     closed_by, agent_id, assigned_at, first_response_at, last_seq, last_message_at, consumer_delivered_seq,
     consumer_read_seq, agent_delivered_seq, agent_read_seq, survey_open, csat_score, csat_comment";
@@ -167,7 +167,7 @@ fn consumer_from_row(row: &AnyRow) -> Result<Consumer, StoreError> {
     })
 }
 
-fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
+pub(crate) fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(Conversation {
         id: row.try_get("id")?,

@@ -325,7 +325,7 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
             }),
         ),
         ("rcpt", ServerFrame::Rcpt { c: CONV, by: Side::Agent, k: ReceiptKind::Read, seq: 3 }),
-        ("typing", ServerFrame::Typing { c: CONV, by: Side::Agent, on: true }),
+        ("typing", ServerFrame::Typing { c: CONV, by: Side::Agent, on: true, name: Some("Alice".into()) }),
         (
             "conv_opened",
             ServerFrame::Conv {
@@ -378,6 +378,17 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                 agent: None,
                 eta: None,
                 by: Some(Side::Agent),
+                conv: None,
+            },
+        ),
+        (
+            "conv_transferred",
+            ServerFrame::Conv {
+                c: CONV,
+                ev: ConversationEventKind::Transferred,
+                agent: Some("Bob".into()),
+                eta: None,
+                by: None,
                 conv: None,
             },
         ),

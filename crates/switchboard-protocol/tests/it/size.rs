@@ -145,7 +145,7 @@ fn twelve_message_conversation() -> (Tally, Tally) {
         down.add("rcpt", &ServerFrame::Rcpt { c: CONV, by: Side::Agent, k: ReceiptKind::Read, seq });
 
         // The agent answers.
-        down.add("typing", &ServerFrame::Typing { c: CONV, by: Side::Agent, on: true });
+        down.add("typing", &ServerFrame::Typing { c: CONV, by: Side::Agent, on: true, name: Some("Alice".into()) });
         seq += 1;
         ts += 35_000 + 417;
         down.add(

@@ -33,7 +33,12 @@ async fn consumer_writes_agent_receives_and_replies_then_resolves_with_survey() 
     // Typing and read receipts show on both sides.
     agent.send(json!({"t": "typing", "c": c, "on": true})).await;
     let typing = consumer.expect(|f| f["t"] == "typing").await;
-    assert_eq!(typing, json!({"t": "typing", "c": c, "by": "a", "on": true}));
+    let agent_name = format!("Agent of {}", brand.id);
+    assert_eq!(
+        typing,
+        json!({"t": "typing", "c": c, "by": "a", "on": true, "name": agent_name}),
+        "with the agent's name"
+    );
     agent.send(json!({"t": "rcpt", "c": c, "seq": 1, "k": "read"})).await;
     let read = consumer.expect(|f| f["t"] == "rcpt").await;
     assert_eq!(read, json!({"t": "rcpt", "c": c, "by": "a", "k": "read", "seq": 1}));

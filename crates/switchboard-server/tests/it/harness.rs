@@ -87,23 +87,37 @@ impl TestServer {
             .unwrap();
         self.store.add_app_key(&id, &app, "pem", RSA_PUBLIC, now).await.unwrap();
         self.store.add_app_key(&id, &app, "pem", EC_PUBLIC, now).await.unwrap();
-        let hash = switchboard_server::auth::hash_password(PASSWORD).unwrap();
         let admin_email = format!("admin@{id}.test");
         let agent_email = format!("agent@{id}.test");
-        for (email, role, max) in [(&admin_email, Role::Admin, 0), (&agent_email, Role::Agent, 5)] {
-            let new = NewUser {
-                brand_id: id.clone(),
-                email: email.clone(),
-                name: format!("{role:?} of {id}"),
-                role,
-                password_hash: hash.clone(),
-                max_concurrent: max,
-                skills: vec![],
-            };
-            let user = self.store.create_user(&new, now).await.unwrap();
-            self.running.as_ref().unwrap().state.agent_changed(&user).await;
+        let brand = TestBrand { id, app, admin_email, agent_email };
+        for (email, role, max) in [(&brand.admin_email, Role::Admin, 0), (&brand.agent_email, Role::Agent, 5)] {
+            self.user(&brand, email, &format!("{role:?} of {}", brand.id), role, max, vec![]).await;
         }
-        TestBrand { id, app, admin_email, agent_email }
+        brand
+    }
+
+    /// Adds a user to the brand (password [`PASSWORD`]) and tells the router; returns the id.
+    pub async fn user(
+        &self,
+        brand: &TestBrand,
+        email: &str,
+        name: &str,
+        role: Role,
+        max: i64,
+        skills: Vec<i64>,
+    ) -> i64 {
+        let new = NewUser {
+            brand_id: brand.id.clone(),
+            email: email.to_owned(),
+            name: name.to_owned(),
+            role,
+            password_hash: switchboard_server::auth::hash_password(PASSWORD).unwrap(),
+            max_concurrent: max,
+            skills,
+        };
+        let user = self.store.create_user(&new, now_secs() * 1000).await.unwrap();
+        self.running.as_ref().unwrap().state.agent_changed(&user).await;
+        user.id
     }
 
     pub async fn login(&self, email: &str) -> String {

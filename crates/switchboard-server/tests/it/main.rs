@@ -6,5 +6,6 @@ mod harness;
 mod admin;
 mod auth;
 mod conversation;
+mod floor;
 mod robustness;
 mod tenancy;

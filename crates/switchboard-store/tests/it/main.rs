@@ -66,6 +66,7 @@ mod support;
 mod agents;
 mod conversations;
 mod directory;
+mod floor;
 mod listing;
 mod messages;
 mod persistence;

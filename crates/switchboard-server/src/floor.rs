@@ -1,0 +1,635 @@
+//! REST for running the floor: the agent's inbox and the roster (who can take a transfer),
+//! transfers, the manager's live dashboard and the history reports with CSV export. The
+//! dashboard reads the routing engine (queue, agents, loads) and the store (today's
+//! resolved conversations, first responses, CSAT); reports read the store only.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use switchboard_core::limits::Channel;
+use switchboard_core::routing::ANY_SKILL;
+use switchboard_protocol::{AgentState, ErrorCode, Message, Millis, Side};
+use switchboard_store::{Consumer, Conversation, Role, Skill, User};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::{Body, P, Q};
+use crate::auth::{AgentAuth, Caller, ManagerAuth};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::live::TransferTarget;
+use crate::{AppState, now_ms};
+
+const HOUR_MS: Millis = 3_600_000;
+const DAY_MS: Millis = 24 * HOUR_MS;
+/// Longest report range.
+pub const MAX_REPORT_DAYS: i64 = 92;
+/// Most conversations one report reads.
+pub const MAX_REPORT_CONVERSATIONS: u32 = 100_000;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/roster", get(roster))
+        .route("/api/v1/conversations/{conversation_id}/transfer", post(transfer))
+        .route("/api/v1/dashboard", get(dashboard))
+        .route("/api/v1/reports", get(report))
+        .route("/api/v1/reports/conversations.csv", get(report_csv))
+}
+
+async fn caller_user(state: &AppState, caller: &Caller) -> ApiResult<User> {
+    state.store.user(&caller.brand_id, caller.user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))
+}
+
+// ----- inbox and roster --------------------------------------------------------------------
+
+/// One conversation of the agent's inbox.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InboxItem {
+    pub conversation: Conversation,
+    pub consumer: Option<Consumer>,
+    pub last_message: Option<Message>,
+    /// Consumer messages after the agent's read mark.
+    pub unread: i64,
+    /// When the consumer's oldest unanswered message arrived; `null` when the agent spoke last.
+    pub waiting_since: Option<Millis>,
+    /// Longest message an agent may send here, in characters.
+    pub char_limit: usize,
+    /// Skill name, if routed to one.
+    pub skill: Option<String>,
+}
+
+/// The agent's open conversations.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Inbox {
+    /// Longest-waiting first; conversations nobody waits on last.
+    pub items: Vec<InboxItem>,
+}
+
+/// The caller's open conversations with what the inbox shows: last message, unread count,
+/// waiting time.
+#[utoipa::path(get, path = "/api/v1/inbox", tag = "workspace", responses((status = 200, body = Inbox)))]
+async fn inbox(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Inbox>> {
+    let brand_id = &caller.brand_id;
+    let skills = skill_names(&state.store.skills(brand_id).await?);
+    let mut items = Vec::new();
+    for conversation in state.store.agent_conversations(brand_id, caller.user_id).await? {
+        let activity = state.store.activity(brand_id, conversation.id, conversation.agent_read_seq).await?;
+        let consumer = state.store.consumer(brand_id, conversation.consumer_id).await?;
+        let char_limit = Channel::parse(&conversation.channel).unwrap_or(Channel::InApp).max_chars(Side::Agent);
+        items.push(InboxItem {
+            skill: conversation.skill_id.and_then(|id| skills.get(&id).cloned()),
+            consumer,
+            last_message: activity.last_message.map(|message| message.to_wire()),
+            unread: activity.unread,
+            waiting_since: activity.waiting_since,
+            char_limit,
+            conversation,
+        });
+    }
+    items.sort_by_key(|item| (item.waiting_since.unwrap_or(Millis::MAX), item.conversation.opened_at));
+    Ok(Json(Inbox { items }))
+}
+
+fn skill_names(skills: &[Skill]) -> HashMap<i64, String> {
+    skills.iter().map(|skill| (skill.id, skill.name.clone())).collect()
+}
+
+/// An agent as colleagues see them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RosterAgent {
+    pub id: i64,
+    pub name: String,
+    pub state: AgentState,
+    /// Open conversations held now.
+    pub load: u32,
+    pub max_concurrent: i64,
+    pub skills: Vec<i64>,
+}
+
+/// Who and where a conversation can be transferred to.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Roster {
+    /// Active users who take conversations (capacity above zero), by name.
+    pub agents: Vec<RosterAgent>,
+    pub skills: Vec<Skill>,
+}
+
+/// Agents with state and load, and skills: the transfer picker.
+#[utoipa::path(get, path = "/api/v1/roster", tag = "workspace", responses((status = 200, body = Roster)))]
+async fn roster(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Roster>> {
+    let users = state.store.users(&caller.brand_id).await?;
+    let skills = state.store.skills(&caller.brand_id).await?;
+    let floor = state.live.floor(&caller.brand_id, &[]);
+    let views: HashMap<i64, (AgentState, u32)> =
+        floor.agents.iter().map(|view| (view.agent, (view.state, view.load))).collect();
+    let mut agents: Vec<RosterAgent> = users
+        .into_iter()
+        .filter(|user| !user.disabled && user.max_concurrent > 0)
+        .map(|user| RosterAgent {
+            load: views.get(&user.id).map_or(0, |view| view.1),
+            state: views.get(&user.id).map_or(user.state, |view| view.0),
+            id: user.id,
+            name: user.name,
+            max_concurrent: user.max_concurrent,
+            skills: user.skills,
+        })
+        .collect();
+    agents.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(Roster { agents, skills }))
+}
+
+// ----- transfer ----------------------------------------------------------------------------
+
+/// Where to send the conversation: `skill_id`, or `agent_id`, or neither (back to its queue).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub skill_id: Option<i64>,
+    pub agent_id: Option<i64>,
+}
+
+/// Transfers an open conversation to a skill's queue, to a named agent (who must be online
+/// with free capacity), or back to its queue (`{}`; the agent who gives it back is not
+/// offered it again). The holding agent or a manager may do it.
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/transfer", tag = "workspace",
+    params(("conversation_id" = i64, Path)), request_body = TransferRequest,
+    responses((status = 200, body = Conversation), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn transfer(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    P(conversation_id): P<i64>,
+    Body(request): Body<TransferRequest>,
+) -> ApiResult<Json<Conversation>> {
+    let target = match (request.skill_id, request.agent_id) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give skill_id or agent_id, not both")),
+        (Some(skill), None) => TransferTarget::Skill(Some(skill)),
+        (None, Some(agent)) => TransferTarget::Agent(agent),
+        (None, None) => TransferTarget::Queue,
+    };
+    let actor = caller_user(&state, &caller).await?;
+    Ok(Json(state.transfer(&actor, conversation_id, target).await?))
+}
+
+// ----- dashboard ---------------------------------------------------------------------------
+
+/// "Since when" for today's figures.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DashboardQuery {
+    /// Start of the manager's day (ms since the epoch); default: midnight UTC.
+    pub since: Option<Millis>,
+}
+
+/// Agents of a skill by state.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct StateCounts {
+    pub online: u32,
+    pub away: u32,
+    pub back_soon: u32,
+    pub offline: u32,
+}
+
+/// One skill's queue and staffing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SkillFloor {
+    /// `null`: conversations routed to no particular skill.
+    pub id: Option<i64>,
+    pub name: String,
+    pub queue_depth: u32,
+    pub longest_wait_secs: Option<i64>,
+    /// For a conversation arriving now; `null` when no online agent has the skill.
+    pub estimated_wait_secs: Option<u32>,
+    /// Open conversations (queued or assigned).
+    pub open: i64,
+    /// Agents with this skill by state.
+    pub agents: StateCounts,
+    /// Conversations held by online agents with this skill, and their capacity.
+    pub load: u32,
+    pub capacity: u32,
+}
+
+/// One agent's day.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgentFloor {
+    pub id: i64,
+    pub name: String,
+    pub state: AgentState,
+    pub load: u32,
+    pub max_concurrent: i64,
+    pub skills: Vec<i64>,
+    pub resolved_today: i64,
+    pub avg_first_response_secs: Option<i64>,
+}
+
+/// CSAT answers: count per score 1–5.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CsatSummary {
+    pub responses: i64,
+    pub average: Option<f64>,
+    pub distribution: [i64; 5],
+}
+
+impl CsatSummary {
+    fn from_distribution(distribution: [i64; 5]) -> CsatSummary {
+        let responses: i64 = distribution.iter().sum();
+        let points: i64 = distribution.iter().zip(1..).map(|(count, score)| count * score).sum();
+        let average = (responses > 0).then(|| (points as f64 / responses as f64 * 100.0).round() / 100.0);
+        CsatSummary { responses, average, distribution }
+    }
+}
+
+/// Brand-wide figures.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FloorTotals {
+    pub queued: u32,
+    pub open: i64,
+    pub assigned: u32,
+    pub resolved_today: i64,
+    pub longest_wait_secs: Option<i64>,
+}
+
+/// The live floor.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Dashboard {
+    pub generated_at: Millis,
+    pub since: Millis,
+    pub skills: Vec<SkillFloor>,
+    pub agents: Vec<AgentFloor>,
+    pub csat: CsatSummary,
+    pub totals: FloorTotals,
+}
+
+/// The manager's live view: per skill queue depth, longest and estimated wait, open
+/// conversations and staffing; per agent state, load, resolved today and average first
+/// response; CSAT today.
+#[utoipa::path(get, path = "/api/v1/dashboard", tag = "reports", params(DashboardQuery),
+    responses((status = 200, body = Dashboard), (status = 403, body = ErrorBody)))]
+async fn dashboard(
+    State(state): State<AppState>,
+    ManagerAuth(caller): ManagerAuth,
+    Q(query): Q<DashboardQuery>,
+) -> ApiResult<Json<Dashboard>> {
+    let now = now_ms();
+    let since = query.since.unwrap_or(now - now.rem_euclid(DAY_MS));
+    if since > now || now - since > 2 * DAY_MS {
+        return Err(ApiError::bad_request("since must be within the last 48 hours (the start of today)"));
+    }
+    let brand_id = &caller.brand_id;
+    let skills = state.store.skills(brand_id).await?;
+    let users = state.store.users(brand_id).await?;
+    let open_by_skill: HashMap<Option<i64>, i64> = state.store.open_by_skill(brand_id).await?.into_iter().collect();
+    let days: HashMap<i64, switchboard_store::AgentDay> =
+        state.store.agent_days(brand_id, since).await?.into_iter().collect();
+    let csat = CsatSummary::from_distribution(state.store.csat_since(brand_id, since).await?);
+    let mut skill_ids: Vec<i64> = skills.iter().map(|skill| skill.id).collect();
+    skill_ids.push(ANY_SKILL);
+    let floor = state.live.floor(brand_id, &skill_ids);
+    let views: HashMap<i64, &switchboard_core::routing::AgentView> =
+        floor.agents.iter().map(|view| (view.agent, view)).collect();
+
+    let mut rows: Vec<(Option<i64>, String)> = skills.iter().map(|s| (Some(s.id), s.name.clone())).collect();
+    if open_by_skill.contains_key(&None) || floor.queued.iter().any(|q| q.skill == ANY_SKILL) {
+        rows.push((None, "Unrouted".to_owned()));
+    }
+    let skill_floors = rows
+        .into_iter()
+        .map(|(id, name)| {
+            let key = id.unwrap_or(ANY_SKILL);
+            let waiting: Vec<_> = floor.queued.iter().filter(|q| q.skill == key).collect();
+            let mut counts = StateCounts::default();
+            let (mut load, mut capacity) = (0, 0);
+            for user in users.iter().filter(|u| !u.disabled && u.max_concurrent > 0) {
+                if id.is_some_and(|id| !user.skills.contains(&id)) {
+                    continue;
+                }
+                let view = views.get(&user.id);
+                let state = view.map_or(user.state, |view| view.state);
+                match state {
+                    AgentState::Online => counts.online += 1,
+                    AgentState::Away => counts.away += 1,
+                    AgentState::BackSoon => counts.back_soon += 1,
+                    AgentState::Offline => counts.offline += 1,
+                }
+                if state == AgentState::Online {
+                    load += view.map_or(0, |view| view.load);
+                    capacity += u32::try_from(user.max_concurrent).unwrap_or(0);
+                }
+            }
+            SkillFloor {
+                queue_depth: waiting.len() as u32,
+                longest_wait_secs: waiting.iter().map(|q| (now - q.enqueued_at) / 1000).max(),
+                estimated_wait_secs: floor.estimated_wait.get(&key).copied().flatten(),
+                open: open_by_skill.get(&id).copied().unwrap_or(0),
+                agents: counts,
+                load,
+                capacity,
+                id,
+                name,
+            }
+        })
+        .collect();
+    let agents: Vec<AgentFloor> = users
+        .iter()
+        .filter(|user| !user.disabled && (user.max_concurrent > 0 || user.role == Role::Agent))
+        .map(|user| {
+            let view = views.get(&user.id);
+            let day = days.get(&user.id).copied().unwrap_or_default();
+            AgentFloor {
+                id: user.id,
+                name: user.name.clone(),
+                state: view.map_or(user.state, |view| view.state),
+                load: view.map_or(0, |view| view.load),
+                max_concurrent: user.max_concurrent,
+                skills: user.skills.clone(),
+                resolved_today: day.resolved,
+                avg_first_response_secs: (day.responded > 0).then(|| day.first_response_ms / day.responded / 1000),
+            }
+        })
+        .collect();
+    let totals = FloorTotals {
+        queued: floor.queued.len() as u32,
+        open: open_by_skill.values().sum(),
+        assigned: floor.agents.iter().map(|view| view.load).sum(),
+        resolved_today: days.values().map(|day| day.resolved).sum(),
+        longest_wait_secs: floor.queued.iter().map(|q| (now - q.enqueued_at) / 1000).max(),
+    };
+    Ok(Json(Dashboard { generated_at: now, since, skills: skill_floors, agents, csat, totals }))
+}
+
+// ----- reports -----------------------------------------------------------------------------
+
+/// A report's range.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReportQuery {
+    /// Start, inclusive (ms since the epoch).
+    pub from: Millis,
+    /// End, exclusive; at most 92 days after `from`.
+    pub to: Millis,
+    /// The viewer's offset from UTC in minutes (east positive, e.g. 60 for CET): hour
+    /// buckets start on the viewer's full hours. Default 0.
+    pub tz_offset: Option<i64>,
+}
+
+impl ReportQuery {
+    fn check(&self) -> ApiResult<()> {
+        if self.to <= self.from {
+            return Err(ApiError::bad_request("to must be after from"));
+        }
+        if self.to - self.from > MAX_REPORT_DAYS * DAY_MS {
+            return Err(ApiError::bad_request(format!("a report covers at most {MAX_REPORT_DAYS} days")));
+        }
+        if self.tz_offset.is_some_and(|offset| offset.abs() > 14 * 60) {
+            return Err(ApiError::bad_request("tz_offset must be -840 to 840 minutes"));
+        }
+        Ok(())
+    }
+}
+
+/// Conversations opened and closed in one hour.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HourBucket {
+    /// Start of the hour (ms since the epoch).
+    pub hour: Millis,
+    pub opened: u32,
+    pub closed: u32,
+}
+
+/// A histogram bar.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Bucket {
+    pub label: String,
+    pub count: u32,
+}
+
+/// A duration distribution.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Durations {
+    pub count: u32,
+    pub avg_secs: Option<i64>,
+    pub p50_secs: Option<i64>,
+    pub p90_secs: Option<i64>,
+    pub histogram: Vec<Bucket>,
+}
+
+impl Durations {
+    fn of(mut secs: Vec<i64>, edges: &[(i64, &str)], last: &str) -> Durations {
+        secs.sort_unstable();
+        let pick = |q: f64| secs.get(((secs.len() as f64 - 1.0) * q).round() as usize).copied();
+        let mut histogram: Vec<Bucket> =
+            edges.iter().map(|(_, label)| Bucket { label: (*label).to_owned(), count: 0 }).collect();
+        histogram.push(Bucket { label: last.to_owned(), count: 0 });
+        for value in &secs {
+            let index = edges.iter().position(|(edge, _)| value < edge).unwrap_or(edges.len());
+            histogram[index].count += 1;
+        }
+        Durations {
+            count: secs.len() as u32,
+            avg_secs: (!secs.is_empty()).then(|| secs.iter().sum::<i64>() / secs.len() as i64),
+            p50_secs: pick(0.5),
+            p90_secs: pick(0.9),
+            histogram,
+        }
+    }
+}
+
+/// A history report.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    pub from: Millis,
+    pub to: Millis,
+    /// Conversations opened in the range.
+    pub opened: u32,
+    /// Conversations closed in the range.
+    pub closed: u32,
+    pub hourly: Vec<HourBucket>,
+    /// Opened → first agent message, for conversations first answered in the range.
+    pub first_response: Durations,
+    /// Opened → closed, for conversations closed in the range.
+    pub resolution: Durations,
+    /// Answers of conversations closed in the range.
+    pub csat: CsatSummary,
+}
+
+async fn report_rows(
+    state: &AppState,
+    caller: &Caller,
+    query: &ReportQuery,
+) -> ApiResult<Vec<(Conversation, Option<String>)>> {
+    query.check()?;
+    let rows =
+        state.store.conversations_touching(&caller.brand_id, query.from, query.to, MAX_REPORT_CONVERSATIONS).await?;
+    if rows.len() >= MAX_REPORT_CONVERSATIONS as usize {
+        return Err(ApiError::bad_request(format!(
+            "the range holds more than {MAX_REPORT_CONVERSATIONS} conversations; choose a shorter range"
+        )));
+    }
+    Ok(rows)
+}
+
+/// Conversations per hour, first-response and resolution times, and CSAT over a range.
+#[utoipa::path(get, path = "/api/v1/reports", tag = "reports", params(ReportQuery),
+    responses((status = 200, body = Report), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn report(
+    State(state): State<AppState>,
+    ManagerAuth(caller): ManagerAuth,
+    Q(query): Q<ReportQuery>,
+) -> ApiResult<Json<Report>> {
+    let rows = report_rows(&state, &caller, &query).await?;
+    let offset = query.tz_offset.unwrap_or(0) * 60_000;
+    let hour_of = |t: Millis| (t + offset).div_euclid(HOUR_MS) * HOUR_MS - offset;
+    let first_hour = hour_of(query.from);
+    let mut hourly: Vec<HourBucket> = (0..)
+        .map(|i| first_hour + i * HOUR_MS)
+        .take_while(|hour| *hour < query.to)
+        .map(|hour| HourBucket { hour, opened: 0, closed: 0 })
+        .collect();
+    let in_range = |t: Millis| t >= query.from && t < query.to;
+    let bucket = |t: Millis| usize::try_from((hour_of(t) - first_hour) / HOUR_MS).ok();
+    let (mut opened, mut closed) = (0, 0);
+    let (mut first_responses, mut resolutions) = (Vec::new(), Vec::new());
+    let mut csat = [0; 5];
+    for (conversation, _) in &rows {
+        if in_range(conversation.opened_at) {
+            opened += 1;
+            if let Some(slot) = bucket(conversation.opened_at).and_then(|i| hourly.get_mut(i)) {
+                slot.opened += 1;
+            }
+        }
+        if let Some(at) = conversation.first_response_at.filter(|at| in_range(*at)) {
+            first_responses.push((at - conversation.opened_at) / 1000);
+        }
+        if let Some(at) = conversation.closed_at.filter(|at| in_range(*at)) {
+            closed += 1;
+            if let Some(slot) = bucket(at).and_then(|i| hourly.get_mut(i)) {
+                slot.closed += 1;
+            }
+            resolutions.push((at - conversation.opened_at) / 1000);
+            if let Some(score) = conversation.csat_score.and_then(|s| usize::try_from(s - 1).ok()).filter(|i| *i < 5) {
+                csat[score] += 1;
+            }
+        }
+    }
+    let first_response = Durations::of(
+        first_responses,
+        &[(60, "< 1 min"), (300, "1–5 min"), (900, "5–15 min"), (3_600, "15–60 min"), (14_400, "1–4 h")],
+        "> 4 h",
+    );
+    let resolution = Durations::of(
+        resolutions,
+        &[(300, "< 5 min"), (900, "5–15 min"), (3_600, "15–60 min"), (14_400, "1–4 h"), (86_400, "4–24 h")],
+        "> 1 day",
+    );
+    Ok(Json(Report {
+        from: query.from,
+        to: query.to,
+        opened,
+        closed,
+        hourly,
+        first_response,
+        resolution,
+        csat: CsatSummary::from_distribution(csat),
+    }))
+}
+
+/// Conversations opened or closed in the range as CSV (one row each, UTC times, durations
+/// in seconds), for spreadsheets.
+#[utoipa::path(get, path = "/api/v1/reports/conversations.csv", tag = "reports", params(ReportQuery),
+    responses((status = 200, body = String, content_type = "text/csv"), (status = 400, body = ErrorBody)))]
+async fn report_csv(
+    State(state): State<AppState>,
+    ManagerAuth(caller): ManagerAuth,
+    Q(query): Q<ReportQuery>,
+) -> ApiResult<Response> {
+    let rows = report_rows(&state, &caller, &query).await?;
+    let agents: HashMap<i64, String> =
+        state.store.users(&caller.brand_id).await?.into_iter().map(|user| (user.id, user.name)).collect();
+    let skills = skill_names(&state.store.skills(&caller.brand_id).await?);
+    let mut out = String::from(
+        "conversation_id,opened_at,closed_at,status,channel,app_id,skill,agent,consumer_id,consumer_name,closed_by,\
+         first_response_secs,resolution_secs,csat_score,csat_comment\r\n",
+    );
+    for (c, consumer_name) in &rows {
+        let fields = [
+            c.id.to_string(),
+            iso8601(Some(c.opened_at)),
+            iso8601(c.closed_at),
+            c.status.as_str().to_owned(),
+            c.channel.clone(),
+            c.app_id.clone(),
+            c.skill_id.and_then(|id| skills.get(&id).cloned()).unwrap_or_default(),
+            c.agent_id.and_then(|id| agents.get(&id).cloned()).unwrap_or_default(),
+            c.consumer_id.to_string(),
+            consumer_name.clone().unwrap_or_default(),
+            c.closed_by.map(|side| closed_by(side).to_owned()).unwrap_or_default(),
+            c.first_response_at.map(|at| ((at - c.opened_at) / 1000).to_string()).unwrap_or_default(),
+            c.closed_at.map(|at| ((at - c.opened_at) / 1000).to_string()).unwrap_or_default(),
+            c.csat_score.map(|score| score.to_string()).unwrap_or_default(),
+            c.csat_comment.clone().unwrap_or_default(),
+        ];
+        let line: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    let name = format!("conversations-{}-{}.csv", &iso8601(Some(query.from))[..10], &iso8601(Some(query.to - 1))[..10]);
+    let mut response = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+fn closed_by(side: Side) -> &'static str {
+    match side {
+        Side::Consumer => "consumer",
+        Side::Agent => "agent",
+        Side::System => "system",
+    }
+}
+
+/// RFC 3339 in UTC, seconds precision; empty for `None`.
+fn iso8601(ms: Option<Millis>) -> String {
+    let Some(ms) = ms else { return String::new() };
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|at| at.format(&format).ok())
+        .unwrap_or_default()
+}
+
+/// One CSV field (RFC 4180 quoting). Text that a spreadsheet would run as a formula
+/// (`=`, `+`, `-`, `@` first) is prefixed with `'`.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("-5"), "-5", "numbers stay numbers");
+    }
+
+    #[test]
+    fn durations_give_percentiles_and_buckets() {
+        let d = Durations::of(vec![30, 90, 400, 10, 20_000], &[(60, "< 1 min"), (300, "1–5 min")], "> 5 min");
+        assert_eq!((d.count, d.p50_secs, d.p90_secs), (5, Some(90), Some(20_000)));
+        assert_eq!(d.histogram.iter().map(|b| b.count).collect::<Vec<_>>(), vec![2, 1, 2]);
+        assert_eq!(Durations::of(Vec::new(), &[], "all").avg_secs, None);
+        assert_eq!(iso8601(Some(1_764_104_400_000)), "2025-11-25T21:00:00Z");
+    }
+}

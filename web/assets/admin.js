@@ -1,0 +1,793 @@
+// Admin pages (#/admin/agents | skills | apps | settings): brand users, routing skills, apps
+// with their JWT keys, and brand settings. Forms use <label for>, native required fields,
+// show the server's error message in an inline role=alert box and confirm success with a
+// toast. Tables are edited in place through expandable rows; deletes ask inline first.
+// All text is set through dom.js h() (textContent), never parsed as HTML.
+
+import { get, post, patch, del, ApiError } from './api.js';
+import { h, clear, when } from './dom.js';
+
+const SECTIONS = [
+  ['agents', 'Agents'],
+  ['skills', 'Skills'],
+  ['apps', 'Apps'],
+  ['settings', 'Settings'],
+];
+const ROLES = [
+  ['agent', 'Agent'],
+  ['manager', 'Manager'],
+  ['admin', 'Admin'],
+];
+const STATE_LABEL = { online: 'Online', away: 'Away', back_soon: 'Back soon', offline: 'Offline' };
+const ROLE_LABEL = Object.fromEntries(ROLES);
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+let uid = 0;
+
+export function render(root, ctx, parts) {
+  const section = SECTIONS.some(([key]) => key === parts?.[1]) ? parts[1] : 'agents';
+  const title = SECTIONS.find(([key]) => key === section)[1];
+  // The shell's sidebar links the sections and its top bar shows the title.
+  const toasts = h('div', { class: 'toasts admin-toasts', role: 'status', 'aria-live': 'polite' });
+  const body = h('div', { class: 'admin-body', id: `admin-${section}` });
+  const page = h('section', { id: 'admin', class: 'mgr-page admin-page', 'aria-label': `Admin: ${title}`, dataset: { section } },
+    h('div', { class: 'mgr-header' }, h('p', { class: 'mgr-sub' }, SUBTITLES[section])),
+    body, toasts);
+  root.appendChild(page);
+
+  const app = {
+    me: ctx?.me,
+    stopped: false,
+    // Success/failure notices: the shell's toasts when it offers them, our own otherwise.
+    toast(message, kind = 'ok') {
+      if (typeof ctx?.notify === 'function') {
+        ctx.notify(message, kind === 'error' ? 'error' : 'success');
+        return;
+      }
+      const item = h('div', { class: `toast toast-${kind}` }, message);
+      toasts.appendChild(item);
+      setTimeout(() => item.remove(), 4000);
+    },
+  };
+  if (ctx?.me && ctx.me.role !== 'admin') {
+    body.appendChild(h('div', { class: 'mgr-alert', role: 'alert' }, 'Only brand admins can change these settings.'));
+  } else {
+    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, settings: settingsPage })[section](body, app);
+  }
+  return () => {
+    app.stopped = true;
+  };
+}
+
+const SUBTITLES = {
+  agents: 'People who answer conversations, their skills and capacity',
+  skills: 'Queues that conversations are routed to',
+  apps: 'Apps and websites consumers connect from, and the keys that sign their tokens',
+  settings: 'Brand-wide settings',
+};
+
+// ----- shared form helpers -----------------------------------------------------------------
+
+function nid(name) {
+  return `adm-${name}-${++uid}`;
+}
+
+// A labelled field. input must not have an id yet (one is assigned).
+function field(label, input, hint, cls) {
+  if (!input.id) input.id = nid(input.name || 'field');
+  const hintNode = hint ? h('span', { class: 'hint', id: input.id + '-hint' }, hint) : null;
+  if (hintNode) input.setAttribute('aria-describedby', hintNode.id);
+  return h('div', { class: 'field' + (cls ? ' ' + cls : '') }, h('label', { for: input.id }, label), input, hintNode);
+}
+
+function checkbox(label, input, hint) {
+  if (!input.id) input.id = nid(input.name || 'check');
+  const hintNode = hint ? h('span', { class: 'hint', id: input.id + '-hint' }, hint) : null;
+  if (hintNode) input.setAttribute('aria-describedby', hintNode.id);
+  return h('div', { class: 'field field-check' }, input, h('label', { for: input.id }, label), hintNode);
+}
+
+function skillChecks(skills, selected, name) {
+  if (!skills.length) return h('p', { class: 'hint' }, 'No skills yet — add them under Skills.');
+  return h('div', { class: 'check-grid' }, skills.map((skill) => {
+    const input = h('input', { type: 'checkbox', name, value: skill.id, checked: selected.includes(skill.id) });
+    return checkbox(skill.name, input);
+  }));
+}
+
+function checkedSkills(form, name) {
+  return [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((input) => Number(input.value));
+}
+
+function alertBox() {
+  const node = h('div', { class: 'form-alert', role: 'alert', hidden: true });
+  return {
+    node,
+    show(message) {
+      node.textContent = message;
+      node.hidden = false;
+    },
+    hide() {
+      node.hidden = true;
+      node.textContent = '';
+    },
+  };
+}
+
+function errorText(error) {
+  return error instanceof ApiError ? error.message : String(error && error.message ? error.message : error);
+}
+
+// Wires a form: on submit run `action(form)`; errors → alert, button disabled while pending.
+function handleSubmit(form, alert, action) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const buttons = [...form.querySelectorAll('button[type=submit]')];
+    if (buttons.some((b) => b.disabled)) return;
+    alert.hide();
+    buttons.forEach((b) => { b.disabled = true; b.setAttribute('aria-busy', 'true'); });
+    try {
+      await action(form);
+    } catch (error) {
+      alert.show(errorText(error));
+      alert.node.focus?.();
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; b.removeAttribute('aria-busy'); });
+    }
+  });
+}
+
+// Replaces the content of `cell` by "question [confirm] [Cancel]" until answered.
+function confirmInline(cell, question, confirmLabel, onConfirm, returnFocus) {
+  const saved = [...cell.childNodes];
+  const restore = () => {
+    clear(cell);
+    saved.forEach((node) => cell.appendChild(node));
+    returnFocus?.focus();
+  };
+  const yes = h('button', { type: 'button', class: 'button danger small' }, confirmLabel);
+  const no = h('button', { type: 'button', class: 'button small', onclick: restore }, 'Cancel');
+  const errorNode = h('span', { class: 'inline-error', role: 'alert' });
+  yes.addEventListener('click', async () => {
+    yes.disabled = true;
+    errorNode.textContent = '';
+    try {
+      await onConfirm();
+    } catch (error) {
+      errorNode.textContent = errorText(error);
+      yes.disabled = false;
+    }
+  });
+  clear(cell);
+  cell.appendChild(h('span', { class: 'confirm' }, h('span', { class: 'confirm-q' }, question), yes, no, errorNode));
+  no.focus();
+}
+
+function loadingInto(body) {
+  const node = h('p', { class: 'loading' }, 'Loading…');
+  body.appendChild(node);
+  return node;
+}
+
+function loadFailed(body, error, retry) {
+  clear(body);
+  body.appendChild(h('div', { class: 'mgr-alert', role: 'alert' }, 'Could not load: ' + errorText(error) + ' ',
+    h('button', { type: 'button', class: 'button small', onclick: retry }, 'Retry')));
+}
+
+function sectionCard(titleText, count, actions, ...children) {
+  return h('section', { class: 'card' },
+    h('div', { class: 'card-head' }, h('h2', null, titleText), count, h('div', { class: 'card-actions' }, actions)),
+    ...children);
+}
+
+function badge(text, cls) {
+  return h('span', { class: 'badge' + (cls ? ' ' + cls : '') }, text);
+}
+
+// A "New …" button that shows/hides a form panel.
+function disclosure(label, panel, focusTarget) {
+  panel.hidden = true;
+  if (!panel.id) panel.id = nid('panel');
+  const button = h('button', { type: 'button', class: 'button primary', 'aria-expanded': 'false', 'aria-controls': panel.id }, label);
+  const set = (open) => {
+    panel.hidden = !open;
+    button.setAttribute('aria-expanded', open ? 'true' : 'false');
+    if (open) (focusTarget || panel.querySelector('input,select,textarea'))?.focus();
+  };
+  button.addEventListener('click', () => set(panel.hidden));
+  return { button, open: () => set(true), close: () => { set(false); button.focus(); } };
+}
+
+function flash(row) {
+  row.classList.add('is-new');
+  setTimeout(() => row.classList.remove('is-new'), 2000);
+}
+
+// ----- agents ------------------------------------------------------------------------------
+
+async function agentsPage(body, app) {
+  const loading = loadingInto(body);
+  let users;
+  let skills;
+  try {
+    [users, skills] = await Promise.all([get('/api/v1/users'), get('/api/v1/skills')]);
+  } catch (error) {
+    if (!app.stopped) loadFailed(body, error, () => { clear(body); agentsPage(body, app); });
+    return;
+  }
+  if (app.stopped) return;
+  loading.remove();
+  const skillName = new Map(skills.map((s) => [s.id, s.name]));
+  const count = h('span', { class: 'card-meta' });
+  const tbody = h('tbody');
+  const rows = new Map();
+  const updateCount = () => {
+    const active = users.filter((u) => !u.disabled).length;
+    count.textContent = `${users.length} users · ${active} active`;
+  };
+
+  // New agent form.
+  const alert = alertBox();
+  const nameInput = h('input', { type: 'text', name: 'name', required: true, maxlength: 200, autocomplete: 'off' });
+  const form = h('form', { class: 'form-panel', id: 'new-agent-form', 'aria-label': 'New agent' },
+    h('h3', null, 'New agent'),
+    alert.node,
+    h('div', { class: 'form-grid' },
+      field('Name', nameInput),
+      field('Email', h('input', { type: 'email', name: 'email', required: true, maxlength: 254, autocomplete: 'off' })),
+      field('Password', h('input', { type: 'password', name: 'password', required: true, minlength: 10, maxlength: 256, autocomplete: 'new-password' }), 'At least 10 characters'),
+      field('Role', h('select', { name: 'role', required: true }, ROLES.map(([v, l]) => h('option', { value: v }, l)))),
+      field('Max concurrent conversations', h('input', { type: 'number', name: 'max_concurrent', required: true, min: 0, max: 100000, step: 1, value: 3, inputmode: 'numeric' }))),
+    h('fieldset', { class: 'fieldset' }, h('legend', null, 'Skills'), skillChecks(skills, [], 'skills')),
+    h('div', { class: 'form-actions' },
+      h('button', { type: 'submit', class: 'button primary' }, 'Create agent'),
+      h('button', { type: 'button', class: 'button', onclick: () => { form.reset(); alert.hide(); toggle.close(); } }, 'Cancel')));
+  const toggle = disclosure('New agent', form, nameInput);
+  handleSubmit(form, alert, async () => {
+    const user = await post('/api/v1/users', {
+      name: form.elements.name.value.trim(),
+      email: form.elements.email.value.trim(),
+      password: form.elements.password.value,
+      role: form.elements.role.value,
+      max_concurrent: Number(form.elements.max_concurrent.value),
+      skills: checkedSkills(form, 'skills'),
+    });
+    users.push(user);
+    const row = addRow(user);
+    updateCount();
+    form.reset();
+    toggle.close();
+    flash(row.element);
+    app.toast(`Created ${user.name} (${user.email})`);
+  });
+
+  const table = h('table', { class: 'data-table', id: 'users-table' },
+    h('thead', null, h('tr', null,
+      ['Name', 'Email', 'Role', 'Skills'].map((t) => h('th', { scope: 'col' }, t)),
+      h('th', { scope: 'col', class: 'num' }, 'Max concurrent'),
+      h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col' }, 'Status'),
+      h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+    tbody);
+
+  function addRow(user) {
+    const cells = {
+      name: h('th', { scope: 'row', class: 'name' }),
+      email: h('td', { class: 'email' }),
+      role: h('td', { class: 'role' }),
+      skills: h('td', { class: 'skills' }),
+      max: h('td', { class: 'num max-concurrent' }),
+      state: h('td', { class: 'state' }),
+      status: h('td', { class: 'status' }),
+      actions: h('td', { class: 'actions' }),
+    };
+    const editButton = h('button', { type: 'button', class: 'button small', 'aria-expanded': 'false' }, 'Edit');
+    const disableButton = h('button', { type: 'button', class: 'button small' });
+    cells.actions.append(editButton, disableButton);
+    const element = h('tr', { dataset: { user: user.id } }, Object.values(cells));
+    const row = { element, cells, editButton, disableButton, user, editor: null };
+    rows.set(user.id, row);
+    tbody.appendChild(element);
+    fill(row);
+    editButton.addEventListener('click', () => (row.editor ? closeEditor(row) : openEditor(row)));
+    disableButton.addEventListener('click', async () => {
+      const next = !row.user.disabled;
+      disableButton.disabled = true;
+      try {
+        row.user = await patch(`/api/v1/users/${row.user.id}`, { disabled: next });
+        replaceUser(row.user);
+        fill(row);
+        app.toast(`${row.user.name} ${next ? 'disabled — their sessions ended' : 'enabled'}`);
+      } catch (error) {
+        app.toast(`Could not ${next ? 'disable' : 'enable'} ${row.user.name}: ${errorText(error)}`, 'error');
+      } finally {
+        disableButton.disabled = false;
+        disableButton.focus();
+      }
+    });
+    return row;
+  }
+
+  function replaceUser(user) {
+    const i = users.findIndex((u) => u.id === user.id);
+    if (i >= 0) users[i] = user;
+    updateCount();
+  }
+
+  function fill(row) {
+    const { cells, user } = row;
+    cells.name.textContent = user.name;
+    if (app.me && app.me.id === user.id) cells.name.appendChild(badge('You', 'badge-muted'));
+    cells.email.textContent = user.email;
+    cells.role.textContent = ROLE_LABEL[user.role] || user.role;
+    clear(cells.skills);
+    if (user.skills.length) user.skills.forEach((id) => cells.skills.appendChild(badge(skillName.get(id) || '#' + id)));
+    else cells.skills.appendChild(h('span', { class: 'muted' }, 'None'));
+    cells.max.textContent = String(user.max_concurrent);
+    clear(cells.state);
+    cells.state.className = 'state state-' + user.state;
+    cells.state.append(h('span', { class: 'dot', 'aria-hidden': 'true' }), STATE_LABEL[user.state] || user.state);
+    clear(cells.status);
+    cells.status.appendChild(user.disabled ? badge('Disabled', 'badge-danger') : badge('Active', 'badge-ok'));
+    row.element.classList.toggle('is-disabled', user.disabled);
+    row.disableButton.textContent = user.disabled ? 'Enable' : 'Disable';
+    const self = app.me && app.me.id === user.id;
+    row.disableButton.disabled = self;
+    row.disableButton.title = self ? 'You cannot disable your own account' : '';
+    row.disableButton.setAttribute('aria-label', `${user.disabled ? 'Enable' : 'Disable'} ${user.name}`);
+    row.editButton.setAttribute('aria-label', `Edit ${user.name}`);
+  }
+
+  function openEditor(row) {
+    for (const other of rows.values()) if (other.editor) closeEditor(other, false);
+    const user = row.user;
+    const alert = alertBox();
+    const nameField = h('input', { type: 'text', name: 'name', required: true, maxlength: 200, value: user.name });
+    const form = h('form', { class: 'form-panel inline-editor', 'aria-label': `Edit ${user.name}` },
+      alert.node,
+      h('div', { class: 'form-grid' },
+        field('Name', nameField),
+        field('Role', h('select', { name: 'role' }, ROLES.map(([v, l]) => h('option', { value: v, selected: v === user.role }, l)))),
+        field('Max concurrent conversations', h('input', { type: 'number', name: 'max_concurrent', required: true, min: 0, max: 100000, step: 1, value: user.max_concurrent })),
+        field('Reset password', h('input', { type: 'password', name: 'password', minlength: 10, maxlength: 256, autocomplete: 'new-password', placeholder: 'Leave empty to keep' }), 'At least 10 characters; their sessions stay valid')),
+      h('fieldset', { class: 'fieldset' }, h('legend', null, 'Skills'), skillChecks(skills, user.skills, 'skills')),
+      checkbox('Disabled (cannot log in)', h('input', { type: 'checkbox', name: 'disabled', checked: user.disabled, disabled: app.me?.id === user.id }),
+        app.me?.id === user.id ? 'You cannot disable your own account.' : null),
+      h('div', { class: 'form-actions' },
+        h('button', { type: 'submit', class: 'button primary' }, 'Save changes'),
+        h('button', { type: 'button', class: 'button', onclick: () => closeEditor(row) }, 'Cancel')));
+    handleSubmit(form, alert, async () => {
+      const changes = {};
+      const name = form.elements.name.value.trim();
+      if (name !== user.name) changes.name = name;
+      if (form.elements.role.value !== user.role) changes.role = form.elements.role.value;
+      const max = Number(form.elements.max_concurrent.value);
+      if (max !== user.max_concurrent) changes.max_concurrent = max;
+      const picked = checkedSkills(form, 'skills');
+      if (picked.slice().sort().join() !== user.skills.slice().sort().join()) changes.skills = picked;
+      if (form.elements.password.value) changes.password = form.elements.password.value;
+      if (form.elements.disabled.checked !== user.disabled) changes.disabled = form.elements.disabled.checked;
+      if (!Object.keys(changes).length) {
+        closeEditor(row);
+        app.toast('No changes');
+        return;
+      }
+      row.user = await patch(`/api/v1/users/${user.id}`, changes);
+      replaceUser(row.user);
+      fill(row);
+      closeEditor(row);
+      flash(row.element);
+      app.toast(changes.password ? `Saved ${row.user.name}; the new password is set` : `Saved ${row.user.name}`);
+    });
+    form.addEventListener('keydown', (event) => { if (event.key === 'Escape') closeEditor(row); });
+    row.editor = h('tr', { class: 'editor-row' }, h('td', { colspan: 8 }, form));
+    row.element.after(row.editor);
+    row.element.classList.add('is-editing');
+    row.editButton.setAttribute('aria-expanded', 'true');
+    nameField.focus();
+  }
+
+  function closeEditor(row, focus = true) {
+    row.editor?.remove();
+    row.editor = null;
+    row.element.classList.remove('is-editing');
+    row.editButton.setAttribute('aria-expanded', 'false');
+    if (focus) row.editButton.focus();
+  }
+
+  users.sort((a, b) => a.name.localeCompare(b.name)).forEach(addRow);
+  updateCount();
+  body.append(sectionCard('Users', count, toggle.button, form, h('div', { class: 'table-wrap' }, table)));
+}
+
+// ----- skills ------------------------------------------------------------------------------
+
+async function skillsPage(body, app) {
+  const loading = loadingInto(body);
+  let skills;
+  let users = [];
+  let apps = [];
+  try {
+    [skills, users, apps] = await Promise.all([get('/api/v1/skills'), get('/api/v1/users'), get('/api/v1/apps').catch(() => [])]);
+  } catch (error) {
+    if (!app.stopped) loadFailed(body, error, () => { clear(body); skillsPage(body, app); });
+    return;
+  }
+  if (app.stopped) return;
+  loading.remove();
+  const count = h('span', { class: 'card-meta' });
+  const tbody = h('tbody');
+  const updateCount = () => {
+    count.textContent = `${skills.length} ${skills.length === 1 ? 'skill' : 'skills'}`;
+    if (!skills.length && !tbody.querySelector('.placeholder-row')) {
+      tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 4 }, 'No skills yet. Conversations go to the Unrouted queue.')));
+    } else if (skills.length) tbody.querySelector('.placeholder-row')?.remove();
+  };
+
+  const alert = alertBox();
+  const input = h('input', { type: 'text', name: 'name', id: 'new-skill-name', required: true, maxlength: 64, autocomplete: 'off', placeholder: 'e.g. sales' });
+  const form = h('form', { class: 'inline-form', id: 'new-skill-form', 'aria-label': 'Add skill' },
+    field('New skill name', input),
+    h('button', { type: 'submit', class: 'button primary' }, 'Add skill'),
+    alert.node);
+  handleSubmit(form, alert, async () => {
+    const skill = await post('/api/v1/skills', { name: input.value.trim() });
+    skills.push(skill);
+    const row = addRow(skill);
+    updateCount();
+    form.reset();
+    input.focus();
+    flash(row);
+    app.toast(`Added skill “${skill.name}”`);
+  });
+
+  const table = h('table', { class: 'data-table', id: 'skills-admin-table' },
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Skill'), h('th', { scope: 'col', class: 'num' }, 'Agents'),
+      h('th', { scope: 'col' }, 'Default for apps'), h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+    tbody);
+
+  function addRow(skill) {
+    const agents = users.filter((u) => u.skills.includes(skill.id));
+    const defaults = apps.filter((a) => a.default_skill_id === skill.id).map((a) => a.name);
+    const deleteButton = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': `Delete skill ${skill.name}` }, 'Delete');
+    const actions = h('td', { class: 'actions' }, deleteButton);
+    const row = h('tr', { dataset: { skillId: skill.id } },
+      h('th', { scope: 'row', class: 'name' }, skill.name, h('span', { class: 'muted id-note' }, ` #${skill.id}`)),
+      h('td', { class: 'num', title: agents.map((u) => u.name).join(', ') }, String(agents.length)),
+      h('td', null, defaults.length ? defaults.join(', ') : h('span', { class: 'muted' }, '—')),
+      actions);
+    deleteButton.addEventListener('click', () => {
+      const warn = agents.length ? ` ${agents.length} ${agents.length === 1 ? 'agent loses' : 'agents lose'} it.` : '';
+      confirmInline(actions, `Delete “${skill.name}”?${warn}`, 'Delete', async () => {
+        await del(`/api/v1/skills/${skill.id}`);
+        skills = skills.filter((s) => s.id !== skill.id);
+        row.remove();
+        updateCount();
+        app.toast(`Deleted skill “${skill.name}”`);
+        input.focus();
+      }, deleteButton);
+    });
+    tbody.appendChild(row);
+    return row;
+  }
+
+  skills.forEach(addRow);
+  updateCount();
+  body.append(sectionCard('Skills', count, null, form, h('div', { class: 'table-wrap' }, table)));
+}
+
+// ----- apps --------------------------------------------------------------------------------
+
+async function appsPage(body, app) {
+  const loading = loadingInto(body);
+  let apps;
+  let skills;
+  try {
+    [apps, skills] = await Promise.all([get('/api/v1/apps'), get('/api/v1/skills')]);
+  } catch (error) {
+    if (!app.stopped) loadFailed(body, error, () => { clear(body); appsPage(body, app); });
+    return;
+  }
+  if (app.stopped) return;
+  loading.remove();
+  const skillName = new Map(skills.map((s) => [s.id, s.name]));
+  const count = h('span', { class: 'card-meta' });
+  const tbody = h('tbody');
+  const rows = new Map();
+  const updateCount = () => { count.textContent = `${apps.length} ${apps.length === 1 ? 'app' : 'apps'}`; };
+
+  const skillSelect = (selected) => h('select', { name: 'default_skill_id' },
+    h('option', { value: '' }, 'None (Unrouted)'),
+    skills.map((s) => h('option', { value: s.id, selected: s.id === selected }, s.name)));
+
+  // New app.
+  const alert = alertBox();
+  const nameInput = h('input', { type: 'text', name: 'name', required: true, maxlength: 200 });
+  const form = h('form', { class: 'form-panel', id: 'new-app-form', 'aria-label': 'New app' },
+    h('h3', null, 'New app'),
+    alert.node,
+    h('div', { class: 'form-grid' },
+      field('Name', nameInput),
+      field('App ID', h('input', { type: 'text', name: 'id', maxlength: 64, pattern: '[a-z0-9_\\-]+', autocomplete: 'off', placeholder: 'generated when empty' }), 'a–z, 0–9, - and _; used by the SDK'),
+      field('Channel', h('select', { name: 'channel', required: true }, h('option', { value: 'in_app' }, 'In-app (mobile SDK)'), h('option', { value: 'web' }, 'Web (widget)'))),
+      field('Default skill', skillSelect(null)),
+      field('JWT issuer (iss)', h('input', { type: 'text', name: 'jwt_issuer', autocomplete: 'off' }), 'Required when JWT sign-in is allowed'),
+      field('JWT audience (aud)', h('input', { type: 'text', name: 'jwt_audience', autocomplete: 'off' }), 'The app ID when empty')),
+    h('div', { class: 'check-row' },
+      checkbox('Allow JWT sign-in', h('input', { type: 'checkbox', name: 'allow_jwt', checked: true })),
+      checkbox('Allow anonymous consumers', h('input', { type: 'checkbox', name: 'allow_anonymous' }))),
+    h('div', { class: 'form-actions' },
+      h('button', { type: 'submit', class: 'button primary' }, 'Create app'),
+      h('button', { type: 'button', class: 'button', onclick: () => { form.reset(); alert.hide(); toggle.close(); } }, 'Cancel')));
+  const toggle = disclosure('New app', form, nameInput);
+  handleSubmit(form, alert, async () => {
+    const e = form.elements;
+    const created = await post('/api/v1/apps', {
+      id: e.id.value.trim() || null,
+      name: e.name.value.trim(),
+      channel: e.channel.value,
+      allow_jwt: e.allow_jwt.checked,
+      allow_anonymous: e.allow_anonymous.checked,
+      jwt_issuer: e.jwt_issuer.value.trim() || null,
+      jwt_audience: e.jwt_audience.value.trim() || null,
+      default_skill_id: e.default_skill_id.value ? Number(e.default_skill_id.value) : null,
+    });
+    apps.push(created);
+    const row = addRow(created);
+    updateCount();
+    form.reset();
+    toggle.close();
+    flash(row.element);
+    app.toast(`Created app ${created.name} (${created.id}). Add a key so it can verify consumer tokens.`);
+  });
+
+  const table = h('table', { class: 'data-table', id: 'apps-table' },
+    h('thead', null, h('tr', null,
+      ['App', 'Channel', 'Sign-in', 'Issuer / audience', 'Default skill', 'Created'].map((t) => h('th', { scope: 'col' }, t)),
+      h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+    tbody);
+
+  function addRow(item) {
+    const cells = {
+      name: h('th', { scope: 'row', class: 'name' }),
+      channel: h('td'),
+      auth: h('td'),
+      jwt: h('td', { class: 'mono-cell' }),
+      skill: h('td'),
+      created: h('td'),
+      actions: h('td', { class: 'actions' }),
+    };
+    const editButton = h('button', { type: 'button', class: 'button small', 'aria-expanded': 'false' }, 'Edit');
+    const keysButton = h('button', { type: 'button', class: 'button small', 'aria-expanded': 'false' }, 'Keys');
+    cells.actions.append(editButton, keysButton);
+    const element = h('tr', { dataset: { app: item.id } }, Object.values(cells));
+    const row = { element, cells, item, editButton, keysButton, panel: null, panelKind: null };
+    rows.set(item.id, row);
+    tbody.appendChild(element);
+    fill(row);
+    editButton.addEventListener('click', () => togglePanel(row, 'edit'));
+    keysButton.addEventListener('click', () => togglePanel(row, 'keys'));
+    return row;
+  }
+
+  function fill(row) {
+    const { cells, item } = row;
+    clear(cells.name).append(item.name, h('span', { class: 'sub mono' }, item.id));
+    cells.channel.textContent = item.channel === 'web' ? 'Web' : item.channel === 'in_app' ? 'In-app' : item.channel;
+    clear(cells.auth);
+    if (item.allow_jwt) cells.auth.appendChild(badge('JWT'));
+    if (item.allow_anonymous) cells.auth.appendChild(badge('Anonymous', 'badge-muted'));
+    if (!item.allow_jwt && !item.allow_anonymous) cells.auth.appendChild(badge('None', 'badge-danger'));
+    clear(cells.jwt);
+    cells.jwt.append(
+      h('span', { class: 'kv' }, h('span', { class: 'muted' }, 'iss '), item.jwt_issuer || '—'),
+      h('span', { class: 'kv' }, h('span', { class: 'muted' }, 'aud '), item.jwt_audience || item.id, item.jwt_audience ? null : h('span', { class: 'muted' }, ' (app ID)')));
+    cells.skill.textContent = item.default_skill_id == null ? '—' : skillName.get(item.default_skill_id) || '#' + item.default_skill_id;
+    cells.created.textContent = item.created_at ? dateFormat.format(new Date(item.created_at)) : '—';
+    row.editButton.setAttribute('aria-label', `Edit ${item.name}`);
+    row.keysButton.setAttribute('aria-label', `Keys of ${item.name}`);
+  }
+
+  function togglePanel(row, kind) {
+    const wasSame = row.panelKind === kind;
+    for (const other of rows.values()) if (other.panel) closePanel(other, false);
+    if (wasSame) {
+      (kind === 'edit' ? row.editButton : row.keysButton).focus();
+      return;
+    }
+    const content = kind === 'edit' ? editForm(row) : keysPanel(row);
+    content.addEventListener('keydown', (event) => { if (event.key === 'Escape') closePanel(row); });
+    row.panel = h('tr', { class: 'editor-row' }, h('td', { colspan: 7 }, content));
+    row.panelKind = kind;
+    row.element.after(row.panel);
+    row.element.classList.add('is-editing');
+    (kind === 'edit' ? row.editButton : row.keysButton).setAttribute('aria-expanded', 'true');
+    content.querySelector('input,select,textarea')?.focus();
+  }
+
+  function closePanel(row, focus = true) {
+    const kind = row.panelKind;
+    row.panel?.remove();
+    row.panel = null;
+    row.panelKind = null;
+    row.element.classList.remove('is-editing');
+    row.editButton.setAttribute('aria-expanded', 'false');
+    row.keysButton.setAttribute('aria-expanded', 'false');
+    if (focus) (kind === 'keys' ? row.keysButton : row.editButton).focus();
+  }
+
+  function editForm(row) {
+    const item = row.item;
+    const alert = alertBox();
+    const form = h('form', { class: 'form-panel inline-editor', 'aria-label': `Edit ${item.name}` },
+      alert.node,
+      h('div', { class: 'form-grid' },
+        field('Name', h('input', { type: 'text', name: 'name', required: true, maxlength: 200, value: item.name })),
+        field('Default skill', skillSelect(item.default_skill_id)),
+        field('JWT issuer (iss)', h('input', { type: 'text', name: 'jwt_issuer', value: item.jwt_issuer || '' })),
+        field('JWT audience (aud)', h('input', { type: 'text', name: 'jwt_audience', value: item.jwt_audience || '' }), 'The app ID when empty')),
+      h('div', { class: 'check-row' },
+        checkbox('Allow JWT sign-in', h('input', { type: 'checkbox', name: 'allow_jwt', checked: item.allow_jwt })),
+        checkbox('Allow anonymous consumers', h('input', { type: 'checkbox', name: 'allow_anonymous', checked: item.allow_anonymous }))),
+      h('p', { class: 'hint' }, `App ID ${item.id} and channel cannot be changed.`),
+      h('div', { class: 'form-actions' },
+        h('button', { type: 'submit', class: 'button primary' }, 'Save changes'),
+        h('button', { type: 'button', class: 'button', onclick: () => closePanel(row) }, 'Cancel')));
+    handleSubmit(form, alert, async () => {
+      const e = form.elements;
+      const changes = {
+        name: e.name.value.trim(),
+        allow_jwt: e.allow_jwt.checked,
+        allow_anonymous: e.allow_anonymous.checked,
+        jwt_issuer: e.jwt_issuer.value.trim() || null,
+        jwt_audience: e.jwt_audience.value.trim() || null,
+        default_skill_id: e.default_skill_id.value ? Number(e.default_skill_id.value) : null,
+      };
+      row.item = await patch(`/api/v1/apps/${encodeURIComponent(item.id)}`, changes);
+      const i = apps.findIndex((a) => a.id === item.id);
+      if (i >= 0) apps[i] = row.item;
+      fill(row);
+      closePanel(row);
+      flash(row.element);
+      app.toast(`Saved app ${row.item.name}`);
+    });
+    return form;
+  }
+
+  function keysPanel(row) {
+    const item = row.item;
+    const path = `/api/v1/apps/${encodeURIComponent(item.id)}/keys`;
+    const keysBody = h('tbody');
+    const status = h('p', { class: 'loading' }, 'Loading keys…');
+    const alert = alertBox();
+    const material = h('textarea', { name: 'material', required: true, rows: 6, spellcheck: 'false', class: 'mono',
+      placeholder: '-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----' });
+    const form = h('form', { class: 'key-form', 'aria-label': `Add a key to ${item.name}` },
+      h('h3', null, 'Add a key'),
+      alert.node,
+      field('Format', h('select', { name: 'format' }, h('option', { value: 'pem' }, 'PEM public key (RSA or P-256)'), h('option', { value: 'jwks' }, 'JWKS document (JSON)'))),
+      field('Key', material, 'Public keys only. Consumer JWTs signed with the matching private key are accepted.'),
+      h('div', { class: 'form-actions' },
+        h('button', { type: 'submit', class: 'button primary' }, 'Add key'),
+        h('button', { type: 'button', class: 'button', onclick: () => closePanel(row) }, 'Close')));
+    form.elements.format.addEventListener('change', () => {
+      material.placeholder = form.elements.format.value === 'jwks' ? '{"keys":[{"kty":"EC", …}]}' : '-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----';
+    });
+    handleSubmit(form, alert, async () => {
+      const key = await post(path, { format: form.elements.format.value, material: material.value.trim() });
+      keysBody.querySelector('.placeholder-row')?.remove();
+      const keyRow = keyRowOf(key);
+      keysBody.appendChild(keyRow);
+      flash(keyRow);
+      form.reset();
+      app.toast(`Added a ${key.format.toUpperCase()} key to ${item.name}`);
+    });
+    const emptyRow = () => h('tr', { class: 'placeholder-row' }, h('td', { colspan: 4 }, 'No keys yet: consumers cannot sign in with a JWT until you add one.'));
+
+    function keyRowOf(key) {
+      const deleteButton = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': `Delete key ${key.id}` }, 'Delete');
+      const actions = h('td', { class: 'actions' }, deleteButton);
+      const tr = h('tr', { dataset: { key: key.id } },
+        h('td', { class: 'mono' }, '#' + key.id),
+        h('td', null, badge(key.format.toUpperCase())),
+        h('td', null, h('span', { class: 'mono key-preview', title: key.material }, preview(key)), h('span', { class: 'sub' }, 'Added ' + when(key.created_at))),
+        actions);
+      deleteButton.addEventListener('click', () => confirmInline(actions, 'Delete this key? Tokens signed with it stop working.', 'Delete key', async () => {
+        await del(`${path}/${key.id}`);
+        tr.remove();
+        if (!keysBody.children.length) keysBody.appendChild(emptyRow());
+        app.toast(`Deleted key #${key.id}`);
+      }, deleteButton));
+      return tr;
+    }
+
+    get(path).then((keys) => {
+      status.remove();
+      if (!keys.length) keysBody.appendChild(emptyRow());
+      keys.forEach((key) => keysBody.appendChild(keyRowOf(key)));
+    }).catch((error) => {
+      status.textContent = 'Could not load keys: ' + errorText(error);
+      status.setAttribute('role', 'alert');
+    });
+
+    return h('div', { class: 'keys-panel' },
+      h('div', null, h('h3', null, `Keys of ${item.name}`), status,
+        h('table', { class: 'data-table compact', 'aria-label': `Keys of ${item.name}` },
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'ID'), h('th', { scope: 'col' }, 'Format'), h('th', { scope: 'col' }, 'Key'),
+            h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+          keysBody)),
+      form);
+  }
+
+  apps.forEach(addRow);
+  updateCount();
+  if (!apps.length) tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 7 }, 'No apps yet.')));
+  body.append(sectionCard('Apps', count, toggle.button, form, h('div', { class: 'table-wrap' }, table)));
+}
+
+// A one-line hint of a key: the JWKS key ids/types, or the PEM body's start and end.
+function preview(key) {
+  const text = key.material || '';
+  if (key.format === 'jwks') {
+    try {
+      const doc = JSON.parse(text);
+      const keys = Array.isArray(doc.keys) ? doc.keys : [doc];
+      return keys.map((k) => [k.kty, k.crv || k.alg, k.kid && `kid ${k.kid}`].filter(Boolean).join(' ')).join('; ') || 'JWKS';
+    } catch (_) {
+      return 'JWKS';
+    }
+  }
+  const kind = /BEGIN ([A-Z ]+)-----/.exec(text);
+  const b64 = text.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  return `${kind ? kind[1] : 'PEM'} · ${b64.slice(0, 12)}…${b64.slice(-12)}`;
+}
+
+// ----- settings ----------------------------------------------------------------------------
+
+async function settingsPage(body, app) {
+  const loading = loadingInto(body);
+  let brand;
+  try {
+    brand = await get('/api/v1/brand');
+  } catch (error) {
+    if (!app.stopped) loadFailed(body, error, () => { clear(body); settingsPage(body, app); });
+    return;
+  }
+  if (app.stopped) return;
+  loading.remove();
+  const alert = alertBox();
+  // No min/max on retention: the server validates and its message is shown.
+  const form = h('form', { class: 'settings-form', id: 'settings-form', 'aria-label': 'Brand settings', novalidate: true },
+    alert.node,
+    h('div', { class: 'form-grid' },
+      field('Brand name', h('input', { type: 'text', name: 'name', id: 'brand-name', required: true, maxlength: 200, value: brand.name }), 'Shown to consumers in the chat header'),
+      field('Brand ID', h('input', { type: 'text', name: 'brand_id', id: 'brand-id', value: brand.id, readonly: true, class: 'mono' }), 'Used by SDKs and the widget; cannot be changed')),
+    checkbox('Ask customers for a satisfaction score (CSAT)', h('input', { type: 'checkbox', name: 'csat_enabled', id: 'csat-enabled', checked: brand.csat_enabled }),
+      'After an agent resolves a conversation, the customer is asked to rate it 1–5.'),
+    field('Keep transcripts for (days)', h('input', { type: 'number', name: 'retention_days', id: 'retention-days', required: true, step: 1, value: brand.retention_days, inputmode: 'numeric', class: 'input-short' }),
+      '1 to 3650 days; 396 = 13 months. Older conversations are hidden and later deleted.'),
+    h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'button primary', id: 'settings-save' }, 'Save settings')));
+  handleSubmit(form, alert, async () => {
+    const e = form.elements;
+    const name = e.name.value.trim();
+    if (!name) throw new Error('Brand name is required.');
+    const raw = e.retention_days.value.trim();
+    const days = Number(raw);
+    if (raw === '' || !Number.isInteger(days)) throw new Error('Retention must be a whole number of days.');
+    brand = await patch('/api/v1/brand', { name, csat_enabled: e.csat_enabled.checked, retention_days: days });
+    e.name.value = brand.name;
+    e.retention_days.value = brand.retention_days;
+    e.csat_enabled.checked = brand.csat_enabled;
+    app.toast('Settings saved');
+  });
+
+  const soon = h('fieldset', { class: 'coming-soon', disabled: true, 'aria-describedby': 'coming-soon-note' },
+    h('legend', null, 'Auto-close and automatic messages — coming soon'),
+    h('p', { class: 'hint', id: 'coming-soon-note' }, 'Close conversations automatically when the customer stops answering, and send greeting and away messages. Not available yet.'),
+    h('div', { class: 'form-grid' },
+      field('Auto-close after inactivity (hours)', h('input', { type: 'number', name: 'auto_close_hours', placeholder: 'e.g. 24', class: 'input-short' })),
+      field('Greeting message', h('textarea', { name: 'greeting', rows: 2, placeholder: 'Hi! An agent will be with you shortly.' }))));
+
+  body.append(
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Brand')), form),
+    h('section', { class: 'card card-muted' }, soon));
+}
