@@ -129,7 +129,6 @@ function handleSubmit(form, alert, action) {
       await action(form);
     } catch (error) {
       alert.show(errorText(error));
-      alert.node.focus?.();
     } finally {
       buttons.forEach((b) => { b.disabled = false; b.removeAttribute('aria-busy'); });
     }

@@ -22,6 +22,7 @@ const STATES = [
 ];
 const ROLE_LABEL = { agent: 'Agent', manager: 'Manager', admin: 'Admin' };
 const TOAST_MS = 5000;
+const MAX_TOASTS = 3;
 
 const isManager = (me) => me.role === 'manager' || me.role === 'admin';
 const isAdmin = (me) => me.role === 'admin';
@@ -265,7 +266,9 @@ function showConnection({ state, everConnected }) {
 function notify(text, kind = 'info') {
   if (!session) return;
   const toast = h('div', { class: 'toast ' + kind }, text);
-  session.frame.toasts.appendChild(toast);
+  const { toasts } = session.frame;
+  toasts.appendChild(toast);
+  while (toasts.childElementCount > MAX_TOASTS) toasts.firstElementChild.remove();
   setTimeout(() => toast.remove(), TOAST_MS);
 }
 

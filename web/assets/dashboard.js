@@ -39,6 +39,12 @@ export function render(root, ctx) {
 
   async function refresh() {
     if (stopped) return;
+    if (document.hidden && lastData) {
+      // Background tab: no polling; visibilitychange refreshes on return.
+      clearTimeout(timer);
+      timer = setTimeout(refresh, POLL_MS);
+      return;
+    }
     if (inFlight) {
       again = true;
       return;
@@ -79,10 +85,15 @@ export function render(root, ctx) {
       if (typeof off === 'function') unsubscribe.push(off);
     }
   }
+  const onVisible = () => {
+    if (!document.hidden) refresh();
+  };
+  document.addEventListener('visibilitychange', onVisible);
   refresh();
 
   return () => {
     stopped = true;
+    document.removeEventListener('visibilitychange', onVisible);
     clearTimeout(timer);
     clearTimeout(debounce);
     unsubscribe.forEach((off) => off());
@@ -91,7 +102,7 @@ export function render(root, ctx) {
 }
 
 function buildView() {
-  const updated = h('span', { class: 'updated', id: 'dashboard-updated', 'aria-live': 'off' }, 'Loading…');
+  const updated = h('time', { class: 'updated', id: 'dashboard-updated' }, 'Loading…');
   const liveDot = h('span', { class: 'live-dot', 'aria-hidden': 'true' });
   const errorText = h('span');
   const errorBox = h('div', { class: 'mgr-alert', role: 'alert', hidden: true }, errorText);
@@ -208,7 +219,7 @@ function buildView() {
 
   function showError(error, lastOk) {
     errorBox.hidden = !error;
-    document.getElementById('dashboard')?.classList.toggle('is-stale', !!error);
+    element.classList.toggle('is-stale', !!error);
     if (!error) return;
     let message = error instanceof ApiError ? error.message : String(error);
     if (error instanceof ApiError && error.status === 403) message = 'Your role cannot see the dashboard. ' + message;

@@ -36,14 +36,14 @@ export function createConversationList({ onSelect }) {
       time: h('span', { class: 'conv-time' }),
       waiting: h('span', { class: 'waiting' }),
       preview: h('span', { class: 'preview' }),
-      unread: h('span', { class: 'unread', hidden: true }),
+      unread: h('span', { class: 'unread', role: 'img' }),
       meta: h('span', { class: 'conv-meta' }),
     };
     const button = h('button', { type: 'button', class: 'conv-button' },
       parts.avatar,
       h('span', { class: 'conv-body' },
         h('span', { class: 'conv-line' }, parts.name, parts.time),
-        h('span', { class: 'conv-line' }, parts.preview, parts.unread),
+        h('span', { class: 'conv-line' }, parts.preview),
         h('span', { class: 'conv-line small' }, parts.meta, parts.waiting)));
     const li = h('li', { class: 'conv-row', dataset: { conversation: entry.id } }, button);
     button.addEventListener('click', () => onSelect(entry.id));
@@ -57,19 +57,28 @@ export function createConversationList({ onSelect }) {
     setText(parts.preview, previewText(entry));
     setText(parts.time, entry.lastMessage ? clock(entry.lastMessage.ts) : '');
     setText(parts.meta, [channelLabel(entry.channel), entry.skill].filter(Boolean).join(' · '));
-    const unread = entry.unread || 0;
-    parts.unread.hidden = unread === 0;
-    setText(parts.unread, unread > 99 ? '99+' : unread);
-    parts.unread.setAttribute('aria-label', unread + ' unread');
-    row.li.classList.toggle('has-unread', unread > 0);
+    paintUnread(row, entry.unread || 0);
     paintWaiting(row);
+  }
+
+  // The badge exists only while there is something unread.
+  function paintUnread(row, unread) {
+    const badge = row.parts.unread;
+    if (unread === 0) {
+      badge.remove();
+    } else {
+      if (!badge.isConnected) row.parts.preview.after(badge);
+      setText(badge, unread > 99 ? '99+' : unread);
+      badge.setAttribute('aria-label', unread + ' unread');
+    }
+    row.li.classList.toggle('has-unread', unread > 0);
   }
 
   function paintWaiting(row) {
     const since = row.entry.waitingSince;
     const secs = since ? (Date.now() - since) / 1000 : null;
     row.parts.waiting.hidden = secs === null;
-    setText(row.parts.waiting, secs === null ? '' : 'Waiting ' + duration(secs));
+    setText(row.parts.waiting, secs === null ? '' : 'Waiting ' + (secs < 60 ? '<1 min' : duration(secs)));
     row.parts.waiting.classList.toggle('warn', secs !== null && secs >= WAIT_WARN_SECS && secs < WAIT_LATE_SECS);
     row.parts.waiting.classList.toggle('late', secs !== null && secs >= WAIT_LATE_SECS);
   }

@@ -6,14 +6,15 @@
 
 import { get, query, ApiError } from './api.js';
 import { h, duration, startOfDay } from './dom.js';
-import { barChart, setText, formatCount } from './charts.js';
+import { barChart, setText, formatCount, s } from './charts.js';
 
 const MAX_DAYS = 92;
 const DAY_MS = 86400000;
 const oneDecimal = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const dayLabel = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
 const dayLong = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric' });
-const hourLabel = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const hourLabel = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
+const hourLong = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const rangeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
 
 const PRESETS = [
@@ -35,7 +36,9 @@ export function render(root) {
   const status = h('span', { class: 'report-status', role: 'status' });
   const errorBox = h('div', { class: 'mgr-alert', role: 'alert', hidden: true });
   const exportLink = h('a', { id: 'export-csv', class: 'button', href: '#', download: 'conversations.csv' },
-    h('span', { 'aria-hidden': 'true', class: 'icon-download' }), 'Export CSV');
+    s('svg', { viewBox: '0 0 24 24', class: 'icon', 'aria-hidden': 'true', focusable: 'false' },
+      s('path', { d: 'M12 4v11' }), s('path', { d: 'M7 10l5 5 5-5' }), s('path', { d: 'M5 20h14' })),
+    'Export CSV');
 
   const form = h('form', { class: 'report-toolbar', 'aria-label': 'Report range', onsubmit: (e) => { e.preventDefault(); load(); } },
     h('div', { class: 'field-inline' }, h('label', { for: 'report-from' }, 'From'), fromInput),
@@ -121,7 +124,9 @@ export function render(root) {
     const params = { from: r.from, to: r.to };
     exportLink.href = '/api/v1/reports/conversations.csv' + query(params);
     exportLink.setAttribute('download', `conversations-${fromInput.value}-to-${toInput.value}.csv`);
-    setText(rangeText, `${rangeFormat.format(new Date(r.from))} – ${rangeFormat.format(new Date(r.to - 1))}`);
+    const first = rangeFormat.format(new Date(r.from));
+    const last = rangeFormat.format(new Date(r.to - 1));
+    setText(rangeText, r.days === 1 ? first : `${first} – ${last} · ${r.days} days`);
     const mine = ++sequence;
     content.classList.add('is-loading');
     content.setAttribute('aria-busy', 'true');
@@ -234,7 +239,7 @@ function volumeSeries(hourly, r) {
       categories: hourly.map((b) => {
         const date = new Date(b.hour);
         const label = r.days > 1 && date.getHours() === 0 ? dayLabel.format(date) : hourLabel.format(date);
-        return { label, long: `${dayLong.format(date)}, ${hourLabel.format(date)}` };
+        return { label, long: `${dayLong.format(date)}, ${hourLong.format(date)}` };
       }),
       opened: hourly.map((b) => b.opened || 0),
       closed: hourly.map((b) => b.closed || 0),

@@ -18,7 +18,7 @@ import { createConversationList, channelLabel } from './inbox-list.js';
 import { createThread, closedText } from './thread.js';
 import { createComposer } from './composer.js';
 import { createConsumerPanel } from './consumer-panel.js';
-import { chooseTransferTarget } from './transfer-dialog.js';
+import { transferDialog } from './transfer-dialog.js';
 
 const DEFAULT_CHAR_LIMIT = 2000;
 const WAIT_TICK_MS = 15000;
@@ -48,12 +48,13 @@ function entryFromItem(item) {
   };
 }
 
-// An entry from a conversation summary (welcome, conv assigned) until the inbox enriches it.
+// An entry from a conversation summary (welcome, conv assigned) until the inbox enriches it;
+// a sync after seq last_seq - 1 fetches the last message for the preview.
 function entryFromSummary(summary) {
   return {
     id: summary.c, conversation: null, consumer: summary.consumer || null, displayName: displayName(summary.consumer, summary.c),
     channel: null, skill: summary.skill || null, charLimit: DEFAULT_CHAR_LIMIT, opened: summary.opened,
-    seq: 0, lastMessage: null, unread: 0, waitingSince: null, agentReadSeq: 0, consumerDlv: 0, consumerRead: 0,
+    seq: Math.max(0, summary.last_seq - 1), lastMessage: null, unread: 0, waitingSince: null, agentReadSeq: 0, consumerDlv: 0, consumerRead: 0,
     lastConsumerSeq: 0,
   };
 }
@@ -169,13 +170,8 @@ class Workspace {
       entries = inbox.items.map(entryFromItem);
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404) this.ctx.notify('Could not load your inbox: ' + sentence(error.message), 'error');
-      entries = summaries.map(entryFromSummary);
       // Without the inbox endpoint: fetch each last message; treat what is there as read.
-      for (const entry of entries) {
-        const summary = summaries.find((s) => s.c === entry.id);
-        entry.seq = Math.max(0, summary.last_seq - 1);
-        entry.agentReadSeq = summary.last_seq;
-      }
+      entries = summaries.map((summary) => ({ ...entryFromSummary(summary), agentReadSeq: summary.last_seq }));
     }
     for (const entry of entries) this.addEntry(entry);
     this.list.reorder();
@@ -192,9 +188,7 @@ class Workspace {
         const fresh = entryFromItem(item);
         const entry = this.entries.get(fresh.id);
         if (!entry) continue;
-        if (fresh.seq >= entry.seq) Object.assign(entry, fresh);
-        else Object.assign(entry, { conversation: fresh.conversation, consumer: fresh.consumer, displayName: fresh.displayName,
-          channel: fresh.channel, skill: fresh.skill, charLimit: fresh.charLimit });
+        this.merge(entry, fresh);
         this.list.upsert(entry);
         if (this.selected?.entry === entry) this.refreshSelectedInfo();
       }
@@ -202,6 +196,20 @@ class Workspace {
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404) console.warn('inbox refresh failed', error);
     }
+  }
+
+  // Takes the counters of a fresh inbox item only when it describes the same seq as the
+  // entry; when the store is ahead, the missing messages are synced (and counted) instead.
+  merge(entry, fresh) {
+    const { seq, lastMessage, unread, waitingSince, agentReadSeq, lastConsumerSeq, ...info } = fresh;
+    Object.assign(entry, info);
+    if (seq === entry.seq) {
+      // A read receipt we sent may not be in the snapshot yet: our read mark wins.
+      const readLocally = entry.agentReadSeq > agentReadSeq && entry.agentReadSeq >= lastConsumerSeq;
+      Object.assign(entry, { lastMessage, waitingSince, lastConsumerSeq, unread: readLocally ? 0 : unread,
+        agentReadSeq: Math.max(entry.agentReadSeq, agentReadSeq) });
+    }
+    else if (seq > entry.seq) this.syncConv(entry.id);
   }
 
   scheduleInboxRefresh() {
@@ -220,18 +228,16 @@ class Workspace {
     for (const entry of [...this.entries.values()]) {
       if (!open.has(entry.id)) this.leave(entry.id, 'The conversation with ' + entry.displayName + ' was closed or moved while you were offline.', 'Closed or moved while you were offline');
     }
-    let added = false;
     for (const summary of summaries) {
       const entry = this.entries.get(summary.c);
       if (!entry) {
         this.addEntry(entryFromSummary(summary));
         this.syncConv(summary.c);
-        added = true;
       } else if (summary.last_seq > entry.seq) {
         this.syncConv(entry.id);
       }
     }
-    if (added) this.scheduleInboxRefresh();
+    this.scheduleInboxRefresh();
     if (this.selected && this.entries.has(this.selected.entry.id)) this.selected.thread.catchUp();
     this.list.reorder();
     this.updateCount();
@@ -544,22 +550,22 @@ class Workspace {
   async transfer(entry) {
     const roster = await this.loadRoster();
     if (!roster) return;
-    const choice = await chooseTransferTarget({ roster, me: this.me, customer: entry.displayName });
-    if (!choice) return;
-    await this.moveAway(entry, choice.body, 'Transferred to ' + choice.label);
+    await transferDialog({ roster, me: this.me, customer: entry.displayName,
+      submit: (body, label) => this.moveAway(entry, body, 'Transferred to ' + label) });
   }
 
-  requeue(entry) {
-    return this.moveAway(entry, {}, 'Returned to the queue');
-  }
-
-  async moveAway(entry, body, text) {
+  async requeue(entry) {
     try {
-      await post('/api/v1/conversations/' + entry.id + '/transfer', body);
-      this.leave(entry.id, entry.displayName + ' — ' + text.charAt(0).toLowerCase() + text.slice(1) + '.', text);
+      await this.moveAway(entry, {}, 'Returned to the queue');
     } catch (error) {
-      this.ctx.notify('Could not transfer: ' + sentence(error.message), 'error');
+      this.ctx.notify('Could not return the conversation to the queue: ' + sentence(error.message), 'error');
     }
+  }
+
+  // POST …/transfer; the conversation then leaves this agent (errors go to the caller).
+  async moveAway(entry, body, text) {
+    await post('/api/v1/conversations/' + entry.id + '/transfer', body);
+    this.leave(entry.id, entry.displayName + ': ' + text.charAt(0).toLowerCase() + text.slice(1) + '.', text);
   }
 
   // The agents and skills (transfer targets; agent names for notices).

@@ -289,6 +289,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 fn print_banner(config: &Config, addr: SocketAddr, credentials: Option<&seed::DemoCredentials>) {
     println!();
     println!("Switchboard is listening on http://{addr}");
+    println!("  agent workspace, dashboard and admin: http://{addr}/");
     println!("  API reference:  http://{addr}/docs");
     println!("  database:       {}", redact(&config.database_url));
     if let Some(credentials) = credentials {

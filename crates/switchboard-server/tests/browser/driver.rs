@@ -1,0 +1,182 @@
+//! Drives Debian's Chromium through ChromeDriver (WebDriver, via fantoccini): starts one
+//! `chromedriver` per test on a free port, opens headless browser sessions against the
+//! in-process server, waits on conditions evaluated in the page, and saves screenshots under
+//! `target/screenshots/`.
+//!
+//! Without ChromeDriver the tests print why and pass, unless `SWITCHBOARD_REQUIRE_SERVICES=1`
+//! (CI), where a missing browser is a failure. `CHROMEDRIVER` and `CHROMIUM` override the
+//! paths (default `/usr/bin/chromedriver`, `/usr/bin/chromium`).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+/// How long a condition may take to become true in the page.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A running ChromeDriver; killed on drop.
+pub struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    /// Starts ChromeDriver, or returns `None` (after printing why) when it is not installed
+    /// and services are not required.
+    pub async fn start() -> Option<Driver> {
+        let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        if !std::path::Path::new(&path).exists() {
+            let reason = format!("{path} not found (apt-get install chromium chromium-driver)");
+            if std::env::var("SWITCHBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                panic!("browser tests required but {reason}");
+            }
+            eprintln!("skipping browser test: {reason}");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {path}: {error}"));
+        let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(driver);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("chromedriver did not listen on port {port}");
+    }
+
+    /// A new headless browser window (its own profile: its own cookies).
+    pub async fn browser(&self) -> Browser {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1440,900",
+            "--lang=en-US",
+        ];
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), json!({"binary": chromium, "args": args}));
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|error| panic!("cannot open a Chromium session: {error}"));
+        Browser { client }
+    }
+}
+
+/// One browser window.
+pub struct Browser {
+    pub client: Client,
+}
+
+impl Browser {
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap_or_else(|error| panic!("cannot open {url}: {error}"));
+    }
+
+    /// Runs `script` (a function body; `arguments[i]` are `args`) in the page.
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client.execute(script, args).await.unwrap_or_else(|error| panic!("script failed: {error}\n{script}"))
+    }
+
+    /// Waits until `script` returns a truthy value; returns it. Panics with `what` and the
+    /// last value after [`WAIT`].
+    pub async fn until(&self, what: &str, script: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut last = Value::Null;
+        while tokio::time::Instant::now() < deadline {
+            last = self.client.execute(script, Vec::new()).await.unwrap_or(Value::Null);
+            let truthy = !matches!(&last, Value::Null | Value::Bool(false)) && last != json!(0) && last != json!("");
+            if truthy {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.screenshot(&format!("failed-{}", what.replace(|c: char| !c.is_ascii_alphanumeric(), "-"))).await;
+        panic!("timed out waiting for: {what} (last value {last})");
+    }
+
+    /// Waits for an element matching `selector` to exist and be visible.
+    pub async fn visible(&self, selector: &str) {
+        let script = format!(
+            "const e = document.querySelector({sel}); return !!e && !e.closest('[hidden]') && e.getClientRects().length > 0;",
+            sel = json!(selector)
+        );
+        self.until(&format!("{selector} visible"), &script).await;
+    }
+
+    /// Waits until the text of `selector` contains `needle`; returns the whole text.
+    pub async fn text_contains(&self, selector: &str, needle: &str) -> String {
+        let script = format!(
+            "const e = document.querySelector({sel}); return e && e.textContent.includes({needle}) ? e.textContent : null;",
+            sel = json!(selector),
+            needle = json!(needle)
+        );
+        self.until(&format!("{selector} contains {needle:?}"), &script).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn click(&self, selector: &str) {
+        self.visible(selector).await;
+        let element = self.client.find(Locator::Css(selector)).await.unwrap();
+        element.click().await.unwrap_or_else(|error| panic!("cannot click {selector}: {error}"));
+    }
+
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        self.visible(selector).await;
+        let element = self.client.find(Locator::Css(selector)).await.unwrap();
+        element.send_keys(text).await.unwrap_or_else(|error| panic!("cannot type into {selector}: {error}"));
+    }
+
+    pub async fn select(&self, selector: &str, value: &str) {
+        self.visible(selector).await;
+        let element = self.client.find(Locator::Css(selector)).await.unwrap();
+        element
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|error| panic!("cannot select {value} in {selector}: {error}"));
+    }
+
+    /// Logs in through the login form.
+    pub async fn login(&self, base: &str, email: &str, password: &str) {
+        self.goto(&format!("{base}/")).await;
+        self.type_into("#login-email", email).await;
+        self.type_into("#login-password", password).await;
+        self.click("#login-submit").await;
+    }
+
+    /// Saves a PNG of the window as `target/screenshots/<name>.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let Ok(png) = self.client.screenshot().await else { return };
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}

@@ -1,0 +1,235 @@
+//! The browser workspace in real Chromium: an agent logs in, goes online and converses with a
+//! consumer socket live (typing, read marks, XSS-safe text, resolve → closed + survey); the
+//! manager's dashboard follows the queue and the loads without reload; login errors are
+//! clear; 200 conversations and a 2,000-message history stay usable. Screenshots of the main
+//! screens land in `target/screenshots/`.
+
+#[allow(dead_code)]
+#[path = "../it/harness.rs"]
+mod harness;
+
+mod driver;
+
+use serde_json::json;
+use switchboard_store::{Append, ConsumerAppend, ConsumerClaims, Role};
+
+use crate::driver::Driver;
+use crate::harness::*;
+
+/// A consumer socket with a full profile and device information.
+async fn consumer(server: &TestServer, brand: &TestBrand, sub: &str, name: &str) -> Client {
+    let claims = json!({"sub": sub, "iss": "brand-backend", "aud": brand.app, "exp": now_secs() + 3600,
+        "name": name, "email": format!("{sub}@example.com"), "phone": "+34 612 345 678"});
+    let mut socket = Client::connect(&format!("{}/v1/consumer", server.ws)).await;
+    let device = json!({"os": "iOS 18.1", "app_version": "4.2.0", "device_type": "phone"});
+    let hello = json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app, "token": rs256_token(&claims), "device": device});
+    let welcome = socket.hello(hello).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+    socket
+}
+
+fn agent_state(server: &TestServer, brand: &TestBrand, id: i64) -> impl Future<Output = String> {
+    let store = server.store.clone();
+    let brand = brand.id.clone();
+    async move { store.user(&brand, id).await.unwrap().unwrap().state.as_str().to_owned() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_and_consumer_converse_live_while_the_manager_watches() {
+    let Some(driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let alice_email = format!("alice@{}.test", brand.id);
+    let alice = server.user(&brand, &alice_email, "Alice Moreno", Role::Agent, 5, vec![]).await;
+    let manager_email = format!("morgan@{}.test", brand.id);
+    server.user(&brand, &manager_email, "Morgan Lee", Role::Manager, 0, vec![]).await;
+    let base = server.http.clone();
+
+    // The manager watches the floor.
+    let manager = driver.browser().await;
+    manager.login(&base, &manager_email, PASSWORD).await;
+    manager.goto(&format!("{base}/#/dashboard")).await;
+    manager.visible("#dashboard").await;
+    let alice_row = format!("#agents-table tr[data-agent=\"{alice}\"]");
+    manager.text_contains(&format!("{alice_row} td.state"), "Offline").await;
+
+    // A consumer writes while nobody is online: the queue shows it.
+    let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
+    maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hi, my order #48213 hasn't arrived"})).await;
+    let c = maria.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    maria.expect(|f| f["t"] == "conv" && f["ev"] == "queued").await;
+    manager.until("one conversation queued", "return [...document.querySelectorAll('#skills-table td.queue-depth')].some(td => td.textContent.trim() === '1')").await;
+    manager.screenshot("dashboard-queue").await;
+
+    // The agent logs in and goes online; the conversation appears in her inbox.
+    let agent = driver.browser().await;
+    agent.login(&base, &alice_email, PASSWORD).await;
+    agent.visible("#agent-state").await;
+    agent.screenshot("workspace-empty").await;
+    agent.select("#agent-state", "online").await;
+    let deadline = tokio::time::Instant::now() + driver::WAIT;
+    while agent_state(&server, &brand, alice).await != "online" {
+        assert!(tokio::time::Instant::now() < deadline, "the state select did not set the agent online");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.text_contains(&item, "Maria Lopez").await;
+    agent.text_contains(&item, "order #48213").await;
+    maria.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["agent"] == "Alice Moreno").await;
+    // The dashboard follows without reload: queue empty, Alice online holding one of five.
+    manager.text_contains(&format!("{alice_row} td.load"), "1 / 5").await;
+    manager.text_contains(&format!("{alice_row} td.state"), "Online").await;
+    manager.until("queue drained", "return [...document.querySelectorAll('#skills-table td.queue-depth')].every(td => td.textContent.trim() === '0')").await;
+
+    // She opens it: message, consumer panel with profile and device.
+    agent.click(&item).await;
+    agent.text_contains("#messages", "Hi, my order #48213 hasn't arrived").await;
+    let panel = agent.text_contains("#consumer-panel", "maria@example.com").await;
+    for detail in ["Maria Lopez", "+34 612 345 678", "iOS 18.1", "4.2.0"] {
+        assert!(panel.contains(detail), "consumer panel lacks {detail:?}: {panel}");
+    }
+    // Opening it marks it read: the consumer sees the read receipt.
+    let read = maria.expect(|f| f["t"] == "rcpt" && f["k"] == "read").await;
+    assert_eq!((read["by"].as_str(), read["seq"].as_i64()), (Some("a"), Some(1)));
+
+    // Typing both ways.
+    maria.send(json!({"t": "typing", "c": c, "on": true})).await;
+    agent.visible("#typing-indicator").await;
+    agent.text_contains("#typing-indicator", "typing").await;
+    agent.type_into("#composer", "Let me check that for you, Maria.").await;
+    let typing = maria.expect(|f| f["t"] == "typing" && f["on"] == true).await;
+    assert_eq!(typing["name"], "Alice Moreno");
+    agent.text_contains("#char-count", "33 / 2000").await;
+    agent.click("#send-button").await;
+    let reply = maria.expect(|f| f["t"] == "msg" && f["from"] == "a").await;
+    assert_eq!(reply["text"], "Let me check that for you, Maria.");
+    let reply_seq = reply["seq"].as_i64().unwrap();
+
+    // The consumer reads it: the agent's message shows "Read".
+    maria.send(json!({"t": "rcpt", "c": c, "seq": reply_seq, "k": "read"})).await;
+    agent.text_contains(&format!("#messages .message[data-seq=\"{reply_seq}\"] .mark"), "Read").await;
+
+    // Message text is never HTML.
+    let attack = "<img src=x onerror=\"window.__xss = 1\"> <b>bold?</b>";
+    maria.send(json!({"t": "send", "id": 2, "cid": "m2", "text": attack})).await;
+    agent.text_contains("#messages", "<img src=x onerror=").await;
+    let injected = agent.js("return [window.__xss === undefined, document.querySelectorAll('#messages img, #messages b').length, document.querySelectorAll('#conversation-list img').length]", vec![]).await;
+    assert_eq!(injected, json!([true, 0, 0]), "message text must show as text, not run as HTML");
+    agent.screenshot("workspace-conversation").await;
+
+    // Resolve: the consumer gets the closed notice and the survey; the inbox empties and the
+    // dashboard counts it.
+    agent.click("#resolve-button").await;
+    let closed = maria.expect(|f| f["t"] == "conv" && f["ev"] == "closed").await;
+    assert_eq!(closed["by"], "a");
+    maria.expect(|f| f["t"] == "survey" && f["c"] == c).await;
+    agent.until("conversation left the list", &format!("return !document.querySelector({})", json!(item))).await;
+    manager.text_contains(&format!("{alice_row} td.load"), "0 / 5").await;
+    manager.screenshot("dashboard").await;
+
+    // Reports and admin pages render for the people allowed to see them.
+    manager.goto(&format!("{base}/#/reports")).await;
+    manager.visible("#reports").await;
+    manager.visible("#export-csv").await;
+    manager.until("charts drawn", "return document.querySelectorAll('#reports svg').length >= 3").await;
+    manager.screenshot("reports").await;
+    let admin = driver.browser().await;
+    admin.login(&base, &brand.admin_email, PASSWORD).await;
+    admin.goto(&format!("{base}/#/admin/agents")).await;
+    admin.text_contains("main", "Alice Moreno").await;
+    admin.screenshot("admin-agents").await;
+    for browser in [agent, manager, admin] {
+        browser.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_and_expired_session_say_so() {
+    let Some(driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let browser = driver.browser().await;
+    browser.goto(&format!("{}/", server.http)).await;
+    browser.visible("#login-email").await;
+    browser.screenshot("login").await;
+    browser.login(&server.http, &brand.agent_email, "not the password").await;
+    browser.text_contains("#login-error", "Wrong email or password").await;
+
+    browser.login(&server.http, &brand.agent_email, PASSWORD).await;
+    browser.visible("#agent-state").await;
+    // The session ends on the server (expiry or logout elsewhere): the next load says so.
+    let cookie = browser.client.get_named_cookie("sb_session").await.expect("session cookie");
+    server.store.delete_session(&switchboard_server::auth::hash_secret(cookie.value())).await.unwrap();
+    browser.client.refresh().await.unwrap();
+    browser.text_contains("body", "Your session has expired. Please log in again.").await;
+    browser.visible("#login-email").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_conversations_and_a_long_history_stay_usable() {
+    let Some(driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let email = format!("busy@{}.test", brand.id);
+    let agent_id = server.user(&brand, &email, "Busy Agent", Role::Agent, 250, vec![]).await;
+    let now = now_secs() * 1000;
+    let append = |consumer: i64, cid: String, text: String| {
+        Append::Consumer(ConsumerAppend {
+            brand_id: brand.id.clone(),
+            consumer_id: consumer,
+            app_id: brand.app.clone(),
+            channel: "in_app".into(),
+            skill_id: None,
+            client_id: cid,
+            text,
+        })
+    };
+    let mut long = 0;
+    for i in 0..200 {
+        let consumer = {
+            let claims = ConsumerClaims { name: Some(format!("Customer {i}")), ..Default::default() };
+            server.store.upsert_consumer(&brand.id, &format!("c{i}"), &claims, now).await.unwrap().id
+        };
+        let messages = if i == 0 { 2_000 } else { 1 };
+        let mut c = 0;
+        for n in 0..messages {
+            let text = format!("Customer {i} message {}", n + 1);
+            c = server
+                .store
+                .append(append(consumer, format!("c{i}-{n}"), text), now - 1000 * (200 - i))
+                .await
+                .unwrap()
+                .message
+                .conversation_id;
+        }
+        server.store.assign(&brand.id, c, agent_id, now).await.unwrap();
+        if i == 0 {
+            long = c;
+        }
+    }
+    let browser = driver.browser().await;
+    browser.login(&server.http, &email, PASSWORD).await;
+    browser
+        .until(
+            "200 conversations listed",
+            "return document.querySelectorAll('#conversation-list li[data-conversation]').length === 200",
+        )
+        .await;
+    let item = format!("#conversation-list li[data-conversation=\"{long}\"]");
+    browser.click(&item).await;
+    browser.text_contains("#messages", "Customer 0 message 2000").await;
+    let shown = browser.js("return document.querySelectorAll('#messages .message').length", vec![]).await;
+    let shown = shown.as_i64().unwrap();
+    assert!((1..=300).contains(&shown), "a long history opens on its latest page, not all 2,000 at once ({shown})");
+    // Earlier pages load on demand (scrolling to the top or the button).
+    browser.js("const m = document.querySelector('#messages'); m.scrollTop = 0; m.dispatchEvent(new Event('scroll')); const b = document.querySelector('#messages button'); if (b) b.click(); return true", vec![]).await;
+    browser
+        .until(
+            "an earlier page loaded",
+            &format!("return document.querySelectorAll('#messages .message').length > {shown}"),
+        )
+        .await;
+    browser.screenshot("workspace-busy").await;
+    browser.close().await;
+}
