@@ -1,11 +1,13 @@
-//! Drives Debian's Chromium through ChromeDriver (WebDriver, via fantoccini): starts one
-//! `chromedriver` per test on a free port, opens headless browser sessions against the
-//! in-process server, waits on conditions evaluated in the page, and saves screenshots under
-//! `target/screenshots/`.
+//! Drives real browsers through WebDriver (fantoccini): Debian's Chromium through ChromeDriver,
+//! and Firefox ESR through geckodriver. Starts one driver per test on a free port, opens
+//! headless browser sessions against the in-process server, waits on conditions evaluated in
+//! the page, and saves screenshots under `target/screenshots/`.
 //!
-//! Without ChromeDriver the tests print why and pass, unless `SWITCHBOARD_REQUIRE_SERVICES=1`
-//! (CI), where a missing browser is a failure. `CHROMEDRIVER` and `CHROMIUM` override the
-//! paths (default `/usr/bin/chromedriver`, `/usr/bin/chromium`).
+//! Without the driver the tests print why and pass, unless `SWITCHBOARD_REQUIRE_SERVICES=1`
+//! (CI), where a missing browser is a failure. `CHROMEDRIVER`, `CHROMIUM`, `GECKODRIVER` and
+//! `FIREFOX` override the paths (defaults `/usr/bin/chromedriver`, `/usr/bin/chromium`,
+//! `geckodriver` on the `PATH`, `/usr/bin/firefox-esr`). geckodriver is not packaged by
+//! Debian: `cargo install geckodriver` builds it from crates.io (`.ci/run` does).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,10 +20,18 @@ use serde_json::{Value, json};
 /// How long a condition may take to become true in the page.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// A running ChromeDriver; killed on drop.
+/// Which browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Chromium,
+    Firefox,
+}
+
+/// A running ChromeDriver or geckodriver; killed on drop.
 pub struct Driver {
     child: Child,
     url: String,
+    engine: Engine,
 }
 
 impl Drop for Driver {
@@ -35,9 +45,26 @@ impl Driver {
     /// Starts ChromeDriver, or returns `None` (after printing why) when it is not installed
     /// and services are not required.
     pub async fn start() -> Option<Driver> {
-        let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        Driver::start_engine(Engine::Chromium).await
+    }
+
+    /// Starts the WebDriver server of `engine` (see [`Driver::start`]).
+    pub async fn start_engine(engine: Engine) -> Option<Driver> {
+        let (path, install) = match engine {
+            Engine::Chromium => (
+                std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into()),
+                "apt-get install chromium chromium-driver",
+            ),
+            Engine::Firefox => (
+                std::env::var("GECKODRIVER")
+                    .ok()
+                    .or_else(|| on_path("geckodriver"))
+                    .unwrap_or_else(|| "geckodriver".into()),
+                "apt-get install firefox-esr; cargo install geckodriver",
+            ),
+        };
         if !std::path::Path::new(&path).exists() {
-            let reason = format!("{path} not found (apt-get install chromium chromium-driver)");
+            let reason = format!("{path} not found ({install})");
             if std::env::var("SWITCHBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
                 panic!("browser tests required but {reason}");
             }
@@ -51,7 +78,7 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {path}: {error}"));
-        let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
+        let driver = Driver { child, url: format!("http://127.0.0.1:{port}"), engine };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return Some(driver);
@@ -61,31 +88,56 @@ impl Driver {
         panic!("chromedriver did not listen on port {port}");
     }
 
-    /// A new headless browser window (its own profile: its own cookies).
+    /// A new headless browser window (its own profile: its own cookies). geckodriver serves
+    /// one session at a time.
     pub async fn browser(&self) -> Browser {
-        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1440,900",
-            "--lang=en-US",
-        ];
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert("goog:chromeOptions".into(), json!({"binary": chromium, "args": args}));
+        match self.engine {
+            Engine::Chromium => {
+                capabilities.insert("goog:chromeOptions".into(), chromium_options());
+            }
+            Engine::Firefox => {
+                let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+                let options = json!({"binary": firefox, "args": ["-headless", "-width=1440", "-height=900"]});
+                capabilities.insert("moz:firefoxOptions".into(), options);
+            }
+        }
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&self.url)
             .await
-            .unwrap_or_else(|error| panic!("cannot open a Chromium session: {error}"));
+            .unwrap_or_else(|error| panic!("cannot open a {:?} session: {error}", self.engine));
         Browser { client }
     }
+}
+
+fn on_path(program: &str) -> Option<String> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/root/.cargo/bin"])
+        .map(|dir| format!("{dir}/{program}"))
+        .find(|path| std::path::Path::new(path).exists())
+}
+
+/// Headless, and without Chromium's background traffic (the test machines have no outside
+/// network: it would only fail and slow the start).
+fn chromium_options() -> Value {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1440,900",
+        "--lang=en-US",
+    ];
+    json!({"binary": chromium, "args": args})
 }
 
 /// One browser window.

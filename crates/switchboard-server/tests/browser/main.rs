@@ -13,7 +13,7 @@ mod driver;
 use serde_json::json;
 use switchboard_store::{Append, ConsumerAppend, ConsumerClaims, Role};
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Engine};
 use crate::harness::*;
 
 /// A consumer socket with a full profile and device information.
@@ -141,6 +141,83 @@ async fn agent_and_consumer_converse_live_while_the_manager_watches() {
     for browser in [agent, manager, admin] {
         browser.close().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_shown_and_recovered_without_missing_anything() {
+    let Some(driver) = Driver::start().await else { return };
+    let mut server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
+    maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Are you there?"})).await;
+    let c = maria.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let agent = driver.browser().await;
+    agent.login(&server.http, &brand.agent_email, PASSWORD).await;
+    agent.select("#agent-state", "online").await;
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.click(&item).await;
+    agent.text_contains("#messages", "Are you there?").await;
+    agent.until("connected", "const b = document.querySelector('#connection-banner'); return !!b && b.hidden").await;
+
+    // The server goes away: the workspace says so.
+    let running = server.running.take().unwrap();
+    let addr = running.addr;
+    running.shutdown().await.unwrap();
+    agent.visible("#connection-banner").await;
+    agent.screenshot("workspace-connection-lost").await;
+
+    // It comes back on the same address; the consumer writes before the workspace is back.
+    let store = switchboard_store::Store::open(&switchboard_store::StoreOptions::new(format!(
+        "sqlite://{}",
+        server.dir.join("test.db").display()
+    )))
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    server.running = Some(switchboard_server::start(store.clone(), Default::default(), listener).await.unwrap());
+    server.store = store;
+    let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
+    for (i, text) in ["Hello again", "I'm still waiting"].iter().enumerate() {
+        maria.send(json!({"t": "send", "id": 10 + i, "cid": format!("back{i}"), "text": text})).await;
+        maria.expect(|f| f["t"] == "ack" && f["id"] == 10 + i).await;
+    }
+    agent.until("reconnected", "const b = document.querySelector('#connection-banner'); return !!b && b.hidden").await;
+    agent.text_contains("#messages", "I'm still waiting").await;
+    let counts = agent
+        .js(
+            "const texts = [...document.querySelectorAll('#messages .message-text')].map(e => e.textContent);
+             return ['Are you there?', 'Hello again', \"I'm still waiting\"].map(t => texts.filter(x => x === t).length)",
+            vec![],
+        )
+        .await;
+    assert_eq!(counts, json!([1, 1, 1]), "every message exactly once after the reconnect");
+    agent.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_works_in_firefox_too() {
+    let Some(driver) = Driver::start_engine(Engine::Firefox).await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let agent = driver.browser().await;
+    agent.login(&server.http, &brand.agent_email, PASSWORD).await;
+    agent.select("#agent-state", "online").await;
+    let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
+    maria
+        .send(json!({"t": "send", "id": 1, "cid": "m1", "text": "<script>window.__xss = 1</script>Hello from Firefox"}))
+        .await;
+    let c = maria.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.click(&item).await;
+    agent.text_contains("#messages", "<script>window.__xss = 1</script>Hello from Firefox").await;
+    agent.type_into("#composer", "Hi Maria!\u{E007}").await;
+    let reply = maria.expect(|f| f["t"] == "msg" && f["from"] == "a").await;
+    assert_eq!(reply["text"], "Hi Maria!", "Enter sends");
+    assert_eq!(agent.js("return window.__xss === undefined", vec![]).await, json!(true));
+    agent.screenshot("firefox-workspace").await;
+    agent.click("#resolve-button").await;
+    maria.expect(|f| f["t"] == "conv" && f["ev"] == "closed").await;
+    agent.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
