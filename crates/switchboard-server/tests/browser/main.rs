@@ -221,6 +221,52 @@ async fn the_workspace_works_in_firefox_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
+    let Some(driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = driver.browser().await;
+    admin.login(&server.http, &brand.admin_email, PASSWORD).await;
+    admin.visible("#dashboard").await;
+
+    admin.goto(&format!("{}/#/admin/skills", server.http)).await;
+    admin.type_into("#new-skill-name", "vip").await;
+    admin.click("#new-skill-form button[type=submit]").await;
+    admin.text_contains("#skills-admin-table", "vip").await;
+
+    admin.goto(&format!("{}/#/admin/agents", server.http)).await;
+    admin.click("button[aria-controls=\"new-agent-form\"]").await;
+    let email = format!("nora@{}.test", brand.id);
+    admin.type_into("#new-agent-form [name=name]", "Nora Quinn").await;
+    admin.type_into("#new-agent-form [name=email]", &email).await;
+    admin.type_into("#new-agent-form [name=password]", "a strong passphrase").await;
+    admin.js("const f = document.querySelector('#new-agent-form'); f.elements.max_concurrent.value = '4'; \
+              [...f.querySelectorAll('input[type=checkbox]')].forEach(c => { if (c.parentElement.textContent.includes('vip')) c.click(); }); return true", vec![]).await;
+    admin.click("#new-agent-form button[type=submit]").await;
+    admin.text_contains("#users-table", &email).await;
+    admin.screenshot("admin-agent-created").await;
+    let created = server.store.user_by_email(&email).await.unwrap().expect("the form created the user");
+    assert_eq!((created.name.as_str(), created.max_concurrent, created.role), ("Nora Quinn", 4, Role::Agent));
+    let vip = server.store.skills(&brand.id).await.unwrap().into_iter().find(|s| s.name == "vip").unwrap();
+    assert_eq!(created.skills, vec![vip.id]);
+
+    // A bad setting is refused with the server's reason, shown next to the form.
+    admin.goto(&format!("{}/#/admin/settings", server.http)).await;
+    admin.visible("#retention-days").await;
+    admin.js("document.querySelector('#retention-days').value = '0'; return true", vec![]).await;
+    admin.click("#settings-save").await;
+    admin.text_contains("#settings-form [role=alert]", "retention_days must be 1 to").await;
+
+    let nora = driver.browser().await;
+    nora.login(&server.http, &email, "a strong passphrase").await;
+    nora.text_contains("body", "Nora Quinn").await;
+    nora.visible("#agent-state").await;
+    for browser in [admin, nora] {
+        browser.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_and_expired_session_say_so() {
     let Some(driver) = Driver::start().await else { return };
     let server = TestServer::start().await;
