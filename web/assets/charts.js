@@ -3,9 +3,9 @@
 // so labels from the server stay text). Each chart is a <figure> holding an <svg role="img">
 // with <title>/<desc>, a legend, and a visually-hidden data table for screen readers.
 // Charts are drawn at the pixel width of their box (text stays 11 px) and redrawn on resize.
-// Also: meter() (a thin load bar) and setText() (writes only when the text changed).
+// Also: meter() (a thin load bar).
 
-import { h } from './dom.js';
+import { h, setText } from './dom.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 let nextId = 0;
@@ -21,13 +21,6 @@ export function s(tag, attrs, ...children) {
     if (child === null || child === undefined || child === false) continue;
     node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
-  return node;
-}
-
-// Sets the text of an element only when it differs (no needless layout, selection kept).
-export function setText(node, text) {
-  text = String(text);
-  if (node.textContent !== text) node.textContent = text;
   return node;
 }
 

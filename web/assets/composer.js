@@ -41,6 +41,7 @@ export function createComposer({ name, limit, onSend, onTyping }) {
     }
   });
   textarea.addEventListener('input', () => {
+    hideError();
     refresh();
     typing(textarea.value.trim() !== '');
   });

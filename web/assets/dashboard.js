@@ -5,8 +5,8 @@
 // A failed poll shows an error banner and keeps the last data on screen.
 
 import { get, query, ApiError } from './api.js';
-import { h, duration, startOfDay } from './dom.js';
-import { barChart, meter, setText, formatCount } from './charts.js';
+import { h, duration, startOfDay, setText } from './dom.js';
+import { barChart, meter, formatCount } from './charts.js';
 
 const POLL_MS = 2000;
 const LIVE_DEBOUNCE_MS = 300;

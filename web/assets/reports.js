@@ -5,8 +5,8 @@
 // the CSV export of the same range. Every chart has an accessible name and a hidden data table.
 
 import { get, query, ApiError } from './api.js';
-import { h, duration, startOfDay } from './dom.js';
-import { barChart, setText, formatCount, s } from './charts.js';
+import { h, duration, startOfDay, setText } from './dom.js';
+import { barChart, formatCount, s } from './charts.js';
 
 const MAX_DAYS = 92;
 const DAY_MS = 86400000;

@@ -73,7 +73,7 @@ export function createThread({ entry, me, nameOf, onLoaded, onError }) {
     const element = h('section', { class: 'conv-section' + (isCurrent ? ' current' : ' past'), dataset: { conversation: id } },
       older, body);
     const section = { id, conversation, isCurrent, element, body, older, bySeq: new Map(), firstSeq: null, lastSeq: 0,
-      lastDay: null, firstDay: null, hasOlder: false, loading: false, notices: [], tailNotices: [] };
+      lastDay: null, hasOlder: false, loading: false, notices: [] };
     older.addEventListener('click', () => loadOlder(section));
     return section;
   }
@@ -139,7 +139,8 @@ export function createThread({ entry, me, nameOf, onLoaded, onError }) {
   // Renders one page: the newest (prepend false) or an older one (prepend true).
   function renderPage(section, messages, more, prepend) {
     const firstTs = messages.length ? messages[0].ts : Infinity;
-    const take = section.notices.filter((n) => !more || n.ts >= firstTs);
+    // "Conversation opened" (order -1) belongs before seq 1: only on the page that reaches it.
+    const take = section.notices.filter((n) => !more || (n.order !== -1 && n.ts >= firstTs));
     section.notices = section.notices.filter((n) => !take.includes(n));
     const items = merge(messages.filter((m) => !section.bySeq.has(m.seq)), take);
     section.hasOlder = more;
@@ -165,7 +166,6 @@ export function createThread({ entry, me, nameOf, onLoaded, onError }) {
     if (day !== section.lastDay) {
       section.body.insertBefore(separator(day), anchor);
       section.lastDay = day;
-      if (section.firstDay === null) section.firstDay = day;
     }
     section.body.insertBefore(node, anchor);
   }
@@ -183,7 +183,6 @@ export function createThread({ entry, me, nameOf, onLoaded, onError }) {
     const first = section.body.firstChild;
     if (first && first.classList.contains('day-separator') && Number(first.dataset.day) === day) first.remove();
     section.body.insertBefore(fragment, section.body.firstChild);
-    section.firstDay = startOfDay(items[0].ts);
     if (section.lastDay === null) section.lastDay = day;
   }
 

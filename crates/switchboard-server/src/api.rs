@@ -709,7 +709,8 @@ pub struct ConversationList {
     pub next: Option<String>,
 }
 
-/// Lists conversations: managers see the brand's, agents their own.
+/// Lists conversations: managers see the brand's; agents their own, and (with `consumer_id`) the
+/// whole history of a consumer whose open conversation they hold.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery),
     responses((status = 200, body = ConversationList), (status = 400, body = ErrorBody)))]
 async fn list_conversations(
@@ -732,7 +733,17 @@ async fn list_conversations(
         Some(text) => Some(PageCursor::decode(text).ok_or_else(|| ApiError::bad_request("cursor is not valid"))?),
         None => None,
     };
-    let agent_id = if caller.role >= Role::Manager { query.agent_id } else { Some(caller.user_id) };
+    // Agents list their own conversations, and the whole history of a consumer whose open
+    // conversation they hold (what the workspace shows beside it).
+    let serving = match query.consumer_id {
+        Some(consumer_id) if caller.role < Role::Manager => state
+            .store
+            .open_conversation(&caller.brand_id, consumer_id)
+            .await?
+            .is_some_and(|open| open.agent_id == Some(caller.user_id)),
+        _ => false,
+    };
+    let agent_id = if caller.role >= Role::Manager || serving { query.agent_id } else { Some(caller.user_id) };
     let filter = ConversationFilter {
         status,
         consumer_id: query.consumer_id,

@@ -80,9 +80,15 @@ fn profile_of(user: &User) -> AgentProfile {
     }
 }
 
-/// The summary agents see: with the consumer's profile.
-pub fn agent_summary(conversation: &Conversation, consumer: Option<&Consumer>) -> ConversationSummary {
+/// The summary agents see: with the consumer's profile and the skill's name.
+pub fn agent_summary(
+    conversation: &Conversation,
+    consumer: Option<&Consumer>,
+    skills: &[switchboard_store::Skill],
+) -> ConversationSummary {
     let mut summary = consumer_summary(conversation);
+    summary.skill =
+        conversation.skill_id.and_then(|id| skills.iter().find(|skill| skill.id == id)).map(|skill| skill.name.clone());
     summary.consumer = consumer.map(|consumer| switchboard_protocol::ConsumerProfile {
         id: consumer.id,
         name: consumer.name.clone(),
@@ -432,7 +438,7 @@ impl AppState {
             agent: agent_name,
             eta: None,
             by: None,
-            conv: Some(Box::new(agent_summary(&conversation, consumer.as_ref()))),
+            conv: Some(Box::new(agent_summary(&conversation, consumer.as_ref(), &self.store.skills(brand_id).await?))),
         };
         self.to_agent(brand_id, agent, 0, &to_agent);
         Ok(())

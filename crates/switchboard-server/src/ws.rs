@@ -101,6 +101,9 @@ struct ConsumerPeer {
 /// An authenticated agent, manager or admin.
 struct AgentPeer {
     user: User,
+    /// Hash of the session token the socket logged in with (`None` for API tokens): the
+    /// socket closes when that session ends (logout, expiry).
+    session_hash: Option<String>,
 }
 
 #[allow(clippy::large_enum_variant)] // One per socket, built once; boxing would only add an allocation.
@@ -194,6 +197,10 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     };
     let expiry = tokio::time::sleep_until(token_expiry);
     tokio::pin!(expiry);
+    let session_hash = match &peer {
+        Peer::Agent(agent) => agent.session_hash.clone(),
+        Peer::Consumer(_) => None,
+    };
     let mut shutdown = state.shutdown.clone();
 
     // Commands run in a worker task, one at a time and in the order received, so answers
@@ -262,6 +269,14 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
                     break Closing { code: CloseCode::HeartbeatTimeout, reason: "heartbeat timeout" };
                 }
                 if sink.send(WsMessage::Ping(Default::default())).await.is_err() { return }
+                // An agent's session that ended (logout elsewhere, expiry) ends its sockets
+                // within a heartbeat. A storage error is not an ended session.
+                if let Some(hash) = &session_hash
+                    && matches!(state.store.session_user(hash, now_ms()).await, Ok(None))
+                {
+                    let _ = send_frame(&mut sink, &error_frame(None, ApiError::code(ErrorCode::SessionExpired))).await;
+                    break Closing { code: CloseCode::Unauthorized, reason: "session ended" };
+                }
             }
             () = &mut expiry => {
                 let _ = send_frame(&mut sink, &error_frame(None, ApiError::code(ErrorCode::TokenExpired))).await;
@@ -541,9 +556,10 @@ async fn authenticate_agent(
         .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
     let subscription = state.bus.subscribe(Topic::Agent { brand: user.brand_id.as_str().into(), agent: user.id });
     let mut convs = Vec::new();
+    let skills = state.store.skills(&user.brand_id).await?;
     for conversation in state.store.agent_conversations(&user.brand_id, user.id).await? {
         let consumer = state.store.consumer(&user.brand_id, conversation.consumer_id).await?;
-        convs.push(agent_summary(&conversation, consumer.as_ref()));
+        convs.push(agent_summary(&conversation, consumer.as_ref(), &skills));
     }
     let welcome = ServerFrame::Welcome {
         v: PROTOCOL_VERSION,
@@ -552,7 +568,8 @@ async fn authenticate_agent(
         anon: None,
         hb: state.config.heartbeat_secs,
     };
-    Ok((Peer::Agent(AgentPeer { user }), subscription, welcome))
+    let session_hash = caller.session_token.as_deref().map(auth::hash_secret);
+    Ok((Peer::Agent(AgentPeer { user, session_hash }), subscription, welcome))
 }
 
 fn check_send(channel: Channel, author: Side, cid: &str, text: &str) -> ApiResult<()> {

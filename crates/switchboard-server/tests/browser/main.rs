@@ -353,6 +353,10 @@ async fn two_hundred_conversations_and_a_long_history_stay_usable() {
             &format!("return document.querySelectorAll('#messages .message').length > {shown}"),
         )
         .await;
+    let opened = browser
+        .js("return [...document.querySelectorAll('#messages .notice')].filter(n => n.textContent.includes('Conversation opened')).length", vec![])
+        .await;
+    assert_eq!(opened, json!(0), "the opening notice belongs before message 1, not between loaded pages");
     browser.screenshot("workspace-busy").await;
     browser.close().await;
 }

@@ -274,3 +274,77 @@ async fn the_workspace_is_served_with_a_strict_content_security_policy() {
     let escape = http.get(format!("{}/assets/../../Cargo.toml", server.http)).send().await.unwrap();
     assert_eq!(escape.status(), 404);
 }
+
+#[tokio::test]
+async fn an_agent_serving_a_consumer_sees_their_past_conversations_with_other_agents() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let billing = server.store.create_skill(&brand.id, "billing", now_secs() * 1000).await.unwrap();
+    let bob_email = format!("bob@{}.test", brand.id);
+    server.user(&brand, &bob_email, "Bob Builder", Role::Agent, 2, vec![billing.id]).await;
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    let mut consumer = server.consumer(&brand, "gina").await;
+    let first = open_with(&mut consumer, &mut alice, "First visit").await;
+    alice.send(json!({"t": "close", "id": 3, "c": first})).await;
+    alice.expect(|f| f["t"] == "ok" && f["id"] == 3).await;
+    alice.send(json!({"t": "state", "id": 4, "state": "away"})).await;
+    alice.expect(|f| f["t"] == "ok" && f["id"] == 4).await;
+
+    // Her second conversation goes to Bob, who sees the first one (Alice's) beside it.
+    let mut bob = server.online_agent(&bob_email).await;
+    consumer.send(json!({"t": "send", "id": 5, "cid": "again", "text": "Back again"})).await;
+    let second = consumer.expect(|f| f["t"] == "ack" && f["id"] == 5).await["c"].as_i64().unwrap();
+    let assigned = bob.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == second).await;
+    let consumer_id = assigned["conv"]["consumer"]["id"].as_i64().unwrap();
+    let bob_rest = Rest::login(&server, &bob_email).await;
+    let (_, list) = bob_rest.get(&format!("/api/v1/conversations?consumer_id={consumer_id}")).await;
+    let ids: Vec<i64> = list["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![second, first], "the consumer's whole history, newest first");
+    assert_eq!(bob_rest.get(&format!("/api/v1/conversations/{first}")).await.0, 200);
+    // Alice, who no longer serves her, sees only her own conversation with her.
+    let alice_rest = Rest::login(&server, &brand.agent_email).await;
+    let (_, list) = alice_rest.get(&format!("/api/v1/conversations?consumer_id={consumer_id}")).await;
+    let ids: Vec<i64> = list["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![first]);
+}
+
+#[tokio::test]
+async fn summaries_name_the_skill_and_logout_ends_the_agent_socket() {
+    let config = switchboard_server::ServerConfig { heartbeat_secs: 1, ..Default::default() };
+    let server = TestServer::start_with(config).await;
+    let brand = server.brand().await;
+    let billing = server.store.create_skill(&brand.id, "billing", now_secs() * 1000).await.unwrap();
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    let mut consumer = server.consumer(&brand, "hank").await;
+    let c = open_with(&mut consumer, &mut alice, "Invoice question").await;
+    let rest = Rest::login(&server, &brand.agent_email).await;
+    let (status, _) = rest.post(&format!("/api/v1/conversations/{c}/transfer"), json!({"skill_id": billing.id})).await;
+    assert_eq!(status, 200);
+    // Nobody online has billing, so it waits; an agent with the skill comes online and gets
+    // it, the summary naming the skill.
+    let carl_email = format!("carl@{}.test", brand.id);
+    server.user(&brand, &carl_email, "Carl", Role::Agent, 1, vec![billing.id]).await;
+    let mut carl = server.online_agent(&carl_email).await;
+    let assigned = carl.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
+    assert_eq!(assigned["conv"]["skill"], "billing");
+
+    // Logging out (the session ends on the server) closes Carl's socket within a heartbeat.
+    let carl_token = server.login(&carl_email).await;
+    let mut second = Client::connect(&format!("{}/v1/agent", server.ws)).await;
+    let welcome = second.hello(json!({"t": "hello", "v": 1, "session": carl_token})).await;
+    assert_eq!(welcome["convs"][0]["skill"], "billing", "welcome summaries name the skill too");
+    let logout = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/logout", server.http))
+        .bearer_auth(&carl_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let error = second.expect(|f| f["t"] == "err").await;
+    assert_eq!(error["code"], "session_expired");
+    let closed = second.expect(|f| f["t"] == "closed").await;
+    assert_eq!(closed["code"], 4003);
+    // The other session's socket stays.
+    carl.send(json!({"t": "ping", "id": 77})).await;
+    carl.expect(|f| f["t"] == "pong" && f["id"] == 77).await;
+}
