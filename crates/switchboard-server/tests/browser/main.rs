@@ -195,6 +195,56 @@ async fn a_lost_connection_is_shown_and_recovered_without_missing_anything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_transfers_to_a_colleague_who_hands_it_back_to_the_queue() {
+    let Some(driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let bob_email = format!("bob@{}.test", brand.id);
+    let bob_id = server.user(&brand, &bob_email, "Bob Builder", Role::Agent, 3, vec![]).await;
+    let alice = driver.browser().await;
+    alice.login(&server.http, &brand.agent_email, PASSWORD).await;
+    alice.select("#agent-state", "online").await;
+    let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
+    maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Can someone from returns help?"})).await;
+    let c = maria.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    alice.click(&item).await;
+    alice.text_contains("#messages", "returns").await;
+
+    // Bob comes online; Alice picks him in the transfer dialog.
+    let bob = driver.browser().await;
+    bob.login(&server.http, &bob_email, PASSWORD).await;
+    bob.select("#agent-state", "online").await;
+    let deadline = tokio::time::Instant::now() + driver::WAIT;
+    while agent_state(&server, &brand, bob_id).await != "online" {
+        assert!(tokio::time::Instant::now() < deadline, "Bob did not go online");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    alice.click("#transfer-button").await;
+    alice.visible("#transfer-dialog").await;
+    alice.click("#transfer-to-agent").await;
+    alice.select("#transfer-agent", &bob_id.to_string()).await;
+    alice.screenshot("workspace-transfer-dialog").await;
+    alice.click("#transfer-confirm").await;
+    alice.until("the conversation left Alice", &format!("return !document.querySelector({})", json!(item))).await;
+    bob.text_contains(&item, "Maria Lopez").await;
+    let notice = maria.expect(|f| f["t"] == "msg" && f["from"] == "s").await;
+    assert_eq!(notice["text"], "Transferred to Bob Builder");
+    maria.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["agent"] == "Bob Builder").await;
+
+    // Bob opens it (the notice shows) and hands it back: it goes to Alice, not to him.
+    bob.click(&item).await;
+    bob.text_contains("#messages", "Transferred to Bob Builder").await;
+    bob.click("#requeue-button").await;
+    bob.until("the conversation left Bob", &format!("return !document.querySelector({})", json!(item))).await;
+    alice.text_contains(&item, "Maria Lopez").await;
+    maria.expect(|f| f["t"] == "msg" && f["text"] == "Returned to the queue").await;
+    for browser in [alice, bob] {
+        browser.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workspace_works_in_firefox_too() {
     let Some(driver) = Driver::start_engine(Engine::Firefox).await else { return };
     let server = TestServer::start().await;
@@ -278,7 +328,10 @@ async fn wrong_password_and_expired_session_say_so() {
     browser.login(&server.http, &brand.agent_email, "not the password").await;
     browser.text_contains("#login-error", "Wrong email or password").await;
 
-    browser.login(&server.http, &brand.agent_email, PASSWORD).await;
+    // Keyboard only: email, Tab, password, Enter.
+    browser.js("const e = document.querySelector('#login-email'); e.value = ''; e.focus(); document.querySelector('#login-password').value = ''; return true", vec![]).await;
+    let focused = browser.client.active_element().await.unwrap();
+    focused.send_keys(&format!("{}\u{E004}{PASSWORD}\u{E007}", brand.agent_email)).await.unwrap();
     browser.visible("#agent-state").await;
     // The session ends on the server (expiry or logout elsewhere): the next load says so.
     let cookie = browser.client.get_named_cookie("sb_session").await.expect("session cookie");
