@@ -342,13 +342,12 @@ async fn wrong_password_and_expired_session_say_so() {
     browser.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_conversations_and_a_long_history_stay_usable() {
-    let Some(driver) = Driver::start().await else { return };
-    let server = TestServer::start().await;
-    let brand = server.brand().await;
+/// An agent ("Busy Agent", capacity 250) holding 200 open conversations with consumers
+/// `c0`…`c199` ("Customer i"); `c0`'s has 2,000 messages, the others one each. Returns the
+/// agent's email and the long conversation's id.
+async fn seed_busy_inbox(server: &TestServer, brand: &TestBrand) -> (String, i64) {
     let email = format!("busy@{}.test", brand.id);
-    let agent_id = server.user(&brand, &email, "Busy Agent", Role::Agent, 250, vec![]).await;
+    let agent_id = server.user(brand, &email, "Busy Agent", Role::Agent, 250, vec![]).await;
     let now = now_secs() * 1000;
     let append = |consumer: i64, cid: String, text: String| {
         Append::Consumer(ConsumerAppend {
@@ -363,17 +362,16 @@ async fn two_hundred_conversations_and_a_long_history_stay_usable() {
     };
     let mut long = 0;
     for i in 0..200 {
-        let consumer = {
-            let claims = ConsumerClaims { name: Some(format!("Customer {i}")), ..Default::default() };
-            server.store.upsert_consumer(&brand.id, &format!("c{i}"), &claims, now).await.unwrap().id
-        };
+        let claims = ConsumerClaims { name: Some(format!("Customer {i}")), ..Default::default() };
+        let consumer = server.store.upsert_consumer(&brand.id, &format!("c{i}"), &claims, now).await.unwrap().id;
         let messages = if i == 0 { 2_000 } else { 1 };
         let mut c = 0;
         for n in 0..messages {
             let text = format!("Customer {i} message {}", n + 1);
+            let at = now - 1000 * (200 - i);
             c = server
                 .store
-                .append(append(consumer, format!("c{i}-{n}"), text), now - 1000 * (200 - i))
+                .append(append(consumer, format!("c{i}-{n}"), text), at)
                 .await
                 .unwrap()
                 .message
@@ -384,6 +382,17 @@ async fn two_hundred_conversations_and_a_long_history_stay_usable() {
             long = c;
         }
     }
+    // Written behind the router's back: let it learn the assignments, as at a restart.
+    server.running.as_ref().unwrap().state.rebuild_routing().await.unwrap();
+    (email, long)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_conversations_and_a_long_history_stay_usable() {
+    let Some(driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let (email, long) = seed_busy_inbox(&server, &brand).await;
     let browser = driver.browser().await;
     browser.login(&server.http, &email, PASSWORD).await;
     browser
@@ -412,4 +421,87 @@ async fn two_hundred_conversations_and_a_long_history_stay_usable() {
     assert_eq!(opened, json!(0), "the opening notice belongs before message 1, not between loaded pages");
     browser.screenshot("workspace-busy").await;
     browser.close().await;
+}
+
+/// Benchmark of the workspace in Chromium, run by `bench/workspace.sh` (release build: the
+/// embedded assets). Wall-clock times measured from the test through WebDriver, polling every
+/// 5 ms (each figure includes one WebDriver round trip); the live figure is measured in the
+/// page: the time a MutationObserver saw the text, minus the time the consumer sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by bench/workspace.sh"]
+async fn bench_workspace() {
+    let Some(driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let (email, long) = seed_busy_inbox(&server, &brand).await;
+    let browser = driver.browser().await;
+    browser.login(&server.http, &email, PASSWORD).await;
+    let listed = "return document.querySelectorAll('#conversation-list li[data-conversation]').length === 200";
+    browser.until("200 conversations listed", listed).await;
+    let item = format!("#conversation-list li[data-conversation=\"{long}\"]");
+    const RUNS: usize = 5;
+    let (mut inbox, mut open, mut older) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let started = std::time::Instant::now();
+        browser.client.refresh().await.unwrap();
+        browser.time_until("200 conversations listed", listed).await;
+        inbox.push(started.elapsed());
+        let started = std::time::Instant::now();
+        browser.client.find(fantoccini::Locator::Css(&item)).await.unwrap().click().await.unwrap();
+        browser
+            .time_until(
+                "latest message shown",
+                "return !!document.querySelector('#messages .message[data-seq=\"2000\"]')",
+            )
+            .await;
+        open.push(started.elapsed());
+        let shown = browser.js("return document.querySelectorAll('#messages .message').length", vec![]).await;
+        let started = std::time::Instant::now();
+        browser.js("const m = document.querySelector('#messages'); m.scrollTop = 0; m.dispatchEvent(new Event('scroll')); const b = document.querySelector('#messages button'); if (b) b.click(); return true", vec![]).await;
+        browser
+            .time_until(
+                "earlier page",
+                &format!("return document.querySelectorAll('#messages .message').length > {shown}"),
+            )
+            .await;
+        older.push(started.elapsed());
+    }
+
+    // Live: the open conversation's consumer writes; the page notes when each text appears.
+    browser.js("window.__seen = {}; new MutationObserver(() => { for (const e of document.querySelectorAll('#messages .message-text')) { const t = e.textContent; if (t.startsWith('live ') && !(t in window.__seen)) window.__seen[t] = Date.now(); } }).observe(document.querySelector('#messages'), {childList: true, subtree: true}); return true", vec![]).await;
+    let mut consumer = consumer(&server, &brand, "c0", "Customer 0").await;
+    let mut live = Vec::new();
+    for i in 0..20 {
+        let text = format!("live {i}");
+        let sent = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        consumer.send(json!({"t": "send", "id": i, "cid": format!("live-{i}"), "text": text})).await;
+        let seen = browser.until("live message shown", &format!("return window.__seen[{}] || null", json!(text))).await;
+        live.push(std::time::Duration::from_millis(u64::try_from(seen.as_i64().unwrap() - sent).unwrap_or(0)));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    browser.close().await;
+
+    let row = |name: &str, runs: &mut Vec<std::time::Duration>| {
+        runs.sort();
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "{name:<58} {:>8.0} ms {:>8.0} ms {:>8.0} ms  ({} runs)",
+            ms(runs[0]),
+            ms(runs[runs.len() / 2]),
+            ms(runs[runs.len() - 1]),
+            runs.len()
+        )
+    };
+    let report = [
+        format!("{:<58} {:>11} {:>11} {:>11}", "", "min", "median", "max"),
+        row("reload → inbox of 200 conversations listed", &mut inbox),
+        row("click → 2,000-message conversation open (latest 100)", &mut open),
+        row("scroll to top → earlier page of 100 shown", &mut older),
+        row("consumer sends → text in the agent's open conversation", &mut live),
+    ]
+    .join("\n");
+    println!("{report}");
+    if let Ok(path) = std::env::var("SWITCHBOARD_BENCH_OUT") {
+        std::fs::write(path, format!("{report}\n")).unwrap();
+    }
 }
