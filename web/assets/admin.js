@@ -161,16 +161,26 @@ function confirmInline(cell, question, confirmLabel, onConfirm, returnFocus) {
   no.focus();
 }
 
-function loadingInto(body) {
-  const node = h('p', { class: 'loading' }, 'Loading…');
-  body.appendChild(node);
-  return node;
-}
-
-function loadFailed(body, error, retry) {
-  clear(body);
-  body.appendChild(h('div', { class: 'mgr-alert', role: 'alert' }, 'Could not load: ' + errorText(error) + ' ',
-    h('button', { type: 'button', class: 'button small', onclick: retry }, 'Retry')));
+// Loads what a page needs (`requests`: promises' factories) with a "Loading…" line. Returns
+// the results, or null when the page was left meanwhile or loading failed (then the page
+// shows the error with a Retry button that runs `page` again).
+async function loadPage(body, app, page, requests) {
+  const loading = h('p', { class: 'loading' }, 'Loading…');
+  body.appendChild(loading);
+  try {
+    const results = await Promise.all(requests.map((request) => request()));
+    if (app.stopped) return null;
+    loading.remove();
+    return results;
+  } catch (error) {
+    if (!app.stopped) {
+      clear(body);
+      const retry = () => { clear(body); page(body, app); };
+      body.appendChild(h('div', { class: 'mgr-alert', role: 'alert' }, 'Could not load: ' + errorText(error) + ' ',
+        h('button', { type: 'button', class: 'button small', onclick: retry }, 'Retry')));
+    }
+    return null;
+  }
 }
 
 function sectionCard(titleText, count, actions, ...children) {
@@ -205,17 +215,9 @@ function flash(row) {
 // ----- agents ------------------------------------------------------------------------------
 
 async function agentsPage(body, app) {
-  const loading = loadingInto(body);
-  let users;
-  let skills;
-  try {
-    [users, skills] = await Promise.all([get('/api/v1/users'), get('/api/v1/skills')]);
-  } catch (error) {
-    if (!app.stopped) loadFailed(body, error, () => { clear(body); agentsPage(body, app); });
-    return;
-  }
-  if (app.stopped) return;
-  loading.remove();
+  const loaded = await loadPage(body, app, agentsPage, [() => get('/api/v1/users'), () => get('/api/v1/skills')]);
+  if (!loaded) return;
+  const [users, skills] = loaded;
   const skillName = new Map(skills.map((s) => [s.id, s.name]));
   const count = h('span', { class: 'card-meta' });
   const tbody = h('tbody');
@@ -401,18 +403,10 @@ async function agentsPage(body, app) {
 // ----- skills ------------------------------------------------------------------------------
 
 async function skillsPage(body, app) {
-  const loading = loadingInto(body);
-  let skills;
-  let users = [];
-  let apps = [];
-  try {
-    [skills, users, apps] = await Promise.all([get('/api/v1/skills'), get('/api/v1/users'), get('/api/v1/apps').catch(() => [])]);
-  } catch (error) {
-    if (!app.stopped) loadFailed(body, error, () => { clear(body); skillsPage(body, app); });
-    return;
-  }
-  if (app.stopped) return;
-  loading.remove();
+  const loaded = await loadPage(body, app, skillsPage,
+    [() => get('/api/v1/skills'), () => get('/api/v1/users'), () => get('/api/v1/apps').catch(() => [])]);
+  if (!loaded) return;
+  let [skills, users, apps] = loaded; // `skills` shrinks when one is deleted
   const count = h('span', { class: 'card-meta' });
   const tbody = h('tbody');
   const updateCount = () => {
@@ -477,17 +471,9 @@ async function skillsPage(body, app) {
 // ----- apps --------------------------------------------------------------------------------
 
 async function appsPage(body, app) {
-  const loading = loadingInto(body);
-  let apps;
-  let skills;
-  try {
-    [apps, skills] = await Promise.all([get('/api/v1/apps'), get('/api/v1/skills')]);
-  } catch (error) {
-    if (!app.stopped) loadFailed(body, error, () => { clear(body); appsPage(body, app); });
-    return;
-  }
-  if (app.stopped) return;
-  loading.remove();
+  const loaded = await loadPage(body, app, appsPage, [() => get('/api/v1/apps'), () => get('/api/v1/skills')]);
+  if (!loaded) return;
+  const [apps, skills] = loaded;
   const skillName = new Map(skills.map((s) => [s.id, s.name]));
   const count = h('span', { class: 'card-meta' });
   const tbody = h('tbody');
@@ -743,16 +729,9 @@ function preview(key) {
 // ----- settings ----------------------------------------------------------------------------
 
 async function settingsPage(body, app) {
-  const loading = loadingInto(body);
-  let brand;
-  try {
-    brand = await get('/api/v1/brand');
-  } catch (error) {
-    if (!app.stopped) loadFailed(body, error, () => { clear(body); settingsPage(body, app); });
-    return;
-  }
-  if (app.stopped) return;
-  loading.remove();
+  const loaded = await loadPage(body, app, settingsPage, [() => get('/api/v1/brand')]);
+  if (!loaded) return;
+  let [brand] = loaded;
   const alert = alertBox();
   // No min/max on retention: the server validates and its message is shown.
   const form = h('form', { class: 'settings-form', id: 'settings-form', 'aria-label': 'Brand settings', novalidate: true },

@@ -28,10 +28,13 @@ async fn consumer(server: &TestServer, brand: &TestBrand, sub: &str, name: &str)
     socket
 }
 
-fn agent_state(server: &TestServer, brand: &TestBrand, id: i64) -> impl Future<Output = String> {
-    let store = server.store.clone();
-    let brand = brand.id.clone();
-    async move { store.user(&brand, id).await.unwrap().unwrap().state.as_str().to_owned() }
+/// Waits until the store says the agent is online (the state select went through).
+async fn wait_online(server: &TestServer, brand: &TestBrand, id: i64) {
+    let deadline = tokio::time::Instant::now() + driver::WAIT;
+    while server.store.user(&brand.id, id).await.unwrap().unwrap().state.as_str() != "online" {
+        assert!(tokio::time::Instant::now() < deadline, "agent {id} did not go online");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,11 +70,7 @@ async fn agent_and_consumer_converse_live_while_the_manager_watches() {
     agent.visible("#agent-state").await;
     agent.screenshot("workspace-empty").await;
     agent.select("#agent-state", "online").await;
-    let deadline = tokio::time::Instant::now() + driver::WAIT;
-    while agent_state(&server, &brand, alice).await != "online" {
-        assert!(tokio::time::Instant::now() < deadline, "the state select did not set the agent online");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_online(&server, &brand, alice).await;
     let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
     agent.text_contains(&item, "Maria Lopez").await;
     agent.text_contains(&item, "order #48213").await;
@@ -215,11 +214,7 @@ async fn an_agent_transfers_to_a_colleague_who_hands_it_back_to_the_queue() {
     let bob = driver.browser().await;
     bob.login(&server.http, &bob_email, PASSWORD).await;
     bob.select("#agent-state", "online").await;
-    let deadline = tokio::time::Instant::now() + driver::WAIT;
-    while agent_state(&server, &brand, bob_id).await != "online" {
-        assert!(tokio::time::Instant::now() < deadline, "Bob did not go online");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_online(&server, &brand, bob_id).await;
     alice.click("#transfer-button").await;
     alice.visible("#transfer-dialog").await;
     alice.click("#transfer-to-agent").await;

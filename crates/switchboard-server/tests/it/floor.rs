@@ -31,6 +31,17 @@ impl Rest {
     }
 }
 
+/// The element of a JSON array whose `field` is `value`.
+fn row(array: &Value, field: &str, value: &str) -> Value {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[field] == value)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {field} {value:?} in {array}"))
+}
+
 /// The consumer writes; returns the conversation id once the agent has it.
 async fn open_with(consumer: &mut Client, agent: &mut Client, text: &str) -> i64 {
     consumer.send(json!({"t": "send", "id": 1, "cid": "first", "text": text})).await;
@@ -123,7 +134,7 @@ async fn back_to_the_queue_goes_to_someone_else_and_a_skill_without_agents_waits
     let manager = Rest::login(&server, &brand.admin_email).await;
     let (status, floor) = manager.get("/api/v1/dashboard").await;
     assert_eq!(status, 200, "{floor}");
-    let row = floor["skills"].as_array().unwrap().iter().find(|s| s["name"] == "billing").unwrap().clone();
+    let row = row(&floor["skills"], "name", "billing");
     assert_eq!((row["queue_depth"].as_i64(), row["open"].as_i64()), (Some(1), Some(1)));
     assert!(row["longest_wait_secs"].as_i64().is_some());
     assert_eq!(row["estimated_wait_secs"], Value::Null, "nobody online has billing");
@@ -162,13 +173,7 @@ async fn inbox_dashboard_reports_and_csv_show_the_day() {
 
     let manager = Rest::login(&server, &brand.admin_email).await;
     let (_, floor) = manager.get("/api/v1/dashboard").await;
-    let me = floor["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == format!("Agent of {}", brand.id))
-        .unwrap()
-        .clone();
+    let me = row(&floor["agents"], "name", &format!("Agent of {}", brand.id));
     assert_eq!(
         (me["state"].as_str(), me["load"].as_i64(), me["max_concurrent"].as_i64()),
         (Some("online"), Some(1), Some(5))
@@ -184,13 +189,7 @@ async fn inbox_dashboard_reports_and_csv_show_the_day() {
     consumer.expect(|f| f["t"] == "ok" && f["id"] == 7).await;
 
     let (_, floor) = manager.get("/api/v1/dashboard").await;
-    let me = floor["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == format!("Agent of {}", brand.id))
-        .unwrap()
-        .clone();
+    let me = row(&floor["agents"], "name", &format!("Agent of {}", brand.id));
     assert_eq!((me["load"].as_i64(), me["resolved_today"].as_i64()), (Some(0), Some(1)));
     assert!(me["avg_first_response_secs"].as_i64().is_some());
     assert_eq!(floor["csat"]["distribution"], json!([0, 0, 0, 0, 1]));
