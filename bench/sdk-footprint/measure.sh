@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# SDK footprint: bytes that linking `switchboard-sdk` adds to a stripped, size-optimized
-# release binary (SPEC: <= 1 MB). Builds four binaries of this standalone project
-# (profile: opt-level "z", fat LTO, codegen-units 1, strip) into target/sdk-footprint:
-#   baseline     tokio + serde_json: TCP connect, JSON write/parse (what the app has anyway)
-#   with-sdk     the same plus Client::builder/build, connect, send_text, events(), shutdown,
-#                SQLite compiled in (bundled), as an Android app ships it
-#   with-sdk-system-sqlite  the same binary linking the platform's libsqlite3 (as iOS can)
-#   only-sqlite  the baseline plus bundled SQLite via rusqlite (attribution, no SDK)
-#   only-aws-lc  the baseline plus AES-256-GCM via aws-lc-rs (attribution, no SDK)
-#   only-ws      the baseline plus a tokio-tungstenite client (attribution, no SDK)
-# and prints the sizes and differences. `--record` appends a section to docs/benchmarks.md.
+# SDK footprint: bytes that linking `switchboard-sdk` adds to a stripped release binary
+# (SPEC: <= 1 MB). One command builds every variant of this standalone project and prints
+# the sizes; `--record` appends them to docs/benchmarks.md.
+#
+# Variants (src/bin): `baseline` is tokio + serde_json doing a TCP connect and JSON work
+# (what an app has anyway); `with-sdk` is the same plus Client::builder/build, connect,
+# send_text, events(), shutdown; `only-*` add one SDK dependency alone (attribution).
+#
+# Profiles, applied alike to the baseline and to every variant so each difference is fair:
+#   release    size-optimized, as recommended to brand apps: opt-level "z", fat LTO,
+#              codegen-units 1, panic "abort", strip (Cargo.toml)
+#   reference  cargo's default release profile (opt-level 3, no LTO, 16 codegen units,
+#              panic "unwind") plus strip, for comparison
+# SQLite builds:
+#   stock        libsqlite3-sys's bundled SQLite with its default options
+#   trimmed      the same with LIBSQLITE3_FLAGS from brand-app-config.toml
+#   recommended  LIBSQLITE3_FLAGS and CFLAGS from brand-app-config.toml (the full advice)
+#   system       no SQLite compiled in: the platform's libsqlite3 (iOS can; Android cannot)
+# Each SQLite build has its own target directory under target/sdk-footprint, because the
+# environment variables change what libsqlite3-sys compiles.
+#
+# Finally the recommended with-sdk binary is run once without a server: it must open its
+# encrypted cache and queue a message on the trimmed SQLite, or the script fails.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,56 +35,104 @@ for arg in "$@"; do
     esac
 done
 
-export CARGO_TARGET_DIR="$root/target/sdk-footprint"
 manifest="$here/Cargo.toml"
-build() { # bin [features]
-    local features=()
-    [[ -n "${2:-}" ]] && features=(--features "$2")
-    cargo build --release --manifest-path "$manifest" --bin "$1" "${features[@]}"
+out="$root/target/sdk-footprint"
+bins="$out/bins"
+mkdir -p "$bins"
+config_value() { # NAME: the quoted value of NAME in brand-app-config.toml
+    sed -n "s/^$1 = \"\\(.*\\)\"\$/\\1/p" "$here/brand-app-config.toml"
 }
-build baseline
-build with-sdk sdk
-cp "$CARGO_TARGET_DIR/release/with-sdk" "$CARGO_TARGET_DIR/release/with-sdk-system-sqlite"
-build with-sdk with-sdk
-build only-sqlite only-sqlite
-build only-aws-lc only-aws-lc
-build only-ws only-ws
+app_sqlite_flags="$(config_value LIBSQLITE3_FLAGS)"
+app_cflags="$(config_value CFLAGS)"
+[[ -n "$app_sqlite_flags" && -n "$app_cflags" ]] || { echo "brand-app-config.toml: LIBSQLITE3_FLAGS or CFLAGS missing" >&2; exit 1; }
 
-bin="$CARGO_TARGET_DIR/release"
-size() { stat -c %s "$bin/$1"; }
-base=$(size baseline)
+# build NAME SQLITE PROFILE BIN [FEATURES]: builds BIN and copies it to $bins/NAME.
+build() {
+    local name="$1" sqlite="$2" profile="$3" bin="$4" features="${5:-}"
+    local env=(env -u LIBSQLITE3_FLAGS -u CFLAGS)
+    case "$sqlite" in
+        stock | system) ;;
+        trimmed) env+=(LIBSQLITE3_FLAGS="$app_sqlite_flags") ;;
+        recommended) env+=(LIBSQLITE3_FLAGS="$app_sqlite_flags" CFLAGS="$app_cflags") ;;
+    esac
+    local args=(build --profile "$profile" --manifest-path "$manifest" --bin "$bin")
+    [[ -n "$features" ]] && args+=(--features "$features")
+    echo "== $name: $bin, profile $profile, SQLite $sqlite${features:+, features $features}" >&2
+    "${env[@]}" CARGO_TARGET_DIR="$out/$sqlite" cargo "${args[@]}"
+    cp "$out/$sqlite/$profile/$bin" "$bins/$name"
+}
+
+build baseline                 stock       release   baseline
+build with-sdk                 stock       release   with-sdk     with-sdk
+build with-sdk-system-sqlite   system      release   with-sdk     sdk
+build with-sdk-trimmed-sqlite  trimmed     release   with-sdk     with-sdk
+build with-sdk-recommended     recommended release   with-sdk     with-sdk
+build only-sqlite-stock        stock       release   only-sqlite  only-sqlite
+build only-sqlite-recommended  recommended release   only-sqlite  only-sqlite
+build only-aes-gcm             stock       release   only-aes-gcm only-aes-gcm
+build only-ws                  stock       release   only-ws      only-ws
+build baseline-reference       stock       reference baseline
+build with-sdk-reference       stock       reference with-sdk     with-sdk
+
+# The recommended binary works: no server listens on port 9, so it queues and gives up.
+smoke_dir="$(mktemp -d)"
+smoke="$(cd "$smoke_dir" && TMPDIR="$smoke_dir" timeout 30 "$bins/with-sdk-recommended" 127.0.0.1:9 2>&1 || true)"
+rm -rf "$smoke_dir"
+if ! grep -q '^queued: ChatMessage' <<<"$smoke" || ! grep -q '^history: Ok(\[ChatMessage' <<<"$smoke"; then
+    echo "with-sdk-recommended did not queue a message on the trimmed SQLite:" >&2
+    echo "$smoke" >&2
+    exit 1
+fi
+
+size() { stat -c %s "$bins/$1"; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.3f MB (%.3f MiB)", b / 1000000, b / 1048576 }'; }
-line() { # name
+line() { # NAME BASE-NAME
     local s d
     s=$(size "$1")
-    d=$((s - base))
-    printf '%-23s %10d B   %+10d B = %s\n' "$1" "$s" "$d" "$(mb "$d")"
+    d=$((s - $(size "$2")))
+    printf '%-25s %10d B   %+10d B = %s\n' "$1" "$s" "$d" "$(mb "$d")"
 }
-verdict() {
-    local d=$(( $(size with-sdk) - base ))
-    if (( d <= 1000000 )); then echo "SDK delta $d B: within the SPEC's 1 MB"; else echo "SDK delta $d B: OVER the SPEC's 1 MB by $((d - 1000000)) B"; fi
+verdict() { # NAME
+    local d=$(( $(size "$1") - $(size baseline) ))
+    if (( d <= 1000000 )); then
+        echo "SDK delta ($1) $d B: within the SPEC's 1 MB ($((1000000 - d)) B to spare)"
+    else
+        echo "SDK delta ($1) $d B: OVER the SPEC's 1 MB by $((d - 1000000)) B"
+    fi
 }
 rustc_v="$(rustc --version)"
+cc_v="$(cc --version | head -1)"
 target="$(rustc -vV | awk '/^host:/ {print $2}')"
 body="$(
-    echo "stripped release binaries, opt-level \"z\", lto = true (fat), codegen-units = 1, panic = unwind; $rustc_v, $target"
-    printf '%-23s %12s   %s\n' binary size "delta vs baseline"
-    for b in baseline with-sdk with-sdk-system-sqlite only-sqlite only-aws-lc only-ws; do line "$b"; done
-    verdict
-    for b in with-sdk with-sdk-system-sqlite; do
-        echo "$b shared libraries: $(ldd "$bin/$b" 2>/dev/null | awk '{print $1}' | grep -v vdso | tr '\n' ' ')"
+    echo "$rustc_v, $target, C compiler: $cc_v"
+    echo "profile release (size-optimized, recommended): opt-level \"z\", lto = true (fat), codegen-units = 1, panic = \"abort\", strip = true"
+    printf '%-25s %12s   %s\n' binary size "delta vs baseline"
+    for b in baseline with-sdk with-sdk-trimmed-sqlite with-sdk-recommended with-sdk-system-sqlite \
+        only-sqlite-stock only-sqlite-recommended only-aes-gcm only-ws; do
+        line "$b" baseline
+    done
+    verdict with-sdk-recommended
+    verdict with-sdk
+    echo "profile reference (cargo's default release + strip): opt-level 3, lto = false, codegen-units = 16, panic = \"unwind\", strip = true"
+    line baseline-reference baseline-reference
+    line with-sdk-reference baseline-reference
+    echo "SQLite: with-sdk = libsqlite3-sys defaults; trimmed = LIBSQLITE3_FLAGS of brand-app-config.toml;"
+    echo "  recommended = LIBSQLITE3_FLAGS + CFLAGS ($app_cflags) of brand-app-config.toml; system = the platform's libsqlite3"
+    echo "smoke run of with-sdk-recommended (no server): $(grep -c '' <<<"$smoke") lines, message queued in the encrypted cache"
+    for b in with-sdk-recommended with-sdk-system-sqlite; do
+        echo "$b shared libraries: $(ldd "$bins/$b" 2>/dev/null | awk '{print $1}' | grep -v vdso | tr '\n' ' ')"
     done
 )"
 echo "$body"
 
 if (( record )); then
-    version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- crates/switchboard-sdk crates/switchboard-protocol 2>/dev/null || echo '+dirty')"
+    version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates/switchboard-sdk crates/switchboard-protocol bench/sdk-footprint 2>/dev/null || echo '+dirty')"
     machine="$(nproc) CPUs available (nproc), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM"
     {
         printf '\n### SDK footprint (`measure.sh`) — %s\n\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
         printf -- '- Machine: %s\n' "$machine"
         printf -- '- Command: `bench/sdk-footprint/measure.sh --record`\n'
-        printf -- '- SDK: `crates/switchboard-sdk` at %s, linked by path from the standalone project `bench/sdk-footprint` (bundled SQLite)\n\n' "$version"
+        printf -- '- SDK: `crates/switchboard-sdk` at %s, linked by path from the standalone project `bench/sdk-footprint`\n\n' "$version"
         printf '```text\n%s\n```\n' "$body"
     } >>"$root/docs/benchmarks.md"
     echo "recorded in docs/benchmarks.md"

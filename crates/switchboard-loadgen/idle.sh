@@ -14,6 +14,7 @@
 #   IDLE_SOURCE_IPS   loopback source addresses 127.0.0.1..N (default 4)
 #   IDLE_STORM_COUNT  clients for the storm, 0 to skip      (default 15000)
 #   IDLE_NO_RECORD    set to skip --record
+#   CARGO_TARGET_DIR  where to build and find the release binaries (default target)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,14 +30,17 @@ record=(--record)
 [[ -n "${IDLE_NO_RECORD:-}" ]] && record=()
 
 cargo build --release -p switchboard -p switchboard-loadgen
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ "$target_dir" = /* ]] || target_dir="$root/$target_dir"
+bin="$target_dir/release"
 
 data_dir="$(mktemp -d -t switchboard-idle.XXXXXX)"
 server_log="$data_dir/server.log"
 for var in $(env | grep -o '^SWITCHBOARD_[A-Z_]*' || true); do unset "$var"; done
-server_cmd=(target/release/switchboard serve --listen "$listen" --data-dir "$data_dir")
+server_cmd=("$bin/switchboard" serve --listen "$listen" --data-dir "$data_dir")
 server_pid=""
 start_server() {
-    (cd "$data_dir" && exec "$root/${server_cmd[0]}" "${server_cmd[@]:1}") >>"$server_log" 2>&1 &
+    (cd "$data_dir" && exec "${server_cmd[@]}") >>"$server_log" 2>&1 &
     server_pid=$!
     echo "$server_pid" >"$data_dir/server.pid"
     for _ in $(seq 1 150); do
@@ -67,12 +71,13 @@ cleanup() {
 trap cleanup EXIT
 
 version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' 2>/dev/null || echo '+dirty')"
-note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} (SQLite in the data dir, demo seed, all other settings default: heartbeat 30 s), a fresh server process per run, same machine as the load generator; open files limit $(ulimit -n) per process"
+shown_cmd="${server_cmd[*]/$data_dir/<tmpdir>}"
+note="release build at $version: ${shown_cmd#"$root/"} (SQLite in the data dir, demo seed, all other settings default: heartbeat 30 s), a fresh server process per run, same machine as the load generator; open files limit $(ulimit -n) per process"
 
 for count in $counts; do
     start_server
     sleep 1
-    target/release/switchboard-loadgen idle --url "http://$listen" --count "$count" --source-ips "$source_ips" \
+    "$bin/switchboard-loadgen" idle --url "http://$listen" --count "$count" --source-ips "$source_ips" \
         --hold-secs "$hold" --server-pid "$server_pid" --server-note "$note" "${record[@]}"
     stop_server
 done
@@ -82,7 +87,7 @@ if (( storm_count > 0 )); then
     sleep 1
     ready="$data_dir/storm.ready"
     storm_note="$note; storm: SIGTERM (graceful: sockets closed with 1001), then the same command again on the same data dir as soon as the old process exited"
-    target/release/switchboard-loadgen idle --url "http://$listen" --count "$storm_count" --source-ips "$source_ips" \
+    "$bin/switchboard-loadgen" idle --url "http://$listen" --count "$storm_count" --source-ips "$source_ips" \
         --hold-secs 5 --server-pid "$server_pid" --storm --ready-file "$ready" \
         --storm-pid-file "$data_dir/server.pid" --server-note "$storm_note" "${record[@]}" &
     loadgen_pid=$!

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use switchboard_sdk::{
-    ChatMessage, ConnectionState, ConversationInfo, ConversationStatus, Event, MAX_TEXT_CHARS, MessageState, Side,
+    ChatMessage, ConnectionState, ConversationInfo, ConversationStatus, Event, MAX_TEXT_CHARS, MessageState,
+    QueueEstimate, Side,
 };
 
 /// How long an untouched, non-empty input still counts as typing.
@@ -36,7 +37,8 @@ pub enum ConversationView {
     None,
     /// Open, no agent yet (a fresh conversation, before the queue reports).
     Open,
-    /// Waiting in the queue; `eta_secs` is the estimated wait.
+    /// Waiting in the queue; `eta_secs` is the estimated wait left, counted down by ticks
+    /// from when the server sent it.
     Queued { eta_secs: Option<u32> },
     /// An agent took it.
     Assigned { agent: Option<String> },
@@ -67,6 +69,8 @@ pub struct App {
     pub messages: Vec<ChatMessage>,
     /// The agent is typing.
     pub agent_typing: bool,
+    /// The typing agent's name, as the typing event gave it.
+    pub typing_name: Option<String>,
     /// What the consumer is writing.
     pub input: String,
     pub notice: Option<Notice>,
@@ -78,6 +82,8 @@ pub struct App {
     idle_ms: u64,
     /// The last read mark sent.
     read_sent: Option<(i64, i64)>,
+    /// Milliseconds of estimated queue wait left (behind `ConversationView::Queued`).
+    queue_left_ms: u64,
 }
 
 impl App {
@@ -91,13 +97,36 @@ impl App {
             view: ConversationView::None,
             messages: Vec::new(),
             agent_typing: false,
+            typing_name: None,
             input: String::new(),
             notice: None,
             survey: None,
             typing_sent: false,
             idle_ms: 0,
             read_sent: None,
+            queue_left_ms: 0,
         }
+    }
+
+    /// Shows the queue estimate the SDK kept from an earlier run (at start, before any
+    /// connection), counted down from when it was received; `now_ms` is the current time
+    /// (ms since epoch). Ignored unless it is the shown conversation's and that one is open
+    /// without an agent.
+    pub fn restore_queue_estimate(&mut self, estimate: Option<QueueEstimate>, now_ms: i64) {
+        let Some(estimate) = estimate else { return };
+        if self.conversation != Some(estimate.conversation) || self.view != ConversationView::Open {
+            return;
+        }
+        let elapsed_ms = now_ms.saturating_sub(estimate.received_ms).max(0);
+        let left_ms = (i64::from(estimate.eta_secs) * 1000).saturating_sub(elapsed_ms).max(0);
+        self.set_queued(Some(u64::try_from(left_ms).unwrap_or(0)));
+    }
+
+    /// Waiting in the queue with `left_ms` of estimated wait (or no estimate).
+    fn set_queued(&mut self, left_ms: Option<u64>) {
+        self.queue_left_ms = left_ms.unwrap_or(0);
+        let eta_secs = left_ms.map(|ms| u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX));
+        self.view = ConversationView::Queued { eta_secs };
     }
 
     /// Fills the screen from the SDK's local cache (at start, and after a message failed,
@@ -142,6 +171,9 @@ impl App {
     pub fn on_tick(&mut self, elapsed: Duration) -> Vec<Action> {
         let elapsed = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         self.retry_in_ms = self.retry_in_ms.saturating_sub(elapsed);
+        if let ConversationView::Queued { eta_secs: Some(_) } = self.view {
+            self.set_queued(Some(self.queue_left_ms.saturating_sub(elapsed)));
+        }
         self.idle_ms = self.idle_ms.saturating_add(elapsed);
         let idle_limit = u64::try_from(TYPING_IDLE.as_millis()).unwrap_or(u64::MAX);
         if self.typing_sent && self.idle_ms >= idle_limit {
@@ -219,14 +251,17 @@ impl App {
                     }
                 }
             }
-            Event::Typing { conversation, on } => {
+            Event::Typing { conversation, on, name } => {
                 if Some(conversation) == self.conversation {
                     self.agent_typing = on;
+                    if name.is_some() {
+                        self.typing_name = name;
+                    }
                 }
             }
             Event::Queued { conversation, eta_secs } => {
                 self.follow(conversation);
-                self.view = ConversationView::Queued { eta_secs };
+                self.set_queued(eta_secs.map(|secs| u64::from(secs) * 1000));
             }
             Event::Assigned { conversation, agent } => {
                 self.follow(conversation);
@@ -404,6 +439,7 @@ impl App {
         self.conversation = conversation;
         self.view = if conversation.is_some() { ConversationView::Open } else { ConversationView::None };
         self.agent_typing = false;
+        self.typing_name = None;
         self.survey = None;
     }
 

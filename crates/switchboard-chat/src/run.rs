@@ -46,6 +46,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut app = App::new(&args.brand);
     let initial = reload(&client, &mut app)?;
+    // The estimated wait kept from the last run shows at once, before any connection.
+    app.restore_queue_estimate(client.queue_estimate()?, now_ms());
     perform(&client, &mut app, initial, &mpsc::unbounded_channel().0)?;
     let mut sdk_events = client.events();
     client.connect();
@@ -133,6 +135,12 @@ fn on_sdk_event(client: &Client, app: &mut App, event: Event) -> anyhow::Result<
         }
     }
     Ok(actions)
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Loads the screen from the local cache.

@@ -59,8 +59,8 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let conversation = match &app.view {
         ConversationView::None => "No conversation yet".to_owned(),
         ConversationView::Open => "Finding an agent…".to_owned(),
-        ConversationView::Queued { eta_secs: Some(secs) } => format!("Queued – {}", wait_text(*secs)),
-        ConversationView::Queued { eta_secs: None } => "Queued – waiting for an agent".to_owned(),
+        ConversationView::Queued { eta_secs: Some(secs @ 1..) } => format!("Queued – {}", wait_text(*secs)),
+        ConversationView::Queued { eta_secs: _ } => "Queued – waiting for an agent".to_owned(),
         ConversationView::Assigned { agent: Some(agent) } => format!("Chatting with {agent}"),
         ConversationView::Assigned { agent: None } => "Chatting with an agent".to_owned(),
         ConversationView::Closed => "Conversation closed".to_owned(),
@@ -76,9 +76,9 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)).block(block), area);
 }
 
-/// "about 3 min", "less than a minute".
+/// "estimated wait ~3 min", "estimated wait < 1 min".
 fn wait_text(secs: u32) -> String {
-    if secs < 60 { "less than a minute".to_owned() } else { format!("about {} min", secs.div_ceil(60)) }
+    if secs < 60 { "estimated wait < 1 min".to_owned() } else { format!("estimated wait ~{} min", secs.div_ceil(60)) }
 }
 
 fn render_messages(app: &App, frame: &mut Frame, area: Rect) {
@@ -181,9 +181,11 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         let style = if notice.error { Style::new().fg(Color::Red) } else { Style::new().fg(Color::Green) };
         Line::from(Span::styled(format!(" {}", notice.text), style))
     } else if app.agent_typing {
-        let who = match &app.view {
-            ConversationView::Assigned { agent: Some(agent) } => agent.clone(),
-            _ => "The agent".to_owned(),
+        // The name the typing event carried; else the assigned agent's; else generic.
+        let who = match (&app.typing_name, &app.view) {
+            (Some(name), _) => name.clone(),
+            (None, ConversationView::Assigned { agent: Some(agent) }) => agent.clone(),
+            (None, _) => "The agent".to_owned(),
         };
         Line::from(Span::styled(
             format!(" {who} is typing…"),
@@ -227,8 +229,8 @@ mod tests {
 
     #[test]
     fn wait_is_shown_in_minutes() {
-        assert_eq!(wait_text(30), "less than a minute");
-        assert_eq!(wait_text(60), "about 1 min");
-        assert_eq!(wait_text(170), "about 3 min");
+        assert_eq!(wait_text(30), "estimated wait < 1 min");
+        assert_eq!(wait_text(60), "estimated wait ~1 min");
+        assert_eq!(wait_text(170), "estimated wait ~3 min");
     }
 }

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::SdkError;
 use crate::event::{ConnectionState, Event, EventListener, EventStream};
-use crate::model::{ChatMessage, ConversationInfo, MessageState};
+use crate::model::{ChatMessage, ConversationInfo, MessageState, QueueEstimate};
 use crate::store::LocalStore;
 
 /// Longest message text on in-app and web, in Unicode scalar values (the server refuses more).
@@ -370,6 +370,7 @@ impl Client {
         self.request(ClientFrame::Close { id: None, c: open.id }).await?;
         // The server tells this consumer's other devices; this one learns it from the answer.
         self.shared.store.set_conversation_status(open.id, ConversationStatus::Closed, Some(now_ms()))?;
+        forget_queue_estimate(&self.shared.store, open.id)?;
         self.shared.emit(Event::Closed { conversation: open.id, by: Some(Side::Consumer) });
         Ok(())
     }
@@ -432,6 +433,22 @@ impl Client {
         Ok(self.shared.store.conversations()?)
     }
 
+    /// The last estimated wait the server gave for the consumer's conversation while it waits
+    /// for an agent, read from the local cache: available offline and after an app restart,
+    /// before (or without) connecting. Count it down with [`QueueEstimate::remaining_secs`].
+    /// `None` when no estimate is kept: never queued, queued while no agent was online, or
+    /// the conversation was since assigned or closed.
+    pub fn queue_estimate(&self) -> Result<Option<QueueEstimate>, SdkError> {
+        let Some(estimate) = self.shared.store.queue_estimate()? else { return Ok(None) };
+        let closed = self
+            .shared
+            .store
+            .conversations()?
+            .iter()
+            .any(|c| c.id == estimate.conversation && c.status == ConversationStatus::Closed);
+        Ok(if closed { None } else { Some(estimate) })
+    }
+
     /// Events from now on, as an async stream.
     pub fn events(&self) -> EventStream {
         EventStream::new(self.shared.events.subscribe())
@@ -462,7 +479,7 @@ fn new_client_id() -> String {
     let mut bytes = [0u8; 16];
     // The system random source failing is not recoverable; fall back to time + counter so a
     // send is never refused for it (uniqueness per device is what matters).
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+    if getrandom::fill(&mut bytes).is_err() {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         bytes[..8].copy_from_slice(&now_ms().to_le_bytes());
@@ -490,7 +507,7 @@ fn backoff_delay(backoff: Backoff, attempt: u32) -> Duration {
     let exponential = backoff.initial.saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX));
     let capped = exponential.min(backoff.max);
     let mut random = [0u8; 2];
-    let _ = aws_lc_rs::rand::fill(&mut random);
+    let _ = getrandom::fill(&mut random);
     let fraction = 0.5 + f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX) / 2.0;
     capped.mul_f64(fraction)
 }
@@ -717,6 +734,9 @@ async fn serve(
         Ok(Some(open)) if !still_open.contains(&open.id) => {
             if let Err(error) = shared.store.set_conversation_status(open.id, ConversationStatus::Closed, None) {
                 return lost(Some(error.into()));
+            }
+            if let Err(error) = forget_queue_estimate(&shared.store, open.id) {
+                return lost(Some(error));
             }
             shared.emit(Event::Closed { conversation: open.id, by: None });
         }
@@ -970,22 +990,32 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
             store.set_receipt(c, by, k, seq)?;
             shared.emit(Event::Receipt { conversation: c, by, read: k == ReceiptKind::Read, seq });
         }
-        ServerFrame::Typing { c, on, .. } => shared.emit(Event::Typing { conversation: c, on }),
+        ServerFrame::Typing { c, on, name, .. } => shared.emit(Event::Typing { conversation: c, on, name }),
         ServerFrame::Conv { c, ev, agent, eta, by, conv } => match ev {
             ConversationEventKind::Opened => {
                 if let Some(summary) = conv {
                     store.upsert_conversation(&summary)?;
                 }
             }
-            ConversationEventKind::Queued => shared.emit(Event::Queued { conversation: c, eta_secs: eta }),
+            ConversationEventKind::Queued => {
+                // Kept so that an app restarted offline can still show the wait; an update
+                // without an estimate (no agent online) replaces the old one with nothing.
+                let estimate = eta.map(|eta_secs| QueueEstimate { conversation: c, eta_secs, received_ms: now_ms() });
+                store.set_queue_estimate(estimate.as_ref())?;
+                shared.emit(Event::Queued { conversation: c, eta_secs: eta });
+            }
             ConversationEventKind::Assigned => {
                 store.set_agent(c, agent.as_deref())?;
+                forget_queue_estimate(store, c)?;
                 shared.emit(Event::Assigned { conversation: c, agent });
             }
             ConversationEventKind::Closed => {
                 store.set_conversation_status(c, ConversationStatus::Closed, Some(now_ms()))?;
+                forget_queue_estimate(store, c)?;
                 shared.emit(Event::Closed { conversation: c, by });
             }
+            // Sent to agents only (a conversation left them); nothing for a consumer.
+            ConversationEventKind::Transferred => {}
         },
         ServerFrame::Survey { c } => {
             store.set_survey_open(c, true)?;
@@ -1002,6 +1032,14 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
     Ok(())
 }
 
+/// Drops the kept queue estimate if it is `conversation`'s.
+fn forget_queue_estimate(store: &LocalStore, conversation: i64) -> Result<(), SdkError> {
+    if store.queue_estimate()?.is_some_and(|estimate| estimate.conversation == conversation) {
+        store.set_queue_estimate(None)?;
+    }
+    Ok(())
+}
+
 /// Stores messages from the server and announces the new ones.
 fn receive_messages(session: &mut Session<'_>, messages: &[switchboard_protocol::Message]) -> Result<(), SdkError> {
     let shared = session.shared;
@@ -1010,6 +1048,11 @@ fn receive_messages(session: &mut Session<'_>, messages: &[switchboard_protocol:
         if shared.store.upsert_messages(std::slice::from_ref(message))? > 0 {
             fresh.push(message);
         }
+    }
+    // An agent writing means an agent has the conversation (the `assigned` event may have
+    // been sent while this device was away): the queue estimate no longer applies.
+    if let Some(agent_message) = fresh.iter().find(|m| m.from == Side::Agent) {
+        forget_queue_estimate(&shared.store, agent_message.c)?;
     }
     for message in fresh {
         shared.emit(Event::MessageReceived(ChatMessage {

@@ -42,9 +42,12 @@ pub enum Event {
     },
     /// The other side delivered/read our messages up to `seq` (cumulative).
     Receipt { conversation: i64, by: Side, read: bool, seq: i64 },
-    /// The agent started or stopped typing.
-    Typing { conversation: i64, on: bool },
-    /// A new conversation waits for an agent; `eta_secs` is the estimated wait.
+    /// The agent started or stopped typing; `name` is the agent's display name when the
+    /// server sends it (servers before the typing name send none).
+    Typing { conversation: i64, on: bool, name: Option<String> },
+    /// A new conversation waits for an agent; `eta_secs` is the estimated wait (`None` when
+    /// no agent who could take it is online). The estimate is also kept in the local cache:
+    /// see [`crate::Client::queue_estimate`].
     Queued { conversation: i64, eta_secs: Option<u32> },
     /// An agent took the conversation.
     Assigned { conversation: i64, agent: Option<String> },

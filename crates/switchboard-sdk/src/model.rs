@@ -66,3 +66,25 @@ pub struct ConversationInfo {
     /// A CSAT survey waits for an answer.
     pub survey_open: bool,
 }
+
+/// The last estimated wait the server gave for the consumer's queued conversation, kept in
+/// the encrypted local cache so that an app restarted offline can still show it. Cleared
+/// when an agent takes the conversation or it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueEstimate {
+    pub conversation: i64,
+    /// The estimated wait when it was received, in seconds.
+    pub eta_secs: u32,
+    /// When this device received it (ms since epoch, device clock).
+    pub received_ms: i64,
+}
+
+impl QueueEstimate {
+    /// Seconds still to wait at `now_ms` (ms since epoch), counting down from when the
+    /// estimate was received; 0 once it has run out (the wait may still go on).
+    pub fn remaining_secs(&self, now_ms: i64) -> u32 {
+        let elapsed_ms = now_ms.saturating_sub(self.received_ms).max(0);
+        let left_ms = (i64::from(self.eta_secs) * 1000).saturating_sub(elapsed_ms).max(0);
+        u32::try_from((left_ms + 999) / 1000).unwrap_or(u32::MAX)
+    }
+}

@@ -1,5 +1,6 @@
 //! The SDK's local cache: one SQLite file in the app's data directory holding the outbox,
-//! conversations, messages, receipts and small settings (device secret, push token).
+//! conversations, messages, receipts and small settings (device secret, push token, the last
+//! queue estimate).
 //!
 //! # Encryption
 //! Message text, author names (messages and the conversation's agent), failure reasons and
@@ -36,10 +37,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use switchboard_protocol::{ConversationStatus, ConversationSummary, Message, ReceiptKind, Side};
 
 use crate::crypto::Cipher;
-use crate::model::{ChatMessage, ConversationInfo, MessageState, OutboxEntry};
+use crate::model::{ChatMessage, ConversationInfo, MessageState, OutboxEntry, QueueEstimate};
 
 /// Name of the database file inside the data directory.
 pub(crate) const FILE_NAME: &str = "switchboard.sqlite3";
+
+/// Meta name of the last queue estimate: `"<conversation> <eta_secs> <received_ms>"`.
+const QUEUE_META: &str = "queue_estimate";
 
 /// Schema version stored in `PRAGMA user_version`. Bump with a migration.
 const SCHEMA_VERSION: i64 = 1;
@@ -274,6 +278,37 @@ impl LocalStore {
             .execute(params![name, sealed])?;
             Ok(())
         })
+    }
+
+    /// Removes a setting (no error if absent).
+    pub(crate) fn meta_delete(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM meta WHERE name = ?1")?.execute([name])?;
+            Ok(())
+        })
+    }
+
+    /// The last queue estimate kept (sealed like every meta value: it tells when the
+    /// consumer contacted the brand).
+    pub(crate) fn queue_estimate(&self) -> Result<Option<QueueEstimate>, StoreError> {
+        let Some(value) = self.meta_get(QUEUE_META)? else { return Ok(None) };
+        let mut parts = value.split(' ').map(str::parse::<i64>);
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(Ok(conversation)), Some(Ok(eta)), Some(Ok(received_ms)), None) => Ok(Some(QueueEstimate {
+                conversation,
+                eta_secs: u32::try_from(eta).map_err(|_| StoreError::Corrupt(format!("queue estimate {value:?}")))?,
+                received_ms,
+            })),
+            _ => Err(StoreError::Corrupt(format!("queue estimate {value:?}"))),
+        }
+    }
+
+    /// Keeps (`Some`) or forgets (`None`) the queue estimate.
+    pub(crate) fn set_queue_estimate(&self, estimate: Option<&QueueEstimate>) -> Result<(), StoreError> {
+        match estimate {
+            Some(e) => self.meta_set(QUEUE_META, &format!("{} {} {}", e.conversation, e.eta_secs, e.received_ms)),
+            None => self.meta_delete(QUEUE_META),
+        }
     }
 
     // ---- outbox -----------------------------------------------------------------------
@@ -879,6 +914,22 @@ mod tests {
         store.meta_set("device_secret", "other").unwrap();
         assert_eq!(store.meta_get("device_secret").unwrap().as_deref(), Some("other"));
         assert_eq!(store.meta_get("push_token").unwrap().as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn queue_estimate_round_trip_survives_reopen_and_clears() {
+        let dir = TempDir::new("queue");
+        let estimate = QueueEstimate { conversation: 7, eta_secs: 170, received_ms: 1_700_000_000_000 };
+        {
+            let store = LocalStore::open(&dir.0, &KEY).unwrap();
+            assert_eq!(store.queue_estimate().unwrap(), None);
+            store.set_queue_estimate(Some(&estimate)).unwrap();
+        }
+        let store = LocalStore::open(&dir.0, &KEY).unwrap();
+        assert_eq!(store.queue_estimate().unwrap(), Some(estimate));
+        store.set_queue_estimate(None).unwrap();
+        assert_eq!(store.queue_estimate().unwrap(), None);
+        store.set_queue_estimate(None).unwrap();
     }
 
     #[test]

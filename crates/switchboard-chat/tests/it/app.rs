@@ -3,7 +3,9 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use switchboard_chat::app::{Action, App, ConversationView, TYPING_IDLE};
-use switchboard_sdk::{ChatMessage, ConnectionState, Event, MessageState, Side};
+use switchboard_sdk::{
+    ChatMessage, ConnectionState, ConversationInfo, ConversationStatus, Event, MessageState, QueueEstimate, Side,
+};
 
 fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
@@ -143,8 +145,9 @@ fn a_pending_message_becomes_sent_then_delivered_then_read() {
 fn agent_messages_are_marked_read_once_and_again_after_a_reconnect() {
     let mut app = App::new("demo");
     app.on_event(Event::Assigned { conversation: 3, agent: None });
-    app.on_event(Event::Typing { conversation: 3, on: true });
+    app.on_event(Event::Typing { conversation: 3, on: true, name: Some("Alice Agent".to_owned()) });
     assert!(app.agent_typing);
+    assert_eq!(app.typing_name.as_deref(), Some("Alice Agent"));
     assert_eq!(
         app.on_event(Event::MessageReceived(from_agent(3, 2))),
         vec![Action::MarkRead { conversation: 3, seq: 2 }]
@@ -172,6 +175,49 @@ fn queue_assignment_and_close_change_the_header_state() {
     app.on_sent(pending("one more thing", "cid-2"));
     assert_eq!(app.view, ConversationView::None);
     assert_eq!(app.messages.len(), 1);
+}
+
+#[test]
+fn the_queue_estimate_counts_down_with_ticks() {
+    let mut app = App::new("demo");
+    app.on_event(Event::Queued { conversation: 5, eta_secs: Some(120) });
+    app.on_tick(std::time::Duration::from_millis(60_500));
+    assert_eq!(app.view, ConversationView::Queued { eta_secs: Some(60) });
+    app.on_tick(std::time::Duration::from_secs(100));
+    assert_eq!(app.view, ConversationView::Queued { eta_secs: Some(0) }, "ran out: no negative wait");
+    app.on_event(Event::Queued { conversation: 5, eta_secs: None });
+    app.on_tick(std::time::Duration::from_secs(1));
+    assert_eq!(app.view, ConversationView::Queued { eta_secs: None });
+}
+
+#[test]
+fn a_queue_estimate_kept_from_the_last_run_shows_at_start_counted_down() {
+    let received_ms = 1_700_000_000_000;
+    let estimate = QueueEstimate { conversation: 5, eta_secs: 300, received_ms };
+    let open = ConversationInfo {
+        id: 5,
+        status: ConversationStatus::Open,
+        opened_ms: received_ms,
+        closed_ms: None,
+        last_seq: 1,
+        agent: None,
+        csat: None,
+        survey_open: false,
+    };
+    let mut app = App::new("demo");
+    app.load(std::slice::from_ref(&open), Vec::new(), Vec::new());
+    app.restore_queue_estimate(Some(estimate), received_ms + 120_000);
+    assert_eq!(app.view, ConversationView::Queued { eta_secs: Some(180) }, "2 of its 5 minutes passed while closed");
+
+    // Not shown once an agent has the conversation, nor for another conversation.
+    let mut assigned = App::new("demo");
+    assigned.load(&[ConversationInfo { agent: Some("Bob".to_owned()), ..open.clone() }], Vec::new(), Vec::new());
+    assigned.restore_queue_estimate(Some(estimate), received_ms);
+    assert_eq!(assigned.view, ConversationView::Assigned { agent: Some("Bob".to_owned()) });
+    let mut other = App::new("demo");
+    other.load(&[ConversationInfo { id: 6, ..open }], Vec::new(), Vec::new());
+    other.restore_queue_estimate(Some(estimate), received_ms);
+    assert_eq!(other.view, ConversationView::Open);
 }
 
 #[test]

@@ -7,7 +7,9 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use switchboard_chat::app::App;
 use switchboard_chat::ui::render;
-use switchboard_sdk::{ChatMessage, ConnectionState, ConversationInfo, ConversationStatus, Event, MessageState, Side};
+use switchboard_sdk::{
+    ChatMessage, ConnectionState, ConversationInfo, ConversationStatus, Event, MessageState, QueueEstimate, Side,
+};
 
 fn screen(app: &App) -> String {
     let mut terminal = Terminal::new(TestBackend::new(80, 20)).unwrap();
@@ -42,7 +44,7 @@ fn agents(text: &str, c: i64, seq: i64) -> ChatMessage {
         seq: Some(seq),
         client_id: None,
         from: Side::Agent,
-        author: Some("Alice".to_owned()),
+        author: Some("Alice Agent".to_owned()),
         text: text.to_owned(),
         timestamp_ms: 1_700_000_000_000,
         state: MessageState::Sent,
@@ -83,6 +85,31 @@ fn connected_and_queued_with_an_estimated_wait() {
 }
 
 #[test]
+fn restarted_offline_with_the_queue_estimate_kept_by_the_sdk() {
+    let mut app = App::new("demo");
+    let received_ms = 1_700_000_000_000;
+    let conversation = ConversationInfo {
+        id: 12,
+        status: ConversationStatus::Open,
+        opened_ms: received_ms,
+        closed_ms: None,
+        last_seq: 1,
+        agent: None,
+        csat: None,
+        survey_open: false,
+    };
+    app.load(
+        &[conversation],
+        vec![ours("Hello, my order #1234 is late", Some(12), Some(1), MessageState::Sent)],
+        Vec::new(),
+    );
+    // Received 5 min 50 s ago with a 9-minute estimate: 3 min 10 s left, shown rounded up.
+    let estimate = QueueEstimate { conversation: 12, eta_secs: 540, received_ms };
+    app.restore_queue_estimate(Some(estimate), received_ms + 350_000);
+    insta::assert_snapshot!(screen(&app));
+}
+
+#[test]
 fn assigned_with_marks_and_the_agent_typing() {
     let mut app = App::new("demo");
     app.on_event(Event::Connection(ConnectionState::Connected));
@@ -106,10 +133,10 @@ fn assigned_with_marks_and_the_agent_typing() {
         ],
         Vec::new(),
     );
-    app.on_event(Event::Assigned { conversation: 12, agent: Some("Alice".to_owned()) });
+    app.on_event(Event::Assigned { conversation: 12, agent: Some("Alice Agent".to_owned()) });
     app.on_event(Event::Receipt { conversation: 12, by: Side::Agent, read: true, seq: 1 });
     app.on_event(Event::Receipt { conversation: 12, by: Side::Agent, read: false, seq: 3 });
-    app.on_event(Event::Typing { conversation: 12, on: true });
+    app.on_event(Event::Typing { conversation: 12, on: true, name: Some("Alice Agent".to_owned()) });
     insta::assert_snapshot!(screen(&app));
 }
 
@@ -117,7 +144,7 @@ fn assigned_with_marks_and_the_agent_typing() {
 fn survey_requested_after_the_agent_closed() {
     let mut app = App::new("demo");
     app.on_event(Event::Connection(ConnectionState::Connected));
-    app.on_event(Event::Assigned { conversation: 12, agent: Some("Alice".to_owned()) });
+    app.on_event(Event::Assigned { conversation: 12, agent: Some("Alice Agent".to_owned()) });
     app.on_event(Event::MessageReceived(agents("Your parcel ships today. Anything else?", 12, 5)));
     app.on_event(Event::Closed { conversation: 12, by: Some(Side::Agent) });
     app.on_event(Event::SurveyRequested { conversation: 12 });

@@ -151,6 +151,41 @@ pub async fn expect_event(events: &mut Events, want: impl Fn(&Event) -> bool) ->
     }
 }
 
+/// Sets a demo agent's capacity (concurrent conversations) over REST, as the demo admin.
+pub async fn set_capacity(server: &TestServer, email: &str, max_concurrent: i64) {
+    let credentials = server.credentials();
+    let admin = credentials.logins.iter().find(|l| l.email == "admin@demo.test").unwrap();
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{}/api/v1/auth/login", server.url()))
+        .json(&json!({"email": admin.email, "password": admin.password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let users: Value = http
+        .get(format!("{}/api/v1/users", server.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = users.as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"].clone();
+    let patched = http
+        .patch(format!("{}/api/v1/users/{id}", server.url()))
+        .bearer_auth(&token)
+        .json(&json!({"max_concurrent": max_concurrent}))
+        .send()
+        .await
+        .unwrap();
+    assert!(patched.status().is_success(), "{}", patched.text().await.unwrap());
+}
+
 /// The demo agent Alice over a raw WebSocket.
 pub struct Agent {
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,

@@ -179,3 +179,62 @@ async fn closing_from_the_device_updates_the_cache_and_reports_it() {
         .await;
     assert_eq!(client.conversations().unwrap()[0].status, switchboard_sdk::ConversationStatus::Closed);
 }
+
+#[tokio::test]
+async fn the_queue_estimate_is_kept_across_an_app_restart_offline_until_an_agent_takes_over() {
+    let server = TestServer::start().await;
+    // Alice can hold one conversation: the first consumer takes her, the second waits with
+    // an estimate (an estimate needs an online agent with the skill).
+    set_capacity(&server, "alice@demo.test", 1).await;
+    let mut agent = Agent::online(&server).await;
+    let first = sdk(&server.url(), dev_tokens(&server.data_dir, "first"), &temp_dir("sdk-client"));
+    let mut first_events = Events::of(&first);
+    first.connect();
+    first.send_text("I came first").unwrap();
+    expect_event(&mut first_events, |e| matches!(e, Event::Assigned { .. })).await;
+    assert_eq!(first.queue_estimate().unwrap(), None, "assigned at once: no wait to show");
+
+    let dir = temp_dir("sdk-client");
+    let tokens = dev_tokens(&server.data_dir, "queued");
+    let client = sdk(&server.url(), tokens.clone(), &dir);
+    let mut events = Events::of(&client);
+    client.connect();
+    let before_ms = now_ms();
+    client.send_text("Anyone there?").unwrap();
+    let Event::Queued { conversation: c, eta_secs: Some(eta) } =
+        expect_event(&mut events, |e| matches!(e, Event::Queued { eta_secs: Some(_), .. })).await
+    else {
+        unreachable!()
+    };
+    let kept = client.queue_estimate().unwrap().expect("estimate kept");
+    assert_eq!((kept.conversation, kept.eta_secs), (c, eta));
+    assert!(kept.received_ms >= before_ms && kept.received_ms <= now_ms());
+    // The app is killed.
+    drop(client);
+
+    // Restarted and not connected (offline): the same estimate, counting down from when it
+    // was received.
+    let client = sdk(&server.url(), tokens.clone(), &dir);
+    let restored = client.queue_estimate().unwrap().expect("estimate after restart");
+    assert_eq!(restored, kept);
+    assert_eq!(restored.remaining_secs(kept.received_ms), eta);
+    assert_eq!(restored.remaining_secs(kept.received_ms + 1500), eta.saturating_sub(1));
+    assert_eq!(restored.remaining_secs(kept.received_ms + i64::from(eta) * 1000 + 1), 0);
+
+    // Connected again: Alice finishes the first conversation and takes this one; the
+    // estimate is forgotten, also for the next start.
+    let mut events = Events::of(&client);
+    client.connect();
+    expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+    let first_c = first.conversations().unwrap()[0].id;
+    agent.send(serde_json::json!({"t": "close", "id": 9, "c": first_c})).await;
+    expect_event(&mut events, |e| matches!(e, Event::Assigned { conversation, .. } if *conversation == c)).await;
+    assert_eq!(client.queue_estimate().unwrap(), None);
+    drop(client);
+    let client = sdk(&server.url(), tokens, &dir);
+    assert_eq!(client.queue_estimate().unwrap(), None, "forgotten on disk too");
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}

@@ -30,7 +30,11 @@ async fn consumer_and_agent_converse_with_receipts_typing_and_close() {
 
     // The agent types and replies; the SDK reports both and confirms delivery by itself.
     agent.send(serde_json::json!({"t": "typing", "c": c, "on": true})).await;
-    expect_event(&mut events, |e| *e == Event::Typing { conversation: c, on: true }).await;
+    // The agent's display name comes with it, for "Alice Agent is typing…".
+    expect_event(&mut events, |e| {
+        *e == Event::Typing { conversation: c, on: true, name: Some("Alice Agent".to_owned()) }
+    })
+    .await;
     agent.reply(c, "It left the warehouse this morning.").await;
     let received = expect_event(&mut events, |e| matches!(e, Event::MessageReceived(_))).await;
     let Event::MessageReceived(reply) = received else { unreachable!() };
