@@ -27,6 +27,8 @@ const HOUR_MS: Millis = 3_600_000;
 const DAY_MS: Millis = 24 * HOUR_MS;
 /// Longest report range.
 pub const MAX_REPORT_DAYS: i64 = 92;
+/// 9999-12-31T23:59:59.999Z: the last moment reports accept.
+const LAST_MILLISECOND: Millis = 253_402_300_799_999;
 /// Most conversations one report reads.
 pub const MAX_REPORT_CONVERSATIONS: u32 = 100_000;
 
@@ -275,7 +277,7 @@ async fn dashboard(
 ) -> ApiResult<Json<Dashboard>> {
     let now = now_ms();
     let since = query.since.unwrap_or(now - now.rem_euclid(DAY_MS));
-    if since > now || now - since > 2 * DAY_MS {
+    if since > now || now.saturating_sub(since) > 2 * DAY_MS {
         return Err(ApiError::bad_request("since must be within the last 48 hours (the start of today)"));
     }
     let brand_id = &caller.brand_id;
@@ -376,6 +378,11 @@ pub struct ReportQuery {
 
 impl ReportQuery {
     fn check(&self) -> ApiResult<()> {
+        if self.from < 0 || self.to > LAST_MILLISECOND {
+            return Err(ApiError::bad_request(
+                "from and to must be between 1970 and 9999 (milliseconds since the epoch)",
+            ));
+        }
         if self.to <= self.from {
             return Err(ApiError::bad_request("to must be after from"));
         }
@@ -574,7 +581,8 @@ async fn report_csv(
         out.push_str(&line.join(","));
         out.push_str("\r\n");
     }
-    let name = format!("conversations-{}-{}.csv", &iso8601(Some(query.from))[..10], &iso8601(Some(query.to - 1))[..10]);
+    let day = |ms: Millis| iso8601(Some(ms)).get(..10).unwrap_or_default().to_owned();
+    let name = format!("conversations-{}-{}.csv", day(query.from), day(query.to - 1));
     let mut response = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         response.headers_mut().insert(header::CONTENT_DISPOSITION, value);

@@ -227,9 +227,22 @@ async fn inbox_dashboard_reports_and_csv_show_the_day() {
     );
     assert!(lines[1].contains(",agent,") && lines[1].ends_with(",5,"), "{}", lines[1]);
 
-    for bad in ["from=10&to=5", "from=0&to=99999999999", "from=0&to=10&tz_offset=9999", "to=10"] {
+    for bad in [
+        "from=10&to=5",
+        "from=0&to=99999999999",
+        "from=0&to=10&tz_offset=9999",
+        "to=10",
+        "from=-99999999999999999&to=-99999999999999990",
+        "from=9223372036854775000&to=9223372036854775807",
+    ] {
         let (status, body) = manager.get(&format!("/api/v1/reports?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
+        let (status, body) = manager.get(&format!("/api/v1/reports/conversations.csv?{bad}")).await;
+        assert_eq!(status, 400, "csv {bad}: {body}");
+    }
+    for since in ["-9223372036854775808", "9223372036854775807", "0"] {
+        let (status, body) = manager.get(&format!("/api/v1/dashboard?since={since}")).await;
+        assert_eq!(status, 400, "since={since}: {body}");
     }
 }
 
