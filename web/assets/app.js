@@ -180,7 +180,8 @@ function buildFrame(me) {
       h('header', { class: 'topbar' },
         title,
         h('div', { class: 'topbar-tools' },
-          stateSelect.element,
+          // Availability only matters to people who take conversations.
+          takesChats(me) ? stateSelect.element : null,
           h('div', { class: 'user-chip' },
             h('span', { class: 'avatar small', 'aria-hidden': 'true' }, initials(me.name)),
             h('span', { class: 'user-text' },
