@@ -67,6 +67,9 @@ error_codes! {
     InvalidKey = ("invalid_key", 400, "a public key is not a valid PEM (RSA or P-256 EC) or JWKS document"),
     Internal = ("internal", 500, "an unexpected server error; it was logged with details"),
     Unavailable = ("unavailable", 503, "the server is shutting down or its storage is unavailable; retry"),
+    /// What a client decodes a code it does not know into (a newer server's). Never sent.
+    #[serde(other)]
+    Unknown = ("unknown", 500, "never sent: what a client decodes an error code it does not know (from a newer server) into; treat the request as refused and show the message"),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -893,10 +893,17 @@ async fn flush(session: &mut Session<'_>, socket: &mut Socket) -> Result<(), Sdk
 }
 
 /// Error codes after which a message will never be accepted: it leaves the outbox as failed.
+/// Refusals that sending again cannot fix. A code this version does not know (a newer
+/// server's) counts as one: the message is marked failed with the server's text rather than
+/// resent on every connection forever; the user can send it again.
 fn is_permanent_refusal(code: ErrorCode) -> bool {
     matches!(
         code,
-        ErrorCode::TextTooLong | ErrorCode::TextEmpty | ErrorCode::InvalidClientId | ErrorCode::MalformedFrame
+        ErrorCode::TextTooLong
+            | ErrorCode::TextEmpty
+            | ErrorCode::InvalidClientId
+            | ErrorCode::MalformedFrame
+            | ErrorCode::Unknown
     )
 }
 

@@ -4,8 +4,8 @@
 //! one stops decoding to the same value, deployed clients break. Add cases; never edit one.
 
 use switchboard_protocol::{
-    AgentState, ClientFrame, ConversationEventKind, ConversationStatus, DeviceInfo, Hello, Me, Message, ReceiptKind,
-    ServerFrame, Side,
+    AgentState, ClientFrame, ConversationEventKind, ConversationStatus, DeviceInfo, ErrorCode, Hello, Me, Message,
+    ReceiptKind, ServerFrame, Side,
 };
 
 use crate::decode;
@@ -309,4 +309,10 @@ fn server_frames_with_unknown_fields() {
         },
     );
     check_server(r#"{"t":"resync","reason":"slow consumer"}"#, ServerFrame::Resync);
+    // An error code from a newer server decodes as `unknown`, keeping its request id and
+    // message, so a client can still answer the request that caused it.
+    check_server(
+        r#"{"t":"err","id":4,"code":"rate_limited","msg":"slow down"}"#,
+        ServerFrame::Err { id: Some(4), code: ErrorCode::Unknown, msg: "slow down".into() },
+    );
 }

@@ -102,7 +102,6 @@ fn bad_server_frames_are_refused() {
     for (why, json) in [
         ("client-only t", r#"{"t":"send","cid":"m-1","text":"hi"}"#),
         ("ok without id", r#"{"t":"ok"}"#),
-        ("err with unknown code", r#"{"t":"err","code":"teapot","msg":"no"}"#),
         ("err without code", r#"{"t":"err","msg":"no"}"#),
         ("msg with unknown side", r#"{"t":"msg","c":1,"seq":1,"ts":1,"from":"bot","text":"hi"}"#),
         ("welcome without hb", r#"{"t":"welcome","v":1,"me":{"id":1}}"#),

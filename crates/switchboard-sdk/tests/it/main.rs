@@ -3,5 +3,6 @@
 
 mod chaos;
 mod harness;
+mod newer_server;
 mod offline;
 mod online;
