@@ -1,6 +1,7 @@
-// Manager dashboard (#/dashboard): live queue and agent health for today. Polls
-// GET /api/v1/dashboard?since=<local midnight> every 2 s and refreshes ~300 ms after live
-// 'conv'/'msg' events. Everything is updated in place (rows keyed by skill name / agent id,
+// Manager dashboard (#/dashboard): live queue and agent health for today. Reads
+// GET /api/v1/dashboard?since=<local midnight> at most ~300 ms after the server pushes a
+// 'floor' hint (a conversation opened, was assigned, transferred or closed, an agent changed
+// state) or a 'conv'/'msg' event, and every 5 s besides (waits grow with time). Everything is updated in place (rows keyed by skill name / agent id,
 // text written only when it changed), so focus, selection and scroll survive updates.
 // A failed poll shows an error banner and keeps the last data on screen.
 
@@ -8,7 +9,7 @@ import { get, query, ApiError } from './api.js';
 import { h, duration, startOfDay, setText } from './dom.js';
 import { barChart, meter, formatCount } from './charts.js';
 
-const POLL_MS = 2000;
+const POLL_MS = 5000;
 const LIVE_DEBOUNCE_MS = 300;
 const STATES = [
   ['online', 'Online'],
@@ -74,13 +75,15 @@ export function render(root, ctx) {
     }
   }
 
+  // At most one refresh per LIVE_DEBOUNCE_MS however busy the floor: a burst of hints
+  // coalesces, a steady stream still refreshes.
   const soon = () => {
-    clearTimeout(debounce);
-    debounce = setTimeout(refresh, LIVE_DEBOUNCE_MS);
+    if (debounce) return;
+    debounce = setTimeout(() => { debounce = null; refresh(); }, LIVE_DEBOUNCE_MS);
   };
   const unsubscribe = [];
   if (ctx && ctx.live && typeof ctx.live.on === 'function') {
-    for (const type of ['conv', 'msg']) {
+    for (const type of ['floor', 'conv', 'msg']) {
       const off = ctx.live.on(type, soon);
       if (typeof off === 'function') unsubscribe.push(off);
     }

@@ -479,6 +479,9 @@ pub enum ServerFrame {
     /// The server dropped live events for this socket (it was too slow): sync every
     /// conversation from the last seq you hold.
     Resync,
+    /// Managers only: something on the brand's floor changed (a conversation opened, was
+    /// assigned, transferred or closed, an agent changed state). Dashboards refresh.
+    Floor,
     /// The answer to `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]

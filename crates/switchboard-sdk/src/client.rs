@@ -1034,7 +1034,11 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
                 send(socket, &ClientFrame::Sync { id: None, c: conversation.id, after: held, limit: None }).await?;
             }
         }
-        ServerFrame::Welcome { .. } | ServerFrame::Pong { .. } | ServerFrame::History { id: None, .. } => {}
+        // `floor` is for managers' dashboards; consumers never get it.
+        ServerFrame::Welcome { .. }
+        | ServerFrame::Pong { .. }
+        | ServerFrame::History { id: None, .. }
+        | ServerFrame::Floor => {}
     }
     Ok(())
 }

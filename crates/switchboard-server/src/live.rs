@@ -120,6 +120,11 @@ impl AppState {
         self.bus.publish(&Topic::Consumer { brand: brand_id.into(), consumer }, Envelope::new(origin, frame.to_json()));
     }
 
+    /// Tells the brand's managers (dashboards) that the floor changed.
+    pub fn floor_changed(&self, brand_id: &str) {
+        self.bus.publish(&Topic::Brand { brand: brand_id.into() }, Envelope::new(0, ServerFrame::Floor.to_json()));
+    }
+
     /// Publishes a frame to all sockets of an agent, except connection `origin`.
     pub fn to_agent(&self, brand_id: &str, agent: i64, origin: u64, frame: &ServerFrame) {
         self.bus.publish(&Topic::Agent { brand: brand_id.into(), agent }, Envelope::new(origin, frame.to_json()));
@@ -181,12 +186,14 @@ impl AppState {
             assignments
         });
         self.apply_assignments(&user.brand_id, assignments).await;
+        self.floor_changed(&user.brand_id);
     }
 
     /// An agent changed availability.
     pub async fn agent_state_changed(&self, brand_id: &str, agent: i64, state: AgentState) {
         let assignments = self.live.with_router(brand_id, |router| router.set_agent_state(agent, state, now_ms()));
         self.apply_assignments(brand_id, assignments).await;
+        self.floor_changed(brand_id);
     }
 
     /// A consumer's message opened a conversation: queue it and tell the consumer where it
@@ -220,6 +227,7 @@ impl AppState {
             };
             self.to_consumer(&conversation.brand_id, conversation.consumer_id, 0, &frame);
         }
+        self.floor_changed(&conversation.brand_id);
     }
 
     /// An agent opened a conversation by writing to a consumer (proactive follow-up): it is
@@ -227,6 +235,7 @@ impl AppState {
     pub fn conversation_opened_by_agent(&self, brand_id: &str, conversation: ConversationId, agent: i64) {
         metrics::counter!(crate::metrics::CONVERSATIONS_OPENED).increment(1);
         self.live.with_router(brand_id, |router| router.restore_assignment(conversation, agent));
+        self.floor_changed(brand_id);
     }
 
     /// A conversation closed: free its agent, tell both sides, serve the queue.
@@ -256,6 +265,7 @@ impl AppState {
             );
         }
         self.apply_assignments(&conversation.brand_id, assignments).await;
+        self.floor_changed(&conversation.brand_id);
     }
 
     /// Moves an open conversation to a skill's queue, back to its queue, or to a named agent.
@@ -362,6 +372,7 @@ impl AppState {
                 }
             }
         }
+        self.floor_changed(brand_id);
         Ok(self.store.conversation(brand_id, conversation_id).await?.unwrap_or(updated))
     }
 

@@ -202,6 +202,13 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
         Peer::Consumer(_) => None,
     };
     let mut shutdown = state.shutdown.clone();
+    // Managers also follow the brand's floor (dashboards): hints that something changed.
+    let mut floor = match &peer {
+        Peer::Agent(agent) if agent.user.role >= Role::Manager => {
+            Some(state.bus.subscribe(Topic::Brand { brand: agent.user.brand_id.as_str().into() }))
+        }
+        _ => None,
+    };
 
     // Commands run in a worker task, one at a time and in the order received, so answers
     // keep the order of requests; the loop below keeps forwarding bus events meanwhile (an
@@ -263,6 +270,10 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
                     }
                 };
                 if sink.send(WsMessage::Text(text.into())).await.is_err() { return }
+            }
+            // Delivered or lagged, a hint is a hint: the dashboard refreshes either way.
+            _ = next_floor(&mut floor) => {
+                if !send_frame(&mut sink, &ServerFrame::Floor).await { return }
             }
             _ = ping_timer.tick() => {
                 if last_heard.elapsed() > silence_limit {
@@ -368,6 +379,13 @@ struct SendRequest {
 async fn next_answer(answers: &mut Option<mpsc::Receiver<Box<ServerFrame>>>) -> Option<Box<ServerFrame>> {
     match answers {
         Some(answers) => answers.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_floor(floor: &mut Option<Subscription>) -> Received {
+    match floor {
+        Some(subscription) => subscription.recv().await,
         None => std::future::pending().await,
     }
 }

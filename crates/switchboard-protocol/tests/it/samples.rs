@@ -393,6 +393,7 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
             },
         ),
         ("survey", ServerFrame::Survey { c: CONV }),
+        ("floor", ServerFrame::Floor),
         (
             "msgs",
             ServerFrame::Msgs {

@@ -360,3 +360,30 @@ async fn summaries_name_the_skill_and_logout_ends_the_agent_socket() {
     carl.send(json!({"t": "ping", "id": 77})).await;
     carl.expect(|f| f["t"] == "pong" && f["id"] == 77).await;
 }
+
+#[tokio::test]
+async fn managers_sockets_hear_that_the_floor_changed_and_agents_do_not() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut agent = server.online_agent(&brand.agent_email).await;
+    let manager_token = server.login(&brand.admin_email).await;
+    let mut manager = Client::connect(&format!("{}/v1/agent", server.ws)).await;
+    let welcome = manager.hello(json!({"t": "hello", "v": 1, "session": manager_token})).await;
+    assert_eq!(welcome["t"], "welcome");
+
+    // A new conversation (opened, assigned) and its close each tell the manager's dashboard.
+    let mut consumer = server.consumer(&brand, "ivy").await;
+    let c = open_with(&mut consumer, &mut agent, "Hello").await;
+    assert_eq!(manager.expect(|f| f["t"] == "floor").await, json!({"t": "floor"}));
+    agent.send(json!({"t": "close", "id": 8, "c": c})).await;
+    agent.expect(|f| f["t"] == "ok" && f["id"] == 8).await;
+    manager.seen.clear();
+    manager.expect(|f| f["t"] == "floor").await;
+    // An agent state change too.
+    agent.send(json!({"t": "state", "id": 9, "state": "away"})).await;
+    agent.expect(|f| f["t"] == "ok" && f["id"] == 9).await;
+    manager.seen.clear();
+    manager.expect(|f| f["t"] == "floor").await;
+    // Agents' sockets carry only their own conversations.
+    agent.expect_none(std::time::Duration::from_millis(300), |f| f["t"] == "floor").await;
+}
