@@ -9,6 +9,7 @@
 //! `geckodriver` on the `PATH`, `/usr/bin/firefox-esr`). geckodriver is not packaged by
 //! Debian: `cargo install geckodriver` builds it from crates.io (`.ci/run` does).
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -35,7 +36,10 @@ pub struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills the driver's whole process group: the browsers it started too, so a test that
+    /// panicked before closing its windows leaves no browser running.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -73,6 +77,8 @@ impl Driver {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&path)
+            // Its own process group, which the browsers it starts join (see `Drop`).
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
