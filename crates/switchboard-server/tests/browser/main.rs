@@ -301,6 +301,10 @@ async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
     admin.js("document.querySelector('#retention-days').value = '0'; return true", vec![]).await;
     admin.click("#settings-save").await;
     admin.text_contains("#settings-form [role=alert]", "retention_days must be 1 to").await;
+    admin.screenshot("admin-settings").await;
+    admin.goto(&format!("{}/#/admin/apps", server.http)).await;
+    admin.text_contains("#apps-table", &brand.app).await;
+    admin.screenshot("admin-apps").await;
 
     let nora = driver.browser().await;
     nora.login(&server.http, &email, "a strong passphrase").await;
