@@ -57,13 +57,23 @@ impl Topic {
     }
 }
 
+/// One topic's channel and who listens to it.
+#[derive(Debug)]
+struct TopicEntry {
+    sender: broadcast::Sender<Payload>,
+    /// Subscribers by the connection they serve (0: none in particular), with counts. When
+    /// every subscriber is the publishing connection, nobody else would read the payload:
+    /// it is not sent, so a socket's own echoes never take room in its topic.
+    origins: HashMap<u64, u32>,
+}
+
 /// The in-process bus. Cheap to share behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct Bus {
     /// One broadcast channel per topic with at least one subscriber. A std `Mutex` because
     /// it is held only for map operations, never across an `.await`. Entries are removed
     /// by the last subscriber's `Drop`.
-    topics: Mutex<HashMap<Topic, broadcast::Sender<Payload>>>,
+    topics: Mutex<HashMap<Topic, TopicEntry>>,
 }
 
 impl Bus {
@@ -77,23 +87,27 @@ impl Bus {
     pub fn publish(&self, topic: &Topic, payload: Payload) -> usize {
         let topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
         match topics.get(topic) {
-            Some(sender) => sender.send(payload).unwrap_or(0),
+            Some(entry) if payload.origin != 0 && entry.origins.keys().all(|origin| *origin == payload.origin) => 0,
+            Some(entry) => entry.sender.send(payload).unwrap_or(0),
             None => 0,
         }
     }
 
     /// Subscribes to `topic` until the returned [`Subscription`] is dropped.
     pub fn subscribe(self: &Arc<Self>, topic: Topic) -> Subscription {
+        self.subscribe_as(topic, 0)
+    }
+
+    /// Subscribes to `topic` on behalf of connection `origin` (which skips the payloads it
+    /// published itself; the bus does not even send those when nobody else listens).
+    pub fn subscribe_as(self: &Arc<Self>, topic: Topic, origin: u64) -> Subscription {
         let mut topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
-        let receiver = match topics.get(&topic) {
-            Some(sender) => sender.subscribe(),
-            None => {
-                let (sender, receiver) = broadcast::channel(topic.capacity());
-                topics.insert(topic.clone(), sender);
-                receiver
-            }
-        };
-        Subscription { receiver, topic, bus: Arc::clone(self) }
+        let entry = topics
+            .entry(topic.clone())
+            .or_insert_with(|| TopicEntry { sender: broadcast::channel(topic.capacity()).0, origins: HashMap::new() });
+        *entry.origins.entry(origin).or_default() += 1;
+        let receiver = entry.sender.subscribe();
+        Subscription { receiver, topic, origin, bus: Arc::clone(self) }
     }
 
     /// Topics with live subscribers (for metrics and tests).
@@ -116,6 +130,7 @@ pub enum Received {
 pub struct Subscription {
     receiver: broadcast::Receiver<Payload>,
     topic: Topic,
+    origin: u64,
     bus: Arc<Bus>,
 }
 
@@ -129,7 +144,7 @@ impl Subscription {
             // until the last subscriber of the topic is dropped. Report it as a lag (the
             // client resyncs) and wait on a fresh receiver.
             Err(broadcast::error::RecvError::Closed) => {
-                let fresh = self.bus.subscribe(self.topic.clone());
+                let fresh = self.bus.subscribe_as(self.topic.clone(), self.origin);
                 self.receiver = fresh.receiver.resubscribe();
                 Received::Lagged
             }
@@ -140,8 +155,15 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut topics = self.bus.topics.lock().unwrap_or_else(|poison| poison.into_inner());
+        let Some(entry) = topics.get_mut(&self.topic) else { return };
+        if let Some(count) = entry.origins.get_mut(&self.origin) {
+            *count -= 1;
+            if *count == 0 {
+                entry.origins.remove(&self.origin);
+            }
+        }
         // Our own receiver is still alive here, so "1" means we are the last.
-        if topics.get(&self.topic).is_some_and(|sender| sender.receiver_count() <= 1) {
+        if entry.sender.receiver_count() <= 1 {
             topics.remove(&self.topic);
         }
     }
@@ -179,5 +201,24 @@ mod tests {
         drop(slow);
         assert_eq!(bus.topic_count(), 0);
         assert_eq!(bus.publish(&consumer(1), Envelope::new(0, "lost")), 0);
+    }
+
+    /// A socket's own messages never fill its topic: a burst longer than the topic holds,
+    /// from a consumer's only device, leaves nothing to lag behind; a second device still
+    /// gets every one.
+    #[tokio::test]
+    async fn own_echoes_take_no_room_in_the_topic() {
+        let bus = Bus::new();
+        let mut phone = bus.subscribe_as(consumer(1), 7);
+        for i in 0..consumer(1).capacity() * 2 {
+            assert_eq!(bus.publish(&consumer(1), Envelope::new(7, i.to_string())), 0, "echo of the only subscriber");
+        }
+        bus.publish(&consumer(1), Envelope::new(0, "from the agent"));
+        assert_eq!(phone.recv().await, Received::Event(Envelope::new(0, "from the agent")));
+        let mut tablet = bus.subscribe_as(consumer(1), 8);
+        assert_eq!(bus.publish(&consumer(1), Envelope::new(7, "to the tablet")), 2);
+        assert_eq!(tablet.recv().await, Received::Event(Envelope::new(7, "to the tablet")));
+        drop(tablet);
+        assert_eq!(bus.publish(&consumer(1), Envelope::new(7, "alone again")), 0);
     }
 }
