@@ -743,6 +743,8 @@ async function settingsPage(body, app) {
       'After an agent resolves a conversation, the customer is asked to rate it 1–5.'),
     field('Keep transcripts for (days)', h('input', { type: 'number', name: 'retention_days', id: 'retention-days', required: true, step: 1, value: brand.retention_days, inputmode: 'numeric', class: 'input-short' }),
       '1 to 3650 days; 396 = 13 months. Older conversations are hidden and later deleted.'),
+    field('Agent grace period (seconds)', h('input', { type: 'number', name: 'agent_grace_secs', id: 'agent-grace', required: true, step: 1, value: brand.agent_grace_secs, inputmode: 'numeric', class: 'input-short' }),
+      '0 to 3600. When an agent\'s workspace disconnects (or they choose Offline), their conversations wait this long for them, then return to the queue.'),
     h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'button primary', id: 'settings-save' }, 'Save settings')));
   handleSubmit(form, alert, async () => {
     const e = form.elements;
@@ -751,8 +753,12 @@ async function settingsPage(body, app) {
     const raw = e.retention_days.value.trim();
     const days = Number(raw);
     if (raw === '' || !Number.isInteger(days)) throw new Error('Retention must be a whole number of days.');
-    brand = await patch('/api/v1/brand', { name, csat_enabled: e.csat_enabled.checked, retention_days: days });
+    const graceRaw = e.agent_grace_secs.value.trim();
+    const grace = Number(graceRaw);
+    if (graceRaw === '' || !Number.isInteger(grace)) throw new Error('The grace period must be a whole number of seconds.');
+    brand = await patch('/api/v1/brand', { name, csat_enabled: e.csat_enabled.checked, retention_days: days, agent_grace_secs: grace });
     e.name.value = brand.name;
+    e.agent_grace_secs.value = brand.agent_grace_secs;
     e.retention_days.value = brand.retention_days;
     e.csat_enabled.checked = brand.csat_enabled;
     app.toast('Settings saved');

@@ -333,6 +333,19 @@ function updateSkillRow(row, skill) {
   row.bar.element.title = capacity ? `${Math.round((load / capacity) * 100)}% of online capacity in use` : 'No online capacity';
 }
 
+// What the state cell says: the routing state, and why when it is not what the agent
+// chose (their workspace is closed; their conversations return to the queue at the end of
+// the grace period).
+function presenceLabel(agent) {
+  const label = STATE_LABEL[agent.state] || agent.state;
+  if (agent.connected !== false) return label;
+  if (agent.grace_until != null) {
+    const left = Math.max(0, Math.round((agent.grace_until - Date.now()) / 1000));
+    return `Disconnected · back to queue in ${duration(left)}`;
+  }
+  return agent.chosen_state && agent.chosen_state !== 'offline' ? 'Disconnected' : label;
+}
+
 function createAgentRow() {
   const name = h('span', { class: 'agent-name' });
   const skills = h('span', { class: 'agent-skills' });
@@ -359,7 +372,7 @@ function updateAgentRow(row, agent, skillNames) {
     row.element.classList.toggle('is-offline', agent.state === 'offline');
     row.state = agent.state;
   }
-  setText(row.stateLabel, STATE_LABEL[agent.state] || agent.state);
+  setText(row.stateLabel, presenceLabel(agent));
   setText(cells.load, `${agent.load ?? 0} / ${agent.max_concurrent ?? 0}`);
   cells.load.classList.toggle('is-full', agent.max_concurrent > 0 && agent.load >= agent.max_concurrent);
   setText(cells.resolved, formatCount(agent.resolved_today ?? 0));

@@ -1,12 +1,52 @@
-//! The Switchboard domain, sans-IO: message limits and the routing engine. No sockets, no
-//! SQL, no clock: time is a parameter (`now`, in milliseconds), so every rule here is tested
-//! with plain function calls.
+//! The Switchboard domain, sans-IO. No sockets, no SQL, no clock: time is a parameter
+//! (`now`, in milliseconds), so every rule here is tested with plain function calls.
 //!
-//! The server feeds events in (a conversation opened, an agent went online, a conversation
-//! closed) and carries out the decisions that come back (store the assignment, tell the
-//! agent and the consumer).
+//! # Layout
+//! - `ids`: the identifiers the domain speaks in.
+//! - `limits`: per-channel message length limits.
+//! - `routing`: the router (queues per skill, least-loaded assignment, transfers).
+//! - `wait`: the estimated wait and when a new one is worth telling.
+//! - `conversation`: where an open conversation stands.
+//! - `desk`: one brand's desk (router + open conversations + agent presence + timers),
+//!   driven by `Desk::handle(input, now) -> effects`; the server's engine carries the
+//!   effects out (persist, then emit).
 
+pub mod conversation;
+pub mod desk;
+pub mod ids;
 pub mod limits;
 pub mod routing;
+pub mod wait;
 
 pub use switchboard_protocol::{AgentState, Millis};
+
+#[cfg(test)]
+mod tidy {
+    //! The crate stays sans-IO: no IO crate among its dependencies, no clock read in its code.
+
+    use std::path::Path;
+
+    #[test]
+    fn core_depends_on_no_io_crate_and_reads_no_clock() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let dependencies = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
+        let allowed = ["serde", "thiserror", "switchboard-protocol"];
+        for line in dependencies.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')) {
+            let name = line.split(['.', '=', ' ']).next().unwrap();
+            assert!(allowed.contains(&name), "switchboard-core must not depend on {name:?} (sans-IO)");
+        }
+        for entry in std::fs::read_dir(root.join("src")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for forbidden in ["SystemTime", "Instant::now", "tokio::", "sqlx", "std::net", "std::fs::write"] {
+                let code: String = text.split("mod tidy").next().unwrap().to_owned();
+                assert!(
+                    !code.contains(forbidden),
+                    "{} uses {forbidden}: core does no IO and reads no clock",
+                    path.display()
+                );
+            }
+        }
+    }
+}

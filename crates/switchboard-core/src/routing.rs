@@ -1,29 +1,26 @@
-//! Minimal routing engine: one per brand, in memory, rebuilt from the store at start.
+//! The router: who gets which waiting conversation. One per brand, inside the brand's
+//! [`Desk`](crate::desk::Desk); a projection of the store, rebuilt from it at start.
 //!
 //! A new conversation waits in the queue of its skill; it goes to the least-loaded online
 //! agent who has that skill and free capacity (ties: the one idle longest). When capacity
-//! frees (a conversation closes, an agent comes online or gets more capacity) the queue is
-//! served oldest first, higher priority before lower.
+//! frees (a conversation closes, an agent comes online or gets more capacity) the queues are
+//! served in (priority, age) order across skills.
 //!
-//! Invariants (checked by property tests below): no agent holds more conversations than its
+//! Every decision costs O(skills × log n), not O(queue × agents): each skill has its own
+//! queue, and an index per skill holds the agents who could take one more conversation of it
+//! right now, best first. With 10,000 agents and 100,000 waiting conversations a decision
+//! touches a handful of tree nodes (`docs/benchmarks.md`, "Routing decisions").
+//!
+//! Invariants (checked by property tests below): no assignment pushes an agent past their
 //! capacity; a conversation is either queued or assigned, never both and never twice; the
-//! queue is served in (priority, age) order.
+//! queues are served in (priority, age) order; nobody waits while an eligible online agent
+//! has room.
 
 use std::collections::{BTreeSet, HashMap};
 
 use switchboard_protocol::{AgentState, ConversationId, Millis};
 
-/// Agent id (a user id of the brand).
-pub type AgentId = i64;
-/// Skill id.
-pub type SkillId = i64;
-
-/// The skill of conversations routed to no particular skill: every agent may take them.
-pub const ANY_SKILL: SkillId = 0;
-
-fn handles(profile: &AgentProfile, skill: SkillId) -> bool {
-    skill == ANY_SKILL || profile.skills.contains(&skill)
-}
+pub use crate::ids::{ANY_SKILL, AgentId, SkillId};
 
 /// Routing-relevant settings of an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +31,20 @@ pub struct AgentProfile {
     pub skills: Vec<SkillId>,
 }
 
+impl AgentProfile {
+    /// Whether the agent may be given a conversation of `skill`: every agent takes
+    /// conversations of no particular skill.
+    #[cfg(test)]
+    fn handles(&self, skill: SkillId) -> bool {
+        skill == ANY_SKILL || self.skills.contains(&skill)
+    }
+
+    /// The skill indexes the agent belongs to: theirs and [`ANY_SKILL`].
+    fn index_keys(&self) -> impl Iterator<Item = SkillId> + '_ {
+        std::iter::once(ANY_SKILL).chain(self.skills.iter().copied().filter(|skill| *skill != ANY_SKILL))
+    }
+}
+
 #[derive(Debug, Clone)]
 struct AgentSlot {
     profile: AgentProfile,
@@ -42,6 +53,25 @@ struct AgentSlot {
     load: u32,
     /// When the agent last got a conversation or came online; older = idle longer.
     idle_since: Millis,
+}
+
+impl AgentSlot {
+    /// Whether the agent can take one more conversation now.
+    fn available(&self) -> bool {
+        self.state == AgentState::Online && self.load < self.profile.max_concurrent
+    }
+
+    fn avail_key(&self, agent: AgentId) -> AvailKey {
+        AvailKey { load: self.load, idle_since: self.idle_since, agent }
+    }
+}
+
+/// Order of available agents: least loaded, then idle longest, then lowest id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct AvailKey {
+    load: u32,
+    idle_since: Millis,
+    agent: AgentId,
 }
 
 /// Queue order: higher priority first, then older first, then lower id (stable).
@@ -70,7 +100,7 @@ pub struct QueuedConversation {
     pub skill: SkillId,
     /// Higher is served first; 0 is normal.
     pub priority: i32,
-    /// When it started waiting.
+    /// When it started waiting (kept across transfers and returns to the queue).
     pub enqueued_at: Millis,
     /// An agent not to offer it to (the one who handed it back to the queue).
     pub avoid: Option<AgentId>,
@@ -81,7 +111,7 @@ pub struct QueuedConversation {
 pub enum TransferRefusal {
     /// The agent is not known to the router (disabled or of another brand).
     UnknownAgent,
-    /// The agent is not online.
+    /// The agent is not online (or not connected).
     NotOnline(AgentState),
     /// The agent already holds `max` conversations.
     AtCapacity { load: u32, max: u32 },
@@ -94,7 +124,7 @@ pub enum TransferRefusal {
 pub struct AgentView {
     /// The agent.
     pub agent: AgentId,
-    /// Availability.
+    /// Availability as routing uses it.
     pub state: AgentState,
     /// Conversations held now.
     pub load: u32,
@@ -102,61 +132,121 @@ pub struct AgentView {
     pub profile: AgentProfile,
 }
 
-/// Per-brand routing state. All methods are synchronous and total: unknown ids are ignored
-/// (the store is the source of truth; the router only ever holds a consistent projection).
-#[derive(Debug, Clone)]
-pub struct Router {
-    agents: HashMap<AgentId, AgentSlot>,
-    queue: BTreeSet<QueueKey>,
-    queued: HashMap<ConversationId, QueuedConversation>,
-    assigned: HashMap<ConversationId, AgentId>,
-    /// Average time an agent needs per conversation, used for the estimated wait.
-    avg_handle_ms: Millis,
+/// One skill's queue at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueSummary {
+    /// Conversations waiting.
+    pub depth: usize,
+    /// When the longest-waiting one started waiting.
+    pub oldest: Option<Millis>,
 }
 
-/// Default average handling time before any conversation has closed: 5 minutes.
-pub const DEFAULT_AVG_HANDLE_MS: Millis = 5 * 60 * 1000;
+/// Running totals of the online agents who handle a skill, for the estimated wait.
+#[derive(Debug, Clone, Copy, Default)]
+struct Staffing {
+    /// Sum of `max_concurrent`.
+    capacity: u64,
+    /// Sum of free seats (`max_concurrent - load`, never negative).
+    free: u64,
+}
 
-impl Default for Router {
-    fn default() -> Self {
-        Router::new()
-    }
+/// Per-brand routing state. All methods are synchronous and total: unknown ids are ignored
+/// (the store is the source of truth; the router only ever holds a consistent projection).
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    agents: HashMap<AgentId, AgentSlot>,
+    /// Per skill ([`ANY_SKILL`] included), the agents who could take one more conversation
+    /// of that skill now. An agent is in the sets of each of their skills and of
+    /// [`ANY_SKILL`], or in none.
+    available: HashMap<SkillId, BTreeSet<AvailKey>>,
+    /// Per skill, the waiting conversations in serving order.
+    queues: HashMap<SkillId, BTreeSet<QueueKey>>,
+    queued: HashMap<ConversationId, QueuedConversation>,
+    assigned: HashMap<ConversationId, AgentId>,
+    /// Per skill, the online agents' capacity and free seats.
+    staffing: HashMap<SkillId, Staffing>,
 }
 
 impl Router {
     /// An empty router.
     pub fn new() -> Router {
-        Router {
-            agents: HashMap::new(),
-            queue: BTreeSet::new(),
-            queued: HashMap::new(),
-            assigned: HashMap::new(),
-            avg_handle_ms: DEFAULT_AVG_HANDLE_MS,
+        Router::default()
+    }
+
+    /// Takes an agent out of the indexes before a change to its slot.
+    fn unindex(&mut self, agent: AgentId) {
+        let Some(slot) = self.agents.get(&agent) else { return };
+        let key = slot.avail_key(agent);
+        let online = slot.state == AgentState::Online;
+        let (capacity, free) = seats(slot);
+        for skill in slot.profile.index_keys() {
+            if let Some(set) = self.available.get_mut(&skill) {
+                set.remove(&key);
+            }
+            if online && let Some(staffing) = self.staffing.get_mut(&skill) {
+                staffing.capacity -= capacity;
+                staffing.free -= free;
+            }
         }
+    }
+
+    /// Puts an agent back into the indexes after a change to its slot.
+    fn reindex(&mut self, agent: AgentId) {
+        let Some(slot) = self.agents.get(&agent) else { return };
+        let key = slot.avail_key(agent);
+        let available = slot.available();
+        let online = slot.state == AgentState::Online;
+        let (capacity, free) = seats(slot);
+        for skill in slot.profile.index_keys() {
+            if available {
+                self.available.entry(skill).or_default().insert(key);
+            }
+            if online {
+                let staffing = self.staffing.entry(skill).or_default();
+                staffing.capacity += capacity;
+                staffing.free += free;
+            }
+        }
+    }
+
+    /// Changes an agent's slot with the indexes kept right.
+    fn update_agent(&mut self, agent: AgentId, change: impl FnOnce(&mut AgentSlot)) {
+        self.unindex(agent);
+        if let Some(slot) = self.agents.get_mut(&agent) {
+            change(slot);
+        }
+        self.reindex(agent);
     }
 
     /// Adds or updates an agent's settings. More capacity may serve the queue.
     pub fn upsert_agent(&mut self, agent: AgentId, profile: AgentProfile, now: Millis) -> Vec<Assignment> {
-        match self.agents.get_mut(&agent) {
-            Some(slot) => slot.profile = profile,
-            None => {
-                self.agents.insert(agent, AgentSlot { profile, state: AgentState::Offline, load: 0, idle_since: now });
+        match self.agents.entry(agent) {
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(AgentSlot { profile, state: AgentState::Offline, load: 0, idle_since: now });
+                self.reindex(agent);
             }
+            std::collections::hash_map::Entry::Occupied(_) => self.update_agent(agent, |slot| slot.profile = profile),
         }
         self.dispatch(now)
     }
 
     /// Changes an agent's availability. Going online may serve the queue. Conversations the
-    /// agent holds stay with them whatever the state (the grace period before they return to
-    /// the queue is the routing engine's job, later).
+    /// agent holds stay with them whatever the state (the desk returns them to the queue
+    /// after the grace period).
     pub fn set_agent_state(&mut self, agent: AgentId, state: AgentState, now: Millis) -> Vec<Assignment> {
-        let Some(slot) = self.agents.get_mut(&agent) else {
+        let Some(slot) = self.agents.get(&agent) else {
             return Vec::new();
         };
-        if slot.state != AgentState::Online && state == AgentState::Online {
-            slot.idle_since = now;
+        if slot.state == state {
+            return Vec::new();
         }
-        slot.state = state;
+        let coming_online = state == AgentState::Online;
+        self.update_agent(agent, |slot| {
+            if coming_online {
+                slot.idle_since = now;
+            }
+            slot.state = state;
+        });
         self.dispatch(now)
     }
 
@@ -165,15 +255,15 @@ impl Router {
         self.agents.get(&agent).map(|slot| slot.state)
     }
 
-    /// Records an assignment that already exists in the store (used while rebuilding).
+    /// Records an assignment that already exists in the store (rebuilding, or an agent's
+    /// proactive message). It may put the agent over capacity: they chose to write.
     pub fn restore_assignment(&mut self, conversation: ConversationId, agent: AgentId) {
-        if self.assigned.contains_key(&conversation) {
+        if self.assigned.contains_key(&conversation) || !self.agents.contains_key(&agent) {
             return;
         }
-        if let Some(slot) = self.agents.get_mut(&agent) {
-            slot.load += 1;
-            self.assigned.insert(conversation, agent);
-        }
+        self.take_from_queue(conversation);
+        self.update_agent(agent, |slot| slot.load += 1);
+        self.assigned.insert(conversation, agent);
     }
 
     /// A conversation starts waiting. Returns assignments made now (possibly this one).
@@ -181,33 +271,15 @@ impl Router {
         if self.assigned.contains_key(&entry.conversation) || self.queued.contains_key(&entry.conversation) {
             return Vec::new();
         }
-        self.queue.insert(key_of(&entry));
-        self.queued.insert(entry.conversation, entry);
+        self.put_in_queue(entry);
         self.dispatch(now)
     }
 
     /// A conversation closed: it leaves the queue or frees its agent's capacity, which may
-    /// serve the queue. `handled_ms` (open → close) feeds the estimated wait.
-    pub fn release(
-        &mut self,
-        conversation: ConversationId,
-        handled_ms: Option<Millis>,
-        now: Millis,
-    ) -> Vec<Assignment> {
-        if let Some(entry) = self.queued.remove(&conversation) {
-            self.queue.remove(&key_of(&entry));
-        }
-        if let Some(agent) = self.assigned.remove(&conversation) {
-            if let Some(slot) = self.agents.get_mut(&agent) {
-                slot.load = slot.load.saturating_sub(1);
-                slot.idle_since = now;
-            }
-            if let Some(ms) = handled_ms {
-                // Exponentially weighted average, 1/8 weight for the newest sample.
-                self.avg_handle_ms = (self.avg_handle_ms * 7 + ms.max(0)) / 8;
-            }
-        }
-        self.dispatch(now)
+    /// serve the queue. Returns the agent who held it, and the assignments made now.
+    pub fn release(&mut self, conversation: ConversationId, now: Millis) -> (Option<AgentId>, Vec<Assignment>) {
+        let held_by = self.detach(conversation, now);
+        (held_by, self.dispatch(now))
     }
 
     /// Moves a conversation (queued or assigned) to the queue of `entry.skill`, keeping its
@@ -215,8 +287,7 @@ impl Router {
     /// `entry.avoid` is not offered it again. Returns assignments made now.
     pub fn requeue(&mut self, entry: QueuedConversation, now: Millis) -> Vec<Assignment> {
         self.detach(entry.conversation, now);
-        self.queue.insert(key_of(&entry));
-        self.queued.insert(entry.conversation, entry);
+        self.put_in_queue(entry);
         self.dispatch(now)
     }
 
@@ -240,29 +311,78 @@ impl Router {
             return Err(TransferRefusal::AtCapacity { load: slot.load, max: slot.profile.max_concurrent });
         }
         self.detach(conversation, now);
-        let slot = self.agents.get_mut(&agent).expect("checked above");
-        slot.load += 1;
-        slot.idle_since = now;
-        self.assigned.insert(conversation, agent);
+        self.give(conversation, agent, now);
         Ok(self.dispatch(now))
     }
 
-    /// Takes a conversation out of the queue or off its agent, without a handling-time sample.
-    fn detach(&mut self, conversation: ConversationId, now: Millis) {
-        if let Some(entry) = self.queued.remove(&conversation) {
-            self.queue.remove(&key_of(&entry));
-        }
-        if let Some(agent) = self.assigned.remove(&conversation)
-            && let Some(slot) = self.agents.get_mut(&agent)
-        {
-            slot.load = slot.load.saturating_sub(1);
-            slot.idle_since = now;
-        }
+    fn put_in_queue(&mut self, entry: QueuedConversation) {
+        self.queues.entry(entry.skill).or_default().insert(key_of(&entry));
+        self.queued.insert(entry.conversation, entry);
     }
 
-    /// Waiting conversations in the order they will be served.
+    fn take_from_queue(&mut self, conversation: ConversationId) -> Option<QueuedConversation> {
+        let entry = self.queued.remove(&conversation)?;
+        if let Some(queue) = self.queues.get_mut(&entry.skill) {
+            queue.remove(&key_of(&entry));
+            if queue.is_empty() {
+                self.queues.remove(&entry.skill);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Takes a conversation out of the queue or off its agent; returns that agent.
+    fn detach(&mut self, conversation: ConversationId, now: Millis) -> Option<AgentId> {
+        self.take_from_queue(conversation);
+        let agent = self.assigned.remove(&conversation)?;
+        self.update_agent(agent, |slot| {
+            slot.load = slot.load.saturating_sub(1);
+            slot.idle_since = now;
+        });
+        Some(agent)
+    }
+
+    fn give(&mut self, conversation: ConversationId, agent: AgentId, now: Millis) {
+        self.update_agent(agent, |slot| {
+            slot.load += 1;
+            slot.idle_since = now;
+        });
+        self.assigned.insert(conversation, agent);
+    }
+
+    /// Waiting conversations in the order they will be served (all skills).
     pub fn queued(&self) -> Vec<QueuedConversation> {
-        self.queue.iter().map(|key| self.queued[&key.conversation]).collect()
+        let mut keys: Vec<QueueKey> = self.queues.values().flat_map(|queue| queue.iter().copied()).collect();
+        keys.sort_unstable();
+        keys.iter().map(|key| self.queued[&key.conversation]).collect()
+    }
+
+    /// The waiting conversation, if it waits.
+    pub fn queued_entry(&self, conversation: ConversationId) -> Option<QueuedConversation> {
+        self.queued.get(&conversation).copied()
+    }
+
+    /// Depth and oldest wait of each skill's queue (skills with nobody waiting are absent).
+    pub fn queue_summaries(&self) -> HashMap<SkillId, QueueSummary> {
+        self.queues
+            .iter()
+            .map(|(skill, queue)| {
+                let oldest = queue.iter().map(|key| key.enqueued_at).min();
+                (*skill, QueueSummary { depth: queue.len(), oldest })
+            })
+            .collect()
+    }
+
+    /// The waiting conversations of `skill` in serving order, with their position (0: next).
+    pub fn queue_of(&self, skill: SkillId) -> impl Iterator<Item = (usize, ConversationId)> + '_ {
+        self.queues.get(&skill).into_iter().flat_map(|queue| queue.iter().map(|key| key.conversation)).enumerate()
+    }
+
+    /// Skills that have someone waiting.
+    pub fn queued_skills(&self) -> Vec<SkillId> {
+        let mut skills: Vec<SkillId> = self.queues.keys().copied().collect();
+        skills.sort_unstable();
+        skills
     }
 
     /// Every known agent, by id.
@@ -281,11 +401,17 @@ impl Router {
         agents
     }
 
-    /// Estimated seconds a conversation arriving now for `skill` would wait: `None` when no
-    /// online agent has the skill.
-    pub fn estimated_wait_for_new(&self, skill: SkillId) -> Option<u32> {
-        let waiting = self.queued.values().filter(|entry| entry.skill == skill).count() as i64;
-        self.wait_estimate(waiting, skill)
+    /// Whether the router knows the agent.
+    pub fn knows_agent(&self, agent: AgentId) -> bool {
+        self.agents.contains_key(&agent)
+    }
+
+    /// The conversations `agent` holds, lowest id first.
+    pub fn assigned_to(&self, agent: AgentId) -> Vec<ConversationId> {
+        let mut held: Vec<ConversationId> =
+            self.assigned.iter().filter(|(_, holder)| **holder == agent).map(|(c, _)| *c).collect();
+        held.sort_unstable();
+        held
     }
 
     /// The agent holding `conversation`, if assigned.
@@ -300,68 +426,63 @@ impl Router {
 
     /// Number of conversations waiting.
     pub fn queue_len(&self) -> usize {
-        self.queue.len()
+        self.queued.len()
     }
 
-    /// Estimated seconds until `conversation` gets an agent: its position among waiting
-    /// conversations of its skill, times the average handling time, divided by the capacity
-    /// of online agents with that skill. `None` when it is not queued or no such agent is
-    /// online.
-    pub fn estimated_wait_secs(&self, conversation: ConversationId) -> Option<u32> {
+    /// Online capacity and free seats of the agents handling `skill`.
+    pub fn staffing(&self, skill: SkillId) -> (u64, u64) {
+        self.staffing.get(&skill).map_or((0, 0), |staffing| (staffing.capacity, staffing.free))
+    }
+
+    /// Position of a waiting conversation in its skill's queue (0: served next).
+    pub fn position(&self, conversation: ConversationId) -> Option<usize> {
         let entry = self.queued.get(&conversation)?;
-        let ahead = self
-            .queue
-            .iter()
-            .take_while(|key| key.conversation != conversation)
-            .filter(|key| self.queued.get(&key.conversation).is_some_and(|e| e.skill == entry.skill))
-            .count() as i64;
-        self.wait_estimate(ahead, entry.skill)
-    }
-
-    /// `ahead` conversations of `skill` are served first: their handling time spread over
-    /// the capacity of online agents with the skill.
-    fn wait_estimate(&self, ahead: i64, skill: SkillId) -> Option<u32> {
-        let capacity: i64 = self
-            .agents
-            .values()
-            .filter(|slot| slot.state == AgentState::Online && handles(&slot.profile, skill))
-            .map(|slot| i64::from(slot.profile.max_concurrent))
-            .sum();
-        if capacity == 0 {
-            return None;
+        let queue = self.queues.get(&entry.skill)?;
+        let key = key_of(entry);
+        // New arrivals join at the back: answer that common case without a walk.
+        if queue.last() == Some(&key) {
+            return Some(queue.len() - 1);
         }
-        let ms = (ahead + 1) * self.avg_handle_ms / capacity;
-        Some(u32::try_from(ms / 1000).unwrap_or(u32::MAX).max(1))
+        Some(queue.range(..key).count())
     }
 
-    /// Serves the queue in order while some eligible agent has capacity.
+    /// Serves the queues in (priority, age) order while some eligible agent has capacity.
     fn dispatch(&mut self, now: Millis) -> Vec<Assignment> {
         let mut out = Vec::new();
-        let waiting: Vec<QueueKey> = self.queue.iter().copied().collect();
-        for key in waiting {
-            let QueuedConversation { skill, avoid, .. } = self.queued[&key.conversation];
-            let best = self
-                .agents
-                .iter()
-                .filter(|(id, slot)| {
-                    avoid != Some(**id)
-                        && slot.state == AgentState::Online
-                        && slot.load < slot.profile.max_concurrent
-                        && handles(&slot.profile, skill)
-                })
-                .min_by_key(|(id, slot)| (slot.load, slot.idle_since, **id))
-                .map(|(id, _)| *id);
-            let Some(agent) = best else { continue };
-            self.queue.remove(&key);
-            self.queued.remove(&key.conversation);
-            self.assigned.insert(key.conversation, agent);
-            let slot = self.agents.get_mut(&agent).expect("agent chosen from the map");
-            slot.load += 1;
-            slot.idle_since = now;
+        while let Some((key, agent)) = self.next_decision() {
+            self.take_from_queue(key.conversation);
+            self.give(key.conversation, agent, now);
             out.push(Assignment { conversation: key.conversation, agent });
         }
         out
     }
+
+    /// The first waiting conversation, across skills, that an available agent may take, and
+    /// the best such agent.
+    fn next_decision(&self) -> Option<(QueueKey, AgentId)> {
+        let mut best: Option<(QueueKey, AgentId)> = None;
+        for (skill, queue) in &self.queues {
+            let Some(agents) = self.available.get(skill).filter(|agents| !agents.is_empty()) else { continue };
+            // Entries that avoid the only available agent are passed over, as the old
+            // linear scan did; such entries are rare (one "back to queue" each).
+            for key in queue {
+                if best.is_some_and(|(best_key, _)| best_key < *key) {
+                    break;
+                }
+                let avoid = self.queued[&key.conversation].avoid;
+                if let Some(agent) = agents.iter().map(|avail| avail.agent).find(|agent| Some(*agent) != avoid) {
+                    best = Some((*key, agent));
+                    break;
+                }
+            }
+        }
+        best
+    }
+}
+
+/// Seats an agent adds to the staffing totals while online: capacity and free seats.
+fn seats(slot: &AgentSlot) -> (u64, u64) {
+    (u64::from(slot.profile.max_concurrent), u64::from(slot.profile.max_concurrent.saturating_sub(slot.load)))
 }
 
 fn key_of(entry: &QueuedConversation) -> QueueKey {
@@ -409,8 +530,8 @@ mod tests {
         assert!(router.enqueue(queued(2, GENERAL, 2), 4).is_empty());
         assert_eq!(router.queue_len(), 2);
         // Conversation 2 waits since t=2, conversation 3 since t=3.
-        assert_eq!(router.release(1, Some(1000), 10), vec![Assignment { conversation: 2, agent: 10 }]);
-        assert_eq!(router.release(2, None, 11), vec![Assignment { conversation: 3, agent: 10 }]);
+        assert_eq!(router.release(1, 10).1, vec![Assignment { conversation: 2, agent: 10 }]);
+        assert_eq!(router.release(2, 11).1, vec![Assignment { conversation: 3, agent: 10 }]);
     }
 
     #[test]
@@ -421,22 +542,24 @@ mod tests {
         router.set_agent_state(10, AgentState::Away, 0);
         router.set_agent_state(11, AgentState::Online, 0);
         assert!(router.enqueue(queued(1, GENERAL, 1), 1).is_empty());
-        assert_eq!(router.estimated_wait_secs(1), None, "no online agent has the skill");
+        assert_eq!(router.staffing(GENERAL), (0, 0), "no online agent has the skill");
         assert_eq!(router.set_agent_state(10, AgentState::Online, 2), vec![Assignment { conversation: 1, agent: 10 }]);
     }
 
     #[test]
-    fn estimated_wait_grows_with_position() {
+    fn positions_and_staffing_follow_the_queue() {
         let mut router = Router::new();
         router.upsert_agent(10, agent(1, &[GENERAL]), 0);
         router.set_agent_state(10, AgentState::Online, 0);
         router.enqueue(queued(1, GENERAL, 0), 0);
-        router.enqueue(queued(2, GENERAL, 1), 1);
         router.enqueue(queued(3, GENERAL, 2), 2);
-        let second = router.estimated_wait_secs(2).unwrap();
-        let third = router.estimated_wait_secs(3).unwrap();
-        assert_eq!(second, 300);
-        assert_eq!(third, 600);
+        router.enqueue(queued(2, GENERAL, 1), 1);
+        assert_eq!(router.position(2), Some(0));
+        assert_eq!(router.position(3), Some(1));
+        assert_eq!(router.position(1), None, "assigned, not waiting");
+        assert_eq!(router.staffing(GENERAL), (1, 0));
+        assert_eq!(router.staffing(ANY_SKILL), (1, 0));
+        assert_eq!(router.queue_summaries()[&GENERAL], QueueSummary { depth: 2, oldest: Some(1) });
     }
 
     #[test]
@@ -471,7 +594,6 @@ mod tests {
         assert_eq!(router.transfer_to_agent(1, 11, 4), Ok(vec![Assignment { conversation: 2, agent: 10 }]));
         assert_eq!(router.assignee(1), Some(11));
         assert_eq!(router.transfer_to_agent(2, 11, 5), Err(TransferRefusal::AtCapacity { load: 1, max: 1 }));
-        assert_eq!(router.estimated_wait_for_new(GENERAL), Some(300));
         assert_eq!(router.agents().iter().map(|a| (a.agent, a.load)).collect::<Vec<_>>(), vec![(10, 1), (11, 1)]);
     }
 
@@ -515,7 +637,7 @@ mod tests {
                     }
                     Op::Release(i) if !open.is_empty() => {
                         let conversation = open.remove(i % open.len());
-                        router.release(conversation, Some(1000), now)
+                        router.release(conversation, now).1
                     }
                     Op::Release(_) => Vec::new(),
                     Op::State(a, on) => router.set_agent_state(a, if on { AgentState::Online } else { AgentState::Away }, now),
@@ -559,6 +681,19 @@ mod tests {
                     prop_assert!(is_queued != is_assigned, "conversation {} queued={} assigned={}", conversation, is_queued, is_assigned);
                 }
                 prop_assert_eq!(router.queued.len() + router.assigned.len(), open.len());
+                // The indexes agree with a recount from the slots.
+                for (id, slot) in &router.agents {
+                    for skill in [ANY_SKILL, GENERAL, BILLING] {
+                        let indexed = router.available.get(&skill).is_some_and(|set| set.iter().any(|k| k.agent == *id));
+                        prop_assert_eq!(indexed, slot.available() && slot.profile.handles(skill), "agent {} skill {}", id, skill);
+                    }
+                }
+                for skill in [ANY_SKILL, GENERAL, BILLING] {
+                    let online: Vec<&AgentSlot> = router.agents.values().filter(|s| s.state == AgentState::Online && s.profile.handles(skill)).collect();
+                    let capacity: u64 = online.iter().map(|s| u64::from(s.profile.max_concurrent)).sum();
+                    let free: u64 = online.iter().map(|s| u64::from(s.profile.max_concurrent.saturating_sub(s.load))).sum();
+                    prop_assert_eq!(router.staffing(skill), (capacity, free));
+                }
                 // Nobody waits while an eligible online agent has room (other than the one
                 // who handed it back).
                 for entry in router.queued.values() {

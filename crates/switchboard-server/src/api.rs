@@ -249,7 +249,7 @@ async fn create_brand(
             now,
         )
         .await?;
-    state.agent_changed(&admin).await;
+    state.engines.agent_changed(&admin);
     Ok((StatusCode::CREATED, Json(CreateBrandResponse { brand, admin })))
 }
 
@@ -267,6 +267,9 @@ pub struct BrandSettingsRequest {
     pub csat_enabled: Option<bool>,
     /// 1–3650 days; default 396 (13 months).
     pub retention_days: Option<i64>,
+    /// Seconds (0–3600, default 60) an agent whose sockets all dropped, or who chose
+    /// offline, keeps their conversations before they return to the queue.
+    pub agent_grace_secs: Option<i64>,
 }
 
 /// Changes brand settings (admin).
@@ -285,9 +288,20 @@ async fn patch_brand(
     {
         return Err(ApiError::bad_request(format!("retention_days must be 1 to 3650 (got {days})")));
     }
-    let patch =
-        BrandPatch { name: request.name, csat_enabled: request.csat_enabled, retention_days: request.retention_days };
-    Ok(Json(state.store.update_brand(&caller.brand_id, &patch).await?))
+    if let Some(secs) = request.agent_grace_secs
+        && !(0..=3600).contains(&secs)
+    {
+        return Err(ApiError::bad_request(format!("agent_grace_secs must be 0 to 3600 (got {secs})")));
+    }
+    let patch = BrandPatch {
+        name: request.name,
+        csat_enabled: request.csat_enabled,
+        retention_days: request.retention_days,
+        agent_grace_secs: request.agent_grace_secs,
+    };
+    let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
+    state.engines.settings_changed(&brand);
+    Ok(Json(brand))
 }
 
 // ----- apps and keys ---------------------------------------------------------------------
@@ -507,7 +521,7 @@ async fn delete_skill(
 ) -> ApiResult<StatusCode> {
     state.store.delete_skill(&caller.brand_id, skill_id).await?;
     for user in state.store.users(&caller.brand_id).await? {
-        state.agent_changed(&user).await;
+        state.engines.agent_changed(&user);
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -558,7 +572,7 @@ async fn create_user(
         }
         other => other.into(),
     })?;
-    state.agent_changed(&user).await;
+    state.engines.agent_changed(&user);
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -622,7 +636,7 @@ async fn patch_user(
         disabled: request.disabled,
     };
     let user = state.store.update_user(&caller.brand_id, user_id, &patch).await?;
-    state.agent_changed(&user).await;
+    state.engines.agent_changed(&user);
     Ok(Json(user))
 }
 

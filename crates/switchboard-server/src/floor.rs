@@ -19,8 +19,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{Body, P, Q};
 use crate::auth::{AgentAuth, Caller, ManagerAuth};
+use crate::engine::TransferTarget;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::live::TransferTarget;
 use crate::{AppState, now_ms};
 
 const HOUR_MS: Millis = 3_600_000;
@@ -106,7 +106,10 @@ fn skill_names(skills: &[Skill]) -> HashMap<i64, String> {
 pub struct RosterAgent {
     pub id: i64,
     pub name: String,
+    /// Availability as routing uses it: the chosen one while connected, else `offline`.
     pub state: AgentState,
+    /// At least one of the agent's sockets (workspace tabs, API clients) is connected.
+    pub connected: bool,
     /// Open conversations held now.
     pub load: u32,
     pub max_concurrent: i64,
@@ -126,15 +129,16 @@ pub struct Roster {
 async fn roster(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Roster>> {
     let users = state.store.users(&caller.brand_id).await?;
     let skills = state.store.skills(&caller.brand_id).await?;
-    let floor = state.live.floor(&caller.brand_id, &[]);
-    let views: HashMap<i64, (AgentState, u32)> =
-        floor.agents.iter().map(|view| (view.agent, (view.state, view.load))).collect();
+    let floor = state.engines.floor(&caller.brand_id, Vec::new()).await;
+    let views: HashMap<i64, &switchboard_core::desk::AgentFloor> =
+        floor.agents.iter().map(|view| (view.agent, view)).collect();
     let mut agents: Vec<RosterAgent> = users
         .into_iter()
         .filter(|user| !user.disabled && user.max_concurrent > 0)
         .map(|user| RosterAgent {
-            load: views.get(&user.id).map_or(0, |view| view.1),
-            state: views.get(&user.id).map_or(user.state, |view| view.0),
+            load: views.get(&user.id).map_or(0, |view| view.load),
+            state: views.get(&user.id).map_or(AgentState::Offline, |view| view.presence.state),
+            connected: views.get(&user.id).is_some_and(|view| view.presence.connected),
             id: user.id,
             name: user.name,
             max_concurrent: user.max_concurrent,
@@ -174,7 +178,7 @@ async fn transfer(
         (None, None) => TransferTarget::Queue,
     };
     let actor = caller_user(&state, &caller).await?;
-    Ok(Json(state.transfer(&actor, conversation_id, target).await?))
+    Ok(Json(state.engines.transfer(&actor, conversation_id, target).await?))
 }
 
 // ----- dashboard ---------------------------------------------------------------------------
@@ -219,7 +223,14 @@ pub struct SkillFloor {
 pub struct AgentFloor {
     pub id: i64,
     pub name: String,
+    /// Availability as routing uses it: the chosen one while connected, else `offline`.
     pub state: AgentState,
+    /// The availability the agent chose.
+    pub chosen_state: AgentState,
+    /// At least one of the agent's sockets is connected.
+    pub connected: bool,
+    /// While disconnected (or offline) with conversations: when they return to the queue.
+    pub grace_until: Option<Millis>,
     pub load: u32,
     pub max_concurrent: i64,
     pub skills: Vec<i64>,
@@ -289,19 +300,21 @@ async fn dashboard(
     let csat = CsatSummary::from_distribution(state.store.csat_since(brand_id, since).await?);
     let mut skill_ids: Vec<i64> = skills.iter().map(|skill| skill.id).collect();
     skill_ids.push(ANY_SKILL);
-    let floor = state.live.floor(brand_id, &skill_ids);
-    let views: HashMap<i64, &switchboard_core::routing::AgentView> =
+    let floor = state.engines.floor(brand_id, skill_ids).await;
+    let views: HashMap<i64, &switchboard_core::desk::AgentFloor> =
         floor.agents.iter().map(|view| (view.agent, view)).collect();
 
     let mut rows: Vec<(Option<i64>, String)> = skills.iter().map(|s| (Some(s.id), s.name.clone())).collect();
-    if open_by_skill.contains_key(&None) || floor.queued.iter().any(|q| q.skill == ANY_SKILL) {
+    let unrouted_waiting = floor.skills.get(&ANY_SKILL).is_some_and(|skill| skill.queue.depth > 0);
+    if open_by_skill.contains_key(&None) || unrouted_waiting {
         rows.push((None, "Unrouted".to_owned()));
     }
     let skill_floors = rows
         .into_iter()
         .map(|(id, name)| {
             let key = id.unwrap_or(ANY_SKILL);
-            let waiting: Vec<_> = floor.queued.iter().filter(|q| q.skill == key).collect();
+            let skill_floor = floor.skills.get(&key).copied();
+            let queue = skill_floor.map(|skill| skill.queue).unwrap_or_default();
             let mut counts = StateCounts::default();
             let (mut load, mut capacity) = (0, 0);
             for user in users.iter().filter(|u| !u.disabled && u.max_concurrent > 0) {
@@ -309,7 +322,7 @@ async fn dashboard(
                     continue;
                 }
                 let view = views.get(&user.id);
-                let state = view.map_or(user.state, |view| view.state);
+                let state = view.map_or(AgentState::Offline, |view| view.presence.state);
                 match state {
                     AgentState::Online => counts.online += 1,
                     AgentState::Away => counts.away += 1,
@@ -322,9 +335,9 @@ async fn dashboard(
                 }
             }
             SkillFloor {
-                queue_depth: waiting.len() as u32,
-                longest_wait_secs: waiting.iter().map(|q| (now - q.enqueued_at) / 1000).max(),
-                estimated_wait_secs: floor.estimated_wait.get(&key).copied().flatten(),
+                queue_depth: u32::try_from(queue.depth).unwrap_or(u32::MAX),
+                longest_wait_secs: queue.oldest.map(|oldest| (now - oldest) / 1000),
+                estimated_wait_secs: skill_floor.and_then(|skill| skill.eta_new),
                 open: open_by_skill.get(&id).copied().unwrap_or(0),
                 agents: counts,
                 load,
@@ -343,7 +356,10 @@ async fn dashboard(
             AgentFloor {
                 id: user.id,
                 name: user.name.clone(),
-                state: view.map_or(user.state, |view| view.state),
+                state: view.map_or(AgentState::Offline, |view| view.presence.state),
+                chosen_state: view.map_or(user.state, |view| view.presence.chosen),
+                connected: view.is_some_and(|view| view.presence.connected),
+                grace_until: view.and_then(|view| view.presence.grace_until),
                 load: view.map_or(0, |view| view.load),
                 max_concurrent: user.max_concurrent,
                 skills: user.skills.clone(),
@@ -352,12 +368,18 @@ async fn dashboard(
             }
         })
         .collect();
+    let queued: usize = floor.skills.values().map(|skill| skill.queue.depth).sum();
     let totals = FloorTotals {
-        queued: floor.queued.len() as u32,
+        queued: u32::try_from(queued).unwrap_or(u32::MAX),
         open: open_by_skill.values().sum(),
         assigned: floor.agents.iter().map(|view| view.load).sum(),
         resolved_today: days.values().map(|day| day.resolved).sum(),
-        longest_wait_secs: floor.queued.iter().map(|q| (now - q.enqueued_at) / 1000).max(),
+        longest_wait_secs: floor
+            .skills
+            .values()
+            .filter_map(|skill| skill.queue.oldest)
+            .min()
+            .map(|oldest| (now - oldest) / 1000),
     };
     Ok(Json(Dashboard { generated_at: now, since, skills: skill_floors, agents, csat, totals }))
 }

@@ -4,17 +4,21 @@
 //!
 //! # Layout
 //! - `ws`: the two WebSocket endpoints and the per-socket loop.
-//! - `live`: the routing engines (one per brand, from `switchboard-core`) and event fan-out.
+//! - `engine`: one task per brand owning its desk (routing, lifecycle, presence, timers).
+//! - `fanout`: the only place that turns events into frames and picks their topics.
+//! - `access`: who may read a conversation.
 //! - `api`: REST handlers and the OpenAPI document.
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
 //! - `seed`: demo data for `switchboard serve` without configuration.
 
+pub mod access;
 pub mod api;
 pub mod auth;
+pub mod engine;
 pub mod error;
+pub mod fanout;
 pub mod floor;
 pub mod jwt;
-pub mod live;
 pub mod metrics;
 pub mod seed;
 pub mod web;
@@ -39,6 +43,14 @@ pub fn now_ms() -> i64 {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A random 16-bit id for this node (the high bits of its connection ids).
+fn node_id() -> u64 {
+    let mut bytes = [0u8; 2];
+    // Without randomness, node 0: only a fleet sharing a bus needs the ids to differ.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    u64::from(u16::from_le_bytes(bytes))
+}
+
 /// Settings of the server itself (the binary builds this from its validated configuration).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -50,6 +62,9 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     /// Bearer token of the deployment operator (creates brands); `None` disables that API.
     pub operator_token: Option<String>,
+    /// How often queued consumers' estimated waits are recomputed (and re-sent when they
+    /// changed significantly).
+    pub wait_refresh: Duration,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +74,7 @@ impl Default for ServerConfig {
             hello_timeout: Duration::from_secs(10),
             session_ttl: Duration::from_secs(12 * 3600),
             operator_token: None,
+            wait_refresh: Duration::from_millis(switchboard_core::desk::DEFAULT_WAIT_REFRESH_MS.unsigned_abs()),
         }
     }
 }
@@ -68,11 +84,15 @@ pub struct Shared {
     pub store: Store,
     pub bus: Arc<Bus>,
     pub config: ServerConfig,
-    pub live: live::Live,
+    /// The brands' engines (routing and lifecycle).
+    pub engines: engine::Engines,
+    /// Frames to topics.
+    pub fanout: fanout::Fanout,
     /// Parsed public keys per app id. Filled on first use, dropped when the app's keys
     /// change. A std `Mutex`: held only for a map lookup or insert, never across `.await`.
     pub app_keys: Mutex<HashMap<String, Arc<Vec<jwt::VerifyingKey>>>>,
-    /// Source of connection ids (bus echo suppression, logs).
+    /// Source of connection ids (bus echo suppression, logs). Starts at a random node id
+    /// shifted left 40 bits, so ids of different nodes never collide on a shared bus.
     pub next_connection_id: AtomicU64,
     /// Flips to `true` once shutdown starts: sockets close with 1001.
     pub shutdown: watch::Receiver<bool>,
@@ -122,17 +142,27 @@ impl Running {
 /// [`Running::shutdown`].
 pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) -> anyhow::Result<Running> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let bus = Bus::new();
     let state = AppState(Arc::new(Shared {
+        engines: engine::Engines::new(
+            engine::EngineConfig {
+                store: store.clone(),
+                bus: bus.clone(),
+                clock: engine::Clock::start(),
+                wait_refresh: config.wait_refresh,
+            },
+            shutdown_rx.clone(),
+        ),
+        fanout: fanout::Fanout::new(bus.clone(), store.clone()),
         store,
-        bus: Bus::new(),
+        bus,
         config,
-        live: live::Live::default(),
         app_keys: Mutex::new(HashMap::new()),
-        next_connection_id: AtomicU64::new(1),
+        next_connection_id: AtomicU64::new(node_id() << 40 | 1),
         shutdown: shutdown_rx,
         metrics: metrics::install(),
     }));
-    state.rebuild_routing().await?;
+    state.engines.start_busy_brands().await?;
     let addr = listener.local_addr()?;
     let app = api::router(state.clone());
     if let Some(handle) = state.metrics.clone() {

@@ -30,8 +30,9 @@ use switchboard_store::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::engine::open_conversation_of;
 use crate::error::{ApiError, ApiResult};
-use crate::live::{agent_summary, consumer_summary};
+use crate::fanout::{agent_summary, consumer_summary};
 use crate::{AppState, auth, jwt, now_ms};
 
 /// Read buffer per socket. tungstenite's default (128 KiB, allocated at open) would be 13×
@@ -96,6 +97,11 @@ struct ConsumerPeer {
     expires_at_ms: Option<i64>,
     /// Conversations checked to belong to this consumer (ownership never changes).
     owned: HashSet<ConversationId>,
+    /// The conversation this socket's message opened, the agent the engine gave it to and
+    /// when: sends pipelined behind the opening one were stored before that assignment (the
+    /// writer read no agent), and go to that agent too. Later messages carry the agent the
+    /// store holds.
+    routed: Option<(ConversationId, i64, i64)>,
 }
 
 /// An authenticated agent, manager or admin.
@@ -174,7 +180,7 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
             return refuse(&mut sink, ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout")).await;
         }
     };
-    let (peer, mut subscription, welcome) = match authenticate(&state, endpoint, hello, cookie).await {
+    let (peer, mut subscription, welcome) = match authenticate(&state, endpoint, hello, cookie, connection_id).await {
         Ok(authenticated) => authenticated,
         Err(error) => return refuse(&mut sink, error).await,
     };
@@ -182,6 +188,12 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
         return;
     }
     tracing::debug!(connection_id, endpoint = endpoint.label(), brand_id = peer.brand_id(), "socket authenticated");
+    // An agent is connected while this guard lives: its drop (the socket ended, whatever
+    // the reason) tells the brand's engine.
+    let _presence = match &peer {
+        Peer::Agent(agent) => Some(state.engines.agent_connected(&agent.user.brand_id, agent.user.id)),
+        Peer::Consumer(_) => None,
+    };
 
     // 2. serve.
     let heartbeat = Duration::from_secs(u64::from(state.config.heartbeat_secs.max(1)));
@@ -459,6 +471,7 @@ async fn authenticate(
     endpoint: Endpoint,
     hello: Hello,
     cookie: Option<String>,
+    origin: u64,
 ) -> ApiResult<(Peer, Subscription, ServerFrame)> {
     if hello.v != PROTOCOL_VERSION {
         return Err(ApiError::new(
@@ -467,8 +480,8 @@ async fn authenticate(
         ));
     }
     match endpoint {
-        Endpoint::Consumer => authenticate_consumer(state, hello).await,
-        Endpoint::Agent => authenticate_agent(state, hello, cookie).await,
+        Endpoint::Consumer => authenticate_consumer(state, hello, origin).await,
+        Endpoint::Agent => authenticate_agent(state, hello, cookie, origin).await,
     }
 }
 
@@ -477,7 +490,11 @@ fn app_keys_cached(state: &AppState, app_id: &str) -> Option<std::sync::Arc<Vec<
     state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).get(app_id).cloned()
 }
 
-async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Peer, Subscription, ServerFrame)> {
+async fn authenticate_consumer(
+    state: &AppState,
+    hello: Hello,
+    origin: u64,
+) -> ApiResult<(Peer, Subscription, ServerFrame)> {
     let brand_id = hello.brand.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the brand"))?;
     let app_id = hello.app.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the app"))?;
     let Some(app) = state.store.app(brand_id, app_id).await? else {
@@ -539,8 +556,9 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
     if let Some(device) = &hello.device {
         state.store.set_consumer_device(brand_id, consumer.id, device).await?;
     }
-    let subscription =
-        state.bus.subscribe(Topic::Consumer { brand: consumer.brand_id.as_str().into(), consumer: consumer.id });
+    let subscription = state
+        .bus
+        .subscribe_as(Topic::Consumer { brand: consumer.brand_id.as_str().into(), consumer: consumer.id }, origin);
     let open = state.store.open_conversation(brand_id, consumer.id).await?;
     // A survey the consumer missed while away is offered again: the closed conversation
     // comes with `survey: true`.
@@ -554,13 +572,18 @@ async fn authenticate_consumer(state: &AppState, hello: Hello) -> ApiResult<(Pee
     };
     let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
     let owned = open.iter().chain(pending_survey.iter()).map(|c| c.id).collect();
-    Ok((Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned }), subscription, welcome))
+    Ok((
+        Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned, routed: None }),
+        subscription,
+        welcome,
+    ))
 }
 
 async fn authenticate_agent(
     state: &AppState,
     hello: Hello,
     cookie: Option<String>,
+    origin: u64,
 ) -> ApiResult<(Peer, Subscription, ServerFrame)> {
     let token = hello
         .session
@@ -572,7 +595,8 @@ async fn authenticate_agent(
         .user(&caller.brand_id, caller.user_id)
         .await?
         .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
-    let subscription = state.bus.subscribe(Topic::Agent { brand: user.brand_id.as_str().into(), agent: user.id });
+    let subscription =
+        state.bus.subscribe_as(Topic::Agent { brand: user.brand_id.as_str().into(), agent: user.id }, origin);
     let mut convs = Vec::new();
     let skills = state.store.skills(&user.brand_id).await?;
     for conversation in state.store.agent_conversations(&user.brand_id, user.id).await? {
@@ -652,16 +676,16 @@ async fn handle_consumer(
         ClientFrame::Rcpt { id, c, seq, k } => {
             peer.owns(state, c).await?;
             if state.store.record_receipt(&brand_id, c, Side::Consumer, k, seq).await?
-                && let Some(agent) = state.live.assignee(&brand_id, c)
+                && let Some(agent) = stored_agent(state, &brand_id, c).await?
             {
-                state.to_agent(&brand_id, agent, origin, &ServerFrame::Rcpt { c, by: Side::Consumer, k, seq });
+                state.fanout.to_agent(&brand_id, agent, origin, &ServerFrame::Rcpt { c, by: Side::Consumer, k, seq });
             }
             Ok(ok(id))
         }
         ClientFrame::Typing { c, on } => {
             peer.owns(state, c).await?;
-            if let Some(agent) = state.live.assignee(&brand_id, c) {
-                state.to_agent(
+            if let Some(agent) = stored_agent(state, &brand_id, c).await? {
+                state.fanout.to_agent(
                     &brand_id,
                     agent,
                     origin,
@@ -676,9 +700,7 @@ async fn handle_consumer(
         }
         ClientFrame::Close { id, c } => {
             peer.owns(state, c).await?;
-            if let Some(closed) = state.store.close_conversation(&brand_id, c, Side::Consumer, false, now_ms()).await? {
-                state.conversation_closed(&closed, origin).await;
-            }
+            state.engines.close(&brand_id, c, Side::Consumer, origin).await?;
             Ok(ok(id))
         }
         ClientFrame::Csat { id, c, score, comment } => {
@@ -800,70 +822,70 @@ async fn submit_send(
     Ok(Box::pin(async move { (id, started, pending.committed().await.map_err(ApiError::from)) }))
 }
 
-/// After a consumer's message committed: tell the other devices and the agent, route a new
-/// conversation, and answer with the ack.
+/// After a consumer's message committed: route a new conversation (the engine announces the
+/// assignment or the queue position before the message), tell the other devices and the
+/// agent, and answer with the ack.
 async fn finish_consumer_send(
     state: &AppState,
     peer: &mut ConsumerPeer,
     origin: u64,
     id: Option<u64>,
     started: std::time::Instant,
-    appended: Appended,
+    mut appended: Appended,
 ) -> ApiResult<Vec<ServerFrame>> {
     metrics::histogram!(crate::metrics::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
     let brand_id = &peer.consumer.brand_id;
-    let message = &appended.message;
-    peer.owned.insert(message.conversation_id);
+    peer.owned.insert(appended.message.conversation_id);
     if !appended.duplicate {
         metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "consumer").increment(1);
-        let event = ServerFrame::Msg(message.to_wire());
-        state.to_consumer(brand_id, peer.consumer.id, origin, &event);
         if appended.opened
-            && let Some(conversation) = state.store.conversation(brand_id, message.conversation_id).await?
+            && let Some(conversation) = state.store.conversation(brand_id, appended.message.conversation_id).await?
         {
-            // Announces the assignment (or the queue position) before the message.
-            state.conversation_opened(&conversation, origin).await;
+            state.fanout.opened(&conversation, origin);
+            let routed = state.engines.opened(brand_id, open_conversation_of(&conversation)).await;
+            peer.routed = routed.map(|(agent, at)| (conversation.id, agent, at));
+            appended.agent_id = routed.map(|(agent, _)| agent);
         }
-        if let Some(agent) = state.live.assignee(brand_id, message.conversation_id) {
-            state.to_agent(brand_id, agent, origin, &event);
+        if appended.agent_id.is_none()
+            && let Some((conversation, agent, assigned_at)) = peer.routed
+            && conversation == appended.message.conversation_id
+            && appended.message.created_at <= assigned_at
+        {
+            appended.agent_id = Some(agent);
         }
+        state.fanout.message(brand_id, &appended, origin);
     }
-    Ok(vec![ack(id, message)])
+    Ok(vec![ack(id, &appended.message)])
 }
 
 /// After an agent's message committed: tell the consumer and the agent's other sockets, and
 /// answer with the ack.
-fn finish_agent_send(
+async fn finish_agent_send(
     state: &AppState,
     peer: &AgentPeer,
     origin: u64,
     id: Option<u64>,
     started: std::time::Instant,
     appended: Appended,
-) -> Vec<ServerFrame> {
+) -> ApiResult<Vec<ServerFrame>> {
     metrics::histogram!(crate::metrics::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
     let brand_id = &peer.user.brand_id;
-    let agent_id = peer.user.id;
-    let message = &appended.message;
     if !appended.duplicate {
         metrics::counter!(crate::metrics::MESSAGES_STORED, "side" => "agent").increment(1);
-        if appended.opened {
-            state.conversation_opened_by_agent(brand_id, message.conversation_id, agent_id);
-            let frame = ServerFrame::Conv {
-                c: message.conversation_id,
-                ev: switchboard_protocol::ConversationEventKind::Assigned,
-                agent: Some(peer.user.name.clone()),
-                eta: None,
-                by: None,
-                conv: None,
-            };
-            state.to_consumer(brand_id, appended.consumer_id, origin, &frame);
+        if appended.opened
+            && let Some(conversation) = state.store.conversation(brand_id, appended.message.conversation_id).await?
+        {
+            state.engines.opened(brand_id, open_conversation_of(&conversation)).await;
+            state.fanout.opened_by_agent(brand_id, &appended, &peer.user.name, origin);
         }
-        let event = ServerFrame::Msg(message.to_wire());
-        state.to_consumer(brand_id, appended.consumer_id, origin, &event);
-        state.to_agent(brand_id, agent_id, origin, &event);
+        state.fanout.message(brand_id, &appended, origin);
     }
-    vec![ack(id, message)]
+    Ok(vec![ack(id, &appended.message)])
+}
+
+/// The agent holding a conversation, as stored.
+async fn stored_agent(state: &AppState, brand_id: &str, c: ConversationId) -> ApiResult<Option<i64>> {
+    Ok(state.store.conversation(brand_id, c).await?.and_then(|conversation| conversation.agent_id))
 }
 
 /// The answers to a finished `send`.
@@ -872,7 +894,7 @@ async fn finish_send(state: &AppState, peer: &mut Peer, origin: u64, outcome: Se
     let finished = match (peer, result) {
         (_, Err(error)) => Err(error),
         (Peer::Consumer(peer), Ok(appended)) => finish_consumer_send(state, peer, origin, id, started, appended).await,
-        (Peer::Agent(peer), Ok(appended)) => Ok(finish_agent_send(state, peer, origin, id, started, appended)),
+        (Peer::Agent(peer), Ok(appended)) => finish_agent_send(state, peer, origin, id, started, appended).await,
     };
     finished.unwrap_or_else(|error| vec![error_frame(id, error)])
 }
@@ -945,20 +967,20 @@ async fn handle_agent(
         ClientFrame::Send { id, cid, text, c, consumer } => {
             let (id, started, result) =
                 submit_send(state, Author::Agent(peer), id, cid, text, c, consumer).await?.await;
-            Ok(finish_agent_send(state, peer, origin, id, started, result?))
+            finish_agent_send(state, peer, origin, id, started, result?).await
         }
         ClientFrame::Rcpt { id, c, seq, k } => {
             let conversation = peer.may_act(state, c).await?;
             if state.store.record_receipt(&brand_id, c, Side::Agent, k, seq).await? {
                 let frame = ServerFrame::Rcpt { c, by: Side::Agent, k, seq };
-                state.to_consumer(&brand_id, conversation.consumer_id, origin, &frame);
+                state.fanout.to_consumer(&brand_id, conversation.consumer_id, origin, &frame);
             }
             Ok(ok(id))
         }
         ClientFrame::Typing { c, on } => {
             let conversation = peer.may_act(state, c).await?;
             if conversation.status == ConversationStatus::Open {
-                state.to_consumer(
+                state.fanout.to_consumer(
                     &brand_id,
                     conversation.consumer_id,
                     origin,
@@ -973,18 +995,12 @@ async fn handle_agent(
         }
         ClientFrame::Close { id, c } => {
             peer.may_act(state, c).await?;
-            let brand = state.store.brand(&brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
-            if let Some(closed) =
-                state.store.close_conversation(&brand_id, c, Side::Agent, brand.csat_enabled, now_ms()).await?
-            {
-                state.conversation_closed(&closed, origin).await;
-            }
+            state.engines.close(&brand_id, c, Side::Agent, origin).await?;
             Ok(ok(id))
         }
         ClientFrame::State { id, state: new_state } => {
-            state.store.set_user_state(&brand_id, agent_id, new_state).await?;
+            state.engines.choose_state(&brand_id, agent_id, new_state).await?;
             peer.user.state = new_state;
-            state.agent_state_changed(&brand_id, agent_id, new_state).await;
             Ok(ok(id))
         }
         ClientFrame::Csat { .. } => Err(ApiError::new(ErrorCode::Forbidden, "only consumers answer surveys")),

@@ -96,13 +96,16 @@ impl Store {
     }
 
     /// Takes an open conversation off its agent and into the queue of `skill_id` (`None`:
-    /// no particular skill). Returns the updated row, or `None` if it is not open.
+    /// no particular skill), with a `queued` entry in its event log. Returns the updated
+    /// row, or `None` if it is not open.
     pub async fn requeue(
         &self,
         brand_id: &str,
         id: ConversationId,
         skill_id: Option<i64>,
+        now: Millis,
     ) -> Result<Option<Conversation>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "UPDATE conversations SET agent_id = NULL, assigned_at = NULL, skill_id = $3
              WHERE brand_id = $1 AND id = $2 AND status = 'open' RETURNING {CONVERSATION_COLUMNS}"
@@ -110,9 +113,13 @@ impl Store {
         .bind(brand_id)
         .bind(id)
         .bind(skill_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.map(|row| conversation_from_row(&row)).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let updated = conversation_from_row(&row)?;
+        crate::queries::record_event(&mut tx, brand_id, id, "queued", None, skill_id, now).await?;
+        tx.commit().await?;
+        Ok(Some(updated))
     }
 
     /// Open conversations per skill (`None`: without a skill).

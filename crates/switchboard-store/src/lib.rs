@@ -198,6 +198,34 @@ impl Store {
         self.dialect
     }
 
+    /// The schema as `table.column` lines (with ` not null` where the column is), sorted,
+    /// without the migrations' bookkeeping table: the same for both dialects, which a test
+    /// checks against one committed outline. Column types differ by dialect and are left out.
+    pub async fn schema_outline(&self) -> Result<Vec<String>, StoreError> {
+        let sql = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT m.name, p.name, CASE WHEN p.\"notnull\" = 1 OR p.pk > 0 THEN 1 ELSE 0 END
+                 FROM sqlite_master m JOIN pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'"
+            }
+            Dialect::Postgres => {
+                "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT), CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END
+                 FROM information_schema.columns WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'"
+            }
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        let mut lines = rows
+            .iter()
+            .map(|row| {
+                let (table, column, not_null): (String, String, i32) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                Ok(format!("{table}.{column}{}", if not_null == 1 { " not null" } else { "" }))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        lines.sort();
+        Ok(lines)
+    }
+
     /// Checks the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

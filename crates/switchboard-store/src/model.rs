@@ -13,8 +13,14 @@ pub struct Brand {
     pub csat_enabled: bool,
     /// Conversations older than this are not returned (and later purged).
     pub retention_days: i64,
+    /// How long an agent whose sockets all dropped (or who chose offline) keeps their
+    /// conversations before they return to the queue.
+    pub agent_grace_secs: i64,
     pub created_at: Millis,
 }
+
+/// Default agent grace period: 60 seconds.
+pub const DEFAULT_AGENT_GRACE_SECS: i64 = 60;
 
 /// Default retention: 13 months, counted as 396 days.
 pub const DEFAULT_RETENTION_DAYS: i64 = 396;
@@ -227,4 +233,14 @@ impl PageCursor {
 pub struct ConversationPage {
     pub conversations: Vec<Conversation>,
     pub next: Option<PageCursor>,
+}
+
+/// One entry of a conversation's event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationEvent {
+    /// `opened`, `assigned`, `queued` or `closed`.
+    pub kind: String,
+    pub agent_id: Option<i64>,
+    pub skill_id: Option<i64>,
+    pub at: Millis,
 }

@@ -21,6 +21,7 @@ pub struct BrandPatch {
     pub name: Option<String>,
     pub csat_enabled: Option<bool>,
     pub retention_days: Option<i64>,
+    pub agent_grace_secs: Option<i64>,
 }
 
 /// New app.
@@ -116,6 +117,7 @@ fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
         name: row.try_get("name")?,
         csat_enabled: flag(row, "csat_enabled")?,
         retention_days: row.try_get("retention_days")?,
+        agent_grace_secs: row.try_get("agent_grace_secs")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -219,7 +221,7 @@ impl Store {
     pub async fn create_brand(&self, new: &NewBrand, now: Millis) -> Result<Brand, StoreError> {
         let row = sqlx::query(
             "INSERT INTO brands (id, name, csat_enabled, retention_days, created_at) VALUES ($1, $2, 1, $3, $4)
-             RETURNING id, name, csat_enabled, retention_days, created_at",
+             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, created_at",
         )
         .bind(&new.id)
         .bind(&new.name)
@@ -232,10 +234,12 @@ impl Store {
 
     /// A brand by id.
     pub async fn brand(&self, brand_id: &str) -> Result<Option<Brand>, StoreError> {
-        let row = sqlx::query("SELECT id, name, csat_enabled, retention_days, created_at FROM brands WHERE id = $1")
-            .bind(brand_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, csat_enabled, retention_days, agent_grace_secs, created_at FROM brands WHERE id = $1",
+        )
+        .bind(brand_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|row| brand_from_row(&row)).transpose()
     }
 
@@ -249,13 +253,15 @@ impl Store {
     pub async fn update_brand(&self, brand_id: &str, patch: &BrandPatch) -> Result<Brand, StoreError> {
         let row = sqlx::query(
             "UPDATE brands SET name = COALESCE($2, name), csat_enabled = COALESCE($3, csat_enabled),
-             retention_days = COALESCE($4, retention_days) WHERE id = $1
-             RETURNING id, name, csat_enabled, retention_days, created_at",
+             retention_days = COALESCE($4, retention_days), agent_grace_secs = COALESCE($5, agent_grace_secs)
+             WHERE id = $1
+             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, created_at",
         )
         .bind(brand_id)
         .bind(patch.name.as_deref())
         .bind(patch.csat_enabled.map(int))
         .bind(patch.retention_days)
+        .bind(patch.agent_grace_secs)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -825,6 +831,14 @@ impl Store {
         row.map(|row| conversation_from_row(&row)).transpose()
     }
 
+    /// Brands that have at least one open conversation (their engines start at boot).
+    pub async fn brands_with_open_conversations(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT brand_id FROM conversations WHERE status = 'open' ORDER BY brand_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
     /// All open conversations of the brand, oldest first (routing rebuild).
     pub async fn open_conversations(&self, brand_id: &str) -> Result<Vec<Conversation>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
@@ -912,7 +926,8 @@ impl Store {
         rows.iter().map(crate::message_from_row).collect()
     }
 
-    /// Assigns an open conversation to an agent. `false` if it is not open.
+    /// Assigns an open conversation to an agent, with an `assigned` entry in its event log.
+    /// `false` if it is not open.
     pub async fn assign(
         &self,
         brand_id: &str,
@@ -920,6 +935,7 @@ impl Store {
         agent_id: i64,
         now: Millis,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE conversations SET agent_id = $3, assigned_at = $4 WHERE brand_id = $1 AND id = $2 AND status = 'open'",
         )
@@ -927,9 +943,41 @@ impl Store {
         .bind(id)
         .bind(agent_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        record_event(&mut tx, brand_id, id, "assigned", Some(agent_id), None, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The event log of a conversation, oldest first: `(kind, agent_id, skill_id, at)`.
+    /// Kinds: `opened`, `assigned`, `queued`, `closed`.
+    pub async fn conversation_events(
+        &self,
+        brand_id: &str,
+        id: ConversationId,
+    ) -> Result<Vec<ConversationEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, agent_id, skill_id, at FROM conversation_events WHERE brand_id = $1 AND conversation_id = $2
+             ORDER BY id",
+        )
+        .bind(brand_id)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConversationEvent {
+                    kind: row.try_get(0)?,
+                    agent_id: row.try_get(1)?,
+                    skill_id: row.try_get(2)?,
+                    at: row.try_get(3)?,
+                })
+            })
+            .collect()
     }
 
     /// Closes an open conversation; `survey` opens the CSAT survey. Returns the closed
@@ -942,6 +990,7 @@ impl Store {
         survey: bool,
         now: Millis,
     ) -> Result<Option<Conversation>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "UPDATE conversations SET status = 'closed', closed_at = $3, closed_by = $4, survey_open = $5
              WHERE brand_id = $1 AND id = $2 AND status = 'open' RETURNING {CONVERSATION_COLUMNS}"
@@ -951,9 +1000,13 @@ impl Store {
         .bind(now)
         .bind(by.as_str())
         .bind(int(survey))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.map(|row| conversation_from_row(&row)).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let closed = conversation_from_row(&row)?;
+        record_event(&mut tx, brand_id, id, "closed", closed.agent_id, closed.skill_id, now).await?;
+        tx.commit().await?;
+        Ok(Some(closed))
     }
 
     /// Records a cumulative receipt by `reader` (never moves backwards, never past the last
@@ -1030,6 +1083,31 @@ impl Store {
             _ => Err(CsatError::NotFound),
         }
     }
+}
+
+/// Appends to a conversation's event log inside the transaction of the change it records.
+pub(crate) async fn record_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    brand_id: &str,
+    conversation_id: ConversationId,
+    kind: &str,
+    agent_id: Option<i64>,
+    skill_id: Option<i64>,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO conversation_events (brand_id, conversation_id, kind, agent_id, skill_id, at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(brand_id)
+    .bind(conversation_id)
+    .bind(kind)
+    .bind(agent_id)
+    .bind(skill_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn set_skills(

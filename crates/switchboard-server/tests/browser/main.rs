@@ -382,7 +382,7 @@ async fn seed_busy_inbox(server: &TestServer, brand: &TestBrand) -> (String, i64
         }
     }
     // Written behind the router's back: let it learn the assignments, as at a restart.
-    server.running.as_ref().unwrap().state.rebuild_routing().await.unwrap();
+    server.running.as_ref().unwrap().state.engines.rebuild(&brand.id).await;
     (email, long)
 }
 

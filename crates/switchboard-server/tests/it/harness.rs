@@ -62,6 +62,19 @@ impl TestServer {
         TestServer { running: Some(running), http: format!("http://{addr}"), ws: format!("ws://{addr}"), store, dir }
     }
 
+    /// Stops the server (gracefully: sockets close with 1001) and starts a new one on the
+    /// same database and a new port, as after a restart of the process.
+    pub async fn restart(&mut self, config: ServerConfig) {
+        self.running.take().unwrap().shutdown().await.unwrap();
+        let url = format!("sqlite://{}", self.dir.join("test.db").display());
+        self.store = Store::open(&StoreOptions::new(url)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = switchboard_server::start(self.store.clone(), config, listener).await.unwrap();
+        self.http = format!("http://{}", running.addr);
+        self.ws = format!("ws://{}", running.addr);
+        self.running = Some(running);
+    }
+
     /// Creates a brand with an app, an admin and an online-capable agent (capacity 5).
     pub async fn brand(&self) -> TestBrand {
         let now = now_secs() * 1000;
@@ -116,7 +129,7 @@ impl TestServer {
             skills,
         };
         let user = self.store.create_user(&new, now_secs() * 1000).await.unwrap();
-        self.running.as_ref().unwrap().state.agent_changed(&user).await;
+        self.running.as_ref().unwrap().state.engines.agent_changed(&user);
         user.id
     }
 

@@ -7,5 +7,6 @@ mod admin;
 mod auth;
 mod conversation;
 mod floor;
+mod presence;
 mod robustness;
 mod tenancy;

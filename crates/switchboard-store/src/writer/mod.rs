@@ -81,6 +81,9 @@ pub struct Appended {
     pub message: StoredMessage,
     /// The consumer of the conversation written to.
     pub consumer_id: i64,
+    /// The agent holding the conversation as the append read it (fan-out sends the message
+    /// there); `None` while it waits for one. Not known for duplicates.
+    pub agent_id: Option<i64>,
     /// The message opened a new conversation.
     pub opened: bool,
     /// The idempotency id was seen before: `message` is the one stored then.
@@ -222,25 +225,32 @@ async fn append_consumer(tx: &mut impl WriteTx, append: &ConsumerAppend, now: Mi
     if let Some(message) =
         tx.find_duplicate(&append.brand_id, Side::Consumer, append.consumer_id, &append.client_id).await?
     {
-        return Ok(Appended { message, consumer_id: append.consumer_id, opened: false, duplicate: true });
+        return Ok(Appended {
+            message,
+            consumer_id: append.consumer_id,
+            agent_id: None,
+            opened: false,
+            duplicate: true,
+        });
     }
     // Twice at most: if the open conversation closes between the lookup and the append (a
     // close committed by another connection), the second round opens a new one.
     for _ in 0..2 {
-        let (conversation_id, opened) = match tx.open_conversation_of(&append.brand_id, append.consumer_id).await? {
-            Some((id, _)) => (id, false),
-            None => {
-                let new = NewConversation {
-                    brand_id: &append.brand_id,
-                    consumer_id: append.consumer_id,
-                    app_id: &append.app_id,
-                    channel: &append.channel,
-                    skill_id: append.skill_id,
-                    agent_id: None,
-                };
-                (tx.insert_conversation(&new, now).await?, true)
-            }
-        };
+        let (conversation_id, agent_id, opened) =
+            match tx.open_conversation_of(&append.brand_id, append.consumer_id).await? {
+                Some((id, agent_id)) => (id, agent_id, false),
+                None => {
+                    let new = NewConversation {
+                        brand_id: &append.brand_id,
+                        consumer_id: append.consumer_id,
+                        app_id: &append.app_id,
+                        channel: &append.channel,
+                        skill_id: append.skill_id,
+                        agent_id: None,
+                    };
+                    (tx.insert_conversation(&new, now).await?, None, true)
+                }
+            };
         let new = NewMessage {
             into: AppendTo::Open,
             brand_id: &append.brand_id,
@@ -252,7 +262,7 @@ async fn append_consumer(tx: &mut impl WriteTx, append: &ConsumerAppend, now: Mi
             client_id: Some(&append.client_id),
         };
         if let Some(message) = tx.insert_message(&new, now).await? {
-            return Ok(Appended { message, consumer_id: append.consumer_id, opened, duplicate: false });
+            return Ok(Appended { message, consumer_id: append.consumer_id, agent_id, opened, duplicate: false });
         }
     }
     // Closed twice within one append: someone keeps closing it; refuse rather than loop.
@@ -263,7 +273,7 @@ async fn append_agent(tx: &mut impl WriteTx, append: &AgentAppend, now: Millis) 
     if let Some(message) = tx.find_duplicate(&append.brand_id, Side::Agent, append.agent_id, &append.client_id).await? {
         let head = tx.conversation_head(&append.brand_id, message.conversation_id).await?;
         let consumer_id = head.ok_or(AppendError::ConversationNotFound)?.consumer_id;
-        return Ok(Appended { message, consumer_id, opened: false, duplicate: true });
+        return Ok(Appended { message, consumer_id, agent_id: None, opened: false, duplicate: true });
     }
     let may_write = |agent_id: Option<i64>| agent_id == Some(append.agent_id) || append.may_write_unassigned;
     let consumer_id = match append.target {
@@ -344,7 +354,7 @@ async fn write_agent_message(
     };
     let Some(message) = tx.insert_message(&new, now).await? else { return Ok(None) };
     tx.set_first_response(conversation_id, now).await?;
-    Ok(Some(Appended { message, consumer_id, opened, duplicate: false }))
+    Ok(Some(Appended { message, consumer_id, agent_id: Some(append.agent_id), opened, duplicate: false }))
 }
 
 async fn append_system(tx: &mut impl WriteTx, append: &SystemAppend, now: Millis) -> Result<Appended, AppendError> {
@@ -363,7 +373,7 @@ async fn append_system(tx: &mut impl WriteTx, append: &SystemAppend, now: Millis
         client_id: None,
     };
     let message = tx.insert_message(&new, now).await?.ok_or(AppendError::ConversationNotFound)?;
-    Ok(Appended { message, consumer_id: head.consumer_id, opened: false, duplicate: false })
+    Ok(Appended { message, consumer_id: head.consumer_id, agent_id: head.agent_id, opened: false, duplicate: false })
 }
 
 /// Waits for the next job and takes every job already queued behind it, up to

@@ -154,7 +154,7 @@ impl WriteTx for AnyConnection {
         new: &NewConversation<'_>,
         now: Millis,
     ) -> Result<ConversationId, StoreError> {
-        Ok(sqlx::query(INSERT_CONVERSATION)
+        let id: ConversationId = sqlx::query(INSERT_CONVERSATION)
             .bind(new.brand_id)
             .bind(new.consumer_id)
             .bind(new.app_id)
@@ -165,7 +165,16 @@ impl WriteTx for AnyConnection {
             .bind(new.agent_id.map(|_| now))
             .fetch_one(&mut *self)
             .await?
-            .try_get(0)?)
+            .try_get(0)?;
+        sqlx::query(INSERT_OPENED_EVENT)
+            .bind(new.brand_id)
+            .bind(id)
+            .bind(new.agent_id)
+            .bind(new.skill_id)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        Ok(id)
     }
 
     async fn insert_message(&mut self, new: &NewMessage<'_>, now: Millis) -> Result<Option<StoredMessage>, StoreError> {
@@ -199,6 +208,10 @@ impl WriteTx for AnyConnection {
 }
 
 // Statements shared with the SQLite writer (same SQL, `$n` parameters).
+/// The `opened` entry of a new conversation's event log, in the append's transaction.
+pub(crate) const INSERT_OPENED_EVENT: &str = "INSERT INTO conversation_events
+    (brand_id, conversation_id, kind, agent_id, skill_id, at) VALUES ($1, $2, 'opened', $3, $4, $5)";
+
 pub(crate) const INSERT_CONVERSATION: &str = "INSERT INTO conversations
     (brand_id, consumer_id, app_id, channel, skill_id, status, opened_at, last_message_at, agent_id, assigned_at)
     VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8) RETURNING id";

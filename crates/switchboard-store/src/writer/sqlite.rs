@@ -13,7 +13,9 @@ use rusqlite::{Connection, OptionalExtension, ToSql};
 use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
-use super::pg::{BUMP_SEQ, BUMP_SEQ_IF_OPEN, INSERT_CONVERSATION, INSERT_MESSAGE, SET_FIRST_RESPONSE};
+use super::pg::{
+    BUMP_SEQ, BUMP_SEQ_IF_OPEN, INSERT_CONVERSATION, INSERT_MESSAGE, INSERT_OPENED_EVENT, SET_FIRST_RESPONSE,
+};
 use super::{
     AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply, next_batch,
 };
@@ -235,7 +237,15 @@ impl WriteTx for SqliteTx {
             ],
             |row| row.get(0),
         )?;
-        id.ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING returned no row".into()))
+        let id: ConversationId = id.ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING returned no row".into()))?;
+        self.conn.prepare_cached(INSERT_OPENED_EVENT)?.execute(rusqlite::named_params! {
+            "$1": new.brand_id,
+            "$2": id,
+            "$3": new.agent_id,
+            "$4": new.skill_id,
+            "$5": now,
+        })?;
+        Ok(id)
     }
 
     async fn insert_message(&mut self, new: &NewMessage<'_>, now: Millis) -> Result<Option<StoredMessage>, StoreError> {

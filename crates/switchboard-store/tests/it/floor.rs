@@ -66,12 +66,33 @@ async fn requeue_takes_the_conversation_off_its_agent(store: Store) {
     let c = brand.say(consumer, "m1", "hello", T0).await.message.conversation_id;
     store.assign("acme", c, ann.id, T0).await.unwrap();
 
-    let moved = store.requeue("acme", c, Some(billing.id)).await.unwrap().expect("open conversation moves");
+    let moved = store.requeue("acme", c, Some(billing.id), T0).await.unwrap().expect("open conversation moves");
     assert_eq!((moved.agent_id, moved.assigned_at, moved.skill_id), (None, None, Some(billing.id)));
     assert!(store.agent_conversations("acme", ann.id).await.unwrap().is_empty());
-    assert_eq!(store.requeue("other", c, None).await.unwrap(), None, "not across brands");
+    assert_eq!(store.requeue("other", c, None, T0).await.unwrap(), None, "not across brands");
     store.close_conversation("acme", c, Side::Consumer, false, T0 + SECOND).await.unwrap();
-    assert_eq!(store.requeue("acme", c, None).await.unwrap(), None, "a closed conversation stays closed");
+    assert_eq!(store.requeue("acme", c, None, T0).await.unwrap(), None, "a closed conversation stays closed");
+    assert!(!store.assign("acme", c, ann.id, T0).await.unwrap(), "a closed conversation is not assigned");
+
+    // Every move is in the conversation's event log, written with the change; refused
+    // moves left nothing, and another brand reads nothing.
+    let events: Vec<(String, Option<i64>, Option<i64>)> = store
+        .conversation_events("acme", c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| (event.kind, event.agent_id, event.skill_id))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("opened".to_owned(), None, None),
+            ("assigned".to_owned(), Some(ann.id), None),
+            ("queued".to_owned(), None, Some(billing.id)),
+            ("closed".to_owned(), None, Some(billing.id)),
+        ]
+    );
+    assert!(store.conversation_events("other", c).await.unwrap().is_empty());
 }
 
 async fn dashboard_aggregates_count_today_only(store: Store) {

@@ -71,4 +71,5 @@ mod listing;
 mod messages;
 mod persistence;
 mod receipts;
+mod schema;
 mod tenancy;

@@ -1,0 +1,1153 @@
+//! The desk of one brand: its router, the state of its open conversations, the presence of
+//! its agents, and the timers that move them (grace periods, estimated-wait refreshes).
+//!
+//! The desk is a state machine without IO: [`Desk::handle`] takes one [`Input`] and the time,
+//! changes the desk and returns [`Effect`]s in the order they must be carried out: persist
+//! this change, emit this event, arm or disarm this timer. The server's engine (one task per
+//! brand) persists each change before it emits what follows it and before it takes the next
+//! input, so nobody is ever told of a decision the store does not hold.
+//!
+//! Presence: an agent is *connected* while at least one of their sockets is; routing sees an
+//! agent as online only while connected and having chosen online. When the last socket drops,
+//! or the agent chooses offline, a grace period starts; if it ends before they are back, the
+//! conversations they hold return to the queue with their original waiting time. Away and
+//! back-soon agents keep theirs and get nothing new. After a restart every agent starts
+//! disconnected, with a grace period counted from the boot.
+//!
+//! Invariants (property tests below): every open conversation is queued xor assigned; no
+//! routing decision puts an agent over capacity; every armed timer fires once or is disarmed;
+//! an agent who is not connected and online is never given a conversation.
+
+use std::collections::{BTreeSet, HashMap};
+
+use switchboard_protocol::AgentState;
+
+use crate::conversation::ConversationState;
+use crate::ids::{AgentId, ConsumerId, ConversationId, Millis, SkillId};
+use crate::routing::{AgentProfile, Assignment, QueueSummary, QueuedConversation, Router, TransferRefusal};
+use crate::wait::{self, HandlingTimes};
+
+/// Settings of a brand's desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeskSettings {
+    /// How long a disconnected (or offline) agent keeps their conversations.
+    pub grace_ms: Millis,
+    /// How often queued consumers' estimates are recomputed (sent only when significant).
+    pub wait_refresh_ms: Millis,
+}
+
+/// Default grace period: 60 seconds.
+pub const DEFAULT_GRACE_MS: Millis = 60_000;
+
+/// Default estimate refresh: every 10 seconds.
+pub const DEFAULT_WAIT_REFRESH_MS: Millis = 10_000;
+
+impl Default for DeskSettings {
+    fn default() -> Self {
+        DeskSettings { grace_ms: DEFAULT_GRACE_MS, wait_refresh_ms: DEFAULT_WAIT_REFRESH_MS }
+    }
+}
+
+/// An agent's settings as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// The agent.
+    pub agent: AgentId,
+    /// Capacity and skills.
+    pub profile: AgentProfile,
+    /// The availability they chose (stored).
+    pub chosen: AgentState,
+    /// Disabled users take nothing and keep nothing.
+    pub disabled: bool,
+}
+
+/// An open conversation as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenConversation {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Its consumer.
+    pub consumer: ConsumerId,
+    /// Its skill ([`ANY_SKILL`](crate::ids::ANY_SKILL): none).
+    pub skill: SkillId,
+    /// Higher is served first.
+    pub priority: i32,
+    /// When it started waiting: its opening, kept across transfers.
+    pub waiting_since: Millis,
+    /// The agent holding it, if any.
+    pub agent: Option<AgentId>,
+    /// Since when that agent holds it.
+    pub assigned_at: Option<Millis>,
+}
+
+/// Where a transfer sends a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferTo {
+    /// The queue of a skill ([`ANY_SKILL`](crate::ids::ANY_SKILL): the general queue); the agent who held it is not
+    /// offered it again.
+    Skill(SkillId),
+    /// Back to the queue it is in; the agent who held it is not offered it again.
+    Queue,
+    /// A named agent, ahead of the queue.
+    Agent(AgentId),
+}
+
+/// One thing that happened, for the desk to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// An agent was created or their settings changed.
+    Agent(AgentSettings),
+    /// One of the agent's sockets authenticated.
+    AgentConnected(AgentId),
+    /// One of the agent's sockets ended.
+    AgentDisconnected(AgentId),
+    /// The agent chose an availability.
+    AgentChose { agent: AgentId, state: AgentState },
+    /// A message opened a conversation (already stored). With `agent`: an agent's proactive
+    /// message, already assigned to them.
+    Opened(OpenConversation),
+    /// A conversation closed (already stored), or the store says it is not open any more.
+    Closed(ConversationId),
+    /// Move a conversation.
+    Transfer { conversation: ConversationId, to: TransferTo },
+    /// Time passed: fire the timers that are due.
+    Tick,
+}
+
+/// A change to persist before anything that follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The conversation is now the agent's.
+    Assign { conversation: ConversationId, agent: AgentId },
+    /// The conversation waits in the queue of `skill` ([`ANY_SKILL`](crate::ids::ANY_SKILL): none), with no agent.
+    Requeue { conversation: ConversationId, skill: SkillId },
+    /// The agent's chosen availability.
+    AgentState { agent: AgentId, state: AgentState },
+}
+
+/// Why a conversation went to an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignReason {
+    /// The router chose the agent.
+    Routed,
+    /// Transferred to this agent by name.
+    Transferred,
+}
+
+/// Why a conversation waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueReason {
+    /// It just opened.
+    New,
+    /// Transferred to a skill's queue.
+    Transferred(SkillId),
+    /// Handed back to the queue by its agent (or a manager).
+    BackToQueue,
+    /// Its agent stayed disconnected (or offline) past the grace period, or was disabled.
+    AgentUnavailable,
+}
+
+/// A domain event: what the desk decided, for fan-out to tell the people concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeskEvent {
+    /// A conversation went to an agent (`from`: the agent who had it before).
+    Assigned {
+        conversation: ConversationId,
+        consumer: ConsumerId,
+        agent: AgentId,
+        from: Option<AgentId>,
+        reason: AssignReason,
+    },
+    /// A conversation waits (`from`: the agent who had it before), with its estimate.
+    Queued {
+        conversation: ConversationId,
+        consumer: ConsumerId,
+        eta: Option<u32>,
+        from: Option<AgentId>,
+        reason: QueueReason,
+    },
+    /// A waiting conversation's estimate changed significantly.
+    WaitChanged { conversation: ConversationId, consumer: ConsumerId, eta: Option<u32> },
+    /// An agent's presence changed.
+    Presence { agent: AgentId, presence: PresenceView },
+}
+
+/// A timer of the desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// Recompute queued consumers' estimates.
+    WaitRefresh,
+    /// The agent's grace period ends.
+    Grace(AgentId),
+}
+
+/// What the engine does, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Write this to the store; what follows waits for it.
+    Persist(Change),
+    /// Tell the people concerned.
+    Emit(DeskEvent),
+    /// The timer fires at this time (replacing an earlier arming).
+    Arm(Timer, Millis),
+    /// The timer will not fire.
+    Disarm(Timer),
+}
+
+/// Why the desk refused an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The desk has no such open conversation.
+    NotOpen,
+    /// The router refused a transfer to an agent.
+    Transfer(TransferRefusal),
+}
+
+/// An agent's presence as dashboards show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceView {
+    /// Availability as routing uses it: the chosen one while connected, else offline.
+    pub state: AgentState,
+    /// The availability the agent chose.
+    pub chosen: AgentState,
+    /// At least one socket is connected.
+    pub connected: bool,
+    /// The end of the grace period running now, if any.
+    pub grace_until: Option<Millis>,
+}
+
+/// An agent on the floor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentFloor {
+    /// The agent.
+    pub agent: AgentId,
+    /// Presence.
+    pub presence: PresenceView,
+    /// Conversations held.
+    pub load: u32,
+    /// Capacity.
+    pub max_concurrent: u32,
+}
+
+/// A skill on the floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkillFloor {
+    /// Waiting conversations.
+    pub queue: QueueSummary,
+    /// Estimated wait of a conversation arriving now.
+    pub eta_new: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct Presence {
+    chosen: AgentState,
+    sockets: u32,
+    disabled: bool,
+}
+
+impl Presence {
+    fn effective(&self) -> AgentState {
+        if self.disabled || self.sockets == 0 { AgentState::Offline } else { self.chosen }
+    }
+
+    /// Whether the agent's conversations are on borrowed time.
+    fn needs_grace(&self) -> bool {
+        !self.disabled && (self.sockets == 0 || self.chosen == AgentState::Offline)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    consumer: ConsumerId,
+    skill: SkillId,
+    priority: i32,
+    waiting_since: Millis,
+    assigned_at: Option<Millis>,
+    /// The last estimate told to the consumer, and when.
+    told: Option<(Option<u32>, Millis)>,
+}
+
+/// Timers by due time (the shape of mini-redis's expirations): a set ordered by
+/// (due, timer) to find the next, and a map to replace or cancel one.
+#[derive(Debug, Clone, Default)]
+struct Timers {
+    by_due: BTreeSet<(Millis, Timer)>,
+    due_of: HashMap<Timer, Millis>,
+}
+
+impl Timers {
+    fn arm(&mut self, timer: Timer, at: Millis, out: &mut Vec<Effect>) {
+        if let Some(old) = self.due_of.insert(timer, at) {
+            self.by_due.remove(&(old, timer));
+        }
+        self.by_due.insert((at, timer));
+        out.push(Effect::Arm(timer, at));
+    }
+
+    fn disarm(&mut self, timer: Timer, out: &mut Vec<Effect>) {
+        if let Some(old) = self.due_of.remove(&timer) {
+            self.by_due.remove(&(old, timer));
+            out.push(Effect::Disarm(timer));
+        }
+    }
+
+    fn due(&self, timer: Timer) -> Option<Millis> {
+        self.due_of.get(&timer).copied()
+    }
+
+    fn pop_due(&mut self, now: Millis) -> Option<Timer> {
+        let (at, timer) = *self.by_due.first()?;
+        if at > now {
+            return None;
+        }
+        self.by_due.remove(&(at, timer));
+        self.due_of.remove(&timer);
+        Some(timer)
+    }
+}
+
+/// The desk of one brand.
+#[derive(Debug, Clone)]
+pub struct Desk {
+    settings: DeskSettings,
+    router: Router,
+    presence: HashMap<AgentId, Presence>,
+    open: HashMap<ConversationId, Tracked>,
+    timers: Timers,
+    handling: HandlingTimes,
+}
+
+/// Effects of one input, with the bookkeeping that makes their order right.
+#[derive(Default)]
+struct Batch {
+    effects: Vec<Effect>,
+    /// Conversations taken from an agent during this input: the agent who had each.
+    moved_from: HashMap<ConversationId, AgentId>,
+    /// Conversations put in a queue during this input, in order, with why.
+    queued: Vec<(ConversationId, QueueReason)>,
+}
+
+impl Desk {
+    /// An empty desk.
+    pub fn new(settings: DeskSettings) -> Desk {
+        Desk {
+            settings,
+            router: Router::new(),
+            presence: HashMap::new(),
+            open: HashMap::new(),
+            timers: Timers::default(),
+            handling: HandlingTimes::default(),
+        }
+    }
+
+    /// Rebuilds a desk from the store: agents (all disconnected, unless `sockets` says how
+    /// many sockets each has, when a live desk is rebuilt) and open conversations. Agents who
+    /// hold conversations and are not connected get a grace period ending at
+    /// `grace_from + grace`. Returns the desk and the effects of putting it right: a
+    /// conversation held by an unknown or disabled agent goes back to the queue.
+    pub fn restore(
+        settings: DeskSettings,
+        agents: Vec<AgentSettings>,
+        conversations: Vec<OpenConversation>,
+        sockets: &HashMap<AgentId, u32>,
+        grace_from: Millis,
+        now: Millis,
+    ) -> (Desk, Vec<Effect>) {
+        let mut desk = Desk::new(settings);
+        let mut batch = Batch::default();
+        for settings in agents {
+            let agent = settings.agent;
+            desk.presence.insert(
+                agent,
+                Presence {
+                    chosen: settings.chosen,
+                    sockets: sockets.get(&agent).copied().unwrap_or(0),
+                    disabled: settings.disabled,
+                },
+            );
+            if !settings.disabled {
+                desk.router.upsert_agent(agent, settings.profile, now);
+            }
+        }
+        let mut held: Vec<AgentId> = Vec::new();
+        for open in conversations {
+            desk.open.insert(open.conversation, Tracked::of(&open));
+            match open.agent.filter(|agent| desk.router.knows_agent(*agent)) {
+                Some(agent) => {
+                    desk.router.restore_assignment(open.conversation, agent);
+                    held.push(agent);
+                }
+                None => {
+                    if open.agent.is_some() {
+                        batch.effects.push(Effect::Persist(Change::Requeue {
+                            conversation: open.conversation,
+                            skill: open.skill,
+                        }));
+                        if let Some(tracked) = desk.open.get_mut(&open.conversation) {
+                            tracked.assigned_at = None;
+                        }
+                    }
+                    let entry = desk.entry_of(open.conversation, None);
+                    let assignments = desk.router.enqueue(entry, now);
+                    desk.assigned(assignments, now, &mut batch);
+                }
+            }
+        }
+        held.sort_unstable();
+        held.dedup();
+        for agent in held {
+            if desk.presence.get(&agent).is_some_and(Presence::needs_grace) {
+                let at = grace_from.saturating_add(settings.grace_ms);
+                desk.timers.arm(Timer::Grace(agent), at, &mut batch.effects);
+            }
+        }
+        let mut agents: Vec<AgentId> = desk.presence.keys().copied().collect();
+        agents.sort_unstable();
+        for agent in agents {
+            let state = desk.presence[&agent].effective();
+            let assignments = desk.router.set_agent_state(agent, state, now);
+            desk.assigned(assignments, now, &mut batch);
+        }
+        let effects = desk.finish(batch, now);
+        (desk, effects)
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> DeskSettings {
+        self.settings
+    }
+
+    /// Changes the settings (a brand setting changed). A running grace period keeps its end.
+    pub fn set_settings(&mut self, settings: DeskSettings) {
+        self.settings = settings;
+    }
+
+    /// How many sockets each agent has (to carry presence into a rebuilt desk).
+    pub fn sockets(&self) -> HashMap<AgentId, u32> {
+        self.presence.iter().filter(|(_, p)| p.sockets > 0).map(|(agent, p)| (*agent, p.sockets)).collect()
+    }
+
+    /// When the next timer is due.
+    pub fn next_due(&self) -> Option<Millis> {
+        self.timers.by_due.first().map(|(at, _)| *at)
+    }
+
+    /// Where a conversation stands, if it is open.
+    pub fn state_of(&self, conversation: ConversationId) -> Option<ConversationState> {
+        let tracked = self.open.get(&conversation)?;
+        Some(match self.router.assignee(conversation) {
+            Some(agent) => ConversationState::Assigned { agent, since: tracked.assigned_at.unwrap_or(0) },
+            None => ConversationState::Queued { skill: tracked.skill, since: tracked.waiting_since },
+        })
+    }
+
+    /// The agent holding a conversation.
+    pub fn assignee(&self, conversation: ConversationId) -> Option<AgentId> {
+        self.router.assignee(conversation)
+    }
+
+    /// An agent's presence, if known.
+    pub fn presence(&self, agent: AgentId) -> Option<PresenceView> {
+        let presence = self.presence.get(&agent)?;
+        Some(PresenceView {
+            state: presence.effective(),
+            chosen: presence.chosen,
+            connected: presence.sockets > 0,
+            grace_until: self.timers.due(Timer::Grace(agent)),
+        })
+    }
+
+    /// Every known agent with presence and load, by id.
+    pub fn agents(&self) -> Vec<AgentFloor> {
+        let mut agents: Vec<AgentFloor> = self
+            .router
+            .agents()
+            .into_iter()
+            .filter_map(|view| {
+                Some(AgentFloor {
+                    agent: view.agent,
+                    presence: self.presence(view.agent)?,
+                    load: view.load,
+                    max_concurrent: view.profile.max_concurrent,
+                })
+            })
+            .collect();
+        agents.sort_by_key(|floor| floor.agent);
+        agents
+    }
+
+    /// Queue and estimate of a new arrival for each of `skills`.
+    pub fn skills(&self, skills: &[SkillId]) -> HashMap<SkillId, SkillFloor> {
+        let summaries = self.router.queue_summaries();
+        skills
+            .iter()
+            .map(|skill| {
+                let queue = summaries.get(skill).copied().unwrap_or_default();
+                let (capacity, free) = self.router.staffing(*skill);
+                let eta_new = wait::estimate(queue.depth, capacity, free, self.handling.of(*skill));
+                (*skill, SkillFloor { queue, eta_new })
+            })
+            .collect()
+    }
+
+    /// The current estimate of a waiting conversation.
+    pub fn estimated_wait(&self, conversation: ConversationId) -> Option<u32> {
+        let entry = self.router.queued_entry(conversation)?;
+        let position = self.router.position(conversation)?;
+        let (capacity, free) = self.router.staffing(entry.skill);
+        wait::estimate(position, capacity, free, self.handling.of(entry.skill))
+    }
+
+    /// Waiting conversations in serving order.
+    pub fn queued(&self) -> Vec<QueuedConversation> {
+        self.router.queued()
+    }
+
+    /// Handles one input at `now`; returns what to do, in order.
+    pub fn handle(&mut self, input: Input, now: Millis) -> Result<Vec<Effect>, Refusal> {
+        let mut batch = Batch::default();
+        match input {
+            Input::Agent(settings) => self.agent_settings(settings, now, &mut batch),
+            Input::AgentConnected(agent) => {
+                self.change_presence(agent, now, &mut batch, |presence| presence.sockets += 1);
+            }
+            Input::AgentDisconnected(agent) => {
+                self.change_presence(agent, now, &mut batch, |presence| {
+                    presence.sockets = presence.sockets.saturating_sub(1);
+                });
+            }
+            Input::AgentChose { agent, state } => {
+                if self.presence.contains_key(&agent) {
+                    batch.effects.push(Effect::Persist(Change::AgentState { agent, state }));
+                    self.change_presence(agent, now, &mut batch, |presence| presence.chosen = state);
+                }
+            }
+            Input::Opened(open) => self.opened(open, now, &mut batch),
+            Input::Closed(conversation) => {
+                if let Some(tracked) = self.open.remove(&conversation) {
+                    let (held_by, assignments) = self.router.release(conversation, now);
+                    if held_by.is_some()
+                        && let Some(since) = tracked.assigned_at
+                    {
+                        self.handling.record(tracked.skill, now - since);
+                    }
+                    self.assigned(assignments, now, &mut batch);
+                }
+            }
+            Input::Transfer { conversation, to } => self.transfer(conversation, to, now, &mut batch)?,
+            Input::Tick => {
+                while let Some(timer) = self.timers.pop_due(now) {
+                    match timer {
+                        Timer::Grace(agent) => self.grace_ended(agent, now, &mut batch),
+                        Timer::WaitRefresh => self.refresh_waits(now, &mut batch),
+                    }
+                }
+            }
+        }
+        Ok(self.finish(batch, now))
+    }
+
+    fn agent_settings(&mut self, settings: AgentSettings, now: Millis, batch: &mut Batch) {
+        let agent = settings.agent;
+        self.presence.entry(agent).or_insert(Presence { chosen: settings.chosen, sockets: 0, disabled: false });
+        let assignments = self.router.upsert_agent(agent, settings.profile, now);
+        self.assigned(assignments, now, batch);
+        self.change_presence(agent, now, batch, |presence| {
+            presence.chosen = settings.chosen;
+            presence.disabled = settings.disabled;
+        });
+        if settings.disabled {
+            self.return_all(agent, now, batch);
+        }
+    }
+
+    /// Changes an agent's presence, brings routing and the grace timer in line with it, and
+    /// tells dashboards if what they show changed.
+    fn change_presence(&mut self, agent: AgentId, now: Millis, batch: &mut Batch, change: impl FnOnce(&mut Presence)) {
+        let before = self.presence(agent);
+        let Some(presence) = self.presence.get_mut(&agent) else { return };
+        change(presence);
+        let (state, needs_grace) = (presence.effective(), presence.needs_grace());
+        // Grace matters only to an agent who holds something.
+        let needs_grace = needs_grace && self.router.load(agent) > 0;
+        let assignments = self.router.set_agent_state(agent, state, now);
+        self.assigned(assignments, now, batch);
+        let grace = Timer::Grace(agent);
+        match (needs_grace, self.timers.due(grace)) {
+            (true, None) => self.timers.arm(grace, now.saturating_add(self.settings.grace_ms), &mut batch.effects),
+            (false, Some(_)) => self.timers.disarm(grace, &mut batch.effects),
+            _ => {}
+        }
+        let after = self.presence(agent);
+        if let Some(presence) = after.filter(|after| Some(*after) != before) {
+            batch.effects.push(Effect::Emit(DeskEvent::Presence { agent, presence }));
+        }
+    }
+
+    fn grace_ended(&mut self, agent: AgentId, now: Millis, batch: &mut Batch) {
+        self.return_all(agent, now, batch);
+        if let Some(presence) = self.presence(agent) {
+            batch.effects.push(Effect::Emit(DeskEvent::Presence { agent, presence }));
+        }
+    }
+
+    /// Every conversation `agent` holds goes back to its queue, keeping its waiting time.
+    fn return_all(&mut self, agent: AgentId, now: Millis, batch: &mut Batch) {
+        for conversation in self.router.assigned_to(agent) {
+            let Some(tracked) = self.open.get(&conversation) else { continue };
+            let skill = tracked.skill;
+            self.requeue(conversation, skill, None, QueueReason::AgentUnavailable, now, batch);
+        }
+    }
+
+    fn opened(&mut self, open: OpenConversation, now: Millis, batch: &mut Batch) {
+        if self.open.contains_key(&open.conversation) {
+            return;
+        }
+        self.open.insert(open.conversation, Tracked::of(&open));
+        match open.agent {
+            Some(agent) => {
+                self.router.restore_assignment(open.conversation, agent);
+                if self.presence.get(&agent).is_some_and(Presence::needs_grace)
+                    && self.timers.due(Timer::Grace(agent)).is_none()
+                {
+                    let at = now.saturating_add(self.settings.grace_ms);
+                    self.timers.arm(Timer::Grace(agent), at, &mut batch.effects);
+                }
+            }
+            None => {
+                batch.queued.push((open.conversation, QueueReason::New));
+                let entry = self.entry_of(open.conversation, None);
+                let assignments = self.router.enqueue(entry, now);
+                self.assigned(assignments, now, batch);
+            }
+        }
+    }
+
+    fn transfer(
+        &mut self,
+        conversation: ConversationId,
+        to: TransferTo,
+        now: Millis,
+        batch: &mut Batch,
+    ) -> Result<(), Refusal> {
+        let tracked = self.open.get(&conversation).ok_or(Refusal::NotOpen)?;
+        let previous = self.router.assignee(conversation);
+        match to {
+            TransferTo::Agent(agent) => {
+                let assignments = self.router.transfer_to_agent(conversation, agent, now).map_err(Refusal::Transfer)?;
+                batch.effects.push(Effect::Persist(Change::Assign { conversation, agent }));
+                if let Some(tracked) = self.open.get_mut(&conversation) {
+                    tracked.assigned_at = Some(now);
+                    tracked.told = None;
+                }
+                batch.effects.push(Effect::Emit(DeskEvent::Assigned {
+                    conversation,
+                    consumer: self.open[&conversation].consumer,
+                    agent,
+                    from: previous,
+                    reason: AssignReason::Transferred,
+                }));
+                self.assigned(assignments, now, batch);
+            }
+            TransferTo::Skill(skill) => {
+                self.requeue(conversation, skill, previous, QueueReason::Transferred(skill), now, batch);
+            }
+            TransferTo::Queue => {
+                let skill = tracked.skill;
+                self.requeue(conversation, skill, previous, QueueReason::BackToQueue, now, batch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a conversation in the queue of `skill` (persisted first), avoiding `avoid`.
+    fn requeue(
+        &mut self,
+        conversation: ConversationId,
+        skill: SkillId,
+        avoid: Option<AgentId>,
+        reason: QueueReason,
+        now: Millis,
+        batch: &mut Batch,
+    ) {
+        let Some(tracked) = self.open.get_mut(&conversation) else { return };
+        tracked.skill = skill;
+        tracked.assigned_at = None;
+        if let Some(previous) = self.router.assignee(conversation) {
+            batch.moved_from.insert(conversation, previous);
+        }
+        batch.effects.push(Effect::Persist(Change::Requeue { conversation, skill }));
+        batch.queued.push((conversation, reason));
+        let entry = self.entry_of(conversation, avoid);
+        let assignments = self.router.requeue(entry, now);
+        self.assigned(assignments, now, batch);
+    }
+
+    /// Persists and announces the router's decisions.
+    fn assigned(&mut self, assignments: Vec<Assignment>, now: Millis, batch: &mut Batch) {
+        for Assignment { conversation, agent } in assignments {
+            let Some(tracked) = self.open.get_mut(&conversation) else { continue };
+            tracked.assigned_at = Some(now);
+            tracked.told = None;
+            batch.effects.push(Effect::Persist(Change::Assign { conversation, agent }));
+            batch.effects.push(Effect::Emit(DeskEvent::Assigned {
+                conversation,
+                consumer: tracked.consumer,
+                agent,
+                from: batch.moved_from.get(&conversation).copied(),
+                reason: AssignReason::Routed,
+            }));
+        }
+    }
+
+    /// Tells the consumers whose conversations were queued during this input (and still
+    /// wait) their estimate, and keeps the refresh timer armed while anyone waits.
+    fn finish(&mut self, mut batch: Batch, now: Millis) -> Vec<Effect> {
+        let queued = std::mem::take(&mut batch.queued);
+        for (conversation, reason) in queued {
+            if self.router.queued_entry(conversation).is_none() {
+                continue;
+            }
+            let eta = self.estimated_wait(conversation);
+            let Some(tracked) = self.open.get_mut(&conversation) else { continue };
+            tracked.told = Some((eta, now));
+            batch.effects.push(Effect::Emit(DeskEvent::Queued {
+                conversation,
+                consumer: tracked.consumer,
+                eta,
+                from: batch.moved_from.get(&conversation).copied(),
+                reason,
+            }));
+        }
+        match (self.router.queue_len() > 0, self.timers.due(Timer::WaitRefresh)) {
+            (true, None) => self.timers.arm(
+                Timer::WaitRefresh,
+                now.saturating_add(self.settings.wait_refresh_ms),
+                &mut batch.effects,
+            ),
+            (false, Some(_)) => self.timers.disarm(Timer::WaitRefresh, &mut batch.effects),
+            _ => {}
+        }
+        batch.effects
+    }
+
+    /// Recomputes every waiting conversation's estimate; tells the significant changes.
+    fn refresh_waits(&mut self, now: Millis, batch: &mut Batch) {
+        for skill in self.router.queued_skills() {
+            let (capacity, free) = self.router.staffing(skill);
+            let handle_ms = self.handling.of(skill);
+            let waiting: Vec<(usize, ConversationId)> = self.router.queue_of(skill).collect();
+            for (position, conversation) in waiting {
+                let eta = wait::estimate(position, capacity, free, handle_ms);
+                let Some(tracked) = self.open.get_mut(&conversation) else { continue };
+                let worth_telling = match tracked.told {
+                    Some((told, at)) => wait::significant(told, at, eta, now),
+                    None => true,
+                };
+                if worth_telling {
+                    tracked.told = Some((eta, now));
+                    batch.effects.push(Effect::Emit(DeskEvent::WaitChanged {
+                        conversation,
+                        consumer: tracked.consumer,
+                        eta,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn entry_of(&self, conversation: ConversationId, avoid: Option<AgentId>) -> QueuedConversation {
+        let tracked = &self.open[&conversation];
+        QueuedConversation {
+            conversation,
+            skill: tracked.skill,
+            priority: tracked.priority,
+            enqueued_at: tracked.waiting_since,
+            avoid,
+        }
+    }
+}
+
+impl Tracked {
+    fn of(open: &OpenConversation) -> Tracked {
+        Tracked {
+            consumer: open.consumer,
+            skill: open.skill,
+            priority: open.priority,
+            waiting_since: open.waiting_since,
+            assigned_at: open.agent.and(open.assigned_at.or(Some(open.waiting_since))),
+            told: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ids::ANY_SKILL;
+
+    const GENERAL: SkillId = 1;
+    const SETTINGS: DeskSettings = DeskSettings { grace_ms: 60_000, wait_refresh_ms: 10_000 };
+
+    fn agent(agent: AgentId, max: u32) -> Input {
+        Input::Agent(AgentSettings {
+            agent,
+            profile: AgentProfile { max_concurrent: max, skills: vec![GENERAL] },
+            chosen: AgentState::Online,
+            disabled: false,
+        })
+    }
+
+    fn opened(conversation: ConversationId, at: Millis) -> Input {
+        Input::Opened(OpenConversation {
+            conversation,
+            consumer: 100 + conversation,
+            skill: GENERAL,
+            priority: 0,
+            waiting_since: at,
+            agent: None,
+            assigned_at: None,
+        })
+    }
+
+    fn persisted(effects: &[Effect]) -> Vec<Change> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Persist(change) => Some(*change),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn emitted(effects: &[Effect]) -> Vec<DeskEvent> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Emit(event) => Some(*event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn handle(desk: &mut Desk, input: Input, now: Millis) -> Vec<Effect> {
+        desk.handle(input, now).expect("accepted")
+    }
+
+    #[test]
+    fn an_agent_is_online_only_while_connected() {
+        let mut desk = Desk::new(SETTINGS);
+        handle(&mut desk, agent(1, 2), 0);
+        // Chose online in an earlier session, but no socket: gets nothing.
+        let effects = handle(&mut desk, opened(10, 1), 1);
+        assert!(matches!(emitted(&effects)[..], [DeskEvent::Queued { conversation: 10, eta: None, .. }]));
+        let effects = handle(&mut desk, Input::AgentConnected(1), 2);
+        assert_eq!(persisted(&effects), vec![Change::Assign { conversation: 10, agent: 1 }]);
+        assert_eq!(desk.state_of(10), Some(ConversationState::Assigned { agent: 1, since: 2 }));
+    }
+
+    #[test]
+    fn a_dropped_agent_keeps_conversations_through_the_grace_then_they_move_on() {
+        let mut desk = Desk::new(SETTINGS);
+        handle(&mut desk, agent(1, 2), 0);
+        handle(&mut desk, agent(2, 2), 0);
+        handle(&mut desk, Input::AgentConnected(1), 0);
+        handle(&mut desk, opened(10, 5), 5);
+        assert_eq!(desk.assignee(10), Some(1));
+        // Agent 1's only socket drops: a grace period starts, nothing moves yet.
+        let effects = handle(&mut desk, Input::AgentDisconnected(1), 1_000);
+        assert!(effects.contains(&Effect::Arm(Timer::Grace(1), 61_000)));
+        assert!(persisted(&effects).is_empty());
+        assert_eq!(desk.next_due(), Some(61_000));
+        // Back within the grace: the timer is disarmed.
+        let effects = handle(&mut desk, Input::AgentConnected(1), 30_000);
+        assert!(effects.contains(&Effect::Disarm(Timer::Grace(1))));
+        handle(&mut desk, Input::AgentDisconnected(1), 40_000);
+        handle(&mut desk, Input::AgentConnected(2), 50_000);
+        // Not back in time: the conversation returns to the queue with its waiting time and
+        // goes to agent 2, and agent 1 is told it left them.
+        assert!(persisted(&handle(&mut desk, Input::Tick, 99_999)).is_empty());
+        let effects = handle(&mut desk, Input::Tick, 100_000);
+        assert_eq!(
+            persisted(&effects),
+            vec![Change::Requeue { conversation: 10, skill: GENERAL }, Change::Assign { conversation: 10, agent: 2 }]
+        );
+        assert!(emitted(&effects).contains(&DeskEvent::Assigned {
+            conversation: 10,
+            consumer: 110,
+            agent: 2,
+            from: Some(1),
+            reason: AssignReason::Routed,
+        }));
+    }
+
+    #[test]
+    fn choosing_offline_hands_conversations_back_after_the_grace_and_away_keeps_them() {
+        let mut desk = Desk::new(SETTINGS);
+        handle(&mut desk, agent(1, 2), 0);
+        handle(&mut desk, Input::AgentConnected(1), 0);
+        handle(&mut desk, opened(10, 0), 0);
+        let effects = handle(&mut desk, Input::AgentChose { agent: 1, state: AgentState::Away }, 1);
+        assert_eq!(persisted(&effects), vec![Change::AgentState { agent: 1, state: AgentState::Away }]);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Arm(Timer::Grace(_), _))), "away keeps them");
+        handle(&mut desk, Input::AgentChose { agent: 1, state: AgentState::Offline }, 2);
+        let effects = handle(&mut desk, Input::Tick, 60_002);
+        assert_eq!(persisted(&effects), vec![Change::Requeue { conversation: 10, skill: GENERAL }]);
+        assert_eq!(desk.state_of(10), Some(ConversationState::Queued { skill: GENERAL, since: 0 }));
+    }
+
+    #[test]
+    fn after_a_restart_agents_start_disconnected_with_grace_from_boot() {
+        let agents = vec![AgentSettings {
+            agent: 1,
+            profile: AgentProfile { max_concurrent: 2, skills: vec![GENERAL] },
+            chosen: AgentState::Online,
+            disabled: false,
+        }];
+        let held = OpenConversation {
+            conversation: 10,
+            consumer: 110,
+            skill: GENERAL,
+            priority: 0,
+            waiting_since: 0,
+            agent: Some(1),
+            assigned_at: Some(5),
+        };
+        let orphan = OpenConversation { conversation: 11, agent: Some(99), ..held };
+        let (mut desk, effects) = Desk::restore(SETTINGS, agents, vec![held, orphan], &HashMap::new(), 1_000, 2_000);
+        // Held by an unknown (disabled) agent: back to the queue at once.
+        assert_eq!(persisted(&effects), vec![Change::Requeue { conversation: 11, skill: GENERAL }]);
+        assert!(effects.contains(&Effect::Arm(Timer::Grace(1), 61_000)));
+        assert_eq!(desk.presence(1).map(|p| (p.state, p.connected)), Some((AgentState::Offline, false)));
+        // Agent 1 comes back in time and also gets the orphan.
+        let effects = handle(&mut desk, Input::AgentConnected(1), 3_000);
+        assert!(effects.contains(&Effect::Disarm(Timer::Grace(1))));
+        assert_eq!(persisted(&effects), vec![Change::Assign { conversation: 11, agent: 1 }]);
+    }
+
+    #[test]
+    fn estimates_are_sent_on_entry_and_again_when_they_change_significantly() {
+        let mut desk = Desk::new(SETTINGS);
+        handle(&mut desk, agent(1, 1), 0);
+        handle(&mut desk, Input::AgentConnected(1), 0);
+        handle(&mut desk, opened(10, 0), 0);
+        let effects = handle(&mut desk, opened(11, 1), 1);
+        // One seat, busy; 5 minutes per conversation by default.
+        assert!(emitted(&effects).contains(&DeskEvent::Queued {
+            conversation: 11,
+            consumer: 111,
+            eta: Some(300),
+            from: None,
+            reason: QueueReason::New,
+        }));
+        assert!(effects.contains(&Effect::Arm(Timer::WaitRefresh, 10_001)));
+        // Nothing changed but the clock: no new estimate, the timer is re-armed.
+        let effects = handle(&mut desk, Input::Tick, 10_001);
+        assert!(emitted(&effects).is_empty());
+        assert!(effects.contains(&Effect::Arm(Timer::WaitRefresh, 20_001)));
+        // A second agent takes conversation 11 and doubles the seats: 12's estimate (told 600 s
+        // as second in line behind one seat) drops to 150 s and is told at the next refresh.
+        handle(&mut desk, agent(2, 1), 12_000);
+        handle(&mut desk, opened(12, 12_000), 12_000);
+        handle(&mut desk, Input::AgentConnected(2), 13_000);
+        let effects = handle(&mut desk, Input::Tick, 20_001);
+        assert_eq!(emitted(&effects), vec![DeskEvent::WaitChanged { conversation: 12, consumer: 112, eta: Some(150) }]);
+        // The queue empties: the refresh timer is disarmed.
+        let effects = handle(&mut desk, Input::Closed(10), 30_000);
+        assert!(effects.contains(&Effect::Disarm(Timer::WaitRefresh)));
+        // Both seats busy again (agent 1 took 12): a new arrival waits for the first freed
+        // seat, half of the 30 s that conversation 10 was just measured to take.
+        assert_eq!(desk.skills(&[GENERAL])[&GENERAL].eta_new, Some(15));
+    }
+
+    #[test]
+    fn transfers_keep_the_waiting_time_and_refusals_change_nothing() {
+        let mut desk = Desk::new(SETTINGS);
+        handle(&mut desk, agent(1, 1), 0);
+        handle(&mut desk, agent(2, 1), 0);
+        handle(&mut desk, Input::AgentConnected(1), 0);
+        handle(&mut desk, opened(10, 7), 7);
+        assert_eq!(
+            desk.handle(Input::Transfer { conversation: 10, to: TransferTo::Agent(2) }, 8),
+            Err(Refusal::Transfer(TransferRefusal::NotOnline(AgentState::Offline)))
+        );
+        assert_eq!(desk.handle(Input::Transfer { conversation: 99, to: TransferTo::Queue }, 8), Err(Refusal::NotOpen));
+        assert_eq!(desk.assignee(10), Some(1));
+        let effects = handle(&mut desk, Input::Transfer { conversation: 10, to: TransferTo::Skill(ANY_SKILL) }, 9);
+        assert_eq!(persisted(&effects), vec![Change::Requeue { conversation: 10, skill: ANY_SKILL }]);
+        assert_eq!(desk.state_of(10), Some(ConversationState::Queued { skill: ANY_SKILL, since: 7 }));
+        assert!(emitted(&effects).iter().any(|e| matches!(e, DeskEvent::Queued { from: Some(1), .. })));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Open,
+        Close(usize),
+        Connect(AgentId),
+        Disconnect(AgentId),
+        Choose(AgentId, AgentState),
+        Transfer(usize, Option<AgentId>),
+        Wait(Millis),
+        Restart,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let state = prop_oneof![
+            Just(AgentState::Online),
+            Just(AgentState::Away),
+            Just(AgentState::BackSoon),
+            Just(AgentState::Offline)
+        ];
+        prop_oneof![
+            3 => Just(Op::Open),
+            2 => (0..40usize).prop_map(Op::Close),
+            2 => (1..=3i64).prop_map(Op::Connect),
+            2 => (1..=3i64).prop_map(Op::Disconnect),
+            1 => ((1..=3i64), state).prop_map(|(a, s)| Op::Choose(a, s)),
+            1 => ((0..40usize), proptest::option::of(1..=3i64)).prop_map(|(i, a)| Op::Transfer(i, a)),
+            2 => (1..90_000i64).prop_map(Op::Wait),
+            1 => Just(Op::Restart),
+        ]
+    }
+
+    /// What the store would hold, kept from the persisted changes only.
+    #[derive(Default)]
+    struct Stored {
+        open: HashMap<ConversationId, OpenConversation>,
+        chosen: HashMap<AgentId, AgentState>,
+    }
+
+    impl Stored {
+        fn apply(&mut self, effects: &[Effect], now: Millis) {
+            for change in persisted(effects) {
+                match change {
+                    Change::Assign { conversation, agent } => {
+                        let row = self.open.get_mut(&conversation).expect("assign of an open conversation");
+                        row.agent = Some(agent);
+                        row.assigned_at = Some(now);
+                    }
+                    Change::Requeue { conversation, skill } => {
+                        let row = self.open.get_mut(&conversation).expect("requeue of an open conversation");
+                        row.agent = None;
+                        row.skill = skill;
+                    }
+                    Change::AgentState { agent, state } => {
+                        self.chosen.insert(agent, state);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn desk_invariants_hold_and_the_store_never_disagrees(ops in proptest::collection::vec(op(), 1..150)) {
+            let mut desk = Desk::new(SETTINGS);
+            let mut stored = Stored::default();
+            let mut now: Millis = 0;
+            let mut next_id = 0;
+            let mut armed: HashMap<Timer, Millis> = HashMap::new();
+            for a in 1..=3 {
+                let effects = handle(&mut desk, agent(a, 2), now);
+                stored.apply(&effects, now);
+            }
+            for op in ops {
+                let mut effects = match op {
+                    Op::Open => {
+                        next_id += 1;
+                        let input = opened(next_id, now);
+                        if let Input::Opened(open) = &input { stored.open.insert(next_id, *open); }
+                        handle(&mut desk, input, now)
+                    }
+                    Op::Close(i) => {
+                        let mut ids: Vec<ConversationId> = stored.open.keys().copied().collect();
+                        ids.sort_unstable();
+                        if ids.is_empty() { continue }
+                        let id = ids[i % ids.len()];
+                        stored.open.remove(&id);
+                        handle(&mut desk, Input::Closed(id), now)
+                    }
+                    Op::Connect(a) => handle(&mut desk, Input::AgentConnected(a), now),
+                    Op::Disconnect(a) => {
+                        if desk.presence(a).is_some_and(|p| p.connected) {
+                            handle(&mut desk, Input::AgentDisconnected(a), now)
+                        } else { continue }
+                    }
+                    Op::Choose(a, state) => handle(&mut desk, Input::AgentChose { agent: a, state }, now),
+                    Op::Transfer(i, to) => {
+                        let mut ids: Vec<ConversationId> = stored.open.keys().copied().collect();
+                        ids.sort_unstable();
+                        if ids.is_empty() { continue }
+                        let id = ids[i % ids.len()];
+                        let to = to.map_or(TransferTo::Queue, TransferTo::Agent);
+                        desk.handle(Input::Transfer { conversation: id, to }, now).unwrap_or_default()
+                    }
+                    Op::Wait(ms) => {
+                        now += ms;
+                        handle(&mut desk, Input::Tick, now)
+                    }
+                    Op::Restart => {
+                        let agents = (1..=3).map(|a| AgentSettings {
+                            agent: a,
+                            profile: AgentProfile { max_concurrent: 2, skills: vec![GENERAL] },
+                            chosen: stored.chosen.get(&a).copied().unwrap_or(AgentState::Online),
+                            disabled: false,
+                        }).collect();
+                        let mut open: Vec<OpenConversation> = stored.open.values().copied().collect();
+                        open.sort_by_key(|o| o.conversation);
+                        let (rebuilt, effects) = Desk::restore(SETTINGS, agents, open, &HashMap::new(), now, now);
+                        desk = rebuilt;
+                        armed.clear();
+                        effects
+                    }
+                };
+                stored.apply(&effects, now);
+                // Timers: each Arm is followed by exactly one fire or disarm.
+                for effect in effects.drain(..) {
+                    match effect {
+                        Effect::Arm(timer, at) => { armed.insert(timer, at); }
+                        Effect::Disarm(timer) => { prop_assert!(armed.remove(&timer).is_some(), "disarm of unarmed {:?}", timer); }
+                        _ => {}
+                    }
+                }
+                armed.retain(|timer, at| desk.timers.due(*timer) == Some(*at));
+                prop_assert_eq!(armed.len(), desk.timers.due_of.len());
+                // The store and the desk agree on every open conversation, and each is queued
+                // xor assigned.
+                for (id, row) in &stored.open {
+                    match desk.state_of(*id) {
+                        Some(ConversationState::Assigned { agent, .. }) => prop_assert_eq!(row.agent, Some(agent)),
+                        Some(ConversationState::Queued { skill, .. }) => {
+                            prop_assert_eq!(row.agent, None);
+                            prop_assert_eq!(row.skill, skill);
+                        }
+                        None => prop_assert!(false, "open conversation {} unknown to the desk", id),
+                    }
+                }
+                prop_assert_eq!(desk.open.len(), stored.open.len());
+                // Nobody is over capacity from routing, and only connected online agents
+                // were given anything.
+                for floor in desk.agents() {
+                    prop_assert!(floor.load <= floor.max_concurrent, "agent {} holds {}", floor.agent, floor.load);
+                    if !floor.presence.connected || floor.presence.chosen == AgentState::Offline {
+                        let grace_running = floor.presence.grace_until.is_some();
+                        prop_assert!(floor.load == 0 || grace_running, "agent {} holds {} without grace", floor.agent, floor.load);
+                    }
+                }
+                // Nobody waits beside a connected online agent with room (other than the one
+                // who handed it back).
+                for entry in desk.queued() {
+                    for floor in desk.agents() {
+                        let free = floor.presence.connected
+                            && floor.presence.chosen == AgentState::Online
+                            && floor.load < floor.max_concurrent;
+                        prop_assert!(!free || entry.avoid == Some(floor.agent), "{} waits beside agent {}", entry.conversation, floor.agent);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! One engine task per brand: the only writer of the brand's routing and lifecycle state.
+//!
+//! The engine owns the brand's [`Desk`] (`switchboard-core`). It takes inputs one at a time
+//! from its channel (a conversation opened or closed, an agent's socket came or went, an
+//! agent chose a state, a transfer), asks the desk what to do, and carries the effects out in
+//! order: each change is persisted before the events that follow it are published and before
+//! the next input is taken, so nobody is told of a decision the store does not hold. It owns
+//! the desk's timers (grace periods, estimate refreshes) and sleeps until the next is due.
+//!
+//! An engine starts when its brand is first needed (the first socket, message or REST call
+//! that concerns it); at boot, the brands with open conversations start theirs, so that
+//! grace periods run from the boot. It rebuilds its desk from the store when it starts, and
+//! again if a write fails (carrying over which agents are connected), so the store and the
+//! desk never disagree for longer than one failed write.
+//!
+//! The message hot path does not pass through here: appends are group-committed by the
+//! store's writer and fanned out by the socket that sent them. Only a message that opens a
+//! conversation asks the engine (to route it) before its ack.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard_bus::Bus;
+use switchboard_core::desk::{
+    AgentFloor, AgentSettings, Change, Desk, DeskSettings, Effect, Input, OpenConversation, Refusal, SkillFloor,
+    TransferTo,
+};
+use switchboard_core::ids::{ANY_SKILL, AgentId, SkillId};
+use switchboard_core::routing::{AgentProfile, TransferRefusal};
+use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, ErrorCode, Millis, Side};
+use switchboard_store::{Append, Conversation, Role, Store, StoreError, SystemAppend, User};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{ApiError, ApiResult};
+use crate::fanout::Fanout;
+
+/// The time as the engines see it: epoch milliseconds that advance with tokio's clock, so
+/// tests with paused time (`tokio::time::pause`) drive every timer deterministically.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base_ms: Millis,
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    /// A clock reading the system time once, now.
+    pub fn start() -> Clock {
+        Clock { base_ms: crate::now_ms(), base: tokio::time::Instant::now() }
+    }
+
+    /// Epoch milliseconds now.
+    pub fn now(&self) -> Millis {
+        self.base_ms.saturating_add(i64::try_from(self.base.elapsed().as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// The tokio instant of epoch time `at` (never before the clock started).
+    fn instant_of(&self, at: Millis) -> tokio::time::Instant {
+        let after = u64::try_from(at.saturating_sub(self.base_ms)).unwrap_or(0);
+        self.base + Duration::from_millis(after)
+    }
+}
+
+/// Where a transfer sends a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// The queue of a skill (`None`: no particular skill).
+    Skill(Option<i64>),
+    /// Back to the queue it came from.
+    Queue,
+    /// A named agent, ahead of the queue.
+    Agent(i64),
+}
+
+/// The routing picture of one brand at a moment (dashboards, the transfer picker).
+#[derive(Debug, Clone, Default)]
+pub struct FloorSnapshot {
+    /// Agents with presence and load.
+    pub agents: Vec<AgentFloor>,
+    /// Queue and estimate per requested skill ([`ANY_SKILL`]: no particular skill).
+    pub skills: HashMap<SkillId, SkillFloor>,
+}
+
+/// What a socket or handler asks of an engine.
+enum Command {
+    /// A desk input whose effects need no answer (presence).
+    Input(Input),
+    /// A message opened a conversation; answers with its agent once routed.
+    Opened { open: OpenConversation, reply: oneshot::Sender<Option<(AgentId, Millis)>> },
+    /// Close a conversation (persisted here, then the desk frees its seat).
+    Close {
+        conversation: ConversationId,
+        by: Side,
+        origin: u64,
+        reply: oneshot::Sender<Result<Option<Conversation>, StoreError>>,
+    },
+    /// An agent chose a state; answers once persisted.
+    Choose { agent: AgentId, state: AgentState, reply: oneshot::Sender<()> },
+    /// A user was created or changed.
+    AgentChanged(Box<User>),
+    /// Brand settings changed.
+    SettingsChanged(DeskSettings),
+    /// Move a conversation.
+    Transfer {
+        actor: Box<User>,
+        conversation: ConversationId,
+        target: TransferTarget,
+        reply: oneshot::Sender<ApiResult<Conversation>>,
+    },
+    /// Rebuild the desk from the store (after writes made behind the engine's back).
+    Rebuild(oneshot::Sender<()>),
+    /// The floor now.
+    Floor { skills: Vec<SkillId>, reply: oneshot::Sender<FloorSnapshot> },
+}
+
+/// What the engines of a node are built from.
+#[derive(Debug)]
+pub struct EngineConfig {
+    /// The store (source of truth).
+    pub store: Store,
+    /// The bus events go out on.
+    pub bus: Arc<Bus>,
+    /// The time.
+    pub clock: Clock,
+    /// How often queued consumers' estimates are recomputed.
+    pub wait_refresh: Duration,
+}
+
+/// The engines of this node, by brand id.
+pub struct Engines {
+    store: Store,
+    fanout: Fanout,
+    clock: Clock,
+    wait_refresh_ms: Millis,
+    /// When this node booted: grace periods of a restored desk run from here.
+    boot_ms: Millis,
+    shutdown: watch::Receiver<bool>,
+    /// Each running engine's input channel. A std `Mutex`, held only to look up or insert a
+    /// sender. The channels are unbounded: inputs are lifecycle events (a handful per
+    /// conversation, one per socket open and close), and a socket's `Drop` must be able to
+    /// send its disconnect without waiting. An engine ends when its sender is dropped (all
+    /// of this node's state is gone) or at shutdown.
+    senders: Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines").field("boot_ms", &self.boot_ms).finish_non_exhaustive()
+    }
+}
+
+impl Engines {
+    /// The engines of a node (none running yet).
+    pub fn new(config: EngineConfig, shutdown: watch::Receiver<bool>) -> Engines {
+        let EngineConfig { store, bus, clock, wait_refresh } = config;
+        Engines {
+            fanout: Fanout::new(bus, store.clone()),
+            store,
+            boot_ms: clock.now(),
+            clock,
+            wait_refresh_ms: i64::try_from(wait_refresh.as_millis()).unwrap_or(i64::MAX).max(1),
+            shutdown,
+            senders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts the engines of brands that have open conversations (their grace periods and
+    /// estimates must run from the boot); the others start when first needed.
+    pub async fn start_busy_brands(&self) -> Result<(), StoreError> {
+        for brand_id in self.store.brands_with_open_conversations().await? {
+            self.sender(&brand_id);
+        }
+        Ok(())
+    }
+
+    fn sender(&self, brand_id: &str) -> mpsc::UnboundedSender<Command> {
+        let mut senders = self.senders.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(sender) = senders.get(brand_id).filter(|sender| !sender.is_closed()) {
+            return sender.clone();
+        }
+        let (sender, commands) = mpsc::unbounded_channel();
+        let engine = Engine {
+            brand_id: brand_id.to_owned(),
+            store: self.store.clone(),
+            fanout: self.fanout.clone(),
+            clock: self.clock,
+            boot_ms: self.boot_ms,
+            wait_refresh_ms: self.wait_refresh_ms,
+            desk: Desk::new(DeskSettings::default()),
+        };
+        tokio::spawn(engine.run(commands, self.shutdown.clone()));
+        senders.insert(brand_id.to_owned(), sender.clone());
+        sender
+    }
+
+    fn send(&self, brand_id: &str, command: Command) {
+        // A closed channel means the node is shutting down: the input no longer matters.
+        let _ = self.sender(brand_id).send(command);
+    }
+
+    /// One of the agent's sockets authenticated. The returned guard tells the engine when
+    /// the socket ends (on drop).
+    pub fn agent_connected(&self, brand_id: &str, agent: AgentId) -> PresenceGuard {
+        let sender = self.sender(brand_id);
+        let _ = sender.send(Command::Input(Input::AgentConnected(agent)));
+        PresenceGuard { sender, agent }
+    }
+
+    /// A message opened a conversation: routes it and answers with its agent, if any, and
+    /// when it was assigned.
+    pub async fn opened(&self, brand_id: &str, open: OpenConversation) -> Option<(AgentId, Millis)> {
+        let (reply, answer) = oneshot::channel();
+        self.send(brand_id, Command::Opened { open, reply });
+        answer.await.ok().flatten()
+    }
+
+    /// Closes a conversation; `None` if it was not open. Both sides hear of it.
+    pub async fn close(
+        &self,
+        brand_id: &str,
+        conversation: ConversationId,
+        by: Side,
+        origin: u64,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(brand_id, Command::Close { conversation, by, origin, reply });
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// An agent chose an availability; returns once it is stored.
+    pub async fn choose_state(&self, brand_id: &str, agent: AgentId, state: AgentState) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(brand_id, Command::Choose { agent, state, reply });
+        answer.await.map_err(|_| StoreError::ShuttingDown)
+    }
+
+    /// A user was created or changed (capacity, skills, disabled).
+    pub fn agent_changed(&self, user: &User) {
+        self.send(&user.brand_id, Command::AgentChanged(Box::new(user.clone())));
+    }
+
+    /// The brand's settings changed.
+    pub fn settings_changed(&self, brand: &switchboard_store::Brand) {
+        self.send(&brand.id, Command::SettingsChanged(settings_of(brand, self.wait_refresh_ms)));
+    }
+
+    /// Moves a conversation (see [`TransferTarget`]).
+    pub async fn transfer(
+        &self,
+        actor: &User,
+        conversation: ConversationId,
+        target: TransferTarget,
+    ) -> ApiResult<Conversation> {
+        let (reply, answer) = oneshot::channel();
+        self.send(&actor.brand_id, Command::Transfer { actor: Box::new(actor.clone()), conversation, target, reply });
+        answer.await.map_err(|_| ApiError::code(ErrorCode::Unavailable))?
+    }
+
+    /// Rebuilds the brand's desk from the store, as at a restart but keeping who is
+    /// connected (for tools and tests that write to the store directly).
+    pub async fn rebuild(&self, brand_id: &str) {
+        let (reply, answer) = oneshot::channel();
+        self.send(brand_id, Command::Rebuild(reply));
+        let _ = answer.await;
+    }
+
+    /// The brand's floor now, with queue and estimate for each of `skills`.
+    pub async fn floor(&self, brand_id: &str, skills: Vec<SkillId>) -> FloorSnapshot {
+        let (reply, answer) = oneshot::channel();
+        self.send(brand_id, Command::Floor { skills, reply });
+        answer.await.unwrap_or_default()
+    }
+}
+
+/// Held by an agent's socket; dropping it tells the engine the socket ended.
+#[derive(Debug)]
+pub struct PresenceGuard {
+    sender: mpsc::UnboundedSender<Command>,
+    agent: AgentId,
+}
+
+impl Drop for PresenceGuard {
+    fn drop(&mut self) {
+        let _ = self.sender.send(Command::Input(Input::AgentDisconnected(self.agent)));
+    }
+}
+
+fn settings_of(brand: &switchboard_store::Brand, wait_refresh_ms: Millis) -> DeskSettings {
+    DeskSettings { grace_ms: brand.agent_grace_secs.max(0).saturating_mul(1000), wait_refresh_ms }
+}
+
+fn agent_settings_of(user: &User) -> AgentSettings {
+    AgentSettings {
+        agent: user.id,
+        profile: AgentProfile {
+            max_concurrent: u32::try_from(user.max_concurrent.max(0)).unwrap_or(u32::MAX),
+            skills: user.skills.clone(),
+        },
+        chosen: user.state,
+        disabled: user.disabled,
+    }
+}
+
+/// The desk's view of a stored open conversation.
+pub fn open_conversation_of(conversation: &Conversation) -> OpenConversation {
+    OpenConversation {
+        conversation: conversation.id,
+        consumer: conversation.consumer_id,
+        skill: conversation.skill_id.unwrap_or(ANY_SKILL),
+        priority: i32::try_from(conversation.priority).unwrap_or(0),
+        waiting_since: conversation.opened_at,
+        agent: conversation.agent_id,
+        assigned_at: conversation.assigned_at,
+    }
+}
+
+fn skill_column(skill: SkillId) -> Option<i64> {
+    (skill != ANY_SKILL).then_some(skill)
+}
+
+/// One brand's engine task.
+struct Engine {
+    brand_id: String,
+    store: Store,
+    fanout: Fanout,
+    clock: Clock,
+    boot_ms: Millis,
+    wait_refresh_ms: Millis,
+    desk: Desk,
+}
+
+impl Engine {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut shutdown: watch::Receiver<bool>) {
+        self.rebuild().await;
+        loop {
+            let due = self.desk.next_due().map(|at| self.clock.instant_of(at));
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command).await,
+                    None => break,
+                },
+                () = sleep_until(due) => self.input(Input::Tick, 0).await,
+                _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break,
+            }
+        }
+    }
+
+    /// Builds the desk from the store, keeping which agents are connected.
+    async fn rebuild(&mut self) {
+        loop {
+            match self.load().await {
+                Ok(()) => return,
+                Err(error) => {
+                    // The store is down: routing waits for it (nothing can be persisted
+                    // anyway). Sockets keep working on the hot path meanwhile.
+                    tracing::error!(%error, brand_id = %self.brand_id, "could not rebuild the desk; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn load(&mut self) -> Result<(), StoreError> {
+        let brand = self.store.brand(&self.brand_id).await?;
+        let settings = brand.as_ref().map_or_else(
+            || DeskSettings { wait_refresh_ms: self.wait_refresh_ms, ..DeskSettings::default() },
+            |brand| settings_of(brand, self.wait_refresh_ms),
+        );
+        let users = self.store.users(&self.brand_id).await?;
+        let open = self.store.open_conversations(&self.brand_id).await?;
+        let sockets = self.desk.sockets();
+        let agents = users.iter().map(agent_settings_of).collect();
+        let conversations = open.iter().map(open_conversation_of).collect();
+        let now = self.clock.now();
+        let (desk, effects) = Desk::restore(settings, agents, conversations, &sockets, self.boot_ms, now);
+        self.desk = desk;
+        tracing::debug!(brand_id = %self.brand_id, open = open.len(), "desk rebuilt");
+        self.carry_out(effects, 0).await;
+        Ok(())
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Input(input) => self.input(input, 0).await,
+            Command::Opened { open, reply } => {
+                let conversation = open.conversation;
+                self.input(Input::Opened(open), 0).await;
+                let now = self.clock.now();
+                let _ = reply.send(self.desk.assignee(conversation).map(|agent| (agent, now)));
+            }
+            Command::Close { conversation, by, origin, reply } => {
+                let _ = reply.send(self.close(conversation, by, origin).await);
+            }
+            Command::Choose { agent, state, reply } => {
+                self.input(Input::AgentChose { agent, state }, 0).await;
+                let _ = reply.send(());
+            }
+            Command::AgentChanged(user) => self.input(Input::Agent(agent_settings_of(&user)), 0).await,
+            Command::SettingsChanged(settings) => self.desk.set_settings(settings),
+            Command::Transfer { actor, conversation, target, reply } => {
+                let _ = reply.send(self.transfer(&actor, conversation, target).await);
+            }
+            Command::Rebuild(reply) => {
+                self.rebuild().await;
+                let _ = reply.send(());
+            }
+            Command::Floor { skills, reply } => {
+                let _ = reply.send(FloorSnapshot { agents: self.desk.agents(), skills: self.desk.skills(&skills) });
+            }
+        }
+    }
+
+    async fn input(&mut self, input: Input, origin: u64) {
+        match self.desk.handle(input, self.clock.now()) {
+            Ok(effects) => self.carry_out(effects, origin).await,
+            Err(refusal) => tracing::debug!(?refusal, "desk refused an input"),
+        }
+    }
+
+    /// Carries out effects in order: a change is persisted before what follows it. A
+    /// change the store refuses (the conversation closed meanwhile) is fed back to the desk;
+    /// a write that fails rebuilds the desk from the store.
+    async fn carry_out(&mut self, effects: Vec<Effect>, origin: u64) {
+        let mut pending = std::collections::VecDeque::from(effects);
+        let mut skipping: Option<ConversationId> = None;
+        let mut told = false;
+        while let Some(effect) = pending.pop_front() {
+            match effect {
+                Effect::Persist(change) => {
+                    skipping = None;
+                    match self.persist(change).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // Not open any more: nobody hears of this change, and the desk
+                            // lets the conversation go (which may free a seat).
+                            let conversation = changed_conversation(change);
+                            skipping = conversation;
+                            if let Some(conversation) = conversation
+                                && let Ok(more) = self.desk.handle(Input::Closed(conversation), self.clock.now())
+                            {
+                                pending.extend(more);
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, brand_id = %self.brand_id, ?change, "could not persist a routing decision; rebuilding from the store");
+                            Box::pin(self.rebuild()).await;
+                            return;
+                        }
+                    }
+                }
+                Effect::Emit(event) => {
+                    if skipping.is_some() && skipping == event_conversation(&event) {
+                        continue;
+                    }
+                    self.fanout.desk_event(&self.brand_id, &event, origin).await;
+                    told = true;
+                }
+                Effect::Arm(..) | Effect::Disarm(..) => {}
+            }
+        }
+        if told {
+            self.fanout.floor_changed(&self.brand_id);
+        }
+    }
+
+    /// Writes one change; `Ok(false)` when the conversation is not open.
+    async fn persist(&mut self, change: Change) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        match change {
+            Change::Assign { conversation, agent } => {
+                let done = self.store.assign(&self.brand_id, conversation, agent, now).await?;
+                if done {
+                    metrics::counter!(crate::metrics::ASSIGNMENTS).increment(1);
+                }
+                Ok(done)
+            }
+            Change::Requeue { conversation, skill } => {
+                let before = self.store.conversation(&self.brand_id, conversation).await?;
+                let updated = self.store.requeue(&self.brand_id, conversation, skill_column(skill), now).await?;
+                // A conversation taken from an agent who is not there gets a notice; moves
+                // asked for by people post their own (see `transfer`).
+                if let (Some(before), Some(updated)) = (&before, &updated)
+                    && let Some(agent) = before.agent_id
+                    && self.desk.presence(agent).is_some_and(|p| !p.connected || p.chosen == AgentState::Offline)
+                {
+                    let name = self
+                        .store
+                        .user(&self.brand_id, agent)
+                        .await?
+                        .map_or_else(|| "The agent".to_owned(), |u| u.name);
+                    self.post_notice(updated, format!("Returned to the queue: {name} is unavailable")).await;
+                }
+                Ok(updated.is_some())
+            }
+            Change::AgentState { agent, state } => {
+                self.store.set_user_state(&self.brand_id, agent, state).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn close(
+        &mut self,
+        conversation: ConversationId,
+        by: Side,
+        origin: u64,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let survey = match by {
+            Side::Agent => self.store.brand(&self.brand_id).await?.is_some_and(|brand| brand.csat_enabled),
+            _ => false,
+        };
+        let closed = self.store.close_conversation(&self.brand_id, conversation, by, survey, self.clock.now()).await?;
+        if let Some(closed) = &closed {
+            self.fanout.closed(closed, origin);
+        }
+        self.input(Input::Closed(conversation), 0).await;
+        Ok(closed)
+    }
+
+    async fn transfer(
+        &mut self,
+        actor: &User,
+        conversation_id: ConversationId,
+        target: TransferTarget,
+    ) -> ApiResult<Conversation> {
+        let brand_id = self.brand_id.clone();
+        let conversation = self
+            .store
+            .conversation(&brand_id, conversation_id)
+            .await?
+            .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
+        if conversation.agent_id != Some(actor.id) && actor.role < Role::Manager {
+            return Err(ApiError::code(ErrorCode::NotAssigned));
+        }
+        if conversation.status != ConversationStatus::Open {
+            return Err(ApiError::code(ErrorCode::ConversationClosed));
+        }
+        let (to, notice, target_agent) = match target {
+            TransferTarget::Agent(agent_id) => {
+                let agent =
+                    self.store.user(&brand_id, agent_id).await?.filter(|user| !user.disabled).ok_or_else(|| {
+                        ApiError::new(ErrorCode::TransferRefused, format!("no active agent has id {agent_id}"))
+                    })?;
+                let notice = format!("Transferred to {}", agent.name);
+                (TransferTo::Agent(agent_id), notice, Some(agent))
+            }
+            TransferTarget::Skill(Some(skill_id)) => {
+                let skill = self
+                    .store
+                    .skills(&brand_id)
+                    .await?
+                    .into_iter()
+                    .find(|skill| skill.id == skill_id)
+                    .ok_or_else(|| ApiError::bad_request(format!("no skill has id {skill_id}")))?;
+                (TransferTo::Skill(skill_id), format!("Transferred to {}", skill.name), None)
+            }
+            TransferTarget::Skill(None) => {
+                (TransferTo::Skill(ANY_SKILL), "Transferred to the general queue".to_owned(), None)
+            }
+            TransferTarget::Queue => (TransferTo::Queue, "Returned to the queue".to_owned(), None),
+        };
+        let effects = match self.desk.handle(Input::Transfer { conversation: conversation_id, to }, self.clock.now()) {
+            Ok(effects) => effects,
+            Err(Refusal::NotOpen) => return Err(ApiError::code(ErrorCode::ConversationClosed)),
+            Err(Refusal::Transfer(refusal)) => {
+                let agent = target_agent.as_ref().map_or("the agent", |agent| agent.name.as_str());
+                return Err(refused(agent, refusal));
+            }
+        };
+        self.carry_out(effects, 0).await;
+        metrics::counter!(crate::metrics::TRANSFERS).increment(1);
+        let updated = self.store.conversation(&brand_id, conversation_id).await?.unwrap_or(conversation);
+        if updated.status != ConversationStatus::Open {
+            return Err(ApiError::code(ErrorCode::ConversationClosed));
+        }
+        self.post_notice(&updated, notice).await;
+        Ok(updated)
+    }
+
+    /// Stores a system notice in a conversation and shows it to the consumer and the agent
+    /// holding it. A failure is logged: the move it describes already happened.
+    async fn post_notice(&self, conversation: &Conversation, text: String) {
+        let append = Append::System(SystemAppend {
+            brand_id: conversation.brand_id.clone(),
+            conversation_id: conversation.id,
+            text,
+        });
+        match self.store.append(append, self.clock.now()).await {
+            Ok(appended) => self.fanout.message(&conversation.brand_id, &appended, 0),
+            Err(error) => tracing::error!(%error, conversation = conversation.id, "could not store a system notice"),
+        }
+    }
+}
+
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn changed_conversation(change: Change) -> Option<ConversationId> {
+    match change {
+        Change::Assign { conversation, .. } | Change::Requeue { conversation, .. } => Some(conversation),
+        Change::AgentState { .. } => None,
+    }
+}
+
+fn event_conversation(event: &switchboard_core::desk::DeskEvent) -> Option<ConversationId> {
+    use switchboard_core::desk::DeskEvent;
+    match event {
+        DeskEvent::Assigned { conversation, .. }
+        | DeskEvent::Queued { conversation, .. }
+        | DeskEvent::WaitChanged { conversation, .. } => Some(*conversation),
+        DeskEvent::Presence { .. } => None,
+    }
+}
+
+fn refused(name: &str, refusal: TransferRefusal) -> ApiError {
+    let message = match refusal {
+        TransferRefusal::UnknownAgent => format!("{name} cannot take conversations"),
+        TransferRefusal::NotOnline(state) => {
+            format!("{name} is {} (only connected, online agents take transfers)", state.as_str())
+        }
+        TransferRefusal::AtCapacity { load, max } => {
+            format!("{name} has no free capacity ({load} of {max} conversations)")
+        }
+        TransferRefusal::AlreadyAssigned => format!("the conversation is already with {name}"),
+    };
+    ApiError::new(ErrorCode::TransferRefused, message)
+}

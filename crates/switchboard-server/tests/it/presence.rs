@@ -1,0 +1,193 @@
+//! Presence is real: an agent is online only while connected; a dropped agent keeps their
+//! conversations for the brand's grace period, then they go to someone who is there; after
+//! a restart nobody is assigned to an agent who is not connected; queued consumers hear of
+//! a significant change of their estimated wait. Real sockets, real time (grace 1 s).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_server::ServerConfig;
+use switchboard_store::Role;
+
+use crate::harness::*;
+
+fn config() -> ServerConfig {
+    ServerConfig { wait_refresh: Duration::from_millis(200), ..ServerConfig::default() }
+}
+
+async fn patch_brand(server: &TestServer, brand: &TestBrand, body: Value) -> (u16, Value) {
+    let token = server.login(&brand.admin_email).await;
+    let response = reqwest::Client::new()
+        .patch(format!("{}/api/v1/brand", server.http))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn roster_agent(server: &TestServer, brand: &TestBrand, name: &str) -> Value {
+    let token = server.login(&brand.admin_email).await;
+    let body: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/dashboard", server.http))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["agents"].as_array().unwrap().iter().find(|agent| agent["name"] == name).cloned().unwrap()
+}
+
+async fn open(consumer: &mut Client, text: &str) -> i64 {
+    consumer.send(json!({"t": "send", "id": 1, "cid": text, "text": text})).await;
+    consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_dropped_agent_keeps_conversations_for_the_grace_then_they_go_to_someone_there() {
+    let server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    let (status, body) = patch_brand(&server, &brand, json!({"agent_grace_secs": 1})).await;
+    assert_eq!((status, body["agent_grace_secs"].as_i64()), (200, Some(1)), "{body}");
+    let (status, body) = patch_brand(&server, &brand, json!({"agent_grace_secs": 3601})).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("0 to 3600"), "{body}");
+
+    let bob_email = format!("bob@{}.test", brand.id);
+    server.user(&brand, &bob_email, "Bob Builder", Role::Agent, 2, vec![]).await;
+    let alice_name = format!("Agent of {}", brand.id);
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    let mut consumer = server.consumer(&brand, "fay").await;
+    let c = open(&mut consumer, "Hello?").await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
+    consumer.expect(|f| f["t"] == "conv" && f["ev"] == "assigned").await;
+
+    // Alice's browser closes and comes back within the grace: she keeps the conversation.
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shown = roster_agent(&server, &brand, &alice_name).await;
+    assert_eq!((shown["state"].as_str(), shown["chosen_state"].as_str()), (Some("offline"), Some("online")));
+    assert_eq!((shown["connected"].as_bool(), shown["load"].as_i64()), (Some(false), Some(1)));
+    assert!(shown["grace_until"].as_i64().is_some(), "{shown}");
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    consumer.expect_none(Duration::from_millis(1500), |f| f["t"] == "conv").await;
+    let shown = roster_agent(&server, &brand, &alice_name).await;
+    assert_eq!((shown["connected"].as_bool(), shown["grace_until"].as_i64()), (Some(true), None));
+
+    // She leaves for good while Bob is there: after the grace it is Bob's, the consumer is
+    // told (a notice and the new agent), and nobody gives it to an agent who is not there.
+    let mut bob = server.online_agent(&bob_email).await;
+    alice.send(json!({"t": "ping", "id": 9})).await;
+    alice.expect(|f| f["t"] == "pong").await;
+    drop(alice);
+    let assigned = bob.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
+    assert_eq!(assigned["conv"]["c"], c);
+    let notice = consumer.expect(|f| f["t"] == "msg" && f["from"] == "s").await;
+    assert_eq!(notice["text"], format!("Returned to the queue: {alice_name} is unavailable"));
+    let told = consumer.expect(|f| f["t"] == "conv" && f["ev"] == "assigned").await;
+    assert_eq!(told["agent"], "Bob Builder");
+    let events: Vec<String> =
+        server.store.conversation_events(&brand.id, c).await.unwrap().into_iter().map(|event| event.kind).collect();
+    assert_eq!(events, ["opened", "assigned", "queued", "assigned"]);
+}
+
+#[tokio::test]
+async fn choosing_offline_hands_conversations_back_and_away_keeps_them() {
+    let server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    patch_brand(&server, &brand, json!({"agent_grace_secs": 1})).await;
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    let mut consumer = server.consumer(&brand, "gus").await;
+    let c = open(&mut consumer, "Hi").await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
+
+    alice.send(json!({"t": "state", "id": 2, "state": "away"})).await;
+    alice.expect(|f| f["t"] == "ok" && f["id"] == 2).await;
+    alice.expect_none(Duration::from_millis(1500), |f| f["t"] == "conv").await;
+
+    alice.send(json!({"t": "state", "id": 3, "state": "offline"})).await;
+    alice.expect(|f| f["t"] == "ok" && f["id"] == 3).await;
+    let left = alice.expect(|f| f["t"] == "conv" && f["ev"] == "transferred" && f["c"] == c).await;
+    assert_eq!(left.get("agent"), None);
+    let queued = consumer.expect(|f| f["t"] == "conv" && f["ev"] == "queued").await;
+    assert_eq!(queued.get("eta"), None, "nobody is online to estimate from");
+}
+
+#[tokio::test]
+async fn after_a_restart_nobody_is_assigned_to_an_agent_who_is_not_connected() {
+    let mut server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    patch_brand(&server, &brand, json!({"agent_grace_secs": 1})).await;
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    let mut ida = server.consumer(&brand, "ida").await;
+    let held = open(&mut ida, "Before the restart").await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == held).await;
+    drop((alice, ida));
+
+    server.restart(config()).await;
+    // Alice chose online before the restart, but has no socket now: a new consumer waits.
+    let mut jon = server.consumer(&brand, "jon").await;
+    let new = open(&mut jon, "After the restart").await;
+    let queued = jon.expect(|f| f["t"] == "conv" && f["c"] == new).await;
+    assert_eq!(queued["ev"], "queued", "{queued}");
+    // Alice's conversation from before keeps its agent through the grace from the boot,
+    // then returns to the queue; when she connects she gets the new one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = server.store.conversation(&brand.id, held).await.unwrap().unwrap();
+    assert_eq!(before.agent_id, None, "the grace from the boot ran out");
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == held).await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == new).await;
+}
+
+#[tokio::test]
+async fn a_queued_consumer_hears_when_the_estimated_wait_changes_significantly() {
+    let server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    let bob_email = format!("bob@{}.test", brand.id);
+    server.user(&brand, &bob_email, "Bob Builder", Role::Agent, 1, vec![]).await;
+    // One seat (Alice at capacity 1), 5 minutes per conversation until one closes.
+    let token = server.login(&brand.admin_email).await;
+    let users: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/users", server.http))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice_id = users.as_array().unwrap().iter().find(|u| u["email"] == brand.agent_email.as_str()).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let response = reqwest::Client::new()
+        .patch(format!("{}/api/v1/users/{alice_id}", server.http))
+        .bearer_auth(&token)
+        .json(&json!({"max_concurrent": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    let mut first = server.consumer(&brand, "kim").await;
+    let c1 = open(&mut first, "one").await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c1).await;
+    let mut second = server.consumer(&brand, "lee").await;
+    let c2 = open(&mut second, "two").await;
+    assert_eq!(second.expect(|f| f["t"] == "conv" && f["c"] == c2).await["eta"], 300);
+    let mut third = server.consumer(&brand, "max").await;
+    let c3 = open(&mut third, "three").await;
+    assert_eq!(third.expect(|f| f["t"] == "conv" && f["c"] == c3).await["eta"], 600);
+
+    // Bob comes online: he takes the second; the third is now next for two seats and is told
+    // at the next refresh (150 s instead of the 600 it was told).
+    let _bob = server.online_agent(&bob_email).await;
+    second.expect(|f| f["t"] == "conv" && f["ev"] == "assigned").await;
+    let update = third.expect(|f| f["t"] == "conv" && f["ev"] == "queued").await;
+    assert_eq!(update["eta"], 150, "{update}");
+    // Nothing changes: nothing more is said.
+    third.expect_none(Duration::from_millis(600), |f| f["t"] == "conv").await;
+}

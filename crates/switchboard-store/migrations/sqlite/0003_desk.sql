@@ -1,0 +1,14 @@
+-- The conversation desk: the agents' grace period (a brand setting) and the event log of
+-- conversation lifecycle changes, written in the same transaction as the change it records.
+ALTER TABLE brands ADD COLUMN agent_grace_secs INTEGER NOT NULL DEFAULT 60;
+
+CREATE TABLE conversation_events (
+    id INTEGER PRIMARY KEY,
+    brand_id TEXT NOT NULL REFERENCES brands(id),
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+    kind TEXT NOT NULL,
+    agent_id INTEGER,
+    skill_id INTEGER,
+    at INTEGER NOT NULL
+);
+CREATE INDEX conversation_events_conversation ON conversation_events (brand_id, conversation_id, id);
