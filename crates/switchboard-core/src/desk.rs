@@ -195,11 +195,13 @@ pub enum Effect {
 }
 
 /// Why the desk refused an input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The desk has no such open conversation.
+    #[error("the conversation is not open")]
     NotOpen,
     /// The router refused a transfer to an agent.
+    #[error("transfer refused: {0:?}")]
     Transfer(TransferRefusal),
 }
 

@@ -1,10 +1,12 @@
 //! `switchboard-loadgen`: load and wire-size measurements against a running Switchboard
 //! server. `run` measures throughput and latency with many consumers and agents; `bytes`
 //! counts the socket bytes of one scripted conversation; `idle` holds many idle consumer
-//! connections, reads the server's memory per connection and times a reconnection storm.
+//! connections, reads the server's memory per connection and times a reconnection storm;
+//! `desk` measures routing decisions inside one brand's desk, in process.
 
 mod bytes;
 mod conn;
+mod desk;
 mod idle;
 mod record;
 mod run;
@@ -32,6 +34,8 @@ enum Command {
     Idle(idle::IdleArgs),
     /// Socket bytes of the same conversation with the real SDK as the consumer.
     SdkBytes(sdk_bytes::SdkBytesArgs),
+    /// Routing decisions per second inside one brand's desk (in process).
+    Desk(desk::DeskArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
                 Ok(result) => result,
                 Err(_) => Err(anyhow::anyhow!("bytes did not finish within 120 s")),
             },
+            Command::Desk(args) => desk::run(args),
             Command::SdkBytes(args) => {
                 match tokio::time::timeout(Duration::from_secs(120), sdk_bytes::run(args)).await {
                     Ok(result) => result,

@@ -20,6 +20,26 @@ pub fn now_utc() -> String {
         })
 }
 
+/// The commit measured: `git rev-parse --short HEAD`, with `-dirty` when the tree has
+/// uncommitted changes; `unknown` outside a git checkout.
+pub fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(head) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.trim().is_empty());
+            format!("{}{}", head.trim(), if dirty { "-dirty" } else { "" })
+        }
+        None => "unknown".to_owned(),
+    }
+}
+
 /// `nproc`, CPU model and memory, from the OS.
 pub fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
