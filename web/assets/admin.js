@@ -412,7 +412,7 @@ async function skillsPage(body, app) {
   const updateCount = () => {
     count.textContent = `${skills.length} ${skills.length === 1 ? 'skill' : 'skills'}`;
     if (!skills.length && !tbody.querySelector('.placeholder-row')) {
-      tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 4 }, 'No skills yet. Conversations go to the Unrouted queue.')));
+      tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 5 }, 'No skills yet. Conversations go to the Unrouted queue.')));
     } else if (skills.length) tbody.querySelector('.placeholder-row')?.remove();
   };
 
@@ -435,7 +435,7 @@ async function skillsPage(body, app) {
 
   const table = h('table', { class: 'data-table', id: 'skills-admin-table' },
     h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Skill'), h('th', { scope: 'col', class: 'num' }, 'Agents'),
-      h('th', { scope: 'col' }, 'Default for apps'), h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+      h('th', { scope: 'col' }, 'Default for apps'), h('th', { scope: 'col' }, 'Routing'), h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
     tbody);
 
   function addRow(skill) {
@@ -443,10 +443,31 @@ async function skillsPage(body, app) {
     const defaults = apps.filter((a) => a.default_skill_id === skill.id).map((a) => a.name);
     const deleteButton = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': `Delete skill ${skill.name}` }, 'Delete');
     const actions = h('td', { class: 'actions' }, deleteButton);
+    // Assign straight to an agent, or offer to one at a time (they accept or decline within
+    // the timeout). Saved on change; the server's message is shown if it refuses.
+    const routing = h('select', { class: 'input-short', id: `skill-routing-${skill.id}`, 'aria-label': `Routing of ${skill.name}` },
+      h('option', { value: 'assign', selected: skill.routing !== 'offer' }, 'Assign directly'),
+      h('option', { value: 'offer', selected: skill.routing === 'offer' }, 'Offer to accept'));
+    const timeout = h('input', { type: 'number', class: 'input-short', id: `skill-offer-timeout-${skill.id}`, step: 1, min: 5, max: 300,
+      value: skill.offer_timeout_secs ?? 30, 'aria-label': `Seconds to accept an offer of ${skill.name}`, hidden: skill.routing !== 'offer' });
+    const saveRouting = async () => {
+      try {
+        const changes = { routing: routing.value };
+        if (routing.value === 'offer') changes.offer_timeout_secs = Number(timeout.value);
+        const saved = await patch(`/api/v1/skills/${skill.id}`, changes);
+        timeout.hidden = saved.routing !== 'offer';
+        app.toast(saved.routing === 'offer' ? `“${skill.name}” offers conversations (${saved.offer_timeout_secs} s to accept)` : `“${skill.name}” assigns directly`);
+      } catch (error) {
+        app.toast(error.message, 'error');
+      }
+    };
+    routing.addEventListener('change', saveRouting);
+    timeout.addEventListener('change', saveRouting);
     const row = h('tr', { dataset: { skillId: skill.id } },
       h('th', { scope: 'row', class: 'name' }, skill.name, h('span', { class: 'muted id-note' }, ` #${skill.id}`)),
       h('td', { class: 'num', title: agents.map((u) => u.name).join(', ') }, String(agents.length)),
       h('td', null, defaults.length ? defaults.join(', ') : h('span', { class: 'muted' }, '—')),
+      h('td', { class: 'routing' }, routing, ' ', timeout),
       actions);
     deleteButton.addEventListener('click', () => {
       const warn = agents.length ? ` ${agents.length} ${agents.length === 1 ? 'agent loses' : 'agents lose'} it.` : '';

@@ -9,7 +9,8 @@
 // thread of the selected conversation (thread.js) dedupes by seq and fills its own gaps.
 // Own messages go out as `send` with a random cid; they show as pending until the ack,
 // are resent with the same cid after a reconnect, and a refusal puts the text back.
-// Submodules: inbox-list.js, thread.js, composer.js, consumer-panel.js, transfer-dialog.js.
+// Submodules: inbox-list.js, thread.js, composer.js, consumer-panel.js, transfer-dialog.js,
+// offers.js (conversations offered to the agent, to accept or decline).
 
 import { get, post, query, ApiError } from './api.js';
 import { h, clear, sentence, randomId, setText } from './dom.js';
@@ -19,6 +20,7 @@ import { createThread, closedText } from './thread.js';
 import { createComposer } from './composer.js';
 import { createConsumerPanel } from './consumer-panel.js';
 import { transferDialog } from './transfer-dialog.js';
+import { createOfferList } from './offers.js';
 
 const DEFAULT_CHAR_LIMIT = 2000;
 const WAIT_TICK_MS = 15000;
@@ -83,6 +85,7 @@ class Workspace {
 
   build(root) {
     this.list = createConversationList({ onSelect: (id) => this.select(id) });
+    this.offers = createOfferList({ live: this.live, notify: (text, kind) => this.ctx.notify(text, kind) });
     this.listEmpty = h('div', { class: 'list-empty' },
       h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon('inbox')),
       h('p', { class: 'empty-title' }, 'No conversations yet'),
@@ -93,6 +96,7 @@ class Workspace {
     root.appendChild(h('div', { class: 'workspace' },
       h('section', { class: 'inbox-pane', 'aria-label': 'Conversations' },
         h('div', { class: 'pane-head' }, h('h2', {}, 'My conversations'), this.listCount),
+        this.offers.element,
         h('div', { class: 'list-scroll' }, this.list.element, this.listEmpty)),
       this.center,
       this.panel.element));
@@ -145,6 +149,7 @@ class Workspace {
   }
 
   async onWelcome(frame) {
+    this.offers.clear();
     if (!this.loaded) {
       if (this.loading) {
         this.laterWelcome = frame; // a reconnect while the inbox loads: reconcile after it
@@ -321,6 +326,9 @@ class Workspace {
   }
 
   onConv(frame) {
+    if (frame.ev === 'offered') return this.offers.add(frame);
+    if (frame.ev === 'withdrawn') return this.offers.remove(frame.c);
+    if (frame.ev === 'assigned') this.offers.remove(frame.c);
     if (frame.ev === 'assigned' && frame.conv) return this.onAssigned(frame);
     const entry = this.entries.get(frame.c);
     if (!entry) return;
@@ -585,6 +593,7 @@ class Workspace {
   }
 
   destroy() {
+    this.offers.destroy();
     this.closeSelected();
     clearTimeout(this.refreshTimer);
     for (const off of this.offs) off();

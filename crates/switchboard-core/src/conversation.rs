@@ -9,6 +9,8 @@ use crate::ids::{AgentId, Millis, SkillId};
 pub enum ConversationState {
     /// Waiting in the queue of `skill` since `since` (its opening, kept across moves).
     Queued { skill: SkillId, since: Millis },
+    /// Offered to `agent` until `until` (their seat is held; the store shows it waiting).
+    Offered { agent: AgentId, until: Millis },
     /// Held by `agent` since `since`.
     Assigned { agent: AgentId, since: Millis },
 }

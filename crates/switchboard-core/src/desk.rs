@@ -110,6 +110,12 @@ pub enum Input {
     Closed(ConversationId),
     /// Move a conversation.
     Transfer { conversation: ConversationId, to: TransferTo },
+    /// The skills that route by offer, with their timeouts (all others assign directly).
+    OfferSkills(Vec<(SkillId, Millis)>),
+    /// An agent takes the conversation offered to them.
+    Accept { conversation: ConversationId, agent: AgentId },
+    /// An agent passes on the conversation offered to them.
+    Decline { conversation: ConversationId, agent: AgentId },
     /// Time passed: fire the timers that are due.
     Tick,
 }
@@ -123,6 +129,40 @@ pub enum Change {
     Requeue { conversation: ConversationId, skill: SkillId },
     /// The agent's chosen availability.
     AgentState { agent: AgentId, state: AgentState },
+    /// An entry in the conversation's event log that changes nothing else.
+    Record { conversation: ConversationId, agent: AgentId, kind: RecordKind },
+}
+
+/// What a [`Change::Record`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// The agent declined an offer.
+    OfferDeclined,
+    /// The agent let an offer expire.
+    OfferExpired,
+}
+
+impl RecordKind {
+    /// Stable form used in the event log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::OfferDeclined => "offer_declined",
+            RecordKind::OfferExpired => "offer_expired",
+        }
+    }
+}
+
+/// Why an offer ended without being accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferEnd {
+    /// The agent declined.
+    Declined,
+    /// Nobody answered in time.
+    Expired,
+    /// The agent went away (disconnected, or left `online`).
+    AgentUnavailable,
+    /// The conversation closed or was moved.
+    Moved,
 }
 
 /// Why a conversation went to an agent.
@@ -168,6 +208,11 @@ pub enum DeskEvent {
     },
     /// A waiting conversation's estimate changed significantly.
     WaitChanged { conversation: ConversationId, consumer: ConsumerId, eta: Option<u32> },
+    /// A conversation is offered to an agent until `until` (nothing is persisted: it stays
+    /// queued in the store until accepted).
+    Offered { conversation: ConversationId, consumer: ConsumerId, agent: AgentId, until: Millis },
+    /// An offer ended without being accepted.
+    OfferWithdrawn { conversation: ConversationId, agent: AgentId, why: OfferEnd },
     /// An agent's presence changed.
     Presence { agent: AgentId, presence: PresenceView },
 }
@@ -179,6 +224,8 @@ pub enum Timer {
     WaitRefresh,
     /// The agent's grace period ends.
     Grace(AgentId),
+    /// The offer of a conversation expires.
+    Offer(ConversationId),
 }
 
 /// What the engine does, in order.
@@ -203,6 +250,9 @@ pub enum Refusal {
     /// The router refused a transfer to an agent.
     #[error("transfer refused: {0:?}")]
     Transfer(TransferRefusal),
+    /// No offer of this conversation to this agent is running.
+    #[error("no such offer")]
+    NoOffer,
 }
 
 /// An agent's presence as dashboards show it.
@@ -308,11 +358,22 @@ impl Timers {
     }
 }
 
+/// A running offer: the router holds the agent's seat meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Offer {
+    agent: AgentId,
+    until: Millis,
+}
+
 /// The desk of one brand.
 #[derive(Debug, Clone)]
 pub struct Desk {
     settings: DeskSettings,
     router: Router,
+    /// Skills that route by offer, with their timeouts.
+    offer_skills: HashMap<SkillId, Millis>,
+    /// Running offers; the router counts each as an assignment (the seat is held).
+    offers: HashMap<ConversationId, Offer>,
     presence: HashMap<AgentId, Presence>,
     open: HashMap<ConversationId, Tracked>,
     timers: Timers,
@@ -335,6 +396,8 @@ impl Desk {
         Desk {
             settings,
             router: Router::new(),
+            offer_skills: HashMap::new(),
+            offers: HashMap::new(),
             presence: HashMap::new(),
             open: HashMap::new(),
             timers: Timers::default(),
@@ -349,6 +412,7 @@ impl Desk {
     /// conversation held by an unknown or disabled agent goes back to the queue.
     pub fn restore(
         settings: DeskSettings,
+        offer_skills: Vec<(SkillId, Millis)>,
         agents: Vec<AgentSettings>,
         conversations: Vec<OpenConversation>,
         sockets: &HashMap<AgentId, u32>,
@@ -356,6 +420,7 @@ impl Desk {
         now: Millis,
     ) -> (Desk, Vec<Effect>) {
         let mut desk = Desk::new(settings);
+        desk.offer_skills = offer_skills.into_iter().collect();
         let mut batch = Batch::default();
         for settings in agents {
             let agent = settings.agent;
@@ -437,14 +502,20 @@ impl Desk {
     /// Where a conversation stands, if it is open.
     pub fn state_of(&self, conversation: ConversationId) -> Option<ConversationState> {
         let tracked = self.open.get(&conversation)?;
+        if let Some(offer) = self.offers.get(&conversation) {
+            return Some(ConversationState::Offered { agent: offer.agent, until: offer.until });
+        }
         Some(match self.router.assignee(conversation) {
             Some(agent) => ConversationState::Assigned { agent, since: tracked.assigned_at.unwrap_or(0) },
             None => ConversationState::Queued { skill: tracked.skill, since: tracked.waiting_since },
         })
     }
 
-    /// The agent holding a conversation.
+    /// The agent holding a conversation (not one it is only offered to).
     pub fn assignee(&self, conversation: ConversationId) -> Option<AgentId> {
+        if self.offers.contains_key(&conversation) {
+            return None;
+        }
         self.router.assignee(conversation)
     }
 
@@ -526,6 +597,7 @@ impl Desk {
             }
             Input::Opened(open) => self.opened(open, now, &mut batch),
             Input::Closed(conversation) => {
+                self.withdraw(conversation, OfferEnd::Moved, &mut batch);
                 if let Some(tracked) = self.open.remove(&conversation) {
                     let (held_by, assignments) = self.router.release(conversation, now);
                     if held_by.is_some()
@@ -536,12 +608,55 @@ impl Desk {
                     self.assigned(assignments, now, &mut batch);
                 }
             }
-            Input::Transfer { conversation, to } => self.transfer(conversation, to, now, &mut batch)?,
+            Input::Transfer { conversation, to } => {
+                if !self.open.contains_key(&conversation) {
+                    return Err(Refusal::NotOpen);
+                }
+                // Refuse before anything changes: the offer (if any) stands until the move.
+                if let TransferTo::Agent(agent) = to {
+                    self.router.check_transfer(conversation, agent).map_err(Refusal::Transfer)?;
+                }
+                self.withdraw(conversation, OfferEnd::Moved, &mut batch);
+                self.transfer(conversation, to, now, &mut batch)?;
+            }
+            Input::OfferSkills(skills) => self.offer_skills = skills.into_iter().collect(),
+            Input::Accept { conversation, agent } => {
+                match self.offers.get(&conversation) {
+                    Some(offer) if offer.agent == agent => {}
+                    _ => return Err(Refusal::NoOffer),
+                }
+                self.offers.remove(&conversation);
+                self.timers.disarm(Timer::Offer(conversation), &mut batch.effects);
+                let from = batch.moved_from.get(&conversation).copied();
+                if let Some(tracked) = self.open.get_mut(&conversation) {
+                    tracked.assigned_at = Some(now);
+                    tracked.told = None;
+                    batch.effects.push(Effect::Persist(Change::Assign { conversation, agent }));
+                    batch.effects.push(Effect::Emit(DeskEvent::Assigned {
+                        conversation,
+                        consumer: tracked.consumer,
+                        agent,
+                        from,
+                        reason: AssignReason::Routed,
+                    }));
+                }
+            }
+            Input::Decline { conversation, agent } => {
+                match self.offers.get(&conversation) {
+                    Some(offer) if offer.agent == agent => {}
+                    _ => return Err(Refusal::NoOffer),
+                }
+                self.timers.disarm(Timer::Offer(conversation), &mut batch.effects);
+                self.offer_ended(conversation, OfferEnd::Declined, now, &mut batch);
+            }
             Input::Tick => {
                 while let Some(timer) = self.timers.pop_due(now) {
                     match timer {
                         Timer::Grace(agent) => self.grace_ended(agent, now, &mut batch),
                         Timer::WaitRefresh => self.refresh_waits(now, &mut batch),
+                        Timer::Offer(conversation) => {
+                            self.offer_ended(conversation, OfferEnd::Expired, now, &mut batch)
+                        }
                     }
                 }
             }
@@ -570,6 +685,14 @@ impl Desk {
         let Some(presence) = self.presence.get_mut(&agent) else { return };
         change(presence);
         let (state, needs_grace) = (presence.effective(), presence.needs_grace());
+        if state != AgentState::Online {
+            let theirs: Vec<ConversationId> =
+                self.offers.iter().filter(|(_, offer)| offer.agent == agent).map(|(c, _)| *c).collect();
+            for conversation in theirs {
+                self.timers.disarm(Timer::Offer(conversation), &mut batch.effects);
+                self.offer_ended(conversation, OfferEnd::AgentUnavailable, now, batch);
+            }
+        }
         // Grace matters only to an agent who holds something.
         let needs_grace = needs_grace && self.router.load(agent) > 0;
         let assignments = self.router.set_agent_state(agent, state, now);
@@ -690,6 +813,15 @@ impl Desk {
     fn assigned(&mut self, assignments: Vec<Assignment>, now: Millis, batch: &mut Batch) {
         for Assignment { conversation, agent } in assignments {
             let Some(tracked) = self.open.get_mut(&conversation) else { continue };
+            if let Some(timeout) = self.offer_skills.get(&tracked.skill) {
+                // Ring the agent first: the seat is held, nothing is persisted yet.
+                let until = now.saturating_add(*timeout);
+                let consumer = tracked.consumer;
+                self.offers.insert(conversation, Offer { agent, until });
+                self.timers.arm(Timer::Offer(conversation), until, &mut batch.effects);
+                batch.effects.push(Effect::Emit(DeskEvent::Offered { conversation, consumer, agent, until }));
+                continue;
+            }
             tracked.assigned_at = Some(now);
             tracked.told = None;
             batch.effects.push(Effect::Persist(Change::Assign { conversation, agent }));
@@ -708,10 +840,12 @@ impl Desk {
     fn finish(&mut self, mut batch: Batch, now: Millis) -> Vec<Effect> {
         let queued = std::mem::take(&mut batch.queued);
         for (conversation, reason) in queued {
-            if self.router.queued_entry(conversation).is_none() {
+            let offered = self.offers.contains_key(&conversation);
+            if self.router.queued_entry(conversation).is_none() && !offered {
                 continue;
             }
-            let eta = self.estimated_wait(conversation);
+            // Ringing an agent: as good as served now, unless they pass.
+            let eta = if offered { Some(0) } else { self.estimated_wait(conversation) };
             let Some(tracked) = self.open.get_mut(&conversation) else { continue };
             tracked.told = Some((eta, now));
             batch.effects.push(Effect::Emit(DeskEvent::Queued {
@@ -732,6 +866,33 @@ impl Desk {
             _ => {}
         }
         batch.effects
+    }
+
+    /// Ends a running offer because the conversation closed or moved: the agent is told, the
+    /// timer disarmed. The router still holds the seat; the caller moves the conversation.
+    fn withdraw(&mut self, conversation: ConversationId, why: OfferEnd, batch: &mut Batch) {
+        if let Some(offer) = self.offers.remove(&conversation) {
+            self.timers.disarm(Timer::Offer(conversation), &mut batch.effects);
+            batch.effects.push(Effect::Emit(DeskEvent::OfferWithdrawn { conversation, agent: offer.agent, why }));
+        }
+    }
+
+    /// An offer ended unanswered or declined: counted, and the conversation is offered to
+    /// the next agent (not straight back to this one).
+    fn offer_ended(&mut self, conversation: ConversationId, why: OfferEnd, now: Millis, batch: &mut Batch) {
+        let Some(offer) = self.offers.remove(&conversation) else { return };
+        let kind = match why {
+            OfferEnd::Declined => Some(RecordKind::OfferDeclined),
+            OfferEnd::Expired => Some(RecordKind::OfferExpired),
+            OfferEnd::AgentUnavailable | OfferEnd::Moved => None,
+        };
+        if let Some(kind) = kind {
+            batch.effects.push(Effect::Persist(Change::Record { conversation, agent: offer.agent, kind }));
+        }
+        batch.effects.push(Effect::Emit(DeskEvent::OfferWithdrawn { conversation, agent: offer.agent, why }));
+        let entry = self.entry_of(conversation, Some(offer.agent));
+        let assignments = self.router.requeue(entry, now);
+        self.assigned(assignments, now, batch);
     }
 
     /// Recomputes every waiting conversation's estimate; tells the significant changes.
@@ -919,7 +1080,8 @@ mod tests {
             assigned_at: Some(5),
         };
         let orphan = OpenConversation { conversation: 11, agent: Some(99), ..held };
-        let (mut desk, effects) = Desk::restore(SETTINGS, agents, vec![held, orphan], &HashMap::new(), 1_000, 2_000);
+        let (mut desk, effects) =
+            Desk::restore(SETTINGS, Vec::new(), agents, vec![held, orphan], &HashMap::new(), 1_000, 2_000);
         // Held by an unknown (disabled) agent: back to the queue at once.
         assert_eq!(persisted(&effects), vec![Change::Requeue { conversation: 11, skill: GENERAL }]);
         assert!(effects.contains(&Effect::Arm(Timer::Grace(1), 61_000)));
@@ -984,6 +1146,62 @@ mod tests {
         assert!(emitted(&effects).iter().any(|e| matches!(e, DeskEvent::Queued { from: Some(1), .. })));
     }
 
+    #[test]
+    fn offers_ring_one_agent_move_on_when_declined_or_unanswered_and_count() {
+        let mut desk = Desk::new(SETTINGS);
+        handle(&mut desk, Input::OfferSkills(vec![(GENERAL, 30_000)]), 0);
+        for a in [1, 2] {
+            handle(&mut desk, agent(a, 1), 0);
+            handle(&mut desk, Input::AgentConnected(a), a);
+        }
+        // Agent 1 has been idle longest: rung first. Nothing is persisted; the consumer waits.
+        let effects = handle(&mut desk, opened(10, 5), 5);
+        assert!(persisted(&effects).is_empty());
+        assert!(emitted(&effects).contains(&DeskEvent::Offered {
+            conversation: 10,
+            consumer: 110,
+            agent: 1,
+            until: 30_005
+        }));
+        assert!(matches!(emitted(&effects)[..], [_, DeskEvent::Queued { eta: Some(0), .. }]));
+        assert_eq!(desk.state_of(10), Some(ConversationState::Offered { agent: 1, until: 30_005 }));
+        assert_eq!(desk.handle(Input::Accept { conversation: 10, agent: 2 }, 6), Err(Refusal::NoOffer));
+        // Agent 1 declines: counted, and agent 2 is rung.
+        let effects = handle(&mut desk, Input::Decline { conversation: 10, agent: 1 }, 7);
+        assert_eq!(
+            persisted(&effects),
+            vec![Change::Record { conversation: 10, agent: 1, kind: RecordKind::OfferDeclined }]
+        );
+        assert!(emitted(&effects).contains(&DeskEvent::Offered {
+            conversation: 10,
+            consumer: 110,
+            agent: 2,
+            until: 30_007
+        }));
+        // Agent 2 does not answer: counted as expired, back to agent 1.
+        let effects = handle(&mut desk, Input::Tick, 30_007);
+        assert_eq!(
+            persisted(&effects),
+            vec![Change::Record { conversation: 10, agent: 2, kind: RecordKind::OfferExpired }]
+        );
+        assert_eq!(desk.state_of(10).map(|s| matches!(s, ConversationState::Offered { agent: 1, .. })), Some(true));
+        // Agent 1 accepts: now it is theirs, persisted.
+        let effects = handle(&mut desk, Input::Accept { conversation: 10, agent: 1 }, 30_010);
+        assert_eq!(persisted(&effects), vec![Change::Assign { conversation: 10, agent: 1 }]);
+        assert_eq!(desk.assignee(10), Some(1));
+        assert_eq!(desk.handle(Input::Decline { conversation: 10, agent: 1 }, 30_011), Err(Refusal::NoOffer));
+        // An agent who goes away loses the offers they hold.
+        handle(&mut desk, opened(11, 30_020), 30_020);
+        assert_eq!(desk.state_of(11).map(|s| matches!(s, ConversationState::Offered { agent: 2, .. })), Some(true));
+        let effects = handle(&mut desk, Input::AgentDisconnected(2), 30_030);
+        assert!(emitted(&effects).contains(&DeskEvent::OfferWithdrawn {
+            conversation: 11,
+            agent: 2,
+            why: OfferEnd::AgentUnavailable
+        }));
+        assert_eq!(desk.state_of(11), Some(ConversationState::Queued { skill: GENERAL, since: 30_020 }));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Open,
@@ -992,6 +1210,7 @@ mod tests {
         Disconnect(AgentId),
         Choose(AgentId, AgentState),
         Transfer(usize, Option<AgentId>),
+        Answer(usize, bool),
         Wait(Millis),
         Restart,
     }
@@ -1010,6 +1229,7 @@ mod tests {
             2 => (1..=3i64).prop_map(Op::Disconnect),
             1 => ((1..=3i64), state).prop_map(|(a, s)| Op::Choose(a, s)),
             1 => ((0..40usize), proptest::option::of(1..=3i64)).prop_map(|(i, a)| Op::Transfer(i, a)),
+            2 => ((0..40usize), any::<bool>()).prop_map(|(i, yes)| Op::Answer(i, yes)),
             2 => (1..90_000i64).prop_map(Op::Wait),
             1 => Just(Op::Restart),
         ]
@@ -1039,15 +1259,27 @@ mod tests {
                     Change::AgentState { agent, state } => {
                         self.chosen.insert(agent, state);
                     }
+                    Change::Record { conversation, .. } => {
+                        prop_assert_open(self.open.contains_key(&conversation), conversation);
+                    }
                 }
             }
         }
     }
 
+    fn prop_assert_open(open: bool, conversation: ConversationId) {
+        assert!(open, "an event recorded for conversation {conversation}, which is not open");
+    }
+
     proptest! {
         #[test]
-        fn desk_invariants_hold_and_the_store_never_disagrees(ops in proptest::collection::vec(op(), 1..150)) {
+        fn desk_invariants_hold_and_the_store_never_disagrees(
+            ops in proptest::collection::vec(op(), 1..150),
+            offer in any::<bool>(),
+        ) {
             let mut desk = Desk::new(SETTINGS);
+            let offer_skills: Vec<(SkillId, Millis)> = if offer { vec![(GENERAL, 20_000)] } else { Vec::new() };
+            handle(&mut desk, Input::OfferSkills(offer_skills.clone()), 0);
             let mut stored = Stored::default();
             let mut now: Millis = 0;
             let mut next_id = 0;
@@ -1087,6 +1319,15 @@ mod tests {
                         let to = to.map_or(TransferTo::Queue, TransferTo::Agent);
                         desk.handle(Input::Transfer { conversation: id, to }, now).unwrap_or_default()
                     }
+                    Op::Answer(i, yes) => {
+                        let mut offered: Vec<(ConversationId, AgentId)> = desk.offers.iter().map(|(c, o)| (*c, o.agent)).collect();
+                        offered.sort_unstable();
+                        if offered.is_empty() { continue }
+                        let (conversation, agent) = offered[i % offered.len()];
+                        prop_assert_eq!(desk.handle(Input::Accept { conversation, agent: agent + 1 }, now), Err(Refusal::NoOffer));
+                        let input = if yes { Input::Accept { conversation, agent } } else { Input::Decline { conversation, agent } };
+                        handle(&mut desk, input, now)
+                    }
                     Op::Wait(ms) => {
                         now += ms;
                         handle(&mut desk, Input::Tick, now)
@@ -1100,7 +1341,7 @@ mod tests {
                         }).collect();
                         let mut open: Vec<OpenConversation> = stored.open.values().copied().collect();
                         open.sort_by_key(|o| o.conversation);
-                        let (rebuilt, effects) = Desk::restore(SETTINGS, agents, open, &HashMap::new(), now, now);
+                        let (rebuilt, effects) = Desk::restore(SETTINGS, offer_skills.clone(), agents, open, &HashMap::new(), now, now);
                         desk = rebuilt;
                         armed.clear();
                         effects
@@ -1125,6 +1366,10 @@ mod tests {
                         Some(ConversationState::Queued { skill, .. }) => {
                             prop_assert_eq!(row.agent, None);
                             prop_assert_eq!(row.skill, skill);
+                        }
+                        Some(ConversationState::Offered { until, .. }) => {
+                            prop_assert_eq!(row.agent, None, "an offer is not persisted");
+                            prop_assert!(until > now, "offer of {} past its time", id);
                         }
                         None => prop_assert!(false, "open conversation {} unknown to the desk", id),
                     }

@@ -300,6 +300,14 @@ impl Router {
         agent: AgentId,
         now: Millis,
     ) -> Result<Vec<Assignment>, TransferRefusal> {
+        self.check_transfer(conversation, agent)?;
+        self.detach(conversation, now);
+        self.give(conversation, agent, now);
+        Ok(self.dispatch(now))
+    }
+
+    /// Whether [`Router::transfer_to_agent`] would accept, without changing anything.
+    pub fn check_transfer(&self, conversation: ConversationId, agent: AgentId) -> Result<(), TransferRefusal> {
         let slot = self.agents.get(&agent).ok_or(TransferRefusal::UnknownAgent)?;
         if self.assigned.get(&conversation) == Some(&agent) {
             return Err(TransferRefusal::AlreadyAssigned);
@@ -310,9 +318,7 @@ impl Router {
         if slot.load >= slot.profile.max_concurrent {
             return Err(TransferRefusal::AtCapacity { load: slot.load, max: slot.profile.max_concurrent });
         }
-        self.detach(conversation, now);
-        self.give(conversation, agent, now);
-        Ok(self.dispatch(now))
+        Ok(())
     }
 
     fn put_in_queue(&mut self, entry: QueuedConversation) {

@@ -57,6 +57,7 @@ error_codes! {
     ConversationClosed = ("conversation_closed", 409, "the conversation is closed; a new consumer message starts a new one"),
     NotAssigned = ("not_assigned", 403, "the conversation is not assigned to this agent"),
     TransferRefused = ("transfer_refused", 409, "the transfer target cannot take the conversation: the agent is not online, has no free capacity, or already holds it"),
+    OfferGone = ("offer_gone", 409, "there is no offer of this conversation to this agent: it expired, was declined, or the conversation closed or moved"),
     TextEmpty = ("text_empty", 400, "a message must contain at least one non-whitespace character"),
     TextTooLong = ("text_too_long", 400, "the message is longer than the channel's limit (2000 characters for in-app and web); nothing was stored"),
     InvalidClientId = ("invalid_client_id", 400, "the idempotency id (cid) is empty or longer than 64 bytes"),

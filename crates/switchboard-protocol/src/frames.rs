@@ -286,6 +286,18 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
+    /// Agents: take a conversation offered to them.
+    Accept {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        c: ConversationId,
+    },
+    /// Agents: pass on a conversation offered to them (it is offered to someone else).
+    Decline {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        c: ConversationId,
+    },
 }
 
 impl ClientFrame {
@@ -301,6 +313,8 @@ impl ClientFrame {
             | ClientFrame::History { id, .. }
             | ClientFrame::State { id, .. }
             | ClientFrame::Push { id, .. }
+            | ClientFrame::Accept { id, .. }
+            | ClientFrame::Decline { id, .. }
             | ClientFrame::Ping { id } => *id,
         }
     }
@@ -340,6 +354,12 @@ pub enum ConversationEventKind {
     /// Agents only: the conversation left this agent (transferred to `agent`, or back to a
     /// queue when `agent` is absent).
     Transferred,
+    /// Agents only: the conversation is offered to this agent until `until`; answer with
+    /// `accept` or `decline` (skills in offer mode).
+    Offered,
+    /// Agents only: an offer to this agent ended (declined, expired, or the conversation
+    /// closed or moved); drop it.
+    Withdrawn,
 }
 
 /// Consumer profile as agents see it.
@@ -452,9 +472,12 @@ pub enum ServerFrame {
         /// `closed`: who closed it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<Side>,
-        /// Agents: the conversation in full (on `assigned`).
+        /// Agents: the conversation in full (on `assigned` and `offered`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conv: Option<Box<ConversationSummary>>,
+        /// `offered`: when the offer expires (ms since the epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Millis>,
     },
     /// Consumers: please rate conversation `c` (answer with `csat`).
     Survey { c: ConversationId },

@@ -998,7 +998,7 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
             shared.emit(Event::Receipt { conversation: c, by, read: k == ReceiptKind::Read, seq });
         }
         ServerFrame::Typing { c, on, name, .. } => shared.emit(Event::Typing { conversation: c, on, name }),
-        ServerFrame::Conv { c, ev, agent, eta, by, conv } => match ev {
+        ServerFrame::Conv { c, ev, agent, eta, by, conv, .. } => match ev {
             ConversationEventKind::Opened => {
                 if let Some(summary) = conv {
                     store.upsert_conversation(&summary)?;
@@ -1021,8 +1021,8 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
                 forget_queue_estimate(store, c)?;
                 shared.emit(Event::Closed { conversation: c, by });
             }
-            // Sent to agents only (a conversation left them); nothing for a consumer.
-            ConversationEventKind::Transferred => {}
+            // Sent to agents only (a conversation left them, or offers); nothing for a consumer.
+            ConversationEventKind::Transferred | ConversationEventKind::Offered | ConversationEventKind::Withdrawn => {}
         },
         ServerFrame::Survey { c } => {
             store.set_survey_open(c, true)?;

@@ -505,6 +505,36 @@ async fn create_skill(
     Ok((StatusCode::CREATED, Json(state.store.create_skill(&caller.brand_id, &request.name, now_ms()).await?)))
 }
 
+/// How a skill routes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkillSettingsRequest {
+    /// `assign` (straight to the least-loaded agent) or `offer` (ring one agent at a time).
+    pub routing: Option<switchboard_store::SkillRouting>,
+    /// Seconds an agent has to accept an offer: 5 to 300 (default 30).
+    pub offer_timeout_secs: Option<i64>,
+}
+
+/// Changes how a skill routes (admin).
+#[utoipa::path(patch, path = "/api/v1/skills/{skill_id}", tag = "skills", params(("skill_id" = i64, Path)),
+    request_body = SkillSettingsRequest, responses((status = 200, body = Skill), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn patch_skill(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    P(skill_id): P<i64>,
+    Body(request): Body<SkillSettingsRequest>,
+) -> ApiResult<Json<Skill>> {
+    if let Some(secs) = request.offer_timeout_secs
+        && !(5..=300).contains(&secs)
+    {
+        return Err(ApiError::bad_request(format!("offer_timeout_secs must be 5 to 300 (got {secs})")));
+    }
+    let skill =
+        state.store.update_skill(&caller.brand_id, skill_id, request.routing, request.offer_timeout_secs).await?;
+    state.engines.skills_changed(&caller.brand_id);
+    Ok(Json(skill))
+}
+
 /// The brand's skills.
 #[utoipa::path(get, path = "/api/v1/skills", tag = "skills", responses((status = 200, body = Vec<Skill>)))]
 async fn list_skills(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Vec<Skill>>> {
@@ -520,6 +550,7 @@ async fn delete_skill(
     P(skill_id): P<i64>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_skill(&caller.brand_id, skill_id).await?;
+    state.engines.skills_changed(&caller.brand_id);
     for user in state.store.users(&caller.brand_id).await? {
         state.engines.agent_changed(&user);
     }
@@ -892,7 +923,7 @@ async fn not_found() -> ApiError {
     info(title = "Switchboard API", description = "REST API of Switchboard. Errors are {code, message}; codes in docs/errors.md. WebSocket protocol: docs/protocol.md."),
     paths(
         login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
-        list_keys, delete_key, create_skill, list_skills, delete_skill, create_user, list_users, get_user, patch_user,
+        list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
         create_token, list_tokens, delete_token, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::dashboard, crate::floor::report,
         crate::floor::report_csv, healthz, readyz, metrics_text
@@ -929,7 +960,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/apps/{app_id}/keys", get(list_keys).post(add_key))
         .route("/api/v1/apps/{app_id}/keys/{key_id}", axum::routing::delete(delete_key))
         .route("/api/v1/skills", get(list_skills).post(create_skill))
-        .route("/api/v1/skills/{skill_id}", axum::routing::delete(delete_skill))
+        .route("/api/v1/skills/{skill_id}", axum::routing::delete(delete_skill).patch(patch_skill))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{user_id}", get(get_user).patch(patch_user))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))

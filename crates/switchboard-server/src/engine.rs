@@ -29,7 +29,7 @@ use switchboard_core::desk::{
 use switchboard_core::ids::{ANY_SKILL, AgentId, SkillId};
 use switchboard_core::routing::{AgentProfile, TransferRefusal};
 use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, ErrorCode, Millis, Side};
-use switchboard_store::{Append, Conversation, Role, Store, StoreError, SystemAppend, User};
+use switchboard_store::{Append, Conversation, Role, SkillRouting, Store, StoreError, SystemAppend, User};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{ApiError, ApiResult};
@@ -96,6 +96,10 @@ enum Command {
     },
     /// An agent chose a state; answers once persisted.
     Choose { agent: AgentId, state: AgentState, reply: oneshot::Sender<()> },
+    /// Answer to an offer: `accept` or `decline`.
+    Answer { agent: AgentId, conversation: ConversationId, accept: bool, reply: oneshot::Sender<Result<(), Refusal>> },
+    /// A skill was created, changed or deleted (routing modes).
+    SkillsChanged,
     /// A user was created or changed.
     AgentChanged(Box<User>),
     /// Brand settings changed.
@@ -234,6 +238,28 @@ impl Engines {
         answer.await.map_err(|_| StoreError::ShuttingDown)
     }
 
+    /// An agent accepts (or declines) a conversation offered to them.
+    pub async fn answer_offer(
+        &self,
+        brand_id: &str,
+        agent: AgentId,
+        conversation: ConversationId,
+        accept: bool,
+    ) -> ApiResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(brand_id, Command::Answer { agent, conversation, accept, reply });
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::code(ErrorCode::OfferGone)),
+            Err(_) => Err(ApiError::code(ErrorCode::Unavailable)),
+        }
+    }
+
+    /// The brand's skills changed (how they route).
+    pub fn skills_changed(&self, brand_id: &str) {
+        self.send(brand_id, Command::SkillsChanged);
+    }
+
     /// A user was created or changed (capacity, skills, disabled).
     pub fn agent_changed(&self, user: &User) {
         self.send(&user.brand_id, Command::AgentChanged(Box::new(user.clone())));
@@ -367,20 +393,50 @@ impl Engine {
             |brand| settings_of(brand, self.wait_refresh_ms),
         );
         let users = self.store.users(&self.brand_id).await?;
+        let offer_skills = self.offer_skills().await?;
         let open = self.store.open_conversations(&self.brand_id).await?;
         let sockets = self.desk.sockets();
         let agents = users.iter().map(agent_settings_of).collect();
         let conversations = open.iter().map(open_conversation_of).collect();
         let now = self.clock.now();
-        let (desk, effects) = Desk::restore(settings, agents, conversations, &sockets, self.boot_ms, now);
+        let (desk, effects) = Desk::restore(settings, offer_skills, agents, conversations, &sockets, self.boot_ms, now);
         self.desk = desk;
         tracing::debug!(brand_id = %self.brand_id, open = open.len(), "desk rebuilt");
         self.carry_out(effects, 0).await;
         Ok(())
     }
 
+    /// The skills that route by offer, with their timeouts.
+    async fn offer_skills(&self) -> Result<Vec<(SkillId, Millis)>, StoreError> {
+        Ok(self
+            .store
+            .skills(&self.brand_id)
+            .await?
+            .into_iter()
+            .filter(|skill| skill.routing == SkillRouting::Offer)
+            .map(|skill| (skill.id, skill.offer_timeout_secs.max(1).saturating_mul(1000)))
+            .collect())
+    }
+
     async fn command(&mut self, command: Command) {
         match command {
+            Command::Answer { agent, conversation, accept, reply } => {
+                let input =
+                    if accept { Input::Accept { conversation, agent } } else { Input::Decline { conversation, agent } };
+                match self.desk.handle(input, self.clock.now()) {
+                    Ok(effects) => {
+                        self.carry_out(effects, 0).await;
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(refusal) => {
+                        let _ = reply.send(Err(refusal));
+                    }
+                }
+            }
+            Command::SkillsChanged => match self.offer_skills().await {
+                Ok(skills) => self.input(Input::OfferSkills(skills), 0).await,
+                Err(error) => tracing::error!(%error, brand_id = %self.brand_id, "could not read skills"),
+            },
             Command::Input(input) => self.input(input, 0).await,
             Command::Opened { open, reply } => {
                 let conversation = open.conversation;
@@ -496,6 +552,10 @@ impl Engine {
                 self.store.set_user_state(&self.brand_id, agent, state).await?;
                 Ok(true)
             }
+            Change::Record { conversation, agent, kind } => {
+                metrics::counter!(crate::metrics::OFFERS_UNANSWERED, "outcome" => kind.as_str()).increment(1);
+                self.store.record_conversation_event(&self.brand_id, conversation, kind.as_str(), agent, now).await
+            }
         }
     }
 
@@ -561,7 +621,7 @@ impl Engine {
         };
         let effects = match self.desk.handle(Input::Transfer { conversation: conversation_id, to }, self.clock.now()) {
             Ok(effects) => effects,
-            Err(Refusal::NotOpen) => return Err(ApiError::code(ErrorCode::ConversationClosed)),
+            Err(Refusal::NotOpen | Refusal::NoOffer) => return Err(ApiError::code(ErrorCode::ConversationClosed)),
             Err(Refusal::Transfer(refusal)) => {
                 let agent = target_agent.as_ref().map_or("the agent", |agent| agent.name.as_str());
                 return Err(refused(agent, refusal));
@@ -602,6 +662,7 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 fn changed_conversation(change: Change) -> Option<ConversationId> {
     match change {
         Change::Assign { conversation, .. } | Change::Requeue { conversation, .. } => Some(conversation),
+        Change::Record { conversation, .. } => Some(conversation),
         Change::AgentState { .. } => None,
     }
 }
@@ -611,7 +672,9 @@ fn event_conversation(event: &switchboard_core::desk::DeskEvent) -> Option<Conve
     match event {
         DeskEvent::Assigned { conversation, .. }
         | DeskEvent::Queued { conversation, .. }
-        | DeskEvent::WaitChanged { conversation, .. } => Some(*conversation),
+        | DeskEvent::WaitChanged { conversation, .. }
+        | DeskEvent::Offered { conversation, .. }
+        | DeskEvent::OfferWithdrawn { conversation, .. } => Some(*conversation),
         DeskEvent::Presence { .. } => None,
     }
 }

@@ -68,6 +68,7 @@ impl Fanout {
             eta: None,
             by: None,
             conv: Some(Box::new(consumer_summary(conversation))),
+            until: None,
         };
         self.to_consumer(&conversation.brand_id, conversation.consumer_id, origin, &frame);
     }
@@ -90,6 +91,7 @@ impl Fanout {
             eta: None,
             by: conversation.closed_by,
             conv: None,
+            until: None,
         };
         self.to_consumer(&conversation.brand_id, conversation.consumer_id, origin, &frame);
         if let Some(agent) = conversation.agent_id {
@@ -133,6 +135,7 @@ impl Fanout {
                     eta: None,
                     by: None,
                     conv: Some(Box::new(agent_summary(&row, profile.as_ref(), &skills))),
+                    until: None,
                 };
                 self.to_agent(brand_id, agent, origin, &to_agent);
                 // The agent who had it hears where it went: to a colleague by name, or back
@@ -166,6 +169,24 @@ impl Fanout {
             DeskEvent::WaitChanged { conversation, consumer, eta } => {
                 self.to_consumer(brand_id, consumer, 0, &conv(conversation, ConversationEventKind::Queued, None, eta));
             }
+            DeskEvent::Offered { conversation, consumer, agent, until } => {
+                let Some(row) = self.store.conversation(brand_id, conversation).await? else { return Ok(()) };
+                let profile = self.store.consumer(brand_id, consumer).await?;
+                let skills = self.store.skills(brand_id).await?;
+                let frame = ServerFrame::Conv {
+                    c: conversation,
+                    ev: ConversationEventKind::Offered,
+                    agent: None,
+                    eta: None,
+                    by: None,
+                    conv: Some(Box::new(agent_summary(&row, profile.as_ref(), &skills))),
+                    until: Some(until),
+                };
+                self.to_agent(brand_id, agent, 0, &frame);
+            }
+            DeskEvent::OfferWithdrawn { conversation, agent, .. } => {
+                self.to_agent(brand_id, agent, 0, &conv(conversation, ConversationEventKind::Withdrawn, None, None));
+            }
             DeskEvent::Presence { .. } => {}
         }
         Ok(())
@@ -173,7 +194,7 @@ impl Fanout {
 }
 
 fn conv(c: ConversationId, ev: ConversationEventKind, agent: Option<String>, eta: Option<u32>) -> ServerFrame {
-    ServerFrame::Conv { c, ev, agent, eta, by: None, conv: None }
+    ServerFrame::Conv { c, ev, agent, eta, by: None, conv: None, until: None }
 }
 
 /// The summary agents see: with the consumer's profile and the skill's name.

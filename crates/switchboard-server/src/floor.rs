@@ -236,6 +236,10 @@ pub struct AgentFloor {
     pub skills: Vec<i64>,
     pub resolved_today: i64,
     pub avg_first_response_secs: Option<i64>,
+    /// Offers (skills in offer mode) this agent declined today.
+    pub offers_declined_today: i64,
+    /// Offers this agent let expire today.
+    pub offers_expired_today: i64,
 }
 
 /// CSAT answers: count per score 1–5.
@@ -298,6 +302,10 @@ async fn dashboard(
     let days: HashMap<i64, switchboard_store::AgentDay> =
         state.store.agent_days(brand_id, since).await?.into_iter().collect();
     let csat = CsatSummary::from_distribution(state.store.csat_since(brand_id, since).await?);
+    let declined: HashMap<i64, i64> =
+        state.store.events_per_agent(brand_id, "offer_declined", since).await?.into_iter().collect();
+    let expired: HashMap<i64, i64> =
+        state.store.events_per_agent(brand_id, "offer_expired", since).await?.into_iter().collect();
     let mut skill_ids: Vec<i64> = skills.iter().map(|skill| skill.id).collect();
     skill_ids.push(ANY_SKILL);
     let floor = state.engines.floor(brand_id, skill_ids).await;
@@ -365,6 +373,8 @@ async fn dashboard(
                 skills: user.skills.clone(),
                 resolved_today: day.resolved,
                 avg_first_response_secs: (day.responded > 0).then(|| day.first_response_ms / day.responded / 1000),
+                offers_declined_today: declined.get(&user.id).copied().unwrap_or(0),
+                offers_expired_today: expired.get(&user.id).copied().unwrap_or(0),
             }
         })
         .collect();

@@ -21,6 +21,8 @@ pub const CONVERSATIONS_OPENED: &str = "switchboard_conversations_opened_total";
 pub const ASSIGNMENTS: &str = "switchboard_assignments_total";
 /// Counter: conversations transferred (to a skill, an agent, or back to the queue).
 pub const TRANSFERS: &str = "switchboard_transfers_total";
+/// Counter: offers that ended unanswered, label `outcome` = offer_declined | offer_expired.
+pub const OFFERS_UNANSWERED: &str = "switchboard_offers_unanswered_total";
 /// Counter: REST requests, labels `status` class (2xx, 4xx, 5xx).
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 
@@ -46,6 +48,7 @@ fn describe() {
     metrics::describe_counter!(CONVERSATIONS_OPENED, "conversations opened");
     metrics::describe_counter!(ASSIGNMENTS, "conversations assigned to agents");
     metrics::describe_counter!(TRANSFERS, "conversations transferred to a skill, an agent or back to the queue");
+    metrics::describe_counter!(OFFERS_UNANSWERED, "offers of a conversation that an agent declined or let expire");
     metrics::describe_counter!(HTTP_REQUESTS, "REST requests by status class");
     switchboard_store::describe_metrics();
 }

@@ -746,6 +746,9 @@ async fn handle_consumer(
             }])
         }
         ClientFrame::State { .. } => Err(ApiError::new(ErrorCode::Forbidden, "consumers have no agent state")),
+        ClientFrame::Accept { .. } | ClientFrame::Decline { .. } => {
+            Err(ApiError::new(ErrorCode::Forbidden, "only agents answer offers"))
+        }
         ClientFrame::Push { id, provider, token } => {
             if token.is_empty() || token.len() > MAX_PUSH_TOKEN_BYTES {
                 return Err(ApiError::bad_request(format!(
@@ -1001,6 +1004,14 @@ async fn handle_agent(
         ClientFrame::State { id, state: new_state } => {
             state.engines.choose_state(&brand_id, agent_id, new_state).await?;
             peer.user.state = new_state;
+            Ok(ok(id))
+        }
+        ClientFrame::Accept { id, c } => {
+            state.engines.answer_offer(&brand_id, agent_id, c, true).await?;
+            Ok(ok(id))
+        }
+        ClientFrame::Decline { id, c } => {
+            state.engines.answer_offer(&brand_id, agent_id, c, false).await?;
             Ok(ok(id))
         }
         ClientFrame::Csat { .. } => Err(ApiError::new(ErrorCode::Forbidden, "only consumers answer surveys")),

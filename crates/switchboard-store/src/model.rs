@@ -64,6 +64,40 @@ pub struct Skill {
     pub id: i64,
     pub brand_id: String,
     pub name: String,
+    /// `assign`: conversations go straight to the chosen agent; `offer`: the agent is rung
+    /// first and accepts or declines within `offer_timeout_secs`.
+    pub routing: SkillRouting,
+    pub offer_timeout_secs: i64,
+}
+
+/// How a skill hands conversations to agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkillRouting {
+    /// Straight to the least-loaded agent.
+    #[default]
+    Assign,
+    /// Rung to one agent at a time, who accepts or declines.
+    Offer,
+}
+
+impl SkillRouting {
+    /// Stable form used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkillRouting::Assign => "assign",
+            SkillRouting::Offer => "offer",
+        }
+    }
+
+    /// Parses [`SkillRouting::as_str`].
+    pub fn parse(s: &str) -> Option<SkillRouting> {
+        match s {
+            "assign" => Some(SkillRouting::Assign),
+            "offer" => Some(SkillRouting::Offer),
+            _ => None,
+        }
+    }
 }
 
 /// Role of a brand user. Each role includes the ones before it.

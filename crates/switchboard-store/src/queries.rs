@@ -111,6 +111,18 @@ fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
     Ok(row.try_get::<i64, _>(column)? != 0)
 }
 
+fn skill_from_row(row: &AnyRow) -> Result<Skill, StoreError> {
+    let routing: String = row.try_get("routing")?;
+    Ok(Skill {
+        id: row.try_get("id")?,
+        brand_id: row.try_get("brand_id")?,
+        name: row.try_get("name")?,
+        routing: SkillRouting::parse(&routing)
+            .ok_or_else(|| StoreError::Corrupt(format!("skill routing {routing:?}")))?,
+        offer_timeout_secs: row.try_get("offer_timeout_secs")?,
+    })
+}
+
 fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
     Ok(Brand {
         id: row.try_get("id")?,
@@ -272,25 +284,50 @@ impl Store {
 
     /// Creates a skill; `Conflict` if the brand has one with this name.
     pub async fn create_skill(&self, brand_id: &str, name: &str, now: Millis) -> Result<Skill, StoreError> {
-        let id: i64 = sqlx::query("INSERT INTO skills (brand_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
-            .bind(brand_id)
-            .bind(name)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok(Skill { id, brand_id: brand_id.to_owned(), name: name.to_owned() })
+        let row = sqlx::query(
+            "INSERT INTO skills (brand_id, name, created_at) VALUES ($1, $2, $3)
+             RETURNING id, brand_id, name, routing, offer_timeout_secs",
+        )
+        .bind(brand_id)
+        .bind(name)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        skill_from_row(&row)
     }
 
     /// The brand's skills, by name.
     pub async fn skills(&self, brand_id: &str) -> Result<Vec<Skill>, StoreError> {
-        let rows = sqlx::query("SELECT id, brand_id, name FROM skills WHERE brand_id = $1 ORDER BY name")
-            .bind(brand_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| Ok(Skill { id: row.try_get(0)?, brand_id: row.try_get(1)?, name: row.try_get(2)? }))
-            .collect()
+        let rows = sqlx::query(
+            "SELECT id, brand_id, name, routing, offer_timeout_secs FROM skills WHERE brand_id = $1 ORDER BY name",
+        )
+        .bind(brand_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(skill_from_row).collect()
+    }
+
+    /// Changes how a skill routes; `None` keeps a value. `NotFound` if the brand has no such
+    /// skill.
+    pub async fn update_skill(
+        &self,
+        brand_id: &str,
+        skill_id: i64,
+        routing: Option<SkillRouting>,
+        offer_timeout_secs: Option<i64>,
+    ) -> Result<Skill, StoreError> {
+        let row = sqlx::query(
+            "UPDATE skills SET routing = COALESCE($3, routing), offer_timeout_secs = COALESCE($4, offer_timeout_secs)
+             WHERE brand_id = $1 AND id = $2 RETURNING id, brand_id, name, routing, offer_timeout_secs",
+        )
+        .bind(brand_id)
+        .bind(skill_id)
+        .bind(routing.map(SkillRouting::as_str))
+        .bind(offer_timeout_secs)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        skill_from_row(&row)
     }
 
     /// Deletes a skill; agents lose it, apps routing to it fall back to no skill.
@@ -953,8 +990,51 @@ impl Store {
         Ok(true)
     }
 
+    /// Adds an entry that changes nothing else to a conversation's event log (an offer
+    /// declined or expired). `false` if the brand has no such open conversation.
+    pub async fn record_conversation_event(
+        &self,
+        brand_id: &str,
+        id: ConversationId,
+        kind: &str,
+        agent_id: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO conversation_events (brand_id, conversation_id, kind, agent_id, skill_id, at)
+             SELECT brand_id, id, $3, $4, skill_id, $5 FROM conversations WHERE brand_id = $1 AND id = $2 AND status = 'open'",
+        )
+        .bind(brand_id)
+        .bind(id)
+        .bind(kind)
+        .bind(agent_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many event-log entries of `kind` each agent has since `since`, by agent id.
+    pub async fn events_per_agent(
+        &self,
+        brand_id: &str,
+        kind: &str,
+        since: Millis,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agent_id, COUNT(*) FROM conversation_events WHERE brand_id = $1 AND kind = $2 AND at >= $3
+             AND agent_id IS NOT NULL GROUP BY agent_id",
+        )
+        .bind(brand_id)
+        .bind(kind)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+    }
+
     /// The event log of a conversation, oldest first: `(kind, agent_id, skill_id, at)`.
-    /// Kinds: `opened`, `assigned`, `queued`, `closed`.
+    /// Kinds: `opened`, `assigned`, `queued`, `closed`, `offer_declined`, `offer_expired`.
     pub async fn conversation_events(
         &self,
         brand_id: &str,

@@ -306,6 +306,7 @@ fn server_frames_with_unknown_fields() {
             eta: Some(120),
             by: None,
             conv: None,
+            until: None,
         },
     );
     check_server(r#"{"t":"resync","reason":"slow consumer"}"#, ServerFrame::Resync);

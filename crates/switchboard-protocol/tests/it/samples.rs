@@ -207,6 +207,8 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
         ("sync", ClientFrame::Sync { id: Some(2), c: CONV, after: 41, limit: None }),
         ("sync_limit", ClientFrame::Sync { id: Some(3), c: CONV, after: 0, limit: Some(50) }),
         ("close", ClientFrame::Close { id: Some(21), c: CONV }),
+        ("accept", ClientFrame::Accept { id: Some(22), c: CONV }),
+        ("decline", ClientFrame::Decline { id: Some(23), c: CONV }),
         (
             "csat",
             ClientFrame::Csat {
@@ -335,6 +337,7 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                 eta: None,
                 by: None,
                 conv: None,
+                until: None,
             },
         ),
         (
@@ -346,6 +349,7 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                 eta: Some(90),
                 by: None,
                 conv: None,
+                until: None,
             },
         ),
         (
@@ -357,6 +361,7 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                 eta: None,
                 by: None,
                 conv: None,
+                until: None,
             },
         ),
         (
@@ -368,6 +373,7 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                 eta: None,
                 by: None,
                 conv: Some(Box::new(agent_summary())),
+                until: None,
             },
         ),
         (
@@ -379,6 +385,7 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                 eta: None,
                 by: Some(Side::Agent),
                 conv: None,
+                until: None,
             },
         ),
         (
@@ -390,6 +397,31 @@ pub fn server_frames() -> Vec<(&'static str, ServerFrame)> {
                 eta: None,
                 by: None,
                 conv: None,
+                until: None,
+            },
+        ),
+        (
+            "conv_offered",
+            ServerFrame::Conv {
+                c: CONV,
+                ev: ConversationEventKind::Offered,
+                agent: None,
+                eta: None,
+                by: None,
+                conv: None,
+                until: Some(1_764_062_130_000),
+            },
+        ),
+        (
+            "conv_withdrawn",
+            ServerFrame::Conv {
+                c: CONV,
+                ev: ConversationEventKind::Withdrawn,
+                agent: None,
+                eta: None,
+                by: None,
+                conv: None,
+                until: None,
             },
         ),
         ("survey", ServerFrame::Survey { c: CONV }),

@@ -137,6 +137,7 @@ fn twelve_message_conversation() -> (Tally, Tally) {
                 eta,
                 by: None,
                 conv: None,
+                until: None,
             };
             down.add("conv", &conv(ConversationEventKind::Queued, None, Some(45)));
             down.add("conv", &conv(ConversationEventKind::Assigned, Some("Dana"), None));
@@ -173,6 +174,7 @@ fn twelve_message_conversation() -> (Tally, Tally) {
             eta: None,
             by: Some(Side::Agent),
             conv: None,
+            until: None,
         },
     );
     down.add("survey", &ServerFrame::Survey { c: CONV });

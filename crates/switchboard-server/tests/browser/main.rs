@@ -341,6 +341,61 @@ async fn wrong_password_and_expired_session_say_so() {
     browser.close().await;
 }
 
+/// A skill in offer mode rings the agent, who accepts from the offer card; when her browser
+/// closes, the manager's dashboard shows her disconnected with the grace countdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_is_accepted_from_the_inbox_and_a_closed_browser_shows_as_disconnected() {
+    let Some(driver) = Driver::start().await else { return };
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let now = now_secs() * 1000;
+    let billing = server.store.create_skill(&brand.id, "billing", now).await.unwrap();
+    server
+        .store
+        .update_skill(&brand.id, billing.id, Some(switchboard_store::SkillRouting::Offer), Some(60))
+        .await
+        .unwrap();
+    let patch = switchboard_store::BrandPatch { agent_grace_secs: Some(600), ..Default::default() };
+    server.store.update_brand(&brand.id, &patch).await.unwrap();
+    let app = switchboard_store::AppPatch { default_skill_id: Some(Some(billing.id)), ..Default::default() };
+    server.store.update_app(&brand.id, &brand.app, &app).await.unwrap();
+    let alice_email = format!("alice@{}.test", brand.id);
+    let alice = server.user(&brand, &alice_email, "Alice Moreno", Role::Agent, 5, vec![billing.id]).await;
+    let manager_email = format!("morgan@{}.test", brand.id);
+    server.user(&brand, &manager_email, "Morgan Lee", Role::Manager, 0, vec![]).await;
+    server.running.as_ref().unwrap().state.engines.rebuild(&brand.id).await;
+    let base = server.http.clone();
+
+    let agent = driver.browser().await;
+    agent.login(&base, &alice_email, PASSWORD).await;
+    agent.select("#agent-state", "online").await;
+    wait_online(&server, &brand, alice).await;
+    let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
+    maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Why was I charged twice?"})).await;
+    let c = maria.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let card = format!("#offer-list li[data-conversation=\"{c}\"]");
+    agent.text_contains(&card, "Maria Lopez").await;
+    agent.text_contains(&card, "Answer within").await;
+    agent.screenshot("workspace-offer").await;
+    agent.click(&format!("#accept-offer-{c}")).await;
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.text_contains(&item, "Maria Lopez").await;
+    agent.until("the offer card is gone", &format!("return !document.querySelector({})", json!(card))).await;
+    maria.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["agent"] == "Alice Moreno").await;
+
+    // Alice's browser closes: the dashboard says she is disconnected and when her
+    // conversation goes back to the queue.
+    let manager = driver.browser().await;
+    manager.login(&base, &manager_email, PASSWORD).await;
+    manager.goto(&format!("{base}/#/dashboard")).await;
+    let row = format!("#agents-table tr[data-agent=\"{alice}\"] td.state");
+    manager.text_contains(&row, "Online").await;
+    agent.close().await;
+    manager.text_contains(&row, "Disconnected · back to queue in").await;
+    manager.screenshot("dashboard-disconnected").await;
+    manager.close().await;
+}
+
 /// An agent ("Busy Agent", capacity 250) holding 200 open conversations with consumers
 /// `c0`…`c199` ("Customer i"); `c0`'s has 2,000 messages, the others one each. Returns the
 /// agent's email and the long conversation's id.

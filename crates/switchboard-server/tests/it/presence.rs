@@ -191,3 +191,72 @@ async fn a_queued_consumer_hears_when_the_estimated_wait_changes_significantly()
     // Nothing changes: nothing more is said.
     third.expect_none(Duration::from_millis(600), |f| f["t"] == "conv").await;
 }
+
+#[tokio::test]
+async fn a_skill_in_offer_mode_rings_one_agent_who_accepts_or_declines() {
+    let server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let http = reqwest::Client::new();
+    let billing = server.store.create_skill(&brand.id, "billing", now_secs() * 1000).await.unwrap();
+    let patch = |body: Value| {
+        http.patch(format!("{}/api/v1/skills/{}", server.http, billing.id)).bearer_auth(&admin).json(&body).send()
+    };
+    let response = patch(json!({"routing": "offer", "offer_timeout_secs": 2})).await.unwrap();
+    assert_eq!(response.status(), 400, "2 s is under the 5 s floor");
+    let response = patch(json!({"routing": "ring"})).await.unwrap();
+    assert_eq!(response.status(), 400, "unknown mode");
+    let skill: Value =
+        patch(json!({"routing": "offer", "offer_timeout_secs": 30})).await.unwrap().json().await.unwrap();
+    assert_eq!((skill["routing"].as_str(), skill["offer_timeout_secs"].as_i64()), (Some("offer"), Some(30)));
+    let patch_app = switchboard_store::AppPatch {
+        name: None,
+        allow_jwt: None,
+        allow_anonymous: None,
+        jwt_issuer: None,
+        jwt_audience: None,
+        default_skill_id: Some(Some(billing.id)),
+    };
+    server.store.update_app(&brand.id, &brand.app, &patch_app).await.unwrap();
+    let alice_email = format!("alice@{}.test", brand.id);
+    let bob_email = format!("bob@{}.test", brand.id);
+    server.user(&brand, &alice_email, "Alice Able", Role::Agent, 2, vec![billing.id]).await;
+    server.user(&brand, &bob_email, "Bob Builder", Role::Agent, 2, vec![billing.id]).await;
+    let mut alice = server.online_agent(&alice_email).await;
+    let mut bob = server.online_agent(&bob_email).await;
+
+    // Alice (idle longest) is rung; the consumer is told it is about to be answered.
+    let mut consumer = server.consumer(&brand, "nia").await;
+    let c = open(&mut consumer, "Question about my bill").await;
+    let offer = alice.expect(|f| f["t"] == "conv" && f["ev"] == "offered" && f["c"] == c).await;
+    assert!(offer["until"].as_i64().unwrap() > now_secs() * 1000 + 20_000, "{offer}");
+    assert_eq!(offer["conv"]["skill"], "billing");
+    assert_eq!(consumer.expect(|f| f["t"] == "conv" && f["ev"] == "queued").await["eta"], 0);
+    assert_eq!(
+        server.store.conversation(&brand.id, c).await.unwrap().unwrap().agent_id,
+        None,
+        "an offer is not an assignment"
+    );
+
+    // Alice passes: Bob is rung. Alice cannot take it back afterwards.
+    alice.send(json!({"t": "decline", "id": 5, "c": c})).await;
+    alice.expect(|f| f["t"] == "ok" && f["id"] == 5).await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "withdrawn" && f["c"] == c).await;
+    bob.expect(|f| f["t"] == "conv" && f["ev"] == "offered" && f["c"] == c).await;
+    alice.send(json!({"t": "accept", "id": 6, "c": c})).await;
+    let late = alice.expect(|f| f["t"] == "err" && f["id"] == 6).await;
+    assert_eq!(late["code"], "offer_gone");
+
+    // Bob accepts: it is his, stored, and the consumer hears who.
+    bob.send(json!({"t": "accept", "id": 7, "c": c})).await;
+    bob.expect(|f| f["t"] == "ok" && f["id"] == 7).await;
+    bob.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
+    assert_eq!(consumer.expect(|f| f["t"] == "conv" && f["ev"] == "assigned").await["agent"], "Bob Builder");
+    let bob_id = server.store.user_by_email(&bob_email).await.unwrap().unwrap().id;
+    assert_eq!(server.store.conversation(&brand.id, c).await.unwrap().unwrap().agent_id, Some(bob_id));
+    let kinds: Vec<String> =
+        server.store.conversation_events(&brand.id, c).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["opened", "offer_declined", "assigned"]);
+    let shown = roster_agent(&server, &brand, "Alice Able").await;
+    assert_eq!(shown["offers_declined_today"], 1, "{shown}");
+}

@@ -1,6 +1,9 @@
--- The conversation desk: the agents' grace period (a brand setting) and the event log of
+-- The conversation desk: the agents' grace period (a brand setting), how each skill routes
+-- (assign directly, or offer to one agent at a time with a timeout), and the event log of
 -- conversation lifecycle changes, written in the same transaction as the change it records.
 ALTER TABLE brands ADD COLUMN agent_grace_secs INTEGER NOT NULL DEFAULT 60;
+ALTER TABLE skills ADD COLUMN routing TEXT NOT NULL DEFAULT 'assign';
+ALTER TABLE skills ADD COLUMN offer_timeout_secs INTEGER NOT NULL DEFAULT 30;
 
 CREATE TABLE conversation_events (
     id INTEGER PRIMARY KEY,
@@ -12,3 +15,4 @@ CREATE TABLE conversation_events (
     at INTEGER NOT NULL
 );
 CREATE INDEX conversation_events_conversation ON conversation_events (brand_id, conversation_id, id);
+CREATE INDEX conversation_events_kind ON conversation_events (brand_id, kind, at);
