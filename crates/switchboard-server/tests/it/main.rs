@@ -8,5 +8,6 @@ mod auth;
 mod conversation;
 mod floor;
 mod presence;
+mod races;
 mod robustness;
 mod tenancy;
