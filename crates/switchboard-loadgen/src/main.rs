@@ -2,11 +2,13 @@
 //! server. `run` measures throughput and latency with many consumers and agents; `bytes`
 //! counts the socket bytes of one scripted conversation; `idle` holds many idle consumer
 //! connections, reads the server's memory per connection and times a reconnection storm;
-//! `desk` measures routing decisions inside one brand's desk, in process.
+//! `desk` measures routing decisions inside one brand's desk, and `eta` the error of the
+//! estimated wait against a simulated workload, both in process.
 
 mod bytes;
 mod conn;
 mod desk;
+mod eta;
 mod idle;
 mod record;
 mod run;
@@ -36,6 +38,8 @@ enum Command {
     SdkBytes(sdk_bytes::SdkBytesArgs),
     /// Routing decisions per second inside one brand's desk (in process).
     Desk(desk::DeskArgs),
+    /// Error of the estimated wait against a simulated contact center (in process).
+    Eta(eta::EtaArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
                 Err(_) => Err(anyhow::anyhow!("bytes did not finish within 120 s")),
             },
             Command::Desk(args) => desk::run(args),
+            Command::Eta(args) => eta::run(args),
             Command::SdkBytes(args) => {
                 match tokio::time::timeout(Duration::from_secs(120), sdk_bytes::run(args)).await {
                     Ok(result) => result,
