@@ -750,9 +750,9 @@ function preview(key) {
 // ----- settings ----------------------------------------------------------------------------
 
 async function settingsPage(body, app) {
-  const loaded = await loadPage(body, app, settingsPage, [() => get('/api/v1/brand')]);
+  const loaded = await loadPage(body, app, settingsPage, [() => get('/api/v1/brand'), () => get('/api/v1/skills')]);
   if (!loaded) return;
-  let [brand] = loaded;
+  let [brand, skills] = loaded;
   const alert = alertBox();
   // No min/max on retention: the server validates and its message is shown.
   const form = h('form', { class: 'settings-form', id: 'settings-form', 'aria-label': 'Brand settings', novalidate: true },
@@ -764,6 +764,10 @@ async function settingsPage(body, app) {
       'After an agent resolves a conversation, the customer is asked to rate it 1–5.'),
     field('Keep transcripts for (days)', h('input', { type: 'number', name: 'retention_days', id: 'retention-days', required: true, step: 1, value: brand.retention_days, inputmode: 'numeric', class: 'input-short' }),
       '1 to 3650 days; 396 = 13 months. Older conversations are hidden and later deleted.'),
+    field('Default skill', h('select', { name: 'default_skill_id', id: 'default-skill' },
+      h('option', { value: '', selected: brand.default_skill_id == null }, 'None (Unrouted queue)'),
+      skills.map((skill) => h('option', { value: String(skill.id), selected: brand.default_skill_id === skill.id }, skill.name))),
+      'Where new conversations go when their app names no skill.'),
     field('Agent grace period (seconds)', h('input', { type: 'number', name: 'agent_grace_secs', id: 'agent-grace', required: true, step: 1, value: brand.agent_grace_secs, inputmode: 'numeric', class: 'input-short' }),
       '0 to 3600. When an agent\'s workspace disconnects (or they choose Offline), their conversations wait this long for them, then return to the queue.'),
     h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'button primary', id: 'settings-save' }, 'Save settings')));
@@ -777,7 +781,8 @@ async function settingsPage(body, app) {
     const graceRaw = e.agent_grace_secs.value.trim();
     const grace = Number(graceRaw);
     if (graceRaw === '' || !Number.isInteger(grace)) throw new Error('The grace period must be a whole number of seconds.');
-    brand = await patch('/api/v1/brand', { name, csat_enabled: e.csat_enabled.checked, retention_days: days, agent_grace_secs: grace });
+    const defaultSkill = e.default_skill_id.value === '' ? null : Number(e.default_skill_id.value);
+    brand = await patch('/api/v1/brand', { name, csat_enabled: e.csat_enabled.checked, retention_days: days, agent_grace_secs: grace, default_skill_id: defaultSkill });
     e.name.value = brand.name;
     e.agent_grace_secs.value = brand.agent_grace_secs;
     e.retention_days.value = brand.retention_days;

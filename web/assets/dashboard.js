@@ -5,7 +5,7 @@
 // text written only when it changed), so focus, selection and scroll survive updates.
 // A failed poll shows an error banner and keeps the last data on screen.
 
-import { get, query, ApiError } from './api.js';
+import { get, post, query, ApiError } from './api.js';
 import { h, duration, startOfDay, setText } from './dom.js';
 import { barChart, meter, formatCount } from './charts.js';
 
@@ -53,11 +53,15 @@ export function render(root, ctx) {
     inFlight = true;
     clearTimeout(timer);
     try {
-      const data = await get('/api/v1/dashboard' + query({ since: startOfDay() }));
+      const [data, queue] = await Promise.all([
+        get('/api/v1/dashboard' + query({ since: startOfDay() })),
+        get('/api/v1/queue'),
+      ]);
       if (stopped) return;
       lastData = data;
       lastOk = Date.now();
       view.update(data);
+      view.updateQueue(queue, soon);
       view.showError(null);
     } catch (error) {
       if (stopped) return;
@@ -144,6 +148,15 @@ function buildView() {
   });
   const csatSummary = h('p', { class: 'csat-summary' }, '—');
 
+  // The waiting conversations in serving order, each with a priority a manager can change.
+  const waitingBody = h('tbody');
+  const waitingTable = h('table', { id: 'waiting-table', class: 'data-table' },
+    h('caption', { class: 'visually-hidden' }, 'Waiting conversations'),
+    h('thead', null, h('tr', null, th('Customer'), th('Skill'), th('Waiting', 'num'), th('Priority'))),
+    waitingBody);
+  const waitingCount = h('span', { class: 'card-meta' });
+  const waitingRows = new Map();
+
   const skillsCount = h('span', { class: 'card-meta' });
   const agentsCount = h('span', { class: 'card-meta' });
 
@@ -158,6 +171,9 @@ function buildView() {
         h('ul', { class: 'state-legend', 'aria-label': 'Agent states' },
           STATES.map(([state, label]) => h('li', { class: 'state-' + state }, h('span', { class: 'dot', 'aria-hidden': 'true' }), label)))),
       h('div', { class: 'table-wrap' }, skillsTable)),
+    h('section', { class: 'card', 'aria-labelledby': 'waiting-heading' },
+      h('div', { class: 'card-head' }, h('h2', { id: 'waiting-heading' }, 'Waiting now'), waitingCount),
+      h('div', { class: 'table-wrap' }, waitingTable)),
     h('div', { class: 'dash-grid' },
       h('section', { class: 'card', 'aria-labelledby': 'agents-heading' },
         h('div', { class: 'card-head' }, h('h2', { id: 'agents-heading' }, 'Agents'), agentsCount),
@@ -168,6 +184,7 @@ function buildView() {
   );
 
   skillsBody.appendChild(placeholderRow(7, 'Loading…'));
+  waitingBody.appendChild(placeholderRow(4, 'Loading…'));
   agentsBody.appendChild(placeholderRow(5, 'Loading…'));
 
   const skillRows = new Map();
@@ -232,7 +249,15 @@ function buildView() {
     if (!lastOk) setText(updated, 'Not loaded');
   }
 
-  return { element, update, showError, destroy: () => csatChart.destroy() };
+  function updateQueue(queue, refreshSoon) {
+    const waiting = queue.waiting || [];
+    syncRows(waitingBody, waitingRows, waiting, (w) => String(w.conversation_id), (w) => createWaitingRow(w, refreshSoon),
+      updateWaitingRow, 4, 'Nobody is waiting.');
+    const more = (queue.total ?? waiting.length) - waiting.length;
+    setText(waitingCount, `${formatCount(queue.total ?? waiting.length)} waiting` + (more > 0 ? ` (first ${waiting.length} shown)` : ''));
+  }
+
+  return { element, update, updateQueue, showError, destroy: () => csatChart.destroy() };
 }
 
 function th(text, cls) {
@@ -344,6 +369,46 @@ function presenceLabel(agent) {
     return `Disconnected · back to queue in ${duration(left)}`;
   }
   return agent.chosen_state && agent.chosen_state !== 'offline' ? 'Disconnected' : label;
+}
+
+const PRIORITIES = [['urgent', 'Urgent'], ['high', 'High'], ['normal', 'Normal']];
+
+function createWaitingRow(waiting, refreshSoon) {
+  const id = waiting.conversation_id;
+  const name = h('span', { class: 'agent-name' });
+  const note = h('span', { class: 'agent-skills' });
+  const select = h('select', { class: 'input-short', id: 'priority-' + id, 'aria-label': 'Priority' },
+    PRIORITIES.map(([value, label]) => h('option', { value }, label)));
+  select.addEventListener('change', async () => {
+    select.disabled = true;
+    try {
+      await post(`/api/v1/conversations/${id}/priority`, { priority: select.value });
+    } catch (error) {
+      select.title = error.message;
+    } finally {
+      select.disabled = false;
+      refreshSoon();
+    }
+  });
+  const cells = {
+    name: h('th', { scope: 'row', class: 'name' }, name, note),
+    skill: h('td', { class: 'skill' }),
+    waiting: h('td', { class: 'num wait-time' }),
+    priority: h('td', { class: 'priority' }, select),
+  };
+  const element = h('tr', { dataset: { conversation: String(id) } }, Object.values(cells));
+  return { element, cells, name, note, select };
+}
+
+function updateWaitingRow(row, waiting) {
+  const consumer = waiting.consumer;
+  setText(row.name, consumer?.name || 'Visitor #' + (consumer?.id ?? waiting.conversation_id));
+  setText(row.note, waiting.offered_to != null ? 'being offered to an agent' : '');
+  setText(row.cells.skill, waiting.skill || 'Unrouted');
+  const secs = Math.max(0, (Date.now() - waiting.waiting_since) / 1000);
+  setText(row.cells.waiting, duration(secs));
+  waitClass(row.cells.waiting, secs);
+  if (document.activeElement !== row.select && row.select.value !== waiting.priority) row.select.value = waiting.priority;
 }
 
 function createAgentRow() {

@@ -110,14 +110,69 @@ pub enum Input {
     Closed(ConversationId),
     /// Move a conversation.
     Transfer { conversation: ConversationId, to: TransferTo },
-    /// The skills that route by offer, with their timeouts (all others assign directly).
-    OfferSkills(Vec<(SkillId, Millis)>),
+    /// How each skill routes (skills absent here assign directly at normal priority).
+    Skills(Vec<SkillRules>),
+    /// A manager changed a conversation's priority.
+    SetPriority { conversation: ConversationId, priority: Priority },
     /// An agent takes the conversation offered to them.
     Accept { conversation: ConversationId, agent: AgentId },
     /// An agent passes on the conversation offered to them.
     Decline { conversation: ConversationId, agent: AgentId },
     /// Time passed: fire the timers that are due.
     Tick,
+}
+
+/// How urgent a conversation is: the queue serves higher first, then older.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    /// The default.
+    #[default]
+    Normal,
+    /// Ahead of normal.
+    High,
+    /// Ahead of everything.
+    Urgent,
+}
+
+impl Priority {
+    /// The stored (and queue-ordering) number: 0, 1, 2.
+    pub fn rank(self) -> i32 {
+        match self {
+            Priority::Normal => 0,
+            Priority::High => 1,
+            Priority::Urgent => 2,
+        }
+    }
+
+    /// From [`Priority::rank`]; out-of-range numbers are clamped.
+    pub fn from_rank(rank: i64) -> Priority {
+        match rank {
+            i64::MIN..=0 => Priority::Normal,
+            1 => Priority::High,
+            _ => Priority::Urgent,
+        }
+    }
+
+    /// Stable name in APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+/// How a skill routes: offer mode (with its timeout) or direct assignment, and the priority
+/// its new conversations start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkillRules {
+    /// The skill.
+    pub skill: SkillId,
+    /// `Some`: ring one agent at a time for this long; `None`: assign directly.
+    pub offer_timeout_ms: Option<Millis>,
+    /// Priority of the skill's new conversations.
+    pub priority: Priority,
 }
 
 /// A change to persist before anything that follows it.
@@ -131,6 +186,8 @@ pub enum Change {
     AgentState { agent: AgentId, state: AgentState },
     /// An entry in the conversation's event log that changes nothing else.
     Record { conversation: ConversationId, agent: AgentId, kind: RecordKind },
+    /// The conversation's priority.
+    Priority { conversation: ConversationId, priority: Priority },
 }
 
 /// What a [`Change::Record`] records.
@@ -213,6 +270,8 @@ pub enum DeskEvent {
     Offered { conversation: ConversationId, consumer: ConsumerId, agent: AgentId, until: Millis },
     /// An offer ended without being accepted.
     OfferWithdrawn { conversation: ConversationId, agent: AgentId, why: OfferEnd },
+    /// A conversation's priority changed.
+    Reprioritized { conversation: ConversationId, priority: Priority },
     /// An agent's presence changed.
     Presence { agent: AgentId, presence: PresenceView },
 }
@@ -279,6 +338,21 @@ pub struct AgentFloor {
     pub load: u32,
     /// Capacity.
     pub max_concurrent: u32,
+}
+
+/// A conversation waiting for an agent (queued, or being offered), as a queue page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// Its skill ([`ANY_SKILL`](crate::ids::ANY_SKILL): none).
+    pub skill: SkillId,
+    /// Its priority.
+    pub priority: Priority,
+    /// Since when it waits.
+    pub since: Millis,
+    /// The agent it is being offered to, if any.
+    pub offered_to: Option<AgentId>,
 }
 
 /// A skill on the floor.
@@ -370,8 +444,8 @@ struct Offer {
 pub struct Desk {
     settings: DeskSettings,
     router: Router,
-    /// Skills that route by offer, with their timeouts.
-    offer_skills: HashMap<SkillId, Millis>,
+    /// How skills route (offer mode, starting priority); absent: assign, normal.
+    skill_rules: HashMap<SkillId, SkillRules>,
     /// Running offers; the router counts each as an assignment (the seat is held).
     offers: HashMap<ConversationId, Offer>,
     presence: HashMap<AgentId, Presence>,
@@ -396,7 +470,7 @@ impl Desk {
         Desk {
             settings,
             router: Router::new(),
-            offer_skills: HashMap::new(),
+            skill_rules: HashMap::new(),
             offers: HashMap::new(),
             presence: HashMap::new(),
             open: HashMap::new(),
@@ -412,7 +486,7 @@ impl Desk {
     /// conversation held by an unknown or disabled agent goes back to the queue.
     pub fn restore(
         settings: DeskSettings,
-        offer_skills: Vec<(SkillId, Millis)>,
+        skill_rules: Vec<SkillRules>,
         agents: Vec<AgentSettings>,
         conversations: Vec<OpenConversation>,
         sockets: &HashMap<AgentId, u32>,
@@ -420,7 +494,7 @@ impl Desk {
         now: Millis,
     ) -> (Desk, Vec<Effect>) {
         let mut desk = Desk::new(settings);
-        desk.offer_skills = offer_skills.into_iter().collect();
+        desk.skill_rules = skill_rules.into_iter().map(|rules| (rules.skill, rules)).collect();
         let mut batch = Batch::default();
         for settings in agents {
             let agent = settings.agent;
@@ -576,6 +650,34 @@ impl Desk {
         self.router.queued()
     }
 
+    /// Everything waiting for an agent: the queue in serving order, and the conversations
+    /// being offered (ringing first, by priority and age).
+    pub fn waiting(&self) -> Vec<Waiting> {
+        let mut offered: Vec<Waiting> = self
+            .offers
+            .iter()
+            .filter_map(|(conversation, offer)| {
+                let tracked = self.open.get(conversation)?;
+                Some(Waiting {
+                    conversation: *conversation,
+                    skill: tracked.skill,
+                    priority: Priority::from_rank(i64::from(tracked.priority)),
+                    since: tracked.waiting_since,
+                    offered_to: Some(offer.agent),
+                })
+            })
+            .collect();
+        offered.sort_by_key(|w| (std::cmp::Reverse(w.priority), w.since, w.conversation));
+        offered.extend(self.router.queued().into_iter().map(|entry| Waiting {
+            conversation: entry.conversation,
+            skill: entry.skill,
+            priority: Priority::from_rank(i64::from(entry.priority)),
+            since: entry.enqueued_at,
+            offered_to: None,
+        }));
+        offered
+    }
+
     /// Handles one input at `now`; returns what to do, in order.
     pub fn handle(&mut self, input: Input, now: Millis) -> Result<Vec<Effect>, Refusal> {
         let mut batch = Batch::default();
@@ -619,7 +721,20 @@ impl Desk {
                 self.withdraw(conversation, OfferEnd::Moved, &mut batch);
                 self.transfer(conversation, to, now, &mut batch)?;
             }
-            Input::OfferSkills(skills) => self.offer_skills = skills.into_iter().collect(),
+            Input::Skills(skills) => self.skill_rules = skills.into_iter().map(|rules| (rules.skill, rules)).collect(),
+            Input::SetPriority { conversation, priority } => {
+                let tracked = self.open.get_mut(&conversation).ok_or(Refusal::NotOpen)?;
+                tracked.priority = priority.rank();
+                batch.effects.push(Effect::Persist(Change::Priority { conversation, priority }));
+                batch.effects.push(Effect::Emit(DeskEvent::Reprioritized { conversation, priority }));
+                // A waiting conversation takes its new place now (keeping its waiting time
+                // and whom it avoids); an offered or assigned one keeps its agent.
+                if let Some(entry) = self.router.queued_entry(conversation) {
+                    let entry = QueuedConversation { priority: priority.rank(), ..entry };
+                    let assignments = self.router.requeue(entry, now);
+                    self.assigned(assignments, now, &mut batch);
+                }
+            }
             Input::Accept { conversation, agent } => {
                 match self.offers.get(&conversation) {
                     Some(offer) if offer.agent == agent => {}
@@ -730,6 +845,14 @@ impl Desk {
             return;
         }
         self.open.insert(open.conversation, Tracked::of(&open));
+        // A new conversation starts at its skill's priority (an entry point routes to a skill).
+        let start = self.skill_rules.get(&open.skill).map_or(Priority::Normal, |rules| rules.priority);
+        if open.agent.is_none() && start.rank() > open.priority {
+            if let Some(tracked) = self.open.get_mut(&open.conversation) {
+                tracked.priority = start.rank();
+            }
+            batch.effects.push(Effect::Persist(Change::Priority { conversation: open.conversation, priority: start }));
+        }
         match open.agent {
             Some(agent) => {
                 self.router.restore_assignment(open.conversation, agent);
@@ -813,9 +936,9 @@ impl Desk {
     fn assigned(&mut self, assignments: Vec<Assignment>, now: Millis, batch: &mut Batch) {
         for Assignment { conversation, agent } in assignments {
             let Some(tracked) = self.open.get_mut(&conversation) else { continue };
-            if let Some(timeout) = self.offer_skills.get(&tracked.skill) {
+            if let Some(timeout) = self.skill_rules.get(&tracked.skill).and_then(|rules| rules.offer_timeout_ms) {
                 // Ring the agent first: the seat is held, nothing is persisted yet.
-                let until = now.saturating_add(*timeout);
+                let until = now.saturating_add(timeout);
                 let consumer = tracked.consumer;
                 self.offers.insert(conversation, Offer { agent, until });
                 self.timers.arm(Timer::Offer(conversation), until, &mut batch.effects);
@@ -1149,7 +1272,15 @@ mod tests {
     #[test]
     fn offers_ring_one_agent_move_on_when_declined_or_unanswered_and_count() {
         let mut desk = Desk::new(SETTINGS);
-        handle(&mut desk, Input::OfferSkills(vec![(GENERAL, 30_000)]), 0);
+        handle(
+            &mut desk,
+            Input::Skills(vec![SkillRules {
+                skill: GENERAL,
+                offer_timeout_ms: Some(30_000),
+                priority: Priority::Normal,
+            }]),
+            0,
+        );
         for a in [1, 2] {
             handle(&mut desk, agent(a, 1), 0);
             handle(&mut desk, Input::AgentConnected(a), a);
@@ -1202,6 +1333,40 @@ mod tests {
         assert_eq!(desk.state_of(11), Some(ConversationState::Queued { skill: GENERAL, since: 30_020 }));
     }
 
+    #[test]
+    fn the_queue_serves_priority_then_age_and_a_manager_can_raise_one() {
+        let mut desk = Desk::new(SETTINGS);
+        let vip = 2;
+        let rules = SkillRules { skill: vip, offer_timeout_ms: None, priority: Priority::High };
+        handle(&mut desk, Input::Skills(vec![rules]), 0);
+        handle(&mut desk, agent(1, 1), 0);
+        handle(&mut desk, Input::AgentConnected(1), 0);
+        handle(&mut desk, opened(10, 1), 1); // Agent 1 is now busy.
+        handle(&mut desk, opened(11, 2), 2);
+        handle(&mut desk, opened(12, 3), 3);
+        // A conversation of the VIP skill starts high (persisted) and is served first...
+        let effects = handle(&mut desk, Input::Opened(OpenConversation { skill: vip, ..open_of(13, 4) }), 4);
+        assert_eq!(persisted(&effects), vec![Change::Priority { conversation: 13, priority: Priority::High }]);
+        // ...until a manager makes 12 urgent: it jumps ahead, keeping its waiting time.
+        let effects = handle(&mut desk, Input::SetPriority { conversation: 12, priority: Priority::Urgent }, 5);
+        assert_eq!(persisted(&effects), vec![Change::Priority { conversation: 12, priority: Priority::Urgent }]);
+        assert_eq!(desk.queued().iter().map(|q| q.conversation).collect::<Vec<_>>(), vec![12, 13, 11]);
+        assert_eq!(desk.state_of(12), Some(ConversationState::Queued { skill: GENERAL, since: 3 }));
+        assert_eq!(
+            desk.handle(Input::SetPriority { conversation: 99, priority: Priority::High }, 6),
+            Err(Refusal::NotOpen)
+        );
+        let effects = handle(&mut desk, Input::Closed(10), 7);
+        assert!(persisted(&effects).contains(&Change::Assign { conversation: 12, agent: 1 }));
+    }
+
+    fn open_of(conversation: ConversationId, at: Millis) -> OpenConversation {
+        match opened(conversation, at) {
+            Input::Opened(open) => open,
+            _ => unreachable!("opened builds an Opened input"),
+        }
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Open,
@@ -1211,6 +1376,7 @@ mod tests {
         Choose(AgentId, AgentState),
         Transfer(usize, Option<AgentId>),
         Answer(usize, bool),
+        Prioritize(usize, bool),
         Wait(Millis),
         Restart,
     }
@@ -1230,6 +1396,7 @@ mod tests {
             1 => ((1..=3i64), state).prop_map(|(a, s)| Op::Choose(a, s)),
             1 => ((0..40usize), proptest::option::of(1..=3i64)).prop_map(|(i, a)| Op::Transfer(i, a)),
             2 => ((0..40usize), any::<bool>()).prop_map(|(i, yes)| Op::Answer(i, yes)),
+            1 => ((0..40usize), any::<bool>()).prop_map(|(i, urgent)| Op::Prioritize(i, urgent)),
             2 => (1..90_000i64).prop_map(Op::Wait),
             1 => Just(Op::Restart),
         ]
@@ -1262,6 +1429,10 @@ mod tests {
                     Change::Record { conversation, .. } => {
                         prop_assert_open(self.open.contains_key(&conversation), conversation);
                     }
+                    Change::Priority { conversation, priority } => {
+                        let row = self.open.get_mut(&conversation).expect("priority of an open conversation");
+                        row.priority = priority.rank();
+                    }
                 }
             }
         }
@@ -1278,8 +1449,12 @@ mod tests {
             offer in any::<bool>(),
         ) {
             let mut desk = Desk::new(SETTINGS);
-            let offer_skills: Vec<(SkillId, Millis)> = if offer { vec![(GENERAL, 20_000)] } else { Vec::new() };
-            handle(&mut desk, Input::OfferSkills(offer_skills.clone()), 0);
+            let offer_skills: Vec<SkillRules> = if offer {
+                vec![SkillRules { skill: GENERAL, offer_timeout_ms: Some(20_000), priority: Priority::Normal }]
+            } else {
+                Vec::new()
+            };
+            handle(&mut desk, Input::Skills(offer_skills.clone()), 0);
             let mut stored = Stored::default();
             let mut now: Millis = 0;
             let mut next_id = 0;
@@ -1327,6 +1502,13 @@ mod tests {
                         prop_assert_eq!(desk.handle(Input::Accept { conversation, agent: agent + 1 }, now), Err(Refusal::NoOffer));
                         let input = if yes { Input::Accept { conversation, agent } } else { Input::Decline { conversation, agent } };
                         handle(&mut desk, input, now)
+                    }
+                    Op::Prioritize(i, urgent) => {
+                        let mut ids: Vec<ConversationId> = stored.open.keys().copied().collect();
+                        ids.sort_unstable();
+                        if ids.is_empty() { continue }
+                        let priority = if urgent { Priority::Urgent } else { Priority::Normal };
+                        handle(&mut desk, Input::SetPriority { conversation: ids[i % ids.len()], priority }, now)
                     }
                     Op::Wait(ms) => {
                         now += ms;
@@ -1383,6 +1565,15 @@ mod tests {
                         let grace_running = floor.presence.grace_until.is_some();
                         prop_assert!(floor.load == 0 || grace_running, "agent {} holds {} without grace", floor.agent, floor.load);
                     }
+                }
+                // The queue is served by priority, then age, and each entry's priority is the
+                // stored one.
+                let queued = desk.queued();
+                for pair in queued.windows(2) {
+                    prop_assert!((-pair[0].priority, pair[0].enqueued_at) <= (-pair[1].priority, pair[1].enqueued_at), "queue order {:?}", queued);
+                }
+                for entry in &queued {
+                    prop_assert_eq!(entry.priority, stored.open[&entry.conversation].priority);
                 }
                 // Nobody waits beside a connected online agent with room (other than the one
                 // who handed it back).

@@ -270,6 +270,9 @@ pub struct BrandSettingsRequest {
     /// Seconds (0–3600, default 60) an agent whose sockets all dropped, or who chose
     /// offline, keeps their conversations before they return to the queue.
     pub agent_grace_secs: Option<i64>,
+    /// The skill of new conversations whose app names none; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub default_skill_id: Option<Option<i64>>,
 }
 
 /// Changes brand settings (admin).
@@ -293,11 +296,13 @@ async fn patch_brand(
     {
         return Err(ApiError::bad_request(format!("agent_grace_secs must be 0 to 3600 (got {secs})")));
     }
+    check_skill(&state, &caller.brand_id, request.default_skill_id.flatten()).await?;
     let patch = BrandPatch {
         name: request.name,
         csat_enabled: request.csat_enabled,
         retention_days: request.retention_days,
         agent_grace_secs: request.agent_grace_secs,
+        default_skill_id: request.default_skill_id,
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);
@@ -513,6 +518,8 @@ pub struct SkillSettingsRequest {
     pub routing: Option<switchboard_store::SkillRouting>,
     /// Seconds an agent has to accept an offer: 5 to 300 (default 30).
     pub offer_timeout_secs: Option<i64>,
+    /// The priority the skill's new conversations start with (default normal).
+    pub default_priority: Option<switchboard_store::ConversationPriority>,
 }
 
 /// Changes how a skill routes (admin).
@@ -529,8 +536,12 @@ async fn patch_skill(
     {
         return Err(ApiError::bad_request(format!("offer_timeout_secs must be 5 to 300 (got {secs})")));
     }
-    let skill =
-        state.store.update_skill(&caller.brand_id, skill_id, request.routing, request.offer_timeout_secs).await?;
+    let patch = switchboard_store::SkillPatch {
+        routing: request.routing,
+        offer_timeout_secs: request.offer_timeout_secs,
+        default_priority: request.default_priority,
+    };
+    let skill = state.store.update_skill(&caller.brand_id, skill_id, &patch).await?;
     state.engines.skills_changed(&caller.brand_id);
     Ok(Json(skill))
 }
@@ -925,7 +936,8 @@ async fn not_found() -> ApiError {
         login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
         create_token, list_tokens, delete_token, list_conversations, get_conversation, crate::floor::inbox,
-        crate::floor::roster, crate::floor::transfer, crate::floor::dashboard, crate::floor::report,
+        crate::floor::roster, crate::floor::transfer, crate::floor::set_priority, crate::floor::queue,
+        crate::floor::dashboard, crate::floor::report,
         crate::floor::report_csv, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),

@@ -23,13 +23,15 @@ use std::time::Duration;
 
 use switchboard_bus::Bus;
 use switchboard_core::desk::{
-    AgentFloor, AgentSettings, Change, Desk, DeskSettings, Effect, Input, OpenConversation, Refusal, SkillFloor,
-    TransferTo,
+    AgentFloor, AgentSettings, Change, Desk, DeskSettings, Effect, Input, OpenConversation, Priority, Refusal,
+    SkillFloor, SkillRules, TransferTo, Waiting,
 };
 use switchboard_core::ids::{ANY_SKILL, AgentId, SkillId};
 use switchboard_core::routing::{AgentProfile, TransferRefusal};
 use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, ErrorCode, Millis, Side};
-use switchboard_store::{Append, Conversation, Role, SkillRouting, Store, StoreError, SystemAppend, User};
+use switchboard_store::{
+    Append, Conversation, ConversationPriority, Role, SkillRouting, Store, StoreError, SystemAppend, User,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{ApiError, ApiResult};
@@ -100,6 +102,10 @@ enum Command {
     Answer { agent: AgentId, conversation: ConversationId, accept: bool, reply: oneshot::Sender<Result<(), Refusal>> },
     /// A skill was created, changed or deleted (routing modes).
     SkillsChanged,
+    /// A manager sets a conversation's priority.
+    SetPriority { conversation: ConversationId, priority: Priority, reply: oneshot::Sender<Result<(), Refusal>> },
+    /// The waiting conversations in serving order, with the agent each is offered to.
+    Queue(oneshot::Sender<Vec<Waiting>>),
     /// A user was created or changed.
     AgentChanged(Box<User>),
     /// Brand settings changed.
@@ -255,6 +261,29 @@ impl Engines {
         }
     }
 
+    /// A manager sets a conversation's priority; `conversation_not_found` unless it is open.
+    pub async fn set_priority(
+        &self,
+        brand_id: &str,
+        conversation: ConversationId,
+        priority: Priority,
+    ) -> ApiResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(brand_id, Command::SetPriority { conversation, priority, reply });
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::new(ErrorCode::ConversationNotFound, "no open conversation has this id")),
+            Err(_) => Err(ApiError::code(ErrorCode::Unavailable)),
+        }
+    }
+
+    /// The brand's waiting conversations in serving order (offered ones included).
+    pub async fn queue(&self, brand_id: &str) -> Vec<Waiting> {
+        let (reply, answer) = oneshot::channel();
+        self.send(brand_id, Command::Queue(reply));
+        answer.await.unwrap_or_default()
+    }
+
     /// The brand's skills changed (how they route).
     pub fn skills_changed(&self, brand_id: &str) {
         self.send(brand_id, Command::SkillsChanged);
@@ -393,28 +422,32 @@ impl Engine {
             |brand| settings_of(brand, self.wait_refresh_ms),
         );
         let users = self.store.users(&self.brand_id).await?;
-        let offer_skills = self.offer_skills().await?;
+        let skill_rules = self.skill_rules().await?;
         let open = self.store.open_conversations(&self.brand_id).await?;
         let sockets = self.desk.sockets();
         let agents = users.iter().map(agent_settings_of).collect();
         let conversations = open.iter().map(open_conversation_of).collect();
         let now = self.clock.now();
-        let (desk, effects) = Desk::restore(settings, offer_skills, agents, conversations, &sockets, self.boot_ms, now);
+        let (desk, effects) = Desk::restore(settings, skill_rules, agents, conversations, &sockets, self.boot_ms, now);
         self.desk = desk;
         tracing::debug!(brand_id = %self.brand_id, open = open.len(), "desk rebuilt");
         self.carry_out(effects, 0).await;
         Ok(())
     }
 
-    /// The skills that route by offer, with their timeouts.
-    async fn offer_skills(&self) -> Result<Vec<(SkillId, Millis)>, StoreError> {
+    /// How the brand's skills route: offer mode and timeout, starting priority.
+    async fn skill_rules(&self) -> Result<Vec<SkillRules>, StoreError> {
         Ok(self
             .store
             .skills(&self.brand_id)
             .await?
             .into_iter()
-            .filter(|skill| skill.routing == SkillRouting::Offer)
-            .map(|skill| (skill.id, skill.offer_timeout_secs.max(1).saturating_mul(1000)))
+            .map(|skill| SkillRules {
+                skill: skill.id,
+                offer_timeout_ms: (skill.routing == SkillRouting::Offer)
+                    .then(|| skill.offer_timeout_secs.max(1).saturating_mul(1000)),
+                priority: skill.default_priority.to_core(),
+            })
             .collect())
     }
 
@@ -433,8 +466,22 @@ impl Engine {
                     }
                 }
             }
-            Command::SkillsChanged => match self.offer_skills().await {
-                Ok(skills) => self.input(Input::OfferSkills(skills), 0).await,
+            Command::SetPriority { conversation, priority, reply } => {
+                match self.desk.handle(Input::SetPriority { conversation, priority }, self.clock.now()) {
+                    Ok(effects) => {
+                        self.carry_out(effects, 0).await;
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(refusal) => {
+                        let _ = reply.send(Err(refusal));
+                    }
+                }
+            }
+            Command::Queue(reply) => {
+                let _ = reply.send(self.desk.waiting());
+            }
+            Command::SkillsChanged => match self.skill_rules().await {
+                Ok(skills) => self.input(Input::Skills(skills), 0).await,
                 Err(error) => tracing::error!(%error, brand_id = %self.brand_id, "could not read skills"),
             },
             Command::Input(input) => self.input(input, 0).await,
@@ -552,6 +599,9 @@ impl Engine {
                 self.store.set_user_state(&self.brand_id, agent, state).await?;
                 Ok(true)
             }
+            Change::Priority { conversation, priority } => {
+                self.store.set_priority(&self.brand_id, conversation, ConversationPriority::of(priority), now).await
+            }
             Change::Record { conversation, agent, kind } => {
                 metrics::counter!(crate::metrics::OFFERS_UNANSWERED, "outcome" => kind.as_str()).increment(1);
                 self.store.record_conversation_event(&self.brand_id, conversation, kind.as_str(), agent, now).await
@@ -662,7 +712,7 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 fn changed_conversation(change: Change) -> Option<ConversationId> {
     match change {
         Change::Assign { conversation, .. } | Change::Requeue { conversation, .. } => Some(conversation),
-        Change::Record { conversation, .. } => Some(conversation),
+        Change::Record { conversation, .. } | Change::Priority { conversation, .. } => Some(conversation),
         Change::AgentState { .. } => None,
     }
 }
@@ -674,7 +724,8 @@ fn event_conversation(event: &switchboard_core::desk::DeskEvent) -> Option<Conve
         | DeskEvent::Queued { conversation, .. }
         | DeskEvent::WaitChanged { conversation, .. }
         | DeskEvent::Offered { conversation, .. }
-        | DeskEvent::OfferWithdrawn { conversation, .. } => Some(*conversation),
+        | DeskEvent::OfferWithdrawn { conversation, .. }
+        | DeskEvent::Reprioritized { conversation, .. } => Some(*conversation),
         DeskEvent::Presence { .. } => None,
     }
 }

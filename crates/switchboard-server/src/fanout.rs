@@ -187,7 +187,8 @@ impl Fanout {
             DeskEvent::OfferWithdrawn { conversation, agent, .. } => {
                 self.to_agent(brand_id, agent, 0, &conv(conversation, ConversationEventKind::Withdrawn, None, None));
             }
-            DeskEvent::Presence { .. } => {}
+            // Dashboards refresh on the floor hint the engine sends after any event.
+            DeskEvent::Presence { .. } | DeskEvent::Reprioritized { .. } => {}
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::limits::Channel;
 use switchboard_core::routing::ANY_SKILL;
 use switchboard_protocol::{AgentState, ErrorCode, Message, Millis, Side};
-use switchboard_store::{Consumer, Conversation, Role, Skill, User};
+use switchboard_store::{Consumer, Conversation, ConversationPriority, Role, Skill, User};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{Body, P, Q};
@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/roster", get(roster))
         .route("/api/v1/conversations/{conversation_id}/transfer", post(transfer))
+        .route("/api/v1/conversations/{conversation_id}/priority", post(set_priority))
+        .route("/api/v1/queue", get(queue))
         .route("/api/v1/dashboard", get(dashboard))
         .route("/api/v1/reports", get(report))
         .route("/api/v1/reports/conversations.csv", get(report_csv))
@@ -179,6 +181,84 @@ async fn transfer(
     };
     let actor = caller_user(&state, &caller).await?;
     Ok(Json(state.engines.transfer(&actor, conversation_id, target).await?))
+}
+
+// ----- queue and priority ------------------------------------------------------------------
+
+/// The new priority of a conversation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRequest {
+    pub priority: ConversationPriority,
+}
+
+/// Sets an open conversation's priority (managers). A waiting conversation takes its new
+/// place in the queue at once (urgent, then high, then normal; each oldest first) and keeps
+/// its waiting time.
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/priority", tag = "workspace",
+    params(("conversation_id" = i64, Path)), request_body = PriorityRequest,
+    responses((status = 200, body = Conversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_priority(
+    State(state): State<AppState>,
+    ManagerAuth(caller): ManagerAuth,
+    P(conversation_id): P<i64>,
+    Body(request): Body<PriorityRequest>,
+) -> ApiResult<Json<Conversation>> {
+    state.engines.set_priority(&caller.brand_id, conversation_id, request.priority.to_core()).await?;
+    let conversation = state
+        .store
+        .conversation(&caller.brand_id, conversation_id)
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
+    Ok(Json(conversation))
+}
+
+/// A conversation waiting for an agent.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WaitingConversation {
+    pub conversation_id: i64,
+    pub consumer: Option<Consumer>,
+    /// `null`: no particular skill.
+    pub skill_id: Option<i64>,
+    pub skill: Option<String>,
+    pub priority: ConversationPriority,
+    /// When it started waiting (kept across transfers).
+    pub waiting_since: Millis,
+    /// Being offered to this agent now (skills in offer mode).
+    pub offered_to: Option<i64>,
+}
+
+/// The waiting conversations.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Queue {
+    /// In serving order (those being offered first), at most 200.
+    pub waiting: Vec<WaitingConversation>,
+    /// All waiting conversations, also beyond the 200 listed.
+    pub total: u32,
+}
+
+/// The brand's waiting conversations in the order they will be served (managers).
+#[utoipa::path(get, path = "/api/v1/queue", tag = "reports", responses((status = 200, body = Queue), (status = 403, body = ErrorBody)))]
+async fn queue(State(state): State<AppState>, ManagerAuth(caller): ManagerAuth) -> ApiResult<Json<Queue>> {
+    const LISTED: usize = 200;
+    let brand_id = &caller.brand_id;
+    let waiting = state.engines.queue(brand_id).await;
+    let names = skill_names(&state.store.skills(brand_id).await?);
+    let mut listed = Vec::new();
+    for entry in waiting.iter().take(LISTED) {
+        let Some(conversation) = state.store.conversation(brand_id, entry.conversation).await? else { continue };
+        let skill_id = (entry.skill != ANY_SKILL).then_some(entry.skill);
+        listed.push(WaitingConversation {
+            conversation_id: entry.conversation,
+            consumer: state.store.consumer(brand_id, conversation.consumer_id).await?,
+            skill: skill_id.and_then(|id| names.get(&id).cloned()),
+            skill_id,
+            priority: ConversationPriority::of(entry.priority),
+            waiting_since: entry.since,
+            offered_to: entry.offered_to,
+        });
+    }
+    Ok(Json(Queue { waiting: listed, total: u32::try_from(waiting.len()).unwrap_or(u32::MAX) }))
 }
 
 // ----- dashboard ---------------------------------------------------------------------------

@@ -97,6 +97,9 @@ struct ConsumerPeer {
     expires_at_ms: Option<i64>,
     /// Conversations checked to belong to this consumer (ownership never changes).
     owned: HashSet<ConversationId>,
+    /// The skill of a conversation this consumer opens: the app's default skill, else the
+    /// brand's (read at hello).
+    entry_skill: Option<i64>,
     /// The conversation this socket's message opened, the agent the engine gave it to and
     /// when: sends pipelined behind the opening one were stored before that assignment (the
     /// writer read no agent), and go to that agent too. Later messages carry the agent the
@@ -572,8 +575,12 @@ async fn authenticate_consumer(
     };
     let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
     let owned = open.iter().chain(pending_survey.iter()).map(|c| c.id).collect();
+    let entry_skill = match app.default_skill_id {
+        Some(skill) => Some(skill),
+        None => state.store.brand(brand_id).await?.and_then(|brand| brand.default_skill_id),
+    };
     Ok((
-        Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned, routed: None }),
+        Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned, entry_skill, routed: None }),
         subscription,
         welcome,
     ))
@@ -797,7 +804,7 @@ async fn submit_send(
                 consumer_id: peer.consumer.id,
                 app_id: peer.app.id.clone(),
                 channel: peer.app.channel.clone(),
-                skill_id: peer.app.default_skill_id,
+                skill_id: peer.entry_skill,
                 client_id: cid,
                 text,
             })

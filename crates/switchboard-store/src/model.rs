@@ -16,6 +16,8 @@ pub struct Brand {
     /// How long an agent whose sockets all dropped (or who chose offline) keeps their
     /// conversations before they return to the queue.
     pub agent_grace_secs: i64,
+    /// The skill of new conversations whose app names none (`null`: no particular skill).
+    pub default_skill_id: Option<i64>,
     pub created_at: Millis,
 }
 
@@ -68,6 +70,39 @@ pub struct Skill {
     /// first and accepts or declines within `offer_timeout_secs`.
     pub routing: SkillRouting,
     pub offer_timeout_secs: i64,
+    /// The priority new conversations of this skill start with.
+    pub default_priority: ConversationPriority,
+}
+
+/// How urgent a conversation is: queues serve urgent, then high, then normal, each oldest
+/// first. Stored as 0, 1, 2 (`conversations.priority`, `skills.default_priority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationPriority {
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+impl ConversationPriority {
+    /// The domain's priority.
+    pub fn to_core(self) -> switchboard_core::desk::Priority {
+        match self {
+            ConversationPriority::Normal => switchboard_core::desk::Priority::Normal,
+            ConversationPriority::High => switchboard_core::desk::Priority::High,
+            ConversationPriority::Urgent => switchboard_core::desk::Priority::Urgent,
+        }
+    }
+
+    /// From the domain's priority.
+    pub fn of(priority: switchboard_core::desk::Priority) -> ConversationPriority {
+        match priority {
+            switchboard_core::desk::Priority::Normal => ConversationPriority::Normal,
+            switchboard_core::desk::Priority::High => ConversationPriority::High,
+            switchboard_core::desk::Priority::Urgent => ConversationPriority::Urgent,
+        }
+    }
 }
 
 /// How a skill hands conversations to agents.

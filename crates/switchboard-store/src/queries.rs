@@ -15,6 +15,14 @@ pub struct NewBrand {
     pub name: String,
 }
 
+/// Skill settings change; `None` keeps a value.
+#[derive(Debug, Clone, Default)]
+pub struct SkillPatch {
+    pub routing: Option<SkillRouting>,
+    pub offer_timeout_secs: Option<i64>,
+    pub default_priority: Option<ConversationPriority>,
+}
+
 /// Brand settings change; `None` keeps a value.
 #[derive(Debug, Clone, Default)]
 pub struct BrandPatch {
@@ -22,6 +30,8 @@ pub struct BrandPatch {
     pub csat_enabled: Option<bool>,
     pub retention_days: Option<i64>,
     pub agent_grace_secs: Option<i64>,
+    /// `Some(None)` clears it.
+    pub default_skill_id: Option<Option<i64>>,
 }
 
 /// New app.
@@ -120,6 +130,9 @@ fn skill_from_row(row: &AnyRow) -> Result<Skill, StoreError> {
         routing: SkillRouting::parse(&routing)
             .ok_or_else(|| StoreError::Corrupt(format!("skill routing {routing:?}")))?,
         offer_timeout_secs: row.try_get("offer_timeout_secs")?,
+        default_priority: ConversationPriority::of(switchboard_core::desk::Priority::from_rank(
+            row.try_get("default_priority")?,
+        )),
     })
 }
 
@@ -130,6 +143,7 @@ fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
         csat_enabled: flag(row, "csat_enabled")?,
         retention_days: row.try_get("retention_days")?,
         agent_grace_secs: row.try_get("agent_grace_secs")?,
+        default_skill_id: row.try_get("default_skill_id")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -233,7 +247,7 @@ impl Store {
     pub async fn create_brand(&self, new: &NewBrand, now: Millis) -> Result<Brand, StoreError> {
         let row = sqlx::query(
             "INSERT INTO brands (id, name, csat_enabled, retention_days, created_at) VALUES ($1, $2, 1, $3, $4)
-             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, created_at",
+             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, created_at",
         )
         .bind(&new.id)
         .bind(&new.name)
@@ -247,7 +261,7 @@ impl Store {
     /// A brand by id.
     pub async fn brand(&self, brand_id: &str) -> Result<Option<Brand>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, csat_enabled, retention_days, agent_grace_secs, created_at FROM brands WHERE id = $1",
+            "SELECT id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, created_at FROM brands WHERE id = $1",
         )
         .bind(brand_id)
         .fetch_optional(&self.pool)
@@ -265,15 +279,18 @@ impl Store {
     pub async fn update_brand(&self, brand_id: &str, patch: &BrandPatch) -> Result<Brand, StoreError> {
         let row = sqlx::query(
             "UPDATE brands SET name = COALESCE($2, name), csat_enabled = COALESCE($3, csat_enabled),
-             retention_days = COALESCE($4, retention_days), agent_grace_secs = COALESCE($5, agent_grace_secs)
+             retention_days = COALESCE($4, retention_days), agent_grace_secs = COALESCE($5, agent_grace_secs),
+             default_skill_id = CASE WHEN $6 = 1 THEN $7 ELSE default_skill_id END
              WHERE id = $1
-             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, created_at",
+             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, created_at",
         )
         .bind(brand_id)
         .bind(patch.name.as_deref())
         .bind(patch.csat_enabled.map(int))
         .bind(patch.retention_days)
         .bind(patch.agent_grace_secs)
+        .bind(int(patch.default_skill_id.is_some()))
+        .bind(patch.default_skill_id.flatten())
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -286,7 +303,7 @@ impl Store {
     pub async fn create_skill(&self, brand_id: &str, name: &str, now: Millis) -> Result<Skill, StoreError> {
         let row = sqlx::query(
             "INSERT INTO skills (brand_id, name, created_at) VALUES ($1, $2, $3)
-             RETURNING id, brand_id, name, routing, offer_timeout_secs",
+             RETURNING id, brand_id, name, routing, offer_timeout_secs, default_priority",
         )
         .bind(brand_id)
         .bind(name)
@@ -299,7 +316,8 @@ impl Store {
     /// The brand's skills, by name.
     pub async fn skills(&self, brand_id: &str) -> Result<Vec<Skill>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, brand_id, name, routing, offer_timeout_secs FROM skills WHERE brand_id = $1 ORDER BY name",
+            "SELECT id, brand_id, name, routing, offer_timeout_secs, default_priority FROM skills WHERE brand_id = $1
+             ORDER BY name",
         )
         .bind(brand_id)
         .fetch_all(&self.pool)
@@ -309,21 +327,17 @@ impl Store {
 
     /// Changes how a skill routes; `None` keeps a value. `NotFound` if the brand has no such
     /// skill.
-    pub async fn update_skill(
-        &self,
-        brand_id: &str,
-        skill_id: i64,
-        routing: Option<SkillRouting>,
-        offer_timeout_secs: Option<i64>,
-    ) -> Result<Skill, StoreError> {
+    pub async fn update_skill(&self, brand_id: &str, skill_id: i64, patch: &SkillPatch) -> Result<Skill, StoreError> {
         let row = sqlx::query(
-            "UPDATE skills SET routing = COALESCE($3, routing), offer_timeout_secs = COALESCE($4, offer_timeout_secs)
-             WHERE brand_id = $1 AND id = $2 RETURNING id, brand_id, name, routing, offer_timeout_secs",
+            "UPDATE skills SET routing = COALESCE($3, routing), offer_timeout_secs = COALESCE($4, offer_timeout_secs),
+             default_priority = COALESCE($5, default_priority)
+             WHERE brand_id = $1 AND id = $2 RETURNING id, brand_id, name, routing, offer_timeout_secs, default_priority",
         )
         .bind(brand_id)
         .bind(skill_id)
-        .bind(routing.map(SkillRouting::as_str))
-        .bind(offer_timeout_secs)
+        .bind(patch.routing.map(SkillRouting::as_str))
+        .bind(patch.offer_timeout_secs)
+        .bind(patch.default_priority.map(|priority| i64::from(priority.to_core().rank())))
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -333,6 +347,11 @@ impl Store {
     /// Deletes a skill; agents lose it, apps routing to it fall back to no skill.
     pub async fn delete_skill(&self, brand_id: &str, skill_id: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE brands SET default_skill_id = NULL WHERE id = $1 AND default_skill_id = $2")
+            .bind(brand_id)
+            .bind(skill_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE apps SET default_skill_id = NULL WHERE brand_id = $1 AND default_skill_id = $2")
             .bind(brand_id)
             .bind(skill_id)
@@ -1014,6 +1033,31 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Sets an open conversation's priority, with a `priority` entry in its event log.
+    /// `false` if the brand has no such open conversation.
+    pub async fn set_priority(
+        &self,
+        brand_id: &str,
+        id: ConversationId,
+        priority: ConversationPriority,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE conversations SET priority = $3 WHERE brand_id = $1 AND id = $2 AND status = 'open'")
+                .bind(brand_id)
+                .bind(id)
+                .bind(i64::from(priority.to_core().rank()))
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        record_event(&mut tx, brand_id, id, "priority", None, None, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// How many event-log entries of `kind` each agent has since `since`, by agent id.
     pub async fn events_per_agent(
         &self,
@@ -1034,7 +1078,8 @@ impl Store {
     }
 
     /// The event log of a conversation, oldest first: `(kind, agent_id, skill_id, at)`.
-    /// Kinds: `opened`, `assigned`, `queued`, `closed`, `offer_declined`, `offer_expired`.
+    /// Kinds: `opened`, `assigned`, `queued`, `closed`, `offer_declined`, `offer_expired`,
+    /// `priority`.
     pub async fn conversation_events(
         &self,
         brand_id: &str,

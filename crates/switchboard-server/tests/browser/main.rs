@@ -63,6 +63,14 @@ async fn agent_and_consumer_converse_live_while_the_manager_watches() {
     maria.expect(|f| f["t"] == "conv" && f["ev"] == "queued").await;
     manager.until("one conversation queued", "return [...document.querySelectorAll('#skills-table td.queue-depth')].some(td => td.textContent.trim() === '1')").await;
     manager.screenshot("dashboard-queue").await;
+    // The manager sees who waits and raises the priority from the dashboard.
+    manager.text_contains(&format!("#waiting-table tr[data-conversation=\"{c}\"]"), "Maria Lopez").await;
+    manager.select(&format!("#priority-{c}"), "urgent").await;
+    let deadline = tokio::time::Instant::now() + driver::WAIT;
+    while server.store.conversation(&brand.id, c).await.unwrap().unwrap().priority != 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the priority was not saved");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // The agent logs in and goes online; the conversation appears in her inbox.
     let agent = driver.browser().await;
@@ -350,11 +358,12 @@ async fn an_offer_is_accepted_from_the_inbox_and_a_closed_browser_shows_as_disco
     let brand = server.brand().await;
     let now = now_secs() * 1000;
     let billing = server.store.create_skill(&brand.id, "billing", now).await.unwrap();
-    server
-        .store
-        .update_skill(&brand.id, billing.id, Some(switchboard_store::SkillRouting::Offer), Some(60))
-        .await
-        .unwrap();
+    let offer = switchboard_store::SkillPatch {
+        routing: Some(switchboard_store::SkillRouting::Offer),
+        offer_timeout_secs: Some(60),
+        ..Default::default()
+    };
+    server.store.update_skill(&brand.id, billing.id, &offer).await.unwrap();
     let patch = switchboard_store::BrandPatch { agent_grace_secs: Some(600), ..Default::default() };
     server.store.update_brand(&brand.id, &patch).await.unwrap();
     let app = switchboard_store::AppPatch { default_skill_id: Some(Some(billing.id)), ..Default::default() };

@@ -260,3 +260,83 @@ async fn a_skill_in_offer_mode_rings_one_agent_who_accepts_or_declines() {
     let shown = roster_agent(&server, &brand, "Alice Able").await;
     assert_eq!(shown["offers_declined_today"], 1, "{shown}");
 }
+
+#[tokio::test]
+async fn a_manager_raises_a_waiting_conversation_and_the_queue_serves_it_first() {
+    let server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    let http = reqwest::Client::new();
+    let admin = server.login(&brand.admin_email).await;
+    let alice_email = format!("alice@{}.test", brand.id);
+    server.user(&brand, &alice_email, "Alice Able", Role::Agent, 1, vec![]).await;
+    let mut alice = server.online_agent(&alice_email).await;
+    let mut first = server.consumer(&brand, "oda").await;
+    let c1 = open(&mut first, "one").await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c1).await;
+    let mut second = server.consumer(&brand, "pia").await;
+    let c2 = open(&mut second, "two").await;
+    let mut third = server.consumer(&brand, "quin").await;
+    let c3 = open(&mut third, "three").await;
+    third.expect(|f| f["t"] == "conv" && f["ev"] == "queued").await;
+
+    let queue: Value = http
+        .get(format!("{}/api/v1/queue", server.http))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order: Vec<i64> =
+        queue["waiting"].as_array().unwrap().iter().map(|w| w["conversation_id"].as_i64().unwrap()).collect();
+    assert_eq!((order, queue["total"].as_i64()), (vec![c2, c3], Some(2)), "{queue}");
+    assert_eq!(queue["waiting"][0]["consumer"]["name"], "Customer pia");
+
+    // Agents may not reorder the queue; bad values are named.
+    let agent_token = server.login(&alice_email).await;
+    let url = format!("{}/api/v1/conversations/{c3}/priority", server.http);
+    let refused = http.post(&url).bearer_auth(&agent_token).json(&json!({"priority": "urgent"})).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let bad = http.post(&url).bearer_auth(&admin).json(&json!({"priority": "asap"})).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let raised = http.post(&url).bearer_auth(&admin).json(&json!({"priority": "urgent"})).send().await.unwrap();
+    assert_eq!(raised.status(), 200);
+    let body: Value = raised.json().await.unwrap();
+    assert_eq!(body["priority"], 2, "{body}");
+    let queue: Value = http
+        .get(format!("{}/api/v1/queue", server.http))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue["waiting"][0]["conversation_id"], c3, "{queue}");
+    assert_eq!(queue["waiting"][0]["priority"], "urgent");
+
+    // Alice resolves her conversation: the urgent one is next, though it came later.
+    alice.send(json!({"t": "close", "id": 4, "c": c1})).await;
+    alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c3).await;
+    assert_eq!(server.store.conversation(&brand.id, c2).await.unwrap().unwrap().agent_id, None);
+}
+
+#[tokio::test]
+async fn the_brand_default_skill_routes_conversations_whose_app_names_none() {
+    let server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    let general = server.store.create_skill(&brand.id, "general", now_secs() * 1000).await.unwrap();
+    let (status, body) = patch_brand(&server, &brand, json!({"default_skill_id": 999_999})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("999999"), "{body}");
+    let (status, body) = patch_brand(&server, &brand, json!({"default_skill_id": general.id})).await;
+    assert_eq!((status, body["default_skill_id"].as_i64()), (200, Some(general.id)), "{body}");
+    let mut consumer = server.consumer(&brand, "rae").await;
+    let c = open(&mut consumer, "Hello").await;
+    assert_eq!(server.store.conversation(&brand.id, c).await.unwrap().unwrap().skill_id, Some(general.id));
+    let (status, body) = patch_brand(&server, &brand, json!({"default_skill_id": null})).await;
+    assert_eq!((status, body["default_skill_id"].as_i64()), (200, None), "{body}");
+    let (_, body) = patch_brand(&server, &brand, json!({"name": "Renamed"})).await;
+    assert_eq!(body["default_skill_id"], Value::Null, "an absent field keeps the value");
+}

@@ -1,9 +1,13 @@
 -- The conversation desk: the agents' grace period (a brand setting), how each skill routes
--- (assign directly, or offer to one agent at a time with a timeout), and the event log of
+-- (assign directly, or offer to one agent at a time with a timeout) and the priority its new
+-- conversations start with, and the event log of
 -- conversation lifecycle changes, written in the same transaction as the change it records.
 ALTER TABLE brands ADD COLUMN agent_grace_secs INTEGER NOT NULL DEFAULT 60;
+-- The skill of new conversations whose app names none (NULL: no particular skill).
+ALTER TABLE brands ADD COLUMN default_skill_id INTEGER;
 ALTER TABLE skills ADD COLUMN routing TEXT NOT NULL DEFAULT 'assign';
 ALTER TABLE skills ADD COLUMN offer_timeout_secs INTEGER NOT NULL DEFAULT 30;
+ALTER TABLE skills ADD COLUMN default_priority INTEGER NOT NULL DEFAULT 0;
 
 CREATE TABLE conversation_events (
     id INTEGER PRIMARY KEY,
