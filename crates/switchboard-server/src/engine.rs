@@ -197,6 +197,7 @@ impl Engines {
             boot_ms: self.boot_ms,
             wait_refresh_ms: self.wait_refresh_ms,
             desk: Desk::new(DeskSettings::default()),
+            stopping: self.shutdown.clone(),
         };
         tokio::spawn(engine.run(commands, self.shutdown.clone()));
         senders.insert(brand_id.to_owned(), sender.clone());
@@ -382,6 +383,8 @@ struct Engine {
     boot_ms: Millis,
     wait_refresh_ms: Millis,
     desk: Desk,
+    /// Shutdown: a rebuild stops retrying once the node is stopping (its store is closing).
+    stopping: watch::Receiver<bool>,
 }
 
 impl Engine {
@@ -405,6 +408,7 @@ impl Engine {
         loop {
             match self.load().await {
                 Ok(()) => return,
+                Err(_) if *self.stopping.borrow() => return,
                 Err(error) => {
                     // The store is down: routing waits for it (nothing can be persisted
                     // anyway). Sockets keep working on the hot path meanwhile.
@@ -431,8 +435,7 @@ impl Engine {
         let (desk, effects) = Desk::restore(settings, skill_rules, agents, conversations, &sockets, self.boot_ms, now);
         self.desk = desk;
         tracing::debug!(brand_id = %self.brand_id, open = open.len(), "desk rebuilt");
-        self.carry_out(effects, 0).await;
-        Ok(())
+        self.try_carry_out(effects, 0).await
     }
 
     /// How the brand's skills route: offer mode and timeout, starting priority.
@@ -520,10 +523,19 @@ impl Engine {
         }
     }
 
-    /// Carries out effects in order: a change is persisted before what follows it. A
-    /// change the store refuses (the conversation closed meanwhile) is fed back to the desk;
-    /// a write that fails rebuilds the desk from the store.
+    /// Carries out effects (see [`Engine::try_carry_out`]); a write that fails rebuilds the
+    /// desk from the store, which retries until the store answers.
     async fn carry_out(&mut self, effects: Vec<Effect>, origin: u64) {
+        if let Err(error) = self.try_carry_out(effects, origin).await {
+            tracing::error!(%error, brand_id = %self.brand_id, "could not persist a routing decision; rebuilding from the store");
+            self.rebuild().await;
+        }
+    }
+
+    /// Carries out effects in order: a change is persisted before what follows it. A
+    /// change the store refuses (the conversation closed meanwhile) is fed back to the desk.
+    /// A write that fails stops here: the desk no longer matches the store.
+    async fn try_carry_out(&mut self, effects: Vec<Effect>, origin: u64) -> Result<(), StoreError> {
         let mut pending = std::collections::VecDeque::from(effects);
         let mut skipping: Option<ConversationId> = None;
         let mut told = false;
@@ -545,9 +557,8 @@ impl Engine {
                             }
                         }
                         Err(error) => {
-                            tracing::error!(%error, brand_id = %self.brand_id, ?change, "could not persist a routing decision; rebuilding from the store");
-                            Box::pin(self.rebuild()).await;
-                            return;
+                            tracing::error!(%error, brand_id = %self.brand_id, ?change, "a routing decision was not persisted");
+                            return Err(error);
                         }
                     }
                 }
@@ -564,6 +575,7 @@ impl Engine {
         if told {
             self.fanout.floor_changed(&self.brand_id);
         }
+        Ok(())
     }
 
     /// Writes one change; `Ok(false)` when the conversation is not open.
