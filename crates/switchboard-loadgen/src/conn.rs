@@ -205,6 +205,7 @@ pub fn consumer_hello(brand: &str, app: &str, token: Option<&str>) -> ClientFram
         anon: if token.is_none() { Some(String::new()) } else { None },
         session: None,
         device: None,
+        skill: None,
     })
 }
 
@@ -233,6 +234,7 @@ pub async fn connect_agent(server: &Server, session: &str, counts: Arc<ByteCount
         anon: None,
         session: Some(session.into()),
         device: None,
+        skill: None,
     });
     send(&mut ws, &hello).await?;
     let welcome = expect_welcome(&mut ws).await?;

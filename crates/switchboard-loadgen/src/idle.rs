@@ -161,6 +161,7 @@ async fn open(target: &Target, source: IpAddr, secret: Option<&str>) -> Result<(
         anon: Some(secret.unwrap_or_default().to_owned()),
         session: None,
         device: None,
+        skill: None,
     });
     conn::send(&mut ws, &hello).await?;
     match conn::recv(&mut ws, conn::CONNECT_TIMEOUT).await {

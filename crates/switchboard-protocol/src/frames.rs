@@ -190,6 +190,11 @@ pub struct Hello {
     /// Consumer sockets: device information for agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceInfo>,
+    /// Consumer sockets: the entry point, a skill id the app allows (its default skill or
+    /// one of its entry skills); conversations this device opens start in it. Absent: the
+    /// app's default skill, else the brand's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<i64>,
 }
 
 /// A frame from a client (consumer or agent). `id`, where present, is echoed in the answer.

@@ -80,6 +80,7 @@ pub struct ClientBuilder {
     data_dir: Option<PathBuf>,
     key: Option<[u8; 32]>,
     device: DeviceInfo,
+    entry_skill: Option<i64>,
     backoff: Backoff,
 }
 
@@ -109,6 +110,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The entry point: the skill (id) this device's new conversations start in, one the app
+    /// allows (its default skill or one of its entry skills). Without it, the app's default
+    /// skill, else the brand's. A skill the app does not allow is refused at connect (a
+    /// permanent error naming the skill).
+    pub fn entry_skill(mut self, skill: i64) -> Self {
+        self.entry_skill = Some(skill);
+        self
+    }
+
     /// Reconnection timing.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -132,6 +142,7 @@ impl ClientBuilder {
             app_id: self.app_id,
             auth,
             device: self.device,
+            entry_skill: self.entry_skill,
             backoff: self.backoff,
             store,
             events,
@@ -176,6 +187,7 @@ struct Shared {
     app_id: String,
     auth: Auth,
     device: DeviceInfo,
+    entry_skill: Option<i64>,
     backoff: Backoff,
     store: LocalStore,
     /// Fan-out of events to every `EventStream`; sending never blocks (slow streams lag).
@@ -285,6 +297,7 @@ impl Client {
             data_dir: None,
             key: None,
             device: DeviceInfo::default(),
+            entry_skill: None,
             backoff: Backoff::default(),
         }
     }
@@ -637,6 +650,7 @@ async fn hello_frame(shared: &Shared) -> Result<ClientFrame, SdkError> {
         anon,
         session: None,
         device,
+        skill: shared.entry_skill,
     }))
 }
 

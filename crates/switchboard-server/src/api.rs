@@ -400,6 +400,9 @@ pub struct AppPatchRequest {
     pub jwt_audience: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub default_skill_id: Option<Option<i64>>,
+    /// Further skills a device of the app may ask to start in (`hello.skill`); replaces the
+    /// list. At most 100.
+    pub entry_skill_ids: Option<Vec<i64>>,
 }
 
 /// Changes an app (admin).
@@ -423,10 +426,26 @@ async fn patch_app(
         jwt_audience: request.jwt_audience,
         default_skill_id: request.default_skill_id,
     };
-    let app = state.store.update_app(&caller.brand_id, &app_id, &patch).await.map_err(|error| match error {
+    let mut app = state.store.update_app(&caller.brand_id, &app_id, &patch).await.map_err(|error| match error {
         switchboard_store::StoreError::NotFound => ApiError::code(ErrorCode::AppNotFound),
         other => other.into(),
     })?;
+    if let Some(skills) = request.entry_skill_ids {
+        if skills.len() > 100 {
+            return Err(ApiError::bad_request(format!(
+                "entry_skill_ids holds at most 100 skills (got {})",
+                skills.len()
+            )));
+        }
+        state.store.set_entry_skills(&caller.brand_id, &app_id, &skills).await.map_err(|error| match error {
+            switchboard_store::StoreError::NotFound => {
+                ApiError::bad_request("a skill of entry_skill_ids does not exist in this brand")
+            }
+            other => other.into(),
+        })?;
+        app.entry_skill_ids =
+            state.store.app(&caller.brand_id, &app_id).await?.map(|a| a.entry_skill_ids).unwrap_or_default();
+    }
     Ok(Json(app))
 }
 

@@ -575,9 +575,18 @@ async fn authenticate_consumer(
     };
     let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
     let owned = open.iter().chain(pending_survey.iter()).map(|c| c.id).collect();
-    let entry_skill = match app.default_skill_id {
-        Some(skill) => Some(skill),
-        None => state.store.brand(brand_id).await?.and_then(|brand| brand.default_skill_id),
+    // The entry point: a skill the device asks for (one the app allows), else the app's
+    // default skill, else the brand's.
+    let entry_skill = match (hello.skill, app.default_skill_id) {
+        (Some(skill), default) if default == Some(skill) || app.entry_skill_ids.contains(&skill) => Some(skill),
+        (Some(skill), _) => {
+            return Err(ApiError::bad_request(format!(
+                "skill {skill} is not an entry point of app {}: use its default skill or one of its entry_skill_ids",
+                app.id
+            )));
+        }
+        (None, Some(skill)) => Some(skill),
+        (None, None) => state.store.brand(brand_id).await?.and_then(|brand| brand.default_skill_id),
     };
     Ok((
         Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned, entry_skill, routed: None }),

@@ -45,6 +45,9 @@ pub struct App {
     pub jwt_audience: Option<String>,
     /// Skill new conversations from this app are routed to.
     pub default_skill_id: Option<i64>,
+    /// Further skills a device of this app may ask to start in (its entry points).
+    #[serde(default)]
+    pub entry_skill_ids: Vec<i64>,
     pub created_at: Millis,
 }
 

@@ -159,6 +159,7 @@ fn app_from_row(row: &AnyRow) -> Result<App, StoreError> {
         jwt_issuer: row.try_get("jwt_issuer")?,
         jwt_audience: row.try_get("jwt_audience")?,
         default_skill_id: row.try_get("default_skill_id")?,
+        entry_skill_ids: Vec::new(),
         created_at: row.try_get("created_at")?,
     })
 }
@@ -347,6 +348,11 @@ impl Store {
     /// Deletes a skill; agents lose it, apps routing to it fall back to no skill.
     pub async fn delete_skill(&self, brand_id: &str, skill_id: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM app_entry_skills WHERE brand_id = $1 AND skill_id = $2")
+            .bind(brand_id)
+            .bind(skill_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE brands SET default_skill_id = NULL WHERE id = $1 AND default_skill_id = $2")
             .bind(brand_id)
             .bind(skill_id)
@@ -405,7 +411,55 @@ impl Store {
             .bind(app_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| app_from_row(&row)).transpose()
+        let Some(mut app) = row.map(|row| app_from_row(&row)).transpose()? else { return Ok(None) };
+        app.entry_skill_ids = self.entry_skills(brand_id, Some(app_id)).await?.into_iter().map(|(_, s)| s).collect();
+        Ok(Some(app))
+    }
+
+    /// `(app id, skill id)` of the brand's entry skills, of one app or all.
+    async fn entry_skills(&self, brand_id: &str, app_id: Option<&str>) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT app_id, skill_id FROM app_entry_skills WHERE brand_id = $1 AND ($2 IS NULL OR app_id = $2)
+             ORDER BY app_id, skill_id",
+        )
+        .bind(brand_id)
+        .bind(app_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+    }
+
+    /// Replaces an app's entry skills. `NotFound` if a skill is not the brand's.
+    pub async fn set_entry_skills(&self, brand_id: &str, app_id: &str, skills: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM app_entry_skills WHERE brand_id = $1 AND app_id = $2")
+            .bind(brand_id)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        for skill_id in skills {
+            let done = sqlx::query(
+                "INSERT INTO app_entry_skills (brand_id, app_id, skill_id)
+                 SELECT brand_id, $2, id FROM skills WHERE brand_id = $1 AND id = $3 ON CONFLICT DO NOTHING",
+            )
+            .bind(brand_id)
+            .bind(app_id)
+            .bind(skill_id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 && !skills.is_empty() {
+                let exists = sqlx::query("SELECT 1 FROM skills WHERE brand_id = $1 AND id = $2")
+                    .bind(brand_id)
+                    .bind(skill_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The brand's apps.
@@ -416,7 +470,13 @@ impl Store {
         .bind(brand_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(app_from_row).collect()
+        let mut apps = rows.iter().map(app_from_row).collect::<Result<Vec<_>, _>>()?;
+        for (app_id, skill_id) in self.entry_skills(brand_id, None).await? {
+            if let Some(app) = apps.iter_mut().find(|app| app.id == app_id) {
+                app.entry_skill_ids.push(skill_id);
+            }
+        }
+        Ok(apps)
     }
 
     /// Changes an app.
@@ -437,7 +497,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-        app_from_row(&row)
+        let mut app = app_from_row(&row)?;
+        app.entry_skill_ids = current.entry_skill_ids;
+        Ok(app)
     }
 
     /// Adds a public key to an app.

@@ -28,7 +28,7 @@ fn check_server(json: &str, expected: ServerFrame) {
 }
 
 fn hello() -> Hello {
-    Hello { v: 1, brand: None, app: None, token: None, anon: None, session: None, device: None }
+    Hello { v: 1, brand: None, app: None, token: None, anon: None, session: None, device: None, skill: None }
 }
 
 #[test]

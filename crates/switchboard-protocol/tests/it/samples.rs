@@ -42,6 +42,7 @@ pub fn consumer_hello() -> Hello {
         anon: None,
         session: None,
         device: Some(iphone()),
+        skill: None,
     }
 }
 
@@ -108,6 +109,7 @@ pub fn consumer_message(seq: i64, ts: Millis, text: &str, cid: &str) -> Message 
 pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
     vec![
         ("hello_consumer_jwt", ClientFrame::Hello(consumer_hello())),
+        ("hello_consumer_entry_skill", ClientFrame::Hello(Hello { skill: Some(12), ..consumer_hello() })),
         (
             "hello_consumer_anon_new",
             ClientFrame::Hello(Hello {
@@ -122,6 +124,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                     app_version: None,
                     device_type: Some("web".into()),
                 }),
+                skill: None,
             }),
         ),
         (
@@ -134,6 +137,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 anon: Some(ANON_SECRET.into()),
                 session: None,
                 device: None,
+                skill: None,
             }),
         ),
         (
@@ -146,6 +150,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 anon: None,
                 session: Some(SESSION.into()),
                 device: None,
+                skill: None,
             }),
         ),
         (
@@ -158,6 +163,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 anon: None,
                 session: None,
                 device: None,
+                skill: None,
             }),
         ),
         (

@@ -340,3 +340,42 @@ async fn the_brand_default_skill_routes_conversations_whose_app_names_none() {
     let (_, body) = patch_brand(&server, &brand, json!({"name": "Renamed"})).await;
     assert_eq!(body["default_skill_id"], Value::Null, "an absent field keeps the value");
 }
+
+#[tokio::test]
+async fn a_device_asks_for_an_entry_skill_the_app_allows_and_nothing_else() {
+    let server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    let now = now_secs() * 1000;
+    let sales = server.store.create_skill(&brand.id, "sales", now).await.unwrap();
+    let secret = server.store.create_skill(&brand.id, "internal", now).await.unwrap();
+    let admin = server.login(&brand.admin_email).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/apps/{}", server.http, brand.app);
+    let bad = http.patch(&url).bearer_auth(&admin).json(&json!({"entry_skill_ids": [999_999]})).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let app: Value = http
+        .patch(&url)
+        .bearer_auth(&admin)
+        .json(&json!({"entry_skill_ids": [sales.id]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app["entry_skill_ids"], json!([sales.id]), "{app}");
+
+    let hello = |sub: &str, skill: i64| json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app, "token": rs256_token(&claims(&brand, sub, 3600)), "skill": skill});
+    let mut refused = Client::connect(&format!("{}/v1/consumer", server.ws)).await;
+    let answer = refused.hello(hello("sam", secret.id)).await;
+    assert_eq!(answer["code"], "bad_request", "{answer}");
+    assert!(
+        answer["msg"].as_str().unwrap().contains(&format!("skill {} is not an entry point", secret.id)),
+        "{answer}"
+    );
+
+    let mut consumer = Client::connect(&format!("{}/v1/consumer", server.ws)).await;
+    assert_eq!(consumer.hello(hello("sam", sales.id)).await["t"], "welcome");
+    let c = open(&mut consumer, "I want to buy").await;
+    assert_eq!(server.store.conversation(&brand.id, c).await.unwrap().unwrap().skill_id, Some(sales.id));
+}

@@ -20,3 +20,12 @@ CREATE TABLE conversation_events (
 );
 CREATE INDEX conversation_events_conversation ON conversation_events (brand_id, conversation_id, id);
 CREATE INDEX conversation_events_kind ON conversation_events (brand_id, kind, at);
+
+-- Entry points: the skills a consumer device of the app may ask to start its conversations in
+-- (besides the app's default skill).
+CREATE TABLE app_entry_skills (
+    brand_id TEXT NOT NULL REFERENCES brands(id),
+    app_id TEXT NOT NULL,
+    skill_id INTEGER NOT NULL REFERENCES skills(id),
+    PRIMARY KEY (brand_id, app_id, skill_id)
+);
