@@ -21,7 +21,8 @@ pub const CONVERSATIONS_OPENED: &str = "switchboard_conversations_opened_total";
 pub const ASSIGNMENTS: &str = "switchboard_assignments_total";
 /// Counter: conversations transferred (to a skill, an agent, or back to the queue).
 pub const TRANSFERS: &str = "switchboard_transfers_total";
-/// Counter: REST requests, labels `status` class (2xx, 4xx, 5xx).
+/// Counter: HTTP requests, label `status` class (1xx, 2xx, 3xx, 4xx, 5xx). WebSocket
+/// upgrades are `1xx` (101 Switching Protocols); their sockets are counted by [`CONNECTIONS`].
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 
 /// Installs the global Prometheus recorder once per process; later calls get the same
@@ -46,6 +47,6 @@ fn describe() {
     metrics::describe_counter!(CONVERSATIONS_OPENED, "conversations opened");
     metrics::describe_counter!(ASSIGNMENTS, "conversations assigned to agents");
     metrics::describe_counter!(TRANSFERS, "conversations transferred to a skill, an agent or back to the queue");
-    metrics::describe_counter!(HTTP_REQUESTS, "REST requests by status class");
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
     switchboard_store::describe_metrics();
 }
