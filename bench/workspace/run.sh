@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 command=(cargo test --release -p switchboard-server --test browser -- --ignored --exact bench_workspace --nocapture)
-SWITCHBOARD_BENCH_OUT="$out" SWITCHBOARD_REQUIRE_SERVICES=1 "${command[@]}"
+SWITCHBOARD_BENCH_OUT="$out" "${command[@]}"
 cat "$out"
 if [[ "${1:-}" == "--record" ]]; then
   version="$(git rev-parse --short HEAD)$(git diff --quiet -- . ':!docs/benchmarks.md' || echo '+dirty')"

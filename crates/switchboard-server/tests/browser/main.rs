@@ -38,8 +38,9 @@ async fn wait_online(server: &TestServer, brand: &TestBrand, id: i64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn agent_and_consumer_converse_live_while_the_manager_watches() {
-    let Some(driver) = Driver::start().await else { return };
+    let driver = Driver::start().await;
     let server = TestServer::start().await;
     let brand = server.brand().await;
     let alice_email = format!("alice@{}.test", brand.id);
@@ -143,8 +144,9 @@ async fn agent_and_consumer_converse_live_while_the_manager_watches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn a_lost_connection_is_shown_and_recovered_without_missing_anything() {
-    let Some(driver) = Driver::start().await else { return };
+    let driver = Driver::start().await;
     let mut server = TestServer::start().await;
     let brand = server.brand().await;
     let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
@@ -194,8 +196,9 @@ async fn a_lost_connection_is_shown_and_recovered_without_missing_anything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn an_agent_transfers_to_a_colleague_who_hands_it_back_to_the_queue() {
-    let Some(driver) = Driver::start().await else { return };
+    let driver = Driver::start().await;
     let server = TestServer::start().await;
     let brand = server.brand().await;
     let bob_email = format!("bob@{}.test", brand.id);
@@ -240,8 +243,9 @@ async fn an_agent_transfers_to_a_colleague_who_hands_it_back_to_the_queue() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Firefox ESR and geckodriver (apt-get install firefox-esr; cargo install geckodriver), run with --include-ignored"]
 async fn the_workspace_works_in_firefox_too() {
-    let Some(driver) = Driver::start_engine(Engine::Firefox).await else { return };
+    let driver = Driver::start_engine(Engine::Firefox).await;
     let server = TestServer::start().await;
     let brand = server.brand().await;
     let agent = driver.browser().await;
@@ -266,8 +270,9 @@ async fn the_workspace_works_in_firefox_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
-    let Some(driver) = Driver::start().await else { return };
+    let driver = Driver::start().await;
     let server = TestServer::start().await;
     let brand = server.brand().await;
     let admin = driver.browser().await;
@@ -316,8 +321,9 @@ async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn wrong_password_and_expired_session_say_so() {
-    let Some(driver) = Driver::start().await else { return };
+    let driver = Driver::start().await;
     let server = TestServer::start().await;
     let brand = server.brand().await;
     let browser = driver.browser().await;
@@ -387,8 +393,9 @@ async fn seed_busy_inbox(server: &TestServer, brand: &TestBrand) -> (String, i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn two_hundred_conversations_and_a_long_history_stay_usable() {
-    let Some(driver) = Driver::start().await else { return };
+    let driver = Driver::start().await;
     let server = TestServer::start().await;
     let brand = server.brand().await;
     let (email, long) = seed_busy_inbox(&server, &brand).await;
@@ -429,7 +436,7 @@ async fn two_hundred_conversations_and_a_long_history_stay_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run by bench/workspace.sh"]
 async fn bench_workspace() {
-    let Some(driver) = Driver::start().await else { return };
+    let driver = Driver::start().await;
     let server = TestServer::start().await;
     let brand = server.brand().await;
     let (email, long) = seed_busy_inbox(&server, &brand).await;
