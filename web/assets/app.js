@@ -205,7 +205,7 @@ function buildNav(me) {
   for (const routeDef of ROUTES.filter((r) => r.allowed(me))) {
     let group = groups.find((g) => g.name === routeDef.group);
     if (!group) groups.push((group = { name: routeDef.group, items: [] }));
-    const link = h('a', { class: 'nav-link', href: '#/' + routeDef.key }, icon(routeDef.icon), h('span', {}, routeDef.title));
+    const link = h('a', { class: 'nav-link', href: '#/' + routeDef.key, title: routeDef.title, 'aria-label': routeDef.title }, icon(routeDef.icon), h('span', {}, routeDef.title));
     links.set(routeDef.key, link);
     group.items.push(h('li', {}, link));
   }

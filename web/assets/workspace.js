@@ -399,12 +399,14 @@ class Workspace {
   }
 
   buildHeader(entry) {
-    const resolve = h('button', { id: 'resolve-button', class: 'button primary', type: 'button', onclick: () => this.resolve(entry) },
-      icon('check'), 'Resolve');
-    const transfer = h('button', { id: 'transfer-button', class: 'button', type: 'button', onclick: () => this.transfer(entry) },
-      icon('transfer'), 'Transfer');
-    const requeue = h('button', { id: 'requeue-button', class: 'button', type: 'button', onclick: () => this.requeue(entry) },
-      icon('queue'), 'Back to queue');
+    // Each action keeps its name in `title` and `aria-label`: on a narrow pane the CSS shows
+    // the secondary actions as icons only (container queries on .thread-pane).
+    const action = (id, kind, iconName, label, onclick) =>
+      h('button', { id, class: 'button ' + kind, type: 'button', title: label, 'aria-label': label, onclick },
+        icon(iconName), h('span', { class: 'button-label' }, label));
+    const resolve = action('resolve-button', 'primary', 'check', 'Resolve', () => this.resolve(entry));
+    const transfer = action('transfer-button', 'secondary', 'transfer', 'Transfer', () => this.transfer(entry));
+    const requeue = action('requeue-button', 'secondary', 'queue', 'Back to queue', () => this.requeue(entry));
     const meta = h('p', { class: 'thread-meta' });
     const name = h('h2', { class: 'thread-name' }, entry.displayName);
     const element = h('header', { class: 'thread-header' },
@@ -417,8 +419,12 @@ class Workspace {
 
   paintHeader(header, entry) {
     setText(header.name, entry.displayName);
-    setText(header.meta, [channelLabel(entry.channel), entry.skill, entry.conversation ? 'Conversation #' + entry.id : null]
-      .filter(Boolean).join(' · '));
+    const meta = [channelLabel(entry.channel), entry.skill, entry.conversation ? 'Conversation #' + entry.id : null]
+      .filter(Boolean).join(' · ');
+    setText(header.meta, meta);
+    // When a very long name must be cut with an ellipsis, the whole of it is one hover away.
+    header.name.title = entry.displayName;
+    header.meta.title = meta;
   }
 
   refreshSelectedInfo() {

@@ -233,6 +233,24 @@ impl Browser {
         self.click("#login-submit").await;
     }
 
+    /// Makes the page's viewport `width`×`height` CSS pixels: sets the window size, then
+    /// corrects by what the window's frame takes (none in headless Chromium, some elsewhere).
+    pub async fn viewport(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap_or_else(|error| panic!("cannot resize: {error}"));
+        let inner = self.js("return [window.innerWidth, window.innerHeight]", vec![]).await;
+        let (inner_width, inner_height) = (inner[0].as_u64().unwrap() as u32, inner[1].as_u64().unwrap() as u32);
+        if (inner_width, inner_height) != (width, height) {
+            let (outer_width, outer_height) =
+                (width + (width - inner_width.min(width)), height + (height - inner_height.min(height)));
+            self.client.set_window_size(outer_width, outer_height).await.unwrap();
+        }
+        self.until(
+            &format!("viewport {width}x{height}"),
+            &format!("return window.innerWidth === {width} && window.innerHeight === {height}"),
+        )
+        .await;
+    }
+
     /// Saves a PNG of the window as `target/screenshots/<name>.png`.
     pub async fn screenshot(&self, name: &str) {
         let Ok(png) = self.client.screenshot().await else { return };

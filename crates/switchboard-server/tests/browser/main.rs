@@ -143,6 +143,77 @@ async fn agent_and_consumer_converse_live_while_the_manager_watches() {
     }
 }
 
+/// Where an element is and whether a click at its centre reaches it: `[fully in the viewport,
+/// not clipped by an ancestor that hides overflow, the element hit at its centre is it or in it,
+/// width]`.
+const REACHABLE: &str = "
+    const e = document.querySelector(arguments[0]);
+    if (!e) return null;
+    const r = e.getBoundingClientRect();
+    const inView = r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0
+        && r.right <= window.innerWidth && r.bottom <= window.innerHeight;
+    let unclipped = true;
+    for (let a = e.parentElement; a; a = a.parentElement) {
+        const s = getComputedStyle(a);
+        if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+        const ar = a.getBoundingClientRect();
+        if (r.left < ar.left - 0.5 || r.right > ar.right + 0.5 || r.top < ar.top - 0.5 || r.bottom > ar.bottom + 0.5) unclipped = false;
+    }
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return [inView, unclipped, !!hit && e.contains(hit), Math.round(r.width)];";
+
+/// Issue 13: at 1366 px the conversation header was cut to "Visitor …", at 1280×800 the name
+/// and number disappeared, and at 1024×768 Transfer was cut off and Resolve not visible at all.
+/// At each size the name and the conversation number show in full, and every action is in
+/// view, unclipped and clickable; Transfer opens its dialog and Resolve resolves at 1024×768.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn the_conversation_header_and_its_actions_fit_from_1024_to_1920_wide() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut maria = consumer(&server, &brand, "maria", "Maria Fernanda Lopez").await;
+    maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Where is my parcel?"})).await;
+    let c = maria.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let agent = driver.browser().await;
+    agent.login(&server.http, &brand.agent_email, PASSWORD).await;
+    agent.select("#agent-state", "online").await;
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.click(&item).await;
+    agent.text_contains("#messages", "Where is my parcel?").await;
+    let number = format!("Conversation #{c}");
+    for (width, height) in [(1920, 1080), (1366, 768), (1280, 800), (1024, 768)] {
+        agent.viewport(width, height).await;
+        agent.text_contains(".thread-meta", &number).await;
+        agent.screenshot(&format!("workspace-{width}x{height}")).await;
+        for selector in [".thread-name", ".thread-meta"] {
+            let cut = agent
+                .js("const e = document.querySelector(arguments[0]); return [e.textContent, e.scrollWidth > e.clientWidth, e.clientWidth]", vec![json!(selector)])
+                .await;
+            assert_eq!(cut[1], json!(false), "{selector} is cut at {width}x{height}: {cut}");
+        }
+        for selector in ["#resolve-button", "#transfer-button", "#requeue-button"] {
+            let reach = agent.js(REACHABLE, vec![json!(selector)]).await;
+            let reach_flags = reach.as_array().unwrap_or_else(|| panic!("{selector} missing at {width}x{height}"));
+            assert_eq!(
+                &reach_flags[..3],
+                &[json!(true), json!(true), json!(true)],
+                "{selector} at {width}x{height}: {reach}"
+            );
+        }
+    }
+    // At the smallest size the actions work, not only show.
+    agent.click("#transfer-button").await;
+    agent.visible("#transfer-dialog").await;
+    agent.screenshot("workspace-1024x768-transfer").await;
+    agent.click("#transfer-cancel").await;
+    agent.until("dialog closed", "const d = document.querySelector('#transfer-dialog'); return !d || !d.open").await;
+    agent.click("#resolve-button").await;
+    let closed = maria.expect(|f| f["t"] == "conv" && f["ev"] == "closed").await;
+    assert_eq!(closed["by"], "a");
+    agent.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn a_lost_connection_is_shown_and_recovered_without_missing_anything() {
