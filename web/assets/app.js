@@ -236,6 +236,7 @@ async function changeState(select) {
     await session.live.request({ t: 'state', state: wanted });
     select.dataset.current = wanted;
     session.me.state = wanted;
+    announceState(wanted);
   } catch (error) {
     paintState(previous);
     notify('Could not change your availability: ' + sentence(error.message), 'error');
@@ -247,6 +248,12 @@ function reflectState(state) {
   session.me.state = state;
   session.frame.state.select.dataset.current = state;
   paintState(state);
+  announceState(state);
+}
+
+// Tells the pages (the inbox's empty state) the agent's settled state.
+function announceState(state) {
+  window.dispatchEvent(new CustomEvent('agent-state', { detail: state }));
 }
 
 function paintState(state) {

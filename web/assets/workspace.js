@@ -31,6 +31,15 @@ export function render(root, ctx) {
   return () => workspace.destroy();
 }
 
+// What the empty inbox says, by the agent's own state: whether new conversations come to
+// them now, and if not, what to do about it.
+const EMPTY_INBOX = {
+  online: ['No conversations right now', 'New conversations are assigned to you as they arrive.'],
+  away: ['You are Away', 'New conversations go to agents who are Online. Switch to Online to receive them.'],
+  back_soon: ['You are Back soon', 'New conversations go to agents who are Online. Switch to Online to receive them.'],
+  offline: ['You are Offline', 'Switch to Online (top right) to receive conversations.'],
+};
+
 function displayName(consumer, conversationId) {
   if (consumer?.name) return consumer.name;
   return 'Visitor #' + (consumer?.id ?? conversationId);
@@ -83,10 +92,16 @@ class Workspace {
 
   build(root) {
     this.list = createConversationList({ onSelect: (id) => this.select(id) });
+    this.listEmptyTitle = h('p', { class: 'empty-title', id: 'inbox-empty-title' });
+    this.listEmptyHint = h('p', { class: 'muted', id: 'inbox-empty-hint' });
     this.listEmpty = h('div', { class: 'list-empty' },
-      h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon('inbox')),
-      h('p', { class: 'empty-title' }, 'No conversations yet'),
-      h('p', { class: 'muted' }, 'You\'ll see new chats here when you\'re online.'));
+      h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon('inbox')), this.listEmptyTitle, this.listEmptyHint);
+    this.paintEmptyInbox(this.me.state);
+    // app.js announces each settled change of the agent's own state (from this window or
+    // another: the welcome carries it after a reconnect).
+    const onAgentState = (event) => this.paintEmptyInbox(event.detail);
+    window.addEventListener('agent-state', onAgentState);
+    this.offs.push(() => window.removeEventListener('agent-state', onAgentState));
     this.listCount = h('span', { class: 'count-pill' }, '0');
     this.center = h('section', { class: 'thread-pane', 'aria-label': 'Conversation' });
     this.panel = createConsumerPanel();
@@ -100,14 +115,23 @@ class Workspace {
     this.updateCount();
   }
 
+  paintEmptyInbox(state) {
+    const [title, hint] = EMPTY_INBOX[state] || EMPTY_INBOX.offline;
+    setText(this.listEmptyTitle, title);
+    setText(this.listEmptyHint, hint);
+    this.agentState = state;
+    if (this.center && !this.selected && this.entries.size === 0) this.showNoSelection();
+  }
+
   showNoSelection() {
     const hasAny = this.entries.size > 0;
+    const online = this.agentState === 'online';
     clear(this.center).appendChild(h('div', { class: 'empty-state' },
       h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon('chat')),
-      h('h2', {}, hasAny ? 'Pick a conversation' : 'You\'re all caught up'),
+      h('h2', {}, hasAny ? 'Pick a conversation' : online ? 'You\'re all caught up' : 'Nothing to answer'),
       h('p', { class: 'muted' }, hasAny
         ? 'Choose a customer on the left to read the history and reply.'
-        : 'New chats are routed to you while your status is Online.')));
+        : online ? 'New conversations are assigned to you as they arrive.' : 'New chats are routed to you while your status is Online.')));
     this.panel.showNone();
   }
 
@@ -479,7 +503,8 @@ class Workspace {
     if (!open) return;
     clearTimeout(open.typingTimer);
     open.typing.hidden = !on;
-    setText(open.typing, on ? open.entry.displayName.split(' ')[0] + ' is typing…' : '');
+    // The whole display name: a first word alone would turn "Visitor #1" into "Visitor".
+    setText(open.typing, on ? open.entry.displayName + ' is typing…' : '');
     if (on) open.typingTimer = setTimeout(() => this.showTyping(false), TYPING_SHOW_MS);
   }
 

@@ -214,6 +214,38 @@ async fn the_conversation_header_and_its_actions_fit_from_1024_to_1920_wide() {
     agent.close().await;
 }
 
+/// Issue 13: the empty inbox said the same whatever the agent's state, and an anonymous
+/// "Visitor #1" typing showed as "Visitor is typing…".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn the_empty_inbox_follows_the_agents_state_and_typing_names_the_visitor() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let agent = driver.browser().await;
+    agent.login(&server.http, &brand.agent_email, PASSWORD).await;
+    agent.visible("#agent-state").await;
+    agent.text_contains("#inbox-empty-title", "You are Offline").await;
+    agent.text_contains("#inbox-empty-hint", "Switch to Online").await;
+    agent.select("#agent-state", "away").await;
+    agent.text_contains("#inbox-empty-title", "You are Away").await;
+    agent.select("#agent-state", "online").await;
+    agent.text_contains("#inbox-empty-title", "No conversations right now").await;
+    agent.screenshot("workspace-empty-online").await;
+
+    let mut visitor = Client::connect(&format!("{}/v1/consumer", server.ws)).await;
+    visitor.hello(json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app, "anon": ""})).await;
+    visitor.send(json!({"t": "send", "id": 1, "cid": "v1", "text": "Anyone there?"})).await;
+    let c = visitor.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    let name = agent.text_contains(&format!("{item} .conv-name"), "Visitor #").await;
+    agent.click(&item).await;
+    agent.text_contains("#messages", "Anyone there?").await;
+    visitor.send(json!({"t": "typing", "c": c, "on": true})).await;
+    agent.text_contains("#typing-indicator", &format!("{} is typing", name.trim())).await;
+    agent.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn a_lost_connection_is_shown_and_recovered_without_missing_anything() {
