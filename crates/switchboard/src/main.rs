@@ -518,6 +518,61 @@ mod tests {
         assert!(config.database_url.starts_with("sqlite://") && config.database_url.ends_with("switchboard.db"));
     }
 
+    /// The README's configuration section, and the flags of `subcommand`.
+    fn readme_configuration() -> &'static str {
+        let readme = include_str!("../../../README.md");
+        let section = readme.split("## Configuration").nth(1).expect("README has a Configuration section");
+        section.split("\n## ").next().unwrap()
+    }
+
+    fn flags_of(subcommand: &str) -> Vec<String> {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let command = cli.find_subcommand(subcommand).unwrap_or_else(|| panic!("no subcommand {subcommand}"));
+        command.get_arguments().filter_map(|arg| arg.get_long()).map(|long| format!("--{long}")).collect()
+    }
+
+    /// Issue 13: the docs' claims that can be checked are. The README's configuration table
+    /// lists exactly the keys `RawConfig` reads (and the environment accepts), and every flag
+    /// it names exists on `serve`.
+    #[test]
+    fn the_readme_configuration_table_is_the_configuration() {
+        let rows: Vec<Vec<&str>> = readme_configuration()
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        let documented: std::collections::BTreeSet<&str> = rows.iter().map(|row| row[1].trim_matches('`')).collect();
+        let data = figment::Provider::data(&Serialized::defaults(RawConfig::default())).unwrap();
+        let read: std::collections::BTreeSet<&str> =
+            data.values().flat_map(|dict| dict.keys()).map(String::as_str).collect();
+        assert_eq!(documented, read, "README's configuration table against RawConfig");
+        let env: std::collections::BTreeSet<&str> = CONFIG_KEYS.iter().copied().collect();
+        assert_eq!(env, read, "CONFIG_KEYS against RawConfig");
+        let serve_flags = flags_of("serve");
+        for row in &rows {
+            let flag = row[2].trim_matches('`');
+            if !flag.is_empty() {
+                assert!(serve_flags.iter().any(|f| f == flag), "README names {flag}; serve has {serve_flags:?}");
+            }
+        }
+    }
+
+    /// Every `--flag` the README's configuration section names for `dev-token` exists.
+    #[test]
+    fn the_readme_dev_token_flags_exist() {
+        let section = readme_configuration();
+        let usage = section.split("dev-token").nth(1).expect("README shows dev-token's usage");
+        let usage = usage.split('`').next().unwrap();
+        let flags = flags_of("dev-token");
+        let named: Vec<&str> =
+            usage.split(|c: char| c.is_whitespace() || c == '[' || c == ']').filter(|w| w.starts_with("--")).collect();
+        assert!(!named.is_empty(), "{usage}");
+        for flag in named {
+            assert!(flags.iter().any(|f| f == flag), "README names dev-token {flag}; it has {flags:?}");
+        }
+    }
+
     #[test]
     fn passwords_are_not_printed() {
         assert_eq!(redact("postgres://user:secret@db:5432/x"), "postgres://…@db:5432/x");
