@@ -1,12 +1,14 @@
 //! `switchboard-loadgen`: load and wire-size measurements against a running Switchboard
 //! server. `run` measures throughput and latency with many consumers and agents; `bytes`
 //! counts the socket bytes of one scripted conversation; `idle` holds many idle consumer
-//! connections, reads the server's memory per connection and times a reconnection storm.
+//! connections, reads the server's memory per connection and times a reconnection storm;
+//! `report` regenerates the benchmarks page's table and chart from the raw runs.
 
 mod bytes;
 mod conn;
 mod idle;
 mod record;
+mod report;
 mod run;
 mod sdk_bytes;
 
@@ -32,6 +34,10 @@ enum Command {
     Idle(idle::IdleArgs),
     /// Socket bytes of the same conversation with the real SDK as the consumer.
     SdkBytes(sdk_bytes::SdkBytesArgs),
+    /// Regenerates the table and chart of docs/benchmarks.md from bench/results/*.json.
+    Report(report::ReportArgs),
+    /// Records a run measured by a script (workspace, SDK footprint) as a results file.
+    Record(record::RecordArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,8 @@ fn main() -> ExitCode {
                 Ok(result) => result,
                 Err(_) => Err(anyhow::anyhow!("bytes did not finish within 120 s")),
             },
+            Command::Report(args) => report::run(args),
+            Command::Record(args) => record::run_record(args),
             Command::SdkBytes(args) => {
                 match tokio::time::timeout(Duration::from_secs(120), sdk_bytes::run(args)).await {
                     Ok(result) => result,

@@ -45,15 +45,15 @@ pub struct RunArgs {
     /// Agents answer every Nth consumer message they receive (0: never).
     #[arg(long, default_value_t = 1)]
     pub reply_every: u32,
-    /// Append the results to the benchmarks document.
+    /// Record the run as a JSON file under --results.
     #[arg(long)]
     pub record: bool,
     /// The server's configuration, as started (recorded with --record).
     #[arg(long, default_value = "not given")]
     pub server_note: String,
-    /// The benchmarks document.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub doc: PathBuf,
+    /// Where `--record` writes the run (one JSON file; `report` reads them).
+    #[arg(long, default_value = "bench/results")]
+    pub results: PathBuf,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -511,7 +511,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     println!("{out}");
     if args.record {
-        crate::record::append(&args.doc, "Throughput and latency (`run`)", &args.server_note, &out)?;
+        let latency = |h: &Histogram<u64>| {
+            let ms = |v: u64| v as f64 / 1000.0;
+            serde_json::json!({"p50": ms(h.value_at_quantile(0.5)), "p90": ms(h.value_at_quantile(0.9)),
+                "p99": ms(h.value_at_quantile(0.99)), "max": ms(h.max()), "n": h.len()})
+        };
+        let figures = serde_json::json!({
+            "agents": args.agents, "consumers": args.consumers, "duration_secs": args.duration,
+            "warmup_secs": args.warmup, "window": args.window, "target_rate": args.rate,
+            "paced_sends": args.rate.map(|_| "evenly spread"), "reply_every": args.reply_every,
+            "stored_per_sec": (stored as f64 / secs).round(), "delivered_per_sec": (delivered as f64 / secs).round(),
+            "consumer_to_agent_ms": latency(&total.c_to_a), "agent_to_consumer_ms": latency(&total.a_to_c),
+            "resyncs": total.resyncs, "errors": total.errors.values().sum::<u64>(),
+        });
+        crate::record::write(&args.results, "run", &args.server_note, figures, &out)?;
     }
     Ok(())
 }
