@@ -133,7 +133,7 @@ fn table(runs: &[Run]) -> String {
             run.provenance(),
         ]);
     }
-    if let Some(run) = latest(runs, "sdk-bytes", |_| true) {
+    if let Some(run) = latest(runs, "sdk-bytes", |run| run.figure("consumer_had_an_earlier_conversation") != true) {
         let (down, up) = (run.f64("consumer_down_bytes").unwrap_or(0.0), run.f64("consumer_up_bytes").unwrap_or(0.0));
         rows.push([
             "same, the real SDK as the consumer".into(),
