@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SDK footprint: bytes that linking `switchboard-sdk` adds to a stripped release binary
 # (SPEC: <= 1 MB). One command builds every variant of this standalone project and prints
-# the sizes; `--record` appends them to docs/benchmarks.md.
+# the sizes; `--record` records them in bench/results/ (`switchboard-loadgen report` makes the page).
 #
 # Variants (src/bin): `baseline` is tokio + serde_json doing a TCP connect and JSON work
 # (what an app has anyway); `with-sdk` is the same plus Client::builder/build, connect,
@@ -126,14 +126,15 @@ body="$(
 echo "$body"
 
 if (( record )); then
-    version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates/switchboard-sdk crates/switchboard-protocol bench/sdk-footprint 2>/dev/null || echo '+dirty')"
-    machine="$(nproc) CPUs available (nproc), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM"
-    {
-        printf '\n### SDK footprint (`measure.sh`) — %s\n\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-        printf -- '- Machine: %s\n' "$machine"
-        printf -- '- Command: `bench/sdk-footprint/measure.sh --record`\n'
-        printf -- '- SDK: `crates/switchboard-sdk` at %s, linked by path from the standalone project `bench/sdk-footprint`\n\n' "$version"
-        printf '```text\n%s\n```\n' "$body"
-    } >>"$root/docs/benchmarks.md"
-    echo "recorded in docs/benchmarks.md"
+    body_file="$(mktemp)"
+    printf '%s\n' "$body" >"$body_file"
+    added() { awk -v b="$1" '$1 == b { sub(/^\+/, "", $4); print $4 }' "$body_file"; }
+    (cd "$root" && cargo run -q --release -p switchboard-loadgen -- record --kind sdk-footprint \
+        --command "bench/sdk-footprint/measure.sh --record" \
+        --note "crates/switchboard-sdk linked by path from the standalone project bench/sdk-footprint" \
+        --output "$body_file" \
+        --figure "with_sdk_added_bytes=$(added with-sdk)" \
+        --figure "with_sdk_recommended_added_bytes=$(added with-sdk-recommended)" \
+        --figure "with_sdk_system_sqlite_added_bytes=$(added with-sdk-system-sqlite)")
+    rm -f "$body_file"
 fi

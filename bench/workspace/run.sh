@@ -6,27 +6,25 @@
 # embedded, as shipped). Needs Debian's chromium and chromium-driver.
 #
 #   bench/workspace/run.sh            # print the figures
-#   bench/workspace/run.sh --record   # and append them to docs/benchmarks.md
+#   bench/workspace/run.sh --record   # and record them in bench/results/ (then run
+#                                     # `cargo run -p switchboard-loadgen -- report`)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 command=(cargo test --release -p switchboard-server --test browser -- --ignored --exact bench_workspace --nocapture)
-SWITCHBOARD_BENCH_OUT="$out" SWITCHBOARD_REQUIRE_SERVICES=1 "${command[@]}"
+SWITCHBOARD_BENCH_OUT="$out" "${command[@]}"
 cat "$out"
 if [[ "${1:-}" == "--record" ]]; then
-  version="$(git rev-parse --short HEAD)$(git diff --quiet -- . ':!docs/benchmarks.md' || echo '+dirty')"
-  cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-  memory="$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
-  {
-    printf '\n### Workspace in the browser (`bench/workspace/run.sh`) — %s\n\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-    printf -- '- Machine: %s CPUs available (nproc), %s, %s RAM\n' "$(nproc)" "$cpu" "$memory"
-    printf -- '- Command: `bench/workspace/run.sh --record` (runs `%s`)\n' "${command[*]}"
-    printf -- '- Build: %s (release); browser: %s, headless, 1440×900, on the same machine as the server\n' "$version" "$(chromium --version 2>/dev/null)"
-    printf -- '- Data: one agent holding 200 open conversations, one of 2,000 messages; SQLite\n\n'
-    printf '```text\n'
-    cat "$out"
-    printf '```\n'
-  } >> docs/benchmarks.md
-  echo "recorded in docs/benchmarks.md"
+  # min, median and max of the line starting with $1 (… 236 ms 283 ms 289 ms (5 runs)).
+  field() { awk -v start="$1" -v n="$2" 'index($0, start) == 1 { print $(NF - n) }' "$out"; }
+  figures=()
+  for pair in "reload_inbox_200_ms:reload" "open_2000_message_conversation_ms:click" "earlier_page_ms:scroll to top" "live_message_ms:consumer sends"; do
+    name="${pair%%:*}" start="${pair#*:}"
+    figures+=(--figure "$name.min=$(field "$start" 7)" --figure "$name.median=$(field "$start" 5)" --figure "$name.max=$(field "$start" 3)")
+  done
+  cargo run -q --release -p switchboard-loadgen -- record --kind workspace \
+    --command "bench/workspace/run.sh --record (runs ${command[*]})" \
+    --note "release build; browser: $(chromium --version 2>/dev/null), headless, 1440x900, same machine as the server; one agent holding 200 open conversations, one of 2,000 messages; SQLite" \
+    --output "$out" "${figures[@]}"
 fi

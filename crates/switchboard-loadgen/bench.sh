@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds release binaries, starts a throwaway server, records `bytes` and `run` figures in
-# docs/benchmarks.md, stops the server. Run from anywhere; the paths are resolved from here.
+# bench/results/ (one JSON file per run), stops the server. Run from anywhere; the paths are resolved from here.
 #
 # Environment (all optional):
 #   BENCH_LISTEN      address for the server        (default 127.0.0.1:18080)
@@ -59,7 +59,7 @@ credentials="$data_dir/demo-credentials.json"
 [[ -f "$credentials" ]] || { echo "no $credentials (demo seed did not run?)" >&2; exit 1; }
 token="$(target/release/switchboard dev-token --data-dir "$data_dir" --sub bench-consumer)"
 
-version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' 2>/dev/null || echo '+dirty')"
+version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' ':!docs/benchmarks-latency.svg' ':!bench/results' 2>/dev/null || echo '+dirty')"
 note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} with SWITCHBOARD_SQLITE_SYNC=$sqlite_sync (SQLite in the data dir, demo seed, all other settings default), same machine as the load generator"
 
 target/release/switchboard-loadgen bytes --url "http://$listen" --credentials "$credentials" \

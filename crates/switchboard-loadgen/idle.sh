@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idle connections: server memory per idle authenticated consumer connection at several
 # counts (a fresh server for each), then a reconnection storm (the server is restarted
-# under a connected fleet). Records each run in docs/benchmarks.md.
+# under a connected fleet). Records each run in bench/results/.
 #
 # This sandbox caps open files at 20,000 per process, so one server and one load generator
 # hold fewer than 20,000 sockets each; counts above ~19,000 need a host with a larger
@@ -70,7 +70,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' 2>/dev/null || echo '+dirty')"
+version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' ':!docs/benchmarks-latency.svg' ':!bench/results' 2>/dev/null || echo '+dirty')"
 shown_cmd="${server_cmd[*]/$data_dir/<tmpdir>}"
 note="release build at $version: ${shown_cmd#"$root/"} (SQLite in the data dir, demo seed, all other settings default: heartbeat 30 s), a fresh server process per run, same machine as the load generator; open files limit $(ulimit -n) per process"
 
@@ -105,6 +105,6 @@ if (( storm_count > 0 )); then
     wait "$loadgen_pid"
     loadgen_pid=""
     if (( ${#record[@]} )); then
-        printf -- '\n- Restart, timed by idle.sh: %s\n' "$restart" >>docs/benchmarks.md
+        echo "(restart timing printed only: $restart)"
     fi
 fi

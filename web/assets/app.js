@@ -205,7 +205,7 @@ function buildNav(me) {
   for (const routeDef of ROUTES.filter((r) => r.allowed(me))) {
     let group = groups.find((g) => g.name === routeDef.group);
     if (!group) groups.push((group = { name: routeDef.group, items: [] }));
-    const link = h('a', { class: 'nav-link', href: '#/' + routeDef.key }, icon(routeDef.icon), h('span', {}, routeDef.title));
+    const link = h('a', { class: 'nav-link', href: '#/' + routeDef.key, title: routeDef.title, 'aria-label': routeDef.title }, icon(routeDef.icon), h('span', {}, routeDef.title));
     links.set(routeDef.key, link);
     group.items.push(h('li', {}, link));
   }
@@ -236,6 +236,7 @@ async function changeState(select) {
     await session.live.request({ t: 'state', state: wanted });
     select.dataset.current = wanted;
     session.me.state = wanted;
+    announceState(wanted);
   } catch (error) {
     paintState(previous);
     notify('Could not change your availability: ' + sentence(error.message), 'error');
@@ -247,6 +248,12 @@ function reflectState(state) {
   session.me.state = state;
   session.frame.state.select.dataset.current = state;
   paintState(state);
+  announceState(state);
+}
+
+// Tells the pages (the inbox's empty state) the agent's settled state.
+function announceState(state) {
+  window.dispatchEvent(new CustomEvent('agent-state', { detail: state }));
 }
 
 function paintState(state) {

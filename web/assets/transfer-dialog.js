@@ -21,7 +21,7 @@ export function transferDialog({ roster, me, customer, submit }) {
     const toAgent = h('input', { type: 'radio', name: 'target', id: 'transfer-to-agent', value: 'agent', checked: !skills.length && anyOnline, disabled: !anyOnline });
     const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
     const confirm = h('button', { type: 'submit', class: 'button primary', id: 'transfer-confirm' }, 'Transfer');
-    const cancel = h('button', { type: 'button', class: 'button', onclick: () => dialog.close() }, 'Cancel');
+    const cancel = h('button', { type: 'button', class: 'button', id: 'transfer-cancel', onclick: () => dialog.close() }, 'Cancel');
     const form = h('form', { class: 'dialog-form' },
       h('h2', { id: 'transfer-title' }, 'Transfer conversation'),
       h('p', { class: 'muted' }, 'Hand ' + customer + ' over to a team queue or to a colleague. The whole history goes along.'),

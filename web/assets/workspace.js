@@ -33,6 +33,15 @@ export function render(root, ctx) {
   return () => workspace.destroy();
 }
 
+// What the empty inbox says, by the agent's own state: whether new conversations come to
+// them now, and if not, what to do about it.
+const EMPTY_INBOX = {
+  online: ['No conversations right now', 'New conversations are assigned to you as they arrive.'],
+  away: ['You are Away', 'New conversations go to agents who are Online. Switch to Online to receive them.'],
+  back_soon: ['You are Back soon', 'New conversations go to agents who are Online. Switch to Online to receive them.'],
+  offline: ['You are Offline', 'Switch to Online (top right) to receive conversations.'],
+};
+
 function displayName(consumer, conversationId) {
   if (consumer?.name) return consumer.name;
   return 'Visitor #' + (consumer?.id ?? conversationId);
@@ -86,10 +95,16 @@ class Workspace {
   build(root) {
     this.list = createConversationList({ onSelect: (id) => this.select(id) });
     this.offers = createOfferList({ live: this.live, notify: (text, kind) => this.ctx.notify(text, kind) });
+    this.listEmptyTitle = h('p', { class: 'empty-title', id: 'inbox-empty-title' });
+    this.listEmptyHint = h('p', { class: 'muted', id: 'inbox-empty-hint' });
     this.listEmpty = h('div', { class: 'list-empty' },
-      h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon('inbox')),
-      h('p', { class: 'empty-title' }, 'No conversations yet'),
-      h('p', { class: 'muted' }, 'You\'ll see new chats here when you\'re online.'));
+      h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon('inbox')), this.listEmptyTitle, this.listEmptyHint);
+    this.paintEmptyInbox(this.me.state);
+    // app.js announces each settled change of the agent's own state (from this window or
+    // another: the welcome carries it after a reconnect).
+    const onAgentState = (event) => this.paintEmptyInbox(event.detail);
+    window.addEventListener('agent-state', onAgentState);
+    this.offs.push(() => window.removeEventListener('agent-state', onAgentState));
     this.listCount = h('span', { class: 'count-pill' }, '0');
     this.center = h('section', { class: 'thread-pane', 'aria-label': 'Conversation' });
     this.panel = createConsumerPanel();
@@ -104,14 +119,23 @@ class Workspace {
     this.updateCount();
   }
 
+  paintEmptyInbox(state) {
+    const [title, hint] = EMPTY_INBOX[state] || EMPTY_INBOX.offline;
+    setText(this.listEmptyTitle, title);
+    setText(this.listEmptyHint, hint);
+    this.agentState = state;
+    if (this.center && !this.selected && this.entries.size === 0) this.showNoSelection();
+  }
+
   showNoSelection() {
     const hasAny = this.entries.size > 0;
+    const online = this.agentState === 'online';
     clear(this.center).appendChild(h('div', { class: 'empty-state' },
       h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon('chat')),
-      h('h2', {}, hasAny ? 'Pick a conversation' : 'You\'re all caught up'),
+      h('h2', {}, hasAny ? 'Pick a conversation' : online ? 'You\'re all caught up' : 'Nothing to answer'),
       h('p', { class: 'muted' }, hasAny
         ? 'Choose a customer on the left to read the history and reply.'
-        : 'New chats are routed to you while your status is Online.')));
+        : online ? 'New conversations are assigned to you as they arrive.' : 'New chats are routed to you while your status is Online.')));
     this.panel.showNone();
   }
 
@@ -407,12 +431,14 @@ class Workspace {
   }
 
   buildHeader(entry) {
-    const resolve = h('button', { id: 'resolve-button', class: 'button primary', type: 'button', onclick: () => this.resolve(entry) },
-      icon('check'), 'Resolve');
-    const transfer = h('button', { id: 'transfer-button', class: 'button', type: 'button', onclick: () => this.transfer(entry) },
-      icon('transfer'), 'Transfer');
-    const requeue = h('button', { id: 'requeue-button', class: 'button', type: 'button', onclick: () => this.requeue(entry) },
-      icon('queue'), 'Back to queue');
+    // Each action keeps its name in `title` and `aria-label`: on a narrow pane the CSS shows
+    // the secondary actions as icons only (container queries on .thread-pane).
+    const action = (id, kind, iconName, label, onclick) =>
+      h('button', { id, class: 'button ' + kind, type: 'button', title: label, 'aria-label': label, onclick },
+        icon(iconName), h('span', { class: 'button-label' }, label));
+    const resolve = action('resolve-button', 'primary', 'check', 'Resolve', () => this.resolve(entry));
+    const transfer = action('transfer-button', 'secondary', 'transfer', 'Transfer', () => this.transfer(entry));
+    const requeue = action('requeue-button', 'secondary', 'queue', 'Back to queue', () => this.requeue(entry));
     const meta = h('p', { class: 'thread-meta' });
     const name = h('h2', { class: 'thread-name' }, entry.displayName);
     const element = h('header', { class: 'thread-header' },
@@ -425,8 +451,12 @@ class Workspace {
 
   paintHeader(header, entry) {
     setText(header.name, entry.displayName);
-    setText(header.meta, [channelLabel(entry.channel), entry.skill, entry.conversation ? 'Conversation #' + entry.id : null]
-      .filter(Boolean).join(' · '));
+    const meta = [channelLabel(entry.channel), entry.skill, entry.conversation ? 'Conversation #' + entry.id : null]
+      .filter(Boolean).join(' · ');
+    setText(header.meta, meta);
+    // When a very long name must be cut with an ellipsis, the whole of it is one hover away.
+    header.name.title = entry.displayName;
+    header.meta.title = meta;
   }
 
   refreshSelectedInfo() {
@@ -481,7 +511,8 @@ class Workspace {
     if (!open) return;
     clearTimeout(open.typingTimer);
     open.typing.hidden = !on;
-    setText(open.typing, on ? open.entry.displayName.split(' ')[0] + ' is typing…' : '');
+    // The whole display name: a first word alone would turn "Visitor #1" into "Visitor".
+    setText(open.typing, on ? open.entry.displayName + ' is typing…' : '');
     if (on) open.typingTimer = setTimeout(() => this.showTyping(false), TYPING_SHOW_MS);
   }
 

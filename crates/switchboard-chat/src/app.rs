@@ -2,6 +2,7 @@
 //! clock ticks. Pure (no I/O): every effect is returned as an [`Action`] for the main loop to
 //! perform, so the whole behaviour can be tested without a terminal or a server.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -9,6 +10,9 @@ use switchboard_sdk::{
     ChatMessage, ConnectionState, ConversationInfo, ConversationStatus, Event, MAX_TEXT_CHARS, MessageState,
     QueueEstimate, Side,
 };
+
+/// Lines scrolled by PageUp/PageDown.
+pub const SCROLL_PAGE: usize = 10;
 
 /// How long an untouched, non-empty input still counts as typing.
 pub const TYPING_IDLE: Duration = Duration::from_secs(10);
@@ -71,8 +75,16 @@ pub struct App {
     pub agent_typing: bool,
     /// The typing agent's name, as the typing event gave it.
     pub typing_name: Option<String>,
-    /// What the consumer is writing.
+    /// What the consumer is writing. Edited by grapheme cluster: Backspace removes a whole
+    /// 👨‍👩‍👧 or 🇪🇸, never a fragment of one.
     pub input: String,
+    /// How many lines the conversation is scrolled up from the newest (0: following it).
+    pub scroll: usize,
+    /// The most `scroll` can be, as the last drawing found it (it depends on the terminal's
+    /// size, which only the drawing knows); a cache written by `ui::render`, not state.
+    pub scroll_limit: Cell<usize>,
+    /// The survey of this conversation was answered here.
+    rated: Option<i64>,
     pub notice: Option<Notice>,
     /// A CSAT survey waits for an answer in this conversation.
     pub survey: Option<i64>,
@@ -99,6 +111,9 @@ impl App {
             agent_typing: false,
             typing_name: None,
             input: String::new(),
+            scroll: 0,
+            scroll_limit: Cell::new(usize::MAX),
+            rated: None,
             notice: None,
             survey: None,
             typing_sent: false,
@@ -311,8 +326,24 @@ impl App {
                 self.typing_changed()
             }
             KeyCode::Backspace => {
-                self.input.pop();
+                use unicode_segmentation::UnicodeSegmentation;
+                let last = self.input.grapheme_indices(true).next_back().map(|(at, _)| at);
+                if let Some(at) = last {
+                    self.input.truncate(at);
+                }
                 self.typing_changed()
+            }
+            KeyCode::PageUp => {
+                self.scroll = (self.scroll + SCROLL_PAGE).min(self.scroll_limit.get());
+                Vec::new()
+            }
+            KeyCode::PageDown => {
+                self.scroll = self.scroll.saturating_sub(SCROLL_PAGE);
+                Vec::new()
+            }
+            KeyCode::End if ctrl => {
+                self.scroll = 0;
+                Vec::new()
             }
             KeyCode::Esc => {
                 self.notice = None;
@@ -335,6 +366,8 @@ impl App {
             self.start_conversation(None);
         }
         self.messages.push(message);
+        // Writing brings the newest messages back into view.
+        self.scroll = 0;
     }
 
     /// Shows an informational notice.
@@ -349,7 +382,7 @@ impl App {
 
     /// The survey was answered.
     pub fn survey_answered(&mut self, score: u8) {
-        self.survey = None;
+        self.rated = self.survey.take();
         self.info(format!("Thanks for rating us {score}/5."));
     }
 
@@ -371,8 +404,15 @@ impl App {
                 }
                 (Some("rate"), Some(score), None) => match (self.survey, score.parse::<u8>()) {
                     (None, _) => {
-                        self.error("No survey is waiting for an answer.");
-                        None
+                        // The command is spent either way: it does not stay in the input.
+                        self.input.clear();
+                        let typing = self.typing_changed();
+                        if self.rated.is_some() && self.rated == self.conversation {
+                            self.error("You already rated this conversation.");
+                        } else {
+                            self.error("No survey is waiting for an answer.");
+                        }
+                        return typing;
                     }
                     (Some(conversation), Ok(score @ 1..=5)) => Some(Action::Rate { conversation, score }),
                     (Some(_), _) => {

@@ -33,13 +33,56 @@ pub struct Args {
     /// Connect without login (the app must allow anonymous consumers; the demo app does).
     #[arg(long)]
     pub anonymous: bool,
-    /// Directory of the local (encrypted) cache.
-    #[arg(long, default_value = "./switchboard-chat-data")]
-    pub data_dir: PathBuf,
+    /// Directory of the local (encrypted) cache. Default: one directory per brand, app and
+    /// identity under ./switchboard-chat-data (e.g. ./switchboard-chat-data/demo/demo-app/anonymous).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Passphrase the cache key is derived from (SHA-256). The default is a fixed demo
     /// passphrase: fine for trying things out, useless as protection.
     #[arg(long, env = "SWITCHBOARD_CHAT_PASSPHRASE", default_value = DEMO_PASSPHRASE, hide_default_value = true)]
     pub passphrase: String,
+}
+
+/// Where the default caches live, one directory per brand, app and identity inside.
+pub const DEFAULT_DATA_ROOT: &str = "./switchboard-chat-data";
+
+impl Args {
+    /// The local cache's directory: `--data-dir` as given, or by default
+    /// `./switchboard-chat-data/<brand>/<app>/<identity>`, where the identity is `anonymous` or
+    /// `sub-<sub>` from the token (`token` when the token carries no readable `sub`). A cache
+    /// holds one consumer's conversations: an anonymous run after a token run must not show
+    /// the other identity's conversation. `token` is the token in use, if any.
+    pub fn cache_dir(&self, token: Option<&str>) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        let identity = if self.anonymous {
+            "anonymous".to_owned()
+        } else {
+            match token.and_then(subject_of) {
+                Some(sub) => format!("sub-{}", path_safe(&sub)),
+                None => "token".to_owned(),
+            }
+        };
+        PathBuf::from(DEFAULT_DATA_ROOT).join(path_safe(&self.brand)).join(path_safe(&self.app)).join(identity)
+    }
+}
+
+/// The `sub` claim of a JWT, read without verifying it (only to name the cache directory;
+/// the server verifies the token).
+pub fn subject_of(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.trim().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(str::to_owned)
+}
+
+/// `text` as one path component: letters, digits, `-`, `_` and `.` kept, anything else `_`.
+fn path_safe(text: &str) -> String {
+    let safe: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    if safe.is_empty() || safe.chars().all(|c| c == '.') { "_".to_owned() } else { safe }
 }
 
 /// The 32-byte cache key: SHA-256 of the passphrase. (A sample-app shortcut; a real app

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use crossterm::event::{Event as TermEvent, EventStream as TermEvents};
 use futures_util::StreamExt;
-use switchboard_sdk::{Auth, Client, DeviceInfo, Event, MessageState, Side};
+use switchboard_sdk::{Auth, Client, DeviceInfo, Event, MessageState, Side, TokenProvider};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -36,13 +36,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         app_version: Some(format!("switchboard-chat {}", env!("CARGO_PKG_VERSION"))),
         device_type: Some("desktop".to_owned()),
     };
+    // The cache is per identity: a token command is asked once here for the `sub` it names.
+    let token = match (&args.token, &args.token_command) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(command)) => CommandToken(command.clone()).fetch_token().ok(),
+        (None, None) => None,
+    };
+    let data_dir = args.cache_dir(token.as_deref());
     let client = Client::builder(&args.server, &args.brand, &args.app)
         .auth(auth)
-        .data_dir(&args.data_dir)
+        .data_dir(&data_dir)
         .encryption_key(derive_key(&args.passphrase))
         .device(device)
         .build()
-        .with_context(|| format!("opening the local cache in {}", args.data_dir.display()))?;
+        .with_context(|| format!("opening the local cache in {}", data_dir.display()))?;
 
     let mut app = App::new(&args.brand);
     let initial = reload(&client, &mut app)?;

@@ -7,6 +7,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use switchboard_sdk::{ChatMessage, ConnectionState, MAX_TEXT_CHARS, MessageState, Side};
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
 
 use crate::app::{App, ConversationView};
 
@@ -86,18 +88,29 @@ fn render_messages(app: &App, frame: &mut Frame, area: Rect) {
         Some(id) => format!(" Conversation #{id} "),
         None => " New conversation ".to_owned(),
     };
-    let block = Block::new().borders(Borders::ALL).title(title);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = Block::new().borders(Borders::ALL).inner(area);
     let width = usize::from(inner.width.max(4));
     let mut lines: Vec<Line<'static>> = Vec::new();
     for message in &app.messages {
         lines.extend(message_lines(message, width));
     }
-    // Newest at the bottom: show the tail that fits.
+    // Newest at the bottom: show the tail that fits, moved up by the scroll (PageUp).
     let height = usize::from(inner.height);
-    let skip = lines.len().saturating_sub(height);
-    let shown: Vec<Line<'static>> = lines.into_iter().skip(skip).collect();
+    let limit = lines.len().saturating_sub(height);
+    app.scroll_limit.set(limit);
+    let scroll = app.scroll.min(limit);
+    let skip = limit - scroll;
+    let mut block = Block::new().borders(Borders::ALL).title(title);
+    if scroll > 0 {
+        let more = Line::from(format!(" ↓ {scroll} newer lines: PageDown ")).style(Style::new().fg(Color::Yellow));
+        block = block.title_bottom(more.right_aligned());
+    }
+    if skip > 0 {
+        block = block
+            .title_top(Line::from(" ↑ PageUp for earlier ").style(Style::new().fg(Color::DarkGray)).right_aligned());
+    }
+    frame.render_widget(block, area);
+    let shown: Vec<Line<'static>> = lines.into_iter().skip(skip).take(height).collect();
     frame.render_widget(Paragraph::new(shown), inner);
 }
 
@@ -141,34 +154,38 @@ fn mark(message: &ChatMessage) -> (String, Style) {
     }
 }
 
-/// Greedy word wrap by characters (long words are cut).
+/// Greedy word wrap by display width (a wide emoji takes two columns); a word longer than a
+/// line is cut between grapheme clusters, never inside one (a 👨‍👩‍👧 or a 🇪🇸 stays whole).
 fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
+    let width = width.max(2);
     let mut lines = Vec::new();
     for paragraph in text.split('\n') {
         let mut line = String::new();
-        let mut line_len = 0;
+        let mut line_width = 0;
         for word in paragraph.split_whitespace() {
-            let mut word: Vec<char> = word.chars().collect();
-            loop {
-                let needed = if line_len == 0 { word.len() } else { line_len + 1 + word.len() };
-                if needed <= width {
-                    if line_len > 0 {
-                        line.push(' ');
-                        line_len += 1;
-                    }
-                    line.extend(word.iter());
-                    line_len += word.len();
-                    break;
+            let word_width = word.width();
+            let needed = if line_width == 0 { word_width } else { line_width + 1 + word_width };
+            if needed <= width {
+                if line_width > 0 {
+                    line.push(' ');
+                    line_width += 1;
                 }
-                if line_len > 0 {
+                line.push_str(word);
+                line_width += word_width;
+                continue;
+            }
+            if line_width > 0 {
+                lines.push(std::mem::take(&mut line));
+                line_width = 0;
+            }
+            for grapheme in word.graphemes(true) {
+                let grapheme_width = grapheme.width();
+                if line_width + grapheme_width > width && line_width > 0 {
                     lines.push(std::mem::take(&mut line));
-                    line_len = 0;
-                    continue;
+                    line_width = 0;
                 }
-                let rest = word.split_off(width);
-                lines.push(word.into_iter().collect());
-                word = rest;
+                line.push_str(grapheme);
+                line_width += grapheme_width;
             }
         }
         lines.push(line);
@@ -206,11 +223,20 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect) {
         .title(" Message ")
         .title_top(Line::from(Span::styled(format!(" {count}/{MAX_TEXT_CHARS} "), count_style)).right_aligned());
     let inner = block.inner(area);
-    // Keep the end of a long input (where the cursor is) in view.
+    // Keep the end of a long input (where the cursor is) in view: whole grapheme clusters from
+    // the end, as many as fit in the width (one column is kept for the cursor).
     let visible = usize::from(inner.width.saturating_sub(1));
-    let skip = count.saturating_sub(visible);
-    let shown: String = app.input.chars().skip(skip).collect();
-    let cursor_x = inner.x + u16::try_from(shown.chars().count()).unwrap_or(u16::MAX);
+    let mut shown_width = 0;
+    let mut start = app.input.len();
+    for (at, grapheme) in app.input.grapheme_indices(true).rev() {
+        if shown_width + grapheme.width() > visible {
+            break;
+        }
+        shown_width += grapheme.width();
+        start = at;
+    }
+    let shown = app.input[start..].to_owned();
+    let cursor_x = inner.x + u16::try_from(shown_width).unwrap_or(u16::MAX);
     frame.render_widget(Paragraph::new(shown).block(block), area);
     frame.set_cursor_position((cursor_x.min(inner.right().saturating_sub(1)), inner.y));
 }
@@ -225,6 +251,18 @@ mod tests {
         assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
         assert_eq!(wrap("a\nb", 10), vec!["a", "b"]);
         assert_eq!(wrap("", 10), vec![""]);
+    }
+
+    #[test]
+    fn wrap_never_splits_a_family_or_a_flag() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let flags = "🇪🇸🇫🇷🇯🇵";
+        for line in wrap(&format!("{family}{family}{family} {flags}"), 4) {
+            assert!(line.width() <= 4, "{line:?}");
+            for grapheme in line.graphemes(true) {
+                assert!(grapheme == family || ["🇪🇸", "🇫🇷", "🇯🇵"].contains(&grapheme), "a fragment: {grapheme:?}");
+            }
+        }
     }
 
     #[test]

@@ -25,15 +25,15 @@ pub struct BytesArgs {
     /// Consumer JWT (e.g. from `switchboard dev-token`); anonymous when absent.
     #[arg(long)]
     pub token: Option<String>,
-    /// Append the results to the benchmarks document.
+    /// Record the run as a JSON file under --results.
     #[arg(long)]
     pub record: bool,
     /// The server's configuration, as started (recorded with --record).
     #[arg(long, default_value = "not given")]
     pub server_note: String,
-    /// The benchmarks document.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub doc: PathBuf,
+    /// Where `--record` writes the run (one JSON file; `report` reads them).
+    #[arg(long, default_value = "bench/results")]
+    pub results: PathBuf,
 }
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -271,7 +271,9 @@ pub async fn run(args: BytesArgs) -> Result<()> {
     let _ = writeln!(out, "  frames down: {}", tally(&agent.down));
     println!("{out}");
     if args.record {
-        crate::record::append(&args.doc, "Bytes of one conversation (`bytes`)", &args.server_note, &out)?;
+        let auth = if args.token.is_some() { "jwt" } else { "anonymous" };
+        let figures = serde_json::json!({"consumer_up_bytes": up, "consumer_down_bytes": down, "auth": auth});
+        crate::record::write(&args.results, "bytes", &args.server_note, figures, &out)?;
     }
     Ok(())
 }

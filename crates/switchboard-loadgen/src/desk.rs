@@ -35,9 +35,12 @@ pub struct DeskArgs {
     /// Close-and-open steps measured.
     #[arg(long, default_value_t = 200_000)]
     pub steps: u32,
-    /// Write the figures as JSON here (e.g. bench/results/desk-DATE.json).
+    /// Record the run as a JSON file under --results.
     #[arg(long)]
-    pub record: Option<std::path::PathBuf>,
+    pub record: bool,
+    /// Where recorded runs go.
+    #[arg(long, default_value = "bench/results")]
+    pub results: std::path::PathBuf,
 }
 
 /// A tiny deterministic generator (xorshift), so runs are comparable.
@@ -156,28 +159,23 @@ pub fn run(args: DeskArgs) -> Result<()> {
     if made == 0 {
         bail!("no decision was made: the floor is not saturated");
     }
-    if let Some(path) = &args.record {
-        let record = serde_json::json!({
-            "benchmark": "desk",
-            "date": crate::record::now_utc(),
-            "machine": crate::record::machine(),
-            "commit": crate::record::commit(),
-            "command": crate::record::command_line(),
-            "setup": {"agents": args.agents, "capacity": args.capacity, "queued": queued_at_start, "skills": args.skills, "steps": args.steps},
-            "figures": {
-                "decisions": made,
-                "decisions_per_sec": per_sec.round(),
-                "decision_latency_p50_us": p50_us,
-                "decision_latency_p99_us": p99_us,
-                "decision_latency_max_us": max_us,
-                "measured_secs": elapsed,
-            },
+    if args.record {
+        let mut figures = serde_json::json!({
+            "decisions": made,
+            "decisions_per_sec": per_sec.round(),
+            "decision_latency_p50_us": p50_us,
+            "decision_latency_p99_us": p99_us,
+            "decision_latency_max_us": max_us,
+            "measured_secs": elapsed,
         });
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(path, serde_json::to_string_pretty(&record)? + "\n")?;
-        println!("recorded in {}", path.display());
+        figures["setup"] = serde_json::json!({"agents": args.agents, "capacity": args.capacity, "queued": queued_at_start, "skills": args.skills, "steps": args.steps});
+        crate::record::write(
+            &args.results,
+            "desk",
+            "in process: switchboard-core's desk, no server or store",
+            figures,
+            &out,
+        )?;
     }
     Ok(())
 }

@@ -35,9 +35,12 @@ pub struct EtaArgs {
     /// Simulated hours.
     #[arg(long, default_value_t = 8)]
     pub hours: u32,
-    /// Write the figures as JSON here (e.g. bench/results/eta-DATE.json).
+    /// Record the run as a JSON file under --results.
     #[arg(long)]
-    pub record: Option<std::path::PathBuf>,
+    pub record: bool,
+    /// Where recorded runs go.
+    #[arg(long, default_value = "bench/results")]
+    pub results: std::path::PathBuf,
 }
 
 /// xorshift64, uniform in (0, 1].
@@ -184,31 +187,26 @@ pub fn run(args: EtaArgs) -> Result<()> {
         up90 = update_p90 * 100.0,
     );
     print!("{out}");
-    if let Some(path) = &args.record {
-        let record = serde_json::json!({
-            "benchmark": "eta",
-            "date": crate::record::now_utc(),
-            "machine": crate::record::machine(),
-            "commit": crate::record::commit(),
-            "command": crate::record::command_line(),
-            "setup": {"agents": args.agents, "capacity": args.capacity, "handle_secs": args.handle_secs, "load": args.load, "hours": args.hours},
-            "figures": {
-                "conversations": next_id,
-                "waited": waited,
-                "first_estimate_mean_abs_error_secs": mean.round(),
-                "first_estimate_rel_error_p50": p50,
-                "first_estimate_rel_error_p90": p90,
-                "refreshed_estimates": update_n,
-                "refreshed_mean_abs_error_secs": update_mean.round(),
-                "refreshed_rel_error_p50": update_p50,
-                "refreshed_rel_error_p90": update_p90,
-            },
+    if args.record {
+        let mut figures = serde_json::json!({
+            "conversations": next_id,
+            "waited": waited,
+            "first_estimate_mean_abs_error_secs": mean.round(),
+            "first_estimate_rel_error_p50": p50,
+            "first_estimate_rel_error_p90": p90,
+            "refreshed_estimates": update_n,
+            "refreshed_mean_abs_error_secs": update_mean.round(),
+            "refreshed_rel_error_p50": update_p50,
+            "refreshed_rel_error_p90": update_p90,
         });
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(path, serde_json::to_string_pretty(&record)? + "\n")?;
-        println!("recorded in {}", path.display());
+        figures["setup"] = serde_json::json!({"agents": args.agents, "capacity": args.capacity, "handle_secs": args.handle_secs, "load": args.load, "hours": args.hours});
+        crate::record::write(
+            &args.results,
+            "eta",
+            "in process: switchboard-core's desk, no server or store",
+            figures,
+            &out,
+        )?;
     }
     Ok(())
 }

@@ -61,15 +61,15 @@ pub struct IdleArgs {
     /// App of the consumers (must allow anonymous consumers).
     #[arg(long, default_value = "demo-app")]
     pub app: String,
-    /// Append the results to the benchmarks document.
+    /// Record the run as a JSON file under --results.
     #[arg(long)]
     pub record: bool,
     /// The server's configuration, as started (recorded with --record).
     #[arg(long, default_value = "not given")]
     pub server_note: String,
-    /// The benchmarks document.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub doc: PathBuf,
+    /// Where `--record` writes the run (one JSON file; `report` reads them).
+    #[arg(long, default_value = "bench/results")]
+    pub results: PathBuf,
 }
 
 /// What the client tasks tell the coordinator.
@@ -331,11 +331,17 @@ pub async fn run(args: IdleArgs) -> Result<()> {
     }
     let after = args.server_pid.map(read_memory).transpose()?;
     writeln!(out, "held {} s; connections lost while holding: {lost_early}", args.hold_secs)?;
+    // What `report` reads from the recorded file.
+    let mut figures = serde_json::json!({
+        "connected": up.saturating_sub(lost_early), "attempted": args.count, "lost": lost_early,
+    });
     if let (Some(pid), Some(before), Some(after)) = (args.server_pid, before, after) {
         writeln!(out, "server pid {pid} before: {}", describe(&before))?;
         writeln!(out, "server pid {pid} after:  {}", describe(&after))?;
         let connected = f64::from(up.saturating_sub(lost_early).max(1));
         let per = |a: u64, b: u64| (a as f64 - b as f64) / connected;
+        figures["server_kib_per_connection"] =
+            serde_json::json!((per(after.rss_kib, before.rss_kib) * 10.0).round() / 10.0);
         writeln!(
             out,
             "server memory per idle connection: {:.1} KiB VmRSS ({:.1} KiB RssAnon) over {} connections (SPEC <= 10 KB = 9.8 KiB: {})",
@@ -406,6 +412,11 @@ pub async fn run(args: IdleArgs) -> Result<()> {
                 from_first.record((*t - first).as_millis().max(1) as u64)?;
             }
             writeln!(storm, "  resumed, time since the first drop: {}", quantiles(&from_first))?;
+            figures["storm_resumed_ms"] = serde_json::json!({
+                "p50": from_first.value_at_quantile(0.5), "p90": from_first.value_at_quantile(0.9),
+                "p99": from_first.value_at_quantile(0.99), "max": from_first.max(), "clients": expected,
+                "all_resumed": resumed == expected,
+            });
         }
         writeln!(storm, "  resumed, time since its own drop: {}", quantiles(&own_wait))?;
         writeln!(
@@ -415,6 +426,9 @@ pub async fn run(args: IdleArgs) -> Result<()> {
             attempts.value_at_quantile(0.99),
             attempts.max()
         )?;
+        figures["storm_attempts"] = serde_json::json!({
+            "p50": attempts.value_at_quantile(0.5), "p99": attempts.value_at_quantile(0.99), "max": attempts.max(),
+        });
         if let Some(path) = &args.storm_pid_file {
             let pid = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<u32>().ok());
             if let Some(pid) = pid {
@@ -437,7 +451,7 @@ pub async fn run(args: IdleArgs) -> Result<()> {
         }
     }
     if args.record {
-        crate::record::append(&args.doc, "Idle connections (`idle`)", &args.server_note, &out)?;
+        crate::record::write(&args.results, "idle", &args.server_note, figures, &out)?;
     }
     if up < args.count {
         bail!("only {up} of {} connections opened", args.count);

@@ -3,7 +3,8 @@
 //! counts the socket bytes of one scripted conversation; `idle` holds many idle consumer
 //! connections, reads the server's memory per connection and times a reconnection storm;
 //! `desk` measures routing decisions inside one brand's desk, and `eta` the error of the
-//! estimated wait against a simulated workload, both in process.
+//! estimated wait against a simulated workload, both in process; `report` regenerates the
+//! benchmarks page's table and chart from the raw runs.
 
 mod bytes;
 mod conn;
@@ -11,6 +12,7 @@ mod desk;
 mod eta;
 mod idle;
 mod record;
+mod report;
 mod run;
 mod sdk_bytes;
 
@@ -40,6 +42,10 @@ enum Command {
     Desk(desk::DeskArgs),
     /// Error of the estimated wait against a simulated contact center (in process).
     Eta(eta::EtaArgs),
+    /// Regenerates the table and chart of docs/benchmarks.md from bench/results/*.json.
+    Report(report::ReportArgs),
+    /// Records a run measured by a script (workspace, SDK footprint) as a results file.
+    Record(record::RecordArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +81,8 @@ fn main() -> ExitCode {
             },
             Command::Desk(args) => desk::run(args),
             Command::Eta(args) => eta::run(args),
+            Command::Report(args) => report::run(args),
+            Command::Record(args) => record::run_record(args),
             Command::SdkBytes(args) => {
                 match tokio::time::timeout(Duration::from_secs(120), sdk_bytes::run(args)).await {
                     Ok(result) => result,

@@ -1,6 +1,8 @@
-//! Appending results to `docs/benchmarks.md`: date, machine, exact command, server note.
+//! Recording results: one JSON file per run under `bench/results/` with the date, machine,
+//! commit, exact command, server note, the figures the report reads, and the printed output.
+//! `report` (in `report.rs`) turns the files into the table and chart of
+//! `docs/benchmarks.md`.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -18,26 +20,6 @@ pub fn now_utc() -> String {
             let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
             format!("unix {secs}")
         })
-}
-
-/// The commit measured: `git rev-parse --short HEAD`, with `-dirty` when the tree has
-/// uncommitted changes; `unknown` outside a git checkout.
-pub fn commit() -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-    };
-    match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(head) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.trim().is_empty());
-            format!("{}{}", head.trim(), if dirty { "-dirty" } else { "" })
-        }
-        None => "unknown".to_owned(),
-    }
 }
 
 /// `nproc`, CPU model and memory, from the OS.
@@ -84,21 +66,132 @@ pub fn command_line() -> String {
         .join(" ")
 }
 
-/// Appends a section to the benchmarks document.
-pub fn append(doc: &Path, title: &str, server_note: &str, body: &str) -> Result<()> {
-    let section = format!(
-        "\n### {title} — {date}\n\n- Machine: {machine}\n- Command: `{command}`\n- Server: {server_note}\n\n```text\n{body}\n```\n",
-        date = now_utc(),
-        machine = machine(),
-        command = command_line(),
-        body = body.trim_end(),
-    );
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(doc)
-        .with_context(|| format!("cannot open {} for appending", doc.display()))?;
-    file.write_all(section.as_bytes()).with_context(|| format!("cannot write {}", doc.display()))?;
-    println!("recorded in {}", doc.display());
+/// The commit of the working tree the command runs in (`+dirty` with uncommitted changes),
+/// or `unknown` outside a git checkout.
+pub fn commit() -> String {
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok();
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]).filter(|o| o.status.success()) else {
+        return "unknown".into();
+    };
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let clean = git(&[
+        "diff",
+        "--quiet",
+        "HEAD",
+        "--",
+        ".",
+        ":!bench/results",
+        ":!docs/benchmarks.md",
+        ":!docs/benchmarks-latency.svg",
+    ])
+    .is_some_and(|o| o.status.success());
+    if clean { head } else { format!("{head}+dirty") }
+}
+
+/// Writes one run as `<dir>/<UTC date and time>-<kind>.json`; `figures` are the numbers the
+/// report reads, `output` what the command printed.
+pub fn write(dir: &Path, kind: &str, server_note: &str, figures: serde_json::Value, output: &str) -> Result<()> {
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| now_utc().replace(' ', "T"));
+    let record = serde_json::json!({
+        "kind": kind,
+        "date": date,
+        "commit": commit(),
+        "machine": machine(),
+        "command": command_line(),
+        "server": server_note,
+        "recorded": true,
+        "figures": figures,
+        "output": output.trim_end().lines().collect::<Vec<_>>(),
+    });
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let stamp: String = date.chars().filter(|c| c.is_ascii_alphanumeric()).take(15).collect();
+    let path = dir.join(format!("{stamp}-{kind}.json"));
+    let mut text = serde_json::to_string_pretty(&record)?;
+    text.push('\n');
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("recorded in {}; regenerate the page with `cargo run -p switchboard-loadgen -- report`", path.display());
     Ok(())
+}
+
+/// `record`: writes a run measured by a script (the workspace benchmark, the SDK footprint) as
+/// a results file, like `--record` does for the load generator's own commands.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// What was measured (`workspace`, `sdk-footprint`, …): the file's `kind`.
+    #[arg(long)]
+    pub kind: String,
+    /// The command that was run (recorded as is).
+    #[arg(long)]
+    pub command: String,
+    /// How the measured thing was built or started.
+    #[arg(long, default_value = "not given")]
+    pub note: String,
+    /// A file holding what the command printed.
+    #[arg(long)]
+    pub output: std::path::PathBuf,
+    /// A figure for the report, `name=number`; a dotted name nests (`reload_ms.median=239`).
+    #[arg(long = "figure", value_name = "NAME=NUMBER")]
+    pub figures: Vec<String>,
+    /// Where to write the file.
+    #[arg(long, default_value = "bench/results")]
+    pub results: std::path::PathBuf,
+}
+
+/// Figures given as `a.b=1.5` on the command line, as nested JSON.
+pub fn figures_from(pairs: &[String]) -> Result<serde_json::Value> {
+    let mut figures = serde_json::json!({});
+    for pair in pairs {
+        let (name, value) = pair.split_once('=').with_context(|| format!("--figure {pair:?} is not NAME=NUMBER"))?;
+        let number: f64 = value.trim().parse().with_context(|| format!("--figure {pair:?}: not a number"))?;
+        let mut slot = &mut figures;
+        for key in name.split('.') {
+            slot = slot
+                .as_object_mut()
+                .with_context(|| format!("--figure {pair:?} nests under a number"))?
+                .entry(key.to_owned())
+                .or_insert_with(|| serde_json::json!({}));
+        }
+        *slot = serde_json::json!(number);
+    }
+    Ok(figures)
+}
+
+pub fn run_record(args: RecordArgs) -> Result<()> {
+    let output = std::fs::read_to_string(&args.output).with_context(|| format!("reading {}", args.output.display()))?;
+    let figures = figures_from(&args.figures)?;
+    let date = now_utc();
+    let mut record = serde_json::json!({
+        "kind": args.kind, "commit": commit(), "machine": machine(), "command": args.command,
+        "server": args.note, "recorded": true, "figures": figures,
+        "output": output.trim_end().lines().collect::<Vec<_>>(),
+    });
+    let iso = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or(date);
+    record["date"] = serde_json::json!(iso);
+    std::fs::create_dir_all(&args.results)?;
+    let stamp: String = iso.chars().filter(|c| c.is_ascii_alphanumeric()).take(15).collect();
+    let path = args.results.join(format!("{stamp}-{}.json", args.kind));
+    std::fs::write(&path, serde_json::to_string_pretty(&record)? + "\n")?;
+    println!("recorded in {}; regenerate the page with `cargo run -p switchboard-loadgen -- report`", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn figures_nest_by_dotted_names() {
+        let figures = super::figures_from(&["a.median=239".into(), "a.max=241".into(), "b=1.5".into()]).unwrap();
+        assert_eq!(figures, serde_json::json!({"a": {"median": 239.0, "max": 241.0}, "b": 1.5}));
+        assert!(super::figures_from(&["a=x".into()]).is_err());
+    }
 }

@@ -35,21 +35,25 @@ pub struct RunArgs {
     /// Target total consumer send rate (messages/s); default: as fast as acks allow.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Seconds of load before the measurement starts (connections, caches and the writer's
+    /// batches settle); nothing sent in them is counted.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub warmup: u64,
     /// Sends in flight (not yet acknowledged) per consumer.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub window: u32,
     /// Agents answer every Nth consumer message they receive (0: never).
     #[arg(long, default_value_t = 1)]
     pub reply_every: u32,
-    /// Append the results to the benchmarks document.
+    /// Record the run as a JSON file under --results.
     #[arg(long)]
     pub record: bool,
     /// The server's configuration, as started (recorded with --record).
     #[arg(long, default_value = "not given")]
     pub server_note: String,
-    /// The benchmarks document.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub doc: PathBuf,
+    /// Where `--record` writes the run (one JSON file; `report` reads them).
+    #[arg(long, default_value = "bench/results")]
+    pub results: PathBuf,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -129,10 +133,13 @@ impl Stats {
     }
 }
 
-/// Shared clock: send times travel in message texts as `lg:<µs since base>`.
+/// Shared clock: send times travel in message texts as `lg:<µs since base>`. Only what is
+/// sent from `measure_from` on is measured: the warm-up before it loads the server but counts
+/// for nothing.
 #[derive(Clone, Copy)]
 struct Clock {
     base: Instant,
+    measure_from: Instant,
 }
 
 impl Clock {
@@ -144,11 +151,26 @@ impl Clock {
         format!("lg:{} {what}", self.micros())
     }
 
-    /// Latency of a stamped text, µs.
+    /// Whether what is sent now is measured.
+    fn measuring(&self) -> bool {
+        Instant::now() >= self.measure_from
+    }
+
+    /// Latency of a stamped text, µs; `None` for a text sent during the warm-up.
     fn latency(&self, text: &str) -> Option<u64> {
         let sent: u64 = text.strip_prefix("lg:")?.split(' ').next()?.parse().ok()?;
-        Some(self.micros().saturating_sub(sent))
+        let measure_from = self.measure_from.saturating_duration_since(self.base).as_micros() as u64;
+        (sent >= measure_from).then(|| self.micros().saturating_sub(sent))
     }
+}
+
+/// When consumer `index` of `n_consumers` first sends, after the start, at a paced rate of one
+/// message per `interval` each: the consumers' sends are spread evenly over the interval, so
+/// that the server sees a steady stream rather than bursts. (Until issue 13 the offset was
+/// `index % 1000 / 1000` of the interval: with 200 consumers, every send of an interval fell in
+/// its first fifth.)
+fn first_send_offset(index: u32, n_consumers: u32, interval: Duration) -> Duration {
+    interval.mul_f64(f64::from(index) / f64::from(n_consumers.max(1)))
 }
 
 fn micros(d: Duration) -> u64 {
@@ -162,6 +184,7 @@ async fn send_by(ws: &mut Ws, frame: &ClientFrame, deadline: Instant) -> Result<
 
 struct ConsumerPlan {
     index: u32,
+    n_consumers: u32,
     start: Instant,
     end: Instant,
     window: u32,
@@ -171,11 +194,11 @@ struct ConsumerPlan {
 async fn consumer_task(mut ws: Ws, plan: ConsumerPlan, clock: Clock) -> Stats {
     let mut stats = Stats::new();
     let hard_end = plan.end + Duration::from_secs(5);
-    let mut in_flight: HashMap<u64, Instant> = HashMap::new();
+    // Send time, and whether the send is measured (not in the warm-up).
+    let mut in_flight: HashMap<u64, (Instant, bool)> = HashMap::new();
     let mut next_id: u64 = 0;
     let mut next_send = match plan.interval {
-        // Spread the first sends over one interval.
-        Some(interval) => plan.start + interval.mul_f64(f64::from(plan.index % 1000) / 1000.0),
+        Some(interval) => plan.start + first_send_offset(plan.index, plan.n_consumers, interval),
         None => plan.start,
     };
     tokio::time::sleep_until(plan.start).await;
@@ -198,8 +221,9 @@ async fn consumer_task(mut ws: Ws, plan: ConsumerPlan, clock: Clock) -> Stats {
                 stats.error(format!("consumer socket: {error:#}"));
                 return stats;
             }
-            in_flight.insert(next_id, Instant::now());
-            stats.consumer_sent += 1;
+            let measured = clock.measuring();
+            in_flight.insert(next_id, (Instant::now(), measured));
+            stats.consumer_sent += u64::from(measured);
             if let Some(interval) = plan.interval {
                 next_send += interval;
                 // Behind by more than a second: do not burst to catch up.
@@ -222,7 +246,7 @@ async fn consumer_task(mut ws: Ws, plan: ConsumerPlan, clock: Clock) -> Stats {
             Some(Incoming::Unknown) => stats.undecodable += 1,
             Some(Incoming::Frame(frame)) => match frame {
                 ServerFrame::Ack { id: Some(id), .. } => {
-                    if let Some(sent) = in_flight.remove(&id) {
+                    if let Some((sent, true)) = in_flight.remove(&id) {
                         stats.consumer_acked += 1;
                         stats.consumer_ack.saturating_record(micros(sent.elapsed()));
                     }
@@ -234,8 +258,8 @@ async fn consumer_task(mut ws: Ws, plan: ConsumerPlan, clock: Clock) -> Stats {
                     stats.error(format!("consumer err {}", code.as_str()));
                 }
                 ServerFrame::Msg(message) if message.from == Side::Agent => {
-                    stats.to_consumer += 1;
                     if let Some(latency) = clock.latency(&message.text) {
+                        stats.to_consumer += 1;
                         stats.a_to_c.saturating_record(latency);
                     }
                 }
@@ -252,7 +276,7 @@ async fn consumer_task(mut ws: Ws, plan: ConsumerPlan, clock: Clock) -> Stats {
 async fn agent_task(mut ws: Ws, index: u32, start: Instant, end: Instant, reply_every: u32, clock: Clock) -> Stats {
     let mut stats = Stats::new();
     let hard_end = end + Duration::from_secs(5);
-    let mut in_flight: HashMap<u64, Instant> = HashMap::new();
+    let mut in_flight: HashMap<u64, (Instant, bool)> = HashMap::new();
     let mut next_id: u64 = 10;
     let mut received: u64 = 0;
     tokio::time::sleep_until(start).await;
@@ -270,9 +294,9 @@ async fn agent_task(mut ws: Ws, index: u32, start: Instant, end: Instant, reply_
             Some(Incoming::Unknown) => stats.undecodable += 1,
             Some(Incoming::Frame(frame)) => match frame {
                 ServerFrame::Msg(message) if message.from == Side::Consumer => {
-                    stats.to_agent += 1;
                     received += 1;
                     if let Some(latency) = clock.latency(&message.text) {
+                        stats.to_agent += 1;
                         stats.c_to_a.saturating_record(latency);
                     }
                     if reply_every > 0 && received.is_multiple_of(u64::from(reply_every)) {
@@ -288,12 +312,13 @@ async fn agent_task(mut ws: Ws, index: u32, start: Instant, end: Instant, reply_
                             stats.error(format!("agent socket: {error:#}"));
                             return stats;
                         }
-                        in_flight.insert(next_id, Instant::now());
-                        stats.agent_sent += 1;
+                        let measured = clock.measuring();
+                        in_flight.insert(next_id, (Instant::now(), measured));
+                        stats.agent_sent += u64::from(measured);
                     }
                 }
                 ServerFrame::Ack { id: Some(id), .. } => {
-                    if let Some(sent) = in_flight.remove(&id) {
+                    if let Some((sent, true)) = in_flight.remove(&id) {
                         stats.agent_acked += 1;
                         stats.agent_ack.saturating_record(micros(sent.elapsed()));
                     }
@@ -403,16 +428,23 @@ pub async fn run(args: RunArgs) -> Result<()> {
         setup_started.elapsed().as_secs_f64()
     );
 
-    let clock = Clock { base: Instant::now() };
     let start = Instant::now() + Duration::from_millis(200);
-    let end = start + Duration::from_secs(args.duration);
+    let clock = Clock { base: Instant::now(), measure_from: start + Duration::from_secs(args.warmup) };
+    let end = clock.measure_from + Duration::from_secs(args.duration);
     let interval = args.rate.map(|rate| Duration::from_secs_f64(f64::from(args.consumers) / rate));
     let mut tasks = Vec::new();
     for (index, ws) in agents.into_iter().enumerate() {
         tasks.push(tokio::spawn(agent_task(ws, index as u32, start, end, args.reply_every, clock)));
     }
     for (index, ws) in consumers.into_iter().enumerate() {
-        let plan = ConsumerPlan { index: index as u32, start, end, window: args.window, interval };
+        let plan = ConsumerPlan {
+            index: index as u32,
+            n_consumers: args.consumers,
+            start,
+            end,
+            window: args.window,
+            interval,
+        };
         tasks.push(tokio::spawn(consumer_task(ws, plan, clock)));
     }
     let mut total = Stats::new();
@@ -427,10 +459,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "agents {}, consumers {}, duration {} s, window {}, target rate {}, agents reply to every {} message(s)",
+        "agents {}, consumers {}, duration {} s after {} s of warm-up, window {}, target rate {} (sends evenly spread), agents reply to every {} message(s)",
         args.agents,
         args.consumers,
         args.duration,
+        args.warmup,
         args.window,
         args.rate.map_or("none (closed loop)".to_owned(), |r| format!("{r} msg/s")),
         args.reply_every
@@ -478,7 +511,47 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     println!("{out}");
     if args.record {
-        crate::record::append(&args.doc, "Throughput and latency (`run`)", &args.server_note, &out)?;
+        let latency = |h: &Histogram<u64>| {
+            let ms = |v: u64| v as f64 / 1000.0;
+            serde_json::json!({"p50": ms(h.value_at_quantile(0.5)), "p90": ms(h.value_at_quantile(0.9)),
+                "p99": ms(h.value_at_quantile(0.99)), "max": ms(h.max()), "n": h.len()})
+        };
+        let figures = serde_json::json!({
+            "agents": args.agents, "consumers": args.consumers, "duration_secs": args.duration,
+            "warmup_secs": args.warmup, "window": args.window, "target_rate": args.rate,
+            "paced_sends": args.rate.map(|_| "evenly spread"), "reply_every": args.reply_every,
+            "stored_per_sec": (stored as f64 / secs).round(), "delivered_per_sec": (delivered as f64 / secs).round(),
+            "consumer_to_agent_ms": latency(&total.c_to_a), "agent_to_consumer_ms": latency(&total.a_to_c),
+            "resyncs": total.resyncs, "errors": total.errors.values().sum::<u64>(),
+        });
+        crate::record::write(&args.results, "run", &args.server_note, figures, &out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 13: paced sends are spread over the whole interval, evenly, for any number of
+    /// consumers: the gaps between consecutive first sends are all equal and the last one is
+    /// less than one interval in.
+    #[test]
+    fn paced_consumers_send_evenly_across_the_interval() {
+        let interval = Duration::from_millis(100);
+        for n_consumers in [1_u32, 7, 200, 1_000, 5_000] {
+            let offsets: Vec<Duration> =
+                (0..n_consumers).map(|i| first_send_offset(i, n_consumers, interval)).collect();
+            assert_eq!(offsets[0], Duration::ZERO);
+            assert!(*offsets.last().unwrap() < interval);
+            let step = interval.as_secs_f64() / f64::from(n_consumers);
+            for pair in offsets.windows(2) {
+                let gap = (pair[1] - pair[0]).as_secs_f64();
+                assert!((gap - step).abs() < 1e-6, "{n_consumers} consumers: gap {gap} s, expected {step} s");
+            }
+            // Half the consumers have sent by half the interval (not all in its first 5 %).
+            let by_half = offsets.iter().filter(|offset| **offset < interval / 2).count();
+            assert!(by_half.abs_diff(n_consumers as usize / 2) <= 1, "{n_consumers}: {by_half} by half");
+        }
+    }
 }

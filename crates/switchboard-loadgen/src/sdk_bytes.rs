@@ -28,15 +28,15 @@ pub struct SdkBytesArgs {
     /// Consumer JWT (from `switchboard dev-token`), handed to the SDK's token provider.
     #[arg(long)]
     pub token: String,
-    /// Append the results to the benchmarks document.
+    /// Record the run as a JSON file under --results.
     #[arg(long)]
     pub record: bool,
     /// The server's configuration, as started (recorded with --record).
     #[arg(long, default_value = "not given")]
     pub server_note: String,
-    /// The benchmarks document.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    pub doc: PathBuf,
+    /// Where `--record` writes the run (one JSON file; `report` reads them).
+    #[arg(long, default_value = "bench/results")]
+    pub results: PathBuf,
 }
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -220,12 +220,8 @@ pub async fn run(args: SdkBytesArgs) -> Result<()> {
     );
     println!("{out}");
     if args.record {
-        crate::record::append(
-            &args.doc,
-            "Bytes of one conversation through the SDK (`sdk-bytes`)",
-            &args.server_note,
-            &out,
-        )?;
+        let figures = serde_json::json!({"consumer_up_bytes": up, "consumer_down_bytes": down, "auth": "jwt"});
+        crate::record::write(&args.results, "sdk-bytes", &args.server_note, figures, &out)?;
     }
     Ok(())
 }

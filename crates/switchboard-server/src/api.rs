@@ -933,14 +933,20 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 
 async fn count_requests(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let class = match response.status().as_u16() {
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, "status" => status_class(response.status())).increment(1);
+    response
+}
+
+/// The `status` label of a response: its class. A WebSocket upgrade answers
+/// `101 Switching Protocols`, which is `1xx`: normal traffic, never an error.
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
         200..=299 => "2xx",
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
-    };
-    metrics::counter!(crate::metrics::HTTP_REQUESTS, "status" => class).increment(1);
-    response
+    }
 }
 
 async fn not_found() -> ApiError {

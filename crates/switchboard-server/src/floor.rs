@@ -667,6 +667,8 @@ async fn report_csv(
     let agents: HashMap<i64, String> =
         state.store.users(&caller.brand_id).await?.into_iter().map(|user| (user.id, user.name)).collect();
     let skills = skill_names(&state.store.skills(&caller.brand_id).await?);
+    // The brand's own consumer ids (JWT `sub`, or `anon:<id>`), not our internal row ids.
+    let consumer_ids = state.store.consumer_external_ids_touching(&caller.brand_id, query.from, query.to).await?;
     let mut out = String::from(
         "conversation_id,opened_at,closed_at,status,channel,app_id,skill,agent,consumer_id,consumer_name,closed_by,\
          first_response_secs,resolution_secs,csat_score,csat_comment\r\n",
@@ -681,7 +683,7 @@ async fn report_csv(
             c.app_id.clone(),
             c.skill_id.and_then(|id| skills.get(&id).cloned()).unwrap_or_default(),
             c.agent_id.and_then(|id| agents.get(&id).cloned()).unwrap_or_default(),
-            c.consumer_id.to_string(),
+            consumer_ids.get(&c.consumer_id).cloned().unwrap_or_default(),
             consumer_name.clone().unwrap_or_default(),
             c.closed_by.map(|side| closed_by(side).to_owned()).unwrap_or_default(),
             c.first_response_at.map(|at| ((at - c.opened_at) / 1000).to_string()).unwrap_or_default(),

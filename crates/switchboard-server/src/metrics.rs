@@ -23,7 +23,8 @@ pub const ASSIGNMENTS: &str = "switchboard_assignments_total";
 pub const TRANSFERS: &str = "switchboard_transfers_total";
 /// Counter: offers that ended unanswered, label `outcome` = offer_declined | offer_expired.
 pub const OFFERS_UNANSWERED: &str = "switchboard_offers_unanswered_total";
-/// Counter: REST requests, labels `status` class (2xx, 4xx, 5xx).
+/// Counter: HTTP requests, label `status` class (1xx, 2xx, 3xx, 4xx, 5xx). WebSocket
+/// upgrades are `1xx` (101 Switching Protocols); their sockets are counted by [`CONNECTIONS`].
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 
 /// Installs the global Prometheus recorder once per process; later calls get the same
@@ -49,6 +50,6 @@ fn describe() {
     metrics::describe_counter!(ASSIGNMENTS, "conversations assigned to agents");
     metrics::describe_counter!(TRANSFERS, "conversations transferred to a skill, an agent or back to the queue");
     metrics::describe_counter!(OFFERS_UNANSWERED, "offers of a conversation that an agent declined or let expire");
-    metrics::describe_counter!(HTTP_REQUESTS, "REST requests by status class");
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
     switchboard_store::describe_metrics();
 }

@@ -1,7 +1,7 @@
 //! Demo data for `switchboard serve` without configuration: brand `demo`, skills, an app
 //! that accepts both JWTs (signed with a key kept in the data directory) and anonymous
 //! consumers, and staff accounts with random passwords. Created once; later starts print the
-//! same credentials.
+//! same credentials, less any an admin has changed since.
 
 use std::path::{Path, PathBuf};
 
@@ -40,7 +40,12 @@ pub struct DemoLogin {
 pub struct DemoCredentials {
     pub brand: String,
     pub app: String,
+    /// Logins whose seeded password still works.
     pub logins: Vec<DemoLogin>,
+    /// Emails of demo logins whose password was changed (or which were removed) since the
+    /// seed: their old password is no longer kept or shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }
 
 /// Errors of seeding and token signing.
@@ -59,14 +64,39 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SeedError + '_ {
 }
 
 /// Creates the demo data unless brand `demo` exists; returns the credentials either way
-/// (`None` if the brand exists but its credentials file is gone).
+/// (`None` if the brand exists but its credentials file is gone). On a later start, each
+/// remembered password is checked against the account: one an admin has changed since is
+/// dropped from the answer and from the file, and its email listed in `changed`.
 pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCredentials>, SeedError> {
     let credentials_path = data_dir.join(CREDENTIALS_FILE);
     if store.brand(DEMO_BRAND).await?.is_some() {
-        return match std::fs::read(&credentials_path) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(_) => Ok(None),
+        let Some(mut credentials) = std::fs::read(&credentials_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<DemoCredentials>(&bytes).ok())
+        else {
+            return Ok(None);
         };
+        let mut still_valid = Vec::new();
+        for login in std::mem::take(&mut credentials.logins) {
+            let user = store.user_by_email(&login.email).await?;
+            let valid = user.is_some_and(|user| {
+                user.brand_id == DEMO_BRAND
+                    && !user.disabled
+                    && auth::verify_password(&login.password, &user.password_hash)
+            });
+            if valid {
+                still_valid.push(login);
+            } else {
+                credentials.changed.push(login.email);
+            }
+        }
+        let rewrite = !credentials.changed.is_empty();
+        credentials.logins = still_valid;
+        if rewrite {
+            let json = serde_json::to_vec_pretty(&credentials).expect("credentials serialize");
+            std::fs::write(&credentials_path, json).map_err(io(&credentials_path))?;
+        }
+        return Ok(Some(credentials));
     }
     let now = now_ms();
     store.create_brand(&NewBrand { id: DEMO_BRAND.into(), name: "Demo Brand".into() }, now).await?;
@@ -117,7 +147,7 @@ pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCr
         store.create_user(&new, now).await?;
         logins.push(DemoLogin { email: email.into(), password, role });
     }
-    let credentials = DemoCredentials { brand: DEMO_BRAND.into(), app: DEMO_APP.into(), logins };
+    let credentials = DemoCredentials { brand: DEMO_BRAND.into(), app: DEMO_APP.into(), logins, changed: Vec::new() };
     let json = serde_json::to_vec_pretty(&credentials).expect("credentials serialize");
     std::fs::write(&credentials_path, json).map_err(io(&credentials_path))?;
     Ok(Some(credentials))

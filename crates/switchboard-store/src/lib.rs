@@ -13,6 +13,7 @@
 //! Messages are written by the group-commit writer (`writer`); everything else goes through
 //! the pool directly.
 
+mod export;
 mod floor;
 mod metrics;
 pub mod model;

@@ -11,7 +11,8 @@ pub struct Brand {
     pub name: String,
     /// Ask consumers for a CSAT score after an agent resolves.
     pub csat_enabled: bool,
-    /// Conversations older than this are not returned (and later purged).
+    /// Conversations opened longer ago than this are left out of a consumer's history. They
+    /// stay stored: no retention purge exists yet.
     pub retention_days: i64,
     /// How long an agent whose sockets all dropped (or who chose offline) keeps their
     /// conversations before they return to the queue.

@@ -21,7 +21,8 @@ use switchboard_store::{SqliteSync, Store, StoreOptions};
 #[command(name = "switchboard", version, about = "Self-hosted in-app and web customer messaging")]
 struct Cli {
     /// Configuration file (TOML). Default: ./switchboard.toml if it exists.
-    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    // `hide_env_values`: clap would otherwise print `[env: SWITCHBOARD_CONFIG=]` when unset.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG", hide_env_values = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -172,19 +173,73 @@ fn load_config(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Conf
         None => figment = figment.merge(Toml::file("switchboard.toml")),
     }
     figment = figment.merge(Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS)).merge(flags);
-    let raw: RawConfig = figment.extract().map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+    let raw: RawConfig = figment.extract().map_err(|error| anyhow::anyhow!("{}", describe_config_error(error)))?;
     validate(raw, &figment)
 }
 
+/// The name a user wrote a key under, given where it came from: `SWITCHBOARD_LISTEN` in the
+/// environment, `--listen` on the command line, `listen` in a file.
+fn user_key(metadata: Option<&figment::Metadata>, key: &str) -> String {
+    match metadata.map(|metadata| metadata.name.as_ref()) {
+        Some(name) if name.contains("environment") => format!("SWITCHBOARD_{}", key.to_uppercase()),
+        Some(name) if name.contains("command-line") => format!("--{}", key.replace('_', "-")),
+        _ => key.to_owned(),
+    }
+}
+
 /// Names where a key's value came from, for error messages.
-fn source_of(figment: &Figment, key: &str) -> String {
-    figment
-        .find_metadata(key)
-        .map(|metadata| match &metadata.source {
+fn describe_source(metadata: Option<&figment::Metadata>, key: &str) -> String {
+    match metadata {
+        Some(metadata) if metadata.name.contains("environment") => {
+            format!("environment variable {}", user_key(Some(metadata), key))
+        }
+        Some(metadata) => match &metadata.source {
+            Some(figment::Source::File(path)) => format!("file {}", path.display()),
             Some(source) => format!("{} ({source})", metadata.name),
             None => metadata.name.to_string(),
+        },
+        None => "defaults".into(),
+    }
+}
+
+fn source_of(figment: &Figment, key: &str) -> String {
+    describe_source(figment.find_metadata(key), key)
+}
+
+/// One line per problem, in the words of the file or variable the user wrote: the key as they
+/// spelled it (never figment's internal `default.listen`), what was wrong, and where it came
+/// from.
+fn describe_config_error(error: figment::Error) -> String {
+    use figment::error::Kind;
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let metadata = error.metadata.as_ref();
+            let name = user_key(metadata, &key);
+            let what = match &error.kind {
+                Kind::UnknownField(field, known) => {
+                    let name = user_key(metadata, field);
+                    format!("{name} is not a configuration key (the keys are {})", known.join(", "))
+                }
+                Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+                    // serde names Rust types; say what to write instead.
+                    let expected = match expected.as_str() {
+                        "u8" | "u16" | "u32" | "u64" | "i32" | "i64" => "a whole number",
+                        "bool" | "a boolean" => "true or false",
+                        other => other,
+                    };
+                    format!("{name} must be {expected}, not {actual}")
+                }
+                Kind::UnknownVariant(value, known) => {
+                    format!("{name} = {value:?} is not one of {}", known.join(", "))
+                }
+                other => format!("{name}: {other}"),
+            };
+            format!("invalid configuration: {what} (from {})", describe_source(metadata, &key))
         })
-        .unwrap_or_else(|| "defaults".into())
+        .collect();
+    lines.join("\n")
 }
 
 fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
@@ -245,9 +300,12 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
 }
 
 fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stdout; colour codes only when a person is looking at it, never in a file or
+    // a pipe to a log collector.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stdout().is_terminal());
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -298,12 +356,51 @@ fn print_banner(config: &Config, addr: SocketAddr, credentials: Option<&seed::De
         for login in &credentials.logins {
             println!("  {:<8} {:<22} password {}", login.role.as_str(), login.email, login.password);
         }
+        for changed in &credentials.changed {
+            println!("  {changed:<31} password changed since the demo was seeded (not shown)");
+        }
+        let commands = Commands::of_this_binary();
+        let data_dir = if config.data_dir == RawConfig::default().data_dir {
+            String::new()
+        } else {
+            format!(" --data-dir {}", config.data_dir.display())
+        };
         println!();
-        println!("Consumer token for the demo app:");
-        println!("  switchboard dev-token --data-dir {} --sub alice-customer", config.data_dir.display());
-        println!("(or connect with \"anon\": \"\" in hello: the demo app allows anonymous consumers)");
+        println!("Write as a consumer from a second terminal with the sample app (anonymous):");
+        println!("  {} --anonymous", commands.chat);
+        println!("or as a logged-in consumer, with a token for the demo app:");
+        println!("  {} --token \"$({} dev-token{data_dir} --sub alice-customer)\"", commands.chat, commands.server);
+        println!("(crates/switchboard-chat/README.md; any WebSocket client can also send \"anon\": \"\" in hello)");
     }
     println!();
+}
+
+/// How to run this binary and the sample app again from the same place: through cargo when
+/// this binary was built in a cargo `target/` directory (after `cargo run` neither is on the
+/// `PATH`), by name otherwise.
+struct Commands {
+    server: String,
+    chat: String,
+}
+
+impl Commands {
+    fn of_this_binary() -> Commands {
+        let exe = std::env::current_exe().ok();
+        let profile_dir = exe.as_deref().and_then(Path::parent);
+        let profile = profile_dir.and_then(Path::file_name).and_then(|name| name.to_str());
+        let in_target =
+            profile_dir.and_then(Path::parent).and_then(Path::file_name).is_some_and(|name| name == "target");
+        match profile {
+            Some("release") if in_target => Commands {
+                server: "cargo run -q --release --".into(),
+                chat: "cargo run --release -p switchboard-chat --".into(),
+            },
+            Some("debug") if in_target => {
+                Commands { server: "cargo run -q --".into(), chat: "cargo run -p switchboard-chat --".into() }
+            }
+            _ => Commands { server: "switchboard".into(), chat: "switchboard-chat".into() },
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -327,7 +424,19 @@ async fn shutdown_signal() {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as its chain of messages, one line, and never with a
+/// stack trace (even under `RUST_BACKTRACE=1`): it is addressed to an operator.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
@@ -407,6 +516,61 @@ mod tests {
         let config = load_config(None, flags("127.0.0.1:9999")).unwrap();
         assert_eq!(config.listen.port(), 9999);
         assert!(config.database_url.starts_with("sqlite://") && config.database_url.ends_with("switchboard.db"));
+    }
+
+    /// The README's configuration section, and the flags of `subcommand`.
+    fn readme_configuration() -> &'static str {
+        let readme = include_str!("../../../README.md");
+        let section = readme.split("## Configuration").nth(1).expect("README has a Configuration section");
+        section.split("\n## ").next().unwrap()
+    }
+
+    fn flags_of(subcommand: &str) -> Vec<String> {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let command = cli.find_subcommand(subcommand).unwrap_or_else(|| panic!("no subcommand {subcommand}"));
+        command.get_arguments().filter_map(|arg| arg.get_long()).map(|long| format!("--{long}")).collect()
+    }
+
+    /// Issue 13: the docs' claims that can be checked are. The README's configuration table
+    /// lists exactly the keys `RawConfig` reads (and the environment accepts), and every flag
+    /// it names exists on `serve`.
+    #[test]
+    fn the_readme_configuration_table_is_the_configuration() {
+        let rows: Vec<Vec<&str>> = readme_configuration()
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        let documented: std::collections::BTreeSet<&str> = rows.iter().map(|row| row[1].trim_matches('`')).collect();
+        let data = figment::Provider::data(&Serialized::defaults(RawConfig::default())).unwrap();
+        let read: std::collections::BTreeSet<&str> =
+            data.values().flat_map(|dict| dict.keys()).map(String::as_str).collect();
+        assert_eq!(documented, read, "README's configuration table against RawConfig");
+        let env: std::collections::BTreeSet<&str> = CONFIG_KEYS.iter().copied().collect();
+        assert_eq!(env, read, "CONFIG_KEYS against RawConfig");
+        let serve_flags = flags_of("serve");
+        for row in &rows {
+            let flag = row[2].trim_matches('`');
+            if !flag.is_empty() {
+                assert!(serve_flags.iter().any(|f| f == flag), "README names {flag}; serve has {serve_flags:?}");
+            }
+        }
+    }
+
+    /// Every `--flag` the README's configuration section names for `dev-token` exists.
+    #[test]
+    fn the_readme_dev_token_flags_exist() {
+        let section = readme_configuration();
+        let usage = section.split("dev-token").nth(1).expect("README shows dev-token's usage");
+        let usage = usage.split('`').next().unwrap();
+        let flags = flags_of("dev-token");
+        let named: Vec<&str> =
+            usage.split(|c: char| c.is_whitespace() || c == '[' || c == ']').filter(|w| w.starts_with("--")).collect();
+        assert!(!named.is_empty(), "{usage}");
+        for flag in named {
+            assert!(flags.iter().any(|f| f == flag), "README names dev-token {flag}; it has {flags:?}");
+        }
     }
 
     #[test]

@@ -270,3 +270,89 @@ fn a_refused_message_shows_the_reason_from_the_event() {
     assert_eq!(app.messages[0].state, MessageState::Failed);
     assert_eq!(app.messages[0].error.as_deref(), Some("message is 2001 characters; the limit on in_app is 2000"));
 }
+
+/// Issue 13: a second `/rate` stayed in the input.
+#[test]
+fn a_second_rate_is_cleared_and_says_it_was_already_rated() {
+    let mut app = App::new("demo");
+    app.on_event(Event::Assigned { conversation: 7, agent: Some("Alice".to_owned()) });
+    app.on_event(Event::SurveyRequested { conversation: 7 });
+    type_text(&mut app, "/rate 5");
+    assert!(app.on_key(key(KeyCode::Enter)).contains(&Action::Rate { conversation: 7, score: 5 }));
+    app.survey_answered(5);
+    type_text(&mut app, "/rate 5");
+    assert!(!app.on_key(key(KeyCode::Enter)).iter().any(|a| matches!(a, Action::Rate { .. })));
+    assert_eq!(app.input, "", "the spent command leaves the input");
+    assert_eq!(app.notice.as_ref().map(|n| n.text.as_str()), Some("You already rated this conversation."));
+}
+
+/// Issue 13: family and flag emoji left broken fragments: Backspace removes a whole grapheme
+/// cluster, not one scalar value of it.
+#[test]
+fn backspace_removes_a_whole_family_or_flag() {
+    let mut app = App::new("demo");
+    let family = "👨\u{200d}👩\u{200d}👧\u{200d}👦";
+    app.on_paste(&format!("hi {family}🇪🇸"));
+    app.on_key(key(KeyCode::Backspace));
+    assert_eq!(app.input, format!("hi {family}"));
+    app.on_key(key(KeyCode::Backspace));
+    assert_eq!(app.input, "hi ");
+    // é as e + combining acute is one grapheme too.
+    app.on_paste("e\u{301}");
+    app.on_key(key(KeyCode::Backspace));
+    assert_eq!(app.input, "hi ");
+}
+
+/// Issue 13: input arriving in one burst was cut at 1,024 characters without a word. A long
+/// paste is kept whole; over the limit, Enter says so and sends nothing.
+#[test]
+fn a_long_burst_of_input_is_kept_whole_and_over_the_limit_is_refused_with_the_count() {
+    let mut app = App::new("demo");
+    let burst = "0123456789".repeat(150);
+    app.on_paste(&burst);
+    assert_eq!(app.input.chars().count(), 1_500);
+    let actions = type_text(&mut app, &"x".repeat(600));
+    assert!(!actions.contains(&Action::Typing(false)));
+    assert_eq!(app.input.chars().count(), 2_100);
+    assert!(app.on_key(key(KeyCode::Enter)).iter().all(|a| !matches!(a, Action::Send(_))));
+    let notice = app.notice.clone().unwrap();
+    assert!(notice.error && notice.text.contains("2100 characters") && notice.text.contains("2000"), "{notice:?}");
+    assert_eq!(app.input.chars().count(), 2_100, "nothing is thrown away");
+}
+
+/// Issue 13: there was no scroll back. PageUp moves up by pages (not past the first line),
+/// PageDown back, and writing follows the newest again.
+#[test]
+fn page_up_and_down_scroll_the_conversation() {
+    let mut app = App::new("demo");
+    app.scroll_limit.set(25);
+    app.on_key(key(KeyCode::PageUp));
+    assert_eq!(app.scroll, 10);
+    for _ in 0..5 {
+        app.on_key(key(KeyCode::PageUp));
+    }
+    assert_eq!(app.scroll, 25, "not past the first line");
+    app.on_key(key(KeyCode::PageDown));
+    assert_eq!(app.scroll, 15);
+    app.on_sent(pending("hello", "c1"));
+    assert_eq!(app.scroll, 0, "writing shows the newest again");
+}
+
+/// Issue 13: an anonymous run after a token run reused the same data directory and showed the
+/// other identity's conversation. The default cache is per brand, app and identity.
+#[test]
+fn the_default_cache_is_one_per_identity() {
+    use clap::Parser;
+    use switchboard_chat::cli::Args;
+    let parse = |args: &[&str]| Args::parse_from(std::iter::once("switchboard-chat").chain(args.iter().copied()));
+    // A JWT whose payload is {"sub":"alice-customer"} (the signature does not matter here).
+    let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZS1jdXN0b21lciJ9.c2ln";
+    let alice = parse(&["--token", token]).cache_dir(Some(token));
+    let anonymous = parse(&["--anonymous"]).cache_dir(None);
+    let other_brand = parse(&["--anonymous", "--brand", "acme"]).cache_dir(None);
+    assert_eq!(alice, std::path::Path::new("./switchboard-chat-data/demo/demo-app/sub-alice-customer"));
+    assert_eq!(anonymous, std::path::Path::new("./switchboard-chat-data/demo/demo-app/anonymous"));
+    assert_ne!(anonymous, other_brand);
+    let chosen = parse(&["--anonymous", "--data-dir", "/tmp/mine"]).cache_dir(None);
+    assert_eq!(chosen, std::path::Path::new("/tmp/mine"), "--data-dir is used as given");
+}

@@ -175,3 +175,28 @@ fn connecting_with_an_over_long_input() {
     app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
     insta::assert_snapshot!(screen(&app));
 }
+
+/// Issue 13: family and flag emoji render whole, in messages and in the input.
+#[test]
+fn emoji_families_and_flags_render_whole() {
+    let mut app = App::new("demo");
+    app.on_event(Event::Connection(ConnectionState::Connected));
+    let family = "👨\u{200d}👩\u{200d}👧";
+    app.on_event(Event::MessageReceived(agents(&format!("Welcome {family} 🇪🇸🇫🇷"), 3, 1)));
+    app.on_paste(&format!("Thanks {family}🇯🇵"));
+    insta::assert_snapshot!(screen(&app));
+}
+
+/// Issue 13: there was no scroll back. After PageUp the earlier messages show, with a hint of
+/// how far below the newest is.
+#[test]
+fn scrolled_back_to_earlier_messages() {
+    let mut app = App::new("demo");
+    app.on_event(Event::Connection(ConnectionState::Connected));
+    for seq in 1..=20 {
+        app.on_event(Event::MessageReceived(agents(&format!("message number {seq}"), 3, seq)));
+    }
+    screen(&app);
+    app.on_key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE));
+    insta::assert_snapshot!(screen(&app));
+}

@@ -3,8 +3,9 @@
 //! headless browser sessions against the in-process server, waits on conditions evaluated in
 //! the page, and saves screenshots under `target/screenshots/`.
 //!
-//! Without the driver the tests print why and pass, unless `SWITCHBOARD_REQUIRE_SERVICES=1`
-//! (CI), where a missing browser is a failure. `CHROMEDRIVER`, `CHROMIUM`, `GECKODRIVER` and
+//! Every browser test is `#[ignore]`d with the browser it needs, so a plain `cargo test` lists
+//! them as ignored; `-- --include-ignored` runs them (CI does), and then a missing driver is
+//! a failure naming what to install, never a silent pass. `CHROMEDRIVER`, `CHROMIUM`, `GECKODRIVER` and
 //! `FIREFOX` override the paths (defaults `/usr/bin/chromedriver`, `/usr/bin/chromium`,
 //! `geckodriver` on the `PATH`, `/usr/bin/firefox-esr`). geckodriver is not packaged by
 //! Debian: `cargo install geckodriver` builds it from crates.io (`.ci/run` does).
@@ -46,14 +47,13 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    /// Starts ChromeDriver, or returns `None` (after printing why) when it is not installed
-    /// and services are not required.
-    pub async fn start() -> Option<Driver> {
+    /// Starts ChromeDriver; panics naming what to install when it is missing.
+    pub async fn start() -> Driver {
         Driver::start_engine(Engine::Chromium).await
     }
 
     /// Starts the WebDriver server of `engine` (see [`Driver::start`]).
-    pub async fn start_engine(engine: Engine) -> Option<Driver> {
+    pub async fn start_engine(engine: Engine) -> Driver {
         let (path, install) = match engine {
             Engine::Chromium => (
                 std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into()),
@@ -68,12 +68,7 @@ impl Driver {
             ),
         };
         if !std::path::Path::new(&path).exists() {
-            let reason = format!("{path} not found ({install})");
-            if std::env::var("SWITCHBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                panic!("browser tests required but {reason}");
-            }
-            eprintln!("skipping browser test: {reason}");
-            return None;
+            panic!("this browser test needs {path}, which is not there ({install})");
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&path)
@@ -87,7 +82,7 @@ impl Driver {
         let driver = Driver { child, url: format!("http://127.0.0.1:{port}"), engine };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Some(driver);
+                return driver;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -236,6 +231,24 @@ impl Browser {
         self.type_into("#login-email", email).await;
         self.type_into("#login-password", password).await;
         self.click("#login-submit").await;
+    }
+
+    /// Makes the page's viewport `width`×`height` CSS pixels: sets the window size, then
+    /// corrects by what the window's frame takes (none in headless Chromium, some elsewhere).
+    pub async fn viewport(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap_or_else(|error| panic!("cannot resize: {error}"));
+        let inner = self.js("return [window.innerWidth, window.innerHeight]", vec![]).await;
+        let (inner_width, inner_height) = (inner[0].as_u64().unwrap() as u32, inner[1].as_u64().unwrap() as u32);
+        if (inner_width, inner_height) != (width, height) {
+            let (outer_width, outer_height) =
+                (width + (width - inner_width.min(width)), height + (height - inner_height.min(height)));
+            self.client.set_window_size(outer_width, outer_height).await.unwrap();
+        }
+        self.until(
+            &format!("viewport {width}x{height}"),
+            &format!("return window.innerWidth === {width} && window.innerHeight === {height}"),
+        )
+        .await;
     }
 
     /// Saves a PNG of the window as `target/screenshots/<name>.png`.

@@ -226,6 +226,10 @@ async fn inbox_dashboard_reports_and_csv_show_the_day() {
         lines[1].starts_with(&format!("{c},")) && lines[1].contains(",closed,") && lines[1].contains("Customer erin")
     );
     assert!(lines[1].contains(",agent,") && lines[1].ends_with(",5,"), "{}", lines[1]);
+    // Issue 13: the consumer is named by the brand's own id (the JWT `sub`), not ours.
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let consumer_column = header.iter().position(|name| *name == "consumer_id").unwrap();
+    assert_eq!(lines[1].split(',').nth(consumer_column), Some("erin"), "{}", lines[1]);
 
     for bad in [
         "from=10&to=5",

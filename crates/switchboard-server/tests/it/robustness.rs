@@ -128,3 +128,40 @@ async fn heartbeat_pings_are_answered_before_and_after_other_commands() {
     }
     assert_eq!(order, vec![json!(2), json!(3)], "answers keep the order of requests");
 }
+
+/// The value of `switchboard_http_requests_total{status="<class>"}` in a scrape (0 if absent).
+fn requests_of_class(metrics: &str, class: &str) -> u64 {
+    let series = format!("switchboard_http_requests_total{{status=\"{class}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |value| value.trim().parse().unwrap_or_else(|_| panic!("bad sample: {value}")))
+}
+
+async fn scrape(server: &TestServer) -> String {
+    reqwest::get(format!("{}/metrics", server.http)).await.unwrap().text().await.unwrap()
+}
+
+/// Issue 13: every WebSocket upgrade was counted as a 5xx, so an alert on the 5xx rate fired on
+/// normal traffic. Upgrades are 1xx; only real server errors are 5xx. The recorder is shared by
+/// every test of this binary, so the checks are on differences, and "at least" where other tests
+/// may add traffic of the same class at the same time (no test here causes a 5xx).
+#[tokio::test]
+async fn metrics_count_websocket_upgrades_as_1xx_not_5xx() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let before = scrape(&server).await;
+    let mut sockets = Vec::new();
+    for n in 0..3 {
+        sockets.push(server.consumer(&brand, &format!("metered-{n}")).await);
+    }
+    let missing = reqwest::get(format!("{}/api/v1/nope", server.http)).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let after = scrape(&server).await;
+    assert!(requests_of_class(&after, "1xx") >= requests_of_class(&before, "1xx") + 3, "{after}");
+    assert!(requests_of_class(&after, "4xx") > requests_of_class(&before, "4xx"), "{after}");
+    assert_eq!(requests_of_class(&after, "5xx"), requests_of_class(&before, "5xx"), "{after}");
+    // The scrape before is itself a 2xx, counted once it was answered.
+    assert!(requests_of_class(&after, "2xx") > requests_of_class(&before, "2xx"), "{after}");
+    drop(sockets);
+}

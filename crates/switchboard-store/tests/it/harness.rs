@@ -16,8 +16,6 @@ use switchboard_store::{Store, StoreOptions};
 
 /// Names the PostgreSQL server to test against, e.g. `postgres://postgres@127.0.0.1:5432/test`.
 pub const POSTGRES_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
-/// When `1`, a test that would skip for a missing service fails instead (set by CI).
-pub const REQUIRE_SERVICES_VAR: &str = "SWITCHBOARD_REQUIRE_SERVICES";
 
 /// The database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +31,15 @@ enum TestDatabase {
 }
 
 impl TestDatabase {
-    /// Creates an empty database, or returns `None` when the backend is not configured (the
-    /// test is skipped).
-    async fn create(backend: Backend) -> Option<TestDatabase> {
+    /// Creates an empty database; panics when the backend cannot be reached.
+    async fn create(backend: Backend) -> TestDatabase {
         match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("switchboard-store-it-{}.db", unique_suffix()));
-                Some(TestDatabase::Sqlite { path })
+                TestDatabase::Sqlite { path }
             }
             Backend::Postgres => {
-                let server_url = postgres_server_url()?;
+                let server_url = postgres_server_url();
                 let name = format!("sb_test_{}", unique_suffix());
                 let mut conn = PgConnection::connect(&server_url)
                     .await
@@ -52,7 +49,7 @@ impl TestDatabase {
                     .await
                     .unwrap_or_else(|error| panic!("cannot create database {name}: {error}"));
                 let _ = conn.close().await;
-                Some(TestDatabase::Postgres { server_url, name })
+                TestDatabase::Postgres { server_url, name }
             }
         }
     }
@@ -101,19 +98,12 @@ impl TestDatabase {
     }
 }
 
-/// The PostgreSQL server URL, or `None` (after printing why) when PostgreSQL tests are not
-/// configured. Panics instead of skipping under `SWITCHBOARD_REQUIRE_SERVICES=1`.
-fn postgres_server_url() -> Option<String> {
+/// The PostgreSQL server URL. The PostgreSQL tests are ignored by default; one that was asked
+/// to run without the server named fails with the reason rather than passing untested.
+fn postgres_server_url() -> String {
     match std::env::var(POSTGRES_URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            let reason = format!("{POSTGRES_URL_VAR} is not set");
-            if std::env::var(REQUIRE_SERVICES_VAR).is_ok_and(|value| value == "1") {
-                panic!("postgres conformance cannot run: {reason} (and {REQUIRE_SERVICES_VAR}=1)");
-            }
-            println!("skipping postgres conformance: {reason}");
-            None
-        }
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!("needs PostgreSQL: {POSTGRES_URL_VAR} is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"),
     }
 }
 
@@ -151,9 +141,7 @@ where
     F: FnOnce(StoreOptions) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(database) = TestDatabase::create(backend).await else {
-        return;
-    };
+    let database = TestDatabase::create(backend).await;
     // The test runs in its own task so that a panic comes back here as a `JoinError` and the
     // database is still removed; the task ends before `remove` starts.
     let outcome = tokio::spawn(test(database.options())).await;

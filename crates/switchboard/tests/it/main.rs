@@ -11,25 +11,41 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Starts `switchboard serve` on a free port with `data_dir`; returns the child and its URL.
 fn start_server(data_dir: &Path) -> (Child, String) {
+    let (child, url, _) = start_server_logging(data_dir, "warn");
+    (child, url)
+}
+
+/// [`start_server`] with the log filter `log`; also returns what it printed up to the end of
+/// its banner (logs and banner: both go to stdout).
+fn start_server_logging(data_dir: &Path, log: &str) -> (Child, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
-        .env("SWITCHBOARD_LOG", "warn")
+        .env("SWITCHBOARD_LOG", log)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the switchboard binary starts");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("the server prints its address").unwrap();
+    let mut printed = Vec::new();
+    let mut url = None;
+    // The banner ends with the sample app's README (demo on) after the address.
+    while !printed.last().is_some_and(|line: &String| line.starts_with("(crates/switchboard-chat/README.md")) {
+        let line = lines.next().expect("the server prints its banner").unwrap();
         if let Some(rest) = line.strip_prefix("Switchboard is listening on ") {
-            break rest.trim().to_owned();
+            url = Some(rest.trim().to_owned());
         }
-    };
+        printed.push(line);
+    }
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    (child, url.expect("the banner names the address"), printed)
+}
+
+fn stop(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 async fn send_and_ack(ws_url: &str, n_messages: usize, tag: &str) -> Vec<(i64, i64, String)> {
@@ -109,6 +125,159 @@ async fn kill_9_after_acks_loses_no_acknowledged_message() {
     restarted.kill().unwrap();
     restarted.wait().unwrap();
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Issue 13: with `RUST_BACKTRACE=1` a configuration error printed a stack trace, doubled
+/// backticks and figment's internal key `default.listen_addr`. It is one line per problem, in
+/// the user's words: the key as written in the file or the variable's full name.
+#[test]
+fn a_configuration_error_is_plain_lines_in_the_users_words_without_a_backtrace() {
+    let dir = temp_dir("sb-config-error");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("switchboard.toml");
+    std::fs::write(&file, "listen_addr = \"127.0.0.1:9000\"\n").unwrap();
+    let run = |configure: &dyn Fn(&mut Command)| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command.arg("serve").env("RUST_BACKTRACE", "1").env_remove("SWITCHBOARD_CONFIG");
+        configure(&mut command);
+        let output = command.output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        for unwanted in ["backtrace", "Backtrace", "``", "default.", "  0:"] {
+            assert!(!stderr.contains(unwanted), "{unwanted:?} in {stderr}");
+        }
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        stderr
+    };
+    let unknown = run(&|command| {
+        command.arg("--config").arg(&file);
+    });
+    assert!(unknown.contains("listen_addr is not a configuration key"), "{unknown}");
+    assert!(unknown.contains("listen, data_dir"), "the known keys are listed: {unknown}");
+    assert!(unknown.contains(&file.display().to_string()), "the file is named: {unknown}");
+    let env = run(&|command| {
+        command.env("SWITCHBOARD_HEARTBEAT_SECS", "soon");
+    });
+    assert!(env.contains("SWITCHBOARD_HEARTBEAT_SECS must be"), "{env}");
+    assert!(env.contains("environment variable SWITCHBOARD_HEARTBEAT_SECS"), "{env}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13: `--help` showed `[env: SWITCHBOARD_CONFIG=]` with the variable unset.
+#[test]
+fn help_names_the_config_variable_without_an_empty_value() {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--help")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("[env: SWITCHBOARD_CONFIG]"), "{help}");
+    assert!(!help.contains("SWITCHBOARD_CONFIG="), "{help}");
+}
+
+/// Issue 13: the log got ANSI colour codes when stdout was a file or a pipe.
+#[test]
+fn logs_have_no_colour_codes_when_not_on_a_terminal() {
+    let dir = temp_dir("sb-colour");
+    let (server, _, printed) = start_server_logging(&dir, "info");
+    stop(server);
+    let log = printed.iter().find(|line| line.contains("INFO")).expect("an info line before the banner");
+    assert!(!printed.iter().any(|line| line.contains('\u{1b}')), "escape codes in {printed:#?}");
+    assert!(log.contains("listening"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13: the banner's consumer hint said `switchboard dev-token …`, which is not on the
+/// `PATH` after `cargo run`, and never named the sample app. Built by cargo, the banner says
+/// `cargo run …`; the dev-token command it prints, run as printed (by this binary in place of
+/// cargo), gives a token.
+#[test]
+fn the_banner_shows_runnable_commands_for_a_token_and_the_sample_app() {
+    let dir = temp_dir("sb-banner");
+    let (server, _, printed) = start_server_logging(&dir, "warn");
+    stop(server);
+    let banner = printed.join("\n");
+    assert!(banner.contains("cargo run -p switchboard-chat -- --anonymous"), "{banner}");
+    let token_line = printed.iter().find(|line| line.contains("dev-token")).expect("a dev-token hint");
+    let inner = token_line.split("$(").nth(1).and_then(|rest| rest.split(')').next()).expect("a $(…) command");
+    let args = inner.strip_prefix("cargo run -q -- ").unwrap_or_else(|| panic!("runnable through cargo: {inner}"));
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard")).args(args.split_whitespace()).output().unwrap();
+    assert!(output.status.success(), "{inner}: {}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13: after an admin reset a demo password, the banner and `demo-credentials.json`
+/// kept showing the old one. They show only passwords that still work and say which changed.
+#[tokio::test]
+async fn a_demo_password_changed_by_an_admin_is_no_longer_printed() {
+    let dir = temp_dir("sb-reset");
+    let (server, url, _) = start_server_logging(&dir, "warn");
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("demo-credentials.json")).unwrap()).unwrap();
+    let login_of =
+        |role: &str| credentials["logins"].as_array().unwrap().iter().find(|l| l["role"] == role).unwrap().clone();
+    let (admin, agent) = (login_of("admin"), login_of("agent"));
+    let http = reqwest::Client::new();
+    let token = login(&url, &admin).await;
+    let users: Value =
+        http.get(format!("{url}/api/v1/users")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let agent_id = users.as_array().unwrap().iter().find(|u| u["email"] == agent["email"]).unwrap()["id"].clone();
+    let reset = http
+        .patch(format!("{url}/api/v1/users/{agent_id}"))
+        .bearer_auth(&token)
+        .json(&json!({"password": "a brand new passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(reset.status().is_success(), "{}", reset.text().await.unwrap());
+    stop(server);
+
+    let (server, _, printed) = start_server_logging(&dir, "warn");
+    stop(server);
+    let banner = printed.join("\n");
+    let old = agent["password"].as_str().unwrap();
+    assert!(!banner.contains(old), "the old password is not printed: {banner}");
+    let line = printed.iter().find(|line| line.contains(agent["email"].as_str().unwrap())).unwrap();
+    assert!(line.contains("password changed"), "{line}");
+    assert!(banner.contains(admin["password"].as_str().unwrap()), "unchanged passwords still show: {banner}");
+    let file = std::fs::read_to_string(dir.join("demo-credentials.json")).unwrap();
+    assert!(!file.contains(old), "{file}");
+    assert!(file.contains(admin["password"].as_str().unwrap()), "{file}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13: the sample app's default data directory was not ignored by git.
+#[test]
+fn gitignore_lists_the_default_data_directories() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let gitignore = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+    for dir in ["/switchboard-data", "/switchboard-chat-data"] {
+        assert!(gitignore.lines().any(|line| line.trim() == dir), "{dir} not in .gitignore");
+    }
+    let chat_cli = std::fs::read_to_string(root.join("crates/switchboard-chat/src/cli.rs")).unwrap();
+    assert!(chat_cli.contains("\"./switchboard-chat-data\""), "the sample app's default changed");
+}
+
+fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+async fn login(url: &str, login: &Value) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({"email": login["email"], "password": login["password"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["token"].as_str().unwrap_or_else(|| panic!("login failed: {answer}")).to_owned()
 }
 
 #[test]
