@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The message path of two server builds in one sitting: each build serves a fresh data dir in
 # turn (A, B, A, B, ...) and the same load generator (this tree's) drives it with the same
-# workload, so machine noise hits both alike. Writes one JSON file per run under
-# bench/results/ and prints a summary.
+# workload, so machine noise hits both alike. Writes one results file (kind `compare`, the
+# build's label in its note) per run under bench/results/ and prints a summary.
 #
 #   bench/compare/run.sh BASE_BINARY BASE_LABEL HEAD_BINARY HEAD_LABEL [ROUNDS]
 #
@@ -17,11 +17,9 @@ listen="${BENCH_LISTEN:-127.0.0.1:18090}"
 window="${BENCH_WINDOW:-10}"; consumers="${BENCH_CONSUMERS:-200}"; agents="${BENCH_AGENTS:-20}"; duration="${BENCH_DURATION:-20}"
 cargo build --release -p switchboard-loadgen
 for var in $(env | grep -o '^SWITCHBOARD_[A-Z_]*' || true); do unset "$var"; done
-stamp="$(date -u +%Y-%m-%dT%H-%M-%SZ)"
-machine="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 
 one_run() {
-    local bin="$1" label="$2" n="$3"
+    local bin="$1" label="$2" n="$3" is_base="$4"
     local data_dir; data_dir="$(mktemp -d -t switchboard-compare.XXXXXX)"
     (cd "$data_dir" && exec "$bin" serve --listen "$listen" --data-dir "$data_dir") >"$data_dir/server.log" 2>&1 &
     local pid=$!
@@ -34,25 +32,18 @@ one_run() {
     rate="$(echo "$out" | grep -oP 'all messages stored: [0-9]+ = \K[0-9.]+' | head -1)"
     p99="$(echo "$out" | grep 'latency consumer->agent' | grep -oP 'p99 \K[0-9.]+' | head -1)"
     resyncs="$(echo "$out" | grep -oP 'resyncs \K[0-9]+' | head -1)"
-    local file="bench/results/${stamp}-compare-${label}-${n}.json"
-    python3 - "$file" "$label" "$bin" "$machine" "$rate" "$p99" "$resyncs" "$window" "$consumers" "$agents" "$duration" <<'PY'
-import json, subprocess, sys, datetime
-file, label, binary, machine, rate, p99, resyncs, window, consumers, agents, duration = sys.argv[1:]
-record = {
-    "benchmark": "compare-run",
-    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-    "machine": machine,
-    "commit": label,
-    "command": f"bench/compare/run.sh (server {binary}; loadgen run --agents {agents} --consumers {consumers} --duration {duration} --window {window})",
-    "setup": {"window": int(window), "consumers": int(consumers), "agents": int(agents), "duration_secs": int(duration)},
-    "figures": {"messages_per_sec": float(rate) if rate else None, "delivery_p99_ms": float(p99) if p99 else None, "resyncs": int(resyncs) if resyncs else None},
-}
-open(file, "w").write(json.dumps(record, indent=2) + "\n")
-PY
+    local output_file="$data_dir.out"
+    echo "$out" >"$output_file"
+    target/release/switchboard-loadgen record --kind compare \
+        --command "bench/compare/run.sh: $bin serve (fresh data dir); switchboard-loadgen run --agents $agents --consumers $consumers --duration $duration --window $window" \
+        --note "build $label ($bin)" --output "$output_file" \
+        --figure "stored_per_sec=$rate" --figure "consumer_to_agent_ms.p99=$p99" --figure "resyncs=$resyncs" \
+        --figure "window=$window" --figure "consumers=$consumers" --figure "round=$n" --figure "is_base=$is_base" >/dev/null
+    rm -f "$output_file"
     echo "$label #$n: $rate msg/s, p99 $p99 ms, resyncs $resyncs"
 }
 
 for n in $(seq 1 "$rounds"); do
-    one_run "$base_bin" "$base_label" "$n"
-    one_run "$head_bin" "$head_label" "$n"
+    one_run "$base_bin" "$base_label" "$n" 1
+    one_run "$head_bin" "$head_label" "$n" 0
 done

@@ -242,6 +242,63 @@ fn table(runs: &[Run]) -> String {
             run.provenance(),
         ]);
     }
+    if let Some(run) = latest(runs, "desk", |_| true) {
+        let per_sec = run.f64("decisions_per_sec").unwrap_or(0.0);
+        let p99 = run.f64("decision_latency_p99_us").unwrap_or(f64::NAN);
+        rows.push([
+            format!(
+                "routing decisions inside one brand's desk ({} agents, {} waiting)",
+                thousands(run.f64("setup.agents").unwrap_or(0.0)),
+                thousands(run.f64("setup.queued").unwrap_or(0.0))
+            ),
+            "≥ 100,000 /s, p99 < 1 ms".into(),
+            format!("{} /s, p99 {p99:.1} µs", thousands(per_sec)),
+            met(per_sec >= 100_000.0 && p99 < 1000.0).into(),
+            run.provenance(),
+        ]);
+    }
+    let compare = |base: bool| latest(runs, "compare", move |run| (run.f64("is_base") == Some(1.0)) == base);
+    if let (Some(head), Some(base)) = (compare(false), compare(true)) {
+        let side = |run: &Run| {
+            format!(
+                "{} /s, p99 {:.0} ms, {} resyncs",
+                thousands(run.f64("stored_per_sec").unwrap_or(0.0)),
+                run.f64("consumer_to_agent_ms.p99").unwrap_or(f64::NAN),
+                thousands(run.f64("resyncs").unwrap_or(0.0))
+            )
+        };
+        let (now, before) = (head.f64("stored_per_sec").unwrap_or(0.0), base.f64("stored_per_sec").unwrap_or(0.0));
+        rows.push([
+            format!(
+                "message path before and after a change, same sitting ({} consumers × window {}; {})",
+                head.f64("consumers").unwrap_or(0.0),
+                head.f64("window").unwrap_or(0.0),
+                base.value["server"].as_str().unwrap_or("base").split(' ').nth(1).unwrap_or("base")
+            ),
+            "no regression beyond noise".into(),
+            format!("now {}; before {}", side(head), side(base)),
+            met(now >= before * 0.9).into(),
+            head.provenance(),
+        ]);
+    }
+    if let Some(run) = latest(runs, "eta", |run| run.f64("setup.load").is_some_and(|load| load > 1.0 && load < 1.1)) {
+        rows.push([
+            format!(
+                "estimated wait against a simulated contact center (load {:.2}, {} waited)",
+                run.f64("setup.load").unwrap_or(0.0),
+                thousands(run.f64("waited").unwrap_or(0.0))
+            ),
+            "— (measured, no target)".into(),
+            format!(
+                "first estimate off by {:.0} s on average; relative error p50 {:.0} %, p90 {:.0} %",
+                run.f64("first_estimate_mean_abs_error_secs").unwrap_or(f64::NAN),
+                run.f64("first_estimate_rel_error_p50").unwrap_or(f64::NAN) * 100.0,
+                run.f64("first_estimate_rel_error_p90").unwrap_or(f64::NAN) * 100.0
+            ),
+            "—".into(),
+            run.provenance(),
+        ]);
+    }
     let mut out = String::new();
     out.push_str("| what | target (SPEC) | current figure | | date, commit, command (raw run) |\n");
     out.push_str("| --- | --- | --- | --- | --- |\n");
