@@ -111,7 +111,13 @@ pub fn write(dir: &Path, kind: &str, server_note: &str, figures: serde_json::Val
     });
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let stamp: String = date.chars().filter(|c| c.is_ascii_alphanumeric()).take(15).collect();
-    let path = dir.join(format!("{stamp}-{kind}.json"));
+    // Two runs in the same second get distinct files.
+    let mut path = dir.join(format!("{stamp}-{kind}.json"));
+    let mut n = 2;
+    while path.exists() {
+        path = dir.join(format!("{stamp}-{kind}-{n}.json"));
+        n += 1;
+    }
     let mut text = serde_json::to_string_pretty(&record)?;
     text.push('\n');
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -180,7 +186,12 @@ pub fn run_record(args: RecordArgs) -> Result<()> {
     record["date"] = serde_json::json!(iso);
     std::fs::create_dir_all(&args.results)?;
     let stamp: String = iso.chars().filter(|c| c.is_ascii_alphanumeric()).take(15).collect();
-    let path = args.results.join(format!("{stamp}-{}.json", args.kind));
+    let mut path = args.results.join(format!("{stamp}-{}.json", args.kind));
+    let mut n = 2;
+    while path.exists() {
+        path = args.results.join(format!("{stamp}-{}-{n}.json", args.kind));
+        n += 1;
+    }
     std::fs::write(&path, serde_json::to_string_pretty(&record)? + "\n")?;
     println!("recorded in {}; regenerate the page with `cargo run -p switchboard-loadgen -- report`", path.display());
     Ok(())
