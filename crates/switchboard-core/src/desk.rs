@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
 use switchboard_protocol::AgentState;
 
 use crate::conversation::ConversationState;
@@ -123,7 +124,8 @@ pub enum Input {
 }
 
 /// How urgent a conversation is: the queue serves higher first, then older.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// The default.
     #[default]
@@ -210,7 +212,8 @@ impl RecordKind {
 }
 
 /// Why an offer ended without being accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OfferEnd {
     /// The agent declined.
     Declined,
@@ -223,7 +226,8 @@ pub enum OfferEnd {
 }
 
 /// Why a conversation went to an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AssignReason {
     /// The router chose the agent.
     Routed,
@@ -232,7 +236,8 @@ pub enum AssignReason {
 }
 
 /// Why a conversation waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "why", content = "skill")]
 pub enum QueueReason {
     /// It just opened.
     New,
@@ -244,8 +249,14 @@ pub enum QueueReason {
     AgentUnavailable,
 }
 
+/// Version of the serialized form of [`DeskEvent`] (JSON, tagged by `event`): other nodes and
+/// later readers of a stored event must keep reading what this version wrote. A change that
+/// breaks the samples in this module's tests needs a new version.
+pub const DESK_EVENT_VERSION: u32 = 1;
+
 /// A domain event: what the desk decided, for fan-out to tell the people concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum DeskEvent {
     /// A conversation went to an agent (`from`: the agent who had it before).
     Assigned {
@@ -315,7 +326,7 @@ pub enum Refusal {
 }
 
 /// An agent's presence as dashboards show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceView {
     /// Availability as routing uses it: the chosen one while connected, else offline.
     pub state: AgentState,
@@ -1364,6 +1375,75 @@ mod tests {
         match opened(conversation, at) {
             Input::Opened(open) => open,
             _ => unreachable!("opened builds an Opened input"),
+        }
+    }
+
+    /// Samples of every event as version 1 wrote them: the current code reads each back to
+    /// the same value and writes it the same way.
+    #[test]
+    fn desk_events_read_and_write_their_version_one_samples() {
+        let presence = PresenceView {
+            state: AgentState::Offline,
+            chosen: AgentState::Online,
+            connected: false,
+            grace_until: Some(61_000),
+        };
+        let samples = [
+            (
+                r#"{"event":"assigned","conversation":10,"consumer":110,"agent":2,"from":1,"reason":"routed"}"#,
+                DeskEvent::Assigned {
+                    conversation: 10,
+                    consumer: 110,
+                    agent: 2,
+                    from: Some(1),
+                    reason: AssignReason::Routed,
+                },
+            ),
+            (
+                r#"{"event":"queued","conversation":10,"consumer":110,"eta":300,"from":null,"reason":{"why":"transferred","skill":3}}"#,
+                DeskEvent::Queued {
+                    conversation: 10,
+                    consumer: 110,
+                    eta: Some(300),
+                    from: None,
+                    reason: QueueReason::Transferred(3),
+                },
+            ),
+            (
+                r#"{"event":"queued","conversation":10,"consumer":110,"eta":null,"from":2,"reason":{"why":"agent_unavailable"}}"#,
+                DeskEvent::Queued {
+                    conversation: 10,
+                    consumer: 110,
+                    eta: None,
+                    from: Some(2),
+                    reason: QueueReason::AgentUnavailable,
+                },
+            ),
+            (
+                r#"{"event":"wait_changed","conversation":10,"consumer":110,"eta":150}"#,
+                DeskEvent::WaitChanged { conversation: 10, consumer: 110, eta: Some(150) },
+            ),
+            (
+                r#"{"event":"offered","conversation":10,"consumer":110,"agent":2,"until":30005}"#,
+                DeskEvent::Offered { conversation: 10, consumer: 110, agent: 2, until: 30_005 },
+            ),
+            (
+                r#"{"event":"offer_withdrawn","conversation":10,"agent":2,"why":"expired"}"#,
+                DeskEvent::OfferWithdrawn { conversation: 10, agent: 2, why: OfferEnd::Expired },
+            ),
+            (
+                r#"{"event":"reprioritized","conversation":10,"priority":"urgent"}"#,
+                DeskEvent::Reprioritized { conversation: 10, priority: Priority::Urgent },
+            ),
+            (
+                r#"{"event":"presence","agent":1,"presence":{"state":"offline","chosen":"online","connected":false,"grace_until":61000}}"#,
+                DeskEvent::Presence { agent: 1, presence },
+            ),
+        ];
+        assert_eq!(DESK_EVENT_VERSION, 1);
+        for (json, event) in samples {
+            assert_eq!(serde_json::from_str::<DeskEvent>(json).unwrap(), event, "{json}");
+            assert_eq!(serde_json::to_string(&event).unwrap(), json);
         }
     }
 
