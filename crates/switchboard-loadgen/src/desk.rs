@@ -35,12 +35,9 @@ pub struct DeskArgs {
     /// Close-and-open steps measured.
     #[arg(long, default_value_t = 200_000)]
     pub steps: u32,
-    /// Record the run as a JSON file under --results.
-    #[arg(long)]
-    pub record: bool,
-    /// Where recorded runs go.
-    #[arg(long, default_value = "bench/results")]
-    pub results: std::path::PathBuf,
+    /// Recording.
+    #[command(flatten)]
+    pub recording: crate::record::RecordOpts,
 }
 
 /// A tiny deterministic generator (xorshift), so runs are comparable.
@@ -159,7 +156,7 @@ pub fn run(args: DeskArgs) -> Result<()> {
     if made == 0 {
         bail!("no decision was made: the floor is not saturated");
     }
-    if args.record {
+    if args.recording.record {
         let mut figures = serde_json::json!({
             "decisions": made,
             "decisions_per_sec": per_sec.round(),
@@ -170,7 +167,7 @@ pub fn run(args: DeskArgs) -> Result<()> {
         });
         figures["setup"] = serde_json::json!({"agents": args.agents, "capacity": args.capacity, "queued": queued_at_start, "skills": args.skills, "steps": args.steps});
         crate::record::write(
-            &args.results,
+            &args.recording.results,
             "desk",
             "in process: switchboard-core's desk, no server or store",
             figures,

@@ -35,12 +35,9 @@ pub struct EtaArgs {
     /// Simulated hours.
     #[arg(long, default_value_t = 8)]
     pub hours: u32,
-    /// Record the run as a JSON file under --results.
-    #[arg(long)]
-    pub record: bool,
-    /// Where recorded runs go.
-    #[arg(long, default_value = "bench/results")]
-    pub results: std::path::PathBuf,
+    /// Recording.
+    #[command(flatten)]
+    pub recording: crate::record::RecordOpts,
 }
 
 /// xorshift64, uniform in (0, 1].
@@ -187,7 +184,7 @@ pub fn run(args: EtaArgs) -> Result<()> {
         up90 = update_p90 * 100.0,
     );
     print!("{out}");
-    if args.record {
+    if args.recording.record {
         let mut figures = serde_json::json!({
             "conversations": next_id,
             "waited": waited,
@@ -201,7 +198,7 @@ pub fn run(args: EtaArgs) -> Result<()> {
         });
         figures["setup"] = serde_json::json!({"agents": args.agents, "capacity": args.capacity, "handle_secs": args.handle_secs, "load": args.load, "hours": args.hours});
         crate::record::write(
-            &args.results,
+            &args.recording.results,
             "eta",
             "in process: switchboard-core's desk, no server or store",
             figures,

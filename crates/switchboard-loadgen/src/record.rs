@@ -125,6 +125,17 @@ pub fn write(dir: &Path, kind: &str, server_note: &str, figures: serde_json::Val
     Ok(())
 }
 
+/// Whether and where a run is recorded (flattened into each command's options).
+#[derive(Debug, clap::Args)]
+pub struct RecordOpts {
+    /// Record the run as a JSON file under --results.
+    #[arg(long)]
+    pub record: bool,
+    /// Where recorded runs go.
+    #[arg(long, default_value = "bench/results")]
+    pub results: std::path::PathBuf,
+}
+
 /// `record`: writes a run measured by a script (the workspace benchmark, the SDK footprint) as
 /// a results file, like `--record` does for the load generator's own commands.
 #[derive(Debug, clap::Args)]

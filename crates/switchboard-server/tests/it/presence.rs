@@ -27,17 +27,17 @@ async fn patch_brand(server: &TestServer, brand: &TestBrand, body: Value) -> (u1
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// `GET path` as `token`, the body as JSON.
+async fn get_json(server: &TestServer, token: &str, path: &str) -> Value {
+    let response =
+        reqwest::Client::new().get(format!("{}{path}", server.http)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.unwrap()
+}
+
+/// The agent named `name` as the dashboard shows them.
 async fn roster_agent(server: &TestServer, brand: &TestBrand, name: &str) -> Value {
-    let token = server.login(&brand.admin_email).await;
-    let body: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/dashboard", server.http))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = get_json(server, &server.login(&brand.admin_email).await, "/api/v1/dashboard").await;
     body["agents"].as_array().unwrap().iter().find(|agent| agent["name"] == name).cloned().unwrap()
 }
 
@@ -279,15 +279,7 @@ async fn a_manager_raises_a_waiting_conversation_and_the_queue_serves_it_first()
     let c3 = open(&mut third, "three").await;
     third.expect(|f| f["t"] == "conv" && f["ev"] == "queued").await;
 
-    let queue: Value = http
-        .get(format!("{}/api/v1/queue", server.http))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue = get_json(&server, &admin, "/api/v1/queue").await;
     let order: Vec<i64> =
         queue["waiting"].as_array().unwrap().iter().map(|w| w["conversation_id"].as_i64().unwrap()).collect();
     assert_eq!((order, queue["total"].as_i64()), (vec![c2, c3], Some(2)), "{queue}");
@@ -304,15 +296,7 @@ async fn a_manager_raises_a_waiting_conversation_and_the_queue_serves_it_first()
     assert_eq!(raised.status(), 200);
     let body: Value = raised.json().await.unwrap();
     assert_eq!(body["priority"], 2, "{body}");
-    let queue: Value = http
-        .get(format!("{}/api/v1/queue", server.http))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue = get_json(&server, &admin, "/api/v1/queue").await;
     assert_eq!(queue["waiting"][0]["conversation_id"], c3, "{queue}");
     assert_eq!(queue["waiting"][0]["priority"], "urgent");
 
