@@ -1,7 +1,7 @@
 //! Reads behind exports: what a brand needs beside the conversation rows of `floor.rs` to
 //! make a file it can use on its own, such as its own ids for the consumers (the JWT `sub`,
 //! or `anon:<id>`) rather than Switchboard's internal row ids. Same SQL subset as
-//! `queries.rs`.
+//! `queries/`.
 
 use std::collections::HashMap;
 

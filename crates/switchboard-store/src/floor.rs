@@ -1,7 +1,7 @@
 //! Reads for the people running the floor: the agent's inbox (last message, unread count,
 //! waiting time), message pages backwards for long histories, moving a conversation back to
 //! a queue, and the aggregates behind the manager dashboard and reports. Same SQL subset as
-//! `queries.rs`; sums are cast to BIGINT so both dialects decode them as integers.
+//! `queries/`; sums are cast to BIGINT so both dialects decode them as integers.
 
 use sqlx::{AssertSqlSafe, Row};
 use switchboard_protocol::{ConversationId, Millis};

@@ -1,0 +1,298 @@
+//! Every query the store runs outside the message writer, as methods on [`Store`](crate::Store), split by
+//! aggregate: `brands` (and skills), `apps`, `staff`, `consumers`, `conversations`. The SQL is
+//! the subset SQLite and PostgreSQL share (`$n` parameters, `RETURNING`, `ON CONFLICT`). This
+//! module holds the parameter types, the column lists and the row decoders they share.
+
+mod apps;
+mod brands;
+mod consumers;
+mod conversations;
+mod staff;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, Millis};
+
+use crate::model::*;
+use crate::{StoreError, opt_side};
+
+/// New brand.
+#[derive(Debug, Clone)]
+pub struct NewBrand {
+    pub id: String,
+    pub name: String,
+}
+
+/// Skill settings change; `None` keeps a value.
+#[derive(Debug, Clone, Default)]
+pub struct SkillPatch {
+    pub routing: Option<SkillRouting>,
+    pub offer_timeout_secs: Option<i64>,
+    pub default_priority: Option<ConversationPriority>,
+}
+
+/// Brand settings change; `None` keeps a value.
+#[derive(Debug, Clone, Default)]
+pub struct BrandPatch {
+    pub name: Option<String>,
+    pub csat_enabled: Option<bool>,
+    pub retention_days: Option<i64>,
+    pub agent_grace_secs: Option<i64>,
+    /// `Some(None)` clears it.
+    pub default_skill_id: Option<Option<i64>>,
+}
+
+/// New app.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    pub id: String,
+    pub brand_id: String,
+    pub name: String,
+    pub channel: String,
+    pub allow_jwt: bool,
+    pub allow_anonymous: bool,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub default_skill_id: Option<i64>,
+}
+
+/// App settings change; `None` keeps a value (`Some(None)` clears an optional one).
+#[derive(Debug, Clone, Default)]
+pub struct AppPatch {
+    pub name: Option<String>,
+    pub allow_jwt: Option<bool>,
+    pub allow_anonymous: Option<bool>,
+    pub jwt_issuer: Option<Option<String>>,
+    pub jwt_audience: Option<Option<String>>,
+    pub default_skill_id: Option<Option<i64>>,
+}
+
+/// New brand user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub brand_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub max_concurrent: i64,
+    pub skills: Vec<i64>,
+}
+
+/// User change; `None` keeps a value.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+    pub max_concurrent: Option<i64>,
+    pub skills: Option<Vec<i64>>,
+    pub disabled: Option<bool>,
+}
+
+/// An API token (the secret itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ApiToken {
+    pub id: i64,
+    pub brand_id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_by: i64,
+    pub created_at: Millis,
+}
+
+/// Why a CSAT answer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CsatError {
+    #[error("conversation not found")]
+    NotFound,
+    #[error("no survey is open for this conversation")]
+    NotAvailable,
+    #[error("the survey was already answered")]
+    AlreadyAnswered,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) const CONVERSATION_COLUMNS: &str =
+    "id, brand_id, consumer_id, app_id, channel, skill_id, status, priority, opened_at, closed_at,
+    closed_by, agent_id, assigned_at, first_response_at, last_seq, last_message_at, consumer_delivered_seq,
+    consumer_read_seq, agent_delivered_seq, agent_read_seq, survey_open, csat_score, csat_comment";
+
+const USER_COLUMNS: &str =
+    "id, brand_id, email, name, role, password_hash, max_concurrent, state, disabled, created_at";
+
+const APP_COLUMNS: &str =
+    "id, brand_id, name, channel, allow_jwt, allow_anonymous, jwt_issuer, jwt_audience, default_skill_id, created_at";
+
+fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+fn skill_from_row(row: &AnyRow) -> Result<Skill, StoreError> {
+    let routing: String = row.try_get("routing")?;
+    Ok(Skill {
+        id: row.try_get("id")?,
+        brand_id: row.try_get("brand_id")?,
+        name: row.try_get("name")?,
+        routing: SkillRouting::parse(&routing)
+            .ok_or_else(|| StoreError::Corrupt(format!("skill routing {routing:?}")))?,
+        offer_timeout_secs: row.try_get("offer_timeout_secs")?,
+        default_priority: ConversationPriority::of(switchboard_core::desk::Priority::from_rank(
+            row.try_get("default_priority")?,
+        )),
+    })
+}
+
+fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
+    Ok(Brand {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        csat_enabled: flag(row, "csat_enabled")?,
+        retention_days: row.try_get("retention_days")?,
+        agent_grace_secs: row.try_get("agent_grace_secs")?,
+        default_skill_id: row.try_get("default_skill_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn app_from_row(row: &AnyRow) -> Result<App, StoreError> {
+    Ok(App {
+        id: row.try_get("id")?,
+        brand_id: row.try_get("brand_id")?,
+        name: row.try_get("name")?,
+        channel: row.try_get("channel")?,
+        allow_jwt: flag(row, "allow_jwt")?,
+        allow_anonymous: flag(row, "allow_anonymous")?,
+        jwt_issuer: row.try_get("jwt_issuer")?,
+        jwt_audience: row.try_get("jwt_audience")?,
+        default_skill_id: row.try_get("default_skill_id")?,
+        entry_skill_ids: Vec::new(),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+    let role: String = row.try_get("role")?;
+    let state: String = row.try_get("state")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        brand_id: row.try_get("brand_id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+        password_hash: row.try_get("password_hash")?,
+        max_concurrent: row.try_get("max_concurrent")?,
+        state: AgentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state:?}")))?,
+        disabled: flag(row, "disabled")?,
+        skills: Vec::new(),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn consumer_from_row(row: &AnyRow) -> Result<Consumer, StoreError> {
+    let device: Option<String> = row.try_get("device")?;
+    Ok(Consumer {
+        id: row.try_get("id")?,
+        brand_id: row.try_get("brand_id")?,
+        external_id: row.try_get("external_id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        phone: row.try_get("phone")?,
+        device: device.and_then(|json| serde_json::from_str(&json).ok()),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(crate) fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(Conversation {
+        id: row.try_get("id")?,
+        brand_id: row.try_get("brand_id")?,
+        consumer_id: row.try_get("consumer_id")?,
+        app_id: row.try_get("app_id")?,
+        channel: row.try_get("channel")?,
+        skill_id: row.try_get("skill_id")?,
+        status: ConversationStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        priority: row.try_get("priority")?,
+        opened_at: row.try_get("opened_at")?,
+        closed_at: row.try_get("closed_at")?,
+        closed_by: opt_side(row.try_get("closed_by")?)?,
+        agent_id: row.try_get("agent_id")?,
+        assigned_at: row.try_get("assigned_at")?,
+        first_response_at: row.try_get("first_response_at")?,
+        last_seq: row.try_get("last_seq")?,
+        last_message_at: row.try_get("last_message_at")?,
+        consumer_delivered_seq: row.try_get("consumer_delivered_seq")?,
+        consumer_read_seq: row.try_get("consumer_read_seq")?,
+        agent_delivered_seq: row.try_get("agent_delivered_seq")?,
+        agent_read_seq: row.try_get("agent_read_seq")?,
+        survey_open: flag(row, "survey_open")?,
+        csat_score: row.try_get("csat_score")?,
+        csat_comment: row.try_get("csat_comment")?,
+    })
+}
+
+fn api_token_from_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
+    let role: String = row.try_get("role")?;
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        brand_id: row.try_get("brand_id")?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn int(value: bool) -> i64 {
+    i64::from(value)
+}
+
+/// Appends to a conversation's event log inside the transaction of the change it records.
+pub(crate) async fn record_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    brand_id: &str,
+    conversation_id: ConversationId,
+    kind: &str,
+    agent_id: Option<i64>,
+    skill_id: Option<i64>,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO conversation_events (brand_id, conversation_id, kind, agent_id, skill_id, at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(brand_id)
+    .bind(conversation_id)
+    .bind(kind)
+    .bind(agent_id)
+    .bind(skill_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn set_skills(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    brand_id: &str,
+    user_id: i64,
+    skills: &[i64],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_skills WHERE user_id = $1").bind(user_id).execute(&mut **tx).await?;
+    for skill_id in skills {
+        let done = sqlx::query(
+            "INSERT INTO user_skills (user_id, skill_id) SELECT $1, id FROM skills WHERE brand_id = $2 AND id = $3",
+        )
+        .bind(user_id)
+        .bind(brand_id)
+        .bind(skill_id)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+    }
+    Ok(())
+}
