@@ -257,28 +257,41 @@ fn table(runs: &[Run]) -> String {
             run.provenance(),
         ]);
     }
-    let compare = |base: bool| latest(runs, "compare", move |run| (run.f64("is_base") == Some(1.0)) == base);
-    if let (Some(head), Some(base)) = (compare(false), compare(true)) {
-        let side = |run: &Run| {
-            format!(
-                "{} /s, p99 {:.0} ms, {} resyncs",
-                thousands(run.f64("stored_per_sec").unwrap_or(0.0)),
-                run.f64("consumer_to_agent_ms.p99").unwrap_or(f64::NAN),
-                thousands(run.f64("resyncs").unwrap_or(0.0))
-            )
+    // The latest sitting of `bench/compare/run.sh`: every compare run recorded at the same
+    // commit as the newest one, averaged per side.
+    if let Some(newest) = latest(runs, "compare", |_| true) {
+        let sitting: Vec<&Run> = runs
+            .iter()
+            .filter(|run| run.kind() == "compare" && run.value["commit"] == newest.value["commit"])
+            .collect();
+        let side = |base: bool| {
+            let of: Vec<&&Run> = sitting.iter().filter(|run| (run.f64("is_base") == Some(1.0)) == base).collect();
+            let mean = |name: &str| of.iter().filter_map(|run| run.f64(name)).sum::<f64>() / of.len().max(1) as f64;
+            (of.len(), mean("stored_per_sec"), mean("consumer_to_agent_ms.p99"), mean("resyncs"))
         };
-        let (now, before) = (head.f64("stored_per_sec").unwrap_or(0.0), base.f64("stored_per_sec").unwrap_or(0.0));
+        let ((n, now, now_p99, now_resyncs), (_, before, before_p99, before_resyncs)) = (side(false), side(true));
+        let base = sitting
+            .iter()
+            .find(|run| run.f64("is_base") == Some(1.0))
+            .and_then(|run| run.value["server"].as_str())
+            .and_then(|note| note.split(' ').nth(1))
+            .unwrap_or("base");
         rows.push([
             format!(
-                "message path before and after a change, same sitting ({} consumers × window {}; {})",
-                head.f64("consumers").unwrap_or(0.0),
-                head.f64("window").unwrap_or(0.0),
-                base.value["server"].as_str().unwrap_or("base").split(' ').nth(1).unwrap_or("base")
+                "message path before and after a change, same sitting ({} consumers × window {}, mean of {n} rounds against {base})",
+                newest.f64("consumers").unwrap_or(0.0),
+                newest.f64("window").unwrap_or(0.0)
             ),
             "no regression beyond noise".into(),
-            format!("now {}; before {}", side(head), side(base)),
+            format!(
+                "now {} /s, p99 {now_p99:.0} ms, {} resyncs; before {} /s, p99 {before_p99:.0} ms, {} resyncs",
+                thousands(now),
+                thousands(now_resyncs),
+                thousands(before),
+                thousands(before_resyncs)
+            ),
             met(now >= before * 0.9).into(),
-            head.provenance(),
+            newest.provenance(),
         ]);
     }
     if let Some(run) = latest(runs, "eta", |run| run.f64("setup.load").is_some_and(|load| load > 1.0 && load < 1.1)) {
