@@ -9,7 +9,7 @@
 //! Every decision costs O(skills × log n), not O(queue × agents): each skill has its own
 //! queue, and an index per skill holds the agents who could take one more conversation of it
 //! right now, best first. With 10,000 agents and 100,000 waiting conversations a decision
-//! touches a handful of tree nodes (`docs/benchmarks.md`, "Routing decisions").
+//! touches a handful of tree nodes (measured: `switchboard-loadgen desk`, docs/benchmarks.md).
 //!
 //! Invariants (checked by property tests below): no assignment pushes an agent past their
 //! capacity; a conversation is either queued or assigned, never both and never twice; the
