@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     /// Bearer token of the deployment operator (creates brands); `None` disables that API.
     pub operator_token: Option<String>,
+    /// The demo seed's credentials file (`seed::credentials_path`), when the demo runs: a
+    /// password an admin sets for a demo login is removed from it at once.
+    pub demo_credentials: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             hello_timeout: Duration::from_secs(10),
             session_ttl: Duration::from_secs(12 * 3600),
             operator_token: None,
+            demo_credentials: None,
         }
     }
 }
