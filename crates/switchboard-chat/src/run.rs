@@ -80,9 +80,21 @@ async fn event_loop(
     let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_tick = Instant::now();
+    // The screen is redrawn at most every FRAME, not after every event: drawing once per key
+    // let a burst of typed input (or a paste without bracketed paste) pile up in the
+    // terminal's input queue, which some systems cap and drop from (1,024 bytes on macOS).
+    const FRAME: Duration = Duration::from_millis(16);
+    let mut dirty = true;
+    let mut next_draw = Instant::now();
     loop {
-        terminal.draw(|frame| render(app, frame))?;
+        if dirty && Instant::now() >= next_draw {
+            terminal.draw(|frame| render(app, frame))?;
+            dirty = false;
+            next_draw = Instant::now() + FRAME;
+        }
+        let draw_due = tokio::time::sleep_until(next_draw);
         let actions = tokio::select! {
+            () = draw_due, if dirty => continue,
             event = sdk_events.next() => {
                 let Some(event) = event else { return Ok(()) };
                 on_sdk_event(client, app, event)?
@@ -117,6 +129,7 @@ async fn event_loop(
                 app.on_tick(elapsed)
             }
         };
+        dirty = true;
         if actions.contains(&Action::Quit) {
             return Ok(());
         }

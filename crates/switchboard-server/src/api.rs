@@ -696,7 +696,16 @@ async fn patch_user(
         skills: request.skills,
         disabled: request.disabled,
     };
+    let changes_login = patch.password_hash.is_some() || patch.disabled == Some(true);
     let user = state.store.update_user(&caller.brand_id, user_id, &patch).await?;
+    // The demo's credentials file must not keep showing a password that no longer works.
+    if let Some(path) = &state.config.demo_credentials
+        && changes_login
+        && user.brand_id == crate::seed::DEMO_BRAND
+        && let Err(error) = crate::seed::forget_demo_password(path, &user.email)
+    {
+        tracing::warn!(%error, "could not update the demo credentials file");
+    }
     state.engines.agent_changed(&user);
     Ok(Json(user))
 }

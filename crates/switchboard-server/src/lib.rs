@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// How often queued consumers' estimated waits are recomputed (and re-sent when they
     /// changed significantly).
     pub wait_refresh: Duration,
+    /// The demo seed's credentials file (`seed::credentials_path`), when the demo runs: a
+    /// password an admin sets for a demo login is removed from it at once.
+    pub demo_credentials: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             operator_token: None,
             wait_refresh: Duration::from_millis(switchboard_core::desk::DEFAULT_WAIT_REFRESH_MS.unsigned_abs()),
+            demo_credentials: None,
         }
     }
 }

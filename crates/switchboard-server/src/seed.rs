@@ -59,6 +59,27 @@ pub enum SeedError {
     Crypto(String),
 }
 
+/// The demo's credentials file in `data_dir`.
+pub fn credentials_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(CREDENTIALS_FILE)
+}
+
+/// Removes the seeded password of `email` from the credentials file at `path` (it was
+/// changed), listing the email under `changed`. Nothing happens if the file or the login is
+/// not there.
+pub fn forget_demo_password(path: &Path, email: &str) -> Result<(), SeedError> {
+    let Ok(bytes) = std::fs::read(path) else { return Ok(()) };
+    let Ok(mut credentials) = serde_json::from_slice::<DemoCredentials>(&bytes) else { return Ok(()) };
+    let before = credentials.logins.len();
+    credentials.logins.retain(|login| !login.email.eq_ignore_ascii_case(email));
+    if credentials.logins.len() == before {
+        return Ok(());
+    }
+    credentials.changed.push(email.to_lowercase());
+    let json = serde_json::to_vec_pretty(&credentials).expect("credentials serialize");
+    std::fs::write(path, json).map_err(io(path))
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SeedError + '_ {
     move |source| SeedError::Io { path: path.to_owned(), source }
 }

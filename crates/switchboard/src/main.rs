@@ -282,6 +282,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
         ),
         None => format!("sqlite://{}", raw.data_dir.join("switchboard.db").display()),
     };
+    let demo_credentials = raw.demo.then(|| seed::credentials_path(&raw.data_dir));
     Ok(Config {
         listen,
         data_dir: raw.data_dir,
@@ -291,6 +292,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             heartbeat_secs: raw.heartbeat_secs,
             session_ttl: Duration::from_secs(raw.session_ttl_secs),
             operator_token: raw.operator_token,
+            demo_credentials,
             ..ServerConfig::default()
         },
         demo: raw.demo,

@@ -233,12 +233,14 @@ async fn a_demo_password_changed_by_an_admin_is_no_longer_printed() {
         .await
         .unwrap();
     assert!(reset.status().is_success(), "{}", reset.text().await.unwrap());
+    let old = agent["password"].as_str().unwrap();
+    let file = std::fs::read_to_string(dir.join("demo-credentials.json")).unwrap();
+    assert!(!file.contains(old), "the file forgets it at once, before any restart: {file}");
     stop(server);
 
     let (server, _, printed) = start_server_logging(&dir, "warn");
     stop(server);
     let banner = printed.join("\n");
-    let old = agent["password"].as_str().unwrap();
     assert!(!banner.contains(old), "the old password is not printed: {banner}");
     let line = printed.iter().find(|line| line.contains(agent["email"].as_str().unwrap())).unwrap();
     assert!(line.contains("password changed"), "{line}");
