@@ -1,0 +1,113 @@
+//! Brands: creation by the operator, the caller's brand and its settings.
+
+use super::*;
+
+// ----- brands ----------------------------------------------------------------------------
+
+/// A new brand with its first admin.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateBrandRequest {
+    /// Brand ID: 1–64 of a-z, 0-9, '-', '_'.
+    pub id: String,
+    pub name: String,
+    pub admin_email: String,
+    pub admin_name: String,
+    pub admin_password: String,
+}
+
+/// The created brand and admin.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateBrandResponse {
+    pub brand: Brand,
+    pub admin: User,
+}
+
+/// Creates a brand (deployment operator only).
+#[utoipa::path(post, path = "/api/v1/brands", request_body = CreateBrandRequest, tag = "brands",
+    responses((status = 201, body = CreateBrandResponse), (status = 409, body = ErrorBody)))]
+pub(super) async fn create_brand(
+    State(state): State<AppState>,
+    _operator: OperatorAuth,
+    Body(request): Body<CreateBrandRequest>,
+) -> ApiResult<(StatusCode, Json<CreateBrandResponse>)> {
+    check_id("id", &request.id)?;
+    check_len("name", &request.name, 1, 200)?;
+    check_email(&request.admin_email)?;
+    check_len("admin_name", &request.admin_name, 1, 200)?;
+    auth::check_password_policy(&request.admin_password)?;
+    let now = now_ms();
+    let brand = state.store.create_brand(&NewBrand { id: request.id.clone(), name: request.name }, now).await?;
+    let admin = state
+        .store
+        .create_user(
+            &NewUser {
+                brand_id: brand.id.clone(),
+                email: request.admin_email,
+                name: request.admin_name,
+                role: Role::Admin,
+                password_hash: auth::hash_password(&request.admin_password)?,
+                max_concurrent: 0,
+                skills: Vec::new(),
+            },
+            now,
+        )
+        .await?;
+    state.engines.agent_changed(&admin);
+    Ok((StatusCode::CREATED, Json(CreateBrandResponse { brand, admin })))
+}
+
+/// The caller's brand and its settings.
+#[utoipa::path(get, path = "/api/v1/brand", tag = "brands", responses((status = 200, body = Brand)))]
+pub(super) async fn get_brand(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Brand>> {
+    Ok(Json(state.store.brand(&caller.brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?))
+}
+
+/// Brand settings change; absent fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BrandSettingsRequest {
+    pub name: Option<String>,
+    /// Ask consumers for CSAT after an agent resolves.
+    pub csat_enabled: Option<bool>,
+    /// 1–3650 days; default 396 (13 months).
+    pub retention_days: Option<i64>,
+    /// Seconds (0–3600, default 60) an agent whose sockets all dropped, or who chose
+    /// offline, keeps their conversations before they return to the queue.
+    pub agent_grace_secs: Option<i64>,
+    /// The skill of new conversations whose app names none; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub default_skill_id: Option<Option<i64>>,
+}
+
+/// Changes brand settings (admin).
+#[utoipa::path(patch, path = "/api/v1/brand", request_body = BrandSettingsRequest, tag = "brands",
+    responses((status = 200, body = Brand), (status = 400, body = ErrorBody)))]
+pub(super) async fn patch_brand(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    Body(request): Body<BrandSettingsRequest>,
+) -> ApiResult<Json<Brand>> {
+    if let Some(name) = &request.name {
+        check_len("name", name, 1, 200)?;
+    }
+    if let Some(days) = request.retention_days
+        && !(1..=3650).contains(&days)
+    {
+        return Err(ApiError::bad_request(format!("retention_days must be 1 to 3650 (got {days})")));
+    }
+    if let Some(secs) = request.agent_grace_secs
+        && !(0..=3600).contains(&secs)
+    {
+        return Err(ApiError::bad_request(format!("agent_grace_secs must be 0 to 3600 (got {secs})")));
+    }
+    check_skill(&state, &caller.brand_id, request.default_skill_id.flatten()).await?;
+    let patch = BrandPatch {
+        name: request.name,
+        csat_enabled: request.csat_enabled,
+        retention_days: request.retention_days,
+        agent_grace_secs: request.agent_grace_secs,
+        default_skill_id: request.default_skill_id,
+    };
+    let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
+    state.engines.settings_changed(&brand);
+    Ok(Json(brand))
+}

@@ -1,0 +1,264 @@
+//! The REST API (`/api/v1`), health and metrics endpoints, and the OpenAPI document served
+//! at `/openapi.json` with Swagger UI at `/docs`. Every handler takes a role extractor from
+//! `auth` and scopes every store call to the caller's brand.
+//!
+//! This module holds what every handler shares (body, query and path extractors that answer
+//! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
+//! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
+//! `conversations` (and `crate::floor` for running the floor).
+
+mod apps;
+mod brands;
+mod conversations;
+mod session;
+mod skills;
+mod staff;
+
+use apps::*;
+use brands::*;
+use conversations::*;
+use session::*;
+use skills::*;
+use staff::*;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use switchboard_protocol::{ConversationStatus, ErrorCode, Message};
+use switchboard_store::{
+    ApiToken, App, AppKey, AppPatch, Brand, BrandPatch, Consumer, Conversation, ConversationFilter, NewApp, NewBrand,
+    NewUser, PageCursor, Role, Skill, User, UserPatch,
+};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::{self, AdminAuth, AgentAuth, ManagerAuth, OperatorAuth};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::{AppState, jwt, now_ms, ws};
+
+/// JSON body extractor whose rejection is an [`ApiError`] (`bad_request` naming the problem).
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError::bad_request(rejection_text(&rejection))),
+        }
+    }
+}
+
+fn rejection_text(rejection: &JsonRejection) -> String {
+    rejection.body_text()
+}
+
+/// Query-string extractor with [`ApiError`] rejections.
+#[derive(Debug)]
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Q(value))
+            .map_err(|rejection: QueryRejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
+/// Path extractor with [`ApiError`] rejections.
+#[derive(Debug)]
+pub struct P<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| P(value))
+            .map_err(|rejection: PathRejection| ApiError::bad_request(rejection.body_text()))
+    }
+}
+
+/// `Some(None)` for an explicit JSON `null`, `None` for a missing field.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+// ----- validation helpers --------------------------------------------------------------
+
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> {
+    let chars = value.chars().count();
+    if chars < min || chars > max {
+        return Err(ApiError::bad_request(format!("{field} must be {min} to {max} characters (got {chars})")));
+    }
+    Ok(())
+}
+
+fn check_id(field: &str, value: &str) -> ApiResult<()> {
+    check_len(field, value, 1, 64)?;
+    if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
+        return Err(ApiError::bad_request(format!("{field} may contain only a-z, 0-9, '-' and '_' (got {value:?})")));
+    }
+    Ok(())
+}
+
+fn check_email(email: &str) -> ApiResult<()> {
+    check_len("email", email, 3, 254)?;
+    match email.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace) => {
+            Ok(())
+        }
+        _ => Err(ApiError::bad_request(format!("email {email:?} is not an email address"))),
+    }
+}
+
+const MAX_CONCURRENT_LIMIT: i64 = 100_000;
+
+fn check_capacity(max_concurrent: i64) -> ApiResult<()> {
+    if !(0..=MAX_CONCURRENT_LIMIT).contains(&max_concurrent) {
+        return Err(ApiError::bad_request(format!(
+            "max_concurrent must be 0 to {MAX_CONCURRENT_LIMIT} (got {max_concurrent})"
+        )));
+    }
+    Ok(())
+}
+
+fn random_id(prefix: &str) -> String {
+    let secret = auth::new_secret("");
+    let tail: String =
+        secret.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).take(12).collect();
+    format!("{prefix}{tail}")
+}
+
+// ----- operations ------------------------------------------------------------------------
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = String), (status = 503, body = ErrorBody)))]
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    if *state.shutdown.borrow() {
+        return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
+    }
+    state.store.ping().await.map_err(|error| {
+        tracing::warn!(%error, "readiness check failed");
+        ApiError::new(ErrorCode::Unavailable, "storage is not answering")
+    })?;
+    Ok("ready")
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String)))]
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => {
+            handle.run_upkeep();
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+        }
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed").into_response(),
+    }
+}
+
+async fn count_requests(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, "status" => status_class(response.status())).increment(1);
+    response
+}
+
+/// The `status` label of a response: its class. A WebSocket upgrade answers
+/// `101 Switching Protocols`, which is `1xx`: normal traffic, never an error.
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+/// The OpenAPI document of the REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchboard API", description = "REST API of Switchboard. Errors are {code, message}; codes in docs/errors.md. WebSocket protocol: docs/protocol.md."),
+    paths(
+        login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
+        list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
+        create_token, list_tokens, delete_token, list_conversations, get_conversation, crate::floor::inbox,
+        crate::floor::roster, crate::floor::transfer, crate::floor::set_priority, crate::floor::queue,
+        crate::floor::dashboard, crate::floor::report,
+        crate::floor::report_csv, healthz, readyz, metrics_text
+    ),
+    components(schemas(ErrorBody, ConversationStatus)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/brands", post(create_brand))
+        .route("/api/v1/brand", get(get_brand).patch(patch_brand))
+        .route("/api/v1/apps", get(list_apps).post(create_app))
+        .route("/api/v1/apps/{app_id}", get(get_app).patch(patch_app))
+        .route("/api/v1/apps/{app_id}/keys", get(list_keys).post(add_key))
+        .route("/api/v1/apps/{app_id}/keys/{key_id}", axum::routing::delete(delete_key))
+        .route("/api/v1/skills", get(list_skills).post(create_skill))
+        .route("/api/v1/skills/{skill_id}", axum::routing::delete(delete_skill).patch(patch_skill))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{user_id}", get(get_user).patch(patch_user))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{token_id}", axum::routing::delete(delete_token))
+        .route("/api/v1/conversations", get(list_conversations))
+        .route("/api/v1/conversations/{conversation_id}", get(get_conversation))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/consumer", get(ws::consumer_endpoint))
+        .route("/v1/agent", get(ws::agent_endpoint))
+        .merge(crate::floor::routes())
+        .route("/", get(crate::web::index))
+        .route("/assets/{*path}", get(crate::web::asset))
+        .fallback(not_found)
+        .layer(middleware::from_fn(count_requests))
+        .with_state(state);
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}

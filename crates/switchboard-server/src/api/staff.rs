@@ -1,0 +1,186 @@
+//! Staff users (agents, managers, admins) and API tokens.
+
+use super::*;
+
+// ----- users -----------------------------------------------------------------------------
+
+/// A new agent, manager or admin.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    /// At least 10 characters.
+    pub password: String,
+    /// Maximum concurrent conversations; default 3.
+    pub max_concurrent: Option<i64>,
+    /// Skill ids.
+    #[serde(default)]
+    pub skills: Vec<i64>,
+}
+
+/// Creates a user (admin).
+#[utoipa::path(post, path = "/api/v1/users", request_body = CreateUserRequest, tag = "users",
+    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn create_user(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    Body(request): Body<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    check_email(&request.email)?;
+    check_len("name", &request.name, 1, 200)?;
+    auth::check_password_policy(&request.password)?;
+    let max_concurrent = request.max_concurrent.unwrap_or(3);
+    check_capacity(max_concurrent)?;
+    let new = NewUser {
+        brand_id: caller.brand_id,
+        email: request.email,
+        name: request.name,
+        role: request.role,
+        password_hash: auth::hash_password(&request.password)?,
+        max_concurrent,
+        skills: request.skills,
+    };
+    let user = state.store.create_user(&new, now_ms()).await.map_err(|error| match error {
+        switchboard_store::StoreError::NotFound => ApiError::bad_request("a skill id does not exist in this brand"),
+        switchboard_store::StoreError::Conflict(_) => {
+            ApiError::new(ErrorCode::Conflict, "a user with this email exists")
+        }
+        other => other.into(),
+    })?;
+    state.engines.agent_changed(&user);
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// The brand's users (manager).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = Vec<User>)))]
+pub(super) async fn list_users(
+    State(state): State<AppState>,
+    ManagerAuth(caller): ManagerAuth,
+) -> ApiResult<Json<Vec<User>>> {
+    Ok(Json(state.store.users(&caller.brand_id).await?))
+}
+
+/// One user (manager).
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", params(("user_id" = i64, Path)),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+pub(super) async fn get_user(
+    State(state): State<AppState>,
+    ManagerAuth(caller): ManagerAuth,
+    P(user_id): P<i64>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(state.store.user(&caller.brand_id, user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?))
+}
+
+/// User change; absent fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserPatchRequest {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub password: Option<String>,
+    pub max_concurrent: Option<i64>,
+    pub skills: Option<Vec<i64>>,
+    /// Disabled users cannot log in; their sessions end.
+    pub disabled: Option<bool>,
+}
+
+/// Changes a user (admin).
+#[utoipa::path(patch, path = "/api/v1/users/{user_id}", tag = "users", params(("user_id" = i64, Path)),
+    request_body = UserPatchRequest, responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+pub(super) async fn patch_user(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    P(user_id): P<i64>,
+    Body(request): Body<UserPatchRequest>,
+) -> ApiResult<Json<User>> {
+    if let Some(name) = &request.name {
+        check_len("name", name, 1, 200)?;
+    }
+    if let Some(max_concurrent) = request.max_concurrent {
+        check_capacity(max_concurrent)?;
+    }
+    let password_hash = match &request.password {
+        Some(password) => {
+            auth::check_password_policy(password)?;
+            Some(auth::hash_password(password)?)
+        }
+        None => None,
+    };
+    let patch = UserPatch {
+        name: request.name,
+        role: request.role,
+        password_hash,
+        max_concurrent: request.max_concurrent,
+        skills: request.skills,
+        disabled: request.disabled,
+    };
+    let changes_login = patch.password_hash.is_some() || patch.disabled == Some(true);
+    let user = state.store.update_user(&caller.brand_id, user_id, &patch).await?;
+    // The demo's credentials file must not keep showing a password that no longer works.
+    if let Some(path) = &state.config.demo_credentials
+        && changes_login
+        && user.brand_id == crate::seed::DEMO_BRAND
+        && let Err(error) = crate::seed::forget_demo_password(path, &user.email)
+    {
+        tracing::warn!(%error, "could not update the demo credentials file");
+    }
+    state.engines.agent_changed(&user);
+    Ok(Json(user))
+}
+
+// ----- API tokens ------------------------------------------------------------------------
+
+/// A new API token.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    /// Role the token acts with; default admin.
+    pub role: Option<Role>,
+}
+
+/// The created token; the secret is shown only here.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateTokenResponse {
+    /// Send as `Authorization: Bearer …`.
+    pub token: String,
+    pub info: ApiToken,
+}
+
+/// Creates an API token (admin).
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = CreateTokenRequest, tag = "tokens",
+    responses((status = 201, body = CreateTokenResponse)))]
+pub(super) async fn create_token(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    Body(request): Body<CreateTokenRequest>,
+) -> ApiResult<(StatusCode, Json<CreateTokenResponse>)> {
+    check_len("name", &request.name, 1, 200)?;
+    let role = request.role.unwrap_or(Role::Admin);
+    let token = auth::new_secret(auth::API_TOKEN_PREFIX);
+    let info = state
+        .store
+        .create_api_token(&caller.brand_id, &request.name, role, &auth::hash_secret(&token), caller.user_id, now_ms())
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info })))
+}
+
+/// The brand's API tokens (admin).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ApiToken>)))]
+pub(super) async fn list_tokens(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+) -> ApiResult<Json<Vec<ApiToken>>> {
+    Ok(Json(state.store.api_tokens(&caller.brand_id).await?))
+}
+
+/// Revokes an API token (admin).
+#[utoipa::path(delete, path = "/api/v1/tokens/{token_id}", tag = "tokens", params(("token_id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub(super) async fn delete_token(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    P(token_id): P<i64>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_api_token(&caller.brand_id, token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
