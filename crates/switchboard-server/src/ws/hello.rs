@@ -1,0 +1,168 @@
+//! `hello`: authenticating a socket (a consumer's JWT or device secret, an agent's session)
+//! and building its `welcome`.
+
+use super::*;
+
+/// Authenticates the socket, subscribes it to its topic, and builds the welcome. The
+/// subscription starts *before* the welcome's state is read, so an event committed in
+/// between is delivered live (a client may see it twice, never zero times).
+pub(super) async fn authenticate(
+    state: &AppState,
+    endpoint: Endpoint,
+    hello: Hello,
+    cookie: Option<String>,
+    origin: u64,
+) -> ApiResult<(Peer, Subscription, ServerFrame)> {
+    if hello.v != PROTOCOL_VERSION {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedVersion,
+            format!("protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}", hello.v),
+        ));
+    }
+    match endpoint {
+        Endpoint::Consumer => authenticate_consumer(state, hello, origin).await,
+        Endpoint::Agent => authenticate_agent(state, hello, cookie, origin).await,
+    }
+}
+
+/// Parsed keys of an app, cached.
+pub(super) fn app_keys_cached(state: &AppState, app_id: &str) -> Option<std::sync::Arc<Vec<jwt::VerifyingKey>>> {
+    state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).get(app_id).cloned()
+}
+
+pub(super) async fn authenticate_consumer(
+    state: &AppState,
+    hello: Hello,
+    origin: u64,
+) -> ApiResult<(Peer, Subscription, ServerFrame)> {
+    let brand_id = hello.brand.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the brand"))?;
+    let app_id = hello.app.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the app"))?;
+    let Some(app) = state.store.app(brand_id, app_id).await? else {
+        return Err(match state.store.brand(brand_id).await? {
+            None => ApiError::code(ErrorCode::BrandNotFound),
+            Some(_) => ApiError::code(ErrorCode::AppNotFound),
+        });
+    };
+    let now = now_ms();
+    let mut new_secret = None;
+    let (consumer, expires_at_ms) = match (&hello.token, &hello.anon) {
+        (Some(token), _) => {
+            if !app.allow_jwt {
+                return Err(ApiError::new(ErrorCode::AuthModeDisabled, "this app does not accept JWT authentication"));
+            }
+            let keys = match app_keys_cached(state, &app.id) {
+                Some(keys) => keys,
+                None => {
+                    let keys =
+                        std::sync::Arc::new(jwt::parse_app_keys(&state.store.app_keys(brand_id, &app.id).await?));
+                    state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(app.id.clone(), keys.clone());
+                    keys
+                }
+            };
+            let verified = jwt::verify_consumer_token(&app, &keys, token)?;
+            let consumer = state.store.upsert_consumer(brand_id, &verified.subject, &verified.claims, now).await?;
+            (consumer, Some(verified.expires_at_ms))
+        }
+        (None, Some(secret)) => {
+            if !app.allow_anonymous {
+                return Err(ApiError::new(
+                    ErrorCode::AuthModeDisabled,
+                    "this app does not allow unauthenticated consumers",
+                ));
+            }
+            if secret.is_empty() {
+                let secret = auth::new_secret("sba_");
+                let external_id = format!("anon:{}", auth::hash_secret(&secret));
+                let consumer = state.store.upsert_consumer(brand_id, &external_id, &Default::default(), now).await?;
+                new_secret = Some(secret);
+                (consumer, None)
+            } else {
+                let external_id = format!("anon:{}", auth::hash_secret(secret));
+                let consumer = state
+                    .store
+                    .consumer_by_external_id(brand_id, &external_id)
+                    .await?
+                    .ok_or_else(|| ApiError::new(ErrorCode::TokenInvalid, "unknown device secret"))?;
+                (consumer, None)
+            }
+        }
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "hello must carry a token (JWT) or anon (device secret)",
+            ));
+        }
+    };
+    if let Some(device) = &hello.device {
+        state.store.set_consumer_device(brand_id, consumer.id, device).await?;
+    }
+    let subscription = state
+        .bus
+        .subscribe_as(Topic::Consumer { brand: consumer.brand_id.as_str().into(), consumer: consumer.id }, origin);
+    let open = state.store.open_conversation(brand_id, consumer.id).await?;
+    // A survey the consumer missed while away is offered again: the closed conversation
+    // comes with `survey: true`.
+    let pending_survey = state.store.pending_survey(brand_id, consumer.id).await?;
+    let welcome = ServerFrame::Welcome {
+        v: PROTOCOL_VERSION,
+        me: Me { id: consumer.id, name: consumer.name.clone(), state: None },
+        convs: open.iter().chain(pending_survey.iter()).map(consumer_summary).collect(),
+        anon: new_secret,
+        hb: state.config.heartbeat_secs,
+    };
+    let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
+    let owned = open.iter().chain(pending_survey.iter()).map(|c| c.id).collect();
+    // The entry point: a skill the device asks for (one the app allows), else the app's
+    // default skill, else the brand's.
+    let entry_skill = match (hello.skill, app.default_skill_id) {
+        (Some(skill), default) if default == Some(skill) || app.entry_skill_ids.contains(&skill) => Some(skill),
+        (Some(skill), _) => {
+            return Err(ApiError::bad_request(format!(
+                "skill {skill} is not an entry point of app {}: use its default skill or one of its entry_skill_ids",
+                app.id
+            )));
+        }
+        (None, Some(skill)) => Some(skill),
+        (None, None) => state.store.brand(brand_id).await?.and_then(|brand| brand.default_skill_id),
+    };
+    Ok((
+        Peer::Consumer(ConsumerPeer { app, consumer, channel, expires_at_ms, owned, entry_skill, routed: None }),
+        subscription,
+        welcome,
+    ))
+}
+
+pub(super) async fn authenticate_agent(
+    state: &AppState,
+    hello: Hello,
+    cookie: Option<String>,
+    origin: u64,
+) -> ApiResult<(Peer, Subscription, ServerFrame)> {
+    let token = hello
+        .session
+        .or(cookie)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "hello must carry a session token"))?;
+    let caller = auth::authenticate_token(state, &token).await?;
+    let user = state
+        .store
+        .user(&caller.brand_id, caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
+    let subscription =
+        state.bus.subscribe_as(Topic::Agent { brand: user.brand_id.as_str().into(), agent: user.id }, origin);
+    let mut convs = Vec::new();
+    let skills = state.store.skills(&user.brand_id).await?;
+    for conversation in state.store.agent_conversations(&user.brand_id, user.id).await? {
+        let consumer = state.store.consumer(&user.brand_id, conversation.consumer_id).await?;
+        convs.push(agent_summary(&conversation, consumer.as_ref(), &skills));
+    }
+    let welcome = ServerFrame::Welcome {
+        v: PROTOCOL_VERSION,
+        me: Me { id: user.id, name: Some(user.name.clone()), state: Some(user.state) },
+        convs,
+        anon: None,
+        hb: state.config.heartbeat_secs,
+    };
+    let session_hash = caller.session_token.as_deref().map(auth::hash_secret);
+    Ok((Peer::Agent(AgentPeer { user, session_hash }), subscription, welcome))
+}
