@@ -41,6 +41,19 @@ async fn roster_agent(server: &TestServer, brand: &TestBrand, name: &str) -> Val
     body["agents"].as_array().unwrap().iter().find(|agent| agent["name"] == name).cloned().unwrap()
 }
 
+/// Polls `fetch` until `done` holds for its value (at most the harness's wait).
+async fn until<T, F: std::future::Future<Output = T>>(mut fetch: impl FnMut() -> F, done: impl Fn(&T) -> bool) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = fetch().await;
+        if done(&value) {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the condition did not come true within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn open(consumer: &mut Client, text: &str) -> i64 {
     consumer.send(json!({"t": "send", "id": 1, "cid": text, "text": text})).await;
     consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap()
@@ -50,8 +63,9 @@ async fn open(consumer: &mut Client, text: &str) -> i64 {
 async fn a_dropped_agent_keeps_conversations_for_the_grace_then_they_go_to_someone_there() {
     let server = TestServer::start_with(config()).await;
     let brand = server.brand().await;
-    let (status, body) = patch_brand(&server, &brand, json!({"agent_grace_secs": 1})).await;
-    assert_eq!((status, body["agent_grace_secs"].as_i64()), (200, Some(1)), "{body}");
+    // Long enough for a reconnection on a loaded machine, short enough for a test.
+    let (status, body) = patch_brand(&server, &brand, json!({"agent_grace_secs": 3})).await;
+    assert_eq!((status, body["agent_grace_secs"].as_i64()), (200, Some(3)), "{body}");
     let (status, body) = patch_brand(&server, &brand, json!({"agent_grace_secs": 3601})).await;
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().contains("0 to 3600"), "{body}");
@@ -67,15 +81,14 @@ async fn a_dropped_agent_keeps_conversations_for_the_grace_then_they_go_to_someo
 
     // Alice's browser closes and comes back within the grace: she keeps the conversation.
     drop(alice);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let shown = roster_agent(&server, &brand, &alice_name).await;
+    let shown = until(|| roster_agent(&server, &brand, &alice_name), |shown| shown["connected"] == false).await;
     assert_eq!((shown["state"].as_str(), shown["chosen_state"].as_str()), (Some("offline"), Some("online")));
     assert_eq!((shown["connected"].as_bool(), shown["load"].as_i64()), (Some(false), Some(1)));
     assert!(shown["grace_until"].as_i64().is_some(), "{shown}");
     let mut alice = server.online_agent(&brand.agent_email).await;
-    consumer.expect_none(Duration::from_millis(1500), |f| f["t"] == "conv").await;
     let shown = roster_agent(&server, &brand, &alice_name).await;
     assert_eq!((shown["connected"].as_bool(), shown["grace_until"].as_i64()), (Some(true), None));
+    consumer.expect_none(Duration::from_millis(3500), |f| f["t"] == "conv").await;
 
     // She leaves for good while Bob is there: after the grace it is Bob's, the consumer is
     // told (a notice and the new agent), and nobody gives it to an agent who is not there.
@@ -135,9 +148,13 @@ async fn after_a_restart_nobody_is_assigned_to_an_agent_who_is_not_connected() {
     assert_eq!(queued["ev"], "queued", "{queued}");
     // Alice's conversation from before keeps its agent through the grace from the boot,
     // then returns to the queue; when she connects she gets the new one.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = server.store.conversation(&brand.id, held).await.unwrap().unwrap();
-    assert_eq!(before.agent_id, None, "the grace from the boot ran out");
+    let store = server.store.clone();
+    let brand_id = brand.id.clone();
+    let fetch = || {
+        let (store, brand_id) = (store.clone(), brand_id.clone());
+        async move { store.conversation(&brand_id, held).await.unwrap().unwrap() }
+    };
+    until(fetch, |before| before.agent_id.is_none()).await;
     let mut alice = server.online_agent(&brand.agent_email).await;
     alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == held).await;
     alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == new).await;

@@ -175,7 +175,9 @@ async fn racing_opens_hand_backs_closes_disconnects_and_restarts_never_double_as
             *kinds.entry(event.kind).or_default() += 1;
         }
     }
-    assert_eq!(all.conversations.len(), 3 * CONSUMERS, "{kinds:?}");
+    // At least one per consumer turn: an agent may close a conversation between a consumer's
+    // two messages, and the second then opens a new one.
+    assert!(all.conversations.len() >= 3 * CONSUMERS, "{} conversations, {kinds:?}", all.conversations.len());
     assert!(
         kinds.get("assigned").copied().unwrap_or(0) >= 3 && kinds.get("queued").copied().unwrap_or(0) >= 3,
         "{kinds:?}"
