@@ -7,6 +7,7 @@
 //! - `routing`: the router (queues per skill, least-loaded assignment, transfers).
 //! - `wait`: the estimated wait and when a new one is worth telling.
 //! - `conversation`: where an open conversation stands.
+//! - `policy`: who may act on or read a conversation, and when the survey is offered.
 //! - `desk`: one brand's desk (router + open conversations + agent presence + timers),
 //!   driven by `Desk::handle(input, now) -> effects`; the server's engine carries the
 //!   effects out (persist, then emit).
@@ -15,6 +16,7 @@ pub mod conversation;
 pub mod desk;
 pub mod ids;
 pub mod limits;
+pub mod policy;
 pub mod routing;
 pub mod wait;
 

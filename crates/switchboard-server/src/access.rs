@@ -15,10 +15,11 @@ impl AppState {
         role: Role,
         conversation: &Conversation,
     ) -> Result<bool, StoreError> {
-        if role >= Role::Manager || conversation.agent_id == Some(user_id) {
+        let staff = switchboard_core::policy::Staff { id: user_id, role: role.to_core() };
+        if staff.may_act(conversation.agent_id) {
             return Ok(true);
         }
         let serving = self.store.open_conversation(&conversation.brand_id, conversation.consumer_id).await?;
-        Ok(serving.is_some_and(|open| open.agent_id == Some(user_id)))
+        Ok(staff.may_read(conversation.agent_id, serving.and_then(|open| open.agent_id)))
     }
 }

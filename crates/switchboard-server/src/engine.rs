@@ -27,10 +27,11 @@ use switchboard_core::desk::{
     SkillFloor, SkillRules, TransferTo, Waiting,
 };
 use switchboard_core::ids::{ANY_SKILL, AgentId, SkillId};
+use switchboard_core::policy::{CloseBy, survey_on_close};
 use switchboard_core::routing::{AgentProfile, TransferRefusal};
 use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, ErrorCode, Millis, Side};
 use switchboard_store::{
-    Append, Conversation, ConversationPriority, Role, SkillRouting, Store, StoreError, SystemAppend, User,
+    Append, Conversation, ConversationPriority, SkillRouting, Store, StoreError, SystemAppend, User,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -627,10 +628,14 @@ impl Engine {
         by: Side,
         origin: u64,
     ) -> Result<Option<Conversation>, StoreError> {
-        let survey = match by {
-            Side::Agent => self.store.brand(&self.brand_id).await?.is_some_and(|brand| brand.csat_enabled),
-            _ => false,
+        let closed_by = match by {
+            Side::Consumer => CloseBy::Consumer,
+            Side::Agent => CloseBy::Agent,
+            Side::System => CloseBy::System,
         };
+        let asks = closed_by == CloseBy::Agent
+            && self.store.brand(&self.brand_id).await?.is_some_and(|brand| brand.csat_enabled);
+        let survey = survey_on_close(closed_by, asks);
         let closed = self.store.close_conversation(&self.brand_id, conversation, by, survey, self.clock.now()).await?;
         if let Some(closed) = &closed {
             self.fanout.closed(closed, origin);
@@ -651,7 +656,7 @@ impl Engine {
             .conversation(&brand_id, conversation_id)
             .await?
             .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-        if conversation.agent_id != Some(actor.id) && actor.role < Role::Manager {
+        if !actor.staff().may_act(conversation.agent_id) {
             return Err(ApiError::code(ErrorCode::NotAssigned));
         }
         if conversation.status != ConversationStatus::Open {

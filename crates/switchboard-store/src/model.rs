@@ -161,6 +161,15 @@ impl Role {
         }
     }
 
+    /// The domain's role.
+    pub fn to_core(self) -> switchboard_core::policy::StaffRole {
+        match self {
+            Role::Agent => switchboard_core::policy::StaffRole::Agent,
+            Role::Manager => switchboard_core::policy::StaffRole::Manager,
+            Role::Admin => switchboard_core::policy::StaffRole::Admin,
+        }
+    }
+
     /// Parses [`Role::as_str`].
     pub fn parse(s: &str) -> Option<Role> {
         match s {
@@ -187,6 +196,13 @@ pub struct User {
     pub disabled: bool,
     pub skills: Vec<i64>,
     pub created_at: Millis,
+}
+
+impl User {
+    /// The user as the domain's policy sees them.
+    pub fn staff(&self) -> switchboard_core::policy::Staff {
+        switchboard_core::policy::Staff { id: self.id, role: self.role.to_core() }
+    }
 }
 
 /// A consumer of a brand: the brand's customer.

@@ -166,7 +166,7 @@ pub(super) async fn sync(
 
 impl AgentPeer {
     pub(super) fn is_manager(&self) -> bool {
-        self.user.role >= Role::Manager
+        self.user.staff().oversees_the_brand()
     }
 
     /// The conversation, if this agent may act on it: assigned to them, or any conversation
@@ -181,7 +181,7 @@ impl AgentPeer {
             .conversation(&self.user.brand_id, c)
             .await?
             .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-        if conversation.agent_id == Some(self.user.id) || self.is_manager() {
+        if self.user.staff().may_act(conversation.agent_id) {
             Ok(conversation)
         } else {
             Err(ApiError::code(ErrorCode::NotAssigned))
