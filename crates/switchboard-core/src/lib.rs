@@ -7,11 +7,14 @@
 //! - `routing`: the router (queues per skill, least-loaded assignment, transfers).
 //! - `wait`: the estimated wait and when a new one is worth telling.
 //! - `conversation`: where an open conversation stands.
+//! - `append`: the rules of an append (which conversation, who may write, idempotency), as a
+//!   plan the store's writer drives one statement at a time.
 //! - `policy`: who may act on or read a conversation, and when the survey is offered.
 //! - `desk`: one brand's desk (router + open conversations + agent presence + timers),
 //!   driven by `Desk::handle(input, now) -> effects`; the server's engine carries the
 //!   effects out (persist, then emit).
 
+pub mod append;
 pub mod conversation;
 pub mod desk;
 pub mod ids;

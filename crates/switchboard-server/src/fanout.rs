@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use switchboard_bus::{Bus, Envelope, Topic};
 use switchboard_core::desk::{AssignReason, DeskEvent};
-use switchboard_protocol::{ConversationEventKind, ConversationId, ConversationSummary, ServerFrame};
+use switchboard_protocol::{ConversationEventKind, ConversationId, ConversationSummary, ServerFrame, Side};
 use switchboard_store::{Appended, Consumer, Conversation, Skill, Store, StoreError};
 
 /// Publishes frames for one node. Cheap to clone.
@@ -48,12 +48,17 @@ impl Fanout {
         self.bus.publish(&Topic::Brand { brand: brand_id.into() }, Envelope::new(0, ServerFrame::Floor.to_json()));
     }
 
-    /// A stored message: to the consumer's devices and the agent holding the conversation.
+    /// A stored message: to the consumer's devices, the agent holding the conversation and,
+    /// when a manager wrote into someone else's conversation, the manager's other sockets.
     pub fn message(&self, brand_id: &str, appended: &Appended, origin: u64) {
         let frame = ServerFrame::Msg(appended.message.to_wire());
         self.to_consumer(brand_id, appended.consumer_id, origin, &frame);
         if let Some(agent) = appended.agent_id {
             self.to_agent(brand_id, agent, origin, &frame);
+        }
+        let author = appended.message.author_id.filter(|_| appended.message.side == Side::Agent);
+        if let Some(author) = author.filter(|author| appended.agent_id != Some(*author)) {
+            self.to_agent(brand_id, author, origin, &frame);
         }
     }
 

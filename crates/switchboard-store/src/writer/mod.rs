@@ -2,8 +2,9 @@
 //! one transaction (and so one fsync) per batch: group commit. Callers get their result
 //! only after the batch committed, so an `Ok` means the message is durable.
 //!
-//! The rules of an append (idempotency, which conversation, gap-free seq) are written once,
-//! here, against [`WriteTx`]: the handful of statements an append needs. Two writers run
+//! The rules of an append (idempotency, which conversation, who may write, a close under
+//! the append) are `switchboard_core::append`'s, a pure plan; [`apply`] drives it here
+//! against [`WriteTx`], the handful of statements an append needs. Two writers run
 //! them: `sqlite` (rusqlite on a dedicated thread, prepared statements, no async hops per
 //! statement: the hot path of a single node) and `pg` (sqlx, for PostgreSQL fleets).
 //!
@@ -14,6 +15,7 @@
 pub(crate) mod pg;
 pub(crate) mod sqlite;
 
+use switchboard_core::append::{Answer, AppendPlan, AppendRequest, OriginOf, Refusal, Step};
 use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::oneshot;
 
@@ -36,15 +38,8 @@ pub struct ConsumerAppend {
     pub text: String,
 }
 
-/// Where an agent writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentTarget {
-    /// A conversation. If it is closed, the message starts a new conversation with the same
-    /// consumer, assigned to the writing agent (proactive follow-up).
-    Conversation(ConversationId),
-    /// A consumer's open conversation, or a new one if they wrote before.
-    Consumer(i64),
-}
+/// Where an agent writes (the rules are `switchboard_core::append`'s).
+pub use switchboard_core::append::AgentTarget;
 
 /// An agent (or manager) writes.
 #[derive(Debug, Clone)]
@@ -111,16 +106,11 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
-/// Which conversations a message may be appended to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AppendTo {
-    /// Only an open one: consumer and agent messages. The status is checked by the same
-    /// statement that takes the seq, so a close committed by another connection in between
-    /// (PostgreSQL runs these transactions at READ COMMITTED) is seen, never overrun.
-    Open,
-    /// Open or closed: system notices.
-    Any,
-}
+/// Which conversations a message may be appended to: only an open one (consumer and agent
+/// messages: the status is checked by the same statement that takes the seq, so a close
+/// committed by another connection in between — PostgreSQL runs these transactions at READ
+/// COMMITTED — is seen, never overrun), or any (system notices).
+pub(crate) use switchboard_core::append::Into as AppendTo;
 
 /// A new conversation row.
 pub(crate) struct NewConversation<'a> {
@@ -160,12 +150,8 @@ impl NewMessage<'_> {
     }
 }
 
-/// What an append needs from a conversation row.
-pub(crate) struct ConversationHead {
-    pub(crate) consumer_id: i64,
-    pub(crate) open: bool,
-    pub(crate) agent_id: Option<i64>,
-}
+/// What an append needs from a conversation row: consumer, open or not, agent.
+pub(crate) use switchboard_core::append::Head as ConversationHead;
 
 /// Where a consumer's latest conversation came from (a follow-up reuses it).
 pub(crate) struct Origin {
@@ -212,168 +198,116 @@ pub(crate) trait WriteTx {
     async fn set_first_response(&mut self, conversation_id: ConversationId, now: Millis) -> Result<(), StoreError>;
 }
 
-/// Applies one append inside the writer's transaction.
+/// Applies one append inside the writer's transaction: runs the steps
+/// `switchboard_core::append::AppendPlan` asks for, one statement each, until it decides.
 pub(crate) async fn apply(tx: &mut impl WriteTx, append: &Append, now: Millis) -> Result<Appended, AppendError> {
-    match append {
-        Append::Consumer(append) => append_consumer(tx, append, now).await,
-        Append::Agent(append) => append_agent(tx, append, now).await,
-        Append::System(append) => append_system(tx, append, now).await,
-    }
-}
-
-async fn append_consumer(tx: &mut impl WriteTx, append: &ConsumerAppend, now: Millis) -> Result<Appended, AppendError> {
-    if let Some(message) =
-        tx.find_duplicate(&append.brand_id, Side::Consumer, append.consumer_id, &append.client_id).await?
-    {
-        return Ok(Appended {
-            message,
-            consumer_id: append.consumer_id,
-            agent_id: None,
-            opened: false,
-            duplicate: true,
-        });
-    }
-    // Twice at most: if the open conversation closes between the lookup and the append (a
-    // close committed by another connection), the second round opens a new one.
-    for _ in 0..2 {
-        let (conversation_id, agent_id, opened) =
-            match tx.open_conversation_of(&append.brand_id, append.consumer_id).await? {
-                Some((id, agent_id)) => (id, agent_id, false),
-                None => {
-                    let new = NewConversation {
-                        brand_id: &append.brand_id,
-                        consumer_id: append.consumer_id,
-                        app_id: &append.app_id,
-                        channel: &append.channel,
-                        skill_id: append.skill_id,
-                        agent_id: None,
-                    };
-                    (tx.insert_conversation(&new, now).await?, None, true)
-                }
-            };
-        let new = NewMessage {
-            into: AppendTo::Open,
-            brand_id: &append.brand_id,
-            conversation_id,
-            side: Side::Consumer,
-            author_id: Some(append.consumer_id),
-            author_name: None,
-            text: &append.text,
-            client_id: Some(&append.client_id),
-        };
-        if let Some(message) = tx.insert_message(&new, now).await? {
-            return Ok(Appended { message, consumer_id: append.consumer_id, agent_id, opened, duplicate: false });
-        }
-    }
-    // Closed twice within one append: someone keeps closing it; refuse rather than loop.
-    Err(AppendError::ConversationClosed)
-}
-
-async fn append_agent(tx: &mut impl WriteTx, append: &AgentAppend, now: Millis) -> Result<Appended, AppendError> {
-    if let Some(message) = tx.find_duplicate(&append.brand_id, Side::Agent, append.agent_id, &append.client_id).await? {
-        let head = tx.conversation_head(&append.brand_id, message.conversation_id).await?;
-        let consumer_id = head.ok_or(AppendError::ConversationNotFound)?.consumer_id;
-        return Ok(Appended { message, consumer_id, agent_id: None, opened: false, duplicate: true });
-    }
-    let may_write = |agent_id: Option<i64>| agent_id == Some(append.agent_id) || append.may_write_unassigned;
-    let consumer_id = match append.target {
-        AgentTarget::Consumer(consumer_id) => consumer_id,
-        AgentTarget::Conversation(conversation_id) => {
-            let head = tx
-                .conversation_head(&append.brand_id, conversation_id)
-                .await?
-                .ok_or(AppendError::ConversationNotFound)?;
-            if head.open {
-                if !may_write(head.agent_id) {
-                    return Err(AppendError::NotAssigned);
-                }
-                if let Some(appended) =
-                    write_agent_message(tx, append, conversation_id, head.consumer_id, false, now).await?
-                {
-                    return Ok(appended);
-                }
-                // Closed meanwhile: continue as a message to the consumer.
-            }
-            head.consumer_id
-        }
+    let (brand_id, request) = match append {
+        Append::Consumer(a) => (&a.brand_id, AppendRequest::Consumer { consumer: a.consumer_id }),
+        Append::Agent(a) => (
+            &a.brand_id,
+            AppendRequest::Agent { agent: a.agent_id, may_write_unassigned: a.may_write_unassigned, target: a.target },
+        ),
+        Append::System(a) => (&a.brand_id, AppendRequest::System { conversation: a.conversation_id }),
     };
-    // Twice at most, as for consumers: a close between lookup and append sends us round again.
-    for _ in 0..2 {
-        match tx.open_conversation_of(&append.brand_id, consumer_id).await? {
-            Some((conversation_id, agent_id)) => {
-                if !may_write(agent_id) {
-                    return Err(AppendError::NotAssigned);
-                }
-                if let Some(appended) =
-                    write_agent_message(tx, append, conversation_id, consumer_id, false, now).await?
-                {
-                    return Ok(appended);
-                }
+    let mut plan = AppendPlan::new(request);
+    let mut step = plan.first();
+    // What the statements returned that the plan does not keep: the message, the origin.
+    let mut message: Option<StoredMessage> = None;
+    let mut origin: Option<Origin> = None;
+    loop {
+        let answer = match step {
+            Step::Done(outcome) => {
+                let message =
+                    message.ok_or_else(|| StoreError::Corrupt("an append finished without a message".into()))?;
+                return Ok(Appended {
+                    message,
+                    consumer_id: outcome.consumer,
+                    agent_id: outcome.agent,
+                    opened: outcome.opened,
+                    duplicate: outcome.duplicate,
+                });
             }
-            None => {
-                // Proactive follow-up: only to a consumer who wrote before, in a new
-                // conversation on the channel of their latest one, assigned to this agent.
-                let origin =
-                    tx.latest_origin(&append.brand_id, consumer_id).await?.ok_or(AppendError::ConsumerNeverWrote)?;
-                let new = NewConversation {
-                    brand_id: &append.brand_id,
-                    consumer_id,
-                    app_id: &origin.app_id,
-                    channel: &origin.channel,
-                    skill_id: origin.skill_id,
-                    agent_id: Some(append.agent_id),
+            Step::Refuse(refusal) => return Err(refusal.into()),
+            Step::FindDuplicate => {
+                let (side, author_id, client_id) = match append {
+                    Append::Consumer(a) => (Side::Consumer, a.consumer_id, &a.client_id),
+                    Append::Agent(a) => (Side::Agent, a.agent_id, &a.client_id),
+                    Append::System(_) => {
+                        return Err(StoreError::Corrupt("notices have no idempotency id".into()).into());
+                    }
                 };
-                let conversation_id = tx.insert_conversation(&new, now).await?;
-                if let Some(appended) = write_agent_message(tx, append, conversation_id, consumer_id, true, now).await?
-                {
-                    return Ok(appended);
-                }
+                message = tx.find_duplicate(brand_id, side, author_id, client_id).await?;
+                Answer::Duplicate(message.as_ref().map(|m| m.conversation_id))
             }
+            Step::ReadHead(conversation_id) => Answer::Head(tx.conversation_head(brand_id, conversation_id).await?),
+            Step::FindOpen(consumer_id) => Answer::Open(tx.open_conversation_of(brand_id, consumer_id).await?),
+            Step::FindLatest(consumer_id) => {
+                origin = tx.latest_origin(brand_id, consumer_id).await?;
+                Answer::Latest(origin.is_some())
+            }
+            Step::Open { consumer: consumer_id, assign, origin: from } => {
+                let (app_id, channel, skill_id) = match (from, append, &origin) {
+                    (OriginOf::Request, Append::Consumer(a), _) => (&a.app_id, &a.channel, a.skill_id),
+                    (OriginOf::Latest, _, Some(latest)) => (&latest.app_id, &latest.channel, latest.skill_id),
+                    _ => return Err(StoreError::Corrupt("no origin for a new conversation".into()).into()),
+                };
+                let new = NewConversation { brand_id, consumer_id, app_id, channel, skill_id, agent_id: assign };
+                Answer::Opened(tx.insert_conversation(&new, now).await?)
+            }
+            Step::Insert { conversation: conversation_id, into, first_response } => {
+                let new = match append {
+                    Append::Consumer(a) => NewMessage {
+                        into,
+                        brand_id,
+                        conversation_id,
+                        side: Side::Consumer,
+                        author_id: Some(a.consumer_id),
+                        author_name: None,
+                        text: &a.text,
+                        client_id: Some(&a.client_id),
+                    },
+                    Append::Agent(a) => NewMessage {
+                        into,
+                        brand_id,
+                        conversation_id,
+                        side: Side::Agent,
+                        author_id: Some(a.agent_id),
+                        author_name: Some(&a.agent_name),
+                        text: &a.text,
+                        client_id: Some(&a.client_id),
+                    },
+                    Append::System(a) => NewMessage {
+                        into,
+                        brand_id,
+                        conversation_id,
+                        side: Side::System,
+                        author_id: None,
+                        author_name: None,
+                        text: &a.text,
+                        client_id: None,
+                    },
+                };
+                message = tx.insert_message(&new, now).await?;
+                if message.is_some() && first_response {
+                    tx.set_first_response(conversation_id, now).await?;
+                }
+                Answer::Inserted(message.is_some())
+            }
+        };
+        step = plan.next(answer);
+    }
+}
+
+impl From<Refusal> for AppendError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::ConversationNotFound => AppendError::ConversationNotFound,
+            Refusal::ConversationClosed => AppendError::ConversationClosed,
+            Refusal::ConsumerNeverWrote => AppendError::ConsumerNeverWrote,
+            Refusal::NotAssigned => AppendError::NotAssigned,
+            Refusal::Protocol { .. } => AppendError::Store(StoreError::Corrupt(refusal.to_string())),
         }
     }
-    Err(AppendError::ConversationClosed)
-}
-
-async fn write_agent_message(
-    tx: &mut impl WriteTx,
-    append: &AgentAppend,
-    conversation_id: ConversationId,
-    consumer_id: i64,
-    opened: bool,
-    now: Millis,
-) -> Result<Option<Appended>, AppendError> {
-    let new = NewMessage {
-        into: AppendTo::Open,
-        brand_id: &append.brand_id,
-        conversation_id,
-        side: Side::Agent,
-        author_id: Some(append.agent_id),
-        author_name: Some(&append.agent_name),
-        text: &append.text,
-        client_id: Some(&append.client_id),
-    };
-    let Some(message) = tx.insert_message(&new, now).await? else { return Ok(None) };
-    tx.set_first_response(conversation_id, now).await?;
-    Ok(Some(Appended { message, consumer_id, agent_id: Some(append.agent_id), opened, duplicate: false }))
-}
-
-async fn append_system(tx: &mut impl WriteTx, append: &SystemAppend, now: Millis) -> Result<Appended, AppendError> {
-    let head = tx
-        .conversation_head(&append.brand_id, append.conversation_id)
-        .await?
-        .ok_or(AppendError::ConversationNotFound)?;
-    let new = NewMessage {
-        into: AppendTo::Any,
-        brand_id: &append.brand_id,
-        conversation_id: append.conversation_id,
-        side: Side::System,
-        author_id: None,
-        author_name: None,
-        text: &append.text,
-        client_id: None,
-    };
-    let message = tx.insert_message(&new, now).await?.ok_or(AppendError::ConversationNotFound)?;
-    Ok(Appended { message, consumer_id: head.consumer_id, agent_id: head.agent_id, opened: false, duplicate: false })
 }
 
 /// Waits for the next job and takes every job already queued behind it, up to

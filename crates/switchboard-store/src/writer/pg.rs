@@ -126,9 +126,9 @@ impl WriteTx for AnyConnection {
                 .await?;
         Ok(match row {
             Some(row) => Some(ConversationHead {
-                consumer_id: row.try_get(0)?,
+                consumer: row.try_get(0)?,
                 open: row.try_get::<String, _>(1)? == "open",
-                agent_id: row.try_get(2)?,
+                agent: row.try_get(2)?,
             }),
             None => None,
         })

@@ -200,9 +200,9 @@ impl WriteTx for SqliteTx {
             &[("$1", &conversation_id), ("$2", &brand_id)],
             |row| {
                 Ok(ConversationHead {
-                    consumer_id: row.get(0)?,
+                    consumer: row.get(0)?,
                     open: row.get::<_, String>(1)? == "open",
-                    agent_id: row.get(2)?,
+                    agent: row.get(2)?,
                 })
             },
         )
