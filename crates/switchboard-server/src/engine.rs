@@ -760,3 +760,6 @@ fn refused(name: &str, refusal: TransferRefusal) -> ApiError {
     };
     ApiError::new(ErrorCode::TransferRefused, message)
 }
+
+#[cfg(test)]
+mod tests;
