@@ -237,3 +237,32 @@ async fn devices_register_push_tokens_for_their_consumer() {
     let tokens = server.store.push_tokens(&brand.id, id).await.unwrap();
     assert_eq!(tokens, vec![("fcm".to_owned(), "fcm-token-1".to_owned(), brand.app.clone())]);
 }
+
+#[tokio::test]
+async fn a_managers_message_in_an_agents_conversation_reaches_the_agent_and_the_managers_other_tabs() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut agent = server.online_agent(&brand.agent_email).await;
+    let manager_email = format!("manager@{}.test", brand.id);
+    server.user(&brand, &manager_email, "Morgan Manager", switchboard_store::Role::Manager, 0, vec![]).await;
+    let token = server.login(&manager_email).await;
+    let mut tabs = Vec::new();
+    for _ in 0..2 {
+        let mut tab = Client::connect(&format!("{}/v1/agent", server.ws)).await;
+        let welcome = tab.hello(json!({"t": "hello", "v": 1, "session": token})).await;
+        assert_eq!(welcome["t"], "welcome", "{welcome}");
+        tabs.push(tab);
+    }
+    let mut consumer = server.consumer(&brand, "dora").await;
+    consumer.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hi"})).await;
+    let c = consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    agent.expect(|f| f["t"] == "msg" && f["c"] == c).await;
+
+    tabs[0].send(json!({"t": "send", "id": 5, "c": c, "cid": "mgr-1", "text": "Stepping in to help"})).await;
+    tabs[0].expect(|f| f["t"] == "ack" && f["id"] == 5).await;
+    for (who, client) in [("consumer", &mut consumer), ("holding agent", &mut agent), ("manager's other tab", &mut tabs[1])]
+    {
+        let msg = client.expect(|f| f["t"] == "msg" && f["c"] == c && f["seq"] == 2).await;
+        assert_eq!(msg["text"], "Stepping in to help", "the {who} gets the manager's message");
+    }
+}
