@@ -124,6 +124,9 @@ pub struct Outcome {
     pub opened: bool,
     /// The idempotency id was seen before: the message stored then is the answer.
     pub duplicate: bool,
+    /// The message is news for the consumer (an agent's or a notice, newly stored): the
+    /// outbox announces it to their devices that are away (push), in the same transaction.
+    pub announce: bool,
 }
 
 /// Why an append is refused.
@@ -211,9 +214,14 @@ impl AppendPlan {
         match (self.phase, answer) {
             (Phase::Duplicate, Answer::Duplicate(Some(conversation))) => match self.consumer {
                 // A consumer's own message: the consumer is known.
-                Some(consumer) if matches!(self.request, AppendRequest::Consumer { .. }) => {
-                    Step::Done(Outcome { conversation, consumer, agent: None, opened: false, duplicate: true })
-                }
+                Some(consumer) if matches!(self.request, AppendRequest::Consumer { .. }) => Step::Done(Outcome {
+                    conversation,
+                    consumer,
+                    agent: None,
+                    opened: false,
+                    duplicate: true,
+                    announce: false,
+                }),
                 _ => {
                     self.phase = Phase::DuplicateHead(conversation);
                     Step::ReadHead(conversation)
@@ -226,6 +234,7 @@ impl AppendPlan {
                     agent: None,
                     opened: false,
                     duplicate: true,
+                    announce: false,
                 }),
                 None => Step::Refuse(Refusal::ConversationNotFound),
             },
@@ -284,9 +293,14 @@ impl AppendPlan {
                 };
                 self.insert(conversation, agent, true)
             }
-            (Phase::Inserting { conversation, agent, opened }, Answer::Inserted(true)) => {
-                Step::Done(Outcome { conversation, consumer: self.consumer(), agent, opened, duplicate: false })
-            }
+            (Phase::Inserting { conversation, agent, opened }, Answer::Inserted(true)) => Step::Done(Outcome {
+                conversation,
+                consumer: self.consumer(),
+                agent,
+                opened,
+                duplicate: false,
+                announce: !matches!(self.request, AppendRequest::Consumer { .. }),
+            }),
             (Phase::Inserting { .. }, Answer::Inserted(false)) => match self.request {
                 // A notice goes into any conversation that exists: not inserted means gone.
                 AppendRequest::System { .. } => Step::Refuse(Refusal::ConversationNotFound),
@@ -435,6 +449,7 @@ mod tests {
         assert_eq!((second.conversation, second.opened), (first.conversation, false));
         assert_eq!(world.inserted, vec![first.conversation, first.conversation]);
         assert!(world.first_responses.is_empty(), "consumers are not first responses");
+        assert!(!first.announce && !second.announce, "a consumer's own message is no news to them");
     }
 
     #[test]
@@ -444,6 +459,7 @@ mod tests {
         assert_eq!((outcome.conversation, outcome.duplicate, outcome.consumer), (5, true, 1));
         let outcome = world.run(agent(BOB, AgentTarget::Conversation(5))).unwrap();
         assert_eq!((outcome.conversation, outcome.duplicate, outcome.consumer), (5, true, 1));
+        assert!(!outcome.announce, "a duplicate was announced when it was stored");
         assert!(world.inserted.is_empty(), "a duplicate writes nothing");
     }
 
@@ -455,6 +471,7 @@ mod tests {
         let outcome = world.run(agent(BOB, AgentTarget::Conversation(5))).unwrap();
         assert_eq!((outcome.conversation, outcome.agent), (5, Some(BOB)));
         assert_eq!(world.first_responses, vec![5]);
+        assert!(outcome.announce, "an agent's message is announced to the consumer's devices");
         // A manager writes into Bob's conversation; the message still goes to Bob.
         let manager =
             AppendRequest::Agent { agent: ALICE, may_write_unassigned: true, target: AgentTarget::Conversation(5) };

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::floor::{Activity, AgentDay};
 pub use crate::metrics::describe as describe_metrics;
 pub use crate::model::*;
+pub use crate::queries::outbox::OutboxEntry;
 pub use crate::queries::{ApiToken, AppPatch, BrandPatch, CsatError, NewApp, NewBrand, NewUser, SkillPatch, UserPatch};
 pub use crate::writer::{AgentAppend, AgentTarget, Append, AppendError, Appended, ConsumerAppend, SystemAppend};
 

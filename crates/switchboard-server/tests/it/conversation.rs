@@ -260,7 +260,8 @@ async fn a_managers_message_in_an_agents_conversation_reaches_the_agent_and_the_
 
     tabs[0].send(json!({"t": "send", "id": 5, "c": c, "cid": "mgr-1", "text": "Stepping in to help"})).await;
     tabs[0].expect(|f| f["t"] == "ack" && f["id"] == 5).await;
-    for (who, client) in [("consumer", &mut consumer), ("holding agent", &mut agent), ("manager's other tab", &mut tabs[1])]
+    for (who, client) in
+        [("consumer", &mut consumer), ("holding agent", &mut agent), ("manager's other tab", &mut tabs[1])]
     {
         let msg = client.expect(|f| f["t"] == "msg" && f["c"] == c && f["seq"] == 2).await;
         assert_eq!(msg["text"], "Stepping in to help", "the {who} gets the manager's message");

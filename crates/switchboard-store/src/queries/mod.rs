@@ -7,6 +7,7 @@ mod apps;
 mod brands;
 mod consumers;
 mod conversations;
+pub(crate) mod outbox;
 mod staff;
 
 use sqlx::Row;

@@ -194,6 +194,15 @@ pub(crate) trait WriteTx {
     /// Takes the next seq and inserts the message; `None` if `into` is `Open` and the
     /// conversation is not.
     async fn insert_message(&mut self, new: &NewMessage<'_>, now: Millis) -> Result<Option<StoredMessage>, StoreError>;
+    /// Queues a push announcing `message` to the consumer's devices, if they registered any
+    /// (an outbox row of kind `push`, in the append's transaction).
+    async fn announce(
+        &mut self,
+        brand_id: &str,
+        message: &StoredMessage,
+        consumer_id: i64,
+        now: Millis,
+    ) -> Result<(), StoreError>;
     /// Records the first agent response time once.
     async fn set_first_response(&mut self, conversation_id: ConversationId, now: Millis) -> Result<(), StoreError>;
 }
@@ -219,6 +228,9 @@ pub(crate) async fn apply(tx: &mut impl WriteTx, append: &Append, now: Millis) -
             Step::Done(outcome) => {
                 let message =
                     message.ok_or_else(|| StoreError::Corrupt("an append finished without a message".into()))?;
+                if outcome.announce {
+                    tx.announce(brand_id, &message, outcome.consumer, now).await?;
+                }
                 return Ok(Appended {
                     message,
                     consumer_id: outcome.consumer,

@@ -201,6 +201,24 @@ impl WriteTx for AnyConnection {
         Ok(Some(new.stored(seq, now)))
     }
 
+    async fn announce(
+        &mut self,
+        brand_id: &str,
+        message: &StoredMessage,
+        consumer_id: i64,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(INSERT_PUSH)
+            .bind(brand_id)
+            .bind(message.conversation_id)
+            .bind(message.seq)
+            .bind(consumer_id)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
     async fn set_first_response(&mut self, conversation_id: ConversationId, now: Millis) -> Result<(), StoreError> {
         sqlx::query(SET_FIRST_RESPONSE).bind(conversation_id).bind(now).execute(&mut *self).await?;
         Ok(())
@@ -222,5 +240,10 @@ pub(crate) const BUMP_SEQ: &str =
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages
     (conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// A pending push for a stored message, only for a consumer with a registered device.
+pub(crate) const INSERT_PUSH: &str = "INSERT INTO outbox
+    (brand_id, kind, conversation_id, seq, consumer_id, created_at, due_at)
+    SELECT $1, 'push', $2, $3, $4, $5, $5
+    WHERE EXISTS (SELECT 1 FROM push_tokens WHERE brand_id = $1 AND consumer_id = $4)";
 pub(crate) const SET_FIRST_RESPONSE: &str =
     "UPDATE conversations SET first_response_at = $2 WHERE id = $1 AND first_response_at IS NULL";

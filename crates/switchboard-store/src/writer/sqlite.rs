@@ -14,7 +14,8 @@ use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
 use super::pg::{
-    BUMP_SEQ, BUMP_SEQ_IF_OPEN, INSERT_CONVERSATION, INSERT_MESSAGE, INSERT_OPENED_EVENT, SET_FIRST_RESPONSE,
+    BUMP_SEQ, BUMP_SEQ_IF_OPEN, INSERT_CONVERSATION, INSERT_MESSAGE, INSERT_OPENED_EVENT, INSERT_PUSH,
+    SET_FIRST_RESPONSE,
 };
 use super::{
     AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply, next_batch,
@@ -272,6 +273,23 @@ impl WriteTx for SqliteTx {
             ][..],
         )?;
         Ok(Some(new.stored(seq, now)))
+    }
+
+    async fn announce(
+        &mut self,
+        brand_id: &str,
+        message: &StoredMessage,
+        consumer_id: i64,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.conn.prepare_cached(INSERT_PUSH)?.execute(rusqlite::named_params! {
+            "$1": brand_id,
+            "$2": message.conversation_id,
+            "$3": message.seq,
+            "$4": consumer_id,
+            "$5": now,
+        })?;
+        Ok(())
     }
 
     async fn set_first_response(&mut self, conversation_id: ConversationId, now: Millis) -> Result<(), StoreError> {

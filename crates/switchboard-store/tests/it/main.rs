@@ -72,6 +72,7 @@ mod directory;
 mod floor;
 mod listing;
 mod messages;
+mod outbox;
 mod persistence;
 mod receipts;
 mod schema;
