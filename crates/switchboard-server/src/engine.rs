@@ -98,13 +98,13 @@ enum Command {
         reply: oneshot::Sender<Result<Option<Conversation>, StoreError>>,
     },
     /// An agent chose a state; answers once persisted.
-    Choose { agent: AgentId, state: AgentState, reply: oneshot::Sender<()> },
+    Choose { agent: AgentId, state: AgentState, reply: oneshot::Sender<Result<(), StoreError>> },
     /// Answer to an offer: `accept` or `decline`.
-    Answer { agent: AgentId, conversation: ConversationId, accept: bool, reply: oneshot::Sender<Result<(), Refusal>> },
+    Answer { agent: AgentId, conversation: ConversationId, accept: bool, reply: oneshot::Sender<ApiResult<()>> },
     /// A skill was created, changed or deleted (routing modes).
     SkillsChanged,
     /// A manager sets a conversation's priority.
-    SetPriority { conversation: ConversationId, priority: Priority, reply: oneshot::Sender<Result<(), Refusal>> },
+    SetPriority { conversation: ConversationId, priority: Priority, reply: oneshot::Sender<ApiResult<()>> },
     /// The waiting conversations in serving order, with the agent each is offered to.
     Queue(oneshot::Sender<Vec<Waiting>>),
     /// A user was created or changed.
@@ -243,7 +243,7 @@ impl Engines {
     pub async fn choose_state(&self, brand_id: &str, agent: AgentId, state: AgentState) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(brand_id, Command::Choose { agent, state, reply });
-        answer.await.map_err(|_| StoreError::ShuttingDown)
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
     }
 
     /// An agent accepts (or declines) a conversation offered to them.
@@ -256,11 +256,7 @@ impl Engines {
     ) -> ApiResult<()> {
         let (reply, answer) = oneshot::channel();
         self.send(brand_id, Command::Answer { agent, conversation, accept, reply });
-        match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(ApiError::code(ErrorCode::OfferGone)),
-            Err(_) => Err(ApiError::code(ErrorCode::Unavailable)),
-        }
+        answer.await.map_err(|_| ApiError::code(ErrorCode::Unavailable))?
     }
 
     /// A manager sets a conversation's priority; `conversation_not_found` unless it is open.
@@ -272,11 +268,7 @@ impl Engines {
     ) -> ApiResult<()> {
         let (reply, answer) = oneshot::channel();
         self.send(brand_id, Command::SetPriority { conversation, priority, reply });
-        match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(ApiError::new(ErrorCode::ConversationNotFound, "no open conversation has this id")),
-            Err(_) => Err(ApiError::code(ErrorCode::Unavailable)),
-        }
+        answer.await.map_err(|_| ApiError::code(ErrorCode::Unavailable))?
     }
 
     /// The brand's waiting conversations in serving order (offered ones included).
@@ -398,7 +390,7 @@ impl Engine {
                     Some(command) => self.command(command).await,
                     None => break,
                 },
-                () = sleep_until(due) => self.input(Input::Tick, 0).await,
+                () = sleep_until(due) => self.unanswered(Input::Tick).await,
                 _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break,
             }
         }
@@ -460,38 +452,32 @@ impl Engine {
             Command::Answer { agent, conversation, accept, reply } => {
                 let input =
                     if accept { Input::Accept { conversation, agent } } else { Input::Decline { conversation, agent } };
-                match self.desk.handle(input, self.clock.now()) {
-                    Ok(effects) => {
-                        self.carry_out(effects, 0).await;
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(refusal) => {
-                        let _ = reply.send(Err(refusal));
-                    }
-                }
+                let answered = match self.desk.handle(input, self.clock.now()) {
+                    Ok(effects) => self.carry_out(effects, 0).await.map_err(ApiError::from),
+                    Err(_) => Err(ApiError::code(ErrorCode::OfferGone)),
+                };
+                let _ = reply.send(answered);
             }
             Command::SetPriority { conversation, priority, reply } => {
-                match self.desk.handle(Input::SetPriority { conversation, priority }, self.clock.now()) {
-                    Ok(effects) => {
-                        self.carry_out(effects, 0).await;
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(refusal) => {
-                        let _ = reply.send(Err(refusal));
-                    }
-                }
+                let set = match self.desk.handle(Input::SetPriority { conversation, priority }, self.clock.now()) {
+                    Ok(effects) => self.carry_out(effects, 0).await.map_err(ApiError::from),
+                    Err(_) => Err(ApiError::new(ErrorCode::ConversationNotFound, "no open conversation has this id")),
+                };
+                let _ = reply.send(set);
             }
             Command::Queue(reply) => {
                 let _ = reply.send(self.desk.waiting());
             }
             Command::SkillsChanged => match self.skill_rules().await {
-                Ok(skills) => self.input(Input::Skills(skills), 0).await,
+                Ok(skills) => self.unanswered(Input::Skills(skills)).await,
                 Err(error) => tracing::error!(%error, brand_id = %self.brand_id, "could not read skills"),
             },
-            Command::Input(input) => self.input(input, 0).await,
+            Command::Input(input) => self.unanswered(input).await,
             Command::Opened { open, reply } => {
                 let conversation = open.conversation;
-                self.input(Input::Opened(open), 0).await;
+                // A routing write that failed rebuilt the desk from the store: what it says
+                // now about the conversation is what the store holds.
+                let _ = self.input(Input::Opened(open), 0).await;
                 let now = self.clock.now();
                 let _ = reply.send(self.desk.assignee(conversation).map(|agent| (agent, now)));
             }
@@ -499,10 +485,11 @@ impl Engine {
                 let _ = reply.send(self.close(conversation, by, origin).await);
             }
             Command::Choose { agent, state, reply } => {
-                self.input(Input::AgentChose { agent, state }, 0).await;
-                let _ = reply.send(());
+                // The agent is told only once their choice is stored: a failed write answers
+                // with the error (and the desk is rebuilt from what the store holds).
+                let _ = reply.send(self.input(Input::AgentChose { agent, state }, 0).await);
             }
-            Command::AgentChanged(user) => self.input(Input::Agent(agent_settings_of(&user)), 0).await,
+            Command::AgentChanged(user) => self.unanswered(Input::Agent(agent_settings_of(&user))).await,
             Command::SettingsChanged(settings) => self.desk.set_settings(settings),
             Command::Transfer { actor, conversation, target, reply } => {
                 let _ = reply.send(self.transfer(&actor, conversation, target).await);
@@ -517,20 +504,32 @@ impl Engine {
         }
     }
 
-    async fn input(&mut self, input: Input, origin: u64) {
+    /// An input nobody waits for (a timer, a socket's presence): a failed write was logged
+    /// and the desk rebuilt, which is all there is to do.
+    async fn unanswered(&mut self, input: Input) {
+        let _ = self.input(input, 0).await;
+    }
+
+    /// Hands an input to the desk and carries out its effects; `Err` if one was not stored.
+    async fn input(&mut self, input: Input, origin: u64) -> Result<(), StoreError> {
         match self.desk.handle(input, self.clock.now()) {
             Ok(effects) => self.carry_out(effects, origin).await,
-            Err(refusal) => tracing::debug!(?refusal, "desk refused an input"),
+            Err(refusal) => {
+                tracing::debug!(?refusal, "desk refused an input");
+                Ok(())
+            }
         }
     }
 
     /// Carries out effects (see [`Engine::try_carry_out`]); a write that fails rebuilds the
-    /// desk from the store, which retries until the store answers.
-    async fn carry_out(&mut self, effects: Vec<Effect>, origin: u64) {
-        if let Err(error) = self.try_carry_out(effects, origin).await {
+    /// desk from the store, which retries until the store answers, and is returned.
+    async fn carry_out(&mut self, effects: Vec<Effect>, origin: u64) -> Result<(), StoreError> {
+        let result = self.try_carry_out(effects, origin).await;
+        if let Err(error) = &result {
             tracing::error!(%error, brand_id = %self.brand_id, "could not persist a routing decision; rebuilding from the store");
             self.rebuild().await;
         }
+        result
     }
 
     /// Carries out effects in order: a change is persisted before what follows it. A
@@ -640,7 +639,8 @@ impl Engine {
         if let Some(closed) = &closed {
             self.fanout.closed(closed, origin);
         }
-        self.input(Input::Closed(conversation), 0).await;
+        // The close is stored; a seat handed on that was not is rebuilt from the store.
+        let _ = self.input(Input::Closed(conversation), 0).await;
         Ok(closed)
     }
 
@@ -694,7 +694,8 @@ impl Engine {
                 return Err(refused(agent, refusal));
             }
         };
-        self.carry_out(effects, 0).await;
+        // A transfer that was not stored is not reported as done (no notice, no count).
+        self.carry_out(effects, 0).await?;
         metrics::counter!(crate::metrics::TRANSFERS).increment(1);
         let updated = self.store.conversation(&brand_id, conversation_id).await?.unwrap_or(conversation);
         if updated.status != ConversationStatus::Open {

@@ -265,3 +265,24 @@ async fn a_declined_offer_moves_on_to_the_next_agent() {
     assert!(f.engines.answer_offer(BRAND, ringing, c, true).await.is_err(), "an offer that is gone cannot be accepted");
     assert_eq!(f.events(c).await, ["opened", "offer_declined", "assigned"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_state_choice_that_is_not_stored_is_answered_with_the_error() {
+    hold_the_clock();
+    let f = Fixture::new(1, SkillRouting::Assign).await;
+    let agent = f.agents[0].id;
+    let _guard = f.engines.agent_connected(BRAND, agent);
+    f.engines.choose_state(BRAND, agent, AgentState::Away).await.expect("stored");
+    // The database now refuses to change the agent (as a full disk would).
+    let db = rusqlite::Connection::open(f.dir.join("test.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE UPDATE OF state ON users BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let error = f.engines.choose_state(BRAND, agent, AgentState::Online).await.expect_err("the write failed");
+    assert!(error.to_string().contains("disk full"), "{error}");
+    let floor = f.engines.floor(BRAND, vec![]).await;
+    let view = floor.agents.iter().find(|a| a.agent == agent).unwrap();
+    assert_eq!(view.presence.chosen, AgentState::Away, "the desk holds what the store holds");
+    assert_eq!(f.store.user(BRAND, agent).await.unwrap().unwrap().state, AgentState::Away);
+}
