@@ -9,12 +9,15 @@
 //! - `conversation`: where an open conversation stands.
 //! - `append`: the rules of an append (which conversation, who may write, idempotency), as a
 //!   plan the store's writer drives one statement at a time.
+//! - `automation`: automatic messages (triggers, templates checked at save, rendering with
+//!   humanized waits, the choice by skill and language).
 //! - `policy`: who may act on or read a conversation, and when the survey is offered.
 //! - `desk`: one brand's desk (router + open conversations + agent presence + timers),
 //!   driven by `Desk::handle(input, now) -> effects`; the server's engine carries the
 //!   effects out (persist, then emit).
 
 pub mod append;
+pub mod automation;
 pub mod conversation;
 pub mod desk;
 pub mod ids;
