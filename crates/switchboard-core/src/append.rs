@@ -13,7 +13,8 @@
 //!   closed one, or to a consumer with no open conversation, the message is a proactive
 //!   follow-up: a new conversation, on the channel of the consumer's latest one, assigned to
 //!   the writing agent — only to a consumer who wrote before;
-//! - a system notice goes into the named conversation, open or closed;
+//! - a system notice goes into the named conversation, open or closed; one with a key (an
+//!   automatic message) is stored once per key and conversation;
 //! - a conversation may close between the lookup and the insert (another connection committed
 //!   a close): the append looks again, twice at most, then refuses rather than loop.
 
@@ -35,8 +36,9 @@ pub enum AppendRequest {
         may_write_unassigned: bool,
         target: AgentTarget,
     },
-    /// A system notice in a conversation, open or closed (no idempotency id).
-    System { conversation: ConversationId },
+    /// A system notice in a conversation, open or closed. `keyed`: it carries a key unique
+    /// in the conversation (an automatic message), looked up like an idempotency id.
+    System { conversation: ConversationId, keyed: bool },
 }
 
 /// Where an agent writes.
@@ -190,7 +192,7 @@ impl AppendPlan {
     /// The first step.
     pub fn first(&mut self) -> Step {
         match self.request {
-            AppendRequest::System { conversation } => {
+            AppendRequest::System { conversation, keyed: false } => {
                 self.phase = Phase::TargetHead(conversation);
                 Step::ReadHead(conversation)
             }
@@ -239,7 +241,8 @@ impl AppendPlan {
                 None => Step::Refuse(Refusal::ConversationNotFound),
             },
             (Phase::Duplicate, Answer::Duplicate(None)) => match self.request {
-                AppendRequest::Agent { target: AgentTarget::Conversation(conversation), .. } => {
+                AppendRequest::Agent { target: AgentTarget::Conversation(conversation), .. }
+                | AppendRequest::System { conversation, .. } => {
                     self.phase = Phase::TargetHead(conversation);
                     Step::ReadHead(conversation)
                 }
@@ -502,9 +505,20 @@ mod tests {
     #[test]
     fn a_notice_goes_into_any_existing_conversation() {
         let mut world = World { conversations: vec![(5, 1, false, Some(BOB))], ..World::default() };
-        let outcome = world.run(AppendRequest::System { conversation: 5 }).unwrap();
+        let outcome = world.run(AppendRequest::System { conversation: 5, keyed: false }).unwrap();
         assert_eq!((outcome.conversation, outcome.agent, outcome.opened), (5, Some(BOB), false));
-        assert_eq!(world.run(AppendRequest::System { conversation: 6 }), Err(Refusal::ConversationNotFound));
+        assert_eq!(
+            world.run(AppendRequest::System { conversation: 6, keyed: false }),
+            Err(Refusal::ConversationNotFound)
+        );
+        // A keyed notice (an automatic message) seen before is not stored again.
+        let before = world.inserted.len();
+        world.duplicate = Some(5);
+        let again = world.run(AppendRequest::System { conversation: 5, keyed: true }).unwrap();
+        assert!(again.duplicate && !again.announce);
+        assert_eq!(world.inserted.len(), before);
+        world.duplicate = None;
+        assert!(!world.run(AppendRequest::System { conversation: 5, keyed: true }).unwrap().duplicate);
     }
 
     #[test]
@@ -528,7 +542,8 @@ mod tests {
                 may_write_unassigned: may,
                 target: AgentTarget::Consumer(consumer),
             }),
-            (100..106i64).prop_map(|conversation| AppendRequest::System { conversation }),
+            (100..106i64, any::<bool>())
+                .prop_map(|(conversation, keyed)| AppendRequest::System { conversation, keyed }),
         ]
     }
 

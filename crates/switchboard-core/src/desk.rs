@@ -14,6 +14,16 @@
 //! back-soon agents keep theirs and get nothing new. After a restart every agent starts
 //! disconnected, with a grace period counted from the boot.
 //!
+//! Auto-close (a brand setting): a conversation whose agent wrote last and whose consumer has
+//! not answered for the set time closes as auto-closed, with an optional warning message
+//! before. The clock starts at the later of the agent's last message and the assignment; it
+//! does not run while the conversation waits in a queue. Consumer messages do not pass
+//! through the desk (they are the hot path): when a warning or the close falls due, the engine
+//! checks the stored times first and answers [`Input::Activity`] if the consumer wrote.
+//!
+//! Automatic messages: the desk says when one is due ([`Change::Notify`]); the engine picks
+//! the brand's template and stores it as a system message, unique per trigger and moment.
+//!
 //! Invariants (property tests below): every open conversation is queued xor assigned; no
 //! routing decision puts an agent over capacity; every armed timer fires once or is disarmed;
 //! an agent who is not connected and online is never given a conversation.
@@ -23,6 +33,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use switchboard_protocol::AgentState;
 
+use crate::automation::Trigger;
 use crate::conversation::ConversationState;
 use crate::ids::{AgentId, ConsumerId, ConversationId, Millis, SkillId};
 use crate::routing::{AgentProfile, Assignment, QueueSummary, QueuedConversation, Router, TransferRefusal};
@@ -35,6 +46,18 @@ pub struct DeskSettings {
     pub grace_ms: Millis,
     /// How often queued consumers' estimates are recomputed (sent only when significant).
     pub wait_refresh_ms: Millis,
+    /// Close conversations the consumer stopped answering; `None`: never.
+    pub auto_close: Option<AutoClose>,
+}
+
+/// When an unanswered conversation closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoClose {
+    /// No consumer answer for this long after the agent's last message.
+    pub after_ms: Millis,
+    /// Warn the consumer this long before (an automatic message); `None` or not shorter than
+    /// `after_ms`: no warning.
+    pub warn_before_ms: Option<Millis>,
 }
 
 /// Default grace period: 60 seconds.
@@ -45,7 +68,7 @@ pub const DEFAULT_WAIT_REFRESH_MS: Millis = 10_000;
 
 impl Default for DeskSettings {
     fn default() -> Self {
-        DeskSettings { grace_ms: DEFAULT_GRACE_MS, wait_refresh_ms: DEFAULT_WAIT_REFRESH_MS }
+        DeskSettings { grace_ms: DEFAULT_GRACE_MS, wait_refresh_ms: DEFAULT_WAIT_REFRESH_MS, auto_close: None }
     }
 }
 
@@ -79,6 +102,10 @@ pub struct OpenConversation {
     pub agent: Option<AgentId>,
     /// Since when that agent holds it.
     pub assigned_at: Option<Millis>,
+    /// When an agent last wrote in it.
+    pub last_agent_at: Option<Millis>,
+    /// When the consumer last wrote in it.
+    pub last_consumer_at: Option<Millis>,
 }
 
 /// Where a transfer sends a conversation.
@@ -119,6 +146,11 @@ pub enum Input {
     Accept { conversation: ConversationId, agent: AgentId },
     /// An agent passes on the conversation offered to them.
     Decline { conversation: ConversationId, agent: AgentId },
+    /// An agent's message was stored in the conversation (starts the auto-close clock).
+    AgentWrote { conversation: ConversationId, at: Millis },
+    /// What the store says of a conversation's messages when a warning or auto-close fell
+    /// due: the consumer (or an agent) wrote after what the desk knew.
+    Activity { conversation: ConversationId, agent_at: Option<Millis>, consumer_at: Option<Millis> },
     /// Time passed: fire the timers that are due.
     Tick,
 }
@@ -190,6 +222,14 @@ pub enum Change {
     Record { conversation: ConversationId, agent: AgentId, kind: RecordKind },
     /// The conversation's priority.
     Priority { conversation: ConversationId, priority: Priority },
+    /// An automatic message is due: the brand's template for `trigger`, if it has one, as a
+    /// system message keyed by `trigger.key(at)` (so it is stored once). `eta`: the wait it
+    /// tells (queued, wait changed); `agent`: who took the conversation (assigned).
+    Notify { conversation: ConversationId, trigger: Trigger, at: Millis, eta: Option<u32>, agent: Option<AgentId> },
+    /// The consumer has not answered since the agent's message at `since`: close it as
+    /// auto-closed — unless the store shows a consumer message after `since` (then the
+    /// engine answers [`Input::Activity`] instead).
+    AutoClose { conversation: ConversationId, since: Millis },
 }
 
 /// What a [`Change::Record`] records.
@@ -296,6 +336,10 @@ pub enum Timer {
     Grace(AgentId),
     /// The offer of a conversation expires.
     Offer(ConversationId),
+    /// Warn the consumer that the conversation will close.
+    InactiveWarning(ConversationId),
+    /// Close the unanswered conversation.
+    AutoClose(ConversationId),
 }
 
 /// What the engine does, in order.
@@ -402,6 +446,8 @@ struct Tracked {
     assigned_at: Option<Millis>,
     /// The last estimate told to the consumer, and when.
     told: Option<(Option<u32>, Millis)>,
+    last_agent_at: Option<Millis>,
+    last_consumer_at: Option<Millis>,
 }
 
 /// Timers by due time (the shape of mini-redis's expirations): a set ordered by
@@ -560,6 +606,13 @@ impl Desk {
             let assignments = desk.router.set_agent_state(agent, state, now);
             desk.assigned(assignments, now, &mut batch);
         }
+        // Auto-close clocks from the stored times: what fell due while the node was down
+        // fires at the first tick.
+        let mut open: Vec<ConversationId> = desk.open.keys().copied().collect();
+        open.sort_unstable();
+        for conversation in open {
+            desk.inactivity(conversation, &mut batch.effects);
+        }
         let effects = desk.finish(batch, now);
         (desk, effects)
     }
@@ -569,9 +622,17 @@ impl Desk {
         self.settings
     }
 
-    /// Changes the settings (a brand setting changed). A running grace period keeps its end.
-    pub fn set_settings(&mut self, settings: DeskSettings) {
+    /// Changes the settings (a brand setting changed). A running grace period keeps its end;
+    /// auto-close timers follow the new setting at once. Returns the timer effects.
+    pub fn set_settings(&mut self, settings: DeskSettings) -> Vec<Effect> {
         self.settings = settings;
+        let mut effects = Vec::new();
+        let mut open: Vec<ConversationId> = self.open.keys().copied().collect();
+        open.sort_unstable();
+        for conversation in open {
+            self.inactivity(conversation, &mut effects);
+        }
+        effects
     }
 
     /// How many sockets each agent has (to carry presence into a rebuilt desk).
@@ -711,6 +772,8 @@ impl Desk {
             Input::Opened(open) => self.opened(open, now, &mut batch),
             Input::Closed(conversation) => {
                 self.withdraw(conversation, OfferEnd::Moved, &mut batch);
+                self.timers.disarm(Timer::InactiveWarning(conversation), &mut batch.effects);
+                self.timers.disarm(Timer::AutoClose(conversation), &mut batch.effects);
                 if let Some(tracked) = self.open.remove(&conversation) {
                     let (held_by, assignments) = self.router.release(conversation, now);
                     if held_by.is_some()
@@ -765,6 +828,7 @@ impl Desk {
                         from,
                         reason: AssignReason::Routed,
                     }));
+                    batch.effects.push(notify_assigned(conversation, agent, now));
                 }
             }
             Input::Decline { conversation, agent } => {
@@ -775,6 +839,17 @@ impl Desk {
                 self.timers.disarm(Timer::Offer(conversation), &mut batch.effects);
                 self.offer_ended(conversation, OfferEnd::Declined, now, &mut batch);
             }
+            Input::AgentWrote { conversation, at } => {
+                let tracked = self.open.get_mut(&conversation).ok_or(Refusal::NotOpen)?;
+                tracked.last_agent_at = tracked.last_agent_at.max(Some(at));
+                self.inactivity(conversation, &mut batch.effects);
+            }
+            Input::Activity { conversation, agent_at, consumer_at } => {
+                let tracked = self.open.get_mut(&conversation).ok_or(Refusal::NotOpen)?;
+                tracked.last_agent_at = tracked.last_agent_at.max(agent_at);
+                tracked.last_consumer_at = tracked.last_consumer_at.max(consumer_at);
+                self.inactivity(conversation, &mut batch.effects);
+            }
             Input::Tick => {
                 while let Some(timer) = self.timers.pop_due(now) {
                     match timer {
@@ -782,6 +857,24 @@ impl Desk {
                         Timer::WaitRefresh => self.refresh_waits(now, &mut batch),
                         Timer::Offer(conversation) => {
                             self.offer_ended(conversation, OfferEnd::Expired, now, &mut batch)
+                        }
+                        Timer::InactiveWarning(conversation) => {
+                            if let Some(since) = self.inactive_since(conversation) {
+                                batch.effects.push(Effect::Persist(Change::Notify {
+                                    conversation,
+                                    trigger: Trigger::InactiveWarning,
+                                    at: since,
+                                    eta: None,
+                                    agent: None,
+                                }));
+                            }
+                        }
+                        Timer::AutoClose(conversation) => {
+                            if let Some(since) = self.inactive_since(conversation) {
+                                // The engine closes it (and answers `Closed`) or, if the
+                                // consumer wrote meanwhile, answers `Activity`.
+                                batch.effects.push(Effect::Persist(Change::AutoClose { conversation, since }));
+                            }
                         }
                     }
                 }
@@ -875,6 +968,13 @@ impl Desk {
                 }
             }
             None => {
+                batch.effects.push(Effect::Persist(Change::Notify {
+                    conversation: open.conversation,
+                    trigger: Trigger::Welcome,
+                    at: open.waiting_since,
+                    eta: None,
+                    agent: None,
+                }));
                 batch.queued.push((open.conversation, QueueReason::New));
                 let entry = self.entry_of(open.conversation, None);
                 let assignments = self.router.enqueue(entry, now);
@@ -906,6 +1006,13 @@ impl Desk {
                     agent,
                     from: previous,
                     reason: AssignReason::Transferred,
+                }));
+                batch.effects.push(Effect::Persist(Change::Notify {
+                    conversation,
+                    trigger: Trigger::Transferred,
+                    at: now,
+                    eta: None,
+                    agent: Some(agent),
                 }));
                 self.assigned(assignments, now, batch);
             }
@@ -966,12 +1073,28 @@ impl Desk {
                 from: batch.moved_from.get(&conversation).copied(),
                 reason: AssignReason::Routed,
             }));
+            batch.effects.push(notify_assigned(conversation, agent, now));
         }
     }
 
     /// Tells the consumers whose conversations were queued during this input (and still
     /// wait) their estimate, and keeps the refresh timer armed while anyone waits.
     fn finish(&mut self, mut batch: Batch, now: Millis) -> Vec<Effect> {
+        let mut moved: Vec<ConversationId> = batch
+            .effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Persist(Change::Assign { conversation, .. } | Change::Requeue { conversation, .. }) => {
+                    Some(*conversation)
+                }
+                _ => None,
+            })
+            .collect();
+        moved.sort_unstable();
+        moved.dedup();
+        for conversation in moved {
+            self.inactivity(conversation, &mut batch.effects);
+        }
         let queued = std::mem::take(&mut batch.queued);
         for (conversation, reason) in queued {
             let offered = self.offers.contains_key(&conversation);
@@ -989,6 +1112,11 @@ impl Desk {
                 from: batch.moved_from.get(&conversation).copied(),
                 reason,
             }));
+            let trigger = match reason {
+                QueueReason::New | QueueReason::AgentUnavailable => Trigger::Queued,
+                QueueReason::Transferred(_) | QueueReason::BackToQueue => Trigger::Transferred,
+            };
+            batch.effects.push(Effect::Persist(Change::Notify { conversation, trigger, at: now, eta, agent: None }));
         }
         match (self.router.queue_len() > 0, self.timers.due(Timer::WaitRefresh)) {
             (true, None) => self.timers.arm(
@@ -1000,6 +1128,42 @@ impl Desk {
             _ => {}
         }
         batch.effects
+    }
+
+    /// When the auto-close clock of a conversation started: it is held by an agent (not
+    /// offered, not queued) who wrote last. `None`: no clock runs.
+    fn inactive_since(&self, conversation: ConversationId) -> Option<Millis> {
+        let tracked = self.open.get(&conversation)?;
+        self.assignee(conversation)?;
+        let agent_at = tracked.last_agent_at?;
+        // A consumer message at the same millisecond counts as an answer.
+        if tracked.last_consumer_at.is_some_and(|consumer_at| consumer_at >= agent_at) {
+            return None;
+        }
+        Some(agent_at.max(tracked.assigned_at.unwrap_or(agent_at)))
+    }
+
+    /// Arms (or disarms) a conversation's warning and auto-close timers to match the setting
+    /// and where it stands.
+    fn inactivity(&mut self, conversation: ConversationId, effects: &mut Vec<Effect>) {
+        let (warning, close) = (Timer::InactiveWarning(conversation), Timer::AutoClose(conversation));
+        let since = self.settings.auto_close.zip(self.inactive_since(conversation));
+        let Some((auto_close, since)) = since else {
+            self.timers.disarm(warning, effects);
+            self.timers.disarm(close, effects);
+            return;
+        };
+        let close_at = since.saturating_add(auto_close.after_ms.max(1));
+        if self.timers.due(close) != Some(close_at) {
+            self.timers.arm(close, close_at, effects);
+        }
+        match auto_close.warn_before_ms.filter(|warn| (1..auto_close.after_ms).contains(warn)) {
+            Some(warn) if self.timers.due(warning) != Some(close_at - warn) => {
+                self.timers.arm(warning, close_at - warn, effects);
+            }
+            Some(_) => {}
+            None => self.timers.disarm(warning, effects),
+        }
     }
 
     /// Ends a running offer because the conversation closed or moved: the agent is told, the
@@ -1043,12 +1207,22 @@ impl Desk {
                     None => true,
                 };
                 if worth_telling {
+                    let first = tracked.told.is_none();
                     tracked.told = Some((eta, now));
                     batch.effects.push(Effect::Emit(DeskEvent::WaitChanged {
                         conversation,
                         consumer: tracked.consumer,
                         eta,
                     }));
+                    if !first {
+                        batch.effects.push(Effect::Persist(Change::Notify {
+                            conversation,
+                            trigger: Trigger::WaitChanged,
+                            at: now,
+                            eta,
+                            agent: None,
+                        }));
+                    }
                 }
             }
         }
@@ -1066,6 +1240,10 @@ impl Desk {
     }
 }
 
+fn notify_assigned(conversation: ConversationId, agent: AgentId, now: Millis) -> Effect {
+    Effect::Persist(Change::Notify { conversation, trigger: Trigger::Assigned, at: now, eta: None, agent: Some(agent) })
+}
+
 impl Tracked {
     fn of(open: &OpenConversation) -> Tracked {
         Tracked {
@@ -1075,6 +1253,8 @@ impl Tracked {
             waiting_since: open.waiting_since,
             assigned_at: open.agent.and(open.assigned_at.or(Some(open.waiting_since))),
             told: None,
+            last_agent_at: open.last_agent_at,
+            last_consumer_at: open.last_consumer_at,
         }
     }
 }
@@ -1087,7 +1267,8 @@ mod tests {
     use crate::ids::ANY_SKILL;
 
     const GENERAL: SkillId = 1;
-    const SETTINGS: DeskSettings = DeskSettings { grace_ms: 60_000, wait_refresh_ms: 10_000 };
+    const SETTINGS: DeskSettings = DeskSettings { grace_ms: 60_000, wait_refresh_ms: 10_000, auto_close: None };
+    const AUTO_CLOSE: AutoClose = AutoClose { after_ms: 120_000, warn_before_ms: Some(30_000) };
 
     fn agent(agent: AgentId, max: u32) -> Input {
         Input::Agent(AgentSettings {
@@ -1107,10 +1288,17 @@ mod tests {
             waiting_since: at,
             agent: None,
             assigned_at: None,
+            last_agent_at: None,
+            last_consumer_at: Some(at),
         })
     }
 
+    /// The routing changes persisted (automatic messages apart: see [`notified`]).
     fn persisted(effects: &[Effect]) -> Vec<Change> {
+        all_persisted(effects).into_iter().filter(|change| !matches!(change, Change::Notify { .. })).collect()
+    }
+
+    fn all_persisted(effects: &[Effect]) -> Vec<Change> {
         effects
             .iter()
             .filter_map(|effect| match effect {
@@ -1118,6 +1306,122 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The automatic messages due: (conversation, trigger).
+    fn notified(effects: &[Effect]) -> Vec<(ConversationId, Trigger)> {
+        all_persisted(effects)
+            .into_iter()
+            .filter_map(|change| match change {
+                Change::Notify { conversation, trigger, .. } => Some((conversation, trigger)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn automatic_messages_are_due_on_opening_queueing_assignment_and_transfer() {
+        let mut desk = Desk::new(SETTINGS);
+        let effects = handle(&mut desk, opened(10, 0), 0);
+        assert_eq!(notified(&effects), [(10, Trigger::Welcome), (10, Trigger::Queued)], "nobody to take it yet");
+        handle(&mut desk, agent(1, 2), 1);
+        let effects = handle(&mut desk, Input::AgentConnected(1), 2);
+        assert_eq!(notified(&effects), [(10, Trigger::Assigned)]);
+        let effects = handle(&mut desk, Input::Transfer { conversation: 10, to: TransferTo::Queue }, 3);
+        assert_eq!(notified(&effects), [(10, Trigger::Transferred)]);
+        // A proactive conversation (opened by an agent) gets no welcome.
+        let proactive = OpenConversation { agent: Some(1), assigned_at: Some(4), ..open_of(11, 4) };
+        assert!(notified(&handle(&mut desk, Input::Opened(proactive), 4)).is_empty());
+    }
+
+    /// A desk with auto-close after 120 s (warning 30 s before), one online agent holding
+    /// conversation 10, whose consumer wrote at 0.
+    fn auto_closing_desk() -> Desk {
+        let mut desk = Desk::new(DeskSettings { auto_close: Some(AUTO_CLOSE), ..SETTINGS });
+        handle(&mut desk, agent(1, 2), 0);
+        handle(&mut desk, Input::AgentConnected(1), 0);
+        handle(&mut desk, opened(10, 0), 0);
+        assert_eq!(desk.assignee(10), Some(1));
+        desk
+    }
+
+    #[test]
+    fn an_unanswered_agent_message_warns_then_auto_closes_on_time() {
+        let mut desk = auto_closing_desk();
+        assert_eq!(desk.next_due(), None, "no clock before the agent writes");
+        let effects = handle(&mut desk, Input::AgentWrote { conversation: 10, at: 5_000 }, 5_000);
+        assert!(effects.contains(&Effect::Arm(Timer::InactiveWarning(10), 95_000)));
+        assert!(effects.contains(&Effect::Arm(Timer::AutoClose(10), 125_000)));
+        assert!(notified(&handle(&mut desk, Input::Tick, 94_999)).is_empty());
+        let effects = handle(&mut desk, Input::Tick, 95_000);
+        assert_eq!(notified(&effects), [(10, Trigger::InactiveWarning)]);
+        let effects = handle(&mut desk, Input::Tick, 125_000);
+        assert_eq!(persisted(&effects), [Change::AutoClose { conversation: 10, since: 5_000 }]);
+        // The engine closed it: the seat is free, no timer is left.
+        handle(&mut desk, Input::Closed(10), 125_001);
+        assert_eq!(desk.next_due(), None);
+    }
+
+    #[test]
+    fn a_consumer_answer_found_at_the_deadline_stops_the_clock_until_the_agent_writes_again() {
+        let mut desk = auto_closing_desk();
+        handle(&mut desk, Input::AgentWrote { conversation: 10, at: 5_000 }, 5_000);
+        let effects = handle(&mut desk, Input::Tick, 95_000);
+        assert_eq!(notified(&effects), [(10, Trigger::InactiveWarning)]);
+        // The engine found a consumer message at 60 s: no warning is stored, the clock stops.
+        let effects = handle(
+            &mut desk,
+            Input::Activity { conversation: 10, agent_at: Some(5_000), consumer_at: Some(60_000) },
+            95_001,
+        );
+        assert!(effects.contains(&Effect::Disarm(Timer::AutoClose(10))));
+        assert_eq!(desk.next_due(), None);
+        let effects = handle(&mut desk, Input::AgentWrote { conversation: 10, at: 200_000 }, 200_000);
+        assert!(effects.contains(&Effect::Arm(Timer::AutoClose(10), 320_000)));
+    }
+
+    #[test]
+    fn queued_conversations_never_auto_close_and_a_new_agent_gets_a_fresh_clock() {
+        let mut desk = auto_closing_desk();
+        handle(&mut desk, Input::AgentWrote { conversation: 10, at: 5_000 }, 5_000);
+        // The agent drops; after the grace the conversation waits in the queue: no clock.
+        handle(&mut desk, Input::AgentDisconnected(1), 10_000);
+        let effects = handle(&mut desk, Input::Tick, 70_000);
+        assert!(effects.contains(&Effect::Disarm(Timer::AutoClose(10))), "{effects:?}");
+        assert!(persisted(&handle(&mut desk, Input::Tick, 500_000)).is_empty(), "a queued conversation stays");
+        // Another agent takes it: the clock counts from the assignment, not the old message.
+        handle(&mut desk, agent(2, 2), 600_000);
+        let effects = handle(&mut desk, Input::AgentConnected(2), 600_000);
+        assert!(effects.contains(&Effect::Arm(Timer::AutoClose(10), 720_000)), "{effects:?}");
+    }
+
+    #[test]
+    fn auto_close_timers_are_rebuilt_from_stored_times_after_a_restart() {
+        let agents = vec![AgentSettings {
+            agent: 1,
+            profile: AgentProfile { max_concurrent: 2, skills: vec![GENERAL] },
+            chosen: AgentState::Online,
+            disabled: false,
+        }];
+        let waiting = OpenConversation {
+            agent: Some(1),
+            assigned_at: Some(1_000),
+            last_agent_at: Some(2_000),
+            last_consumer_at: Some(1_500),
+            ..open_of(10, 0)
+        };
+        let answered = OpenConversation { conversation: 11, last_consumer_at: Some(3_000), ..waiting };
+        let settings = DeskSettings { auto_close: Some(AUTO_CLOSE), ..SETTINGS };
+        let (mut desk, effects) =
+            Desk::restore(settings, Vec::new(), agents, vec![waiting, answered], &HashMap::new(), 100_000, 100_000);
+        assert!(effects.contains(&Effect::Arm(Timer::AutoClose(10), 122_000)), "{effects:?}");
+        assert!(!effects.contains(&Effect::Arm(Timer::AutoClose(11), 122_000)), "the consumer answered");
+        // The warning was due during the downtime: it fires at once (its key keeps it single).
+        let effects = handle(&mut desk, Input::Tick, 100_000);
+        assert_eq!(notified(&effects), [(10, Trigger::InactiveWarning)]);
+        // Turning the setting off disarms what is left.
+        let effects = desk.set_settings(SETTINGS);
+        assert!(effects.contains(&Effect::Disarm(Timer::AutoClose(10))));
     }
 
     fn emitted(effects: &[Effect]) -> Vec<DeskEvent> {
@@ -1212,6 +1516,8 @@ mod tests {
             waiting_since: 0,
             agent: Some(1),
             assigned_at: Some(5),
+            last_agent_at: None,
+            last_consumer_at: Some(0),
         };
         let orphan = OpenConversation { conversation: 11, agent: Some(99), ..held };
         let (mut desk, effects) =
@@ -1457,6 +1763,8 @@ mod tests {
         Transfer(usize, Option<AgentId>),
         Answer(usize, bool),
         Prioritize(usize, bool),
+        AgentWrite(usize),
+        ConsumerWrite(usize),
         Wait(Millis),
         Restart,
     }
@@ -1477,6 +1785,8 @@ mod tests {
             1 => ((0..40usize), proptest::option::of(1..=3i64)).prop_map(|(i, a)| Op::Transfer(i, a)),
             2 => ((0..40usize), any::<bool>()).prop_map(|(i, yes)| Op::Answer(i, yes)),
             1 => ((0..40usize), any::<bool>()).prop_map(|(i, urgent)| Op::Prioritize(i, urgent)),
+            2 => (0..40usize).prop_map(Op::AgentWrite),
+            1 => (0..40usize).prop_map(Op::ConsumerWrite),
             2 => (1..90_000i64).prop_map(Op::Wait),
             1 => Just(Op::Restart),
         ]
@@ -1490,8 +1800,27 @@ mod tests {
     }
 
     impl Stored {
-        fn apply(&mut self, effects: &[Effect], now: Millis) {
-            for change in persisted(effects) {
+        /// Applies the changes as the store (and the engine) would; returns the inputs the
+        /// engine would feed back (an auto-close it carried out, or the activity that
+        /// stopped it).
+        fn apply(&mut self, effects: &[Effect], now: Millis) -> Vec<Input> {
+            let mut back = Vec::new();
+            // Auto-closed by an earlier change of this batch: the engine finds the
+            // conversation closed and skips what follows for it (the desk hears `Closed`).
+            let mut closed_now: Vec<ConversationId> = Vec::new();
+            for change in all_persisted(effects) {
+                let conversation = match change {
+                    Change::Assign { conversation, .. }
+                    | Change::Requeue { conversation, .. }
+                    | Change::Record { conversation, .. }
+                    | Change::Priority { conversation, .. }
+                    | Change::Notify { conversation, .. }
+                    | Change::AutoClose { conversation, .. } => Some(conversation),
+                    Change::AgentState { .. } => None,
+                };
+                if conversation.is_some_and(|c| closed_now.contains(&c)) {
+                    continue;
+                }
                 match change {
                     Change::Assign { conversation, agent } => {
                         let row = self.open.get_mut(&conversation).expect("assign of an open conversation");
@@ -1513,8 +1842,29 @@ mod tests {
                         let row = self.open.get_mut(&conversation).expect("priority of an open conversation");
                         row.priority = priority.rank();
                     }
+                    Change::Notify { conversation, .. } => {
+                        prop_assert_open(self.open.contains_key(&conversation), conversation);
+                    }
+                    Change::AutoClose { conversation, since } => {
+                        let row = self.open.get(&conversation).expect("auto-close of an open conversation");
+                        assert!(row.agent.is_some(), "auto-close of {conversation}, which waits for an agent");
+                        assert!(row.last_agent_at.is_some_and(|at| at <= since), "auto-close before the agent wrote");
+                        assert!(now >= since + AUTO_CLOSE.after_ms, "auto-close of {conversation} too early");
+                        if row.last_consumer_at.is_some_and(|at| at >= since) {
+                            back.push(Input::Activity {
+                                conversation,
+                                agent_at: row.last_agent_at,
+                                consumer_at: row.last_consumer_at,
+                            });
+                        } else {
+                            self.open.remove(&conversation);
+                            closed_now.push(conversation);
+                            back.push(Input::Closed(conversation));
+                        }
+                    }
                 }
             }
+            back
         }
     }
 
@@ -1527,8 +1877,10 @@ mod tests {
         fn desk_invariants_hold_and_the_store_never_disagrees(
             ops in proptest::collection::vec(op(), 1..150),
             offer in any::<bool>(),
+            auto_close in any::<bool>(),
         ) {
-            let mut desk = Desk::new(SETTINGS);
+            let settings = DeskSettings { auto_close: auto_close.then_some(AUTO_CLOSE), ..SETTINGS };
+            let mut desk = Desk::new(settings);
             let offer_skills: Vec<SkillRules> = if offer {
                 vec![SkillRules { skill: GENERAL, offer_timeout_ms: Some(20_000), priority: Priority::Normal }]
             } else {
@@ -1590,6 +1942,22 @@ mod tests {
                         let priority = if urgent { Priority::Urgent } else { Priority::Normal };
                         handle(&mut desk, Input::SetPriority { conversation: ids[i % ids.len()], priority }, now)
                     }
+                    Op::AgentWrite(i) => {
+                        let mut ids: Vec<ConversationId> = stored.open.keys().copied().collect();
+                        ids.sort_unstable();
+                        if ids.is_empty() { continue }
+                        let id = ids[i % ids.len()];
+                        stored.open.get_mut(&id).unwrap().last_agent_at = Some(now);
+                        handle(&mut desk, Input::AgentWrote { conversation: id, at: now }, now)
+                    }
+                    Op::ConsumerWrite(i) => {
+                        // The hot path: stored, never told to the desk.
+                        let mut ids: Vec<ConversationId> = stored.open.keys().copied().collect();
+                        ids.sort_unstable();
+                        if ids.is_empty() { continue }
+                        stored.open.get_mut(&ids[i % ids.len()]).unwrap().last_consumer_at = Some(now);
+                        continue;
+                    }
                     Op::Wait(ms) => {
                         now += ms;
                         handle(&mut desk, Input::Tick, now)
@@ -1603,13 +1971,22 @@ mod tests {
                         }).collect();
                         let mut open: Vec<OpenConversation> = stored.open.values().copied().collect();
                         open.sort_by_key(|o| o.conversation);
-                        let (rebuilt, effects) = Desk::restore(SETTINGS, offer_skills.clone(), agents, open, &HashMap::new(), now, now);
+                        let (rebuilt, effects) = Desk::restore(settings, offer_skills.clone(), agents, open, &HashMap::new(), now, now);
                         desk = rebuilt;
                         armed.clear();
                         effects
                     }
                 };
-                stored.apply(&effects, now);
+                let mut back = stored.apply(&effects, now);
+                while !back.is_empty() {
+                    let mut more = Vec::new();
+                    for input in back {
+                        let follow = desk.handle(input, now).unwrap_or_default();
+                        more.extend(stored.apply(&follow, now));
+                        effects.extend(follow);
+                    }
+                    back = more;
+                }
                 // Timers: each Arm is followed by exactly one fire or disarm.
                 for effect in effects.drain(..) {
                     match effect {
