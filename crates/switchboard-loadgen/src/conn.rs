@@ -206,6 +206,7 @@ pub fn consumer_hello(brand: &str, app: &str, token: Option<&str>) -> ClientFram
         session: None,
         device: None,
         skill: None,
+        lang: None,
     })
 }
 
@@ -235,6 +236,7 @@ pub async fn connect_agent(server: &Server, session: &str, counts: Arc<ByteCount
         session: Some(session.into()),
         device: None,
         skill: None,
+        lang: None,
     });
     send(&mut ws, &hello).await?;
     let welcome = expect_welcome(&mut ws).await?;

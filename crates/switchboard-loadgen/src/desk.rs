@@ -98,6 +98,8 @@ pub fn run(args: DeskArgs) -> Result<()> {
             waiting_since: now,
             agent: None,
             assigned_at: None,
+            last_agent_at: None,
+            last_consumer_at: None,
         };
         desk.handle(Input::Opened(conversation), now).map(|effects| (*next_id, effects))
     };

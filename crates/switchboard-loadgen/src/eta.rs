@@ -136,6 +136,8 @@ pub fn run(args: EtaArgs) -> Result<()> {
                 waiting_since: now,
                 agent: None,
                 assigned_at: None,
+                last_agent_at: None,
+                last_consumer_at: None,
             };
             desk.handle(Input::Opened(open), now)?
         };

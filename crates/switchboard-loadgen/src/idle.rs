@@ -162,6 +162,7 @@ async fn open(target: &Target, source: IpAddr, secret: Option<&str>) -> Result<(
         session: None,
         device: None,
         skill: None,
+        lang: None,
     });
     conn::send(&mut ws, &hello).await?;
     match conn::recv(&mut ws, conn::CONNECT_TIMEOUT).await {

@@ -195,6 +195,10 @@ pub struct Hello {
     /// app's default skill, else the brand's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill: Option<i64>,
+    /// Consumer sockets: the language the app speaks, a BCP 47 tag (e.g. `de-AT`, at most
+    /// 35 characters); automatic messages use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
 }
 
 /// A frame from a client (consumer or agent). `id`, where present, is echoed in the answer.

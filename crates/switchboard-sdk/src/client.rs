@@ -81,6 +81,7 @@ pub struct ClientBuilder {
     key: Option<[u8; 32]>,
     device: DeviceInfo,
     entry_skill: Option<i64>,
+    language: Option<String>,
     backoff: Backoff,
 }
 
@@ -119,6 +120,13 @@ impl ClientBuilder {
         self
     }
 
+    /// The language the app speaks, a BCP 47 tag such as `de-AT`: the brand's automatic
+    /// messages come in it when the brand has them in that language.
+    pub fn language(mut self, tag: impl Into<String>) -> Self {
+        self.language = Some(tag.into());
+        self
+    }
+
     /// Reconnection timing.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -143,6 +151,7 @@ impl ClientBuilder {
             auth,
             device: self.device,
             entry_skill: self.entry_skill,
+            language: self.language,
             backoff: self.backoff,
             store,
             events,
@@ -188,6 +197,7 @@ struct Shared {
     auth: Auth,
     device: DeviceInfo,
     entry_skill: Option<i64>,
+    language: Option<String>,
     backoff: Backoff,
     store: LocalStore,
     /// Fan-out of events to every `EventStream`; sending never blocks (slow streams lag).
@@ -298,6 +308,7 @@ impl Client {
             key: None,
             device: DeviceInfo::default(),
             entry_skill: None,
+            language: None,
             backoff: Backoff::default(),
         }
     }
@@ -651,6 +662,7 @@ async fn hello_frame(shared: &Shared) -> Result<ClientFrame, SdkError> {
         session: None,
         device,
         skill: shared.entry_skill,
+        lang: shared.language.clone(),
     }))
 }
 

@@ -22,16 +22,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard_bus::Bus;
+use switchboard_core::automation::{self, Configured, Template, Trigger, Values};
 use switchboard_core::desk::{
-    AgentFloor, AgentSettings, Change, Desk, DeskSettings, Effect, Input, OpenConversation, Priority, Refusal,
-    SkillFloor, SkillRules, TransferTo, Waiting,
+    AgentFloor, AgentSettings, AutoClose, Change, Desk, DeskSettings, Effect, Input, OpenConversation, Priority,
+    Refusal, SkillFloor, SkillRules, TransferTo, Waiting,
 };
 use switchboard_core::ids::{ANY_SKILL, AgentId, SkillId};
+use switchboard_core::limits::Channel;
 use switchboard_core::policy::{CloseBy, survey_on_close};
 use switchboard_core::routing::{AgentProfile, TransferRefusal};
 use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, ErrorCode, Millis, Side};
 use switchboard_store::{
-    Append, Conversation, ConversationPriority, SkillRouting, Store, StoreError, SystemAppend, User,
+    Append, AutoCloseOutcome, Brand, Conversation, ConversationPriority, SkillRouting, Store, StoreError, SystemAppend,
+    User,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -110,7 +113,9 @@ enum Command {
     /// A user was created or changed.
     AgentChanged(Box<User>),
     /// Brand settings changed.
-    SettingsChanged(DeskSettings),
+    SettingsChanged(Box<Brand>),
+    /// The brand's automatic-message templates changed.
+    TemplatesChanged,
     /// Move a conversation.
     Transfer {
         actor: Box<User>,
@@ -198,6 +203,7 @@ impl Engines {
             boot_ms: self.boot_ms,
             wait_refresh_ms: self.wait_refresh_ms,
             desk: Desk::new(DeskSettings::default()),
+            automation: Automation::default(),
             stopping: self.shutdown.clone(),
         };
         tokio::spawn(engine.run(commands, self.shutdown.clone()));
@@ -289,8 +295,18 @@ impl Engines {
     }
 
     /// The brand's settings changed.
-    pub fn settings_changed(&self, brand: &switchboard_store::Brand) {
-        self.send(&brand.id, Command::SettingsChanged(settings_of(brand, self.wait_refresh_ms)));
+    pub fn settings_changed(&self, brand: &Brand) {
+        self.send(&brand.id, Command::SettingsChanged(Box::new(brand.clone())));
+    }
+
+    /// The brand's automatic-message templates changed.
+    pub fn templates_changed(&self, brand_id: &str) {
+        self.send(brand_id, Command::TemplatesChanged);
+    }
+
+    /// An agent's message was stored in a conversation (the auto-close clock starts).
+    pub fn agent_wrote(&self, brand_id: &str, conversation: ConversationId, at: Millis) {
+        self.send(brand_id, Command::Input(Input::AgentWrote { conversation, at }));
     }
 
     /// Moves a conversation (see [`TransferTarget`]).
@@ -334,8 +350,12 @@ impl Drop for PresenceGuard {
     }
 }
 
-fn settings_of(brand: &switchboard_store::Brand, wait_refresh_ms: Millis) -> DeskSettings {
-    DeskSettings { grace_ms: brand.agent_grace_secs.max(0).saturating_mul(1000), wait_refresh_ms }
+fn settings_of(brand: &Brand, wait_refresh_ms: Millis) -> DeskSettings {
+    let auto_close = brand.auto_close_secs.filter(|secs| *secs > 0).map(|secs| AutoClose {
+        after_ms: secs.saturating_mul(1000),
+        warn_before_ms: brand.auto_close_warn_secs.filter(|warn| *warn > 0).map(|warn| warn.saturating_mul(1000)),
+    });
+    DeskSettings { grace_ms: brand.agent_grace_secs.max(0).saturating_mul(1000), wait_refresh_ms, auto_close }
 }
 
 fn agent_settings_of(user: &User) -> AgentSettings {
@@ -360,6 +380,8 @@ pub fn open_conversation_of(conversation: &Conversation) -> OpenConversation {
         waiting_since: conversation.opened_at,
         agent: conversation.agent_id,
         assigned_at: conversation.assigned_at,
+        last_agent_at: conversation.last_agent_at,
+        last_consumer_at: conversation.last_consumer_at,
     }
 }
 
@@ -376,8 +398,63 @@ struct Engine {
     boot_ms: Millis,
     wait_refresh_ms: Millis,
     desk: Desk,
+    /// What automatic messages need: the brand's templates, name and default language.
+    automation: Automation,
     /// Shutdown: a rebuild stops retrying once the node is stopping (its store is closing).
     stopping: watch::Receiver<bool>,
+}
+
+/// The brand's automatic messages as the engine holds them (reloaded when they change).
+#[derive(Debug, Default)]
+struct Automation {
+    templates: Vec<Configured>,
+    brand_name: String,
+    default_language: String,
+    /// Offer the survey on an auto-close.
+    survey_on_auto_close: bool,
+}
+
+impl Automation {
+    fn of(brand: &Brand, templates: Vec<switchboard_store::AutomaticMessage>) -> Automation {
+        Automation {
+            templates: templates
+                .into_iter()
+                .filter_map(|t| {
+                    Some(Configured {
+                        trigger: Trigger::parse(&t.trigger)?,
+                        skill: t.skill_id,
+                        language: t.language,
+                        enabled: t.enabled,
+                        text: t.text,
+                    })
+                })
+                .collect(),
+            brand_name: brand.name.clone(),
+            default_language: brand.default_language.clone(),
+            survey_on_auto_close: brand.auto_close_survey,
+        }
+    }
+
+    fn refresh(&mut self, brand: &Brand) {
+        self.brand_name = brand.name.clone();
+        self.default_language = brand.default_language.clone();
+        self.survey_on_auto_close = brand.auto_close_survey;
+    }
+
+    /// Whether any template for `trigger` is switched on (a cheap check before any read).
+    fn has(&self, trigger: Trigger) -> bool {
+        self.templates.iter().any(|t| t.trigger == trigger && t.enabled)
+    }
+}
+
+/// What persisting a change came to.
+enum Persisted {
+    Done,
+    /// The conversation is not open (closed meanwhile): nobody hears of the change.
+    NotOpen,
+    /// The store knew more than the desk: this input follows (what it found, or the close
+    /// it carried out).
+    Then(Input),
 }
 
 impl Engine {
@@ -425,6 +502,9 @@ impl Engine {
         let agents = users.iter().map(agent_settings_of).collect();
         let conversations = open.iter().map(open_conversation_of).collect();
         let now = self.clock.now();
+        if let Some(brand) = &brand {
+            self.automation = Automation::of(brand, self.store.automatic_messages(&self.brand_id).await?);
+        }
         let (desk, effects) = Desk::restore(settings, skill_rules, agents, conversations, &sockets, self.boot_ms, now);
         self.desk = desk;
         tracing::debug!(brand_id = %self.brand_id, open = open.len(), "desk rebuilt");
@@ -490,7 +570,20 @@ impl Engine {
                 let _ = reply.send(self.input(Input::AgentChose { agent, state }, 0).await);
             }
             Command::AgentChanged(user) => self.unanswered(Input::Agent(agent_settings_of(&user))).await,
-            Command::SettingsChanged(settings) => self.desk.set_settings(settings),
+            Command::SettingsChanged(brand) => {
+                self.automation.refresh(&brand);
+                let effects = self.desk.set_settings(settings_of(&brand, self.wait_refresh_ms));
+                let _ = self.carry_out(effects, 0).await;
+            }
+            Command::TemplatesChanged => match self.store.automatic_messages(&self.brand_id).await {
+                Ok(templates) => {
+                    let brand = self.store.brand(&self.brand_id).await.ok().flatten();
+                    if let Some(brand) = brand {
+                        self.automation = Automation::of(&brand, templates);
+                    }
+                }
+                Err(error) => tracing::error!(%error, brand_id = %self.brand_id, "could not read automatic messages"),
+            },
             Command::Transfer { actor, conversation, target, reply } => {
                 let _ = reply.send(self.transfer(&actor, conversation, target).await);
             }
@@ -544,8 +637,13 @@ impl Engine {
                 Effect::Persist(change) => {
                     skipping = None;
                     match self.persist(change).await {
-                        Ok(true) => {}
-                        Ok(false) => {
+                        Ok(Persisted::Done) => {}
+                        Ok(Persisted::Then(input)) => {
+                            if let Ok(more) = self.desk.handle(input, self.clock.now()) {
+                                pending.extend(more);
+                            }
+                        }
+                        Ok(Persisted::NotOpen) => {
                             // Not open any more: nobody hears of this change, and the desk
                             // lets the conversation go (which may free a seat).
                             let conversation = changed_conversation(change);
@@ -578,16 +676,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes one change; `Ok(false)` when the conversation is not open.
-    async fn persist(&mut self, change: Change) -> Result<bool, StoreError> {
+    /// Writes one change.
+    async fn persist(&mut self, change: Change) -> Result<Persisted, StoreError> {
         let now = self.clock.now();
+        let done = |stored: bool| if stored { Persisted::Done } else { Persisted::NotOpen };
         match change {
             Change::Assign { conversation, agent } => {
-                let done = self.store.assign(&self.brand_id, conversation, agent, now).await?;
-                if done {
+                let assigned = self.store.assign(&self.brand_id, conversation, agent, now).await?;
+                if assigned {
                     metrics::counter!(crate::metrics::ASSIGNMENTS).increment(1);
                 }
-                Ok(done)
+                Ok(done(assigned))
             }
             Change::Requeue { conversation, skill } => {
                 let before = self.store.conversation(&self.brand_id, conversation).await?;
@@ -605,20 +704,120 @@ impl Engine {
                         .map_or_else(|| "The agent".to_owned(), |u| u.name);
                     self.post_notice(updated, format!("Returned to the queue: {name} is unavailable")).await;
                 }
-                Ok(updated.is_some())
+                Ok(done(updated.is_some()))
             }
             Change::AgentState { agent, state } => {
                 self.store.set_user_state(&self.brand_id, agent, state).await?;
-                Ok(true)
+                Ok(Persisted::Done)
             }
-            Change::Priority { conversation, priority } => {
-                self.store.set_priority(&self.brand_id, conversation, ConversationPriority::of(priority), now).await
-            }
+            Change::Priority { conversation, priority } => Ok(done(
+                self.store.set_priority(&self.brand_id, conversation, ConversationPriority::of(priority), now).await?,
+            )),
             Change::Record { conversation, agent, kind } => {
                 metrics::counter!(crate::metrics::OFFERS_UNANSWERED, "outcome" => kind.as_str()).increment(1);
-                self.store.record_conversation_event(&self.brand_id, conversation, kind.as_str(), agent, now).await
+                Ok(done(
+                    self.store
+                        .record_conversation_event(&self.brand_id, conversation, kind.as_str(), agent, now)
+                        .await?,
+                ))
+            }
+            Change::Notify { conversation, trigger, at, eta, agent } => {
+                if !self.automation.has(trigger) {
+                    return Ok(Persisted::Done);
+                }
+                let Some(stored) = self.store.conversation(&self.brand_id, conversation).await? else {
+                    return Ok(Persisted::NotOpen);
+                };
+                if trigger == Trigger::InactiveWarning
+                    && let Some(activity) = answered_since(&stored, at)
+                {
+                    return Ok(Persisted::Then(activity));
+                }
+                self.notify(&stored, trigger, at, eta, agent).await?;
+                Ok(Persisted::Done)
+            }
+            Change::AutoClose { conversation, since } => {
+                let survey = self.automation.survey_on_auto_close;
+                match self.store.auto_close_conversation(&self.brand_id, conversation, since, survey, now).await? {
+                    AutoCloseOutcome::Closed(closed) => {
+                        metrics::counter!(crate::metrics::AUTO_CLOSED).increment(1);
+                        self.fanout.closed(&closed, 0);
+                        if self.automation.has(Trigger::AutoClosed) {
+                            self.notify(&closed, Trigger::AutoClosed, now, None, None).await?;
+                        }
+                        Ok(Persisted::Then(Input::Closed(conversation)))
+                    }
+                    AutoCloseOutcome::NotOpen => Ok(Persisted::NotOpen),
+                    AutoCloseOutcome::Answered { agent_at, consumer_at } => {
+                        Ok(Persisted::Then(Input::Activity { conversation, agent_at, consumer_at }))
+                    }
+                }
             }
         }
+    }
+
+    /// Stores the brand's automatic message for `trigger` in a conversation, if it has one
+    /// that applies (skill and language), unique by the trigger's key, and shows it.
+    async fn notify(
+        &self,
+        conversation: &Conversation,
+        trigger: Trigger,
+        at: Millis,
+        eta: Option<u32>,
+        agent: Option<AgentId>,
+    ) -> Result<(), StoreError> {
+        let consumer = self.store.consumer(&self.brand_id, conversation.consumer_id).await?;
+        let language = consumer.as_ref().and_then(|c| c.language.clone());
+        let Some(configured) = automation::choose(
+            &self.automation.templates,
+            trigger,
+            conversation.skill_id,
+            language.as_deref(),
+            &self.automation.default_language,
+        ) else {
+            return Ok(());
+        };
+        let limit = Channel::parse(&conversation.channel).unwrap_or(Channel::InApp).max_chars(Side::System);
+        let template = match Template::parse(&configured.text, limit) {
+            Ok(template) => template,
+            Err(error) => {
+                // Checked at save; a channel with a shorter limit can still refuse it.
+                tracing::warn!(%error, trigger = trigger.as_str(), "an automatic message does not fit; not sent");
+                return Ok(());
+            }
+        };
+        let agent_name = match agent.or(conversation.agent_id) {
+            Some(agent) => self.store.user(&self.brand_id, agent).await?.map(|user| user.name),
+            None => None,
+        };
+        let skill_name = match conversation.skill_id {
+            Some(skill) => self.store.skills(&self.brand_id).await?.into_iter().find(|s| s.id == skill).map(|s| s.name),
+            None => None,
+        };
+        let values = Values {
+            consumer_name: consumer.as_ref().and_then(|c| c.name.as_deref()),
+            agent_name: agent_name.as_deref(),
+            wait_secs: eta,
+            skill: skill_name.as_deref(),
+            brand_name: Some(&self.automation.brand_name),
+        };
+        let text = template.render(&values, &configured.language, limit);
+        let append = Append::System(SystemAppend {
+            brand_id: self.brand_id.clone(),
+            conversation_id: conversation.id,
+            text,
+            key: Some(trigger.key(at)),
+        });
+        match self.store.append(append, self.clock.now()).await {
+            Ok(appended) if !appended.duplicate => {
+                metrics::counter!(crate::metrics::AUTOMATIC_MESSAGES, "trigger" => trigger.as_str()).increment(1);
+                self.fanout.message(&self.brand_id, &appended, 0);
+            }
+            Ok(_) => {}
+            Err(switchboard_store::AppendError::Store(error)) => return Err(error),
+            Err(error) => tracing::debug!(%error, "automatic message not stored"),
+        }
+        Ok(())
     }
 
     async fn close(
@@ -638,6 +837,12 @@ impl Engine {
         let closed = self.store.close_conversation(&self.brand_id, conversation, by, survey, self.clock.now()).await?;
         if let Some(closed) = &closed {
             self.fanout.closed(closed, origin);
+            if closed_by == CloseBy::Agent && self.automation.has(Trigger::Resolved) {
+                let now = self.clock.now();
+                if let Err(error) = self.notify(closed, Trigger::Resolved, now, None, None).await {
+                    tracing::error!(%error, conversation, "could not store the resolved message");
+                }
+            }
         }
         // The close is stored; a seat handed on that was not is rebuilt from the store.
         let _ = self.input(Input::Closed(conversation), 0).await;
@@ -712,6 +917,7 @@ impl Engine {
             brand_id: conversation.brand_id.clone(),
             conversation_id: conversation.id,
             text,
+            key: None,
         });
         match self.store.append(append, self.clock.now()).await {
             Ok(appended) => self.fanout.message(&conversation.brand_id, &appended, 0),
@@ -727,10 +933,23 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
     }
 }
 
+/// The activity that stops an inactivity warning about the agent's message at `since`: a
+/// consumer message at or after it, or a later agent message (stored times).
+fn answered_since(conversation: &Conversation, since: Millis) -> Option<Input> {
+    let answered = conversation.last_consumer_at.is_some_and(|at| at >= since)
+        || conversation.last_agent_at.is_some_and(|at| at > since);
+    answered.then_some(Input::Activity {
+        conversation: conversation.id,
+        agent_at: conversation.last_agent_at,
+        consumer_at: conversation.last_consumer_at,
+    })
+}
+
 fn changed_conversation(change: Change) -> Option<ConversationId> {
     match change {
         Change::Assign { conversation, .. } | Change::Requeue { conversation, .. } => Some(conversation),
         Change::Record { conversation, .. } | Change::Priority { conversation, .. } => Some(conversation),
+        Change::Notify { conversation, .. } | Change::AutoClose { conversation, .. } => Some(conversation),
         Change::AgentState { .. } => None,
     }
 }

@@ -31,8 +31,11 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::floor::{Activity, AgentDay};
 pub use crate::metrics::describe as describe_metrics;
 pub use crate::model::*;
+pub use crate::queries::automation::NewAutomaticMessage;
 pub use crate::queries::outbox::OutboxEntry;
-pub use crate::queries::{ApiToken, AppPatch, BrandPatch, CsatError, NewApp, NewBrand, NewUser, SkillPatch, UserPatch};
+pub use crate::queries::{
+    ApiToken, AppPatch, AutoCloseOutcome, BrandPatch, CsatError, NewApp, NewBrand, NewUser, SkillPatch, UserPatch,
+};
 pub use crate::writer::{AgentAppend, AgentTarget, Append, AppendError, Appended, ConsumerAppend, SystemAppend};
 
 /// Storage failures. Callers map these to `internal`/`unavailable` at the API edge, except

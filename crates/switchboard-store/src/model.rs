@@ -19,6 +19,15 @@ pub struct Brand {
     pub agent_grace_secs: i64,
     /// The skill of new conversations whose app names none (`null`: no particular skill).
     pub default_skill_id: Option<i64>,
+    /// Language of automatic messages for consumers whose language has no template.
+    pub default_language: String,
+    /// Close a conversation the consumer has not answered for this long after the agent's
+    /// last message (`null`: never).
+    pub auto_close_secs: Option<i64>,
+    /// Warn the consumer this long before an auto-close (`null`: no warning).
+    pub auto_close_warn_secs: Option<i64>,
+    /// Offer the CSAT survey when a conversation auto-closes.
+    pub auto_close_survey: bool,
     pub created_at: Millis,
 }
 
@@ -216,6 +225,8 @@ pub struct Consumer {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub device: Option<DeviceInfo>,
+    /// BCP 47 language tag from the device, e.g. `de-AT` (automatic messages use it).
+    pub language: Option<String>,
     pub created_at: Millis,
 }
 
@@ -254,6 +265,28 @@ pub struct Conversation {
     pub survey_open: bool,
     pub csat_score: Option<i64>,
     pub csat_comment: Option<String>,
+    /// When an agent last wrote (the auto-close clock starts there).
+    pub last_agent_at: Option<Millis>,
+    /// When the consumer last wrote.
+    pub last_consumer_at: Option<Millis>,
+    /// Closed by the auto-close rule (the consumer stopped answering).
+    pub auto_closed: bool,
+}
+
+/// An automatic-message template of a brand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutomaticMessage {
+    pub id: i64,
+    pub brand_id: String,
+    /// `switchboard_core::automation::Trigger::as_str`.
+    pub trigger: String,
+    /// `None`: brand-wide.
+    pub skill_id: Option<i64>,
+    /// Primary language subtag, e.g. `en`.
+    pub language: String,
+    pub enabled: bool,
+    pub text: String,
+    pub updated_at: Millis,
 }
 
 /// A stored message.

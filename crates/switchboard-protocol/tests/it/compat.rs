@@ -28,7 +28,17 @@ fn check_server(json: &str, expected: ServerFrame) {
 }
 
 fn hello() -> Hello {
-    Hello { v: 1, brand: None, app: None, token: None, anon: None, session: None, device: None, skill: None }
+    Hello {
+        v: 1,
+        brand: None,
+        app: None,
+        token: None,
+        anon: None,
+        session: None,
+        device: None,
+        skill: None,
+        lang: None,
+    }
 }
 
 #[test]

@@ -43,6 +43,7 @@ pub fn consumer_hello() -> Hello {
         session: None,
         device: Some(iphone()),
         skill: None,
+        lang: None,
     }
 }
 
@@ -125,6 +126,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                     device_type: Some("web".into()),
                 }),
                 skill: None,
+                lang: None,
             }),
         ),
         (
@@ -138,6 +140,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 session: None,
                 device: None,
                 skill: None,
+                lang: None,
             }),
         ),
         (
@@ -151,6 +154,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 session: Some(SESSION.into()),
                 device: None,
                 skill: None,
+                lang: None,
             }),
         ),
         (
@@ -164,6 +168,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 session: None,
                 device: None,
                 skill: None,
+                lang: None,
             }),
         ),
         (

@@ -62,8 +62,9 @@ pub(super) async fn get_brand(State(state): State<AppState>, AgentAuth(caller): 
     Ok(Json(state.store.brand(&caller.brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?))
 }
 
-/// Brand settings change; absent fields keep their value.
+/// Brand settings change; absent fields keep their value. Unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BrandSettingsRequest {
     pub name: Option<String>,
     /// Ask consumers for CSAT after an agent resolves.
@@ -76,7 +77,24 @@ pub struct BrandSettingsRequest {
     /// The skill of new conversations whose app names none; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
     pub default_skill_id: Option<Option<i64>>,
+    /// Language (a BCP 47 tag; its primary subtag is kept, e.g. `de`) of automatic messages
+    /// for consumers whose language has no template. Default `en`.
+    pub default_language: Option<String>,
+    /// Close a conversation the consumer has not answered for this many seconds after the
+    /// agent's last message: 60 (1 minute) to 7,776,000 (90 days); `null` turns it off
+    /// (the default). Conversations waiting in the queue never auto-close.
+    #[serde(default, deserialize_with = "nullable")]
+    pub auto_close_secs: Option<Option<i64>>,
+    /// Send the `inactive_warning` automatic message this many seconds before an auto-close
+    /// (at least 60, less than `auto_close_secs`); `null`: no warning.
+    #[serde(default, deserialize_with = "nullable")]
+    pub auto_close_warn_secs: Option<Option<i64>>,
+    /// Offer the CSAT survey when a conversation auto-closes (default false).
+    pub auto_close_survey: Option<bool>,
 }
+
+/// Longest auto-close setting: 90 days.
+const MAX_AUTO_CLOSE_SECS: i64 = 90 * 24 * 3600;
 
 /// Changes brand settings (admin).
 #[utoipa::path(patch, path = "/api/v1/brand", request_body = BrandSettingsRequest, tag = "brands",
@@ -100,12 +118,52 @@ pub(super) async fn patch_brand(
         return Err(ApiError::bad_request(format!("agent_grace_secs must be 0 to 3600 (got {secs})")));
     }
     check_skill(&state, &caller.brand_id, request.default_skill_id.flatten()).await?;
+    let default_language = match &request.default_language {
+        Some(tag) => Some(switchboard_core::automation::language_of(tag).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "default_language must be a language tag such as \"en\" or \"de-AT\" (got {tag:?})"
+            ))
+        })?),
+        None => None,
+    };
+    if let Some(Some(secs)) = request.auto_close_secs
+        && !(60..=MAX_AUTO_CLOSE_SECS).contains(&secs)
+    {
+        return Err(ApiError::bad_request(format!(
+            "auto_close_secs must be 60 (1 minute) to {MAX_AUTO_CLOSE_SECS} (90 days), or null (got {secs})"
+        )));
+    }
+    if request.auto_close_warn_secs.is_some() || request.auto_close_secs.is_some() {
+        let stored =
+            state.store.brand(&caller.brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
+        let after = request.auto_close_secs.unwrap_or(stored.auto_close_secs);
+        let warn = request.auto_close_warn_secs.unwrap_or(stored.auto_close_warn_secs);
+        if let Some(warn) = warn {
+            match after {
+                _ if warn < 60 => {
+                    return Err(ApiError::bad_request(format!(
+                        "auto_close_warn_secs must be at least 60 (got {warn})"
+                    )));
+                }
+                Some(after) if warn >= after => {
+                    return Err(ApiError::bad_request(format!(
+                        "auto_close_warn_secs ({warn}) must be less than auto_close_secs ({after})"
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
     let patch = BrandPatch {
         name: request.name,
         csat_enabled: request.csat_enabled,
         retention_days: request.retention_days,
         agent_grace_secs: request.agent_grace_secs,
         default_skill_id: request.default_skill_id,
+        default_language,
+        auto_close_secs: request.auto_close_secs,
+        auto_close_warn_secs: request.auto_close_warn_secs,
+        auto_close_survey: request.auto_close_survey,
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);

@@ -93,6 +93,14 @@ pub(super) async fn authenticate_consumer(
             ));
         }
     };
+    if let Some(tag) = &hello.lang {
+        if tag.len() > 35 || switchboard_core::automation::language_of(tag).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "lang must be a language tag such as \"en\" or \"de-AT\" (at most 35 characters; got {tag:?})"
+            )));
+        }
+        state.store.set_consumer_language(brand_id, consumer.id, tag).await?;
+    }
     if let Some(device) = &hello.device {
         state.store.set_consumer_device(brand_id, consumer.id, device).await?;
     }

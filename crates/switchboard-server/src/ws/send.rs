@@ -133,6 +133,7 @@ pub(super) async fn finish_agent_send(
             state.fanout.opened_by_agent(brand_id, &appended, &peer.user.name, origin);
         }
         state.fanout.message(brand_id, &appended, origin);
+        state.engines.agent_wrote(brand_id, appended.message.conversation_id, appended.message.created_at);
     }
     Ok(vec![ack(id, &appended.message)])
 }

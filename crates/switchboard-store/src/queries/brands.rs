@@ -13,7 +13,8 @@ impl Store {
     pub async fn create_brand(&self, new: &NewBrand, now: Millis) -> Result<Brand, StoreError> {
         let row = sqlx::query(
             "INSERT INTO brands (id, name, csat_enabled, retention_days, created_at) VALUES ($1, $2, 1, $3, $4)
-             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, created_at",
+             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, default_language, auto_close_secs,
+             auto_close_warn_secs, auto_close_survey, created_at",
         )
         .bind(&new.id)
         .bind(&new.name)
@@ -27,7 +28,8 @@ impl Store {
     /// A brand by id.
     pub async fn brand(&self, brand_id: &str) -> Result<Option<Brand>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, created_at FROM brands WHERE id = $1",
+            "SELECT id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, default_language, auto_close_secs,
+             auto_close_warn_secs, auto_close_survey, created_at FROM brands WHERE id = $1",
         )
         .bind(brand_id)
         .fetch_optional(&self.pool)
@@ -46,9 +48,14 @@ impl Store {
         let row = sqlx::query(
             "UPDATE brands SET name = COALESCE($2, name), csat_enabled = COALESCE($3, csat_enabled),
              retention_days = COALESCE($4, retention_days), agent_grace_secs = COALESCE($5, agent_grace_secs),
-             default_skill_id = CASE WHEN $6 = 1 THEN $7 ELSE default_skill_id END
+             default_skill_id = CASE WHEN $6 = 1 THEN $7 ELSE default_skill_id END,
+             default_language = COALESCE($8, default_language),
+             auto_close_secs = CASE WHEN $9 = 1 THEN $10 ELSE auto_close_secs END,
+             auto_close_warn_secs = CASE WHEN $11 = 1 THEN $12 ELSE auto_close_warn_secs END,
+             auto_close_survey = COALESCE($13, auto_close_survey)
              WHERE id = $1
-             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, created_at",
+             RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, default_language, auto_close_secs,
+             auto_close_warn_secs, auto_close_survey, created_at",
         )
         .bind(brand_id)
         .bind(patch.name.as_deref())
@@ -57,6 +64,12 @@ impl Store {
         .bind(patch.agent_grace_secs)
         .bind(int(patch.default_skill_id.is_some()))
         .bind(patch.default_skill_id.flatten())
+        .bind(patch.default_language.as_deref())
+        .bind(int(patch.auto_close_secs.is_some()))
+        .bind(patch.auto_close_secs.flatten())
+        .bind(int(patch.auto_close_warn_secs.is_some()))
+        .bind(patch.auto_close_warn_secs.flatten())
+        .bind(patch.auto_close_survey.map(int))
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;

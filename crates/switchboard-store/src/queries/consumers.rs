@@ -24,7 +24,7 @@ impl Store {
                name = COALESCE(excluded.name, consumers.name),
                email = COALESCE(excluded.email, consumers.email),
                phone = COALESCE(excluded.phone, consumers.phone)
-             RETURNING id, brand_id, external_id, name, email, phone, device, created_at",
+             RETURNING id, brand_id, external_id, name, email, phone, device, language, created_at",
         )
         .bind(brand_id)
         .bind(external_id)
@@ -44,7 +44,7 @@ impl Store {
         external_id: &str,
     ) -> Result<Option<Consumer>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, brand_id, external_id, name, email, phone, device, created_at FROM consumers
+            "SELECT id, brand_id, external_id, name, email, phone, device, language, created_at FROM consumers
              WHERE brand_id = $1 AND external_id = $2",
         )
         .bind(brand_id)
@@ -57,7 +57,7 @@ impl Store {
     /// A consumer by id.
     pub async fn consumer(&self, brand_id: &str, consumer_id: i64) -> Result<Option<Consumer>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, brand_id, external_id, name, email, phone, device, created_at FROM consumers
+            "SELECT id, brand_id, external_id, name, email, phone, device, language, created_at FROM consumers
              WHERE brand_id = $1 AND id = $2",
         )
         .bind(brand_id)
@@ -79,6 +79,22 @@ impl Store {
             .bind(brand_id)
             .bind(consumer_id)
             .bind(json)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the language a consumer's device speaks (a BCP 47 tag).
+    pub async fn set_consumer_language(
+        &self,
+        brand_id: &str,
+        consumer_id: i64,
+        language: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE consumers SET language = $3 WHERE brand_id = $1 AND id = $2")
+            .bind(brand_id)
+            .bind(consumer_id)
+            .bind(language)
             .execute(&self.pool)
             .await?;
         Ok(())

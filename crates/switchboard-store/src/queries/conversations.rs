@@ -297,6 +297,48 @@ impl Store {
         Ok(Some(closed))
     }
 
+    /// Closes a conversation as auto-closed, only if the consumer has not written since the
+    /// agent's message at `since` (and no agent wrote after it): checked by the statement
+    /// that closes, so a consumer message committed just before is never overrun. Records
+    /// `auto_closed` in the event log.
+    pub async fn auto_close_conversation(
+        &self,
+        brand_id: &str,
+        id: ConversationId,
+        since: Millis,
+        survey: bool,
+        now: Millis,
+    ) -> Result<AutoCloseOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE conversations SET status = 'closed', closed_at = $3, closed_by = 's', survey_open = $4,
+               auto_closed = 1
+             WHERE brand_id = $1 AND id = $2 AND status = 'open' AND agent_id IS NOT NULL
+               AND (last_consumer_at IS NULL OR last_consumer_at < $5) AND (last_agent_at IS NULL OR last_agent_at <= $5)
+             RETURNING {CONVERSATION_COLUMNS}"
+        )))
+        .bind(brand_id)
+        .bind(id)
+        .bind(now)
+        .bind(int(survey))
+        .bind(since)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            drop(tx);
+            return Ok(match self.conversation(brand_id, id).await? {
+                Some(c) if c.status == ConversationStatus::Open => {
+                    AutoCloseOutcome::Answered { agent_at: c.last_agent_at, consumer_at: c.last_consumer_at }
+                }
+                _ => AutoCloseOutcome::NotOpen,
+            });
+        };
+        let closed = conversation_from_row(&row)?;
+        record_event(&mut tx, brand_id, id, "auto_closed", closed.agent_id, closed.skill_id, now).await?;
+        tx.commit().await?;
+        Ok(AutoCloseOutcome::Closed(closed))
+    }
+
     /// Records a cumulative receipt by `reader` (never moves backwards, never past the last
     /// message). Returns whether it moved.
     pub async fn record_receipt(

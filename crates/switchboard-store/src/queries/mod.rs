@@ -4,6 +4,7 @@
 //! module holds the parameter types, the column lists and the row decoders they share.
 
 mod apps;
+pub(crate) mod automation;
 mod brands;
 mod consumers;
 mod conversations;
@@ -41,6 +42,12 @@ pub struct BrandPatch {
     pub agent_grace_secs: Option<i64>,
     /// `Some(None)` clears it.
     pub default_skill_id: Option<Option<i64>>,
+    pub default_language: Option<String>,
+    /// `Some(None)`: never auto-close.
+    pub auto_close_secs: Option<Option<i64>>,
+    /// `Some(None)`: no warning.
+    pub auto_close_warn_secs: Option<Option<i64>>,
+    pub auto_close_survey: Option<bool>,
 }
 
 /// New app.
@@ -115,10 +122,23 @@ pub enum CsatError {
     Store(#[from] StoreError),
 }
 
+/// What [`Store::auto_close_conversation`](crate::Store::auto_close_conversation) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoCloseOutcome {
+    /// Closed as auto-closed.
+    Closed(Conversation),
+    /// It was not open (closed meanwhile).
+    NotOpen,
+    /// Someone wrote after the agent's message the close was about: these are the stored
+    /// times, to restart the clock from.
+    Answered { agent_at: Option<Millis>, consumer_at: Option<Millis> },
+}
+
 pub(crate) const CONVERSATION_COLUMNS: &str =
     "id, brand_id, consumer_id, app_id, channel, skill_id, status, priority, opened_at, closed_at,
     closed_by, agent_id, assigned_at, first_response_at, last_seq, last_message_at, consumer_delivered_seq,
-    consumer_read_seq, agent_delivered_seq, agent_read_seq, survey_open, csat_score, csat_comment";
+    consumer_read_seq, agent_delivered_seq, agent_read_seq, survey_open, csat_score, csat_comment, last_agent_at,
+    last_consumer_at, auto_closed";
 
 const USER_COLUMNS: &str =
     "id, brand_id, email, name, role, password_hash, max_concurrent, state, disabled, created_at";
@@ -153,6 +173,10 @@ fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
         retention_days: row.try_get("retention_days")?,
         agent_grace_secs: row.try_get("agent_grace_secs")?,
         default_skill_id: row.try_get("default_skill_id")?,
+        default_language: row.try_get("default_language")?,
+        auto_close_secs: row.try_get("auto_close_secs")?,
+        auto_close_warn_secs: row.try_get("auto_close_warn_secs")?,
+        auto_close_survey: flag(row, "auto_close_survey")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -201,6 +225,7 @@ fn consumer_from_row(row: &AnyRow) -> Result<Consumer, StoreError> {
         email: row.try_get("email")?,
         phone: row.try_get("phone")?,
         device: device.and_then(|json| serde_json::from_str(&json).ok()),
+        language: row.try_get("language")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -231,6 +256,9 @@ pub(crate) fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreE
         survey_open: flag(row, "survey_open")?,
         csat_score: row.try_get("csat_score")?,
         csat_comment: row.try_get("csat_comment")?,
+        last_agent_at: row.try_get("last_agent_at")?,
+        last_consumer_at: row.try_get("last_consumer_at")?,
+        auto_closed: flag(row, "auto_closed")?,
     })
 }
 

@@ -54,12 +54,15 @@ pub struct AgentAppend {
     pub text: String,
 }
 
-/// A system notice in a conversation (no idempotency id).
+/// A system notice in a conversation.
 #[derive(Debug, Clone)]
 pub struct SystemAppend {
     pub brand_id: String,
     pub conversation_id: ConversationId,
     pub text: String,
+    /// Unique in the conversation (an automatic message: `switchboard_core::automation::Trigger::key`):
+    /// a notice whose key was stored before is not stored again. `None`: always stored.
+    pub key: Option<String>,
 }
 
 /// One append request.
@@ -171,6 +174,12 @@ pub(crate) trait WriteTx {
         author_id: i64,
         client_id: &str,
     ) -> Result<Option<StoredMessage>, StoreError>;
+    /// The keyed system notice stored under `key` in the conversation, if any.
+    async fn find_keyed_notice(
+        &mut self,
+        conversation_id: ConversationId,
+        key: &str,
+    ) -> Result<Option<StoredMessage>, StoreError>;
     /// The consumer's open conversation and its agent.
     async fn open_conversation_of(
         &mut self,
@@ -216,7 +225,9 @@ pub(crate) async fn apply(tx: &mut impl WriteTx, append: &Append, now: Millis) -
             &a.brand_id,
             AppendRequest::Agent { agent: a.agent_id, may_write_unassigned: a.may_write_unassigned, target: a.target },
         ),
-        Append::System(a) => (&a.brand_id, AppendRequest::System { conversation: a.conversation_id }),
+        Append::System(a) => {
+            (&a.brand_id, AppendRequest::System { conversation: a.conversation_id, keyed: a.key.is_some() })
+        }
     };
     let mut plan = AppendPlan::new(request);
     let mut step = plan.first();
@@ -244,8 +255,11 @@ pub(crate) async fn apply(tx: &mut impl WriteTx, append: &Append, now: Millis) -
                 let (side, author_id, client_id) = match append {
                     Append::Consumer(a) => (Side::Consumer, a.consumer_id, &a.client_id),
                     Append::Agent(a) => (Side::Agent, a.agent_id, &a.client_id),
-                    Append::System(_) => {
-                        return Err(StoreError::Corrupt("notices have no idempotency id".into()).into());
+                    Append::System(a) => {
+                        let key = a.key.as_deref().unwrap_or_default();
+                        message = tx.find_keyed_notice(a.conversation_id, key).await?;
+                        step = plan.next(Answer::Duplicate(message.as_ref().map(|m| m.conversation_id)));
+                        continue;
                     }
                 };
                 message = tx.find_duplicate(brand_id, side, author_id, client_id).await?;
@@ -296,7 +310,7 @@ pub(crate) async fn apply(tx: &mut impl WriteTx, append: &Append, now: Millis) -
                         author_id: None,
                         author_name: None,
                         text: &a.text,
-                        client_id: None,
+                        client_id: a.key.as_deref(),
                     },
                 };
                 message = tx.insert_message(&new, now).await?;

@@ -95,6 +95,15 @@ impl WriteTx for AnyConnection {
         row.map(|row| crate::message_from_row(&row)).transpose()
     }
 
+    async fn find_keyed_notice(
+        &mut self,
+        conversation_id: ConversationId,
+        key: &str,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let row = sqlx::query(FIND_KEYED_NOTICE).bind(conversation_id).bind(key).fetch_optional(&mut *self).await?;
+        row.map(|row| crate::message_from_row(&row)).transpose()
+    }
+
     async fn open_conversation_of(
         &mut self,
         brand_id: &str,
@@ -182,7 +191,13 @@ impl WriteTx for AnyConnection {
             AppendTo::Open => BUMP_SEQ_IF_OPEN,
             AppendTo::Any => BUMP_SEQ,
         };
-        let Some(row) = sqlx::query(bump).bind(new.conversation_id).bind(now).fetch_optional(&mut *self).await? else {
+        let Some(row) = sqlx::query(bump)
+            .bind(new.conversation_id)
+            .bind(now)
+            .bind(new.side.as_str())
+            .fetch_optional(&mut *self)
+            .await?
+        else {
             return Ok(None);
         };
         let seq: i64 = row.try_get(0)?;
@@ -233,10 +248,17 @@ pub(crate) const INSERT_OPENED_EVENT: &str = "INSERT INTO conversation_events
 pub(crate) const INSERT_CONVERSATION: &str = "INSERT INTO conversations
     (brand_id, consumer_id, app_id, channel, skill_id, status, opened_at, last_message_at, agent_id, assigned_at)
     VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8) RETURNING id";
-pub(crate) const BUMP_SEQ_IF_OPEN: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2
+/// Takes the next seq of an open conversation and stamps who wrote when (`$3`: the side, `a` or `c`).
+pub(crate) const BUMP_SEQ_IF_OPEN: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2,
+    last_agent_at = CASE WHEN $3 = 'a' THEN $2 ELSE last_agent_at END,
+    last_consumer_at = CASE WHEN $3 = 'c' THEN $2 ELSE last_consumer_at END
     WHERE id = $1 AND status = 'open' RETURNING last_seq";
-pub(crate) const BUMP_SEQ: &str =
-    "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2 WHERE id = $1 RETURNING last_seq";
+/// The same for any conversation (system notices; `$3` is `s`, stamping nothing).
+pub(crate) const BUMP_SEQ: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2
+    WHERE id = $1 AND $3 = 's' RETURNING last_seq";
+/// A keyed system notice (an automatic message) stored before in the conversation.
+pub(crate) const FIND_KEYED_NOTICE: &str = "SELECT conversation_id, seq, side, author_id, author_name, text,
+    client_id, created_at FROM messages WHERE conversation_id = $1 AND side = 's' AND client_id = $2";
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages
     (conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";

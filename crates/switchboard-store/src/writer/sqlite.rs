@@ -14,8 +14,8 @@ use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
 use super::pg::{
-    BUMP_SEQ, BUMP_SEQ_IF_OPEN, INSERT_CONVERSATION, INSERT_MESSAGE, INSERT_OPENED_EVENT, INSERT_PUSH,
-    SET_FIRST_RESPONSE,
+    BUMP_SEQ, BUMP_SEQ_IF_OPEN, FIND_KEYED_NOTICE, INSERT_CONVERSATION, INSERT_MESSAGE, INSERT_OPENED_EVENT,
+    INSERT_PUSH, SET_FIRST_RESPONSE,
 };
 use super::{
     AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply, next_batch,
@@ -104,6 +104,39 @@ fn run(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
     });
 }
 
+/// A message row as read: `conversation_id, seq, side, author_id, author_name, text, client_id,
+/// created_at`.
+struct MessageRow(i64, i64, String, Option<i64>, Option<String>, String, Option<String>, i64);
+
+impl MessageRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+        Ok(MessageRow(
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+        ))
+    }
+
+    fn into_message(self) -> Result<StoredMessage, StoreError> {
+        let MessageRow(conversation_id, seq, side, author_id, author_name, text, client_id, created_at) = self;
+        Ok(StoredMessage {
+            conversation_id,
+            seq,
+            side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+            author_id,
+            author_name,
+            text,
+            client_id,
+            created_at,
+        })
+    }
+}
+
 struct SqliteTx {
     conn: Connection,
 }
@@ -150,33 +183,18 @@ impl WriteTx for SqliteTx {
             "SELECT conversation_id, seq, side, author_id, author_name, text, client_id, created_at
              FROM messages WHERE brand_id = $1 AND side = $2 AND author_id = $3 AND client_id = $4",
             &[("$1", &brand_id), ("$2", &side.as_str()), ("$3", &author_id), ("$4", &client_id)],
-            |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<i64>>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, Option<String>>(6)?,
-                    row.get::<_, i64>(7)?,
-                ))
-            },
+            MessageRow::read,
         )?;
-        found
-            .map(|(conversation_id, seq, side, author_id, author_name, text, client_id, created_at)| {
-                Ok(StoredMessage {
-                    conversation_id,
-                    seq,
-                    side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
-                    author_id,
-                    author_name,
-                    text,
-                    client_id,
-                    created_at,
-                })
-            })
-            .transpose()
+        found.map(MessageRow::into_message).transpose()
+    }
+
+    async fn find_keyed_notice(
+        &mut self,
+        conversation_id: ConversationId,
+        key: &str,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let found = self.row_opt(FIND_KEYED_NOTICE, &[("$1", &conversation_id), ("$2", &key)], MessageRow::read)?;
+        found.map(MessageRow::into_message).transpose()
     }
 
     async fn open_conversation_of(
@@ -255,7 +273,9 @@ impl WriteTx for SqliteTx {
             AppendTo::Any => BUMP_SEQ,
         };
         let Some(seq) =
-            self.row_opt(bump, &[("$1", &new.conversation_id), ("$2", &now)], |row| row.get::<_, i64>(0))?
+            self.row_opt(bump, &[("$1", &new.conversation_id), ("$2", &now), ("$3", &new.side.as_str())], |row| {
+                row.get::<_, i64>(0)
+            })?
         else {
             return Ok(None);
         };

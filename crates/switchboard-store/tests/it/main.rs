@@ -67,6 +67,7 @@ mod harness;
 mod support;
 
 mod agents;
+mod automation;
 mod conversations;
 mod directory;
 mod floor;

@@ -238,8 +238,12 @@ async fn system_notices_take_the_next_seq(store: Store) {
     let alice = brand.consumer("alice").await;
     let conversation = brand.say(alice, "c1", "hello", T0).await.message.conversation_id;
 
-    let notice =
-        SystemAppend { brand_id: "acme".to_owned(), conversation_id: conversation, text: "assigned".to_owned() };
+    let notice = SystemAppend {
+        brand_id: "acme".to_owned(),
+        conversation_id: conversation,
+        text: "assigned".to_owned(),
+        key: None,
+    };
     let appended = store.append(Append::System(notice.clone()), T0 + SECOND).await.unwrap();
     assert_eq!(appended.message.seq, 2);
     assert_eq!(appended.message.side, Side::System);
@@ -251,8 +255,12 @@ async fn system_notices_take_the_next_seq(store: Store) {
     let again = store.append(Append::System(notice), T0 + 2 * SECOND).await.unwrap();
     assert_eq!(again.message.seq, 3);
 
-    let missing =
-        SystemAppend { brand_id: "acme".to_owned(), conversation_id: conversation + 1000, text: "x".to_owned() };
+    let missing = SystemAppend {
+        brand_id: "acme".to_owned(),
+        conversation_id: conversation + 1000,
+        text: "x".to_owned(),
+        key: None,
+    };
     let error = store.append(Append::System(missing), T0).await.unwrap_err();
     assert!(matches!(error, AppendError::ConversationNotFound), "{error:?}");
 

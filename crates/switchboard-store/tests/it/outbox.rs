@@ -26,7 +26,8 @@ async fn a_message_to_a_consumer_with_a_device_queues_one_push(store: Store) {
     let reply = brand.reply(&agent, AgentTarget::Conversation(c), "r1", "on it", T0 + SECOND).await.unwrap();
     let again = brand.reply(&agent, AgentTarget::Conversation(c), "r1", "on it", T0 + 2 * SECOND).await.unwrap();
     assert!(again.duplicate);
-    let notice = Append::System(SystemAppend { brand_id: "acme".into(), conversation_id: c, text: "Moved".into() });
+    let notice =
+        Append::System(SystemAppend { brand_id: "acme".into(), conversation_id: c, text: "Moved".into(), key: None });
     store.append(notice, T0 + 3 * SECOND).await.unwrap();
 
     let claimed = store.claim_outbox("push", T0 + 10 * SECOND, 30 * SECOND, 10).await.unwrap();

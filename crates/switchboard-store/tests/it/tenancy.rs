@@ -65,7 +65,8 @@ async fn a_brand_cannot_read_or_change_another_brands_conversation(store: Store)
         };
         assert!(expected, "{target:?}: {error:?}");
     }
-    let notice = SystemAppend { brand_id: "brand-b".to_owned(), conversation_id: id, text: "intrusion".to_owned() };
+    let notice =
+        SystemAppend { brand_id: "brand-b".to_owned(), conversation_id: id, text: "intrusion".to_owned(), key: None };
     let error = store.append(Append::System(notice), T0 + SECOND).await.unwrap_err();
     assert!(matches!(error, AppendError::ConversationNotFound), "{error:?}");
 

@@ -1,0 +1,33 @@
+-- Automation on the desk: automatic messages (templates per trigger, skill and language),
+-- auto-close (a brand setting), the consumer's language, and the times the auto-close clock
+-- is derived from, so that timers survive a restart.
+ALTER TABLE brands ADD COLUMN default_language TEXT NOT NULL DEFAULT 'en';
+-- NULL: conversations never auto-close.
+ALTER TABLE brands ADD COLUMN auto_close_secs INTEGER;
+-- NULL: no warning before an auto-close.
+ALTER TABLE brands ADD COLUMN auto_close_warn_secs INTEGER;
+ALTER TABLE brands ADD COLUMN auto_close_survey INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE conversations ADD COLUMN last_agent_at INTEGER;
+ALTER TABLE conversations ADD COLUMN last_consumer_at INTEGER;
+ALTER TABLE conversations ADD COLUMN auto_closed INTEGER NOT NULL DEFAULT 0;
+
+-- BCP 47 tag from the consumer's device (or token), e.g. "de-AT".
+ALTER TABLE consumers ADD COLUMN language TEXT;
+
+-- System messages with a key (automatic messages) are stored once per key and conversation.
+CREATE UNIQUE INDEX messages_system_key ON messages (conversation_id, client_id)
+    WHERE side = 's' AND client_id IS NOT NULL;
+
+CREATE TABLE automatic_messages (
+    id INTEGER PRIMARY KEY,
+    brand_id TEXT NOT NULL REFERENCES brands(id),
+    trigger TEXT NOT NULL,
+    -- NULL: brand-wide.
+    skill_id INTEGER REFERENCES skills(id),
+    language TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX automatic_messages_key ON automatic_messages (brand_id, trigger, COALESCE(skill_id, 0), language);
