@@ -6,6 +6,9 @@
 //! - `limits`: per-channel message length limits.
 //! - `routing`: the router (queues per skill, least-loaded assignment, transfers).
 //! - `wait`: the estimated wait and when a new one is worth telling.
+//! - `hours`: business hours (weekly shifts and dated exceptions in an IANA time zone),
+//!   validated into a `Schedule` that answers "open at t?", "next change after t?" and "how much
+//!   of [from, to) is open?".
 //! - `conversation`: where an open conversation stands.
 //! - `append`: the rules of an append (which conversation, who may write, idempotency), as a
 //!   plan the store's writer drives one statement at a time.
@@ -17,6 +20,7 @@
 pub mod append;
 pub mod conversation;
 pub mod desk;
+pub mod hours;
 pub mod ids;
 pub mod limits;
 pub mod policy;
