@@ -418,7 +418,8 @@ impl Schedule {
 
     /// The next instant after `at` at which [`Schedule::is_open`] flips, looking at most
     /// [`SEARCH_DAYS`] local days ahead; `None` when it does not flip in that time (24/7 or
-    /// never open).
+    /// never open). The worst case, a schedule open all week, converts every shift of the
+    /// [`SEARCH_DAYS`] days (well under a millisecond); callers may keep the answer until it passes.
     pub fn next_change(&self, at: Millis) -> Option<Millis> {
         if matches!(self.rules, Rules::Always) {
             return None;
@@ -446,7 +447,8 @@ impl Schedule {
         if self.is_open(at) { Some(at) } else { self.next_change(at) }
     }
 
-    /// How many milliseconds of `[from, to)` are open; 0 when `to <= from`.
+    /// How many milliseconds of `[from, to)` are open; 0 when `to <= from`. The cost is linear
+    /// in the local days the span covers (a few microseconds a day), so keep spans realistic.
     pub fn open_millis_between(&self, from: Millis, to: Millis) -> Millis {
         if to <= from {
             return 0;
