@@ -6,6 +6,9 @@
 //! - `limits`: per-channel message length limits.
 //! - `routing`: the router (queues per skill, least-loaded assignment, transfers).
 //! - `wait`: the estimated wait and when a new one is worth telling.
+//! - `hours`: business hours (weekly shifts and dated exceptions in an IANA time zone),
+//!   validated into a `Schedule` that answers "open at t?", "next change after t?" and "how much
+//!   of [from, to) is open?".
 //! - `conversation`: where an open conversation stands.
 //! - `append`: the rules of an append (which conversation, who may write, idempotency), as a
 //!   plan the store's writer drives one statement at a time.
@@ -20,6 +23,7 @@ pub mod append;
 pub mod automation;
 pub mod conversation;
 pub mod desk;
+pub mod hours;
 pub mod ids;
 pub mod limits;
 pub mod policy;
@@ -39,7 +43,13 @@ mod tidy {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
         let dependencies = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
-        let allowed = ["serde", "thiserror", "switchboard-protocol"];
+        let allowed = [
+            "serde",
+            "thiserror",
+            "switchboard-protocol",
+            // Time-zone arithmetic with a bundled tz database: computation, not IO.
+            "jiff",
+        ];
         for line in dependencies.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')) {
             let name = line.split(['.', '=', ' ']).next().unwrap();
             assert!(allowed.contains(&name), "switchboard-core must not depend on {name:?} (sans-IO)");
