@@ -10,6 +10,8 @@
 //! - `append`: the rules of an append (which conversation, who may write, idempotency), as a
 //!   plan the store's writer drives one statement at a time.
 //! - `policy`: who may act on or read a conversation, and when the survey is offered.
+//! - `report`: the arithmetic of the dashboard and history reports (ranges, hour buckets,
+//!   percentiles, CSAT, staffing, totals).
 //! - `desk`: one brand's desk (router + open conversations + agent presence + timers),
 //!   driven by `Desk::handle(input, now) -> effects`; the server's engine carries the
 //!   effects out (persist, then emit).
@@ -20,6 +22,7 @@ pub mod desk;
 pub mod ids;
 pub mod limits;
 pub mod policy;
+pub mod report;
 pub mod routing;
 pub mod wait;
 

@@ -1,7 +1,9 @@
 //! REST for running the floor: the agent's inbox and the roster (who can take a transfer),
 //! transfers, the manager's live dashboard and the history reports with CSV export. The
 //! dashboard reads the routing engine (queue, agents, loads) and the store (today's
-//! resolved conversations, first responses, CSAT); reports read the store only.
+//! resolved conversations, first responses, CSAT); reports read the store only. The
+//! arithmetic (range rules, hour buckets, percentiles, staffing, totals) is
+//! `switchboard_core::report`; this module reads, converts to the REST types and formats CSV.
 
 use std::collections::HashMap;
 
@@ -12,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use switchboard_core::limits::Channel;
+use switchboard_core::report::{self as core_report, ConversationTimes, RangeError, ReportRange, Staffed, Staffing};
 use switchboard_core::routing::ANY_SKILL;
 use switchboard_protocol::{AgentState, ErrorCode, Message, Millis, Side};
 use switchboard_store::{Consumer, Conversation, ConversationPriority, Role, Skill, User};
@@ -23,12 +26,6 @@ use crate::engine::TransferTarget;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{AppState, now_ms};
 
-const HOUR_MS: Millis = 3_600_000;
-const DAY_MS: Millis = 24 * HOUR_MS;
-/// Longest report range.
-pub const MAX_REPORT_DAYS: i64 = 92;
-/// 9999-12-31T23:59:59.999Z: the last moment reports accept.
-const LAST_MILLISECOND: Millis = 253_402_300_799_999;
 /// Most conversations one report reads.
 pub const MAX_REPORT_CONVERSATIONS: u32 = 100_000;
 
@@ -279,6 +276,13 @@ pub struct StateCounts {
     pub offline: u32,
 }
 
+impl From<core_report::StateCounts> for StateCounts {
+    fn from(counts: core_report::StateCounts) -> StateCounts {
+        let core_report::StateCounts { online, away, back_soon, offline } = counts;
+        StateCounts { online, away, back_soon, offline }
+    }
+}
+
 /// One skill's queue and staffing.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SkillFloor {
@@ -330,11 +334,9 @@ pub struct CsatSummary {
     pub distribution: [i64; 5],
 }
 
-impl CsatSummary {
-    fn from_distribution(distribution: [i64; 5]) -> CsatSummary {
-        let responses: i64 = distribution.iter().sum();
-        let points: i64 = distribution.iter().zip(1..).map(|(count, score)| count * score).sum();
-        let average = (responses > 0).then(|| (points as f64 / responses as f64 * 100.0).round() / 100.0);
+impl From<core_report::CsatSummary> for CsatSummary {
+    fn from(csat: core_report::CsatSummary) -> CsatSummary {
+        let core_report::CsatSummary { responses, average, distribution } = csat;
         CsatSummary { responses, average, distribution }
     }
 }
@@ -347,6 +349,13 @@ pub struct FloorTotals {
     pub assigned: u32,
     pub resolved_today: i64,
     pub longest_wait_secs: Option<i64>,
+}
+
+impl From<core_report::FloorTotals> for FloorTotals {
+    fn from(totals: core_report::FloorTotals) -> FloorTotals {
+        let core_report::FloorTotals { queued, open, assigned, resolved_today, longest_wait_secs } = totals;
+        FloorTotals { queued, open, assigned, resolved_today, longest_wait_secs }
+    }
 }
 
 /// The live floor.
@@ -371,17 +380,14 @@ async fn dashboard(
     Q(query): Q<DashboardQuery>,
 ) -> ApiResult<Json<Dashboard>> {
     let now = now_ms();
-    let since = query.since.unwrap_or(now - now.rem_euclid(DAY_MS));
-    if since > now || now.saturating_sub(since) > 2 * DAY_MS {
-        return Err(ApiError::bad_request("since must be within the last 48 hours (the start of today)"));
-    }
+    let since = core_report::dashboard_since(query.since, now).map_err(range_error)?;
     let brand_id = &caller.brand_id;
     let skills = state.store.skills(brand_id).await?;
     let users = state.store.users(brand_id).await?;
     let open_by_skill: HashMap<Option<i64>, i64> = state.store.open_by_skill(brand_id).await?.into_iter().collect();
     let days: HashMap<i64, switchboard_store::AgentDay> =
         state.store.agent_days(brand_id, since).await?.into_iter().collect();
-    let csat = CsatSummary::from_distribution(state.store.csat_since(brand_id, since).await?);
+    let csat = core_report::CsatSummary::from_distribution(state.store.csat_since(brand_id, since).await?).into();
     let declined: HashMap<i64, i64> =
         state.store.events_per_agent(brand_id, "offer_declined", since).await?.into_iter().collect();
     let expired: HashMap<i64, i64> =
@@ -391,6 +397,20 @@ async fn dashboard(
     let floor = state.engines.floor(brand_id, skill_ids).await;
     let views: HashMap<i64, &switchboard_core::desk::AgentFloor> =
         floor.agents.iter().map(|view| (view.agent, view)).collect();
+
+    let staffed: Vec<Staffed<'_>> = users
+        .iter()
+        .map(|user| {
+            let view = views.get(&user.id);
+            Staffed {
+                skills: &user.skills,
+                max_concurrent: user.max_concurrent,
+                disabled: user.disabled,
+                state: view.map_or(AgentState::Offline, |view| view.presence.state),
+                load: view.map_or(0, |view| view.load),
+            }
+        })
+        .collect();
 
     let mut rows: Vec<(Option<i64>, String)> = skills.iter().map(|s| (Some(s.id), s.name.clone())).collect();
     let unrouted_waiting = floor.skills.get(&ANY_SKILL).is_some_and(|skill| skill.queue.depth > 0);
@@ -403,33 +423,15 @@ async fn dashboard(
             let key = id.unwrap_or(ANY_SKILL);
             let skill_floor = floor.skills.get(&key).copied();
             let queue = skill_floor.map(|skill| skill.queue).unwrap_or_default();
-            let mut counts = StateCounts::default();
-            let (mut load, mut capacity) = (0, 0);
-            for user in users.iter().filter(|u| !u.disabled && u.max_concurrent > 0) {
-                if id.is_some_and(|id| !user.skills.contains(&id)) {
-                    continue;
-                }
-                let view = views.get(&user.id);
-                let state = view.map_or(AgentState::Offline, |view| view.presence.state);
-                match state {
-                    AgentState::Online => counts.online += 1,
-                    AgentState::Away => counts.away += 1,
-                    AgentState::BackSoon => counts.back_soon += 1,
-                    AgentState::Offline => counts.offline += 1,
-                }
-                if state == AgentState::Online {
-                    load += view.map_or(0, |view| view.load);
-                    capacity += u32::try_from(user.max_concurrent).unwrap_or(0);
-                }
-            }
+            let staffing = Staffing::of(id, staffed.iter().copied());
             SkillFloor {
                 queue_depth: u32::try_from(queue.depth).unwrap_or(u32::MAX),
-                longest_wait_secs: queue.oldest.map(|oldest| (now - oldest) / 1000),
+                longest_wait_secs: core_report::wait_secs(queue.oldest, now),
                 estimated_wait_secs: skill_floor.and_then(|skill| skill.eta_new),
                 open: open_by_skill.get(&id).copied().unwrap_or(0),
-                agents: counts,
-                load,
-                capacity,
+                agents: staffing.agents.into(),
+                load: staffing.load,
+                capacity: staffing.capacity,
                 id,
                 name,
             }
@@ -452,25 +454,20 @@ async fn dashboard(
                 max_concurrent: user.max_concurrent,
                 skills: user.skills.clone(),
                 resolved_today: day.resolved,
-                avg_first_response_secs: (day.responded > 0).then(|| day.first_response_ms / day.responded / 1000),
+                avg_first_response_secs: core_report::avg_first_response_secs(day.responded, day.first_response_ms),
                 offers_declined_today: declined.get(&user.id).copied().unwrap_or(0),
                 offers_expired_today: expired.get(&user.id).copied().unwrap_or(0),
             }
         })
         .collect();
-    let queued: usize = floor.skills.values().map(|skill| skill.queue.depth).sum();
-    let totals = FloorTotals {
-        queued: u32::try_from(queued).unwrap_or(u32::MAX),
-        open: open_by_skill.values().sum(),
-        assigned: floor.agents.iter().map(|view| view.load).sum(),
-        resolved_today: days.values().map(|day| day.resolved).sum(),
-        longest_wait_secs: floor
-            .skills
-            .values()
-            .filter_map(|skill| skill.queue.oldest)
-            .min()
-            .map(|oldest| (now - oldest) / 1000),
-    };
+    let totals = core_report::FloorTotals::of(
+        floor.skills.values().map(|skill| skill.queue),
+        open_by_skill.values().copied(),
+        floor.agents.iter().map(|view| view.load),
+        days.values().map(|day| day.resolved),
+        now,
+    )
+    .into();
     Ok(Json(Dashboard { generated_at: now, since, skills: skill_floors, agents, csat, totals }))
 }
 
@@ -489,23 +486,13 @@ pub struct ReportQuery {
 }
 
 impl ReportQuery {
-    fn check(&self) -> ApiResult<()> {
-        if self.from < 0 || self.to > LAST_MILLISECOND {
-            return Err(ApiError::bad_request(
-                "from and to must be between 1970 and 9999 (milliseconds since the epoch)",
-            ));
-        }
-        if self.to <= self.from {
-            return Err(ApiError::bad_request("to must be after from"));
-        }
-        if self.to - self.from > MAX_REPORT_DAYS * DAY_MS {
-            return Err(ApiError::bad_request(format!("a report covers at most {MAX_REPORT_DAYS} days")));
-        }
-        if self.tz_offset.is_some_and(|offset| offset.abs() > 14 * 60) {
-            return Err(ApiError::bad_request("tz_offset must be -840 to 840 minutes"));
-        }
-        Ok(())
+    fn range(&self) -> ApiResult<ReportRange> {
+        ReportRange::new(self.from, self.to, self.tz_offset).map_err(range_error)
     }
+}
+
+fn range_error(error: RangeError) -> ApiError {
+    ApiError::bad_request(error.to_string())
 }
 
 /// Conversations opened and closed in one hour.
@@ -515,6 +502,13 @@ pub struct HourBucket {
     pub hour: Millis,
     pub opened: u32,
     pub closed: u32,
+}
+
+impl From<core_report::HourBucket> for HourBucket {
+    fn from(bucket: core_report::HourBucket) -> HourBucket {
+        let core_report::HourBucket { hour, opened, closed } = bucket;
+        HourBucket { hour, opened, closed }
+    }
 }
 
 /// A histogram bar.
@@ -534,24 +528,12 @@ pub struct Durations {
     pub histogram: Vec<Bucket>,
 }
 
-impl Durations {
-    fn of(mut secs: Vec<i64>, edges: &[(i64, &str)], last: &str) -> Durations {
-        secs.sort_unstable();
-        let pick = |q: f64| secs.get(((secs.len() as f64 - 1.0) * q).round() as usize).copied();
-        let mut histogram: Vec<Bucket> =
-            edges.iter().map(|(_, label)| Bucket { label: (*label).to_owned(), count: 0 }).collect();
-        histogram.push(Bucket { label: last.to_owned(), count: 0 });
-        for value in &secs {
-            let index = edges.iter().position(|(edge, _)| value < edge).unwrap_or(edges.len());
-            histogram[index].count += 1;
-        }
-        Durations {
-            count: secs.len() as u32,
-            avg_secs: (!secs.is_empty()).then(|| secs.iter().sum::<i64>() / secs.len() as i64),
-            p50_secs: pick(0.5),
-            p90_secs: pick(0.9),
-            histogram,
-        }
+impl From<core_report::Durations> for Durations {
+    fn from(durations: core_report::Durations) -> Durations {
+        let core_report::Durations { count, avg_secs, p50_secs, p90_secs, histogram } = durations;
+        let histogram =
+            histogram.into_iter().map(|bucket| Bucket { label: bucket.label, count: bucket.count }).collect();
+        Durations { count, avg_secs, p50_secs, p90_secs, histogram }
     }
 }
 
@@ -573,14 +555,31 @@ pub struct Report {
     pub csat: CsatSummary,
 }
 
+impl From<core_report::Report> for Report {
+    fn from(report: core_report::Report) -> Report {
+        let core_report::Report { from, to, opened, closed, hourly, first_response, resolution, csat } = report;
+        Report {
+            from,
+            to,
+            opened,
+            closed,
+            hourly: hourly.into_iter().map(HourBucket::from).collect(),
+            first_response: first_response.into(),
+            resolution: resolution.into(),
+            csat: csat.into(),
+        }
+    }
+}
+
 async fn report_rows(
     state: &AppState,
     caller: &Caller,
-    query: &ReportQuery,
+    range: ReportRange,
 ) -> ApiResult<Vec<(Conversation, Option<String>)>> {
-    query.check()?;
-    let rows =
-        state.store.conversations_touching(&caller.brand_id, query.from, query.to, MAX_REPORT_CONVERSATIONS).await?;
+    let rows = state
+        .store
+        .conversations_touching(&caller.brand_id, range.from(), range.to(), MAX_REPORT_CONVERSATIONS)
+        .await?;
     if rows.len() >= MAX_REPORT_CONVERSATIONS as usize {
         return Err(ApiError::bad_request(format!(
             "the range holds more than {MAX_REPORT_CONVERSATIONS} conversations; choose a shorter range"
@@ -597,61 +596,15 @@ async fn report(
     ManagerAuth(caller): ManagerAuth,
     Q(query): Q<ReportQuery>,
 ) -> ApiResult<Json<Report>> {
-    let rows = report_rows(&state, &caller, &query).await?;
-    let offset = query.tz_offset.unwrap_or(0) * 60_000;
-    let hour_of = |t: Millis| (t + offset).div_euclid(HOUR_MS) * HOUR_MS - offset;
-    let first_hour = hour_of(query.from);
-    let mut hourly: Vec<HourBucket> = (0..)
-        .map(|i| first_hour + i * HOUR_MS)
-        .take_while(|hour| *hour < query.to)
-        .map(|hour| HourBucket { hour, opened: 0, closed: 0 })
-        .collect();
-    let in_range = |t: Millis| t >= query.from && t < query.to;
-    let bucket = |t: Millis| usize::try_from((hour_of(t) - first_hour) / HOUR_MS).ok();
-    let (mut opened, mut closed) = (0, 0);
-    let (mut first_responses, mut resolutions) = (Vec::new(), Vec::new());
-    let mut csat = [0; 5];
-    for (conversation, _) in &rows {
-        if in_range(conversation.opened_at) {
-            opened += 1;
-            if let Some(slot) = bucket(conversation.opened_at).and_then(|i| hourly.get_mut(i)) {
-                slot.opened += 1;
-            }
-        }
-        if let Some(at) = conversation.first_response_at.filter(|at| in_range(*at)) {
-            first_responses.push((at - conversation.opened_at) / 1000);
-        }
-        if let Some(at) = conversation.closed_at.filter(|at| in_range(*at)) {
-            closed += 1;
-            if let Some(slot) = bucket(at).and_then(|i| hourly.get_mut(i)) {
-                slot.closed += 1;
-            }
-            resolutions.push((at - conversation.opened_at) / 1000);
-            if let Some(score) = conversation.csat_score.and_then(|s| usize::try_from(s - 1).ok()).filter(|i| *i < 5) {
-                csat[score] += 1;
-            }
-        }
-    }
-    let first_response = Durations::of(
-        first_responses,
-        &[(60, "< 1 min"), (300, "1–5 min"), (900, "5–15 min"), (3_600, "15–60 min"), (14_400, "1–4 h")],
-        "> 4 h",
-    );
-    let resolution = Durations::of(
-        resolutions,
-        &[(300, "< 5 min"), (900, "5–15 min"), (3_600, "15–60 min"), (14_400, "1–4 h"), (86_400, "4–24 h")],
-        "> 1 day",
-    );
-    Ok(Json(Report {
-        from: query.from,
-        to: query.to,
-        opened,
-        closed,
-        hourly,
-        first_response,
-        resolution,
-        csat: CsatSummary::from_distribution(csat),
-    }))
+    let range = query.range()?;
+    let rows = report_rows(&state, &caller, range).await?;
+    let times = rows.iter().map(|(conversation, _)| ConversationTimes {
+        opened_at: conversation.opened_at,
+        first_response_at: conversation.first_response_at,
+        closed_at: conversation.closed_at,
+        csat_score: conversation.csat_score,
+    });
+    Ok(Json(core_report::Report::of(range, times).into()))
 }
 
 /// Conversations opened or closed in the range as CSV (one row each, UTC times, durations
@@ -663,7 +616,7 @@ async fn report_csv(
     ManagerAuth(caller): ManagerAuth,
     Q(query): Q<ReportQuery>,
 ) -> ApiResult<Response> {
-    let rows = report_rows(&state, &caller, &query).await?;
+    let rows = report_rows(&state, &caller, query.range()?).await?;
     let agents: HashMap<i64, String> =
         state.store.users(&caller.brand_id).await?.into_iter().map(|user| (user.id, user.name)).collect();
     let skills = skill_names(&state.store.skills(&caller.brand_id).await?);
@@ -747,11 +700,8 @@ mod tests {
     }
 
     #[test]
-    fn durations_give_percentiles_and_buckets() {
-        let d = Durations::of(vec![30, 90, 400, 10, 20_000], &[(60, "< 1 min"), (300, "1–5 min")], "> 5 min");
-        assert_eq!((d.count, d.p50_secs, d.p90_secs), (5, Some(90), Some(20_000)));
-        assert_eq!(d.histogram.iter().map(|b| b.count).collect::<Vec<_>>(), vec![2, 1, 2]);
-        assert_eq!(Durations::of(Vec::new(), &[], "all").avg_secs, None);
+    fn iso8601_is_utc_to_the_second() {
         assert_eq!(iso8601(Some(1_764_104_400_000)), "2025-11-25T21:00:00Z");
+        assert_eq!(iso8601(None), "");
     }
 }
