@@ -17,9 +17,10 @@ use switchboard_core::limits::Channel;
 use switchboard_core::report::{self as core_report, ConversationTimes, RangeError, ReportRange, Staffed, Staffing};
 use switchboard_core::routing::ANY_SKILL;
 use switchboard_protocol::{AgentState, ErrorCode, Message, Millis, Side};
-use switchboard_store::{Consumer, Conversation, ConversationPriority, Role, Skill, User};
+use switchboard_store::{Role, User};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::types::{self, Consumer, Conversation, ConversationPriority, Skill};
 use crate::api::{Body, P, Q};
 use crate::auth::{AgentAuth, Caller, ManagerAuth};
 use crate::engine::TransferTarget;
@@ -84,19 +85,19 @@ async fn inbox(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> A
         let char_limit = Channel::parse(&conversation.channel).unwrap_or(Channel::InApp).max_chars(Side::Agent);
         items.push(InboxItem {
             skill: conversation.skill_id.and_then(|id| skills.get(&id).cloned()),
-            consumer,
+            consumer: consumer.map(Consumer::from),
             last_message: activity.last_message.map(|message| message.to_wire()),
             unread: activity.unread,
             waiting_since: activity.waiting_since,
             char_limit,
-            conversation,
+            conversation: conversation.into(),
         });
     }
     items.sort_by_key(|item| (item.waiting_since.unwrap_or(Millis::MAX), item.conversation.opened_at));
     Ok(Json(Inbox { items }))
 }
 
-fn skill_names(skills: &[Skill]) -> HashMap<i64, String> {
+fn skill_names(skills: &[switchboard_store::Skill]) -> HashMap<i64, String> {
     skills.iter().map(|skill| (skill.id, skill.name.clone())).collect()
 }
 
@@ -145,7 +146,7 @@ async fn roster(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> 
         })
         .collect();
     agents.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Json(Roster { agents, skills }))
+    Ok(Json(Roster { agents, skills: types::all(skills) }))
 }
 
 // ----- transfer ----------------------------------------------------------------------------
@@ -177,7 +178,7 @@ async fn transfer(
         (None, None) => TransferTarget::Queue,
     };
     let actor = caller_user(&state, &caller).await?;
-    Ok(Json(state.engines.transfer(&actor, conversation_id, target).await?))
+    Ok(Json(state.engines.transfer(&actor, conversation_id, target).await?.into()))
 }
 
 // ----- queue and priority ------------------------------------------------------------------
@@ -201,13 +202,13 @@ async fn set_priority(
     P(conversation_id): P<i64>,
     Body(request): Body<PriorityRequest>,
 ) -> ApiResult<Json<Conversation>> {
-    state.engines.set_priority(&caller.brand_id, conversation_id, request.priority.to_core()).await?;
+    state.engines.set_priority(&caller.brand_id, conversation_id, request.priority.into()).await?;
     let conversation = state
         .store
         .conversation(&caller.brand_id, conversation_id)
         .await?
         .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-    Ok(Json(conversation))
+    Ok(Json(conversation.into()))
 }
 
 /// A conversation waiting for an agent.
@@ -247,10 +248,10 @@ async fn queue(State(state): State<AppState>, ManagerAuth(caller): ManagerAuth) 
         let skill_id = (entry.skill != ANY_SKILL).then_some(entry.skill);
         listed.push(WaitingConversation {
             conversation_id: entry.conversation,
-            consumer: state.store.consumer(brand_id, conversation.consumer_id).await?,
+            consumer: state.store.consumer(brand_id, conversation.consumer_id).await?.map(Consumer::from),
             skill: skill_id.and_then(|id| names.get(&id).cloned()),
             skill_id,
-            priority: ConversationPriority::of(entry.priority),
+            priority: entry.priority.into(),
             waiting_since: entry.since,
             offered_to: entry.offered_to,
         });
@@ -575,7 +576,7 @@ async fn report_rows(
     state: &AppState,
     caller: &Caller,
     range: ReportRange,
-) -> ApiResult<Vec<(Conversation, Option<String>)>> {
+) -> ApiResult<Vec<(switchboard_store::Conversation, Option<String>)>> {
     let rows = state
         .store
         .conversations_touching(&caller.brand_id, range.from(), range.to(), MAX_REPORT_CONVERSATIONS)

@@ -5,7 +5,8 @@
 //! This module holds what every handler shares (body, query and path extractors that answer
 //! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
 //! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
-//! `conversations` (and `crate::floor` for running the floor).
+//! `conversations` (and `crate::floor` for running the floor), and `types`: the response types
+//! (converted from store rows) that the OpenAPI document describes.
 
 mod apps;
 mod brands;
@@ -13,6 +14,7 @@ mod conversations;
 mod session;
 mod skills;
 mod staff;
+pub mod types;
 
 use apps::*;
 use brands::*;
@@ -32,10 +34,8 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use switchboard_protocol::{ConversationStatus, ErrorCode, Message};
-use switchboard_store::{
-    ApiToken, App, AppKey, AppPatch, Brand, BrandPatch, Consumer, Conversation, ConversationFilter, NewApp, NewBrand,
-    NewUser, PageCursor, Role, Skill, User, UserPatch,
-};
+use switchboard_store::{AppPatch, BrandPatch, ConversationFilter, NewApp, NewBrand, NewUser, PageCursor, UserPatch};
+use types::{ApiToken, App, AppKey, Brand, Consumer, Conversation, Role, Skill, User};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
