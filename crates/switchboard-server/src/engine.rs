@@ -27,7 +27,7 @@ use switchboard_core::desk::{
     SkillFloor, SkillRules, TransferTo, Waiting,
 };
 use switchboard_core::ids::{ANY_SKILL, AgentId, SkillId};
-use switchboard_core::policy::{CloseBy, survey_on_close};
+use switchboard_core::policy::{CloseBy, Staff, survey_on_close};
 use switchboard_core::routing::{AgentProfile, TransferRefusal};
 use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, ErrorCode, Millis, Side};
 use switchboard_store::{
@@ -113,7 +113,7 @@ enum Command {
     SettingsChanged(DeskSettings),
     /// Move a conversation.
     Transfer {
-        actor: Box<User>,
+        actor: Staff,
         conversation: ConversationId,
         target: TransferTarget,
         reply: oneshot::Sender<ApiResult<Conversation>>,
@@ -301,15 +301,17 @@ impl Engines {
         self.send(&brand.id, Command::SettingsChanged(settings_of(brand, self.wait_refresh_ms)));
     }
 
-    /// Moves a conversation (see [`TransferTarget`]).
+    /// Moves a conversation of `brand_id` (see [`TransferTarget`]) for `actor`, who must be
+    /// allowed to act on it when the engine takes the transfer.
     pub async fn transfer(
         &self,
-        actor: &User,
+        brand_id: &str,
+        actor: Staff,
         conversation: ConversationId,
         target: TransferTarget,
     ) -> ApiResult<Conversation> {
         let (reply, answer) = oneshot::channel();
-        self.send(&actor.brand_id, Command::Transfer { actor: Box::new(actor.clone()), conversation, target, reply });
+        self.send(brand_id, Command::Transfer { actor, conversation, target, reply });
         answer.await.map_err(|_| ApiError::code(ErrorCode::Unavailable))?
     }
 
@@ -505,7 +507,7 @@ impl Engine {
             Command::AgentChanged(user) => self.input(Input::Agent(agent_settings_of(&user)), 0).await,
             Command::SettingsChanged(settings) => self.desk.set_settings(settings),
             Command::Transfer { actor, conversation, target, reply } => {
-                let _ = reply.send(self.transfer(&actor, conversation, target).await);
+                let _ = reply.send(self.transfer(actor, conversation, target).await);
             }
             Command::Rebuild(reply) => {
                 self.rebuild().await;
@@ -646,7 +648,7 @@ impl Engine {
 
     async fn transfer(
         &mut self,
-        actor: &User,
+        actor: Staff,
         conversation_id: ConversationId,
         target: TransferTarget,
     ) -> ApiResult<Conversation> {
@@ -656,7 +658,7 @@ impl Engine {
             .conversation(&brand_id, conversation_id)
             .await?
             .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-        if !actor.staff().may_act(conversation.agent_id) {
+        if !actor.may_act(conversation.agent_id) {
             return Err(ApiError::code(ErrorCode::NotAssigned));
         }
         if conversation.status != ConversationStatus::Open {

@@ -17,12 +17,13 @@ use switchboard_core::limits::Channel;
 use switchboard_core::report::{self as core_report, ConversationTimes, RangeError, ReportRange, Staffed, Staffing};
 use switchboard_core::routing::ANY_SKILL;
 use switchboard_protocol::{AgentState, ErrorCode, Message, Millis, Side};
-use switchboard_store::{Role, User};
+use switchboard_store::Role;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::types::{self, Consumer, Conversation, ConversationPriority, Skill};
 use crate::api::{Body, P, Q};
 use crate::auth::{AgentAuth, Caller, ManagerAuth};
+use crate::desk_ops::{self, Actor, Closing};
 use crate::engine::TransferTarget;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{AppState, now_ms};
@@ -36,15 +37,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/roster", get(roster))
         .route("/api/v1/conversations/{conversation_id}/transfer", post(transfer))
+        .route("/api/v1/conversations/{conversation_id}/close", post(close_conversation))
         .route("/api/v1/conversations/{conversation_id}/priority", post(set_priority))
         .route("/api/v1/queue", get(queue))
         .route("/api/v1/dashboard", get(dashboard))
         .route("/api/v1/reports", get(report))
         .route("/api/v1/reports/conversations.csv", get(report_csv))
-}
-
-async fn caller_user(state: &AppState, caller: &Caller) -> ApiResult<User> {
-    state.store.user(&caller.brand_id, caller.user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))
 }
 
 // ----- inbox and roster --------------------------------------------------------------------
@@ -177,8 +175,29 @@ async fn transfer(
         (None, Some(agent)) => TransferTarget::Agent(agent),
         (None, None) => TransferTarget::Queue,
     };
-    let actor = caller_user(&state, &caller).await?;
-    Ok(Json(state.engines.transfer(&actor, conversation_id, target).await?.into()))
+    Ok(Json(desk_ops::transfer(&state, Actor::caller(&caller), conversation_id, target).await?.into()))
+}
+
+// ----- close -------------------------------------------------------------------------------
+
+/// Closes an open conversation, as the agent's `close` frame does: the consumer's sockets
+/// and the holding agent's hear `conv` `closed`, and the consumer is offered the CSAT survey
+/// when the brand asks for scores. The holding agent or a manager may do it; a conversation
+/// the caller may not read is `conversation_not_found`, one already closed
+/// `conversation_closed`.
+#[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/close", tag = "workspace",
+    params(("conversation_id" = i64, Path)),
+    responses((status = 200, body = Conversation), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn close_conversation(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    P(conversation_id): P<i64>,
+) -> ApiResult<Json<Conversation>> {
+    match desk_ops::close(&state, Actor::caller(&caller), conversation_id, 0).await? {
+        Closing::Closed(conversation) => Ok(Json(conversation.into())),
+        Closing::AlreadyClosed(_) => Err(ApiError::code(ErrorCode::ConversationClosed)),
+    }
 }
 
 // ----- queue and priority ------------------------------------------------------------------
@@ -202,13 +221,8 @@ async fn set_priority(
     P(conversation_id): P<i64>,
     Body(request): Body<PriorityRequest>,
 ) -> ApiResult<Json<Conversation>> {
-    state.engines.set_priority(&caller.brand_id, conversation_id, request.priority.into()).await?;
-    let conversation = state
-        .store
-        .conversation(&caller.brand_id, conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-    Ok(Json(conversation.into()))
+    let actor = Actor::caller(&caller);
+    Ok(Json(desk_ops::set_priority(&state, actor, conversation_id, request.priority.into()).await?.into()))
 }
 
 /// A conversation waiting for an agent.

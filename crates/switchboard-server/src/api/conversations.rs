@@ -121,15 +121,8 @@ pub(super) async fn get_conversation(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1 to 1000 (got {limit})")));
     }
-    let conversation = state
-        .store
-        .conversation(&caller.brand_id, conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
     // Not revealing whether a conversation the caller may not read exists.
-    if !state.staff_may_read(caller.user_id, caller.role, &conversation).await? {
-        return Err(ApiError::code(ErrorCode::ConversationNotFound));
-    }
+    let conversation = desk_ops::conversation_to_read(&state, Actor::caller(&caller), conversation_id).await?;
     let consumer = state.store.consumer(&caller.brand_id, conversation.consumer_id).await?;
     let (messages, more) = match (query.after, query.before) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give either after or before, not both")),

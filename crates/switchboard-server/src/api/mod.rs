@@ -40,6 +40,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{self, AdminAuth, AgentAuth, ManagerAuth, OperatorAuth};
+use crate::desk_ops::{self, Actor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{AppState, jwt, now_ms, ws};
 
@@ -206,7 +207,7 @@ async fn not_found() -> ApiError {
         login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
         create_token, list_tokens, delete_token, list_conversations, get_conversation, crate::floor::inbox,
-        crate::floor::roster, crate::floor::transfer, crate::floor::set_priority, crate::floor::queue,
+        crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
         crate::floor::report_csv, healthz, readyz, metrics_text
     ),
