@@ -444,6 +444,9 @@ async fn close_over_rest_tells_the_consumer_and_checks_who_may() {
     assert_eq!(bob_rest.get(&format!("/api/v1/conversations/{c}")).await.0, 200, "Bob reads the history");
     let (status, body) = bob_rest.post(&close, json!({})).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("not_assigned")), "{body}");
+    // His socket gets the same answer for the same rule.
+    bob.send(json!({"t": "close", "id": 4, "c": c})).await;
+    assert_eq!(bob.expect(|f| f["t"] == "err" && f["id"] == 4).await["code"], "not_assigned");
 
     // A manager (here the admin) closes any conversation of the brand.
     let manager = Rest::login(&server, &brand.admin_email).await;
