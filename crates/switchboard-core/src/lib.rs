@@ -15,6 +15,8 @@
 //! - `automation`: automatic messages (triggers, templates checked at save, rendering with
 //!   humanized waits, the choice by skill and language).
 //! - `policy`: who may act on or read a conversation, and when the survey is offered.
+//! - `report`: the arithmetic of the dashboard and history reports (ranges, hour buckets,
+//!   percentiles, CSAT, staffing, totals).
 //! - `desk`: one brand's desk (router + open conversations + agent presence + timers),
 //!   driven by `Desk::handle(input, now) -> effects`; the server's engine carries the
 //!   effects out (persist, then emit).
@@ -27,6 +29,7 @@ pub mod hours;
 pub mod ids;
 pub mod limits;
 pub mod policy;
+pub mod report;
 pub mod routing;
 pub mod wait;
 

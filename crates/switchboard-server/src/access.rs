@@ -1,7 +1,8 @@
 //! Who may read a conversation: the read rule shared by the WebSocket (`sync`) and REST
 //! (messages, transcripts), answered from stored state.
 
-use switchboard_store::{Conversation, Role, StoreError};
+use switchboard_core::policy::Staff;
+use switchboard_store::{Conversation, StoreError};
 
 use crate::AppState;
 
@@ -9,13 +10,7 @@ impl AppState {
     /// Whether a staff member may read a conversation of their brand: managers and admins any;
     /// agents those assigned to them, and the past conversations of a consumer whose open
     /// conversation they hold (the workspace shows the whole history).
-    pub async fn staff_may_read(
-        &self,
-        user_id: i64,
-        role: Role,
-        conversation: &Conversation,
-    ) -> Result<bool, StoreError> {
-        let staff = switchboard_core::policy::Staff { id: user_id, role: role.to_core() };
+    pub async fn staff_may_read(&self, staff: Staff, conversation: &Conversation) -> Result<bool, StoreError> {
         if staff.may_act(conversation.agent_id) {
             return Ok(true);
         }

@@ -29,7 +29,7 @@ use switchboard_core::desk::{
 };
 use switchboard_core::ids::{ANY_SKILL, AgentId, SkillId};
 use switchboard_core::limits::Channel;
-use switchboard_core::policy::{CloseBy, survey_on_close};
+use switchboard_core::policy::{CloseBy, Staff, survey_on_close};
 use switchboard_core::routing::{AgentProfile, TransferRefusal};
 use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, ErrorCode, Millis, Side};
 use switchboard_store::{
@@ -118,7 +118,7 @@ enum Command {
     TemplatesChanged,
     /// Move a conversation.
     Transfer {
-        actor: Box<User>,
+        actor: Staff,
         conversation: ConversationId,
         target: TransferTarget,
         reply: oneshot::Sender<ApiResult<Conversation>>,
@@ -309,15 +309,17 @@ impl Engines {
         self.send(brand_id, Command::Input(Input::AgentWrote { conversation, at }));
     }
 
-    /// Moves a conversation (see [`TransferTarget`]).
+    /// Moves a conversation of `brand_id` (see [`TransferTarget`]) for `actor`, who must be
+    /// allowed to act on it when the engine takes the transfer.
     pub async fn transfer(
         &self,
-        actor: &User,
+        brand_id: &str,
+        actor: Staff,
         conversation: ConversationId,
         target: TransferTarget,
     ) -> ApiResult<Conversation> {
         let (reply, answer) = oneshot::channel();
-        self.send(&actor.brand_id, Command::Transfer { actor: Box::new(actor.clone()), conversation, target, reply });
+        self.send(brand_id, Command::Transfer { actor, conversation, target, reply });
         answer.await.map_err(|_| ApiError::code(ErrorCode::Unavailable))?
     }
 
@@ -585,7 +587,7 @@ impl Engine {
                 Err(error) => tracing::error!(%error, brand_id = %self.brand_id, "could not read automatic messages"),
             },
             Command::Transfer { actor, conversation, target, reply } => {
-                let _ = reply.send(self.transfer(&actor, conversation, target).await);
+                let _ = reply.send(self.transfer(actor, conversation, target).await);
             }
             Command::Rebuild(reply) => {
                 self.rebuild().await;
@@ -851,7 +853,7 @@ impl Engine {
 
     async fn transfer(
         &mut self,
-        actor: &User,
+        actor: Staff,
         conversation_id: ConversationId,
         target: TransferTarget,
     ) -> ApiResult<Conversation> {
@@ -861,7 +863,7 @@ impl Engine {
             .conversation(&brand_id, conversation_id)
             .await?
             .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-        if !actor.staff().may_act(conversation.agent_id) {
+        if !actor.may_act(conversation.agent_id) {
             return Err(ApiError::code(ErrorCode::NotAssigned));
         }
         if conversation.status != ConversationStatus::Open {

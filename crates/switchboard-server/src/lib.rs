@@ -7,6 +7,8 @@
 //! - `engine`: one task per brand owning its desk (routing, lifecycle, presence, timers).
 //! - `fanout`: the only place that turns events into frames and picks their topics.
 //! - `access`: who may read a conversation.
+//! - `desk_ops`: what staff do to conversations (read, act on, close, transfer, set the
+//!   priority, choose a state), shared by the agent socket and REST.
 //! - `api`: REST handlers and the OpenAPI document.
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
 //! - `seed`: demo data for `switchboard serve` without configuration.
@@ -14,6 +16,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod desk_ops;
 pub mod engine;
 pub mod error;
 pub mod fanout;

@@ -302,3 +302,17 @@ pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError
         created_at: row.try_get("created_at")?,
     })
 }
+
+#[cfg(test)]
+mod tidy {
+    //! The store knows nothing of HTTP: REST types and their OpenAPI schemas are the server's
+    //! (`api::types`), converted from the rows here.
+
+    #[test]
+    fn the_store_depends_on_no_http_or_openapi_crate() {
+        let manifest = include_str!("../Cargo.toml");
+        for forbidden in ["utoipa", "axum", "openapi"] {
+            assert!(!manifest.contains(forbidden), "switchboard-store must not depend on {forbidden:?}");
+        }
+    }
+}

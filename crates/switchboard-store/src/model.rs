@@ -1,11 +1,12 @@
 //! Plain data types the store reads and writes. They carry the brand id wherever a row
-//! belongs to a brand, so callers can never lose track of tenancy.
+//! belongs to a brand, so callers can never lose track of tenancy. They are rows, not API
+//! types: the server's `api::types` are what REST answers (and have OpenAPI schemas).
 
 use serde::{Deserialize, Serialize};
 use switchboard_protocol::{AgentState, ConversationId, ConversationStatus, DeviceInfo, Millis, Side};
 
 /// A tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Brand {
     pub id: String,
     pub name: String,
@@ -38,7 +39,7 @@ pub const DEFAULT_AGENT_GRACE_SECS: i64 = 60;
 pub const DEFAULT_RETENTION_DAYS: i64 = 396;
 
 /// A data source of a brand: an iOS app, an Android app, a website.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
     pub id: String,
     pub brand_id: String,
@@ -62,7 +63,7 @@ pub struct App {
 }
 
 /// A public key an app accepts consumer JWTs from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppKey {
     pub id: i64,
     pub app_id: String,
@@ -74,7 +75,7 @@ pub struct AppKey {
 }
 
 /// A routing skill.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skill {
     pub id: i64,
     pub brand_id: String,
@@ -89,7 +90,7 @@ pub struct Skill {
 
 /// How urgent a conversation is: queues serve urgent, then high, then normal, each oldest
 /// first. Stored as 0, 1, 2 (`conversations.priority`, `skills.default_priority`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationPriority {
     #[default]
@@ -119,7 +120,7 @@ impl ConversationPriority {
 }
 
 /// How a skill hands conversations to agents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkillRouting {
     /// Straight to the least-loaded agent.
@@ -149,7 +150,7 @@ impl SkillRouting {
 }
 
 /// Role of a brand user. Each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Answers conversations.
@@ -191,7 +192,7 @@ impl Role {
 }
 
 /// An agent, manager or admin of a brand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: i64,
     pub brand_id: String,
@@ -215,7 +216,7 @@ impl User {
 }
 
 /// A consumer of a brand: the brand's customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consumer {
     pub id: i64,
     pub brand_id: String,
@@ -239,7 +240,7 @@ pub struct ConsumerClaims {
 }
 
 /// A conversation row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
     pub brand_id: String,
@@ -290,7 +291,7 @@ pub struct AutomaticMessage {
 }
 
 /// A stored message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub conversation_id: ConversationId,
     pub seq: i64,

@@ -62,7 +62,7 @@ pub(super) async fn create_app(
         jwt_audience: request.jwt_audience,
         default_skill_id: request.default_skill_id,
     };
-    Ok((StatusCode::CREATED, Json(state.store.create_app(&new, now_ms()).await?)))
+    Ok((StatusCode::CREATED, Json(state.store.create_app(&new, now_ms()).await?.into())))
 }
 
 /// The brand's apps.
@@ -71,7 +71,7 @@ pub(super) async fn list_apps(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
 ) -> ApiResult<Json<Vec<App>>> {
-    Ok(Json(state.store.apps(&caller.brand_id).await?))
+    Ok(Json(types::all(state.store.apps(&caller.brand_id).await?)))
 }
 
 /// One app.
@@ -82,7 +82,9 @@ pub(super) async fn get_app(
     AdminAuth(caller): AdminAuth,
     P(app_id): P<String>,
 ) -> ApiResult<Json<App>> {
-    Ok(Json(state.store.app(&caller.brand_id, &app_id).await?.ok_or_else(|| ApiError::code(ErrorCode::AppNotFound))?))
+    let app =
+        state.store.app(&caller.brand_id, &app_id).await?.ok_or_else(|| ApiError::code(ErrorCode::AppNotFound))?;
+    Ok(Json(app.into()))
 }
 
 /// App change; absent fields keep their value, `null` clears optional ones.
@@ -143,7 +145,7 @@ pub(super) async fn patch_app(
         app.entry_skill_ids =
             state.store.app(&caller.brand_id, &app_id).await?.map(|a| a.entry_skill_ids).unwrap_or_default();
     }
-    Ok(Json(app))
+    Ok(Json(app.into()))
 }
 
 /// A public key for consumer JWTs.
@@ -178,7 +180,7 @@ pub(super) async fn add_key(
             other => other.into(),
         })?;
     forget_app_keys(&state, &app_id);
-    Ok((StatusCode::CREATED, Json(key)))
+    Ok((StatusCode::CREATED, Json(key.into())))
 }
 
 /// An app's keys.
@@ -190,7 +192,7 @@ pub(super) async fn list_keys(
     P(app_id): P<String>,
 ) -> ApiResult<Json<Vec<AppKey>>> {
     state.store.app(&caller.brand_id, &app_id).await?.ok_or_else(|| ApiError::code(ErrorCode::AppNotFound))?;
-    Ok(Json(state.store.app_keys(&caller.brand_id, &app_id).await?))
+    Ok(Json(types::all(state.store.app_keys(&caller.brand_id, &app_id).await?)))
 }
 
 /// Removes a key (admin).

@@ -44,7 +44,7 @@ pub(super) async fn create_brand(
                 brand_id: brand.id.clone(),
                 email: request.admin_email,
                 name: request.admin_name,
-                role: Role::Admin,
+                role: switchboard_store::Role::Admin,
                 password_hash: auth::hash_password(&request.admin_password)?,
                 max_concurrent: 0,
                 skills: Vec::new(),
@@ -53,13 +53,14 @@ pub(super) async fn create_brand(
         )
         .await?;
     state.engines.agent_changed(&admin);
-    Ok((StatusCode::CREATED, Json(CreateBrandResponse { brand, admin })))
+    Ok((StatusCode::CREATED, Json(CreateBrandResponse { brand: brand.into(), admin: admin.into() })))
 }
 
 /// The caller's brand and its settings.
 #[utoipa::path(get, path = "/api/v1/brand", tag = "brands", responses((status = 200, body = Brand)))]
 pub(super) async fn get_brand(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Brand>> {
-    Ok(Json(state.store.brand(&caller.brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?))
+    let brand = state.store.brand(&caller.brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
+    Ok(Json(brand.into()))
 }
 
 /// Brand settings change; absent fields keep their value. Unknown fields are refused.
@@ -167,5 +168,5 @@ pub(super) async fn patch_brand(
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);
-    Ok(Json(brand))
+    Ok(Json(brand.into()))
 }

@@ -59,14 +59,15 @@ pub(super) async fn list_conversations(
     // Agents list their own conversations, and the whole history of a consumer whose open
     // conversation they hold (what the workspace shows beside it).
     let serving = match query.consumer_id {
-        Some(consumer_id) if caller.role < Role::Manager => state
+        Some(consumer_id) if caller.role < switchboard_store::Role::Manager => state
             .store
             .open_conversation(&caller.brand_id, consumer_id)
             .await?
             .is_some_and(|open| open.agent_id == Some(caller.user_id)),
         _ => false,
     };
-    let agent_id = if caller.role >= Role::Manager || serving { query.agent_id } else { Some(caller.user_id) };
+    let agent_id =
+        if caller.role >= switchboard_store::Role::Manager || serving { query.agent_id } else { Some(caller.user_id) };
     let filter = ConversationFilter {
         status,
         consumer_id: query.consumer_id,
@@ -76,7 +77,10 @@ pub(super) async fn list_conversations(
         opened_to: query.to,
     };
     let page = state.store.conversations(&caller.brand_id, &filter, after, limit).await?;
-    Ok(Json(ConversationList { conversations: page.conversations, next: page.next.map(PageCursor::encode) }))
+    Ok(Json(ConversationList {
+        conversations: types::all(page.conversations),
+        next: page.next.map(PageCursor::encode),
+    }))
 }
 
 /// Message paging of one conversation.
@@ -117,15 +121,8 @@ pub(super) async fn get_conversation(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1 to 1000 (got {limit})")));
     }
-    let conversation = state
-        .store
-        .conversation(&caller.brand_id, conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
     // Not revealing whether a conversation the caller may not read exists.
-    if !state.staff_may_read(caller.user_id, caller.role, &conversation).await? {
-        return Err(ApiError::code(ErrorCode::ConversationNotFound));
-    }
+    let conversation = desk_ops::conversation_to_read(&state, Actor::caller(&caller), conversation_id).await?;
     let consumer = state.store.consumer(&caller.brand_id, conversation.consumer_id).await?;
     let (messages, more) = match (query.after, query.before) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give either after or before, not both")),
@@ -139,8 +136,8 @@ pub(super) async fn get_conversation(
         }
     };
     Ok(Json(ConversationDetail {
-        conversation,
-        consumer,
+        conversation: conversation.into(),
+        consumer: consumer.map(Consumer::from),
         messages: messages.iter().map(|m| m.to_wire()).collect(),
         more,
     }))

@@ -5,7 +5,8 @@
 //! This module holds what every handler shares (body, query and path extractors that answer
 //! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
 //! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
-//! `conversations` (and `crate::floor` for running the floor).
+//! `conversations` (and `crate::floor` for running the floor), and `types`: the response types
+//! (converted from store rows) that the OpenAPI document describes.
 
 mod apps;
 mod brands;
@@ -13,6 +14,7 @@ mod conversations;
 mod session;
 mod skills;
 mod staff;
+pub mod types;
 
 use apps::*;
 use brands::*;
@@ -32,14 +34,13 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use switchboard_protocol::{ConversationStatus, ErrorCode, Message};
-use switchboard_store::{
-    ApiToken, App, AppKey, AppPatch, Brand, BrandPatch, Consumer, Conversation, ConversationFilter, NewApp, NewBrand,
-    NewUser, PageCursor, Role, Skill, User, UserPatch,
-};
+use switchboard_store::{AppPatch, BrandPatch, ConversationFilter, NewApp, NewBrand, NewUser, PageCursor, UserPatch};
+use types::{ApiToken, App, AppKey, Brand, Consumer, Conversation, Role, Skill, User};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{self, AdminAuth, AgentAuth, ManagerAuth, OperatorAuth};
+use crate::desk_ops::{self, Actor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{AppState, jwt, now_ms, ws};
 
@@ -206,7 +207,7 @@ async fn not_found() -> ApiError {
         login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
         create_token, list_tokens, delete_token, list_conversations, get_conversation, crate::floor::inbox,
-        crate::floor::roster, crate::floor::transfer, crate::floor::set_priority, crate::floor::queue,
+        crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
         crate::floor::report_csv, healthz, readyz, metrics_text
     ),

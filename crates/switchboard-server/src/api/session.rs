@@ -44,7 +44,7 @@ pub(super) async fn login(State(state): State<AppState>, Body(request): Body<Log
         auth::SESSION_COOKIE,
         state.config.session_ttl.as_secs()
     );
-    let mut response = Json(LoginResponse { token, expires_at, user }).into_response();
+    let mut response = Json(LoginResponse { token, expires_at, user: user.into() }).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -74,5 +74,5 @@ pub(super) async fn logout(State(state): State<AppState>, AgentAuth(caller): Age
 pub(super) async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<User>> {
     let user =
         state.store.user(&caller.brand_id, caller.user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
-    Ok(Json(user))
+    Ok(Json(user.into()))
 }

@@ -19,7 +19,7 @@ pub(super) async fn create_skill(
     Body(request): Body<CreateSkillRequest>,
 ) -> ApiResult<(StatusCode, Json<Skill>)> {
     check_len("name", &request.name, 1, 64)?;
-    Ok((StatusCode::CREATED, Json(state.store.create_skill(&caller.brand_id, &request.name, now_ms()).await?)))
+    Ok((StatusCode::CREATED, Json(state.store.create_skill(&caller.brand_id, &request.name, now_ms()).await?.into())))
 }
 
 /// How a skill routes.
@@ -27,11 +27,11 @@ pub(super) async fn create_skill(
 #[serde(deny_unknown_fields)]
 pub struct SkillSettingsRequest {
     /// `assign` (straight to the least-loaded agent) or `offer` (ring one agent at a time).
-    pub routing: Option<switchboard_store::SkillRouting>,
+    pub routing: Option<types::SkillRouting>,
     /// Seconds an agent has to accept an offer: 5 to 300 (default 30).
     pub offer_timeout_secs: Option<i64>,
     /// The priority the skill's new conversations start with (default normal).
-    pub default_priority: Option<switchboard_store::ConversationPriority>,
+    pub default_priority: Option<types::ConversationPriority>,
 }
 
 /// Changes how a skill routes (admin).
@@ -49,13 +49,13 @@ pub(super) async fn patch_skill(
         return Err(ApiError::bad_request(format!("offer_timeout_secs must be 5 to 300 (got {secs})")));
     }
     let patch = switchboard_store::SkillPatch {
-        routing: request.routing,
+        routing: request.routing.map(Into::into),
         offer_timeout_secs: request.offer_timeout_secs,
-        default_priority: request.default_priority,
+        default_priority: request.default_priority.map(Into::into),
     };
     let skill = state.store.update_skill(&caller.brand_id, skill_id, &patch).await?;
     state.engines.skills_changed(&caller.brand_id);
-    Ok(Json(skill))
+    Ok(Json(skill.into()))
 }
 
 /// The brand's skills.
@@ -64,7 +64,7 @@ pub(super) async fn list_skills(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
 ) -> ApiResult<Json<Vec<Skill>>> {
-    Ok(Json(state.store.skills(&caller.brand_id).await?))
+    Ok(Json(types::all(state.store.skills(&caller.brand_id).await?)))
 }
 
 /// Deletes a skill (admin).

@@ -36,7 +36,7 @@ pub(super) async fn create_user(
         brand_id: caller.brand_id,
         email: request.email,
         name: request.name,
-        role: request.role,
+        role: request.role.into(),
         password_hash: auth::hash_password(&request.password)?,
         max_concurrent,
         skills: request.skills,
@@ -49,7 +49,7 @@ pub(super) async fn create_user(
         other => other.into(),
     })?;
     state.engines.agent_changed(&user);
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 /// The brand's users (manager).
@@ -58,7 +58,7 @@ pub(super) async fn list_users(
     State(state): State<AppState>,
     ManagerAuth(caller): ManagerAuth,
 ) -> ApiResult<Json<Vec<User>>> {
-    Ok(Json(state.store.users(&caller.brand_id).await?))
+    Ok(Json(types::all(state.store.users(&caller.brand_id).await?)))
 }
 
 /// One user (manager).
@@ -69,7 +69,8 @@ pub(super) async fn get_user(
     ManagerAuth(caller): ManagerAuth,
     P(user_id): P<i64>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(state.store.user(&caller.brand_id, user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?))
+    let user = state.store.user(&caller.brand_id, user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
+    Ok(Json(user.into()))
 }
 
 /// User change; absent fields keep their value.
@@ -108,7 +109,7 @@ pub(super) async fn patch_user(
     };
     let patch = UserPatch {
         name: request.name,
-        role: request.role,
+        role: request.role.map(Into::into),
         password_hash,
         max_concurrent: request.max_concurrent,
         skills: request.skills,
@@ -125,7 +126,7 @@ pub(super) async fn patch_user(
         tracing::warn!(%error, "could not update the demo credentials file");
     }
     state.engines.agent_changed(&user);
-    Ok(Json(user))
+    Ok(Json(user.into()))
 }
 
 // ----- API tokens ------------------------------------------------------------------------
@@ -155,13 +156,13 @@ pub(super) async fn create_token(
     Body(request): Body<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateTokenResponse>)> {
     check_len("name", &request.name, 1, 200)?;
-    let role = request.role.unwrap_or(Role::Admin);
+    let role = request.role.map_or(switchboard_store::Role::Admin, Into::into);
     let token = auth::new_secret(auth::API_TOKEN_PREFIX);
     let info = state
         .store
         .create_api_token(&caller.brand_id, &request.name, role, &auth::hash_secret(&token), caller.user_id, now_ms())
         .await?;
-    Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info })))
+    Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info: info.into() })))
 }
 
 /// The brand's API tokens (admin).
@@ -170,7 +171,7 @@ pub(super) async fn list_tokens(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
 ) -> ApiResult<Json<Vec<ApiToken>>> {
-    Ok(Json(state.store.api_tokens(&caller.brand_id).await?))
+    Ok(Json(types::all(state.store.api_tokens(&caller.brand_id).await?)))
 }
 
 /// Revokes an API token (admin).

@@ -1,7 +1,9 @@
 //! Every other command of a socket, for consumers and for agents: receipts, typing, sync,
-//! close, CSAT, history, state, push tokens, offers; with who may act on or read what.
+//! close, CSAT, history, state, push tokens, offers. Who may act on or read what, and the
+//! staff's operations themselves, are `crate::desk_ops` (shared with REST).
 
 use super::*;
+use crate::desk_ops::{self, Actor, Closing};
 
 pub(super) async fn handle(
     state: &AppState,
@@ -169,38 +171,9 @@ impl AgentPeer {
         self.user.staff().oversees_the_brand()
     }
 
-    /// The conversation, if this agent may act on it: assigned to them, or any conversation
-    /// of the brand for managers.
-    pub(super) async fn may_act(
-        &self,
-        state: &AppState,
-        c: ConversationId,
-    ) -> ApiResult<switchboard_store::Conversation> {
-        let conversation = state
-            .store
-            .conversation(&self.user.brand_id, c)
-            .await?
-            .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-        if self.user.staff().may_act(conversation.agent_id) {
-            Ok(conversation)
-        } else {
-            Err(ApiError::code(ErrorCode::NotAssigned))
-        }
-    }
-
-    /// Read access: what `may_act` allows, plus the past conversations of a consumer whose
-    /// open conversation this agent holds (the workspace shows the whole history).
-    pub(super) async fn may_read(&self, state: &AppState, c: ConversationId) -> ApiResult<()> {
-        let conversation = state
-            .store
-            .conversation(&self.user.brand_id, c)
-            .await?
-            .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))?;
-        if state.staff_may_read(self.user.id, self.user.role, &conversation).await? {
-            Ok(())
-        } else {
-            Err(ApiError::code(ErrorCode::NotAssigned))
-        }
+    /// This socket's user as the actor of `desk_ops` (the access rules live there).
+    fn actor(&self) -> Actor<'_> {
+        Actor::user(&self.user)
     }
 }
 
@@ -221,7 +194,7 @@ pub(super) async fn handle_agent(
             finish_agent_send(state, peer, origin, id, started, result?).await
         }
         ClientFrame::Rcpt { id, c, seq, k } => {
-            let conversation = peer.may_act(state, c).await?;
+            let conversation = desk_ops::conversation_to_act_on(state, peer.actor(), c).await?;
             if state.store.record_receipt(&brand_id, c, Side::Agent, k, seq).await? {
                 let frame = ServerFrame::Rcpt { c, by: Side::Agent, k, seq };
                 state.fanout.to_consumer(&brand_id, conversation.consumer_id, origin, &frame);
@@ -229,7 +202,7 @@ pub(super) async fn handle_agent(
             Ok(ok(id))
         }
         ClientFrame::Typing { c, on } => {
-            let conversation = peer.may_act(state, c).await?;
+            let conversation = desk_ops::conversation_to_act_on(state, peer.actor(), c).await?;
             if conversation.status == ConversationStatus::Open {
                 state.fanout.to_consumer(
                     &brand_id,
@@ -241,16 +214,17 @@ pub(super) async fn handle_agent(
             Ok(Vec::new())
         }
         ClientFrame::Sync { id, c, after, limit } => {
-            peer.may_read(state, c).await?;
+            desk_ops::conversation_to_read(state, peer.actor(), c).await?;
             Ok(vec![sync(state, &brand_id, id, c, after, limit).await?])
         }
         ClientFrame::Close { id, c } => {
-            peer.may_act(state, c).await?;
-            state.engines.close(&brand_id, c, Side::Agent, origin).await?;
-            Ok(ok(id))
+            // Closing a closed conversation succeeds and does nothing (docs/protocol.md).
+            match desk_ops::close(state, peer.actor(), c, origin).await? {
+                Closing::Closed(_) | Closing::AlreadyClosed(_) => Ok(ok(id)),
+            }
         }
         ClientFrame::State { id, state: new_state } => {
-            state.engines.choose_state(&brand_id, agent_id, new_state).await?;
+            desk_ops::choose_state(state, peer.actor(), new_state).await?;
             peer.user.state = new_state;
             Ok(ok(id))
         }

@@ -1,6 +1,6 @@
 //! Running the floor over REST: the agent's inbox, transfers (to an agent, to a skill, back
-//! to the queue) with everyone told, the manager dashboard, reports and CSV export, and the
-//! browser workspace's files.
+//! to the queue) and closes with everyone told, the manager dashboard, reports and CSV
+//! export, and the browser workspace's files.
 
 use serde_json::{Value, json};
 use switchboard_store::Role;
@@ -390,4 +390,68 @@ async fn managers_sockets_hear_that_the_floor_changed_and_agents_do_not() {
     manager.expect(|f| f["t"] == "floor").await;
     // Agents' sockets carry only their own conversations.
     agent.expect_none(std::time::Duration::from_millis(300), |f| f["t"] == "floor").await;
+}
+
+#[tokio::test]
+async fn close_over_rest_tells_the_consumer_and_checks_who_may() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let other_brand = server.brand().await;
+    let bob_email = format!("bob@{}.test", brand.id);
+    let dave_email = format!("dave@{}.test", brand.id);
+    server.user(&brand, &bob_email, "Bob Builder", Role::Agent, 2, vec![]).await;
+    server.user(&brand, &dave_email, "Dave Diver", Role::Agent, 2, vec![]).await;
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    let mut consumer = server.consumer(&brand, "carol").await;
+    let c = open_with(&mut consumer, &mut alice, "Please close this").await;
+    let close = format!("/api/v1/conversations/{c}/close");
+
+    // Dave may not even read Alice's open conversation, and another brand's admin does not
+    // see it at all: both are told it does not exist.
+    let dave = Rest::login(&server, &dave_email).await;
+    let (status, body) = dave.post(&close, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("conversation_not_found")), "{body}");
+    let stranger = Rest::login(&server, &other_brand.admin_email).await;
+    let (status, body) = stranger.post(&close, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("conversation_not_found")), "{body}");
+
+    // Alice closes it: 200 with the conversation, and the consumer's socket hears it.
+    let alice_rest = Rest::login(&server, &brand.agent_email).await;
+    let (status, body) = alice_rest.post(&close, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["id"].as_i64(), body["status"].as_str(), body["closed_by"].as_str()),
+        (Some(c), Some("closed"), Some("a"))
+    );
+    let closed = consumer.expect(|f| f["t"] == "conv" && f["c"] == c && f["ev"] == "closed").await;
+    assert_eq!(closed["by"], "a");
+    alice.expect(|f| f["t"] == "conv" && f["c"] == c && f["ev"] == "closed").await;
+
+    // Closing it again is a conflict with the WebSocket's code for a closed conversation.
+    let (status, body) = alice_rest.post(&close, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("conversation_closed")), "{body}");
+
+    // The consumer writes again while Alice is away: Bob serves them, so he may read the
+    // past conversation, but it is not his to close.
+    alice.send(json!({"t": "state", "id": 2, "state": "away"})).await;
+    alice.expect(|f| f["t"] == "ok" && f["id"] == 2).await;
+    let mut bob = server.online_agent(&bob_email).await;
+    consumer.send(json!({"t": "send", "id": 3, "cid": "again", "text": "One more thing"})).await;
+    let again = consumer.expect(|f| f["t"] == "ack" && f["id"] == 3).await["c"].as_i64().unwrap();
+    assert_ne!(again, c);
+    bob.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == again).await;
+    let bob_rest = Rest::login(&server, &bob_email).await;
+    assert_eq!(bob_rest.get(&format!("/api/v1/conversations/{c}")).await.0, 200, "Bob reads the history");
+    let (status, body) = bob_rest.post(&close, json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("not_assigned")), "{body}");
+    // His socket gets the same answer for the same rule.
+    bob.send(json!({"t": "close", "id": 4, "c": c})).await;
+    assert_eq!(bob.expect(|f| f["t"] == "err" && f["id"] == 4).await["code"], "not_assigned");
+
+    // A manager (here the admin) closes any conversation of the brand.
+    let manager = Rest::login(&server, &brand.admin_email).await;
+    let (status, body) = manager.post(&format!("/api/v1/conversations/{again}/close"), json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("closed")), "{body}");
+    consumer.expect(|f| f["t"] == "conv" && f["c"] == again && f["ev"] == "closed").await;
+    bob.expect(|f| f["t"] == "conv" && f["c"] == again && f["ev"] == "closed").await;
 }

@@ -99,7 +99,7 @@ pub struct UserPatch {
 }
 
 /// An API token (the secret itself is never stored, only its hash).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiToken {
     pub id: i64,
     pub brand_id: String,
