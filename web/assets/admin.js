@@ -504,6 +504,9 @@ async function appsPage(body, app) {
   const skillSelect = (selected) => h('select', { name: 'default_skill_id' },
     h('option', { value: '' }, 'None (Unrouted)'),
     skills.map((s) => h('option', { value: s.id, selected: s.id === selected }, s.name)));
+  const prioritySelect = (selected) => h('select', { name: 'default_priority' },
+    [['normal', 'Normal'], ['high', 'High'], ['urgent', 'Urgent']].map(([value, label]) =>
+      h('option', { value, selected: value === (selected || 'normal') }, label)));
 
   // New app.
   const alert = alertBox();
@@ -516,6 +519,7 @@ async function appsPage(body, app) {
       field('App ID', h('input', { type: 'text', name: 'id', maxlength: 64, pattern: '[a-z0-9_\\-]+', autocomplete: 'off', placeholder: 'generated when empty' }), 'a–z, 0–9, - and _; used by the SDK'),
       field('Channel', h('select', { name: 'channel', required: true }, h('option', { value: 'in_app' }, 'In-app (mobile SDK)'), h('option', { value: 'web' }, 'Web (widget)'))),
       field('Default skill', skillSelect(null)),
+      field('Priority', prioritySelect('normal'), 'Where its new conversations start in the queue'),
       field('JWT issuer (iss)', h('input', { type: 'text', name: 'jwt_issuer', autocomplete: 'off' }), 'Required when JWT sign-in is allowed'),
       field('JWT audience (aud)', h('input', { type: 'text', name: 'jwt_audience', autocomplete: 'off' }), 'The app ID when empty')),
     h('div', { class: 'check-row' },
@@ -536,6 +540,7 @@ async function appsPage(body, app) {
       jwt_issuer: e.jwt_issuer.value.trim() || null,
       jwt_audience: e.jwt_audience.value.trim() || null,
       default_skill_id: e.default_skill_id.value ? Number(e.default_skill_id.value) : null,
+      default_priority: e.default_priority.value,
     });
     apps.push(created);
     const row = addRow(created);
@@ -629,6 +634,7 @@ async function appsPage(body, app) {
       h('div', { class: 'form-grid' },
         field('Name', h('input', { type: 'text', name: 'name', required: true, maxlength: 200, value: item.name })),
         field('Default skill', skillSelect(item.default_skill_id)),
+        field('Priority', prioritySelect(item.default_priority), 'Where its new conversations start in the queue'),
         field('JWT issuer (iss)', h('input', { type: 'text', name: 'jwt_issuer', value: item.jwt_issuer || '' })),
         field('JWT audience (aud)', h('input', { type: 'text', name: 'jwt_audience', value: item.jwt_audience || '' }), 'The app ID when empty')),
       h('div', { class: 'check-row' },
@@ -647,6 +653,7 @@ async function appsPage(body, app) {
         jwt_issuer: e.jwt_issuer.value.trim() || null,
         jwt_audience: e.jwt_audience.value.trim() || null,
         default_skill_id: e.default_skill_id.value ? Number(e.default_skill_id.value) : null,
+        default_priority: e.default_priority.value,
       };
       row.item = await patch(`/api/v1/apps/${encodeURIComponent(item.id)}`, changes);
       const i = apps.findIndex((a) => a.id === item.id);

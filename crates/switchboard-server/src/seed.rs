@@ -135,6 +135,7 @@ pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCr
                 jwt_issuer: Some(DEMO_ISSUER.into()),
                 jwt_audience: None,
                 default_skill_id: Some(general.id),
+                default_priority: Default::default(),
             },
             now,
         )

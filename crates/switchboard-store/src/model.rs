@@ -56,6 +56,8 @@ pub struct App {
     pub jwt_audience: Option<String>,
     /// Skill new conversations from this app are routed to.
     pub default_skill_id: Option<i64>,
+    /// Priority new conversations from this app start at (a skill's default may raise it).
+    pub default_priority: ConversationPriority,
     /// Further skills a device of this app may ask to start in (its entry points).
     #[serde(default)]
     pub entry_skill_ids: Vec<i64>,

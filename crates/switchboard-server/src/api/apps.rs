@@ -22,6 +22,8 @@ pub struct CreateAppRequest {
     /// Required `aud`; the app id when absent.
     pub jwt_audience: Option<String>,
     pub default_skill_id: Option<i64>,
+    /// Priority the app's new conversations start at (default `normal`).
+    pub default_priority: Option<super::types::ConversationPriority>,
 }
 
 pub(super) async fn check_skill(state: &AppState, brand_id: &str, skill_id: Option<i64>) -> ApiResult<()> {
@@ -61,6 +63,7 @@ pub(super) async fn create_app(
         jwt_issuer: request.jwt_issuer,
         jwt_audience: request.jwt_audience,
         default_skill_id: request.default_skill_id,
+        default_priority: request.default_priority.map(Into::into).unwrap_or_default(),
     };
     Ok((StatusCode::CREATED, Json(state.store.create_app(&new, now_ms()).await?.into())))
 }
@@ -99,6 +102,8 @@ pub struct AppPatchRequest {
     pub jwt_audience: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub default_skill_id: Option<Option<i64>>,
+    /// Priority the app's new conversations start at.
+    pub default_priority: Option<super::types::ConversationPriority>,
     /// Further skills a device of the app may ask to start in (`hello.skill`); replaces the
     /// list. At most 100.
     pub entry_skill_ids: Option<Vec<i64>>,
@@ -124,6 +129,7 @@ pub(super) async fn patch_app(
         jwt_issuer: request.jwt_issuer,
         jwt_audience: request.jwt_audience,
         default_skill_id: request.default_skill_id,
+        default_priority: request.default_priority.map(Into::into),
     };
     let mut app = state.store.update_app(&caller.brand_id, &app_id, &patch).await.map_err(|error| match error {
         switchboard_store::StoreError::NotFound => ApiError::code(ErrorCode::AppNotFound),

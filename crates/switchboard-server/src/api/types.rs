@@ -84,6 +84,8 @@ pub struct App {
     pub jwt_audience: Option<String>,
     /// Skill new conversations from this app are routed to.
     pub default_skill_id: Option<i64>,
+    /// Priority new conversations from this app start at (a skill's default may raise it).
+    pub default_priority: ConversationPriority,
     /// Further skills a device of this app may ask to start in (its entry points).
     #[serde(default)]
     pub entry_skill_ids: Vec<i64>,
@@ -102,6 +104,7 @@ impl From<switchboard_store::App> for App {
             jwt_issuer,
             jwt_audience,
             default_skill_id,
+            default_priority,
             entry_skill_ids,
             created_at,
         } = app;
@@ -115,6 +118,7 @@ impl From<switchboard_store::App> for App {
             jwt_issuer,
             jwt_audience,
             default_skill_id,
+            default_priority: default_priority.into(),
             entry_skill_ids,
             created_at,
         }
@@ -327,17 +331,8 @@ pub struct Consumer {
 
 impl From<switchboard_store::Consumer> for Consumer {
     fn from(consumer: switchboard_store::Consumer) -> Consumer {
-        let switchboard_store::Consumer {
-            id,
-            brand_id,
-            external_id,
-            name,
-            email,
-            phone,
-            device,
-            language,
-            created_at,
-        } = consumer;
+        let switchboard_store::Consumer { id, brand_id, external_id, name, email, phone, device, language, created_at } =
+            consumer;
         Consumer { id, brand_id, external_id, name, email, phone, device, language, created_at }
     }
 }

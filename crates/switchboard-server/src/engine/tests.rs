@@ -58,6 +58,7 @@ impl Fixture {
             jwt_issuer: None,
             jwt_audience: None,
             default_skill_id: Some(skill),
+            default_priority: Default::default(),
         };
         store.create_app(&app, now).await.unwrap();
         let mut users = Vec::new();
@@ -112,6 +113,7 @@ impl Fixture {
             app_id: "app".into(),
             channel: "in_app".into(),
             skill_id: Some(self.skill),
+            priority: 0,
             client_id: format!("m-{}", self.consumers),
             text: "hello".into(),
         });

@@ -49,6 +49,7 @@ pub(super) async fn submit_send(
                 app_id: peer.app.id.clone(),
                 channel: peer.app.channel.clone(),
                 skill_id: peer.entry_skill,
+                priority: i64::from(peer.app.default_priority.to_core().rank()),
                 client_id: cid,
                 text,
             })

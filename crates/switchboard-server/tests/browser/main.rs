@@ -533,6 +533,7 @@ async fn seed_busy_inbox(server: &TestServer, brand: &TestBrand) -> (String, i64
             app_id: brand.app.clone(),
             channel: "in_app".into(),
             skill_id: None,
+            priority: 0,
             client_id: cid,
             text,
         })

@@ -165,6 +165,7 @@ async fn history_hides_conversations_older_than_the_retention() {
             app_id: brand.app.clone(),
             channel: "in_app".into(),
             skill_id: None,
+            priority: 0,
             client_id: cid.into(),
             text: "hello".into(),
         })

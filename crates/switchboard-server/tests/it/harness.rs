@@ -93,6 +93,7 @@ impl TestServer {
                     jwt_issuer: Some("brand-backend".into()),
                     jwt_audience: None,
                     default_skill_id: None,
+                    default_priority: Default::default(),
                 },
                 now,
             )

@@ -233,6 +233,7 @@ async fn a_skill_in_offer_mode_rings_one_agent_who_accepts_or_declines() {
         jwt_issuer: None,
         jwt_audience: None,
         default_skill_id: Some(Some(billing.id)),
+        default_priority: None,
     };
     server.store.update_app(&brand.id, &brand.app, &patch_app).await.unwrap();
     let alice_email = format!("alice@{}.test", brand.id);
@@ -321,6 +322,52 @@ async fn a_manager_raises_a_waiting_conversation_and_the_queue_serves_it_first()
     alice.send(json!({"t": "close", "id": 4, "c": c1})).await;
     alice.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c3).await;
     assert_eq!(server.store.conversation(&brand.id, c2).await.unwrap().unwrap().agent_id, None);
+}
+
+#[tokio::test]
+async fn an_apps_priority_puts_its_conversations_ahead_in_the_queue() {
+    let server = TestServer::start_with(config()).await;
+    let brand = server.brand().await;
+    let http = reqwest::Client::new();
+    let admin = server.login(&brand.admin_email).await;
+    // A second entry point whose conversations are urgent (e.g. the app's "card lost" screen).
+    let created = http
+        .post(format!("{}/api/v1/apps", server.http))
+        .bearer_auth(&admin)
+        .json(&json!({"id": format!("{}-vip", brand.id), "name": "VIP", "channel": "in_app",
+            "jwt_issuer": "brand-backend", "default_priority": "urgent"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let app: Value = created.json().await.unwrap();
+    assert_eq!(app["default_priority"], "urgent", "{app}");
+    let bad = http
+        .patch(format!("{}/api/v1/apps/{}", server.http, brand.app))
+        .bearer_auth(&admin)
+        .json(&json!({"default_priority": "asap"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let vip_app = app["id"].as_str().unwrap();
+    server.store.add_app_key(&brand.id, vip_app, "pem", RSA_PUBLIC, now_secs() * 1000).await.unwrap();
+
+    let mut regular = server.consumer(&brand, "sal").await;
+    let c1 = open(&mut regular, "ordinary question").await;
+    let token = rs256_token(&json!({"sub": "tia", "iss": "brand-backend", "aud": app["id"], "exp": now_secs() + 600}));
+    let mut vip = Client::connect(&format!("{}/v1/consumer", server.ws)).await;
+    let welcome = vip.hello(json!({"t": "hello", "v": 1, "brand": brand.id, "app": app["id"], "token": token})).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+    let c2 = open(&mut vip, "my card is gone").await;
+    let queue = get_json(&server, &admin, "/api/v1/queue").await;
+    let order: Vec<(i64, String)> = queue["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["conversation_id"].as_i64().unwrap(), w["priority"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(order, [(c2, "urgent".to_owned()), (c1, "normal".to_owned())], "the later, urgent one first");
 }
 
 #[tokio::test]

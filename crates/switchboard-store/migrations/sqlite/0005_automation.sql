@@ -31,3 +31,7 @@ CREATE TABLE automatic_messages (
     updated_at INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX automatic_messages_key ON automatic_messages (brand_id, trigger, COALESCE(skill_id, 0), language);
+
+-- An entry point's priority: conversations an app opens start at least at it (a skill's
+-- default priority may raise it further). 0 normal, 1 high, 2 urgent.
+ALTER TABLE apps ADD COLUMN default_priority INTEGER NOT NULL DEFAULT 0;

@@ -13,7 +13,7 @@ impl Store {
     /// Creates an app.
     pub async fn create_app(&self, new: &NewApp, now: Millis) -> Result<App, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {APP_COLUMNS}"
+            "INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {APP_COLUMNS}"
         )))
         .bind(&new.id)
         .bind(&new.brand_id)
@@ -25,6 +25,7 @@ impl Store {
         .bind(new.jwt_audience.as_deref())
         .bind(new.default_skill_id)
         .bind(now)
+        .bind(i64::from(new.default_priority.to_core().rank()))
         .fetch_one(&self.pool)
         .await?;
         app_from_row(&row)
@@ -110,7 +111,7 @@ impl Store {
         let current = self.app(brand_id, app_id).await?.ok_or(StoreError::NotFound)?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "UPDATE apps SET name = $3, allow_jwt = $4, allow_anonymous = $5, jwt_issuer = $6, jwt_audience = $7,
-             default_skill_id = $8 WHERE brand_id = $1 AND id = $2 RETURNING {APP_COLUMNS}"
+             default_skill_id = $8, default_priority = $9 WHERE brand_id = $1 AND id = $2 RETURNING {APP_COLUMNS}"
         )))
         .bind(brand_id)
         .bind(app_id)
@@ -120,6 +121,7 @@ impl Store {
         .bind(patch.jwt_issuer.clone().unwrap_or(current.jwt_issuer))
         .bind(patch.jwt_audience.clone().unwrap_or(current.jwt_audience))
         .bind(patch.default_skill_id.unwrap_or(current.default_skill_id))
+        .bind(i64::from(patch.default_priority.unwrap_or(current.default_priority).to_core().rank()))
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;

@@ -336,7 +336,7 @@ impl Store {
         let closed = conversation_from_row(&row)?;
         record_event(&mut tx, brand_id, id, "auto_closed", closed.agent_id, closed.skill_id, now).await?;
         tx.commit().await?;
-        Ok(AutoCloseOutcome::Closed(closed))
+        Ok(AutoCloseOutcome::Closed(Box::new(closed)))
     }
 
     /// Records a cumulative receipt by `reader` (never moves backwards, never past the last

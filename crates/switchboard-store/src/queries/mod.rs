@@ -62,6 +62,8 @@ pub struct NewApp {
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub default_skill_id: Option<i64>,
+    /// Priority of the conversations it opens (normal unless set).
+    pub default_priority: ConversationPriority,
 }
 
 /// App settings change; `None` keeps a value (`Some(None)` clears an optional one).
@@ -73,6 +75,7 @@ pub struct AppPatch {
     pub jwt_issuer: Option<Option<String>>,
     pub jwt_audience: Option<Option<String>>,
     pub default_skill_id: Option<Option<i64>>,
+    pub default_priority: Option<ConversationPriority>,
 }
 
 /// New brand user.
@@ -126,7 +129,7 @@ pub enum CsatError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AutoCloseOutcome {
     /// Closed as auto-closed.
-    Closed(Conversation),
+    Closed(Box<Conversation>),
     /// It was not open (closed meanwhile).
     NotOpen,
     /// Someone wrote after the agent's message the close was about: these are the stored
@@ -144,7 +147,8 @@ const USER_COLUMNS: &str =
     "id, brand_id, email, name, role, password_hash, max_concurrent, state, disabled, created_at";
 
 const APP_COLUMNS: &str =
-    "id, brand_id, name, channel, allow_jwt, allow_anonymous, jwt_issuer, jwt_audience, default_skill_id, created_at";
+    "id, brand_id, name, channel, allow_jwt, allow_anonymous, jwt_issuer, jwt_audience, default_skill_id, created_at,
+    default_priority";
 
 fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
     Ok(row.try_get::<i64, _>(column)? != 0)
@@ -192,6 +196,9 @@ fn app_from_row(row: &AnyRow) -> Result<App, StoreError> {
         jwt_issuer: row.try_get("jwt_issuer")?,
         jwt_audience: row.try_get("jwt_audience")?,
         default_skill_id: row.try_get("default_skill_id")?,
+        default_priority: ConversationPriority::of(switchboard_core::desk::Priority::from_rank(
+            row.try_get("default_priority")?,
+        )),
         entry_skill_ids: Vec::new(),
         created_at: row.try_get("created_at")?,
     })

@@ -34,6 +34,9 @@ pub struct ConsumerAppend {
     pub app_id: String,
     pub channel: String,
     pub skill_id: Option<i64>,
+    /// Priority rank (0 normal, 1 high, 2 urgent) of a conversation this message opens: the
+    /// entry point's.
+    pub priority: i64,
     pub client_id: String,
     pub text: String,
 }
@@ -123,6 +126,7 @@ pub(crate) struct NewConversation<'a> {
     pub(crate) channel: &'a str,
     pub(crate) skill_id: Option<i64>,
     pub(crate) agent_id: Option<i64>,
+    pub(crate) priority: i64,
 }
 
 /// A message row to append.
@@ -272,12 +276,13 @@ pub(crate) async fn apply(tx: &mut impl WriteTx, append: &Append, now: Millis) -
                 Answer::Latest(origin.is_some())
             }
             Step::Open { consumer: consumer_id, assign, origin: from } => {
-                let (app_id, channel, skill_id) = match (from, append, &origin) {
-                    (OriginOf::Request, Append::Consumer(a), _) => (&a.app_id, &a.channel, a.skill_id),
-                    (OriginOf::Latest, _, Some(latest)) => (&latest.app_id, &latest.channel, latest.skill_id),
+                let (app_id, channel, skill_id, priority) = match (from, append, &origin) {
+                    (OriginOf::Request, Append::Consumer(a), _) => (&a.app_id, &a.channel, a.skill_id, a.priority),
+                    (OriginOf::Latest, _, Some(latest)) => (&latest.app_id, &latest.channel, latest.skill_id, 0),
                     _ => return Err(StoreError::Corrupt("no origin for a new conversation".into()).into()),
                 };
-                let new = NewConversation { brand_id, consumer_id, app_id, channel, skill_id, agent_id: assign };
+                let new =
+                    NewConversation { brand_id, consumer_id, app_id, channel, skill_id, agent_id: assign, priority };
                 Answer::Opened(tx.insert_conversation(&new, now).await?)
             }
             Step::Insert { conversation: conversation_id, into, first_response } => {

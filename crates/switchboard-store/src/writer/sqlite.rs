@@ -253,6 +253,7 @@ impl WriteTx for SqliteTx {
                 ("$6", &now),
                 ("$7", &new.agent_id),
                 ("$8", &assigned_at),
+                ("$9", &new.priority),
             ],
             |row| row.get(0),
         )?;

@@ -23,6 +23,7 @@ async fn open_at(brand: &Brand, consumer: i64, skill_id: Option<i64>, now: Milli
         app_id: brand.app_id.clone(),
         channel: "in_app".to_owned(),
         skill_id,
+        priority: 0,
         client_id: format!("open-{consumer}-{now}"),
         text: "hello".to_owned(),
     });

@@ -41,6 +41,7 @@ impl Brand {
                     jwt_issuer: None,
                     jwt_audience: None,
                     default_skill_id: None,
+                    default_priority: Default::default(),
                 },
                 T0,
             )
@@ -90,6 +91,7 @@ impl Brand {
             app_id: self.app_id.clone(),
             channel: "in_app".to_owned(),
             skill_id: None,
+            priority: 0,
             client_id: client_id.to_owned(),
             text: text.to_owned(),
         })
