@@ -7,6 +7,7 @@ use super::*;
 
 /// A new app.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAppRequest {
     /// App ID; generated when absent.
     pub id: Option<String>,
@@ -92,6 +93,7 @@ pub(super) async fn get_app(
 
 /// App change; absent fields keep their value, `null` clears optional ones.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AppPatchRequest {
     pub name: Option<String>,
     pub allow_jwt: Option<bool>,
@@ -156,6 +158,7 @@ pub(super) async fn patch_app(
 
 /// A public key for consumer JWTs.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AddKeyRequest {
     /// `pem` (an RSA or P-256 public key) or `jwks` (a JWKS JSON document).
     pub format: String,

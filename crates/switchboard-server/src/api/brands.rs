@@ -6,6 +6,7 @@ use super::*;
 
 /// A new brand with its first admin.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateBrandRequest {
     /// Brand ID: 1–64 of a-z, 0-9, '-', '_'.
     pub id: String,

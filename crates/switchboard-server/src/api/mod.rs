@@ -9,6 +9,7 @@
 //! (converted from store rows) that the OpenAPI document describes.
 
 mod apps;
+mod automation;
 mod brands;
 mod conversations;
 mod session;
@@ -17,6 +18,7 @@ mod staff;
 pub mod types;
 
 use apps::*;
+use automation::*;
 use brands::*;
 use conversations::*;
 use session::*;
@@ -206,7 +208,8 @@ async fn not_found() -> ApiError {
     paths(
         login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
-        create_token, list_tokens, delete_token, list_conversations, get_conversation, crate::floor::inbox,
+        create_token, list_tokens, delete_token, list_automatic_messages, put_automatic_message,
+        delete_automatic_message, preview_automatic_message, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
         crate::floor::report_csv, healthz, readyz, metrics_text
@@ -248,6 +251,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users/{user_id}", get(get_user).patch(patch_user))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{token_id}", axum::routing::delete(delete_token))
+        .route("/api/v1/automatic-messages", get(list_automatic_messages).put(put_automatic_message))
+        .route("/api/v1/automatic-messages/preview", post(preview_automatic_message))
+        .route("/api/v1/automatic-messages/{message_id}", axum::routing::delete(delete_automatic_message))
         .route("/api/v1/conversations", get(list_conversations))
         .route("/api/v1/conversations/{conversation_id}", get(get_conversation))
         .route("/healthz", get(healthz))

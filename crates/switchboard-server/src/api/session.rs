@@ -6,6 +6,7 @@ use super::*;
 
 /// Login with email and password.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,

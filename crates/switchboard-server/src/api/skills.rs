@@ -6,6 +6,7 @@ use super::*;
 
 /// A new skill.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateSkillRequest {
     pub name: String,
 }

@@ -6,6 +6,7 @@ use super::*;
 
 /// A new agent, manager or admin.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub email: String,
     pub name: String,
@@ -75,6 +76,7 @@ pub(super) async fn get_user(
 
 /// User change; absent fields keep their value.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserPatchRequest {
     pub name: Option<String>,
     pub role: Option<Role>,
@@ -133,6 +135,7 @@ pub(super) async fn patch_user(
 
 /// A new API token.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub name: String,
     /// Role the token acts with; default admin.

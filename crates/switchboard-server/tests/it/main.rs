@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod auth;
+mod automation;
 mod conversation;
 mod floor;
 mod presence;

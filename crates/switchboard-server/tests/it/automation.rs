@@ -1,0 +1,177 @@
+//! Automation end to end: settings refuse unknown fields, templates are checked at save and
+//! previewed, and a consumer sees the automatic messages of a conversation's life in order,
+//! ending in an auto-close.
+
+use serde_json::{Value, json};
+use switchboard_store::BrandPatch;
+
+use crate::harness::*;
+
+/// `method path` with a JSON body as `token`: status and body.
+async fn call(server: &TestServer, token: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", server.http))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn settings_bodies_refuse_unknown_fields_by_name() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let (status, body) =
+        call(&server, &admin, reqwest::Method::PATCH, "/api/v1/brand", json!({"auto_close_minutes": 1})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("auto_close_minutes"), "{body}");
+    let path = format!("/api/v1/apps/{}", brand.app);
+    let (status, body) = call(&server, &admin, reqwest::Method::PATCH, &path, json!({"colour": "red"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("colour"), "{body}");
+
+    // The auto-close setting itself: limits named, the warning shorter than the close.
+    for (bad, says) in [
+        (json!({"auto_close_secs": 30}), "60 (1 minute) to 7776000 (90 days)"),
+        (json!({"auto_close_secs": 7_776_001}), "90 days"),
+        (json!({"auto_close_secs": 600, "auto_close_warn_secs": 600}), "less than auto_close_secs"),
+        (json!({"default_language": "??"}), "language tag"),
+    ] {
+        let (status, body) = call(&server, &admin, reqwest::Method::PATCH, "/api/v1/brand", bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{bad}: {body}");
+    }
+    let good = json!({"auto_close_secs": 3600, "auto_close_warn_secs": 300, "auto_close_survey": true, "default_language": "de-AT"});
+    let (status, body) = call(&server, &admin, reqwest::Method::PATCH, "/api/v1/brand", good).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["auto_close_secs"], &body["auto_close_warn_secs"], &body["default_language"]),
+        (&json!(3600), &json!(300), &json!("de"))
+    );
+}
+
+#[tokio::test]
+async fn templates_are_checked_at_save_previewed_and_kept_per_brand() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let other = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let agent = server.login(&brand.agent_email).await;
+    let put = |token: &str, body: Value| {
+        let (server, token) = (&server, token.to_owned());
+        async move { call(server, &token, reqwest::Method::PUT, "/api/v1/automatic-messages", body).await }
+    };
+    let (status, body) = put(&admin, json!({"trigger": "welcome", "text": "Hi {first_name}"})).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("{first_name}"), "{body}");
+    let (status, body) = put(&admin, json!({"trigger": "hello", "text": "Hi"})).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("welcome, queued"), "{body}");
+    let (status, body) = put(&admin, json!({"trigger": "welcome", "text": "x".repeat(2001)})).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("the limit is 2000 (the in_app channel's limit)"), "{body}");
+    let (status, _) = put(&agent, json!({"trigger": "welcome", "text": "Hi"})).await;
+    assert_eq!(status, 403, "admins configure automatic messages");
+
+    let (status, saved) =
+        put(&admin, json!({"trigger": "queued", "text": "Wait: {wait_time}.", "language": "en-GB"})).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!((&saved["language"], &saved["enabled"]), (&json!("en"), &json!(true)));
+    let (_, listed) = call(&server, &admin, reqwest::Method::GET, "/api/v1/automatic-messages", Value::Null).await;
+    assert_eq!(listed["messages"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["triggers"].as_array().unwrap().len(), 9);
+    let other_admin = server.login(&other.admin_email).await;
+    let (_, theirs) =
+        call(&server, &other_admin, reqwest::Method::GET, "/api/v1/automatic-messages", Value::Null).await;
+    assert!(theirs["messages"].as_array().unwrap().is_empty(), "another brand sees none");
+
+    let (status, preview) = call(
+        &server,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/automatic-messages/preview",
+        json!({"text": "Hallo {consumer_name}, Wartezeit {wait_time}", "language": "de"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["text"], "Hallo Carol Jones, Wartezeit etwa 4 Minuten");
+
+    let path = format!("/api/v1/automatic-messages/{}", saved["id"]);
+    let (status, _) = call(&server, &other_admin, reqwest::Method::DELETE, &path, Value::Null).await;
+    assert_eq!(status, 404, "tenancy");
+    let (status, _) = call(&server, &admin, reqwest::Method::DELETE, &path, Value::Null).await;
+    assert_eq!(status, 204);
+}
+
+#[tokio::test]
+async fn a_consumer_sees_welcome_wait_assigned_warning_and_auto_closed_in_order() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    for (trigger, text) in [
+        ("welcome", "Welcome to {brand_name}, {consumer_name}."),
+        ("queued", "Your wait: {wait_time}."),
+        ("assigned", "{agent_name} is here."),
+        ("inactive_warning", "Still there?"),
+        ("auto_closed", "Closed for now. Write any time."),
+    ] {
+        let body = json!({"trigger": trigger, "text": text});
+        let (status, saved) = call(&server, &admin, reqwest::Method::PUT, "/api/v1/automatic-messages", body).await;
+        assert_eq!(status, 200, "{saved}");
+    }
+    // Seconds instead of the API's minimum minute, written to the store as a test may.
+    let patch =
+        BrandPatch { auto_close_secs: Some(Some(2)), auto_close_warn_secs: Some(Some(1)), ..BrandPatch::default() };
+    let stored = server.store.update_brand(&brand.id, &patch).await.unwrap();
+    server.running.as_ref().unwrap().state.engines.settings_changed(&stored);
+
+    let mut consumer = server.consumer(&brand, "uma").await;
+    consumer.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hello?"})).await;
+    let c = consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let mut agent = server.online_agent(&brand.agent_email).await;
+    agent.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
+    agent.send(json!({"t": "send", "id": 2, "c": c, "cid": "a1", "text": "How can I help?"})).await;
+    agent.expect(|f| f["t"] == "ack" && f["id"] == 2).await;
+
+    let mut seen = Vec::new();
+    loop {
+        let frame = consumer.expect(|f| f["t"] == "msg" || (f["t"] == "conv" && f["ev"] == "closed")).await;
+        if frame["t"] == "conv" {
+            seen.push("(closed)".to_owned());
+            continue;
+        }
+        let from = frame["from"].as_str().unwrap();
+        seen.push(format!("{from}: {}", frame["text"].as_str().unwrap()));
+        if frame["text"] == "Closed for now. Write any time." {
+            break;
+        }
+    }
+    let name = "Customer uma";
+    assert_eq!(
+        seen,
+        [
+            format!("s: Welcome to {}, {name}.", brand.id),
+            // Nobody online yet: no estimate, said neutrally.
+            "s: Your wait: shortly.".to_owned(),
+            format!("s: Agent of {} is here.", brand.id),
+            "a: How can I help?".to_owned(),
+            "s: Still there?".to_owned(),
+            "(closed)".to_owned(),
+            "s: Closed for now. Write any time.".to_owned(),
+        ]
+    );
+    let row = server.store.conversation(&brand.id, c).await.unwrap().unwrap();
+    assert!(row.auto_closed);
+    let kinds: Vec<String> =
+        server.store.conversation_events(&brand.id, c).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.last().map(String::as_str), Some("auto_closed"));
+    // Each automatic message is stored once, with its key.
+    let messages = server.store.messages_after(&brand.id, c, 0, 100).await.unwrap();
+    let keys: Vec<&str> =
+        messages.iter().filter_map(|m| m.client_id.as_deref()).filter(|k| k.starts_with("auto:")).collect();
+    assert_eq!(keys.len(), 5, "{keys:?}");
+}
