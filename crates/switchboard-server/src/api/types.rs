@@ -327,17 +327,8 @@ pub struct Consumer {
 
 impl From<switchboard_store::Consumer> for Consumer {
     fn from(consumer: switchboard_store::Consumer) -> Consumer {
-        let switchboard_store::Consumer {
-            id,
-            brand_id,
-            external_id,
-            name,
-            email,
-            phone,
-            device,
-            language,
-            created_at,
-        } = consumer;
+        let switchboard_store::Consumer { id, brand_id, external_id, name, email, phone, device, language, created_at } =
+            consumer;
         Consumer { id, brand_id, external_id, name, email, phone, device, language, created_at }
     }
 }
