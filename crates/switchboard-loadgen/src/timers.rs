@@ -22,7 +22,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use switchboard_core::automation::Trigger;
 use switchboard_core::desk::{
-    AgentSettings, AutoClose, Change, Desk, DeskSettings, Effect, Input, OpenConversation, Timer,
+    AgentSettings, AutoClose, Change, Desk, DeskSettings, Effect, Hours, Input, OpenConversation, Timer,
 };
 use switchboard_core::routing::AgentProfile;
 use switchboard_protocol::AgentState;
@@ -103,7 +103,8 @@ fn live_bytes() -> i64 {
 fn restore(settings: DeskSettings, stored: &Stored, now: i64) -> (Desk, (u64, u64), f64) {
     let (agents, conversations) = (stored.agents.clone(), stored.conversations.clone());
     let started = Instant::now();
-    let (desk, effects) = Desk::restore(settings, Vec::new(), agents, conversations, &HashMap::new(), now, now);
+    let (desk, effects) =
+        Desk::restore(settings, Hours::default(), Vec::new(), agents, conversations, &HashMap::new(), now, now);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let armed = effects.iter().fold((0, 0), |(warnings, closes), effect| match effect {
         Effect::Arm(Timer::InactiveWarning(_), _) => (warnings + 1, closes),
