@@ -661,6 +661,7 @@ impl Desk {
     /// hold conversations and are not connected get a grace period ending at
     /// `grace_from + grace`. Returns the desk and the effects of putting it right: a
     /// conversation held by an unknown or disabled agent goes back to the queue.
+    #[expect(clippy::too_many_arguments, reason = "the stored state of a desk, one argument per table it comes from")]
     pub fn restore(
         settings: DeskSettings,
         hours: Hours,
