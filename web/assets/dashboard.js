@@ -204,6 +204,7 @@ function buildView() {
     kpi.open.set(formatCount(totals.open ?? 0));
     kpi.open.note(`${formatCount(totals.assigned ?? 0)} assigned to agents`);
     kpi.resolved.set(formatCount(totals.resolved_today ?? 0));
+    kpi.resolved.note(`${formatCount(totals.auto_closed_today ?? 0)} auto-closed · ${formatCount(totals.off_hours_today ?? 0)} after hours`);
     kpi.csat.set(csat.average == null ? '—' : oneDecimal.format(csat.average) + ' / 5');
     kpi.csat.note(csat.responses === 1 ? '1 response' : `${formatCount(csat.responses || 0)} responses`);
 

@@ -158,6 +158,8 @@ export function render(root) {
   function draw(data, r) {
     setText(cards.opened.value, formatCount(data.opened ?? 0));
     setText(cards.closed.value, formatCount(data.closed ?? 0));
+    setText(cards.opened.note, `${formatCount(data.off_hours_arrivals ?? 0)} after hours`);
+    setText(cards.closed.note, `${formatCount(data.auto_closed ?? 0)} auto-closed`);
     setText(cards.frt.value, duration(data.first_response?.avg_secs));
     setText(cards.frt.note, data.first_response?.p90_secs == null ? '' : `90% within ${duration(data.first_response.p90_secs)}`);
     setText(cards.resolution.value, duration(data.resolution?.avg_secs));

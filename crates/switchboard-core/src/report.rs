@@ -200,6 +200,8 @@ pub struct ConversationTimes {
     pub closed_at: Option<Millis>,
     /// The consumer's CSAT score; anything outside 1–5 is ignored.
     pub csat_score: Option<i64>,
+    /// It closed because the consumer stopped answering.
+    pub auto_closed: bool,
 }
 
 /// A history report over a [`ReportRange`].
@@ -213,6 +215,8 @@ pub struct Report {
     pub opened: u32,
     /// Conversations closed in the range.
     pub closed: u32,
+    /// Of those, auto-closed (the consumer stopped answering).
+    pub auto_closed: u32,
     /// One bucket per viewer's hour that overlaps the range, the first one starting at or
     /// before `from`.
     pub hourly: Vec<HourBucket>,
@@ -236,7 +240,7 @@ impl Report {
             .map(|hour| HourBucket { hour, opened: 0, closed: 0 })
             .collect();
         let bucket = |at: Millis| usize::try_from((range.hour_of(at) - first_hour) / HOUR_MS).ok();
-        let (mut opened, mut closed) = (0, 0);
+        let (mut opened, mut closed, mut auto_closed) = (0, 0, 0);
         let (mut first_responses, mut resolutions) = (Vec::new(), Vec::new());
         let mut csat = [0; 5];
         for conversation in conversations {
@@ -251,6 +255,7 @@ impl Report {
             }
             if let Some(at) = conversation.closed_at.filter(|at| range.contains(*at)) {
                 closed += 1;
+                auto_closed += u32::from(conversation.auto_closed);
                 if let Some(slot) = bucket(at).and_then(|i| hourly.get_mut(i)) {
                     slot.closed += 1;
                 }
@@ -270,6 +275,7 @@ impl Report {
             to: range.to,
             opened,
             closed,
+            auto_closed,
             hourly,
             first_response,
             resolution,
@@ -405,7 +411,7 @@ mod tests {
     const T0: Millis = 1_764_104_400_000; // 2025-11-25T21:00:00Z, a full UTC hour.
 
     fn times(opened_at: Millis, closed_at: Option<Millis>) -> ConversationTimes {
-        ConversationTimes { opened_at, first_response_at: None, closed_at, csat_score: None }
+        ConversationTimes { opened_at, first_response_at: None, closed_at, csat_score: None, auto_closed: false }
     }
 
     #[test]
@@ -475,6 +481,15 @@ mod tests {
         assert_eq!(report.csat.distribution, [0, 0, 0, 1, 1]);
         assert_eq!((report.csat.responses, report.csat.average), (2, Some(4.5)));
         assert_eq!(CsatSummary::from_distribution([0; 5]).average, None);
+    }
+
+    #[test]
+    fn auto_closed_conversations_are_counted_among_the_closed() {
+        let range = ReportRange::new(T0, T0 + HOUR_MS, None).unwrap();
+        let auto = ConversationTimes { auto_closed: true, ..times(T0, Some(T0 + 60_000)) };
+        let before = ConversationTimes { auto_closed: true, ..times(T0 - HOUR_MS, Some(T0 - 1)) };
+        let report = Report::of(range, [auto, times(T0, Some(T0 + 1)), before]);
+        assert_eq!((report.closed, report.auto_closed), (2, 1), "only what closed in the range");
     }
 
     #[test]

@@ -364,12 +364,25 @@ pub struct FloorTotals {
     pub assigned: u32,
     pub resolved_today: i64,
     pub longest_wait_secs: Option<i64>,
+    /// Conversations auto-closed since the start of the day.
+    pub auto_closed_today: i64,
+    /// Conversations opened outside business hours since the start of the day.
+    pub off_hours_today: i64,
 }
 
 impl From<core_report::FloorTotals> for FloorTotals {
     fn from(totals: core_report::FloorTotals) -> FloorTotals {
         let core_report::FloorTotals { queued, open, assigned, resolved_today, longest_wait_secs } = totals;
-        FloorTotals { queued, open, assigned, resolved_today, longest_wait_secs }
+        // The event-log counts are the handler's.
+        FloorTotals {
+            queued,
+            open,
+            assigned,
+            resolved_today,
+            longest_wait_secs,
+            auto_closed_today: 0,
+            off_hours_today: 0,
+        }
     }
 }
 
@@ -483,6 +496,11 @@ async fn dashboard(
         now,
     )
     .into();
+    let totals = FloorTotals {
+        auto_closed_today: state.store.count_events(brand_id, "auto_closed", since, now + 1).await?,
+        off_hours_today: state.store.count_events(brand_id, "off_hours", since, now + 1).await?,
+        ..totals
+    };
     Ok(Json(Dashboard { generated_at: now, since, skills: skill_floors, agents, csat, totals }))
 }
 
@@ -561,6 +579,10 @@ pub struct Report {
     pub opened: u32,
     /// Conversations closed in the range.
     pub closed: u32,
+    /// Of those, auto-closed (the consumer stopped answering).
+    pub auto_closed: u32,
+    /// Conversations opened in the range outside their skill's business hours.
+    pub off_hours_arrivals: u32,
     pub hourly: Vec<HourBucket>,
     /// Opened → first agent message, for conversations first answered in the range.
     pub first_response: Durations,
@@ -572,12 +594,16 @@ pub struct Report {
 
 impl From<core_report::Report> for Report {
     fn from(report: core_report::Report) -> Report {
-        let core_report::Report { from, to, opened, closed, hourly, first_response, resolution, csat } = report;
+        let core_report::Report { from, to, opened, closed, auto_closed, hourly, first_response, resolution, csat } =
+            report;
         Report {
             from,
             to,
             opened,
             closed,
+            auto_closed,
+            // Counted from the event log by the handler.
+            off_hours_arrivals: 0,
             hourly: hourly.into_iter().map(HourBucket::from).collect(),
             first_response: first_response.into(),
             resolution: resolution.into(),
@@ -618,8 +644,12 @@ async fn report(
         first_response_at: conversation.first_response_at,
         closed_at: conversation.closed_at,
         csat_score: conversation.csat_score,
+        auto_closed: conversation.auto_closed,
     });
-    Ok(Json(core_report::Report::of(range, times).into()))
+    let mut report: Report = core_report::Report::of(range, times).into();
+    let arrivals = state.store.count_events(&caller.brand_id, "off_hours", range.from(), range.to()).await?;
+    report.off_hours_arrivals = u32::try_from(arrivals).unwrap_or(u32::MAX);
+    Ok(Json(report))
 }
 
 /// Conversations opened or closed in the range as CSV (one row each, UTC times, durations
@@ -653,7 +683,11 @@ async fn report_csv(
             c.agent_id.and_then(|id| agents.get(&id).cloned()).unwrap_or_default(),
             consumer_ids.get(&c.consumer_id).cloned().unwrap_or_default(),
             consumer_name.clone().unwrap_or_default(),
-            c.closed_by.map(|side| closed_by(side).to_owned()).unwrap_or_default(),
+            if c.auto_closed {
+                "auto".to_owned()
+            } else {
+                c.closed_by.map(|side| closed_by(side).to_owned()).unwrap_or_default()
+            },
             c.first_response_at.map(|at| ((at - c.opened_at) / 1000).to_string()).unwrap_or_default(),
             c.closed_at.map(|at| ((at - c.opened_at) / 1000).to_string()).unwrap_or_default(),
             c.csat_score.map(|score| score.to_string()).unwrap_or_default(),

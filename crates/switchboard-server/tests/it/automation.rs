@@ -169,6 +169,24 @@ async fn a_consumer_sees_welcome_wait_assigned_warning_and_auto_closed_in_order(
     let kinds: Vec<String> =
         server.store.conversation_events(&brand.id, c).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds.last().map(String::as_str), Some("auto_closed"));
+    // Reports count it apart, and the CSV says who closed it.
+    let now = now_secs() * 1000;
+    let query = format!("from={}&to={}", now - 3_600_000, now + 60_000);
+    let (_, report) =
+        call(&server, &admin, reqwest::Method::GET, &format!("/api/v1/reports?{query}"), Value::Null).await;
+    assert_eq!((&report["closed"], &report["auto_closed"]), (&json!(1), &json!(1)), "{report}");
+    let (_, dashboard) = call(&server, &admin, reqwest::Method::GET, "/api/v1/dashboard", Value::Null).await;
+    assert_eq!(dashboard["totals"]["auto_closed_today"], 1, "{dashboard}");
+    let csv = reqwest::Client::new()
+        .get(format!("{}/api/v1/reports/conversations.csv?{query}", server.http))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.lines().nth(1).unwrap().contains(",auto,"), "{csv}");
     // Each automatic message is stored once, with its key.
     let messages = server.store.messages_after(&brand.id, c, 0, 100).await.unwrap();
     let keys: Vec<&str> =
@@ -264,6 +282,8 @@ async fn a_conversation_opened_after_hours_waits_for_the_opening_or_is_closed() 
     let kinds: Vec<String> =
         server.store.conversation_events(&brand.id, c).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["opened", "off_hours", "assigned"]);
+    let (_, dashboard) = call(&server, &admin, reqwest::Method::GET, "/api/v1/dashboard", Value::Null).await;
+    assert_eq!(dashboard["totals"]["off_hours_today"], 1, "{dashboard}");
 
     // With "close", a conversation opened after hours is told and closed.
     let close = json!({"hours": {"time_zone": "UTC"}, "off_hours": "close"});

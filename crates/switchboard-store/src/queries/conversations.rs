@@ -221,6 +221,20 @@ impl Store {
         Ok(true)
     }
 
+    /// How many event-log entries of `kind` the brand has in `[from, to)`.
+    pub async fn count_events(&self, brand_id: &str, kind: &str, from: Millis, to: Millis) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM conversation_events WHERE brand_id = $1 AND kind = $2 AND at >= $3 AND at < $4",
+        )
+        .bind(brand_id)
+        .bind(kind)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// How many event-log entries of `kind` each agent has since `since`, by agent id.
     pub async fn events_per_agent(
         &self,
