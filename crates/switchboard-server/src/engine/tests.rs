@@ -77,26 +77,24 @@ impl Fixture {
             users.push(user);
         }
         let bus = Bus::new();
-        let (shutdown, engines) = Fixture::engines(&store, &bus);
+        let (shutdown, engines) = Fixture::engines(&store, &bus, Clock::start());
         Fixture { dir, store, bus, engines, shutdown, skill, agents: users, consumers: 0 }
     }
 
-    fn engines(store: &Store, bus: &Arc<Bus>) -> (watch::Sender<bool>, Engines) {
+    fn engines(store: &Store, bus: &Arc<Bus>, clock: Clock) -> (watch::Sender<bool>, Engines) {
         let (shutdown, stopping) = watch::channel(false);
-        let config = EngineConfig {
-            store: store.clone(),
-            bus: bus.clone(),
-            clock: Clock::start(),
-            wait_refresh: Duration::from_secs(3600),
-        };
+        let config =
+            EngineConfig { store: store.clone(), bus: bus.clone(), clock, wait_refresh: Duration::from_secs(3600) };
         (shutdown, Engines::new(config, stopping))
     }
 
     /// A node restart: the engines stop, new ones start from the store (nobody connected).
+    /// The clock goes on (a new one would restart from the system time, behind the paused
+    /// time the test has advanced).
     async fn restart(&mut self) {
         let _ = self.shutdown.send(true);
         tokio::task::yield_now().await;
-        let (shutdown, engines) = Fixture::engines(&self.store, &self.bus);
+        let (shutdown, engines) = Fixture::engines(&self.store, &self.bus, self.engines.clock);
         engines.start_busy_brands().await.unwrap();
         (self.shutdown, self.engines) = (shutdown, engines);
     }
@@ -287,4 +285,110 @@ async fn a_state_choice_that_is_not_stored_is_answered_with_the_error() {
     let view = floor.agents.iter().find(|a| a.agent == agent).unwrap();
     assert_eq!(view.presence.chosen, AgentState::Away, "the desk holds what the store holds");
     assert_eq!(f.store.user(BRAND, agent).await.unwrap().unwrap().state, AgentState::Away);
+}
+
+/// Saves a template for `trigger`, brand-wide in English.
+async fn template(f: &Fixture, trigger: &str, text: &str) {
+    let new = switchboard_store::NewAutomaticMessage {
+        trigger: trigger.into(),
+        skill_id: None,
+        language: "en".into(),
+        enabled: true,
+        text: text.into(),
+    };
+    f.store.put_automatic_message(BRAND, &new, 0).await.unwrap();
+    f.engines.templates_changed(BRAND);
+}
+
+/// The system messages of a conversation, oldest first.
+async fn notices(f: &Fixture, c: ConversationId) -> Vec<String> {
+    let messages = f.store.messages_after(BRAND, c, 0, 100).await.unwrap();
+    messages.into_iter().filter(|m| m.side == Side::System).map(|m| m.text).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_close_warns_and_closes_on_time_and_a_restart_in_between_sends_nothing_twice() {
+    hold_the_clock();
+    let mut f = Fixture::new(1, SkillRouting::Assign).await;
+    template(&f, "inactive_warning", "Still there?").await;
+    template(&f, "auto_closed", "Closed for now.").await;
+    let patch = switchboard_store::BrandPatch {
+        auto_close_secs: Some(Some(600)),
+        auto_close_warn_secs: Some(Some(120)),
+        ..Default::default()
+    };
+    let brand = f.store.update_brand(BRAND, &patch).await.unwrap();
+    f.engines.settings_changed(&brand);
+    let agent = f.agents[0].id;
+    let _guard = f.engines.agent_connected(BRAND, agent);
+    let c = f.open().await;
+    advance(Duration::from_secs(5)).await;
+    // The agent answers (through the store, as the socket does), then tells the engine.
+    let at = f.engines.clock.now();
+    let reply = switchboard_store::AgentAppend {
+        brand_id: BRAND.into(),
+        agent_id: agent,
+        agent_name: "Agent 0".into(),
+        may_write_unassigned: false,
+        target: switchboard_store::AgentTarget::Conversation(c),
+        client_id: "a1".into(),
+        text: "Anything else?".into(),
+    };
+    f.store.append(Append::Agent(reply), at).await.unwrap();
+    f.engines.agent_wrote(BRAND, c, at);
+    f.engines.floor(BRAND, vec![]).await;
+
+    advance(Duration::from_secs(479)).await;
+    f.engines.floor(BRAND, vec![]).await;
+    assert!(notices(&f, c).await.is_empty(), "no warning a second early");
+    advance(Duration::from_secs(1)).await;
+    f.until("the warning is stored", || async { !notices(&f, c).await.is_empty() }).await;
+    assert_eq!(notices(&f, c).await, ["Still there?"]);
+
+    // A restart before the close (the agent's browser reconnects): the warning is not sent
+    // again, the close comes on time.
+    f.restart().await;
+    let _back = f.engines.agent_connected(BRAND, agent);
+    f.engines.floor(BRAND, vec![]).await;
+    advance(Duration::from_secs(119)).await;
+    f.engines.floor(BRAND, vec![]).await;
+    assert_eq!(f.conversation(c).await.status, ConversationStatus::Open);
+    advance(Duration::from_secs(1)).await;
+    f.until("the conversation auto-closes", || async { f.conversation(c).await.auto_closed }).await;
+    f.until("the auto-closed message is stored", || async { notices(&f, c).await.len() == 2 }).await;
+    assert_eq!(notices(&f, c).await, ["Still there?", "Closed for now."]);
+    assert_eq!(f.events(c).await.last().map(String::as_str), Some("auto_closed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_consumer_answer_stops_the_auto_close_without_the_engine_hearing_of_it() {
+    hold_the_clock();
+    let mut f = Fixture::new(1, SkillRouting::Assign).await;
+    let patch = switchboard_store::BrandPatch { auto_close_secs: Some(Some(600)), ..Default::default() };
+    let brand = f.store.update_brand(BRAND, &patch).await.unwrap();
+    f.engines.settings_changed(&brand);
+    let agent = f.agents[0].id;
+    let _guard = f.engines.agent_connected(BRAND, agent);
+    let c = f.open().await;
+    advance(Duration::from_secs(5)).await;
+    let at = f.engines.clock.now();
+    f.engines.agent_wrote(BRAND, c, at);
+    let consumer = f.conversation(c).await.consumer_id;
+    advance(Duration::from_secs(300)).await;
+    // The consumer answers on the hot path: stored, the engine is not told.
+    let answer = switchboard_store::ConsumerAppend {
+        brand_id: BRAND.into(),
+        consumer_id: consumer,
+        app_id: "app".into(),
+        channel: "in_app".into(),
+        skill_id: Some(f.skill),
+        priority: 0,
+        client_id: "m-answer".into(),
+        text: "yes, one more thing".into(),
+    };
+    f.store.append(Append::Consumer(answer), f.engines.clock.now()).await.unwrap();
+    advance(Duration::from_secs(600)).await;
+    f.engines.floor(BRAND, vec![]).await;
+    f.engines.floor(BRAND, vec![]).await;
+    assert_eq!(f.conversation(c).await.status, ConversationStatus::Open, "the answer at the deadline keeps it open");
 }
