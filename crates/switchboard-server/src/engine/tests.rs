@@ -300,6 +300,17 @@ async fn template(f: &Fixture, trigger: &str, text: &str) {
     f.engines.templates_changed(BRAND);
 }
 
+/// Turns auto-close on for the brand: after `secs`, warning `warn` seconds before.
+async fn auto_close(f: &Fixture, secs: i64, warn: Option<i64>) {
+    let patch = switchboard_store::BrandPatch {
+        auto_close_secs: Some(Some(secs)),
+        auto_close_warn_secs: Some(warn),
+        ..Default::default()
+    };
+    let brand = f.store.update_brand(BRAND, &patch).await.unwrap();
+    f.engines.settings_changed(&brand);
+}
+
 /// The system messages of a conversation, oldest first.
 async fn notices(f: &Fixture, c: ConversationId) -> Vec<String> {
     let messages = f.store.messages_after(BRAND, c, 0, 100).await.unwrap();
@@ -312,13 +323,7 @@ async fn auto_close_warns_and_closes_on_time_and_a_restart_in_between_sends_noth
     let mut f = Fixture::new(1, SkillRouting::Assign).await;
     template(&f, "inactive_warning", "Still there?").await;
     template(&f, "auto_closed", "Closed for now.").await;
-    let patch = switchboard_store::BrandPatch {
-        auto_close_secs: Some(Some(600)),
-        auto_close_warn_secs: Some(Some(120)),
-        ..Default::default()
-    };
-    let brand = f.store.update_brand(BRAND, &patch).await.unwrap();
-    f.engines.settings_changed(&brand);
+    auto_close(&f, 600, Some(120)).await;
     let agent = f.agents[0].id;
     let _guard = f.engines.agent_connected(BRAND, agent);
     let c = f.open().await;
@@ -364,9 +369,7 @@ async fn auto_close_warns_and_closes_on_time_and_a_restart_in_between_sends_noth
 async fn a_consumer_answer_stops_the_auto_close_without_the_engine_hearing_of_it() {
     hold_the_clock();
     let mut f = Fixture::new(1, SkillRouting::Assign).await;
-    let patch = switchboard_store::BrandPatch { auto_close_secs: Some(Some(600)), ..Default::default() };
-    let brand = f.store.update_brand(BRAND, &patch).await.unwrap();
-    f.engines.settings_changed(&brand);
+    auto_close(&f, 600, None).await;
     let agent = f.agents[0].id;
     let _guard = f.engines.agent_connected(BRAND, agent);
     let c = f.open().await;
