@@ -1,16 +1,18 @@
-// Admin pages (#/admin/agents | skills | apps | settings): brand users, routing skills, apps
-// with their JWT keys, and brand settings. Forms use <label for>, native required fields,
+// Admin pages (#/admin/agents | skills | apps | messages | settings): brand users, routing
+// skills, apps with their JWT keys, automatic messages (templates per trigger, skill and
+// language, with a preview) and brand settings (including auto-close). Forms use <label for>, native required fields,
 // show the server's error message in an inline role=alert box and confirm success with a
 // toast. Tables are edited in place through expandable rows; deletes ask inline first.
 // All text is set through dom.js h() (textContent), never parsed as HTML.
 
-import { get, post, patch, del, ApiError } from './api.js';
+import { get, post, put, patch, del, ApiError } from './api.js';
 import { h, clear, when } from './dom.js';
 
 const SECTIONS = [
   ['agents', 'Agents'],
   ['skills', 'Skills'],
   ['apps', 'Apps'],
+  ['messages', 'Automatic messages'],
   ['settings', 'Settings'],
 ];
 const ROLES = [
@@ -51,7 +53,7 @@ export function render(root, ctx, parts) {
   if (ctx?.me && ctx.me.role !== 'admin') {
     body.appendChild(h('div', { class: 'mgr-alert', role: 'alert' }, 'Only brand admins can change these settings.'));
   } else {
-    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, settings: settingsPage })[section](body, app);
+    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, messages: messagesPage, settings: settingsPage })[section](body, app);
   }
   return () => {
     app.stopped = true;
@@ -62,6 +64,7 @@ const SUBTITLES = {
   agents: 'People who answer conversations, their skills and capacity',
   skills: 'Queues that conversations are routed to',
   apps: 'Apps and websites consumers connect from, and the keys that sign their tokens',
+  messages: 'What consumers are told automatically as their conversation moves along',
   settings: 'Brand-wide settings',
 };
 
@@ -754,6 +757,255 @@ function preview(key) {
   return `${kind ? kind[1] : 'PEM'} · ${b64.slice(0, 12)}…${b64.slice(-12)}`;
 }
 
+// ----- automatic messages ------------------------------------------------------------------
+
+// The triggers' names and when they fire; the server's list decides which exist and their
+// order (GET /api/v1/automatic-messages `triggers`), these only label them.
+const TRIGGER_INFO = {
+  welcome: ['Welcome', 'When a consumer opens a conversation'],
+  queued: ['Queued', 'When the conversation starts waiting for an agent'],
+  wait_changed: ['Wait changed', 'When the estimated wait changes noticeably'],
+  assigned: ['Assigned', 'When an agent takes the conversation'],
+  transferred: ['Transferred', 'When the conversation moves to another skill or agent'],
+  off_hours: ['Outside business hours', 'When a consumer writes while the brand or skill is closed'],
+  inactive_warning: ['Inactivity warning', 'Before an auto-close (Settings → Auto-close)'],
+  auto_closed: ['Auto-closed', 'When the conversation closes because the consumer stopped answering'],
+  resolved: ['Resolved', 'When an agent resolves the conversation'],
+};
+const triggerLabel = (trigger) => TRIGGER_INFO[trigger]?.[0] || trigger;
+
+async function messagesPage(body, app) {
+  const loaded = await loadPage(body, app, messagesPage,
+    [() => get('/api/v1/automatic-messages'), () => get('/api/v1/skills'), () => get('/api/v1/brand')]);
+  if (!loaded) return;
+  const [catalog, skills, brand] = loaded;
+  let messages = catalog.messages;
+  const triggers = catalog.triggers.map((t) => t.trigger);
+  const example = new Map(catalog.triggers.map((t) => [t.trigger, t.example]));
+  const skillName = new Map(skills.map((s) => [s.id, s.name]));
+  const language = brand.default_language || 'en';
+  const count = h('span', { class: 'card-meta' });
+  const tbody = h('tbody');
+  let editor = null; // the open inline editor: { row, button }
+
+  const scopeText = (message) => (message.skill_id == null ? 'Brand-wide' : skillName.get(message.skill_id) || `Skill #${message.skill_id}`);
+  const isMain = (message) => message.skill_id == null && message.language === language;
+  const sameKey = (a, b) => a.trigger === b.trigger && (a.skill_id ?? null) === (b.skill_id ?? null) && a.language === b.language;
+
+  // The form of one template. `fixedKey`: trigger, skill and language are what is edited (an
+  // existing template, or a trigger's brand-wide one) and cannot be changed here.
+  function messageForm(initial, { id, heading, fixedKey, onCancel, onSaved }) {
+    const alert = alertBox();
+    const triggerSelect = h('select', { name: 'trigger', required: true, disabled: fixedKey },
+      triggers.map((t) => h('option', { value: t, selected: t === initial.trigger }, triggerLabel(t))));
+    const scope = h('select', { name: 'skill_id', disabled: fixedKey },
+      h('option', { value: '', selected: initial.skill_id == null }, 'Brand-wide (every skill without its own)'),
+      skills.map((skill) => h('option', { value: String(skill.id), selected: skill.id === initial.skill_id }, skill.name)));
+    const languageInput = h('input', { type: 'text', name: 'language', required: true, maxlength: 35, value: initial.language || language,
+      autocomplete: 'off', spellcheck: 'false', class: 'input-short mono', readonly: fixedKey });
+    const text = h('textarea', { name: 'text', rows: 3, required: true, class: 'automatic-text', placeholder: example.get(initial.trigger) || '' });
+    text.value = initial.text || '';
+    const whenHint = h('span', { class: 'hint' });
+    const showWhen = () => {
+      whenHint.textContent = TRIGGER_INFO[triggerSelect.value]?.[1] || '';
+      text.placeholder = example.get(triggerSelect.value) || '';
+    };
+    triggerSelect.addEventListener('change', showWhen);
+    showWhen();
+    // Variables as buttons that insert themselves at the cursor.
+    const chips = h('div', { class: 'variable-chips', role: 'group', 'aria-label': 'Insert a variable' },
+      h('span', { class: 'hint' }, 'Variables: '),
+      catalog.variables.map((variable) => h('button', { type: 'button', class: 'chip mono', title: `Insert ${variable}`, onclick: () => {
+        const at = text.selectionStart ?? text.value.length;
+        text.setRangeText(variable, at, text.selectionEnd ?? at, 'end');
+        text.focus();
+      } }, variable)));
+    const preview = h('div', { class: 'automatic-preview', hidden: true, 'aria-live': 'polite' },
+      h('span', { class: 'preview-label' }, 'Preview with sample values'), h('p', { class: 'preview-text' }));
+    const previewButton = h('button', { type: 'button', class: 'button preview-button' }, 'Preview');
+    const form = h('form', { class: 'form-panel automatic-form', id, 'aria-label': heading, novalidate: true },
+      h('h3', null, heading),
+      alert.node,
+      h('div', { class: 'form-grid' },
+        h('div', { class: 'field' }, h('label', { for: (triggerSelect.id = nid('trigger')) }, 'Trigger'), triggerSelect, whenHint),
+        field('For', scope, 'A skill\'s own message replaces the brand-wide one in its conversations'),
+        field('Language', languageInput, `A tag such as en or de; consumers whose language has no message get ${language}`)),
+      field('Text', text, null, 'field-wide'),
+      chips,
+      checkbox('Enabled', h('input', { type: 'checkbox', name: 'enabled', checked: initial.enabled !== false }),
+        'When off, nothing is sent for this trigger here (a skill\'s switched-off message does not fall back to the brand-wide one).'),
+      preview,
+      h('div', { class: 'form-actions' },
+        h('button', { type: 'submit', class: 'button primary' }, 'Save message'),
+        previewButton,
+        h('button', { type: 'button', class: 'button', onclick: onCancel }, 'Cancel')));
+    const request = () => {
+      const e = form.elements;
+      return {
+        trigger: e.trigger.value,
+        skill_id: e.skill_id.value === '' ? null : Number(e.skill_id.value),
+        language: e.language.value.trim(),
+        enabled: e.enabled.checked,
+        text: e.text.value,
+      };
+    };
+    previewButton.addEventListener('click', async () => {
+      alert.hide();
+      previewButton.disabled = true;
+      try {
+        const { text: rendered } = await post('/api/v1/automatic-messages/preview', { text: text.value, language: languageInput.value.trim() || language });
+        preview.querySelector('.preview-text').textContent = rendered;
+        preview.hidden = false;
+      } catch (error) {
+        preview.hidden = true;
+        alert.show(errorText(error));
+      } finally {
+        previewButton.disabled = false;
+      }
+    });
+    handleSubmit(form, alert, async () => {
+      if (!text.value.trim()) throw new Error('Write the message text.');
+      const saved = await put('/api/v1/automatic-messages', request());
+      onSaved(saved);
+    });
+    form.addEventListener('keydown', (event) => { if (event.key === 'Escape') onCancel(); });
+    return form;
+  }
+
+  // New message (any trigger, skill and language).
+  const newForm = messageForm({ trigger: triggers[0], skill_id: null, language }, {
+    id: 'new-automatic-message-form',
+    heading: 'New automatic message',
+    fixedKey: false,
+    onCancel: () => toggle.close(),
+    onSaved: (saved) => {
+      newForm.reset();
+      newForm.elements.trigger.dispatchEvent(new Event('change'));
+      newForm.querySelector('.automatic-preview').hidden = true;
+      toggle.close();
+      stored(saved);
+    },
+  });
+  const toggle = disclosure('New message', newForm, newForm.elements.text);
+
+  function stored(saved) {
+    messages = messages.filter((m) => m.id !== saved.id && !sameKey(m, saved)).concat([saved]);
+    renderRows();
+    const row = tbody.querySelector(`tr[data-message="${saved.id}"]`);
+    if (row) flash(row);
+    app.toast(`Saved the ${triggerLabel(saved.trigger)} message (${scopeText(saved)}, ${saved.language})`);
+  }
+
+  function closeEditor(focus = true) {
+    if (!editor) return;
+    editor.row.remove();
+    editor.button.setAttribute('aria-expanded', 'false');
+    if (focus && editor.button.isConnected) editor.button.focus();
+    editor = null;
+  }
+
+  function openEditor(afterRow, button, initial, fixedKey, heading) {
+    const same = editor?.button === button;
+    closeEditor(false);
+    if (same) {
+      button.focus();
+      return;
+    }
+    const form = messageForm(initial, {
+      id: 'automatic-message-editor',
+      heading,
+      fixedKey,
+      onCancel: () => closeEditor(),
+      onSaved: (saved) => { editor = null; stored(saved); },
+    });
+    const row = h('tr', { class: 'editor-row' }, h('td', { colspan: 4 }, form));
+    afterRow.after(row);
+    button.setAttribute('aria-expanded', 'true');
+    editor = { row, button };
+    form.elements.text.focus();
+  }
+
+  function deleteButtonFor(message, actions) {
+    const button = h('button', { type: 'button', class: 'button small danger-text delete',
+      'aria-label': `Delete the ${triggerLabel(message.trigger)} message (${scopeText(message)}, ${message.language})` }, 'Delete');
+    button.addEventListener('click', () => confirmInline(actions, 'Delete this message?', 'Delete', async () => {
+      await del(`/api/v1/automatic-messages/${message.id}`);
+      messages = messages.filter((m) => m.id !== message.id);
+      renderRows();
+      app.toast(`Deleted the ${triggerLabel(message.trigger)} message (${scopeText(message)}, ${message.language})`);
+    }, button));
+    return button;
+  }
+
+  function textCell(message, trigger) {
+    if (message) return h('td', { class: 'template' }, h('span', { class: 'template-text' }, message.text));
+    return h('td', { class: 'template' }, h('span', { class: 'muted' }, 'Not set — e.g. '), h('span', { class: 'template-example' }, example.get(trigger) || ''));
+  }
+
+  function statusCell(message) {
+    if (!message) return h('td', { class: 'status' }, badge('Off', 'badge-muted'));
+    return h('td', { class: 'status' }, message.enabled ? badge('On', 'badge-ok') : badge('Switched off', 'badge-muted'));
+  }
+
+  function renderRows() {
+    closeEditor(false);
+    clear(tbody);
+    for (const trigger of triggers) {
+      const main = messages.find((m) => m.trigger === trigger && isMain(m));
+      const actions = h('td', { class: 'actions' });
+      const editButton = h('button', { type: 'button', class: 'button small edit', 'aria-expanded': 'false',
+        'aria-label': `${main ? 'Edit' : 'Set up'} the ${triggerLabel(trigger)} message` }, main ? 'Edit' : 'Set up');
+      const addButton = h('button', { type: 'button', class: 'button small add-override', 'aria-expanded': 'false',
+        'aria-label': `Add a ${triggerLabel(trigger)} message for a skill or language` }, 'Add override');
+      actions.append(editButton, addButton);
+      if (main) actions.appendChild(deleteButtonFor(main, actions));
+      const row = h('tr', { class: 'trigger-row', dataset: main ? { trigger, message: main.id } : { trigger } },
+        h('th', { scope: 'row', class: 'name' }, triggerLabel(trigger), h('span', { class: 'sub' }, TRIGGER_INFO[trigger]?.[1] || trigger)),
+        textCell(main, trigger), statusCell(main), actions);
+      editButton.addEventListener('click', () => openEditor(row, editButton, main || { trigger, skill_id: null, language, text: '' }, true,
+        `${triggerLabel(trigger)} — brand-wide, ${language}`));
+      addButton.addEventListener('click', () => openEditor(lastRowOf(trigger), addButton,
+        { trigger, skill_id: skills[0]?.id ?? null, language, text: main?.text || '' }, false, `${triggerLabel(trigger)} — for a skill or language`));
+      tbody.appendChild(row);
+      const overrides = messages.filter((m) => m.trigger === trigger && !isMain(m)).sort((a, b) =>
+        (a.skill_id == null ? '' : scopeText(a)).localeCompare(b.skill_id == null ? '' : scopeText(b)) || a.language.localeCompare(b.language));
+      for (const message of overrides) {
+        const cells = h('td', { class: 'actions' });
+        const edit = h('button', { type: 'button', class: 'button small edit', 'aria-expanded': 'false',
+          'aria-label': `Edit the ${triggerLabel(trigger)} message (${scopeText(message)}, ${message.language})` }, 'Edit');
+        cells.append(edit, deleteButtonFor(message, cells));
+        const overrideRow = h('tr', { class: 'override-row', dataset: { trigger, message: message.id } },
+          h('th', { scope: 'row', class: 'name override-name' }, h('span', { class: 'override-mark', 'aria-hidden': 'true' }, '↳ '),
+            scopeText(message), ' ', badge(message.language, 'badge-muted')),
+          textCell(message, trigger), statusCell(message), cells);
+        edit.addEventListener('click', () => openEditor(overrideRow, edit, message, true,
+          `${triggerLabel(trigger)} — ${scopeText(message)}, ${message.language}`));
+        tbody.appendChild(overrideRow);
+      }
+    }
+    const set = triggers.filter((t) => messages.some((m) => m.trigger === t && m.enabled)).length;
+    count.textContent = `${messages.length} ${messages.length === 1 ? 'message' : 'messages'} · ${set} of ${triggers.length} triggers send one`;
+  }
+
+  function lastRowOf(trigger) {
+    const rows = tbody.querySelectorAll(`tr[data-trigger="${trigger}"]`);
+    return rows[rows.length - 1];
+  }
+
+  const table = h('table', { class: 'data-table automatic-table', id: 'automatic-messages-table' },
+    h('thead', null, h('tr', null,
+      h('th', { scope: 'col' }, 'Trigger'),
+      h('th', { scope: 'col' }, `Brand-wide message (${language}); overrides below`),
+      h('th', { scope: 'col' }, 'Status'),
+      h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+    tbody);
+  renderRows();
+  body.append(sectionCard('Automatic messages', count, toggle.button,
+    h('p', { class: 'hint card-note' }, `Sent as system messages in the consumer's language when there is one, else in the brand's default language (${language}, under Settings). `,
+      'Variables: ', catalog.variables.join(', '), '.'),
+    newForm, h('div', { class: 'table-wrap' }, table)));
+}
+
 // ----- settings ----------------------------------------------------------------------------
 
 async function settingsPage(body, app) {
@@ -761,6 +1013,29 @@ async function settingsPage(body, app) {
   if (!loaded) return;
   let [brand, skills] = loaded;
   const alert = alertBox();
+  // Auto-close: Off, or after N minutes / hours / days (the largest unit the stored seconds
+  // divide into); the warning is given in minutes before the close. The auto-close inputs
+  // have no name: the form's fields are read one by one, and only known ones are sent.
+  const closeUnit = unitOf(brand.auto_close_secs);
+  const afterInput = h('input', { type: 'number', id: 'auto-close-after', min: 1, step: 'any', inputmode: 'numeric', class: 'input-short',
+    'aria-label': 'Auto-close after', value: brand.auto_close_secs == null ? '' : brand.auto_close_secs / AUTO_CLOSE_UNITS[closeUnit] });
+  const warnInput = h('input', { type: 'number', id: 'auto-close-warn', min: 1, step: 'any', inputmode: 'numeric', class: 'input-short',
+    placeholder: 'none', value: brand.auto_close_warn_secs == null ? '' : brand.auto_close_warn_secs / 60 });
+  const surveyInput = h('input', { type: 'checkbox', id: 'auto-close-survey', checked: brand.auto_close_survey });
+  const unitSelect = h('select', { id: 'auto-close-unit', 'aria-describedby': 'auto-close-hint' },
+    [['off', 'Off'], ['minutes', 'After … minutes'], ['hours', 'After … hours'], ['days', 'After … days']].map(([value, label]) =>
+      h('option', { value, selected: value === closeUnit }, label)));
+  const automation = h('fieldset', { class: 'fieldset automation-settings', id: 'automation-settings' },
+    h('legend', null, 'Automation'),
+    field('Default language', h('input', { type: 'text', name: 'default_language', id: 'default-language', required: true, maxlength: 35, value: brand.default_language || 'en',
+      autocomplete: 'off', spellcheck: 'false', class: 'input-short mono' }), 'A tag such as en or de: automatic messages for consumers whose language has none are sent in this one.'),
+    h('div', { class: 'field' },
+      h('label', { for: 'auto-close-unit', id: 'auto-close-label' }, 'Auto-close when the customer stops answering'),
+      h('div', { class: 'auto-close-row' }, unitSelect, afterInput),
+      h('span', { class: 'hint', id: 'auto-close-hint' }, 'Counted from the agent\'s last message; 1 minute to 90 days. Conversations waiting in the queue never auto-close.')),
+    field('Warn before closing (minutes)', warnInput, 'Sends the Inactivity warning message this long before; empty for no warning.'),
+    checkbox('Send the satisfaction survey when a conversation auto-closes', surveyInput),
+    h('p', { class: 'hint' }, 'What consumers are told (welcome, queued, warning, closed…) is set under Automatic messages.'));
   // No min/max on retention: the server validates and its message is shown.
   const form = h('form', { class: 'settings-form', id: 'settings-form', 'aria-label': 'Brand settings', novalidate: true },
     alert.node,
@@ -777,7 +1052,20 @@ async function settingsPage(body, app) {
       'Where new conversations go when their app names no skill.'),
     field('Agent grace period (seconds)', h('input', { type: 'number', name: 'agent_grace_secs', id: 'agent-grace', required: true, step: 1, value: brand.agent_grace_secs, inputmode: 'numeric', class: 'input-short' }),
       '0 to 3600. When an agent\'s workspace disconnects (or they choose Offline), their conversations wait this long for them, then return to the queue.'),
+    automation,
     h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'button primary', id: 'settings-save' }, 'Save settings')));
+  const showAutoClose = () => {
+    const off = unitSelect.value === 'off';
+    afterInput.disabled = off;
+    afterInput.hidden = off;
+    warnInput.disabled = off;
+    surveyInput.disabled = off;
+  };
+  unitSelect.addEventListener('change', () => {
+    showAutoClose();
+    if (unitSelect.value !== 'off') afterInput.focus();
+  });
+  showAutoClose();
   handleSubmit(form, alert, async () => {
     const e = form.elements;
     const name = e.name.value.trim();
@@ -789,22 +1077,59 @@ async function settingsPage(body, app) {
     const grace = Number(graceRaw);
     if (graceRaw === '' || !Number.isInteger(grace)) throw new Error('The grace period must be a whole number of seconds.');
     const defaultSkill = e.default_skill_id.value === '' ? null : Number(e.default_skill_id.value);
-    brand = await patch('/api/v1/brand', { name, csat_enabled: e.csat_enabled.checked, retention_days: days, agent_grace_secs: grace, default_skill_id: defaultSkill });
+    const defaultLanguage = e.default_language.value.trim();
+    if (!defaultLanguage) throw new Error('The default language is required (a tag such as en or de).');
+    // Auto-close in seconds (null: off); the warning in minutes before it (empty: none).
+    let autoClose = null;
+    let warn = null;
+    if (unitSelect.value !== 'off') {
+      const after = Number(afterInput.value.trim());
+      if (afterInput.value.trim() === '' || !(after > 0)) throw new Error('Say after how long to auto-close, or choose Off.');
+      autoClose = Math.round(after * AUTO_CLOSE_UNITS[unitSelect.value]);
+      const warnRaw = warnInput.value.trim();
+      if (warnRaw !== '') {
+        const minutes = Number(warnRaw);
+        if (!(minutes > 0)) throw new Error('The warning must be a number of minutes, or empty for none.');
+        warn = Math.round(minutes * 60);
+      }
+    }
+    // Only fields the server knows (it refuses unknown ones).
+    brand = await patch('/api/v1/brand', {
+      name,
+      csat_enabled: e.csat_enabled.checked,
+      retention_days: days,
+      agent_grace_secs: grace,
+      default_skill_id: defaultSkill,
+      default_language: defaultLanguage,
+      auto_close_secs: autoClose,
+      auto_close_warn_secs: warn,
+      auto_close_survey: surveyInput.checked,
+    });
     e.name.value = brand.name;
     e.agent_grace_secs.value = brand.agent_grace_secs;
     e.retention_days.value = brand.retention_days;
     e.csat_enabled.checked = brand.csat_enabled;
-    app.toast('Settings saved');
+    e.default_language.value = brand.default_language;
+    app.toast(brand.auto_close_secs == null ? 'Settings saved' : `Settings saved; conversations auto-close after ${spell(brand.auto_close_secs)} without an answer`);
   });
 
-  const soon = h('fieldset', { class: 'coming-soon', disabled: true, 'aria-describedby': 'coming-soon-note' },
-    h('legend', null, 'Auto-close and automatic messages — coming soon'),
-    h('p', { class: 'hint', id: 'coming-soon-note' }, 'Close conversations automatically when the customer stops answering, and send greeting and away messages. Not available yet.'),
-    h('div', { class: 'form-grid' },
-      field('Auto-close after inactivity (hours)', h('input', { type: 'number', name: 'auto_close_hours', placeholder: 'e.g. 24', class: 'input-short' })),
-      field('Greeting message', h('textarea', { name: 'greeting', rows: 2, placeholder: 'Hi! An agent will be with you shortly.' }))));
+  body.append(h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Brand')), form));
+}
 
-  body.append(
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Brand')), form),
-    h('section', { class: 'card card-muted' }, soon));
+// Seconds per auto-close unit.
+const AUTO_CLOSE_UNITS = { minutes: 60, hours: 3600, days: 86400 };
+
+// The unit to show a stored auto-close in: the largest that divides it, 'off' when null.
+function unitOf(secs) {
+  if (secs == null) return 'off';
+  if (secs % 86400 === 0) return 'days';
+  if (secs % 3600 === 0) return 'hours';
+  return 'minutes';
+}
+
+// "30 minutes", "2 hours", "1 day".
+function spell(secs) {
+  const unit = unitOf(secs);
+  const n = Math.round((secs / AUTO_CLOSE_UNITS[unit]) * 100) / 100;
+  return `${n} ${n === 1 ? unit.slice(0, -1) : unit}`;
 }
