@@ -799,7 +799,7 @@ async function messagesPage(body, app) {
     const triggerSelect = h('select', { name: 'trigger', required: true, disabled: fixedKey },
       triggers.map((t) => h('option', { value: t, selected: t === initial.trigger }, triggerLabel(t))));
     const scope = h('select', { name: 'skill_id', disabled: fixedKey },
-      h('option', { value: '', selected: initial.skill_id == null }, 'Brand-wide (every skill without its own)'),
+      h('option', { value: '', selected: initial.skill_id == null }, 'Brand-wide'),
       skills.map((skill) => h('option', { value: String(skill.id), selected: skill.id === initial.skill_id }, skill.name)));
     const languageInput = h('input', { type: 'text', name: 'language', required: true, maxlength: 35, value: initial.language || language,
       autocomplete: 'off', spellcheck: 'false', class: 'input-short mono', readonly: fixedKey });
@@ -892,7 +892,11 @@ async function messagesPage(body, app) {
     messages = messages.filter((m) => m.id !== saved.id && !sameKey(m, saved)).concat([saved]);
     renderRows();
     const row = tbody.querySelector(`tr[data-message="${saved.id}"]`);
-    if (row) flash(row);
+    if (row) {
+      flash(row);
+      row.scrollIntoView({ block: 'nearest' });
+      row.querySelector('button.edit')?.focus({ preventScroll: true });
+    }
     app.toast(`Saved the ${triggerLabel(saved.trigger)} message (${scopeText(saved)}, ${saved.language})`);
   }
 
@@ -943,7 +947,7 @@ async function messagesPage(body, app) {
   }
 
   function statusCell(message) {
-    if (!message) return h('td', { class: 'status' }, badge('Off', 'badge-muted'));
+    if (!message) return h('td', { class: 'status' }, h('span', { class: 'muted' }, '—'));
     return h('td', { class: 'status' }, message.enabled ? badge('On', 'badge-ok') : badge('Switched off', 'badge-muted'));
   }
 
