@@ -21,6 +21,12 @@
 //! through the desk (they are the hot path): when a warning or the close falls due, the engine
 //! checks the stored times first and answers [`Input::Activity`] if the consumer wrote.
 //!
+//! Business hours (per skill, else the brand's; none: always open): a consumer who opens a
+//! conversation while its skill is closed gets the off-hours message and, by the brand's
+//! choice, waits for the opening (the conversation is held out of the queue until then, its
+//! estimate counting the closed time) or is closed at once ([`OffHours`]). When the hours
+//! open, the held conversations join their queue in their original order.
+//!
 //! Automatic messages: the desk says when one is due ([`Change::Notify`]); the engine picks
 //! the brand's template and stores it as a system message, unique per trigger and moment.
 //!
@@ -35,6 +41,7 @@ use switchboard_protocol::AgentState;
 
 use crate::automation::Trigger;
 use crate::conversation::ConversationState;
+use crate::hours::Schedule;
 use crate::ids::{AgentId, ConsumerId, ConversationId, Millis, SkillId};
 use crate::routing::{AgentProfile, Assignment, QueueSummary, QueuedConversation, Router, TransferRefusal};
 use crate::wait::{self, HandlingTimes};
@@ -69,6 +76,61 @@ pub const DEFAULT_WAIT_REFRESH_MS: Millis = 10_000;
 impl Default for DeskSettings {
     fn default() -> Self {
         DeskSettings { grace_ms: DEFAULT_GRACE_MS, wait_refresh_ms: DEFAULT_WAIT_REFRESH_MS, auto_close: None }
+    }
+}
+
+/// What happens to a conversation opened outside its skill's business hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OffHours {
+    /// It waits and is served when the hours open (the default).
+    #[default]
+    Queue,
+    /// It is closed after the off-hours message; the consumer may write again later.
+    Close,
+}
+
+impl OffHours {
+    /// Stable name (storage, APIs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OffHours::Queue => "queue",
+            OffHours::Close => "close",
+        }
+    }
+
+    /// Parses [`OffHours::as_str`].
+    pub fn parse(text: &str) -> Option<OffHours> {
+        match text {
+            "queue" => Some(OffHours::Queue),
+            "close" => Some(OffHours::Close),
+            _ => None,
+        }
+    }
+}
+
+/// A brand's business hours as the desk uses them.
+#[derive(Debug, Clone, Default)]
+pub struct Hours {
+    /// The brand's; `None`: always open.
+    pub brand: Option<Schedule>,
+    /// Skills with hours of their own.
+    pub skills: HashMap<SkillId, Schedule>,
+    /// What happens to a conversation opened while closed.
+    pub off_hours: OffHours,
+}
+
+impl Hours {
+    /// The schedule of `skill`: its own, else the brand's; `None`: always open.
+    pub fn of(&self, skill: SkillId) -> Option<&Schedule> {
+        self.skills.get(&skill).or(self.brand.as_ref())
+    }
+
+    /// When `skill` next opens, if it is closed at `now` (`Some(None)`: closed and never
+    /// opening within the schedule's horizon).
+    fn closed_until(&self, skill: SkillId, now: Millis) -> Option<Option<Millis>> {
+        let schedule = self.of(skill)?;
+        (!schedule.is_open(now)).then(|| schedule.next_open(now))
     }
 }
 
@@ -222,6 +284,9 @@ pub enum Change {
     Record { conversation: ConversationId, agent: AgentId, kind: RecordKind },
     /// The conversation's priority.
     Priority { conversation: ConversationId, priority: Priority },
+    /// The conversation opened outside its skill's hours: recorded (reports count it) and,
+    /// with `close`, closed (by the system) once the off-hours message is out.
+    OffHours { conversation: ConversationId, close: bool },
     /// An automatic message is due: the brand's template for `trigger`, if it has one, as a
     /// system message keyed by `trigger.key(at)` (so it is stored once). `eta`: the wait it
     /// tells (queued, wait changed); `agent`: who took the conversation (assigned).
@@ -340,6 +405,8 @@ pub enum Timer {
     InactiveWarning(ConversationId),
     /// Close the unanswered conversation.
     AutoClose(ConversationId),
+    /// A skill with held conversations opens.
+    Opens(SkillId),
 }
 
 /// What the engine does, in order.
@@ -509,6 +576,12 @@ pub struct Desk {
     open: HashMap<ConversationId, Tracked>,
     timers: Timers,
     handling: HandlingTimes,
+    hours: Hours,
+    /// The time of the latest input (estimates of held conversations count from it).
+    now: Millis,
+    /// Conversations waiting for their skill to open, per skill, oldest first; not in the
+    /// router's queues until then.
+    held: HashMap<SkillId, Vec<ConversationId>>,
 }
 
 /// Effects of one input, with the bookkeeping that makes their order right.
@@ -533,7 +606,54 @@ impl Desk {
             open: HashMap::new(),
             timers: Timers::default(),
             handling: HandlingTimes::default(),
+            hours: Hours::default(),
+            now: 0,
+            held: HashMap::new(),
         }
+    }
+
+    /// Sets the brand's business hours. Conversations held for a skill that is open now join
+    /// its queue; the next openings are armed. Returns the effects.
+    pub fn set_hours(&mut self, hours: Hours, now: Millis) -> Vec<Effect> {
+        self.hours = hours;
+        self.now = now;
+        let mut batch = Batch::default();
+        let mut skills: Vec<SkillId> = self.held.keys().copied().collect();
+        skills.sort_unstable();
+        for skill in skills {
+            self.release_or_rearm(skill, now, &mut batch);
+        }
+        self.finish(batch, now)
+    }
+
+    /// The brand's business hours in force.
+    pub fn hours(&self) -> &Hours {
+        &self.hours
+    }
+
+    /// Puts the held conversations of `skill` in its queue if it is open at `now`, else arms
+    /// the timer of its next opening.
+    fn release_or_rearm(&mut self, skill: SkillId, now: Millis, batch: &mut Batch) {
+        match self.hours.closed_until(skill, now) {
+            Some(opens) => match opens {
+                Some(at) => self.timers.arm(Timer::Opens(skill), at, &mut batch.effects),
+                None => self.timers.disarm(Timer::Opens(skill), &mut batch.effects),
+            },
+            None => {
+                self.timers.disarm(Timer::Opens(skill), &mut batch.effects);
+                for conversation in self.held.remove(&skill).unwrap_or_default() {
+                    if self.open.contains_key(&conversation) {
+                        let entry = self.entry_of(conversation, None);
+                        let assignments = self.router.enqueue(entry, now);
+                        self.assigned(assignments, now, batch);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_held(&self, conversation: ConversationId) -> bool {
+        self.held.values().any(|held| held.contains(&conversation))
     }
 
     /// Rebuilds a desk from the store: agents (all disconnected, unless `sockets` says how
@@ -541,8 +661,10 @@ impl Desk {
     /// hold conversations and are not connected get a grace period ending at
     /// `grace_from + grace`. Returns the desk and the effects of putting it right: a
     /// conversation held by an unknown or disabled agent goes back to the queue.
+    #[expect(clippy::too_many_arguments, reason = "the stored state of a desk, one argument per table it comes from")]
     pub fn restore(
         settings: DeskSettings,
+        hours: Hours,
         skill_rules: Vec<SkillRules>,
         agents: Vec<AgentSettings>,
         conversations: Vec<OpenConversation>,
@@ -551,6 +673,8 @@ impl Desk {
         now: Millis,
     ) -> (Desk, Vec<Effect>) {
         let mut desk = Desk::new(settings);
+        desk.hours = hours;
+        desk.now = now;
         desk.skill_rules = skill_rules.into_iter().map(|rules| (rules.skill, rules)).collect();
         let mut batch = Batch::default();
         for settings in agents {
@@ -585,11 +709,21 @@ impl Desk {
                             tracked.assigned_at = None;
                         }
                     }
+                    if desk.hours.closed_until(open.skill, now).is_some() {
+                        // Waits for its skill to open, as before the restart.
+                        desk.held.entry(open.skill).or_default().push(open.conversation);
+                        continue;
+                    }
                     let entry = desk.entry_of(open.conversation, None);
                     let assignments = desk.router.enqueue(entry, now);
                     desk.assigned(assignments, now, &mut batch);
                 }
             }
+        }
+        let mut closed_skills: Vec<SkillId> = desk.held.keys().copied().collect();
+        closed_skills.sort_unstable();
+        for skill in closed_skills {
+            desk.release_or_rearm(skill, now, &mut batch);
         }
         held.sort_unstable();
         held.dedup();
@@ -711,10 +845,23 @@ impl Desk {
 
     /// The current estimate of a waiting conversation.
     pub fn estimated_wait(&self, conversation: ConversationId) -> Option<u32> {
+        if let Some((skill, held)) = self.held.iter().find(|(_, held)| held.contains(&conversation)) {
+            return self.held_wait(*skill, held.iter().position(|c| *c == conversation)?);
+        }
         let entry = self.router.queued_entry(conversation)?;
         let position = self.router.position(conversation)?;
         let (capacity, free) = self.router.staffing(entry.skill);
         wait::estimate(position, capacity, free, self.handling.of(entry.skill))
+    }
+
+    /// The estimate of the held conversation at `position` (0-based) of `skill`: the time
+    /// until the skill opens, plus its wait from there (behind those already queued).
+    fn held_wait(&self, skill: SkillId, position: usize) -> Option<u32> {
+        let opens_in = self.timers.due(Timer::Opens(skill))?.saturating_sub(self.now);
+        let queued = self.router.queue_summaries().get(&skill).map_or(0, |queue| queue.depth);
+        let (capacity, free) = self.router.staffing(skill);
+        let after = wait::estimate(queued + position, capacity, free, self.handling.of(skill)).unwrap_or(0);
+        u32::try_from(opens_in / 1000).ok()?.checked_add(after)
     }
 
     /// Waiting conversations in serving order.
@@ -740,6 +887,22 @@ impl Desk {
             })
             .collect();
         offered.sort_by_key(|w| (std::cmp::Reverse(w.priority), w.since, w.conversation));
+        let mut held: Vec<Waiting> = self
+            .held
+            .iter()
+            .flat_map(|(skill, held)| held.iter().map(move |c| (*skill, *c)))
+            .filter_map(|(skill, conversation)| {
+                let tracked = self.open.get(&conversation)?;
+                Some(Waiting {
+                    conversation,
+                    skill,
+                    priority: Priority::from_rank(i64::from(tracked.priority)),
+                    since: tracked.waiting_since,
+                    offered_to: None,
+                })
+            })
+            .collect();
+        held.sort_by_key(|w| (std::cmp::Reverse(w.priority), w.since, w.conversation));
         offered.extend(self.router.queued().into_iter().map(|entry| Waiting {
             conversation: entry.conversation,
             skill: entry.skill,
@@ -747,11 +910,14 @@ impl Desk {
             since: entry.enqueued_at,
             offered_to: None,
         }));
+        // Those waiting for their skill to open come last: nobody serves them before.
+        offered.extend(held);
         offered
     }
 
     /// Handles one input at `now`; returns what to do, in order.
     pub fn handle(&mut self, input: Input, now: Millis) -> Result<Vec<Effect>, Refusal> {
+        self.now = self.now.max(now);
         let mut batch = Batch::default();
         match input {
             Input::Agent(settings) => self.agent_settings(settings, now, &mut batch),
@@ -774,6 +940,9 @@ impl Desk {
                 self.withdraw(conversation, OfferEnd::Moved, &mut batch);
                 self.timers.disarm(Timer::InactiveWarning(conversation), &mut batch.effects);
                 self.timers.disarm(Timer::AutoClose(conversation), &mut batch.effects);
+                for held in self.held.values_mut() {
+                    held.retain(|c| *c != conversation);
+                }
                 if let Some(tracked) = self.open.remove(&conversation) {
                     let (held_by, assignments) = self.router.release(conversation, now);
                     if held_by.is_some()
@@ -869,6 +1038,7 @@ impl Desk {
                                 }));
                             }
                         }
+                        Timer::Opens(skill) => self.release_or_rearm(skill, now, &mut batch),
                         Timer::AutoClose(conversation) => {
                             if let Some(since) = self.inactive_since(conversation) {
                                 // The engine closes it (and answers `Closed`) or, if the
@@ -975,6 +1145,25 @@ impl Desk {
                     eta: None,
                     agent: None,
                 }));
+                if self.hours.closed_until(open.skill, now).is_some() {
+                    let close = self.hours.off_hours == OffHours::Close;
+                    batch.effects.push(Effect::Persist(Change::Notify {
+                        conversation: open.conversation,
+                        trigger: Trigger::OffHours,
+                        at: open.waiting_since,
+                        eta: None,
+                        agent: None,
+                    }));
+                    batch.effects.push(Effect::Persist(Change::OffHours { conversation: open.conversation, close }));
+                    if close {
+                        // The engine closes it and answers `Closed`.
+                        return;
+                    }
+                    self.held.entry(open.skill).or_default().push(open.conversation);
+                    self.release_or_rearm(open.skill, now, batch);
+                    batch.queued.push((open.conversation, QueueReason::New));
+                    return;
+                }
                 batch.queued.push((open.conversation, QueueReason::New));
                 let entry = self.entry_of(open.conversation, None);
                 let assignments = self.router.enqueue(entry, now);
@@ -1098,7 +1287,7 @@ impl Desk {
         let queued = std::mem::take(&mut batch.queued);
         for (conversation, reason) in queued {
             let offered = self.offers.contains_key(&conversation);
-            if self.router.queued_entry(conversation).is_none() && !offered {
+            if self.router.queued_entry(conversation).is_none() && !offered && !self.is_held(conversation) {
                 continue;
             }
             // Ringing an agent: as good as served now, unless they pass.
@@ -1118,7 +1307,8 @@ impl Desk {
             };
             batch.effects.push(Effect::Persist(Change::Notify { conversation, trigger, at: now, eta, agent: None }));
         }
-        match (self.router.queue_len() > 0, self.timers.due(Timer::WaitRefresh)) {
+        let waiting = self.router.queue_len() > 0 || self.held.values().any(|held| !held.is_empty());
+        match (waiting, self.timers.due(Timer::WaitRefresh)) {
             (true, None) => self.timers.arm(
                 Timer::WaitRefresh,
                 now.saturating_add(self.settings.wait_refresh_ms),
@@ -1195,36 +1385,48 @@ impl Desk {
 
     /// Recomputes every waiting conversation's estimate; tells the significant changes.
     fn refresh_waits(&mut self, now: Millis, batch: &mut Batch) {
+        let held: Vec<(ConversationId, Option<u32>)> = self
+            .held
+            .iter()
+            .flat_map(|(skill, held)| held.iter().enumerate().map(move |(i, c)| (*skill, i, *c)))
+            .map(|(skill, position, conversation)| (conversation, self.held_wait(skill, position)))
+            .collect();
+        for (conversation, eta) in held {
+            self.tell_wait(conversation, eta, now, batch);
+        }
         for skill in self.router.queued_skills() {
             let (capacity, free) = self.router.staffing(skill);
             let handle_ms = self.handling.of(skill);
             let waiting: Vec<(usize, ConversationId)> = self.router.queue_of(skill).collect();
             for (position, conversation) in waiting {
                 let eta = wait::estimate(position, capacity, free, handle_ms);
-                let Some(tracked) = self.open.get_mut(&conversation) else { continue };
-                let worth_telling = match tracked.told {
-                    Some((told, at)) => wait::significant(told, at, eta, now),
-                    None => true,
-                };
-                if worth_telling {
-                    let first = tracked.told.is_none();
-                    tracked.told = Some((eta, now));
-                    batch.effects.push(Effect::Emit(DeskEvent::WaitChanged {
-                        conversation,
-                        consumer: tracked.consumer,
-                        eta,
-                    }));
-                    if !first {
-                        batch.effects.push(Effect::Persist(Change::Notify {
-                            conversation,
-                            trigger: Trigger::WaitChanged,
-                            at: now,
-                            eta,
-                            agent: None,
-                        }));
-                    }
-                }
+                self.tell_wait(conversation, eta, now, batch);
             }
+        }
+    }
+
+    /// Tells a waiting consumer their new estimate if it changed significantly since the
+    /// last one told (an automatic message too, after the first).
+    fn tell_wait(&mut self, conversation: ConversationId, eta: Option<u32>, now: Millis, batch: &mut Batch) {
+        let Some(tracked) = self.open.get_mut(&conversation) else { return };
+        let worth_telling = match tracked.told {
+            Some((told, at)) => wait::significant(told, at, eta, now),
+            None => true,
+        };
+        if !worth_telling {
+            return;
+        }
+        let first = tracked.told.is_none();
+        tracked.told = Some((eta, now));
+        batch.effects.push(Effect::Emit(DeskEvent::WaitChanged { conversation, consumer: tracked.consumer, eta }));
+        if !first {
+            batch.effects.push(Effect::Persist(Change::Notify {
+                conversation,
+                trigger: Trigger::WaitChanged,
+                at: now,
+                eta,
+                agent: None,
+            }));
         }
     }
 
@@ -1412,8 +1614,16 @@ mod tests {
         };
         let answered = OpenConversation { conversation: 11, last_consumer_at: Some(3_000), ..waiting };
         let settings = DeskSettings { auto_close: Some(AUTO_CLOSE), ..SETTINGS };
-        let (mut desk, effects) =
-            Desk::restore(settings, Vec::new(), agents, vec![waiting, answered], &HashMap::new(), 100_000, 100_000);
+        let (mut desk, effects) = Desk::restore(
+            settings,
+            Hours::default(),
+            Vec::new(),
+            agents,
+            vec![waiting, answered],
+            &HashMap::new(),
+            100_000,
+            100_000,
+        );
         assert!(effects.contains(&Effect::Arm(Timer::AutoClose(10), 122_000)), "{effects:?}");
         assert!(!effects.contains(&Effect::Arm(Timer::AutoClose(11), 122_000)), "the consumer answered");
         // The warning was due during the downtime: it fires at once (its key keeps it single).
@@ -1422,6 +1632,68 @@ mod tests {
         // Turning the setting off disarms what is left.
         let effects = desk.set_settings(SETTINGS);
         assert!(effects.contains(&Effect::Disarm(Timer::AutoClose(10))));
+    }
+
+    /// Hours of the general skill: Monday–Friday 09:00–17:00 UTC.
+    fn office_hours(off_hours: OffHours) -> Hours {
+        let weekly: Vec<serde_json::Value> = ["monday", "tuesday", "wednesday", "thursday", "friday"]
+            .map(|day| serde_json::json!({"day": day, "start": "09:00", "end": "17:00"}))
+            .into();
+        let hours: crate::hours::BusinessHours =
+            serde_json::from_value(serde_json::json!({"time_zone": "UTC", "weekly": weekly})).unwrap();
+        Hours { brand: None, skills: HashMap::from([(GENERAL, hours.validate().unwrap())]), off_hours }
+    }
+
+    /// Thursday 2026-12-03 20:00 UTC (closed; opens Friday 09:00, 13 hours later).
+    const THURSDAY_EVENING: Millis = 1_764_792_000_000;
+    const HOUR: Millis = 3_600_000;
+
+    #[test]
+    fn a_conversation_opened_after_hours_is_told_and_waits_for_the_opening() {
+        let mut desk = Desk::new(SETTINGS);
+        desk.set_hours(office_hours(OffHours::Queue), THURSDAY_EVENING);
+        handle(&mut desk, agent(1, 2), THURSDAY_EVENING);
+        handle(&mut desk, Input::AgentConnected(1), THURSDAY_EVENING);
+        let effects = handle(&mut desk, opened(10, THURSDAY_EVENING), THURSDAY_EVENING);
+        assert_eq!(notified(&effects), [(10, Trigger::Welcome), (10, Trigger::OffHours), (10, Trigger::Queued)]);
+        assert!(persisted(&effects).contains(&Change::OffHours { conversation: 10, close: false }));
+        assert_eq!(desk.assignee(10), None, "an online agent does not get it before the opening");
+        let eta = emitted(&effects).iter().find_map(|e| match e {
+            DeskEvent::Queued { eta, .. } => Some(*eta),
+            _ => None,
+        });
+        assert!(eta.flatten().is_some_and(|eta| eta >= 13 * 3600), "the estimate counts the closed time: {eta:?}");
+        assert!(effects.contains(&Effect::Arm(Timer::Opens(GENERAL), THURSDAY_EVENING + 13 * HOUR)));
+        assert_eq!(desk.waiting().len(), 1, "the queue page shows it");
+        // Friday 09:00: it joins the queue and is assigned.
+        let effects = handle(&mut desk, Input::Tick, THURSDAY_EVENING + 13 * HOUR);
+        assert_eq!(persisted(&effects), [Change::Assign { conversation: 10, agent: 1 }]);
+    }
+
+    #[test]
+    fn after_hours_conversations_close_when_the_brand_says_so_and_restart_keeps_them_waiting() {
+        let mut desk = Desk::new(SETTINGS);
+        desk.set_hours(office_hours(OffHours::Close), THURSDAY_EVENING);
+        let effects = handle(&mut desk, opened(10, THURSDAY_EVENING), THURSDAY_EVENING);
+        assert_eq!(notified(&effects), [(10, Trigger::Welcome), (10, Trigger::OffHours)]);
+        assert!(persisted(&effects).contains(&Change::OffHours { conversation: 10, close: true }));
+        assert!(desk.waiting().is_empty());
+
+        // Queued at night before a restart: still held after it, and opening on time.
+        let open = open_of(11, THURSDAY_EVENING);
+        let (desk, effects) = Desk::restore(
+            SETTINGS,
+            office_hours(OffHours::Queue),
+            Vec::new(),
+            Vec::new(),
+            vec![open],
+            &HashMap::new(),
+            THURSDAY_EVENING + HOUR,
+            THURSDAY_EVENING + HOUR,
+        );
+        assert!(effects.contains(&Effect::Arm(Timer::Opens(GENERAL), THURSDAY_EVENING + 13 * HOUR)));
+        assert_eq!(desk.waiting().iter().map(|w| w.conversation).collect::<Vec<_>>(), [11]);
+        assert!(desk.queued().is_empty(), "held out of the router's queue");
     }
 
     fn emitted(effects: &[Effect]) -> Vec<DeskEvent> {
@@ -1520,8 +1792,16 @@ mod tests {
             last_consumer_at: Some(0),
         };
         let orphan = OpenConversation { conversation: 11, agent: Some(99), ..held };
-        let (mut desk, effects) =
-            Desk::restore(SETTINGS, Vec::new(), agents, vec![held, orphan], &HashMap::new(), 1_000, 2_000);
+        let (mut desk, effects) = Desk::restore(
+            SETTINGS,
+            Hours::default(),
+            Vec::new(),
+            agents,
+            vec![held, orphan],
+            &HashMap::new(),
+            1_000,
+            2_000,
+        );
         // Held by an unknown (disabled) agent: back to the queue at once.
         assert_eq!(persisted(&effects), vec![Change::Requeue { conversation: 11, skill: GENERAL }]);
         assert!(effects.contains(&Effect::Arm(Timer::Grace(1), 61_000)));
@@ -1815,6 +2095,7 @@ mod tests {
                     | Change::Record { conversation, .. }
                     | Change::Priority { conversation, .. }
                     | Change::Notify { conversation, .. }
+                    | Change::OffHours { conversation, .. }
                     | Change::AutoClose { conversation, .. } => Some(conversation),
                     Change::AgentState { .. } => None,
                 };
@@ -1842,7 +2123,7 @@ mod tests {
                         let row = self.open.get_mut(&conversation).expect("priority of an open conversation");
                         row.priority = priority.rank();
                     }
-                    Change::Notify { conversation, .. } => {
+                    Change::Notify { conversation, .. } | Change::OffHours { conversation, .. } => {
                         prop_assert_open(self.open.contains_key(&conversation), conversation);
                     }
                     Change::AutoClose { conversation, since } => {
@@ -1878,9 +2159,12 @@ mod tests {
             ops in proptest::collection::vec(op(), 1..150),
             offer in any::<bool>(),
             auto_close in any::<bool>(),
+            office in any::<bool>(),
         ) {
             let settings = DeskSettings { auto_close: auto_close.then_some(AUTO_CLOSE), ..SETTINGS };
             let mut desk = Desk::new(settings);
+            // With hours: Thursday 1970-01-01 08:55 UTC, five minutes before the opening.
+            let hours = if office { office_hours(OffHours::Queue) } else { Hours::default() };
             let offer_skills: Vec<SkillRules> = if offer {
                 vec![SkillRules { skill: GENERAL, offer_timeout_ms: Some(20_000), priority: Priority::Normal }]
             } else {
@@ -1888,7 +2172,8 @@ mod tests {
             };
             handle(&mut desk, Input::Skills(offer_skills.clone()), 0);
             let mut stored = Stored::default();
-            let mut now: Millis = 0;
+            let mut now: Millis = if office { 8 * HOUR + 55 * 60_000 } else { 0 };
+            desk.set_hours(hours.clone(), now);
             let mut next_id = 0;
             let mut armed: HashMap<Timer, Millis> = HashMap::new();
             for a in 1..=3 {
@@ -1971,7 +2256,7 @@ mod tests {
                         }).collect();
                         let mut open: Vec<OpenConversation> = stored.open.values().copied().collect();
                         open.sort_by_key(|o| o.conversation);
-                        let (rebuilt, effects) = Desk::restore(settings, offer_skills.clone(), agents, open, &HashMap::new(), now, now);
+                        let (rebuilt, effects) = Desk::restore(settings, hours.clone(), offer_skills.clone(), agents, open, &HashMap::new(), now, now);
                         desk = rebuilt;
                         armed.clear();
                         effects

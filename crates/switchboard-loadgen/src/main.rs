@@ -3,8 +3,9 @@
 //! counts the socket bytes of one scripted conversation; `idle` holds many idle consumer
 //! connections, reads the server's memory per connection and times a reconnection storm;
 //! `desk` measures routing decisions inside one brand's desk, and `eta` the error of the
-//! estimated wait against a simulated workload, both in process; `report` regenerates the
-//! benchmarks page's table and chart from the raw runs.
+//! estimated wait against a simulated workload, and `timers` the memory and rebuild time of
+//! auto-close timers, all in process; `report` regenerates the benchmarks page's table and
+//! chart from the raw runs.
 
 mod bytes;
 mod conn;
@@ -15,11 +16,21 @@ mod record;
 mod report;
 mod run;
 mod sdk_bytes;
+mod timers;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+
+/// The process's allocator: the system's, counting the bytes allocated and freed (two
+/// atomic additions per call), so `timers` can read the heap a desk holds
+/// (`GLOBAL.stats()`). The workspace forbids `unsafe` code, so the wrapper is the
+/// `stats_alloc` crate's rather than our own `GlobalAlloc`. Every subcommand pays the
+/// counting; it is small beside what they measure.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 #[derive(Debug, Parser)]
 #[command(name = "switchboard-loadgen", about = "Load generator and wire-size meter for Switchboard")]
@@ -42,6 +53,8 @@ enum Command {
     Desk(desk::DeskArgs),
     /// Error of the estimated wait against a simulated contact center (in process).
     Eta(eta::EtaArgs),
+    /// Memory per auto-close timer, and the time to rebuild and fire them (in process).
+    Timers(timers::TimersArgs),
     /// Regenerates the table and chart of docs/benchmarks.md from bench/results/*.json.
     Report(report::ReportArgs),
     /// Records a run measured by a script (workspace, SDK footprint) as a results file.
@@ -81,6 +94,7 @@ fn main() -> ExitCode {
             },
             Command::Desk(args) => desk::run(args),
             Command::Eta(args) => eta::run(args),
+            Command::Timers(args) => timers::run(args),
             Command::Report(args) => report::run(args),
             Command::Record(args) => record::run_record(args),
             Command::SdkBytes(args) => {

@@ -257,6 +257,25 @@ fn table(runs: &[Run]) -> String {
             run.provenance(),
         ]);
     }
+    if let Some(run) = latest(runs, "timers", |_| true) {
+        rows.push([
+            format!(
+                "auto-close timers inside one brand's desk ({} open conversations held, {} timers: a warning and an auto-close each)",
+                thousands(run.f64("setup.conversations").unwrap_or(0.0)),
+                thousands(run.f64("timers").unwrap_or(0.0))
+            ),
+            "none set (the \"Automation on the desk\" issue asks for the figure)".into(),
+            format!(
+                "{:.1} B per timer (heap, auto-close on against off); rebuild at start (`Desk::restore`, store read not included) median {:.0} ms; one tick firing {} warnings median {:.0} ms",
+                run.f64("bytes_per_timer").unwrap_or(f64::NAN),
+                run.f64("restore_ms.median").unwrap_or(f64::NAN),
+                thousands(run.f64("warnings_fired").unwrap_or(0.0)),
+                run.f64("warning_tick_ms.median").unwrap_or(f64::NAN)
+            ),
+            "—".into(),
+            run.provenance(),
+        ]);
+    }
     // The latest sitting of `bench/compare/run.sh`: every compare run recorded at the same
     // commit as the newest one, averaged per side.
     if let Some(newest) = latest(runs, "compare", |_| true) {

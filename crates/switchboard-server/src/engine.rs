@@ -24,8 +24,8 @@ use std::time::Duration;
 use switchboard_bus::Bus;
 use switchboard_core::automation::{self, Configured, Template, Trigger, Values};
 use switchboard_core::desk::{
-    AgentFloor, AgentSettings, AutoClose, Change, Desk, DeskSettings, Effect, Input, OpenConversation, Priority,
-    Refusal, SkillFloor, SkillRules, TransferTo, Waiting,
+    AgentFloor, AgentSettings, AutoClose, Change, Desk, DeskSettings, Effect, Hours, Input, OffHours, OpenConversation,
+    Priority, Refusal, SkillFloor, SkillRules, TransferTo, Waiting,
 };
 use switchboard_core::ids::{ANY_SKILL, AgentId, SkillId};
 use switchboard_core::limits::Channel;
@@ -116,6 +116,8 @@ enum Command {
     SettingsChanged(Box<Brand>),
     /// The brand's automatic-message templates changed.
     TemplatesChanged,
+    /// The brand's or a skill's business hours changed.
+    HoursChanged,
     /// Move a conversation.
     Transfer {
         actor: Staff,
@@ -302,6 +304,11 @@ impl Engines {
     /// The brand's automatic-message templates changed.
     pub fn templates_changed(&self, brand_id: &str) {
         self.send(brand_id, Command::TemplatesChanged);
+    }
+
+    /// The brand's or a skill's business hours changed.
+    pub fn hours_changed(&self, brand_id: &str) {
+        self.send(brand_id, Command::HoursChanged);
     }
 
     /// An agent's message was stored in a conversation (the auto-close clock starts).
@@ -507,10 +514,34 @@ impl Engine {
         if let Some(brand) = &brand {
             self.automation = Automation::of(brand, self.store.automatic_messages(&self.brand_id).await?);
         }
-        let (desk, effects) = Desk::restore(settings, skill_rules, agents, conversations, &sockets, self.boot_ms, now);
+        let hours = self.hours().await?;
+        let (desk, effects) =
+            Desk::restore(settings, hours, skill_rules, agents, conversations, &sockets, self.boot_ms, now);
         self.desk = desk;
         tracing::debug!(brand_id = %self.brand_id, open = open.len(), "desk rebuilt");
         self.try_carry_out(effects, 0).await
+    }
+
+    /// The brand's business hours, validated (stored hours that no longer validate, say a
+    /// time zone gone from the database, count as always open, with a warning).
+    async fn hours(&self) -> Result<Hours, StoreError> {
+        let stored = match self.store.business_hours(&self.brand_id).await {
+            Ok(stored) => stored,
+            Err(StoreError::NotFound) => return Ok(Hours::default()),
+            Err(error) => return Err(error),
+        };
+        let compile = |hours: &switchboard_core::hours::BusinessHours| match hours.validate() {
+            Ok(schedule) => Some(schedule),
+            Err(error) => {
+                tracing::warn!(%error, brand_id = %self.brand_id, "stored business hours do not validate; always open");
+                None
+            }
+        };
+        Ok(Hours {
+            brand: stored.brand.as_ref().and_then(compile),
+            skills: stored.skills.iter().filter_map(|(skill, hours)| Some((*skill, compile(hours)?))).collect(),
+            off_hours: OffHours::parse(&stored.off_hours).unwrap_or_default(),
+        })
     }
 
     /// How the brand's skills route: offer mode and timeout, starting priority.
@@ -577,6 +608,13 @@ impl Engine {
                 let effects = self.desk.set_settings(settings_of(&brand, self.wait_refresh_ms));
                 let _ = self.carry_out(effects, 0).await;
             }
+            Command::HoursChanged => match self.hours().await {
+                Ok(hours) => {
+                    let effects = self.desk.set_hours(hours, self.clock.now());
+                    let _ = self.carry_out(effects, 0).await;
+                }
+                Err(error) => tracing::error!(%error, brand_id = %self.brand_id, "could not read business hours"),
+            },
             Command::TemplatesChanged => match self.store.automatic_messages(&self.brand_id).await {
                 Ok(templates) => {
                     let brand = self.store.brand(&self.brand_id).await.ok().flatten();
@@ -719,7 +757,7 @@ impl Engine {
                 metrics::counter!(crate::metrics::OFFERS_UNANSWERED, "outcome" => kind.as_str()).increment(1);
                 Ok(done(
                     self.store
-                        .record_conversation_event(&self.brand_id, conversation, kind.as_str(), agent, now)
+                        .record_conversation_event(&self.brand_id, conversation, kind.as_str(), Some(agent), now)
                         .await?,
                 ))
             }
@@ -737,6 +775,21 @@ impl Engine {
                 }
                 self.notify(&stored, trigger, at, eta, agent).await?;
                 Ok(Persisted::Done)
+            }
+            Change::OffHours { conversation, close } => {
+                metrics::counter!(crate::metrics::OFF_HOURS_ARRIVALS).increment(1);
+                if !self.store.record_conversation_event(&self.brand_id, conversation, "off_hours", None, now).await? {
+                    return Ok(Persisted::NotOpen);
+                }
+                if !close {
+                    return Ok(Persisted::Done);
+                }
+                if let Some(closed) =
+                    self.store.close_conversation(&self.brand_id, conversation, Side::System, false, now).await?
+                {
+                    self.fanout.closed(&closed, 0);
+                }
+                Ok(Persisted::Then(Input::Closed(conversation)))
             }
             Change::AutoClose { conversation, since } => {
                 let survey = self.automation.survey_on_auto_close;
@@ -951,7 +1004,9 @@ fn changed_conversation(change: Change) -> Option<ConversationId> {
     match change {
         Change::Assign { conversation, .. } | Change::Requeue { conversation, .. } => Some(conversation),
         Change::Record { conversation, .. } | Change::Priority { conversation, .. } => Some(conversation),
-        Change::Notify { conversation, .. } | Change::AutoClose { conversation, .. } => Some(conversation),
+        Change::Notify { conversation, .. }
+        | Change::AutoClose { conversation, .. }
+        | Change::OffHours { conversation, .. } => Some(conversation),
         Change::AgentState { .. } => None,
     }
 }

@@ -25,6 +25,8 @@ pub const TRANSFERS: &str = "switchboard_transfers_total";
 pub const OFFERS_UNANSWERED: &str = "switchboard_offers_unanswered_total";
 /// Counter: conversations closed because the consumer stopped answering.
 pub const AUTO_CLOSED: &str = "switchboard_conversations_auto_closed_total";
+/// Counter: conversations opened outside their skill's business hours.
+pub const OFF_HOURS_ARRIVALS: &str = "switchboard_off_hours_arrivals_total";
 /// Counter: automatic messages stored, label `trigger`.
 pub const AUTOMATIC_MESSAGES: &str = "switchboard_automatic_messages_total";
 /// Counter: HTTP requests, label `status` class (1xx, 2xx, 3xx, 4xx, 5xx). WebSocket
@@ -55,6 +57,7 @@ fn describe() {
     metrics::describe_counter!(TRANSFERS, "conversations transferred to a skill, an agent or back to the queue");
     metrics::describe_counter!(OFFERS_UNANSWERED, "offers of a conversation that an agent declined or let expire");
     metrics::describe_counter!(AUTO_CLOSED, "conversations auto-closed after the consumer stopped answering");
+    metrics::describe_counter!(OFF_HOURS_ARRIVALS, "conversations opened outside their skill's business hours");
     metrics::describe_counter!(AUTOMATIC_MESSAGES, "automatic messages stored, by trigger");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
     switchboard_store::describe_metrics();

@@ -32,6 +32,7 @@ pub use crate::floor::{Activity, AgentDay};
 pub use crate::metrics::describe as describe_metrics;
 pub use crate::model::*;
 pub use crate::queries::automation::NewAutomaticMessage;
+pub use crate::queries::hours::StoredHours;
 pub use crate::queries::outbox::OutboxEntry;
 pub use crate::queries::{
     ApiToken, AppPatch, AutoCloseOutcome, BrandPatch, CsatError, NewApp, NewBrand, NewUser, SkillPatch, UserPatch,

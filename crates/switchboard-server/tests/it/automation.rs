@@ -175,3 +175,105 @@ async fn a_consumer_sees_welcome_wait_assigned_warning_and_auto_closed_in_order(
         messages.iter().filter_map(|m| m.client_id.as_deref()).filter(|k| k.starts_with("auto:")).collect();
     assert_eq!(keys.len(), 5, "{keys:?}");
 }
+
+#[tokio::test]
+async fn business_hours_are_validated_and_say_what_would_happen_now() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let skill = server.store.create_skill(&brand.id, "billing", now_secs() * 1000).await.unwrap();
+    let put = reqwest::Method::PUT;
+    for (bad, says) in [
+        (json!({"hours": {"time_zone": "Europe/Berln"}}), "Europe/Berln"),
+        (
+            json!({"hours": {"time_zone": "UTC", "weekly": [{"day": "funday", "start": "09:00", "end": "17:00"}]}}),
+            "funday",
+        ),
+        (
+            json!({"hours": {"time_zone": "UTC", "weekly": [{"day": "monday", "start": "09:00", "end": "25:00"}]}}),
+            "25:00",
+        ),
+        (json!({"hours": null, "off_hours": "later"}), "\"queue\" or \"close\""),
+        (json!({"hours": null, "colour": 1}), "colour"),
+    ] {
+        let (status, body) = call(&server, &admin, put.clone(), "/api/v1/brand/hours", bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{bad}: {body}");
+    }
+    let all_week: Vec<Value> = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        .iter()
+        .map(|day| json!({"day": day, "start": "00:00", "end": "24:00"}))
+        .collect();
+    let hours = json!({"time_zone": "Europe/Berlin", "weekly": all_week});
+    let (status, body) = call(&server, &admin, put.clone(), "/api/v1/brand/hours", json!({"hours": hours})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["status"]["open"], &body["off_hours"]), (&json!(true), &json!("queue")));
+    assert!(body["status"]["local_time"].as_str().unwrap().contains("CET"), "{body}");
+    let path = format!("/api/v1/skills/{}/hours", skill.id);
+    let (_, follows) = call(&server, &admin, reqwest::Method::GET, &path, Value::Null).await;
+    assert_eq!((&follows["follows"], &follows["hours"]), (&json!("brand"), &Value::Null), "{follows}");
+    let closed = json!({"hours": {"time_zone": "UTC"}});
+    let (status, own) = call(&server, &admin, put, &path, closed).await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(
+        (&own["follows"], &own["status"]["open"], &own["status"]["until"]),
+        (&json!("skill"), &json!(false), &Value::Null)
+    );
+    let (_, now) = call(&server, &admin, reqwest::Method::GET, "/api/v1/hours/status", Value::Null).await;
+    assert_eq!(now.as_array().unwrap().len(), 1, "{now}");
+    assert_eq!(now[0]["name"], "billing");
+}
+
+#[tokio::test]
+async fn a_conversation_opened_after_hours_waits_for_the_opening_or_is_closed() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let (status, saved) = call(
+        &server,
+        &admin,
+        reqwest::Method::PUT,
+        "/api/v1/automatic-messages",
+        json!({"trigger": "off_hours", "text": "We are closed; we answer when we open."}),
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    // Hours that never open (no shifts): closed now.
+    let never = json!({"hours": {"time_zone": "UTC"}});
+    let (status, _) = call(&server, &admin, reqwest::Method::PUT, "/api/v1/brand/hours", never.clone()).await;
+    assert_eq!(status, 200);
+    let mut agent = server.online_agent(&brand.agent_email).await;
+
+    let mut consumer = server.consumer(&brand, "vic").await;
+    consumer.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Anyone?"})).await;
+    let c = consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let notice = consumer.expect(|f| f["t"] == "msg" && f["from"] == "s").await;
+    assert_eq!(notice["text"], "We are closed; we answer when we open.");
+    consumer.expect(|f| f["t"] == "conv" && f["ev"] == "queued").await;
+    agent.expect_none(std::time::Duration::from_millis(300), |f| f["t"] == "conv" && f["ev"] == "assigned").await;
+    assert_eq!(
+        server.store.conversation(&brand.id, c).await.unwrap().unwrap().agent_id,
+        None,
+        "not served while closed"
+    );
+
+    // The hours open (here: the brand drops them): the waiting conversation is served.
+    let (status, _) = call(&server, &admin, reqwest::Method::PUT, "/api/v1/brand/hours", json!({"hours": null})).await;
+    assert_eq!(status, 200);
+    agent.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
+    let kinds: Vec<String> =
+        server.store.conversation_events(&brand.id, c).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["opened", "off_hours", "assigned"]);
+
+    // With "close", a conversation opened after hours is told and closed.
+    let close = json!({"hours": {"time_zone": "UTC"}, "off_hours": "close"});
+    let (status, _) = call(&server, &admin, reqwest::Method::PUT, "/api/v1/brand/hours", close).await;
+    assert_eq!(status, 200);
+    let mut late = server.consumer(&brand, "wes").await;
+    late.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hello at night"})).await;
+    let d = late.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    late.expect(|f| f["t"] == "msg" && f["from"] == "s").await;
+    late.expect(|f| f["t"] == "conv" && f["ev"] == "closed" && f["c"] == d).await;
+    let row = server.store.conversation(&brand.id, d).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.closed_by), ("closed", Some(switchboard_protocol::Side::System)));
+}

@@ -35,3 +35,10 @@ CREATE UNIQUE INDEX automatic_messages_key ON automatic_messages (brand_id, trig
 -- An entry point's priority: conversations an app opens start at least at it (a skill's
 -- default priority may raise it further). 0 normal, 1 high, 2 urgent.
 ALTER TABLE apps ADD COLUMN default_priority BIGINT NOT NULL DEFAULT 0;
+
+-- Business hours (JSON: switchboard_core::hours::BusinessHours), the brand's and a skill's
+-- own; NULL: always open (a skill without its own follows the brand's). What happens to a
+-- conversation opened while closed: 'queue' (waits for the opening) or 'close'.
+ALTER TABLE brands ADD COLUMN business_hours TEXT;
+ALTER TABLE brands ADD COLUMN off_hours TEXT NOT NULL DEFAULT 'queue';
+ALTER TABLE skills ADD COLUMN business_hours TEXT;

@@ -179,7 +179,7 @@ impl Store {
         brand_id: &str,
         id: ConversationId,
         kind: &str,
-        agent_id: i64,
+        agent_id: Option<i64>,
         now: Millis,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(

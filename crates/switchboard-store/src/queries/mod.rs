@@ -8,6 +8,7 @@ pub(crate) mod automation;
 mod brands;
 mod consumers;
 mod conversations;
+pub(crate) mod hours;
 pub(crate) mod outbox;
 mod staff;
 

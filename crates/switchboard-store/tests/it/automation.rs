@@ -14,6 +14,7 @@ conformance_tests! {
         auto_close_closes_only_an_unanswered_conversation,
         templates_are_one_per_trigger_skill_and_language_within_the_brand,
         brand_automation_settings_round_trip,
+        business_hours_are_kept_per_brand_and_skill,
     ],
 }
 
@@ -138,4 +139,28 @@ async fn brand_automation_settings_round_trip(store: Store) {
     let off = BrandPatch { auto_close_secs: Some(None), ..BrandPatch::default() };
     let brand = store.update_brand("acme", &off).await.unwrap();
     assert_eq!((brand.auto_close_secs, brand.auto_close_warn_secs), (None, Some(600)), "only what was named changes");
+}
+
+async fn business_hours_are_kept_per_brand_and_skill(store: Store) {
+    Brand::create(&store, "acme").await;
+    Brand::create(&store, "globex").await;
+    let skill = store.create_skill("acme", "billing", T0).await.unwrap();
+    let theirs = store.create_skill("globex", "sales", T0).await.unwrap();
+    let hours: switchboard_core::hours::BusinessHours = serde_json::from_value(serde_json::json!({
+        "time_zone": "Europe/Berlin",
+        "weekly": [{"day": "monday", "start": "09:00", "end": "17:00"}],
+        "exceptions": [{"date": "2026-12-25", "name": "Christmas", "hours": []}],
+    }))
+    .unwrap();
+    assert_eq!(store.business_hours("acme").await.unwrap().brand, None, "always open by default");
+    store.set_brand_hours("acme", Some(&hours), "close").await.unwrap();
+    store.set_skill_hours("acme", skill.id, Some(&hours)).await.unwrap();
+    let stored = store.business_hours("acme").await.unwrap();
+    assert_eq!((stored.brand.as_ref(), stored.off_hours.as_str()), (Some(&hours), "close"));
+    assert_eq!(stored.skills, [(skill.id, hours.clone())]);
+    let error = store.set_skill_hours("acme", theirs.id, Some(&hours)).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound), "another brand's skill: {error:?}");
+    assert!(store.business_hours("globex").await.unwrap().skills.is_empty());
+    store.set_skill_hours("acme", skill.id, None).await.unwrap();
+    assert!(store.business_hours("acme").await.unwrap().skills.is_empty(), "cleared: follows the brand");
 }
