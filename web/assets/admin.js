@@ -406,16 +406,17 @@ async function agentsPage(body, app) {
 // ----- skills ------------------------------------------------------------------------------
 
 async function skillsPage(body, app) {
-  const loaded = await loadPage(body, app, skillsPage,
-    [() => get('/api/v1/skills'), () => get('/api/v1/users'), () => get('/api/v1/apps').catch(() => [])]);
+  const loaded = await loadPage(body, app, skillsPage, [() => get('/api/v1/skills'), () => get('/api/v1/users'),
+    () => get('/api/v1/apps').catch(() => []), () => get('/api/v1/hours/status').catch(() => [])]);
   if (!loaded) return;
-  let [skills, users, apps] = loaded; // `skills` shrinks when one is deleted
+  let [skills, users, apps, hoursNow] = loaded; // `skills` shrinks when one is deleted
+  const hoursOf = new Map(hoursNow.map((item) => [item.skill_id, item]));
   const count = h('span', { class: 'card-meta' });
   const tbody = h('tbody');
   const updateCount = () => {
     count.textContent = `${skills.length} ${skills.length === 1 ? 'skill' : 'skills'}`;
     if (!skills.length && !tbody.querySelector('.placeholder-row')) {
-      tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 5 }, 'No skills yet. Conversations go to the Unrouted queue.')));
+      tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 6 }, 'No skills yet. Conversations go to the Unrouted queue.')));
     } else if (skills.length) tbody.querySelector('.placeholder-row')?.remove();
   };
 
@@ -438,14 +439,25 @@ async function skillsPage(body, app) {
 
   const table = h('table', { class: 'data-table', id: 'skills-admin-table' },
     h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Skill'), h('th', { scope: 'col', class: 'num' }, 'Agents'),
-      h('th', { scope: 'col' }, 'Default for apps'), h('th', { scope: 'col' }, 'Routing'), h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+      h('th', { scope: 'col' }, 'Default for apps'), h('th', { scope: 'col' }, 'Routing'), h('th', { scope: 'col' }, 'Hours'),
+      h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
     tbody);
 
   function addRow(skill) {
     const agents = users.filter((u) => u.skills.includes(skill.id));
     const defaults = apps.filter((a) => a.default_skill_id === skill.id).map((a) => a.name);
     const deleteButton = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': `Delete skill ${skill.name}` }, 'Delete');
-    const actions = h('td', { class: 'actions' }, deleteButton);
+    const hoursButton = h('button', { type: 'button', class: 'button small hours-button', 'aria-expanded': 'false', 'aria-label': `Business hours of ${skill.name}` }, 'Hours');
+    const actions = h('td', { class: 'actions' }, hoursButton, deleteButton);
+    const hoursCell = h('td', { class: 'hours' });
+    const showHours = (item) => {
+      clear(hoursCell);
+      if (!item) return hoursCell.appendChild(h('span', { class: 'muted' }, '—'));
+      hoursCell.append(badge(item.status.open ? 'Open' : 'Closed', item.status.open ? 'badge-ok' : 'badge-muted'),
+        h('span', { class: 'sub' }, item.follows === 'skill' ? 'Own hours' : item.follows === 'brand' ? 'Brand\'s hours' : 'Always open'));
+      return hoursCell;
+    };
+    showHours(hoursOf.get(skill.id));
     // Assign straight to an agent, or offer to one at a time (they accept or decline within
     // the timeout). Saved on change; the server's message is shown if it refuses.
     const routing = h('select', { class: 'input-short', id: `skill-routing-${skill.id}`, 'aria-label': `Routing of ${skill.name}` },
@@ -471,7 +483,37 @@ async function skillsPage(body, app) {
       h('td', { class: 'num', title: agents.map((u) => u.name).join(', ') }, String(agents.length)),
       h('td', null, defaults.length ? defaults.join(', ') : h('span', { class: 'muted' }, '—')),
       h('td', { class: 'routing' }, routing, ' ', timeout),
+      hoursCell,
       actions);
+    let hoursRow = null;
+    const closeHours = (focus = true) => {
+      hoursRow?.remove();
+      hoursRow = null;
+      row.classList.remove('is-editing');
+      hoursButton.setAttribute('aria-expanded', 'false');
+      if (focus) hoursButton.focus();
+    };
+    hoursButton.addEventListener('click', async () => {
+      if (hoursRow) return closeHours();
+      const cell = h('td', { colspan: 6 }, h('p', { class: 'loading' }, 'Loading hours…'));
+      hoursRow = h('tr', { class: 'editor-row' }, cell);
+      row.after(hoursRow);
+      row.classList.add('is-editing');
+      hoursButton.setAttribute('aria-expanded', 'true');
+      try {
+        const stored = await get(`/api/v1/skills/${skill.id}/hours`);
+        if (!hoursRow) return;
+        clear(cell).appendChild(skillHoursForm(skill, stored, (saved) => {
+          hoursOf.set(skill.id, saved);
+          showHours(saved);
+          flash(row);
+          app.toast(saved.hours ? `Saved the hours of “${skill.name}”` : `“${skill.name}” follows the brand's hours`);
+        }, closeHours));
+        cell.querySelector('select')?.focus();
+      } catch (error) {
+        clear(cell).appendChild(h('p', { class: 'form-alert', role: 'alert' }, 'Could not load the hours: ' + errorText(error)));
+      }
+    });
     deleteButton.addEventListener('click', () => {
       const warn = agents.length ? ` ${agents.length} ${agents.length === 1 ? 'agent loses' : 'agents lose'} it.` : '';
       confirmInline(actions, `Delete “${skill.name}”?${warn}`, 'Delete', async () => {
@@ -490,6 +532,32 @@ async function skillsPage(body, app) {
   skills.forEach(addRow);
   updateCount();
   body.append(sectionCard('Skills', count, null, form, h('div', { class: 'table-wrap' }, table)));
+}
+
+// A skill's own business hours, or none (it follows the brand's): PUT /api/v1/skills/{id}/hours.
+function skillHoursForm(skill, stored, onSaved, close) {
+  const alert = alertBox();
+  const editor = hoursEditor(stored.hours, { offLabel: 'Follow the brand\'s hours', onLabel: 'Own hours', idPrefix: `skill-${skill.id}-hours` });
+  const status = h('p', { class: 'hours-status', role: 'status' });
+  const showStatus = (saved) => {
+    const text = hoursStatusText(saved.status, saved.hours?.time_zone, saved.follows === 'always');
+    status.textContent = saved.follows === 'brand' ? `${text} (the brand's hours)` : text;
+    status.classList.toggle('is-open', saved.status.open);
+  };
+  showStatus(stored);
+  const form = h('form', { class: 'form-panel inline-editor hours-form', id: `skill-hours-form-${skill.id}`, 'aria-label': `Business hours of ${skill.name}`, novalidate: true },
+    h('h3', null, `Business hours of ${skill.name}`),
+    alert.node, status, editor.node,
+    h('div', { class: 'form-actions' },
+      h('button', { type: 'submit', class: 'button primary' }, 'Save hours'),
+      h('button', { type: 'button', class: 'button', onclick: () => close() }, 'Close')));
+  handleSubmit(form, alert, async () => {
+    const saved = await put(`/api/v1/skills/${skill.id}/hours`, { hours: editor.value() });
+    showStatus(saved);
+    onSaved(saved);
+  });
+  form.addEventListener('keydown', (event) => { if (event.key === 'Escape') close(); });
+  return form;
 }
 
 // ----- apps --------------------------------------------------------------------------------
@@ -1010,12 +1078,136 @@ async function messagesPage(body, app) {
     newForm, h('div', { class: 'table-wrap' }, table)));
 }
 
+// ----- business hours (brand settings and the skill editor) ---------------------------------
+
+const DAYS = [['monday', 'Monday'], ['tuesday', 'Tuesday'], ['wednesday', 'Wednesday'], ['thursday', 'Thursday'],
+  ['friday', 'Friday'], ['saturday', 'Saturday'], ['sunday', 'Sunday']];
+const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+
+// The IANA time zones the browser knows, as a <datalist> shared by every hours editor.
+function zoneList() {
+  let list = document.getElementById('adm-time-zones');
+  if (list) return list.id;
+  const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+  list = h('datalist', { id: 'adm-time-zones' }, ['UTC', ...zones].map((zone) => h('option', { value: zone })));
+  document.body.appendChild(list);
+  return list.id;
+}
+
+// "Open now until Thu 17:00 · local time 2026-12-03 09:15 CET" from a {open, until, local_time}
+// status; `zone` formats `until` in the schedule's time zone.
+function hoursStatusText(status, zone, always) {
+  if (!status) return '';
+  if (always) return `Always open · local time ${status.local_time}`;
+  let until = '';
+  if (status.until != null) {
+    let format;
+    try {
+      format = new Intl.DateTimeFormat(undefined, { timeZone: zone || 'UTC', weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+    } catch (_) {
+      format = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+    }
+    until = ' until ' + format.format(new Date(status.until));
+  }
+  return `${status.open ? 'Open now' : 'Closed'}${until} · local time ${status.local_time}`;
+}
+
+// Rows of `HH:MM`–`HH:MM` ranges with Add/Remove; `value()` the filled ones. Times are text
+// (not type=time) because `24:00` and overnight ranges are allowed.
+function rangeList(ranges, what, emptyText) {
+  const list = h('div', { class: 'range-list' });
+  const empty = h('span', { class: 'muted range-empty' }, emptyText);
+  const sync = () => { empty.hidden = list.querySelector('.range') !== null; };
+  const add = (range) => {
+    const start = h('input', { type: 'text', class: 'input-time mono', inputmode: 'numeric', maxlength: 5, placeholder: '09:00', value: range?.start || '', 'aria-label': `${what}: opens` });
+    const end = h('input', { type: 'text', class: 'input-time mono', inputmode: 'numeric', maxlength: 5, placeholder: '17:00', value: range?.end || '', 'aria-label': `${what}: closes` });
+    const remove = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': `Remove these hours (${what})` }, 'Remove');
+    const row = h('span', { class: 'range' }, start, h('span', { class: 'range-dash', 'aria-hidden': 'true' }, '–'), end, remove);
+    remove.addEventListener('click', () => { row.remove(); sync(); addButton.focus(); });
+    list.insertBefore(row, addButton);
+    sync();
+    return start;
+  };
+  const addButton = h('button', { type: 'button', class: 'button small add-range', 'aria-label': `Add hours (${what})` }, '+ Hours');
+  addButton.addEventListener('click', () => add().focus());
+  list.append(empty, addButton);
+  (ranges || []).forEach(add);
+  sync();
+  return {
+    node: list,
+    value: () => [...list.querySelectorAll('.range')].map((row) => {
+      const [start, end] = row.querySelectorAll('input');
+      return { start: start.value.trim(), end: end.value.trim() };
+    }).filter((range) => range.start || range.end),
+  };
+}
+
+// An editor of business hours: on/off (`offLabel`: "Always open" or "Follow the brand's
+// hours"), time zone, the weekly shifts per day and dated exceptions. `value()` is the
+// request's `hours`: null when off.
+function hoursEditor(hours, { offLabel, onLabel, idPrefix }) {
+  const mode = h('select', { id: `${idPrefix}-mode`, class: 'hours-mode' },
+    h('option', { value: 'off', selected: !hours }, offLabel),
+    h('option', { value: 'on', selected: !!hours }, onLabel));
+  const zone = h('input', { type: 'text', id: `${idPrefix}-zone`, class: 'mono', list: zoneList(), autocomplete: 'off', spellcheck: 'false',
+    value: hours?.time_zone || browserZone(), placeholder: 'Europe/Berlin' });
+  const days = DAYS.map(([day, label]) => {
+    const ranges = rangeList((hours?.weekly || []).filter((shift) => shift.day === day), label, 'Closed');
+    return { day, label, ranges };
+  });
+  const weekly = h('table', { class: 'data-table compact hours-week', id: `${idPrefix}-weekly` },
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Day'), h('th', { scope: 'col' }, 'Open (HH:MM – HH:MM)'))),
+    h('tbody', null, days.map(({ day, label, ranges }) => h('tr', { dataset: { day } }, h('th', { scope: 'row' }, label), h('td', null, ranges.node)))));
+  const exceptionsBody = h('div', { class: 'hours-exceptions', id: `${idPrefix}-exceptions` });
+  const exceptions = [];
+  const addException = (rule) => {
+    const date = h('input', { type: 'date', value: rule?.date || '', 'aria-label': 'Date' });
+    const name = h('input', { type: 'text', maxlength: 100, value: rule?.name || '', placeholder: 'e.g. Christmas', 'aria-label': 'Name' });
+    const ranges = rangeList(rule?.hours || [], 'exception', 'Closed all day');
+    const remove = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': 'Remove this date' }, 'Remove date');
+    const row = h('div', { class: 'hours-exception' }, date, name, ranges.node, remove);
+    const item = { row, value: () => {
+      const value = { date: date.value, hours: ranges.value() };
+      if (name.value.trim()) value.name = name.value.trim();
+      return value;
+    } };
+    remove.addEventListener('click', () => { row.remove(); exceptions.splice(exceptions.indexOf(item), 1); addDate.focus(); });
+    exceptions.push(item);
+    exceptionsBody.appendChild(row);
+    return date;
+  };
+  const addDate = h('button', { type: 'button', class: 'button small', id: `${idPrefix}-add-date` }, 'Add a date');
+  addDate.addEventListener('click', () => addException().focus());
+  (hours?.exceptions || []).forEach(addException);
+  const details = h('div', { class: 'hours-details' },
+    field('Time zone', zone, 'An IANA name such as Europe/Berlin or America/New_York; daylight saving follows it.'),
+    h('h4', null, 'Every week'), weekly,
+    h('p', { class: 'hint' }, 'A day without hours is closed. An end before the start runs overnight; 24:00 is midnight.'),
+    h('h4', null, 'Holidays and special dates'),
+    h('p', { class: 'hint' }, 'A date without hours is closed all day; with hours, they replace that day\'s.'),
+    exceptionsBody, addDate);
+  const sync = () => { details.hidden = mode.value === 'off'; };
+  mode.addEventListener('change', sync);
+  sync();
+  return {
+    node: h('div', { class: 'hours-editor' }, field('Business hours', mode), details),
+    value: () => {
+      if (mode.value === 'off') return null;
+      const time_zone = zone.value.trim();
+      if (!time_zone) throw new Error('Choose a time zone for the business hours.');
+      const weekly = days.flatMap(({ day, ranges }) => ranges.value().map((range) => ({ day, ...range })));
+      return { time_zone, weekly, exceptions: exceptions.map((item) => item.value()) };
+    },
+  };
+}
+
 // ----- settings ----------------------------------------------------------------------------
 
 async function settingsPage(body, app) {
-  const loaded = await loadPage(body, app, settingsPage, [() => get('/api/v1/brand'), () => get('/api/v1/skills')]);
+  const loaded = await loadPage(body, app, settingsPage,
+    [() => get('/api/v1/brand'), () => get('/api/v1/skills'), () => get('/api/v1/brand/hours')]);
   if (!loaded) return;
-  let [brand, skills] = loaded;
+  let [brand, skills, brandHours] = loaded;
   const alert = alertBox();
   // Auto-close: Off, or after N minutes / hours / days (the largest unit the stored seconds
   // divide into); the warning is given in minutes before the close. The auto-close inputs
@@ -1117,7 +1309,36 @@ async function settingsPage(body, app) {
     app.toast(brand.auto_close_secs == null ? 'Settings saved' : `Settings saved; conversations auto-close after ${spell(brand.auto_close_secs)} without an answer`);
   });
 
-  body.append(h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Brand')), form));
+  body.append(h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Brand')), form), brandHoursCard(brandHours, app));
+}
+
+// The brand's business hours (PUT /api/v1/brand/hours): every skill without its own follows
+// them; what happens to a conversation opened while closed; the status now.
+function brandHoursCard(stored, app) {
+  const alert = alertBox();
+  const editor = hoursEditor(stored.hours, { offLabel: 'Always open', onLabel: 'Open at set hours', idPrefix: 'brand-hours' });
+  const status = h('p', { class: 'hours-status', id: 'brand-hours-status', role: 'status' });
+  const showStatus = (saved) => {
+    status.textContent = hoursStatusText(saved.status, saved.hours?.time_zone, !saved.hours);
+    status.classList.toggle('is-open', saved.status.open);
+  };
+  showStatus(stored);
+  const offHours = h('select', { id: 'off-hours', name: 'off_hours' },
+    h('option', { value: 'queue', selected: stored.off_hours !== 'close' }, 'Keep them waiting for the opening'),
+    h('option', { value: 'close', selected: stored.off_hours === 'close' }, 'Close them after the off-hours message'));
+  const form = h('form', { class: 'settings-form hours-form', id: 'brand-hours-form', 'aria-label': 'Business hours', novalidate: true },
+    alert.node, status, editor.node,
+    field('Conversations opened while closed', offHours, 'Either way they get the Outside business hours message (Automatic messages).'),
+    h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'button primary', id: 'brand-hours-save' }, 'Save hours')));
+  handleSubmit(form, alert, async () => {
+    const saved = await put('/api/v1/brand/hours', { hours: editor.value(), off_hours: offHours.value });
+    showStatus(saved);
+    app.toast(saved.hours ? 'Business hours saved' : 'Business hours off: always open');
+  });
+  return h('section', { class: 'card', id: 'brand-hours' },
+    h('div', { class: 'card-head' }, h('h2', null, 'Business hours')),
+    h('p', { class: 'hint card-note' }, 'Skills without hours of their own follow these (Admin → Skills → Hours).'),
+    form);
 }
 
 // Seconds per auto-close unit.

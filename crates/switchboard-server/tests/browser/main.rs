@@ -542,6 +542,94 @@ async fn an_admin_sets_a_welcome_and_auto_close_and_the_agent_sees_the_welcome_a
     }
 }
 
+/// Business hours from the admin pages: the brand's (a Monday shift, Christmas closed, close
+/// when off hours) and a skill's own, each with its status line, stored as entered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn an_admin_sets_the_brands_and_a_skills_business_hours() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let base = server.http.clone();
+    let skill = server.store.create_skill(&brand.id, "billing", now_secs() * 1000).await.unwrap();
+    let admin = driver.browser().await;
+    admin.login(&base, &brand.admin_email, PASSWORD).await;
+    admin.visible("#dashboard").await;
+
+    admin.goto(&format!("{base}/#/admin/settings")).await;
+    admin.text_contains("#brand-hours-status", "Always open").await;
+    admin.select("#brand-hours-mode", "on").await;
+    admin.js("const z = document.querySelector('#brand-hours-zone'); z.value = 'UTC'; return true", vec![]).await;
+    let monday = "#brand-hours-weekly tr[data-day=\"monday\"]";
+    admin.click(&format!("{monday} button.add-range")).await;
+    admin.type_into(&format!("{monday} .range input:first-of-type"), "09:00").await;
+    admin.type_into(&format!("{monday} .range input:nth-of-type(2)"), "17:00").await;
+    admin.click("#brand-hours-add-date").await;
+    admin
+        .js(
+            "const row = document.querySelector('#brand-hours-exceptions .hours-exception'); \
+             row.querySelector('input[type=date]').value = '2026-12-25'; \
+             row.querySelector('input[aria-label=Name]').value = 'Christmas'; return true",
+            vec![],
+        )
+        .await;
+    admin.select("#off-hours", "close").await;
+    admin.click("#brand-hours-save").await;
+    // The status line follows the saved hours: no longer "Always open".
+    let status = admin
+        .until(
+            "the status line shows the saved hours",
+            "const t = document.querySelector('#brand-hours-status').textContent; return t.includes('Always') ? null : t",
+        )
+        .await;
+    let status = status.as_str().unwrap();
+    assert!(status.starts_with("Open now") || status.starts_with("Closed until"), "{status}");
+    assert!(status.contains("local time") && status.ends_with("UTC"), "{status}");
+    admin.js("document.querySelector('#brand-hours').scrollIntoView(); return true", vec![]).await;
+    admin.screenshot("admin-brand-hours").await;
+    let token = server.login(&brand.admin_email).await;
+    let get = |path: String| {
+        let token = token.clone();
+        async move {
+            let response = reqwest::Client::new().get(path).bearer_auth(token).send().await.unwrap();
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let stored = get(format!("{base}/api/v1/brand/hours")).await;
+    assert_eq!(stored["off_hours"], "close", "{stored}");
+    assert_eq!(
+        stored["hours"],
+        json!({"time_zone": "UTC", "weekly": [{"day": "monday", "start": "09:00", "end": "17:00"}],
+            "exceptions": [{"date": "2026-12-25", "name": "Christmas", "hours": []}]})
+    );
+
+    // A skill's own hours, from the Skills page.
+    admin.goto(&format!("{base}/#/admin/skills")).await;
+    let row = format!("#skills-admin-table tr[data-skill-id=\"{}\"]", skill.id);
+    admin.text_contains(&format!("{row} td.hours"), "Brand's hours").await;
+    admin.click(&format!("{row} button.hours-button")).await;
+    let form = format!("#skill-hours-form-{}", skill.id);
+    admin.select(&format!("#skill-{}-hours-mode", skill.id), "on").await;
+    admin
+        .js(
+            &format!("document.querySelector('#skill-{}-hours-zone').value = 'Europe/Berlin'; return true", skill.id),
+            vec![],
+        )
+        .await;
+    let tuesday = format!("{form} tr[data-day=\"tuesday\"]");
+    admin.click(&format!("{tuesday} button.add-range")).await;
+    admin.type_into(&format!("{tuesday} .range input:first-of-type"), "22:00").await;
+    admin.type_into(&format!("{tuesday} .range input:nth-of-type(2)"), "06:00").await;
+    admin.click(&format!("{form} button[type=submit]")).await;
+    admin.text_contains(&format!("{row} td.hours"), "Own hours").await;
+    admin.text_contains(&format!("{form} .hours-status"), "local time").await;
+    admin.screenshot("admin-skill-hours").await;
+    let own = get(format!("{base}/api/v1/skills/{}/hours", skill.id)).await;
+    assert_eq!(own["follows"], "skill", "{own}");
+    assert_eq!(own["hours"]["weekly"], json!([{"day": "tuesday", "start": "22:00", "end": "06:00"}]));
+    admin.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
 async fn wrong_password_and_expired_session_say_so() {
