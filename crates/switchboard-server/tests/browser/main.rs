@@ -530,6 +530,7 @@ async fn an_admin_sets_a_welcome_and_auto_close_and_the_agent_sees_the_welcome_a
     let sent = maria.expect(|f| f["t"] == "msg" && f["from"] == "s").await;
     assert_eq!(sent["text"], greeting.as_str());
     let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.text_contains(&item, &format!("Automatic: {greeting}")).await;
     agent.click(&item).await;
     agent.text_contains("#messages", "Hello, anyone there?").await;
     let card = agent.text_contains("#messages .message.automatic", &greeting).await;
@@ -574,6 +575,11 @@ async fn an_admin_sets_the_brands_and_a_skills_business_hours() {
         )
         .await;
     admin.select("#off-hours", "close").await;
+    // An unknown time zone is refused, named in the form's alert.
+    admin.js("document.querySelector('#brand-hours-zone').value = 'Mars/Olympus'; return true", vec![]).await;
+    admin.click("#brand-hours-save").await;
+    admin.text_contains("#brand-hours-form [role=alert]", "Mars/Olympus").await;
+    admin.js("document.querySelector('#brand-hours-zone').value = 'UTC'; return true", vec![]).await;
     admin.click("#brand-hours-save").await;
     // The status line follows the saved hours: no longer "Always open".
     let status = admin
