@@ -1,16 +1,18 @@
-// Admin pages (#/admin/agents | skills | apps | settings): brand users, routing skills, apps
-// with their JWT keys, and brand settings. Forms use <label for>, native required fields,
+// Admin pages (#/admin/agents | skills | apps | messages | settings): brand users, routing
+// skills, apps with their JWT keys, automatic messages (templates per trigger, skill and
+// language, with a preview) and brand settings (including auto-close). Forms use <label for>, native required fields,
 // show the server's error message in an inline role=alert box and confirm success with a
 // toast. Tables are edited in place through expandable rows; deletes ask inline first.
 // All text is set through dom.js h() (textContent), never parsed as HTML.
 
-import { get, post, patch, del, ApiError } from './api.js';
+import { get, post, put, patch, del, ApiError } from './api.js';
 import { h, clear, when } from './dom.js';
 
 const SECTIONS = [
   ['agents', 'Agents'],
   ['skills', 'Skills'],
   ['apps', 'Apps'],
+  ['messages', 'Automatic messages'],
   ['settings', 'Settings'],
 ];
 const ROLES = [
@@ -51,7 +53,7 @@ export function render(root, ctx, parts) {
   if (ctx?.me && ctx.me.role !== 'admin') {
     body.appendChild(h('div', { class: 'mgr-alert', role: 'alert' }, 'Only brand admins can change these settings.'));
   } else {
-    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, settings: settingsPage })[section](body, app);
+    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, messages: messagesPage, settings: settingsPage })[section](body, app);
   }
   return () => {
     app.stopped = true;
@@ -62,6 +64,7 @@ const SUBTITLES = {
   agents: 'People who answer conversations, their skills and capacity',
   skills: 'Queues that conversations are routed to',
   apps: 'Apps and websites consumers connect from, and the keys that sign their tokens',
+  messages: 'What consumers are told automatically as their conversation moves along',
   settings: 'Brand-wide settings',
 };
 
@@ -403,16 +406,17 @@ async function agentsPage(body, app) {
 // ----- skills ------------------------------------------------------------------------------
 
 async function skillsPage(body, app) {
-  const loaded = await loadPage(body, app, skillsPage,
-    [() => get('/api/v1/skills'), () => get('/api/v1/users'), () => get('/api/v1/apps').catch(() => [])]);
+  const loaded = await loadPage(body, app, skillsPage, [() => get('/api/v1/skills'), () => get('/api/v1/users'),
+    () => get('/api/v1/apps').catch(() => []), () => get('/api/v1/hours/status').catch(() => [])]);
   if (!loaded) return;
-  let [skills, users, apps] = loaded; // `skills` shrinks when one is deleted
+  let [skills, users, apps, hoursNow] = loaded; // `skills` shrinks when one is deleted
+  const hoursOf = new Map(hoursNow.map((item) => [item.skill_id, item]));
   const count = h('span', { class: 'card-meta' });
   const tbody = h('tbody');
   const updateCount = () => {
     count.textContent = `${skills.length} ${skills.length === 1 ? 'skill' : 'skills'}`;
     if (!skills.length && !tbody.querySelector('.placeholder-row')) {
-      tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 5 }, 'No skills yet. Conversations go to the Unrouted queue.')));
+      tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 6 }, 'No skills yet. Conversations go to the Unrouted queue.')));
     } else if (skills.length) tbody.querySelector('.placeholder-row')?.remove();
   };
 
@@ -435,14 +439,25 @@ async function skillsPage(body, app) {
 
   const table = h('table', { class: 'data-table', id: 'skills-admin-table' },
     h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Skill'), h('th', { scope: 'col', class: 'num' }, 'Agents'),
-      h('th', { scope: 'col' }, 'Default for apps'), h('th', { scope: 'col' }, 'Routing'), h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+      h('th', { scope: 'col' }, 'Default for apps'), h('th', { scope: 'col' }, 'Routing'), h('th', { scope: 'col' }, 'Hours'),
+      h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
     tbody);
 
   function addRow(skill) {
     const agents = users.filter((u) => u.skills.includes(skill.id));
     const defaults = apps.filter((a) => a.default_skill_id === skill.id).map((a) => a.name);
     const deleteButton = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': `Delete skill ${skill.name}` }, 'Delete');
-    const actions = h('td', { class: 'actions' }, deleteButton);
+    const hoursButton = h('button', { type: 'button', class: 'button small hours-button', 'aria-expanded': 'false', 'aria-label': `Business hours of ${skill.name}` }, 'Hours');
+    const actions = h('td', { class: 'actions' }, hoursButton, deleteButton);
+    const hoursCell = h('td', { class: 'hours' });
+    const showHours = (item) => {
+      clear(hoursCell);
+      if (!item) return hoursCell.appendChild(h('span', { class: 'muted' }, '—'));
+      hoursCell.append(badge(item.status.open ? 'Open' : 'Closed', item.status.open ? 'badge-ok' : 'badge-muted'),
+        h('span', { class: 'sub' }, item.follows === 'skill' ? 'Own hours' : item.follows === 'brand' ? 'Brand\'s hours' : 'Always open'));
+      return hoursCell;
+    };
+    showHours(hoursOf.get(skill.id));
     // Assign straight to an agent, or offer to one at a time (they accept or decline within
     // the timeout). Saved on change; the server's message is shown if it refuses.
     const routing = h('select', { class: 'input-short', id: `skill-routing-${skill.id}`, 'aria-label': `Routing of ${skill.name}` },
@@ -468,7 +483,37 @@ async function skillsPage(body, app) {
       h('td', { class: 'num', title: agents.map((u) => u.name).join(', ') }, String(agents.length)),
       h('td', null, defaults.length ? defaults.join(', ') : h('span', { class: 'muted' }, '—')),
       h('td', { class: 'routing' }, routing, ' ', timeout),
+      hoursCell,
       actions);
+    let hoursRow = null;
+    const closeHours = (focus = true) => {
+      hoursRow?.remove();
+      hoursRow = null;
+      row.classList.remove('is-editing');
+      hoursButton.setAttribute('aria-expanded', 'false');
+      if (focus) hoursButton.focus();
+    };
+    hoursButton.addEventListener('click', async () => {
+      if (hoursRow) return closeHours();
+      const cell = h('td', { colspan: 6 }, h('p', { class: 'loading' }, 'Loading hours…'));
+      hoursRow = h('tr', { class: 'editor-row' }, cell);
+      row.after(hoursRow);
+      row.classList.add('is-editing');
+      hoursButton.setAttribute('aria-expanded', 'true');
+      try {
+        const stored = await get(`/api/v1/skills/${skill.id}/hours`);
+        if (!hoursRow) return;
+        clear(cell).appendChild(skillHoursForm(skill, stored, (saved) => {
+          hoursOf.set(skill.id, saved);
+          showHours(saved);
+          flash(row);
+          app.toast(saved.hours ? `Saved the hours of “${skill.name}”` : `“${skill.name}” follows the brand's hours`);
+        }, closeHours));
+        cell.querySelector('select')?.focus();
+      } catch (error) {
+        clear(cell).appendChild(h('p', { class: 'form-alert', role: 'alert' }, 'Could not load the hours: ' + errorText(error)));
+      }
+    });
     deleteButton.addEventListener('click', () => {
       const warn = agents.length ? ` ${agents.length} ${agents.length === 1 ? 'agent loses' : 'agents lose'} it.` : '';
       confirmInline(actions, `Delete “${skill.name}”?${warn}`, 'Delete', async () => {
@@ -487,6 +532,32 @@ async function skillsPage(body, app) {
   skills.forEach(addRow);
   updateCount();
   body.append(sectionCard('Skills', count, null, form, h('div', { class: 'table-wrap' }, table)));
+}
+
+// A skill's own business hours, or none (it follows the brand's): PUT /api/v1/skills/{id}/hours.
+function skillHoursForm(skill, stored, onSaved, close) {
+  const alert = alertBox();
+  const editor = hoursEditor(stored.hours, { offLabel: 'Follow the brand\'s hours', onLabel: 'Own hours', idPrefix: `skill-${skill.id}-hours` });
+  const status = h('p', { class: 'hours-status', role: 'status' });
+  const showStatus = (saved) => {
+    const text = hoursStatusText(saved.status, saved.hours?.time_zone, saved.follows === 'always');
+    status.textContent = saved.follows === 'brand' ? `${text} (the brand's hours)` : text;
+    status.classList.toggle('is-open', saved.status.open);
+  };
+  showStatus(stored);
+  const form = h('form', { class: 'form-panel inline-editor hours-form', id: `skill-hours-form-${skill.id}`, 'aria-label': `Business hours of ${skill.name}`, novalidate: true },
+    h('h3', null, `Business hours of ${skill.name}`),
+    alert.node, status, editor.node,
+    h('div', { class: 'form-actions' },
+      h('button', { type: 'submit', class: 'button primary' }, 'Save hours'),
+      h('button', { type: 'button', class: 'button', onclick: () => close() }, 'Close')));
+  handleSubmit(form, alert, async () => {
+    const saved = await put(`/api/v1/skills/${skill.id}/hours`, { hours: editor.value() });
+    showStatus(saved);
+    onSaved(saved);
+  });
+  form.addEventListener('keydown', (event) => { if (event.key === 'Escape') close(); });
+  return form;
 }
 
 // ----- apps --------------------------------------------------------------------------------
@@ -754,13 +825,413 @@ function preview(key) {
   return `${kind ? kind[1] : 'PEM'} · ${b64.slice(0, 12)}…${b64.slice(-12)}`;
 }
 
+// ----- automatic messages ------------------------------------------------------------------
+
+// The triggers' names and when they fire; the server's list decides which exist and their
+// order (GET /api/v1/automatic-messages `triggers`), these only label them.
+const TRIGGER_INFO = {
+  welcome: ['Welcome', 'When a consumer opens a conversation'],
+  queued: ['Queued', 'When the conversation starts waiting for an agent'],
+  wait_changed: ['Wait changed', 'When the estimated wait changes noticeably'],
+  assigned: ['Assigned', 'When an agent takes the conversation'],
+  transferred: ['Transferred', 'When the conversation moves to another skill or agent'],
+  off_hours: ['Outside business hours', 'When a consumer writes while the brand or skill is closed'],
+  inactive_warning: ['Inactivity warning', 'Before an auto-close (Settings → Auto-close)'],
+  auto_closed: ['Auto-closed', 'When the conversation closes because the consumer stopped answering'],
+  resolved: ['Resolved', 'When an agent resolves the conversation'],
+};
+const triggerLabel = (trigger) => TRIGGER_INFO[trigger]?.[0] || trigger;
+
+async function messagesPage(body, app) {
+  const loaded = await loadPage(body, app, messagesPage,
+    [() => get('/api/v1/automatic-messages'), () => get('/api/v1/skills'), () => get('/api/v1/brand')]);
+  if (!loaded) return;
+  const [catalog, skills, brand] = loaded;
+  let messages = catalog.messages;
+  const triggers = catalog.triggers.map((t) => t.trigger);
+  const example = new Map(catalog.triggers.map((t) => [t.trigger, t.example]));
+  const skillName = new Map(skills.map((s) => [s.id, s.name]));
+  const language = brand.default_language || 'en';
+  const count = h('span', { class: 'card-meta' });
+  const tbody = h('tbody');
+  let editor = null; // the open inline editor: { row, button }
+
+  const scopeText = (message) => (message.skill_id == null ? 'Brand-wide' : skillName.get(message.skill_id) || `Skill #${message.skill_id}`);
+  const isMain = (message) => message.skill_id == null && message.language === language;
+  const sameKey = (a, b) => a.trigger === b.trigger && (a.skill_id ?? null) === (b.skill_id ?? null) && a.language === b.language;
+
+  // The form of one template. `fixedKey`: trigger, skill and language are what is edited (an
+  // existing template, or a trigger's brand-wide one) and cannot be changed here.
+  function messageForm(initial, { id, heading, fixedKey, onCancel, onSaved }) {
+    const alert = alertBox();
+    const triggerSelect = h('select', { name: 'trigger', required: true, disabled: fixedKey },
+      triggers.map((t) => h('option', { value: t, selected: t === initial.trigger }, triggerLabel(t))));
+    const scope = h('select', { name: 'skill_id', disabled: fixedKey },
+      h('option', { value: '', selected: initial.skill_id == null }, 'Brand-wide'),
+      skills.map((skill) => h('option', { value: String(skill.id), selected: skill.id === initial.skill_id }, skill.name)));
+    const languageInput = h('input', { type: 'text', name: 'language', required: true, maxlength: 35, value: initial.language || language,
+      autocomplete: 'off', spellcheck: 'false', class: 'input-short mono', readonly: fixedKey });
+    const text = h('textarea', { name: 'text', rows: 3, required: true, class: 'automatic-text', placeholder: example.get(initial.trigger) || '' });
+    text.value = initial.text || '';
+    const whenHint = h('span', { class: 'hint' });
+    const showWhen = () => {
+      whenHint.textContent = TRIGGER_INFO[triggerSelect.value]?.[1] || '';
+      text.placeholder = example.get(triggerSelect.value) || '';
+    };
+    triggerSelect.addEventListener('change', showWhen);
+    showWhen();
+    // Variables as buttons that insert themselves at the cursor.
+    const chips = h('div', { class: 'variable-chips', role: 'group', 'aria-label': 'Insert a variable' },
+      h('span', { class: 'hint' }, 'Variables: '),
+      catalog.variables.map((variable) => h('button', { type: 'button', class: 'chip mono', title: `Insert ${variable}`, onclick: () => {
+        const at = text.selectionStart ?? text.value.length;
+        text.setRangeText(variable, at, text.selectionEnd ?? at, 'end');
+        text.focus();
+      } }, variable)));
+    const preview = h('div', { class: 'automatic-preview', hidden: true, 'aria-live': 'polite' },
+      h('span', { class: 'preview-label' }, 'Preview with sample values'), h('p', { class: 'preview-text' }));
+    const previewButton = h('button', { type: 'button', class: 'button preview-button' }, 'Preview');
+    const form = h('form', { class: 'form-panel automatic-form', id, 'aria-label': heading, novalidate: true },
+      h('h3', null, heading),
+      alert.node,
+      h('div', { class: 'form-grid' },
+        h('div', { class: 'field' }, h('label', { for: (triggerSelect.id = nid('trigger')) }, 'Trigger'), triggerSelect, whenHint),
+        field('For', scope, 'A skill\'s own message replaces the brand-wide one in its conversations'),
+        field('Language', languageInput, `A tag such as en or de; consumers whose language has no message get ${language}`)),
+      field('Text', text, null, 'field-wide'),
+      chips,
+      checkbox('Enabled', h('input', { type: 'checkbox', name: 'enabled', checked: initial.enabled !== false }),
+        'When off, nothing is sent for this trigger here (a skill\'s switched-off message does not fall back to the brand-wide one).'),
+      preview,
+      h('div', { class: 'form-actions' },
+        h('button', { type: 'submit', class: 'button primary' }, 'Save message'),
+        previewButton,
+        h('button', { type: 'button', class: 'button', onclick: onCancel }, 'Cancel')));
+    const request = () => {
+      const e = form.elements;
+      return {
+        trigger: e.trigger.value,
+        skill_id: e.skill_id.value === '' ? null : Number(e.skill_id.value),
+        language: e.language.value.trim(),
+        enabled: e.enabled.checked,
+        text: e.text.value,
+      };
+    };
+    previewButton.addEventListener('click', async () => {
+      alert.hide();
+      previewButton.disabled = true;
+      try {
+        const { text: rendered } = await post('/api/v1/automatic-messages/preview', { text: text.value, language: languageInput.value.trim() || language });
+        preview.querySelector('.preview-text').textContent = rendered;
+        preview.hidden = false;
+      } catch (error) {
+        preview.hidden = true;
+        alert.show(errorText(error));
+      } finally {
+        previewButton.disabled = false;
+      }
+    });
+    handleSubmit(form, alert, async () => {
+      if (!text.value.trim()) throw new Error('Write the message text.');
+      const saved = await put('/api/v1/automatic-messages', request());
+      onSaved(saved);
+    });
+    form.addEventListener('keydown', (event) => { if (event.key === 'Escape') onCancel(); });
+    return form;
+  }
+
+  // New message (any trigger, skill and language).
+  const newForm = messageForm({ trigger: triggers[0], skill_id: null, language }, {
+    id: 'new-automatic-message-form',
+    heading: 'New automatic message',
+    fixedKey: false,
+    onCancel: () => toggle.close(),
+    onSaved: (saved) => {
+      newForm.reset();
+      newForm.elements.trigger.dispatchEvent(new Event('change'));
+      newForm.querySelector('.automatic-preview').hidden = true;
+      toggle.close();
+      stored(saved);
+    },
+  });
+  const toggle = disclosure('New message', newForm, newForm.elements.text);
+
+  function stored(saved) {
+    messages = messages.filter((m) => m.id !== saved.id && !sameKey(m, saved)).concat([saved]);
+    renderRows();
+    const row = tbody.querySelector(`tr[data-message="${saved.id}"]`);
+    if (row) {
+      flash(row);
+      row.scrollIntoView({ block: 'nearest' });
+      row.querySelector('button.edit')?.focus({ preventScroll: true });
+    }
+    app.toast(`Saved the ${triggerLabel(saved.trigger)} message (${scopeText(saved)}, ${saved.language})`);
+  }
+
+  function closeEditor(focus = true) {
+    if (!editor) return;
+    editor.row.remove();
+    editor.button.setAttribute('aria-expanded', 'false');
+    if (focus && editor.button.isConnected) editor.button.focus();
+    editor = null;
+  }
+
+  function openEditor(afterRow, button, initial, fixedKey, heading) {
+    const same = editor?.button === button;
+    closeEditor(false);
+    if (same) {
+      button.focus();
+      return;
+    }
+    const form = messageForm(initial, {
+      id: 'automatic-message-editor',
+      heading,
+      fixedKey,
+      onCancel: () => closeEditor(),
+      onSaved: (saved) => { editor = null; stored(saved); },
+    });
+    const row = h('tr', { class: 'editor-row' }, h('td', { colspan: 4 }, form));
+    afterRow.after(row);
+    button.setAttribute('aria-expanded', 'true');
+    editor = { row, button };
+    form.elements.text.focus();
+  }
+
+  function deleteButtonFor(message, actions) {
+    const button = h('button', { type: 'button', class: 'button small danger-text delete',
+      'aria-label': `Delete the ${triggerLabel(message.trigger)} message (${scopeText(message)}, ${message.language})` }, 'Delete');
+    button.addEventListener('click', () => confirmInline(actions, 'Delete this message?', 'Delete', async () => {
+      await del(`/api/v1/automatic-messages/${message.id}`);
+      messages = messages.filter((m) => m.id !== message.id);
+      renderRows();
+      app.toast(`Deleted the ${triggerLabel(message.trigger)} message (${scopeText(message)}, ${message.language})`);
+    }, button));
+    return button;
+  }
+
+  function textCell(message, trigger) {
+    if (message) return h('td', { class: 'template' }, h('span', { class: 'template-text' }, message.text));
+    return h('td', { class: 'template' }, h('span', { class: 'muted' }, 'Not set — e.g. '), h('span', { class: 'template-example' }, example.get(trigger) || ''));
+  }
+
+  function statusCell(message) {
+    if (!message) return h('td', { class: 'status' }, h('span', { class: 'muted' }, '—'));
+    return h('td', { class: 'status' }, message.enabled ? badge('On', 'badge-ok') : badge('Switched off', 'badge-muted'));
+  }
+
+  function renderRows() {
+    closeEditor(false);
+    clear(tbody);
+    for (const trigger of triggers) {
+      const main = messages.find((m) => m.trigger === trigger && isMain(m));
+      const actions = h('td', { class: 'actions' });
+      const editButton = h('button', { type: 'button', class: 'button small edit', 'aria-expanded': 'false',
+        'aria-label': `${main ? 'Edit' : 'Set up'} the ${triggerLabel(trigger)} message` }, main ? 'Edit' : 'Set up');
+      const addButton = h('button', { type: 'button', class: 'button small add-override', 'aria-expanded': 'false',
+        'aria-label': `Add a ${triggerLabel(trigger)} message for a skill or language` }, 'Add override');
+      actions.append(editButton, addButton);
+      if (main) actions.appendChild(deleteButtonFor(main, actions));
+      const row = h('tr', { class: 'trigger-row', dataset: main ? { trigger, message: main.id } : { trigger } },
+        h('th', { scope: 'row', class: 'name' }, triggerLabel(trigger), h('span', { class: 'sub' }, TRIGGER_INFO[trigger]?.[1] || trigger)),
+        textCell(main, trigger), statusCell(main), actions);
+      editButton.addEventListener('click', () => openEditor(row, editButton, main || { trigger, skill_id: null, language, text: '' }, true,
+        `${triggerLabel(trigger)} — brand-wide, ${language}`));
+      addButton.addEventListener('click', () => openEditor(lastRowOf(trigger), addButton,
+        { trigger, skill_id: skills[0]?.id ?? null, language, text: main?.text || '' }, false, `${triggerLabel(trigger)} — for a skill or language`));
+      tbody.appendChild(row);
+      const overrides = messages.filter((m) => m.trigger === trigger && !isMain(m)).sort((a, b) =>
+        (a.skill_id == null ? '' : scopeText(a)).localeCompare(b.skill_id == null ? '' : scopeText(b)) || a.language.localeCompare(b.language));
+      for (const message of overrides) {
+        const cells = h('td', { class: 'actions' });
+        const edit = h('button', { type: 'button', class: 'button small edit', 'aria-expanded': 'false',
+          'aria-label': `Edit the ${triggerLabel(trigger)} message (${scopeText(message)}, ${message.language})` }, 'Edit');
+        cells.append(edit, deleteButtonFor(message, cells));
+        const overrideRow = h('tr', { class: 'override-row', dataset: { trigger, message: message.id } },
+          h('th', { scope: 'row', class: 'name override-name' }, h('span', { class: 'override-mark', 'aria-hidden': 'true' }, '↳ '),
+            scopeText(message), ' ', badge(message.language, 'badge-muted')),
+          textCell(message, trigger), statusCell(message), cells);
+        edit.addEventListener('click', () => openEditor(overrideRow, edit, message, true,
+          `${triggerLabel(trigger)} — ${scopeText(message)}, ${message.language}`));
+        tbody.appendChild(overrideRow);
+      }
+    }
+    const set = triggers.filter((t) => messages.some((m) => m.trigger === t && m.enabled)).length;
+    count.textContent = `${messages.length} ${messages.length === 1 ? 'message' : 'messages'} · ${set} of ${triggers.length} triggers send one`;
+  }
+
+  function lastRowOf(trigger) {
+    const rows = tbody.querySelectorAll(`tr[data-trigger="${trigger}"]`);
+    return rows[rows.length - 1];
+  }
+
+  const table = h('table', { class: 'data-table automatic-table', id: 'automatic-messages-table' },
+    h('thead', null, h('tr', null,
+      h('th', { scope: 'col' }, 'Trigger'),
+      h('th', { scope: 'col' }, `Brand-wide message (${language}); overrides below`),
+      h('th', { scope: 'col' }, 'Status'),
+      h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+    tbody);
+  renderRows();
+  body.append(sectionCard('Automatic messages', count, toggle.button,
+    h('p', { class: 'hint card-note' }, `Sent as system messages in the consumer's language when there is one, else in the brand's default language (${language}, under Settings). `,
+      'Variables: ', catalog.variables.join(', '), '.'),
+    newForm, h('div', { class: 'table-wrap' }, table)));
+}
+
+// ----- business hours (brand settings and the skill editor) ---------------------------------
+
+const DAYS = [['monday', 'Monday'], ['tuesday', 'Tuesday'], ['wednesday', 'Wednesday'], ['thursday', 'Thursday'],
+  ['friday', 'Friday'], ['saturday', 'Saturday'], ['sunday', 'Sunday']];
+const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+
+// The IANA time zones the browser knows, as a <datalist> shared by every hours editor.
+function zoneList() {
+  let list = document.getElementById('adm-time-zones');
+  if (list) return list.id;
+  const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+  list = h('datalist', { id: 'adm-time-zones' }, ['UTC', ...zones].map((zone) => h('option', { value: zone })));
+  document.body.appendChild(list);
+  return list.id;
+}
+
+// "Open now until Thu 17:00 · local time 2026-12-03 09:15 CET" from a {open, until, local_time}
+// status; `zone` formats `until` in the schedule's time zone.
+function hoursStatusText(status, zone, always) {
+  if (!status) return '';
+  if (always) return `Always open · local time ${status.local_time}`;
+  let until = '';
+  if (status.until != null) {
+    let format;
+    try {
+      format = new Intl.DateTimeFormat(undefined, { timeZone: zone || 'UTC', weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+    } catch (_) {
+      format = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+    }
+    until = ' until ' + format.format(new Date(status.until));
+  }
+  return `${status.open ? 'Open now' : 'Closed'}${until} · local time ${status.local_time}`;
+}
+
+// Rows of `HH:MM`–`HH:MM` ranges with Add/Remove; `value()` the filled ones. Times are text
+// (not type=time) because `24:00` and overnight ranges are allowed.
+function rangeList(ranges, what, emptyText) {
+  const list = h('div', { class: 'range-list' });
+  const empty = h('span', { class: 'muted range-empty' }, emptyText);
+  const sync = () => { empty.hidden = list.querySelector('.range') !== null; };
+  const add = (range) => {
+    const start = h('input', { type: 'text', class: 'input-time mono', inputmode: 'numeric', maxlength: 5, placeholder: '09:00', value: range?.start || '', 'aria-label': `${what}: opens` });
+    const end = h('input', { type: 'text', class: 'input-time mono', inputmode: 'numeric', maxlength: 5, placeholder: '17:00', value: range?.end || '', 'aria-label': `${what}: closes` });
+    const remove = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': `Remove these hours (${what})` }, 'Remove');
+    const row = h('span', { class: 'range' }, start, h('span', { class: 'range-dash', 'aria-hidden': 'true' }, '–'), end, remove);
+    remove.addEventListener('click', () => { row.remove(); sync(); addButton.focus(); });
+    list.insertBefore(row, addButton);
+    sync();
+    return start;
+  };
+  const addButton = h('button', { type: 'button', class: 'button small add-range', 'aria-label': `Add hours (${what})` }, '+ Hours');
+  addButton.addEventListener('click', () => add().focus());
+  list.append(empty, addButton);
+  (ranges || []).forEach(add);
+  sync();
+  return {
+    node: list,
+    value: () => [...list.querySelectorAll('.range')].map((row) => {
+      const [start, end] = row.querySelectorAll('input');
+      return { start: start.value.trim(), end: end.value.trim() };
+    }).filter((range) => range.start || range.end),
+  };
+}
+
+// An editor of business hours: on/off (`offLabel`: "Always open" or "Follow the brand's
+// hours"), time zone, the weekly shifts per day and dated exceptions. `value()` is the
+// request's `hours`: null when off.
+function hoursEditor(hours, { offLabel, onLabel, idPrefix }) {
+  const mode = h('select', { id: `${idPrefix}-mode`, class: 'hours-mode' },
+    h('option', { value: 'off', selected: !hours }, offLabel),
+    h('option', { value: 'on', selected: !!hours }, onLabel));
+  const zone = h('input', { type: 'text', id: `${idPrefix}-zone`, class: 'mono', list: zoneList(), autocomplete: 'off', spellcheck: 'false',
+    value: hours?.time_zone || browserZone(), placeholder: 'Europe/Berlin' });
+  const days = DAYS.map(([day, label]) => {
+    const ranges = rangeList((hours?.weekly || []).filter((shift) => shift.day === day), label, 'Closed');
+    return { day, label, ranges };
+  });
+  const weekly = h('table', { class: 'data-table compact hours-week', id: `${idPrefix}-weekly` },
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Day'), h('th', { scope: 'col' }, 'Open (HH:MM – HH:MM)'))),
+    h('tbody', null, days.map(({ day, label, ranges }) => h('tr', { dataset: { day } }, h('th', { scope: 'row' }, label), h('td', null, ranges.node)))));
+  const exceptionsBody = h('div', { class: 'hours-exceptions', id: `${idPrefix}-exceptions` });
+  const exceptions = [];
+  const addException = (rule) => {
+    const date = h('input', { type: 'date', value: rule?.date || '', 'aria-label': 'Date' });
+    const name = h('input', { type: 'text', maxlength: 100, value: rule?.name || '', placeholder: 'e.g. Christmas', 'aria-label': 'Name' });
+    const ranges = rangeList(rule?.hours || [], 'exception', 'Closed all day');
+    const remove = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': 'Remove this date' }, 'Remove date');
+    const row = h('div', { class: 'hours-exception' }, date, name, ranges.node, remove);
+    const item = { row, value: () => {
+      const value = { date: date.value, hours: ranges.value() };
+      if (name.value.trim()) value.name = name.value.trim();
+      return value;
+    } };
+    remove.addEventListener('click', () => { row.remove(); exceptions.splice(exceptions.indexOf(item), 1); addDate.focus(); });
+    exceptions.push(item);
+    exceptionsBody.appendChild(row);
+    return date;
+  };
+  const addDate = h('button', { type: 'button', class: 'button small', id: `${idPrefix}-add-date` }, 'Add a date');
+  addDate.addEventListener('click', () => addException().focus());
+  (hours?.exceptions || []).forEach(addException);
+  const details = h('div', { class: 'hours-details' },
+    field('Time zone', zone, 'An IANA name such as Europe/Berlin or America/New_York; daylight saving follows it.'),
+    h('h4', null, 'Every week'), weekly,
+    h('p', { class: 'hint' }, 'A day without hours is closed. An end before the start runs overnight; 24:00 is midnight.'),
+    h('h4', null, 'Holidays and special dates'),
+    h('p', { class: 'hint' }, 'A date without hours is closed all day; with hours, they replace that day\'s.'),
+    exceptionsBody, addDate);
+  const sync = () => { details.hidden = mode.value === 'off'; };
+  mode.addEventListener('change', sync);
+  sync();
+  return {
+    node: h('div', { class: 'hours-editor' }, field('Business hours', mode), details),
+    value: () => {
+      if (mode.value === 'off') return null;
+      const time_zone = zone.value.trim();
+      if (!time_zone) throw new Error('Choose a time zone for the business hours.');
+      const weekly = days.flatMap(({ day, ranges }) => ranges.value().map((range) => ({ day, ...range })));
+      return { time_zone, weekly, exceptions: exceptions.map((item) => item.value()) };
+    },
+  };
+}
+
 // ----- settings ----------------------------------------------------------------------------
 
 async function settingsPage(body, app) {
-  const loaded = await loadPage(body, app, settingsPage, [() => get('/api/v1/brand'), () => get('/api/v1/skills')]);
+  const loaded = await loadPage(body, app, settingsPage,
+    [() => get('/api/v1/brand'), () => get('/api/v1/skills'), () => get('/api/v1/brand/hours')]);
   if (!loaded) return;
-  let [brand, skills] = loaded;
+  let [brand, skills, brandHours] = loaded;
   const alert = alertBox();
+  // Auto-close: Off, or after N minutes / hours / days (the largest unit the stored seconds
+  // divide into); the warning is given in minutes before the close. The auto-close inputs
+  // have no name: the form's fields are read one by one, and only known ones are sent.
+  const closeUnit = unitOf(brand.auto_close_secs);
+  const afterInput = h('input', { type: 'number', id: 'auto-close-after', min: 1, step: 'any', inputmode: 'numeric', class: 'input-short',
+    'aria-label': 'Auto-close after', value: brand.auto_close_secs == null ? '' : brand.auto_close_secs / AUTO_CLOSE_UNITS[closeUnit] });
+  const warnInput = h('input', { type: 'number', id: 'auto-close-warn', min: 1, step: 'any', inputmode: 'numeric', class: 'input-short',
+    placeholder: 'none', value: brand.auto_close_warn_secs == null ? '' : brand.auto_close_warn_secs / 60 });
+  const surveyInput = h('input', { type: 'checkbox', id: 'auto-close-survey', checked: brand.auto_close_survey });
+  const unitSelect = h('select', { id: 'auto-close-unit', 'aria-describedby': 'auto-close-hint' },
+    [['off', 'Off'], ['minutes', 'After … minutes'], ['hours', 'After … hours'], ['days', 'After … days']].map(([value, label]) =>
+      h('option', { value, selected: value === closeUnit }, label)));
+  const automation = h('fieldset', { class: 'fieldset automation-settings', id: 'automation-settings' },
+    h('legend', null, 'Automation'),
+    field('Default language', h('input', { type: 'text', name: 'default_language', id: 'default-language', required: true, maxlength: 35, value: brand.default_language || 'en',
+      autocomplete: 'off', spellcheck: 'false', class: 'input-short mono' }), 'A tag such as en or de: automatic messages for consumers whose language has none are sent in this one.'),
+    h('div', { class: 'field' },
+      h('label', { for: 'auto-close-unit', id: 'auto-close-label' }, 'Auto-close when the customer stops answering'),
+      h('div', { class: 'auto-close-row' }, unitSelect, afterInput),
+      h('span', { class: 'hint', id: 'auto-close-hint' }, 'Counted from the agent\'s last message; 1 minute to 90 days. Conversations waiting in the queue never auto-close.')),
+    field('Warn before closing (minutes)', warnInput, 'Sends the Inactivity warning message this long before; empty for no warning.'),
+    checkbox('Send the satisfaction survey when a conversation auto-closes', surveyInput),
+    h('p', { class: 'hint' }, 'What consumers are told (welcome, queued, warning, closed…) is set under Automatic messages.'));
   // No min/max on retention: the server validates and its message is shown.
   const form = h('form', { class: 'settings-form', id: 'settings-form', 'aria-label': 'Brand settings', novalidate: true },
     alert.node,
@@ -777,7 +1248,20 @@ async function settingsPage(body, app) {
       'Where new conversations go when their app names no skill.'),
     field('Agent grace period (seconds)', h('input', { type: 'number', name: 'agent_grace_secs', id: 'agent-grace', required: true, step: 1, value: brand.agent_grace_secs, inputmode: 'numeric', class: 'input-short' }),
       '0 to 3600. When an agent\'s workspace disconnects (or they choose Offline), their conversations wait this long for them, then return to the queue.'),
+    automation,
     h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'button primary', id: 'settings-save' }, 'Save settings')));
+  const showAutoClose = () => {
+    const off = unitSelect.value === 'off';
+    afterInput.disabled = off;
+    afterInput.hidden = off;
+    warnInput.disabled = off;
+    surveyInput.disabled = off;
+  };
+  unitSelect.addEventListener('change', () => {
+    showAutoClose();
+    if (unitSelect.value !== 'off') afterInput.focus();
+  });
+  showAutoClose();
   handleSubmit(form, alert, async () => {
     const e = form.elements;
     const name = e.name.value.trim();
@@ -789,22 +1273,88 @@ async function settingsPage(body, app) {
     const grace = Number(graceRaw);
     if (graceRaw === '' || !Number.isInteger(grace)) throw new Error('The grace period must be a whole number of seconds.');
     const defaultSkill = e.default_skill_id.value === '' ? null : Number(e.default_skill_id.value);
-    brand = await patch('/api/v1/brand', { name, csat_enabled: e.csat_enabled.checked, retention_days: days, agent_grace_secs: grace, default_skill_id: defaultSkill });
+    const defaultLanguage = e.default_language.value.trim();
+    if (!defaultLanguage) throw new Error('The default language is required (a tag such as en or de).');
+    // Auto-close in seconds (null: off); the warning in minutes before it (empty: none).
+    let autoClose = null;
+    let warn = null;
+    if (unitSelect.value !== 'off') {
+      const after = Number(afterInput.value.trim());
+      if (afterInput.value.trim() === '' || !(after > 0)) throw new Error('Say after how long to auto-close, or choose Off.');
+      autoClose = Math.round(after * AUTO_CLOSE_UNITS[unitSelect.value]);
+      const warnRaw = warnInput.value.trim();
+      if (warnRaw !== '') {
+        const minutes = Number(warnRaw);
+        if (!(minutes > 0)) throw new Error('The warning must be a number of minutes, or empty for none.');
+        warn = Math.round(minutes * 60);
+      }
+    }
+    // Only fields the server knows (it refuses unknown ones).
+    brand = await patch('/api/v1/brand', {
+      name,
+      csat_enabled: e.csat_enabled.checked,
+      retention_days: days,
+      agent_grace_secs: grace,
+      default_skill_id: defaultSkill,
+      default_language: defaultLanguage,
+      auto_close_secs: autoClose,
+      auto_close_warn_secs: warn,
+      auto_close_survey: surveyInput.checked,
+    });
     e.name.value = brand.name;
     e.agent_grace_secs.value = brand.agent_grace_secs;
     e.retention_days.value = brand.retention_days;
     e.csat_enabled.checked = brand.csat_enabled;
-    app.toast('Settings saved');
+    e.default_language.value = brand.default_language;
+    app.toast(brand.auto_close_secs == null ? 'Settings saved' : `Settings saved; conversations auto-close after ${spell(brand.auto_close_secs)} without an answer`);
   });
 
-  const soon = h('fieldset', { class: 'coming-soon', disabled: true, 'aria-describedby': 'coming-soon-note' },
-    h('legend', null, 'Auto-close and automatic messages — coming soon'),
-    h('p', { class: 'hint', id: 'coming-soon-note' }, 'Close conversations automatically when the customer stops answering, and send greeting and away messages. Not available yet.'),
-    h('div', { class: 'form-grid' },
-      field('Auto-close after inactivity (hours)', h('input', { type: 'number', name: 'auto_close_hours', placeholder: 'e.g. 24', class: 'input-short' })),
-      field('Greeting message', h('textarea', { name: 'greeting', rows: 2, placeholder: 'Hi! An agent will be with you shortly.' }))));
+  body.append(h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Brand')), form), brandHoursCard(brandHours, app));
+}
 
-  body.append(
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Brand')), form),
-    h('section', { class: 'card card-muted' }, soon));
+// The brand's business hours (PUT /api/v1/brand/hours): every skill without its own follows
+// them; what happens to a conversation opened while closed; the status now.
+function brandHoursCard(stored, app) {
+  const alert = alertBox();
+  const editor = hoursEditor(stored.hours, { offLabel: 'Always open', onLabel: 'Open at set hours', idPrefix: 'brand-hours' });
+  const status = h('p', { class: 'hours-status', id: 'brand-hours-status', role: 'status' });
+  const showStatus = (saved) => {
+    status.textContent = hoursStatusText(saved.status, saved.hours?.time_zone, !saved.hours);
+    status.classList.toggle('is-open', saved.status.open);
+  };
+  showStatus(stored);
+  const offHours = h('select', { id: 'off-hours', name: 'off_hours' },
+    h('option', { value: 'queue', selected: stored.off_hours !== 'close' }, 'Keep them waiting for the opening'),
+    h('option', { value: 'close', selected: stored.off_hours === 'close' }, 'Close them after the off-hours message'));
+  const form = h('form', { class: 'settings-form hours-form', id: 'brand-hours-form', 'aria-label': 'Business hours', novalidate: true },
+    alert.node, status, editor.node,
+    field('Conversations opened while closed', offHours, 'Either way they get the Outside business hours message (Automatic messages).'),
+    h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'button primary', id: 'brand-hours-save' }, 'Save hours')));
+  handleSubmit(form, alert, async () => {
+    const saved = await put('/api/v1/brand/hours', { hours: editor.value(), off_hours: offHours.value });
+    showStatus(saved);
+    app.toast(saved.hours ? 'Business hours saved' : 'Business hours off: always open');
+  });
+  return h('section', { class: 'card', id: 'brand-hours' },
+    h('div', { class: 'card-head' }, h('h2', null, 'Business hours')),
+    h('p', { class: 'hint card-note' }, 'Skills without hours of their own follow these (Admin → Skills → Hours).'),
+    form);
+}
+
+// Seconds per auto-close unit.
+const AUTO_CLOSE_UNITS = { minutes: 60, hours: 3600, days: 86400 };
+
+// The unit to show a stored auto-close in: the largest that divides it, 'off' when null.
+function unitOf(secs) {
+  if (secs == null) return 'off';
+  if (secs % 86400 === 0) return 'days';
+  if (secs % 3600 === 0) return 'hours';
+  return 'minutes';
+}
+
+// "30 minutes", "2 hours", "1 day".
+function spell(secs) {
+  const unit = unitOf(secs);
+  const n = Math.round((secs / AUTO_CLOSE_UNITS[unit]) * 100) / 100;
+  return `${n} ${n === 1 ? unit.slice(0, -1) : unit}`;
 }

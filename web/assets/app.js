@@ -36,6 +36,7 @@ const ROUTES = [
   { key: 'admin/agents', title: 'Agents', icon: 'agents', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/skills', title: 'Skills', icon: 'skills', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/apps', title: 'Apps', icon: 'apps', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
+  { key: 'admin/messages', title: 'Automatic messages', icon: 'bolt', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/settings', title: 'Settings', icon: 'settings', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
 ];
 

@@ -25,6 +25,7 @@ const PATHS = {
   call: ['M5 3h4l2 5-2.5 1.5a11 11 0 0 0 6 6L16 13l5 2v4a2 2 0 0 1-2 2A16 16 0 0 1 3 5a2 2 0 0 1 2-2z'],
   close: ['M6 6l12 12', 'M18 6L6 18'],
   down: ['M12 5v14', 'M6 13l6 6 6-6'],
+  bolt: ['M13 2L4 14h7l-1 8 9-12h-7z'],
 };
 
 // icon('inbox') → a decorative <svg class="icon">.

@@ -151,7 +151,10 @@ function previewText(entry) {
   const last = entry.lastMessage;
   if (!last) return 'No messages yet';
   const text = [...last.text.replace(/\s+/g, ' ').trim()].slice(0, 140).join('');
-  return last.from === 'a' ? 'You: ' + text : text;
+  if (last.from === 'a') return 'You: ' + text;
+  // An automatic message (thread.js isAutomatic) is not the consumer's words.
+  if (last.from === 's' && typeof last.cid === 'string' && last.cid.startsWith('auto:')) return 'Automatic: ' + text;
+  return text;
 }
 
 export function channelLabel(channel) {

@@ -6,7 +6,9 @@
 // (a message seen twice is shown once), kept in seq order, with day separators and system
 // notices (.notice) derived from the conversation (opened, assigned, resolved) or pushed by
 // the workspace (transferred…). Own messages carry a .mark (Sent / Delivered / Read) and may
-// be pending (no seq yet) until their ack. Text is always set with textContent.
+// be pending (no seq yet) until their ack. System messages whose client id starts with
+// `auto:` are the brand's automatic messages and show as labelled cards (.automatic). Text
+// is always set with textContent.
 
 import { get, query } from './api.js';
 import { h, clear, clock, dayLabel, date, startOfDay, setText } from './dom.js';
@@ -20,6 +22,11 @@ export function closedText(closedBy, agentName) {
   if (closedBy === 'c') return 'Closed by the customer';
   if (closedBy === 's') return 'Closed automatically';
   return 'Resolved by ' + (agentName || 'an agent');
+}
+
+// An automatic message: a system message the automation stored under an `auto:` key.
+export function isAutomatic(message) {
+  return message.from === 's' && typeof message.cid === 'string' && message.cid.startsWith('auto:');
 }
 
 export function statusText(conversation) {
@@ -205,6 +212,14 @@ export function createThread({ entry, me, nameOf, onLoaded, onError }) {
   function messageNode(message, section) {
     const own = message.from === 'a';
     const text = h('p', { class: 'message-text' }, message.text);
+    if (message.from === 's' && isAutomatic(message)) {
+      // Sent to the consumer by the brand's automation (Admin → Automatic messages), not by
+      // an agent: labelled so, in a card of its own rather than an agent's bubble.
+      return h('div', { class: 'message from-s automatic', dataset: { seq: message.seq }, role: 'note', 'aria-label': 'Automatic message' },
+        h('div', { class: 'automatic-head' }, icon('bolt', 'icon automatic-icon'), h('span', { class: 'automatic-label' }, 'Automatic message'),
+          h('time', { class: 'message-time', datetime: new Date(message.ts).toISOString(), title: date(message.ts) }, clock(message.ts))),
+        text);
+    }
     if (message.from === 's') {
       return h('div', { class: 'message from-s', dataset: { seq: message.seq } }, text,
         h('time', { class: 'message-time', datetime: new Date(message.ts).toISOString() }, clock(message.ts)));

@@ -1,7 +1,8 @@
 //! The browser workspace in real Chromium: an agent logs in, goes online and converses with a
 //! consumer socket live (typing, read marks, XSS-safe text, resolve → closed + survey); the
 //! manager's dashboard follows the queue and the loads without reload; login errors are
-//! clear; 200 conversations and a 2,000-message history stay usable. Screenshots of the main
+//! clear; 200 conversations and a 2,000-message history stay usable; an admin's automatic
+//! welcome and auto-close settings are checked, previewed, stored and show in the thread. Screenshots of the main
 //! screens land in `target/screenshots/`.
 
 #[allow(dead_code)]
@@ -433,6 +434,206 @@ async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
     for browser in [admin, nora] {
         browser.close().await;
     }
+}
+
+/// Automation from the admin pages: a welcome with an unknown variable is refused naming it,
+/// then fixed, previewed and saved; auto-close is set to 30 minutes with a 5-minute warning
+/// and stored so; a consumer then opens a conversation and the agent's thread shows the
+/// welcome as an automatic message, not as an agent's bubble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn an_admin_sets_a_welcome_and_auto_close_and_the_agent_sees_the_welcome_as_automatic() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let base = server.http.clone();
+    let admin = driver.browser().await;
+    admin.login(&base, &brand.admin_email, PASSWORD).await;
+    admin.visible("#dashboard").await;
+
+    // All nine triggers are listed, none set yet.
+    admin.goto(&format!("{base}/#/admin/messages")).await;
+    admin.visible("#automatic-messages-table").await;
+    let rows =
+        admin.js("return document.querySelectorAll('#automatic-messages-table tr.trigger-row').length", vec![]).await;
+    assert_eq!(rows, json!(9));
+    let welcome = "#automatic-messages-table tr[data-trigger=\"welcome\"]";
+    admin.text_contains(welcome, "Not set").await;
+    admin.click(&format!("{welcome} button.edit")).await;
+    let editor = "#automatic-message-editor";
+    let text = format!("{editor} textarea[name=text]");
+    admin.type_into(&text, "Hi {first_name}!").await;
+    admin.click(&format!("{editor} button[type=submit]")).await;
+    admin.text_contains(&format!("{editor} [role=alert]"), "unknown variable {first_name}").await;
+    admin.screenshot("admin-automatic-message-error").await;
+
+    // Fixed with the variable buttons, previewed with sample values, saved.
+    admin.js("document.querySelector(arguments[0]).value = ''; return true", vec![json!(text)]).await;
+    admin.type_into(&text, "Welcome to ").await;
+    admin.click(&format!("{editor} .variable-chips button[title=\"Insert {{brand_name}}\"]")).await;
+    admin.type_into(&text, ", ").await;
+    admin.click(&format!("{editor} .variable-chips button[title=\"Insert {{consumer_name}}\"]")).await;
+    admin.type_into(&text, "!").await;
+    admin.click(&format!("{editor} .preview-button")).await;
+    let preview = format!("Welcome to {}, Carol Jones!", brand.id);
+    admin.text_contains(&format!("{editor} .automatic-preview"), &preview).await;
+    admin.screenshot("admin-automatic-message-preview").await;
+    admin.click(&format!("{editor} button[type=submit]")).await;
+    admin.text_contains(&format!("{welcome} td.template"), "Welcome to {brand_name}, {consumer_name}!").await;
+    admin.until("editor closed", &format!("return !document.querySelector({})", json!(editor))).await;
+    admin.screenshot("admin-automatic-messages").await;
+    let stored = server.store.automatic_messages(&brand.id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].trigger.as_str(), stored[0].skill_id, stored[0].language.as_str(), stored[0].enabled),
+        ("welcome", None, "en", true)
+    );
+    assert_eq!(stored[0].text, "Welcome to {brand_name}, {consumer_name}!");
+
+    // Auto-close after 30 minutes, warning 5 minutes before, survey on.
+    admin.goto(&format!("{base}/#/admin/settings")).await;
+    admin.visible("#auto-close-unit").await;
+    admin.select("#auto-close-unit", "minutes").await;
+    admin.type_into("#auto-close-after", "30").await;
+    admin.type_into("#auto-close-warn", "5").await;
+    admin.click("#auto-close-survey").await;
+    admin.click("#settings-save").await;
+    let deadline = tokio::time::Instant::now() + driver::WAIT;
+    loop {
+        let row = server.store.brand(&brand.id).await.unwrap().unwrap();
+        if row.auto_close_secs == Some(1800) {
+            assert_eq!((row.auto_close_warn_secs, row.auto_close_survey), (Some(300), true));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "auto-close was not saved: {:?}", row.auto_close_secs);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The page shows what is stored when opened again.
+    admin.client.refresh().await.unwrap();
+    admin.visible("#auto-close-after").await;
+    let shown = admin.js("return [document.querySelector('#auto-close-unit').value, document.querySelector('#auto-close-after').value, document.querySelector('#auto-close-warn').value, document.querySelector('#auto-close-survey').checked]", vec![]).await;
+    assert_eq!(shown, json!(["minutes", "30", "5", true]));
+    admin.js("document.querySelector('#automation-settings').scrollIntoView(); return true", vec![]).await;
+    admin.screenshot("admin-settings-auto-close").await;
+
+    // The agent goes online; a consumer writes; the thread shows the welcome as automatic.
+    let agent = driver.browser().await;
+    agent.login(&base, &brand.agent_email, PASSWORD).await;
+    agent.visible("#agent-state").await;
+    agent.select("#agent-state", "online").await;
+    let agent_id = server.store.user_by_email(&brand.agent_email).await.unwrap().unwrap().id;
+    wait_online(&server, &brand, agent_id).await;
+    let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
+    maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hello, anyone there?"})).await;
+    let c = maria.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let greeting = format!("Welcome to {}, Maria Lopez!", brand.id);
+    let sent = maria.expect(|f| f["t"] == "msg" && f["from"] == "s").await;
+    assert_eq!(sent["text"], greeting.as_str());
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.text_contains(&item, &format!("Automatic: {greeting}")).await;
+    agent.click(&item).await;
+    agent.text_contains("#messages", "Hello, anyone there?").await;
+    let card = agent.text_contains("#messages .message.automatic", &greeting).await;
+    assert!(card.contains("Automatic message"), "the card is labelled: {card}");
+    let bubbles = agent.js("return [...document.querySelectorAll('#messages .message.from-a')].filter(m => m.textContent.includes(arguments[0])).length", vec![json!(greeting)]).await;
+    assert_eq!(bubbles, json!(0), "the welcome is not shown as an agent's message");
+    agent.screenshot("workspace-automatic-message").await;
+    for browser in [admin, agent] {
+        browser.close().await;
+    }
+}
+
+/// Business hours from the admin pages: the brand's (a Monday shift, Christmas closed, close
+/// when off hours) and a skill's own, each with its status line, stored as entered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn an_admin_sets_the_brands_and_a_skills_business_hours() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let base = server.http.clone();
+    let skill = server.store.create_skill(&brand.id, "billing", now_secs() * 1000).await.unwrap();
+    let admin = driver.browser().await;
+    admin.login(&base, &brand.admin_email, PASSWORD).await;
+    admin.visible("#dashboard").await;
+
+    admin.goto(&format!("{base}/#/admin/settings")).await;
+    admin.text_contains("#brand-hours-status", "Always open").await;
+    admin.select("#brand-hours-mode", "on").await;
+    admin.js("const z = document.querySelector('#brand-hours-zone'); z.value = 'UTC'; return true", vec![]).await;
+    let monday = "#brand-hours-weekly tr[data-day=\"monday\"]";
+    admin.click(&format!("{monday} button.add-range")).await;
+    admin.type_into(&format!("{monday} .range input:first-of-type"), "09:00").await;
+    admin.type_into(&format!("{monday} .range input:nth-of-type(2)"), "17:00").await;
+    admin.click("#brand-hours-add-date").await;
+    admin
+        .js(
+            "const row = document.querySelector('#brand-hours-exceptions .hours-exception'); \
+             row.querySelector('input[type=date]').value = '2026-12-25'; \
+             row.querySelector('input[aria-label=Name]').value = 'Christmas'; return true",
+            vec![],
+        )
+        .await;
+    admin.select("#off-hours", "close").await;
+    // An unknown time zone is refused, named in the form's alert.
+    admin.js("document.querySelector('#brand-hours-zone').value = 'Mars/Olympus'; return true", vec![]).await;
+    admin.click("#brand-hours-save").await;
+    admin.text_contains("#brand-hours-form [role=alert]", "Mars/Olympus").await;
+    admin.js("document.querySelector('#brand-hours-zone').value = 'UTC'; return true", vec![]).await;
+    admin.click("#brand-hours-save").await;
+    // The status line follows the saved hours: no longer "Always open".
+    let status = admin
+        .until(
+            "the status line shows the saved hours",
+            "const t = document.querySelector('#brand-hours-status').textContent; return t.includes('Always') ? null : t",
+        )
+        .await;
+    let status = status.as_str().unwrap();
+    assert!(status.starts_with("Open now") || status.starts_with("Closed until"), "{status}");
+    assert!(status.contains("local time") && status.ends_with("UTC"), "{status}");
+    admin.js("document.querySelector('#brand-hours').scrollIntoView(); return true", vec![]).await;
+    admin.screenshot("admin-brand-hours").await;
+    let token = server.login(&brand.admin_email).await;
+    let get = |path: String| {
+        let token = token.clone();
+        async move {
+            let response = reqwest::Client::new().get(path).bearer_auth(token).send().await.unwrap();
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let stored = get(format!("{base}/api/v1/brand/hours")).await;
+    assert_eq!(stored["off_hours"], "close", "{stored}");
+    assert_eq!(
+        stored["hours"],
+        json!({"time_zone": "UTC", "weekly": [{"day": "monday", "start": "09:00", "end": "17:00"}],
+            "exceptions": [{"date": "2026-12-25", "name": "Christmas", "hours": []}]})
+    );
+
+    // A skill's own hours, from the Skills page.
+    admin.goto(&format!("{base}/#/admin/skills")).await;
+    let row = format!("#skills-admin-table tr[data-skill-id=\"{}\"]", skill.id);
+    admin.text_contains(&format!("{row} td.hours"), "Brand's hours").await;
+    admin.click(&format!("{row} button.hours-button")).await;
+    let form = format!("#skill-hours-form-{}", skill.id);
+    admin.select(&format!("#skill-{}-hours-mode", skill.id), "on").await;
+    admin
+        .js(
+            &format!("document.querySelector('#skill-{}-hours-zone').value = 'Europe/Berlin'; return true", skill.id),
+            vec![],
+        )
+        .await;
+    let tuesday = format!("{form} tr[data-day=\"tuesday\"]");
+    admin.click(&format!("{tuesday} button.add-range")).await;
+    admin.type_into(&format!("{tuesday} .range input:first-of-type"), "22:00").await;
+    admin.type_into(&format!("{tuesday} .range input:nth-of-type(2)"), "06:00").await;
+    admin.click(&format!("{form} button[type=submit]")).await;
+    admin.text_contains(&format!("{row} td.hours"), "Own hours").await;
+    admin.text_contains(&format!("{form} .hours-status"), "local time").await;
+    admin.screenshot("admin-skill-hours").await;
+    let own = get(format!("{base}/api/v1/skills/{}/hours", skill.id)).await;
+    assert_eq!(own["follows"], "skill", "{own}");
+    assert_eq!(own["hours"]["weekly"], json!([{"day": "tuesday", "start": "22:00", "end": "06:00"}]));
+    admin.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
