@@ -2,7 +2,8 @@
 //! keys (PEM or a JWKS document); a token is accepted when its signature verifies with one of
 //! them under the key's own algorithm (RS256 for RSA, ES256 for P-256: the header cannot pick
 //! another), and `iss`, `aud`, `exp` and `nbf` hold. `sub` becomes the stable consumer id;
-//! `name`, `email` and `phone_number` (or `phone`) become the consumer's profile.
+//! `name`, `email` and `phone_number` (or `phone`) become the consumer's profile, `locale` their
+//! language (automatic messages use it; a device's `hello.lang` overrides it).
 
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
@@ -91,6 +92,9 @@ struct Claims {
     phone_number: Option<String>,
     #[serde(default)]
     phone: Option<String>,
+    /// OpenID Connect's `locale`, a BCP 47 tag (e.g. `de-AT`): the consumer's language.
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 /// What a verified token says.
@@ -150,6 +154,10 @@ pub fn verify_consumer_token(app: &App, keys: &[VerifyingKey], token: &str) -> R
                         name: claims.name.map(clip),
                         email: claims.email.map(clip),
                         phone: claims.phone_number.or(claims.phone).map(clip),
+                        // A tag that is not one is left out rather than refusing the consumer.
+                        language: claims
+                            .locale
+                            .filter(|tag| tag.len() <= 35 && switchboard_core::automation::language_of(tag).is_some()),
                     },
                 });
             }

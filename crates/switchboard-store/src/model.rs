@@ -239,6 +239,8 @@ pub struct ConsumerClaims {
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// BCP 47 language tag.
+    pub language: Option<String>,
 }
 
 /// A conversation row.

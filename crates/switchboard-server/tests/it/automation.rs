@@ -297,3 +297,44 @@ async fn a_conversation_opened_after_hours_waits_for_the_opening_or_is_closed() 
     let row = server.store.conversation(&brand.id, d).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.closed_by), ("closed", Some(switchboard_protocol::Side::System)));
 }
+
+#[tokio::test]
+async fn automatic_messages_come_in_the_consumers_language_from_the_token_or_the_device() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    for (language, text) in [("en", "Welcome!"), ("de", "Willkommen!")] {
+        let body = json!({"trigger": "welcome", "language": language, "text": text});
+        let (status, saved) = call(&server, &admin, reqwest::Method::PUT, "/api/v1/automatic-messages", body).await;
+        assert_eq!(status, 200, "{saved}");
+    }
+    let welcome_of = |hello_lang: Option<&'static str>, locale: Option<&'static str>, sub: &'static str| {
+        let server = &server;
+        let brand = &brand;
+        async move {
+            let mut claims = claims(brand, sub, 600);
+            if let Some(locale) = locale {
+                claims["locale"] = json!(locale);
+            }
+            let mut hello =
+                json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app, "token": rs256_token(&claims)});
+            if let Some(lang) = hello_lang {
+                hello["lang"] = json!(lang);
+            }
+            let mut consumer = Client::connect(&format!("{}/v1/consumer", server.ws)).await;
+            let welcome = consumer.hello(hello).await;
+            assert_eq!(welcome["t"], "welcome", "{welcome}");
+            consumer.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "hi"})).await;
+            consumer.expect(|f| f["t"] == "msg" && f["from"] == "s").await["text"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(welcome_of(None, Some("de-AT"), "xia").await, "Willkommen!", "the token's locale");
+    assert_eq!(welcome_of(Some("de"), None, "yan").await, "Willkommen!", "the device's language");
+    assert_eq!(welcome_of(Some("fr-CA"), Some("de"), "zed").await, "Welcome!", "no French: the brand's default");
+    let mut bad = Client::connect(&format!("{}/v1/consumer", server.ws)).await;
+    let refused = bad
+        .hello(json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app,
+            "token": rs256_token(&claims(&brand, "abe", 600)), "lang": "not a language"}))
+        .await;
+    assert_eq!(refused["code"], "bad_request", "{refused}");
+}

@@ -19,11 +19,13 @@ impl Store {
         now: Millis,
     ) -> Result<Consumer, StoreError> {
         let row = sqlx::query(
-            "INSERT INTO consumers (brand_id, external_id, name, email, phone, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO consumers (brand_id, external_id, name, email, phone, created_at, language)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (brand_id, external_id) DO UPDATE SET
                name = COALESCE(excluded.name, consumers.name),
                email = COALESCE(excluded.email, consumers.email),
-               phone = COALESCE(excluded.phone, consumers.phone)
+               phone = COALESCE(excluded.phone, consumers.phone),
+               language = COALESCE(excluded.language, consumers.language)
              RETURNING id, brand_id, external_id, name, email, phone, device, language, created_at",
         )
         .bind(brand_id)
@@ -32,6 +34,7 @@ impl Store {
         .bind(claims.email.as_deref())
         .bind(claims.phone.as_deref())
         .bind(now)
+        .bind(claims.language.as_deref())
         .fetch_one(&self.pool)
         .await?;
         consumer_from_row(&row)

@@ -182,9 +182,19 @@ async fn brand_and_app_settings_round_trip(store: Store) {
 
 async fn consumer_profile_is_updated_by_present_claims_only(store: Store) {
     Brand::create(&store, "acme").await;
-    let claims = ConsumerClaims { name: Some("Alice".to_owned()), email: Some("a@x.test".to_owned()), phone: None };
+    let claims = ConsumerClaims {
+        name: Some("Alice".to_owned()),
+        email: Some("a@x.test".to_owned()),
+        phone: None,
+        language: None,
+    };
     let first = store.upsert_consumer("acme", "sub-1", &claims, T0).await.unwrap();
-    let update = ConsumerClaims { name: None, email: Some("alice@x.test".to_owned()), phone: Some("+1".to_owned()) };
+    let update = ConsumerClaims {
+        name: None,
+        email: Some("alice@x.test".to_owned()),
+        phone: Some("+1".to_owned()),
+        language: Some("de-AT".to_owned()),
+    };
     let second = store.upsert_consumer("acme", "sub-1", &update, T0 + SECOND).await.unwrap();
     assert_eq!(second.id, first.id, "the same subject is the same consumer");
     assert_eq!(second.created_at, T0);
@@ -192,6 +202,7 @@ async fn consumer_profile_is_updated_by_present_claims_only(store: Store) {
         (second.name.as_deref(), second.email.as_deref(), second.phone.as_deref()),
         (Some("Alice"), Some("alice@x.test"), Some("+1"))
     );
+    assert_eq!((first.language, second.language.as_deref()), (None, Some("de-AT")), "the token's locale");
     assert_eq!(store.consumer_by_external_id("acme", "sub-1").await.unwrap(), Some(second.clone()));
     assert_eq!(store.consumer("acme", first.id).await.unwrap(), Some(second));
 }
