@@ -18,6 +18,7 @@
 //! conversation asks the engine (to route it) before its ack.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -158,7 +159,7 @@ pub struct Engines {
     /// conversation, one per socket open and close), and a socket's `Drop` must be able to
     /// send its disconnect without waiting. An engine ends when its sender is dropped (all
     /// of this node's state is gone) or at shutdown.
-    senders: Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>,
+    senders: Mutex<HashMap<String, EngineHandle>>,
 }
 
 impl std::fmt::Debug for Engines {
@@ -192,11 +193,17 @@ impl Engines {
     }
 
     fn sender(&self, brand_id: &str) -> mpsc::UnboundedSender<Command> {
+        self.handle(brand_id).sender
+    }
+
+    /// The running engine of a brand, started if needed.
+    fn handle(&self, brand_id: &str) -> EngineHandle {
         let mut senders = self.senders.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Some(sender) = senders.get(brand_id).filter(|sender| !sender.is_closed()) {
-            return sender.clone();
+        if let Some(handle) = senders.get(brand_id).filter(|handle| !handle.sender.is_closed()) {
+            return handle.clone();
         }
         let (sender, commands) = mpsc::unbounded_channel();
+        let auto_closing = Arc::new(AtomicBool::new(false));
         let engine = Engine {
             brand_id: brand_id.to_owned(),
             store: self.store.clone(),
@@ -206,11 +213,13 @@ impl Engines {
             wait_refresh_ms: self.wait_refresh_ms,
             desk: Desk::new(DeskSettings::default()),
             automation: Automation::default(),
+            auto_closing: auto_closing.clone(),
             stopping: self.shutdown.clone(),
         };
         tokio::spawn(engine.run(commands, self.shutdown.clone()));
-        senders.insert(brand_id.to_owned(), sender.clone());
-        sender
+        let handle = EngineHandle { sender, auto_closing };
+        senders.insert(brand_id.to_owned(), handle.clone());
+        handle
     }
 
     fn send(&self, brand_id: &str, command: Command) {
@@ -312,8 +321,13 @@ impl Engines {
     }
 
     /// An agent's message was stored in a conversation (the auto-close clock starts).
+    /// Sent only while the brand auto-closes: the message path pays nothing otherwise (a
+    /// brand turning auto-close on rebuilds its desk from the stored times).
     pub fn agent_wrote(&self, brand_id: &str, conversation: ConversationId, at: Millis) {
-        self.send(brand_id, Command::Input(Input::AgentWrote { conversation, at }));
+        let handle = self.handle(brand_id);
+        if handle.auto_closing.load(Ordering::Relaxed) {
+            let _ = handle.sender.send(Command::Input(Input::AgentWrote { conversation, at }));
+        }
     }
 
     /// Moves a conversation of `brand_id` (see [`TransferTarget`]) for `actor`, who must be
@@ -344,6 +358,13 @@ impl Engines {
         self.send(brand_id, Command::Floor { skills, reply });
         answer.await.unwrap_or_default()
     }
+}
+
+/// A running engine: its input channel, and whether agents' messages must be reported to it.
+#[derive(Debug, Clone)]
+struct EngineHandle {
+    sender: mpsc::UnboundedSender<Command>,
+    auto_closing: Arc<AtomicBool>,
 }
 
 /// Held by an agent's socket; dropping it tells the engine the socket ended.
@@ -409,6 +430,8 @@ struct Engine {
     desk: Desk,
     /// What automatic messages need: the brand's templates, name and default language.
     automation: Automation,
+    /// Whether the brand auto-closes (shared with [`Engines::agent_wrote`]).
+    auto_closing: Arc<AtomicBool>,
     /// Shutdown: a rebuild stops retrying once the node is stopping (its store is closing).
     stopping: watch::Receiver<bool>,
 }
@@ -515,6 +538,7 @@ impl Engine {
             self.automation = Automation::of(brand, self.store.automatic_messages(&self.brand_id).await?);
         }
         let hours = self.hours().await?;
+        self.auto_closing.store(settings.auto_close.is_some(), Ordering::Relaxed);
         let (desk, effects) =
             Desk::restore(settings, hours, skill_rules, agents, conversations, &sockets, self.boot_ms, now);
         self.desk = desk;
@@ -605,8 +629,18 @@ impl Engine {
             Command::AgentChanged(user) => self.unanswered(Input::Agent(agent_settings_of(&user))).await,
             Command::SettingsChanged(brand) => {
                 self.automation.refresh(&brand);
-                let effects = self.desk.set_settings(settings_of(&brand, self.wait_refresh_ms));
-                let _ = self.carry_out(effects, 0).await;
+                let settings = settings_of(&brand, self.wait_refresh_ms);
+                // Set before the rebuild reads the stored times, so no agent message falls
+                // between the two.
+                self.auto_closing.store(settings.auto_close.is_some(), Ordering::Relaxed);
+                if settings.auto_close.is_some() && self.desk.settings().auto_close.is_none() {
+                    // Agents' messages were not reported while auto-close was off: take their
+                    // times from the store.
+                    self.rebuild().await;
+                } else {
+                    let effects = self.desk.set_settings(settings);
+                    let _ = self.carry_out(effects, 0).await;
+                }
             }
             Command::HoursChanged => match self.hours().await {
                 Ok(hours) => {
