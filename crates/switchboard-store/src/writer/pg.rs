@@ -82,16 +82,12 @@ impl WriteTx for AnyConnection {
         author_id: i64,
         client_id: &str,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        let row = sqlx::query(
-            "SELECT conversation_id, seq, side, author_id, author_name, text, client_id, created_at
-             FROM messages WHERE brand_id = $1 AND side = $2 AND author_id = $3 AND client_id = $4",
-        )
-        .bind(brand_id)
-        .bind(side.as_str())
-        .bind(author_id)
-        .bind(client_id)
-        .fetch_optional(&mut *self)
-        .await?;
+        let row = sqlx::query(find_duplicate(side))
+            .bind(brand_id)
+            .bind(author_id)
+            .bind(client_id)
+            .fetch_optional(&mut *self)
+            .await?;
         row.map(|row| crate::message_from_row(&row)).transpose()
     }
 
@@ -258,6 +254,23 @@ pub(crate) const BUMP_SEQ_IF_OPEN: &str = "UPDATE conversations SET last_seq = l
 /// The same for any conversation (system notices; `$3` is `s`, stamping nothing).
 pub(crate) const BUMP_SEQ: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2
     WHERE id = $1 AND $3 = 's' RETURNING last_seq";
+/// The message an author stored under a client id (`$1` brand, `$2` author, `$3` client id).
+/// The side is written into the statement, not bound: SQLite re-prepares a statement whose
+/// bound value decides whether a partial index applies (`messages_system_key` is for
+/// `side = 's'`), so a bound side re-parsed this statement on nearly every append.
+pub(crate) fn find_duplicate(side: Side) -> &'static str {
+    match side {
+        Side::Consumer => FIND_DUPLICATE_CONSUMER,
+        Side::Agent => FIND_DUPLICATE_AGENT,
+        Side::System => FIND_DUPLICATE_SYSTEM,
+    }
+}
+const FIND_DUPLICATE_CONSUMER: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
+    created_at FROM messages WHERE brand_id = $1 AND side = 'c' AND author_id = $2 AND client_id = $3";
+const FIND_DUPLICATE_AGENT: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
+    created_at FROM messages WHERE brand_id = $1 AND side = 'a' AND author_id = $2 AND client_id = $3";
+const FIND_DUPLICATE_SYSTEM: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
+    created_at FROM messages WHERE brand_id = $1 AND side = 's' AND author_id = $2 AND client_id = $3";
 /// A keyed system notice (an automatic message) stored before in the conversation.
 pub(crate) const FIND_KEYED_NOTICE: &str = "SELECT conversation_id, seq, side, author_id, author_name, text,
     client_id, created_at FROM messages WHERE conversation_id = $1 AND side = 's' AND client_id = $2";

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::pg::{
     BUMP_SEQ, BUMP_SEQ_IF_OPEN, FIND_KEYED_NOTICE, INSERT_CONVERSATION, INSERT_MESSAGE, INSERT_OPENED_EVENT,
-    INSERT_PUSH, SET_FIRST_RESPONSE,
+    INSERT_PUSH, SET_FIRST_RESPONSE, find_duplicate,
 };
 use super::{
     AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply, next_batch,
@@ -180,9 +180,8 @@ impl WriteTx for SqliteTx {
         client_id: &str,
     ) -> Result<Option<StoredMessage>, StoreError> {
         let found = self.row_opt(
-            "SELECT conversation_id, seq, side, author_id, author_name, text, client_id, created_at
-             FROM messages WHERE brand_id = $1 AND side = $2 AND author_id = $3 AND client_id = $4",
-            &[("$1", &brand_id), ("$2", &side.as_str()), ("$3", &author_id), ("$4", &client_id)],
+            find_duplicate(side),
+            &[("$1", &brand_id), ("$2", &author_id), ("$3", &client_id)],
             MessageRow::read,
         )?;
         found.map(MessageRow::into_message).transpose()
@@ -318,5 +317,101 @@ impl WriteTx for SqliteTx {
             .prepare_cached(SET_FIRST_RESPONSE)?
             .execute(&[("$1", &conversation_id as &dyn ToSql), ("$2", &now)][..])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+    use crate::{Store, StoreOptions};
+
+    type Params<'a> = Vec<(&'a str, &'a dyn ToSql)>;
+
+    /// Steps `sql` once (cached, as the writer runs it) and returns how often SQLite has
+    /// re-prepared it so far.
+    fn step(conn: &Connection, sql: &str, params: &[(&str, &dyn ToSql)]) -> i32 {
+        let mut statement = conn.prepare_cached(sql).expect("statement prepares");
+        {
+            let mut rows = statement.query(params).expect("statement runs");
+            rows.next().expect("statement steps");
+        }
+        statement.get_status(StatementStatus::RePrepare)
+    }
+
+    /// The append path's statements are prepared once and stay prepared as their bound
+    /// values change. SQLite re-prepares a statement whose bound value decides whether a
+    /// partial index applies: a bound side in the duplicate lookup (`messages_system_key` is
+    /// for `side = 's'`) re-parsed it on nearly every append, a fifth of the server's CPU
+    /// under load.
+    #[tokio::test]
+    async fn append_statements_are_not_reprepared_as_bound_values_change() {
+        let dir = std::env::temp_dir().join(format!("switchboard-reprepare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.db");
+        let store = Store::open(&StoreOptions::new(format!("sqlite://{}", path.display()))).await.unwrap();
+        store.close().await;
+        let conn = Connection::open(&path).unwrap();
+        // Nothing is kept: no rows are needed for a statement to be planned and stepped.
+        conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN").unwrap();
+        let sides = [Side::Consumer, Side::Agent, Side::System];
+        let mut reprepared = Vec::new();
+        for round in 0..9_i64 {
+            let side = sides[round as usize % 3];
+            let (brand, client_id, name) = (format!("brand-{}", round % 2), format!("cid-{round}"), Some("Ann"));
+            let none: Option<i64> = None;
+            let (side_str, channel) = (side.as_str(), "in_app");
+            let checks: [(&str, Params<'_>); 9] = [
+                (find_duplicate(side), vec![("$1", &brand), ("$2", &round), ("$3", &client_id)]),
+                (FIND_KEYED_NOTICE, vec![("$1", &round), ("$2", &client_id)]),
+                (BUMP_SEQ_IF_OPEN, vec![("$1", &round), ("$2", &round), ("$3", &side_str)]),
+                (BUMP_SEQ, vec![("$1", &round), ("$2", &round), ("$3", &side_str)]),
+                (
+                    INSERT_MESSAGE,
+                    vec![
+                        ("$1", &round),
+                        ("$2", &round),
+                        ("$3", &brand),
+                        ("$4", &side_str),
+                        ("$5", &round),
+                        ("$6", &name),
+                        ("$7", &client_id),
+                        ("$8", &client_id),
+                        ("$9", &round),
+                    ],
+                ),
+                (INSERT_PUSH, vec![("$1", &brand), ("$2", &round), ("$3", &round), ("$4", &round), ("$5", &round)]),
+                (SET_FIRST_RESPONSE, vec![("$1", &round), ("$2", &round)]),
+                (
+                    INSERT_CONVERSATION,
+                    vec![
+                        ("$1", &brand),
+                        ("$2", &round),
+                        ("$3", &brand),
+                        ("$4", &channel),
+                        ("$5", &none),
+                        ("$6", &round),
+                        ("$7", &none),
+                        ("$8", &none),
+                        ("$9", &round),
+                    ],
+                ),
+                (
+                    INSERT_OPENED_EVENT,
+                    vec![("$1", &brand), ("$2", &round), ("$3", &none), ("$4", &none), ("$5", &round)],
+                ),
+            ];
+            for (sql, params) in &checks {
+                let count = step(&conn, sql, params);
+                if count > 0 && !reprepared.contains(sql) {
+                    reprepared.push(*sql);
+                }
+            }
+        }
+        conn.execute_batch("ROLLBACK").unwrap();
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(reprepared.is_empty(), "re-prepared as bound values changed: {reprepared:#?}");
     }
 }
