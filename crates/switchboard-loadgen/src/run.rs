@@ -54,6 +54,34 @@ pub struct RunArgs {
     /// Where `--record` writes the run (one JSON file; `report` reads them).
     #[arg(long, default_value = "bench/results")]
     pub results: PathBuf,
+    /// The server's process id on this machine: its CPU time during the measurement is read
+    /// from `/proc/PID/stat` and reported per stored message (Linux only).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+/// CPU seconds (user + system, all threads) a process has used so far, from `/proc/PID/stat`.
+fn process_cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("--server-pid {pid}: cannot read /proc/{pid}/stat (is the server running here?)"))?;
+    cpu_secs_of_stat(&stat).with_context(|| format!("/proc/{pid}/stat"))
+}
+
+/// Fields 14 (utime) and 15 (stime) of a proc(5) `stat` line, in seconds: they count in
+/// USER_HZ, 100 per second in the Linux ABI of x86_64 and arm64.
+fn cpu_secs_of_stat(stat: &str) -> Result<f64> {
+    // The command name (field 2) is in parentheses and may hold spaces or parentheses.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // `fields[0]` is field 3.
+    let ticks = |n: usize| -> Result<f64> {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|v| v as f64 / 100.0)
+            .with_context(|| format!("field {n} is missing or not a number"))
+    };
+    Ok(ticks(14)? + ticks(15)?)
 }
 
 fn histogram() -> Histogram<u64> {
@@ -447,6 +475,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
         };
         tasks.push(tokio::spawn(consumer_task(ws, plan, clock)));
     }
+    // The server's CPU time over exactly the measured interval.
+    let server_cpu = args.server_pid.map(|pid| {
+        let (from, to) = (clock.measure_from, end);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(from).await;
+            let before = process_cpu_secs(pid)?;
+            tokio::time::sleep_until(to).await;
+            Ok::<f64, anyhow::Error>(process_cpu_secs(pid)? - before)
+        })
+    });
     let mut total = Stats::new();
     for task in tasks {
         match task.await {
@@ -496,6 +534,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let _ = writeln!(out, "latency agent->consumer (send to receive): {}", quantiles(&total.a_to_c));
     let _ = writeln!(out, "ack latency consumer send->ack: {}", quantiles(&total.consumer_ack));
     let _ = writeln!(out, "ack latency agent send->ack:    {}", quantiles(&total.agent_ack));
+    let cpu_secs = match server_cpu {
+        Some(task) => Some(task.await.context("server CPU sampler")??),
+        None => None,
+    };
+    if let Some(cpu) = cpu_secs {
+        let _ = writeln!(
+            out,
+            "server CPU: {cpu:.2} s in {secs} s = {:.2} cores; {:.1} µs per stored message",
+            cpu / secs,
+            cpu * 1e6 / stored.max(1) as f64
+        );
+    }
     let _ = writeln!(
         out,
         "conversations assigned to load agents: {} (queued events seen by consumers: {}); resyncs {}, undecodable frames {}",
@@ -523,6 +573,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
             "stored_per_sec": (stored as f64 / secs).round(), "delivered_per_sec": (delivered as f64 / secs).round(),
             "consumer_to_agent_ms": latency(&total.c_to_a), "agent_to_consumer_ms": latency(&total.a_to_c),
             "resyncs": total.resyncs, "errors": total.errors.values().sum::<u64>(),
+            "server_cpu_cores": cpu_secs.map(|cpu| cpu / secs),
+            "server_cpu_us_per_message": cpu_secs.map(|cpu| cpu * 1e6 / stored.max(1) as f64),
         });
         crate::record::write(&args.results, "run", &args.server_note, figures, &out)?;
     }
@@ -532,6 +584,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--server-pid`: user + system time are read past a command name holding spaces and a
+    /// parenthesis; a line cut short is an error naming the field.
+    #[test]
+    fn server_cpu_is_read_from_proc_stat() {
+        let line = "4242 (switch board) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 125 0 0 20 0 9 0 100";
+        assert_eq!(cpu_secs_of_stat(line).unwrap(), 3.75);
+        let error = cpu_secs_of_stat("4242 (sb) S 1 2 3").unwrap_err();
+        assert!(error.to_string().contains("field 14"), "{error}");
+        assert!(process_cpu_secs(std::process::id()).unwrap() >= 0.0);
+    }
 
     /// Issue 13: paced sends are spread over the whole interval, evenly, for any number of
     /// consumers: the gaps between consecutive first sends are all equal and the last one is
