@@ -14,6 +14,8 @@
 //!   plan the store's writer drives one statement at a time.
 //! - `automation`: automatic messages (triggers, templates checked at save, rendering with
 //!   humanized waits, the choice by skill and language).
+//! - `masking`: masking rules (the built-in card rule, custom patterns), checked and compiled
+//!   into a `Masker` that masks a text for storage, agents or the consumer's other devices.
 //! - `policy`: who may act on or read a conversation, and when the survey is offered.
 //! - `report`: the arithmetic of the dashboard and history reports (ranges, hour buckets,
 //!   percentiles, CSAT, staffing, totals).
@@ -28,6 +30,7 @@ pub mod desk;
 pub mod hours;
 pub mod ids;
 pub mod limits;
+pub mod masking;
 pub mod policy;
 pub mod report;
 pub mod routing;
@@ -52,6 +55,8 @@ mod tidy {
             "switchboard-protocol",
             // Time-zone arithmetic with a bundled tz database: computation, not IO.
             "jiff",
+            // Masking patterns: a linear-time regex engine, computation, not IO.
+            "regex",
         ];
         for line in dependencies.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')) {
             let name = line.split(['.', '=', ' ']).next().unwrap();
