@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use switchboard_bus::Bus;
 use switchboard_core::automation::{self, Configured, Template, Trigger, Values};
 use switchboard_core::desk::{
     AgentFloor, AgentSettings, AutoClose, Change, Desk, DeskSettings, Effect, Hours, Input, OffHours, OpenConversation,
@@ -137,8 +136,8 @@ enum Command {
 pub struct EngineConfig {
     /// The store (source of truth).
     pub store: Store,
-    /// The bus events go out on.
-    pub bus: Arc<Bus>,
+    /// The node's fan-out (the bus events go out on, the brands' masking rules).
+    pub fanout: Fanout,
     /// The time.
     pub clock: Clock,
     /// How often queued consumers' estimates are recomputed.
@@ -171,9 +170,9 @@ impl std::fmt::Debug for Engines {
 impl Engines {
     /// The engines of a node (none running yet).
     pub fn new(config: EngineConfig, shutdown: watch::Receiver<bool>) -> Engines {
-        let EngineConfig { store, bus, clock, wait_refresh } = config;
+        let EngineConfig { store, fanout, clock, wait_refresh } = config;
         Engines {
-            fanout: Fanout::new(bus, store.clone()),
+            fanout,
             store,
             boot_ms: clock.now(),
             clock,
@@ -900,7 +899,7 @@ impl Engine {
         match self.store.append(append, self.clock.now()).await {
             Ok(appended) if !appended.duplicate => {
                 metrics::counter!(crate::metrics::AUTOMATIC_MESSAGES, "trigger" => trigger.as_str()).increment(1);
-                self.fanout.message(&self.brand_id, &appended, 0);
+                self.fanout.message(&self.brand_id, &appended, 0).await;
             }
             Ok(_) => {}
             Err(switchboard_store::AppendError::Store(error)) => return Err(error),
@@ -1009,7 +1008,7 @@ impl Engine {
             key: None,
         });
         match self.store.append(append, self.clock.now()).await {
-            Ok(appended) => self.fanout.message(&conversation.brand_id, &appended, 0),
+            Ok(appended) => self.fanout.message(&conversation.brand_id, &appended, 0).await,
             Err(error) => tracing::error!(%error, conversation = conversation.id, "could not store a system notice"),
         }
     }

@@ -7,18 +7,39 @@
 //! caused (`origin`), and the bus drops those before they take room in a topic that has no
 //! other subscriber.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use switchboard_bus::{Bus, Envelope, Topic};
 use switchboard_core::desk::{AssignReason, DeskEvent};
-use switchboard_protocol::{ConversationEventKind, ConversationId, ConversationSummary, ServerFrame, Side};
-use switchboard_store::{Appended, Consumer, Conversation, Skill, Store, StoreError};
+use switchboard_core::masking::{Audience, Masker};
+use switchboard_protocol::{ConversationEventKind, ConversationId, ConversationSummary, Message, ServerFrame, Side};
+use switchboard_store::{Appended, Consumer, Conversation, Skill, Store, StoreError, StoredMessage};
+
+/// How long a brand's compiled masking rules are used before they are read again: a change
+/// made on this node applies at once ([`Fanout::masking_changed`]); one made on another node
+/// of a fleet applies within this time.
+const MASKER_TTL: Duration = Duration::from_secs(10);
 
 /// Publishes frames for one node. Cheap to clone.
 #[derive(Clone)]
 pub struct Fanout {
     bus: Arc<Bus>,
     store: Store,
+    maskers: Arc<Mutex<Maskers>>,
+}
+
+/// Each brand's masking rules, compiled, with when they were read.
+type Maskers = HashMap<String, (Instant, Arc<Masker>)>;
+
+/// A stored message as `audience` may see it (the brand's masking rules applied).
+pub fn shown(message: &StoredMessage, masker: &Masker, audience: Audience) -> Message {
+    let mut wire = message.to_wire();
+    if let std::borrow::Cow::Owned(masked) = masker.mask(&wire.text, audience) {
+        wire.text = masked;
+    }
+    wire
 }
 
 impl std::fmt::Debug for Fanout {
@@ -30,7 +51,34 @@ impl std::fmt::Debug for Fanout {
 impl Fanout {
     /// Fan-out over `bus`, reading names and summaries from `store`.
     pub fn new(bus: Arc<Bus>, store: Store) -> Fanout {
-        Fanout { bus, store }
+        Fanout { bus, store, maskers: Arc::default() }
+    }
+
+    /// The brand's masking rules, compiled (read from the store at most every [`MASKER_TTL`]).
+    pub async fn masker(&self, brand_id: &str) -> Result<Arc<Masker>, StoreError> {
+        {
+            let maskers = self.maskers.lock().unwrap_or_else(|poison| poison.into_inner());
+            if let Some((read_at, masker)) = maskers.get(brand_id)
+                && read_at.elapsed() < MASKER_TTL
+            {
+                return Ok(Arc::clone(masker));
+            }
+        }
+        let rules = self.store.masking_rules(brand_id).await?;
+        // Rules are checked before they are saved: stored rules that do not compile are a
+        // corrupt row, and nothing is shown rather than shown unmasked.
+        let masker = Arc::new(
+            Masker::new(&rules)
+                .map_err(|error| StoreError::Corrupt(format!("masking rules of {brand_id}: {error}")))?,
+        );
+        let mut maskers = self.maskers.lock().unwrap_or_else(|poison| poison.into_inner());
+        maskers.insert(brand_id.to_owned(), (Instant::now(), Arc::clone(&masker)));
+        Ok(masker)
+    }
+
+    /// The brand's masking rules changed on this node: the next message uses the new ones.
+    pub fn masking_changed(&self, brand_id: &str) {
+        self.maskers.lock().unwrap_or_else(|poison| poison.into_inner()).remove(brand_id);
     }
 
     /// Publishes a frame to all devices of a consumer, except connection `origin`.
@@ -50,9 +98,21 @@ impl Fanout {
 
     /// A stored message: to the consumer's devices, the agent holding the conversation and,
     /// when a manager wrote into someone else's conversation, the manager's other sockets.
-    pub fn message(&self, brand_id: &str, appended: &Appended, origin: u64) {
-        let frame = ServerFrame::Msg(appended.message.to_wire());
+    ///
+    /// Each side gets the text masked for it (the brand's rules: hidden from agents, from the
+    /// consumer's other devices). Without the rules (a storage error) nothing is published:
+    /// the recipients catch up by `sync`, which masks too.
+    pub async fn message(&self, brand_id: &str, appended: &Appended, origin: u64) {
+        let masker = match self.masker(brand_id).await {
+            Ok(masker) => masker,
+            Err(error) => {
+                tracing::warn!(%error, brand_id, "message not fanned out: the masking rules could not be read");
+                return;
+            }
+        };
+        let frame = ServerFrame::Msg(shown(&appended.message, &masker, Audience::OtherDevices));
         self.to_consumer(brand_id, appended.consumer_id, origin, &frame);
+        let frame = ServerFrame::Msg(shown(&appended.message, &masker, Audience::Agents));
         if let Some(agent) = appended.agent_id {
             self.to_agent(brand_id, agent, origin, &frame);
         }

@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use switchboard_core::limits::Channel;
+use switchboard_core::masking::Audience;
 use switchboard_core::report::{self as core_report, ConversationTimes, RangeError, ReportRange, Staffed, Staffing};
 use switchboard_core::routing::ANY_SKILL;
 use switchboard_protocol::{AgentState, ErrorCode, Message, Millis, Side};
@@ -26,6 +27,7 @@ use crate::auth::{AgentAuth, Caller, ManagerAuth};
 use crate::desk_ops::{self, Actor, Closing};
 use crate::engine::TransferTarget;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::fanout::shown;
 use crate::{AppState, now_ms};
 
 /// Most conversations one report reads.
@@ -76,6 +78,7 @@ pub struct Inbox {
 async fn inbox(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<Inbox>> {
     let brand_id = &caller.brand_id;
     let skills = skill_names(&state.store.skills(brand_id).await?);
+    let masker = state.fanout.masker(brand_id).await?;
     let mut items = Vec::new();
     for conversation in state.store.agent_conversations(brand_id, caller.user_id).await? {
         let activity = state.store.activity(brand_id, conversation.id, conversation.agent_read_seq).await?;
@@ -84,7 +87,7 @@ async fn inbox(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> A
         items.push(InboxItem {
             skill: conversation.skill_id.and_then(|id| skills.get(&id).cloned()),
             consumer: consumer.map(Consumer::from),
-            last_message: activity.last_message.map(|message| message.to_wire()),
+            last_message: activity.last_message.map(|message| shown(&message, &masker, Audience::Agents)),
             unread: activity.unread,
             waiting_since: activity.waiting_since,
             char_limit,

@@ -150,17 +150,19 @@ impl Running {
 pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) -> anyhow::Result<Running> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let bus = Bus::new();
+    // One fan-out for the node: the engines and the sockets share its masking rules.
+    let fanout = fanout::Fanout::new(bus.clone(), store.clone());
     let state = AppState(Arc::new(Shared {
         engines: engine::Engines::new(
             engine::EngineConfig {
                 store: store.clone(),
-                bus: bus.clone(),
+                fanout: fanout.clone(),
                 clock: engine::Clock::start(),
                 wait_refresh: config.wait_refresh,
             },
             shutdown_rx.clone(),
         ),
-        fanout: fanout::Fanout::new(bus.clone(), store.clone()),
+        fanout,
         store,
         bus,
         config,

@@ -1,6 +1,8 @@
 //! Conversations: the listing with filters and cursor pages, and one conversation with its
 //! messages.
 
+use switchboard_core::masking::Audience;
+
 use super::*;
 
 // ----- conversations ---------------------------------------------------------------------
@@ -135,10 +137,11 @@ pub(super) async fn get_conversation(
             (messages, more)
         }
     };
+    let masker = state.fanout.masker(&caller.brand_id).await?;
     Ok(Json(ConversationDetail {
         conversation: conversation.into(),
         consumer: consumer.map(Consumer::from),
-        messages: messages.iter().map(|m| m.to_wire()).collect(),
+        messages: messages.iter().map(|m| crate::fanout::shown(m, &masker, Audience::Agents)).collect(),
         more,
     }))
 }

@@ -13,6 +13,7 @@ mod automation;
 mod brands;
 mod conversations;
 mod hours;
+mod masking;
 mod session;
 mod skills;
 mod staff;
@@ -23,6 +24,7 @@ use automation::*;
 use brands::*;
 use conversations::*;
 use hours::*;
+use masking::*;
 use session::*;
 use skills::*;
 use staff::*;
@@ -212,7 +214,7 @@ async fn not_found() -> ApiError {
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
         create_token, list_tokens, delete_token, list_automatic_messages, put_automatic_message,
         delete_automatic_message, preview_automatic_message, get_brand_hours, put_brand_hours, get_skill_hours,
-        put_skill_hours, hours_status, list_conversations, get_conversation, crate::floor::inbox,
+        put_skill_hours, hours_status, get_masking, put_masking, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
         crate::floor::report_csv, healthz, readyz, metrics_text
@@ -256,6 +258,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tokens/{token_id}", axum::routing::delete(delete_token))
         .route("/api/v1/automatic-messages", get(list_automatic_messages).put(put_automatic_message))
         .route("/api/v1/brand/hours", get(get_brand_hours).put(put_brand_hours))
+        .route("/api/v1/brand/masking", get(get_masking).put(put_masking))
         .route("/api/v1/skills/{skill_id}/hours", get(get_skill_hours).put(put_skill_hours))
         .route("/api/v1/hours/status", get(hours_status))
         .route("/api/v1/automatic-messages/preview", post(preview_automatic_message))

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use switchboard_bus::Bus;
 use switchboard_store::{
     ConsumerAppend, ConsumerClaims, NewApp, NewBrand, NewUser, Role, SkillPatch, SkillRouting, StoreOptions,
 };
@@ -83,8 +84,12 @@ impl Fixture {
 
     fn engines(store: &Store, bus: &Arc<Bus>, clock: Clock) -> (watch::Sender<bool>, Engines) {
         let (shutdown, stopping) = watch::channel(false);
-        let config =
-            EngineConfig { store: store.clone(), bus: bus.clone(), clock, wait_refresh: Duration::from_secs(3600) };
+        let config = EngineConfig {
+            store: store.clone(),
+            fanout: Fanout::new(bus.clone(), store.clone()),
+            clock,
+            wait_refresh: Duration::from_secs(3600),
+        };
         (shutdown, Engines::new(config, stopping))
     }
 

@@ -79,7 +79,7 @@ pub(super) async fn handle_consumer(
         }
         ClientFrame::Sync { id, c, after, limit } => {
             peer.owns(state, c).await?;
-            Ok(vec![sync(state, &brand_id, id, c, after, limit).await?])
+            Ok(vec![sync(state, &brand_id, Audience::OtherDevices, id, c, after, limit).await?])
         }
         ClientFrame::Close { id, c } => {
             peer.owns(state, c).await?;
@@ -148,9 +148,12 @@ pub(super) async fn handle_consumer(
     }
 }
 
+/// The `msgs` answer to a `sync`, masked for `audience` (a consumer's history is masked as for
+/// their other devices: the sending device keeps its own copy).
 pub(super) async fn sync(
     state: &AppState,
     brand_id: &str,
+    audience: Audience,
     id: Option<u64>,
     c: ConversationId,
     after: i64,
@@ -163,7 +166,8 @@ pub(super) async fn sync(
     let mut messages = state.store.messages_after(brand_id, c, after, limit + 1).await?;
     let more = messages.len() > limit as usize;
     messages.truncate(limit as usize);
-    Ok(ServerFrame::Msgs { id, c, msgs: messages.iter().map(|m| m.to_wire()).collect(), more })
+    let masker = state.fanout.masker(brand_id).await?;
+    Ok(ServerFrame::Msgs { id, c, msgs: messages.iter().map(|m| shown(m, &masker, audience)).collect(), more })
 }
 
 impl AgentPeer {
@@ -215,7 +219,7 @@ pub(super) async fn handle_agent(
         }
         ClientFrame::Sync { id, c, after, limit } => {
             desk_ops::conversation_to_read(state, peer.actor(), c).await?;
-            Ok(vec![sync(state, &brand_id, id, c, after, limit).await?])
+            Ok(vec![sync(state, &brand_id, Audience::Agents, id, c, after, limit).await?])
         }
         ClientFrame::Close { id, c } => {
             // Closing a closed conversation succeeds and does nothing (docs/protocol.md).

@@ -30,6 +30,7 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use switchboard_bus::{Received, Subscription, Topic};
 use switchboard_core::limits::{Channel, TextError, check_text};
+use switchboard_core::masking::Audience;
 use switchboard_protocol::{
     ClientFrame, CloseCode, ConversationId, ConversationStatus, ErrorCode, Hello, MAX_CLIENT_ID_BYTES, MAX_FRAME_BYTES,
     MAX_WIRE_FRAME_BYTES, Me, PROTOCOL_VERSION, ServerFrame, Side,
@@ -43,7 +44,7 @@ use tokio::time::Instant;
 
 use crate::engine::open_conversation_of;
 use crate::error::{ApiError, ApiResult};
-use crate::fanout::{agent_summary, consumer_summary};
+use crate::fanout::{agent_summary, consumer_summary, shown};
 use crate::{AppState, auth, jwt, now_ms};
 
 /// Read buffer per socket. tungstenite's default (128 KiB, allocated at open) would be 13×

@@ -40,6 +40,16 @@ pub(super) async fn submit_send(
     consumer: Option<i64>,
 ) -> ApiResult<InFlight> {
     let started = std::time::Instant::now();
+    let brand_id = match &author {
+        Author::Consumer(peer) => &peer.consumer.brand_id,
+        Author::Agent(peer) => &peer.user.brand_id,
+    };
+    // What the brand hides from storage is masked before the append: never written in
+    // clear, not even in the writer's queue. Masking keeps the length, so the check below
+    // holds for the stored text.
+    let masker = state.fanout.masker(brand_id).await?;
+    let text =
+        if masker.masks_for(Audience::Storage) { masker.mask(&text, Audience::Storage).into_owned() } else { text };
     let append = match author {
         Author::Consumer(peer) => {
             check_send(peer.channel, Side::Consumer, &cid, &text)?;
@@ -108,7 +118,7 @@ pub(super) async fn finish_consumer_send(
         {
             appended.agent_id = Some(agent);
         }
-        state.fanout.message(brand_id, &appended, origin);
+        state.fanout.message(brand_id, &appended, origin).await;
     }
     Ok(vec![ack(id, &appended.message)])
 }
@@ -133,7 +143,7 @@ pub(super) async fn finish_agent_send(
             state.engines.opened(brand_id, open_conversation_of(&conversation)).await;
             state.fanout.opened_by_agent(brand_id, &appended, &peer.user.name, origin);
         }
-        state.fanout.message(brand_id, &appended, origin);
+        state.fanout.message(brand_id, &appended, origin).await;
         state.engines.agent_wrote(brand_id, appended.message.conversation_id, appended.message.created_at);
     }
     Ok(vec![ack(id, &appended.message)])

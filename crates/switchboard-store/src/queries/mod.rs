@@ -9,6 +9,7 @@ mod brands;
 mod consumers;
 mod conversations;
 pub(crate) mod hours;
+pub(crate) mod masking;
 pub(crate) mod outbox;
 mod staff;
 

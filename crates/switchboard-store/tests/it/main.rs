@@ -72,6 +72,7 @@ mod conversations;
 mod directory;
 mod floor;
 mod listing;
+mod masking;
 mod messages;
 mod outbox;
 mod persistence;
