@@ -19,6 +19,8 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
+use switchboard_protocol::cards::hidden_digits;
+pub use switchboard_protocol::cards::{CARD_DIGITS, CARD_VISIBLE_DIGITS, find_cards};
 
 /// Most rules one brand may have.
 pub const MAX_RULES: usize = 50;
@@ -28,12 +30,8 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_PATTERN_CHARS: usize = 500;
 /// Largest compiled pattern, in bytes of the regex engine's program.
 pub const MAX_COMPILED_BYTES: usize = 256 * 1024;
-/// Digits of the shortest and the longest card number the card rule finds.
-pub const CARD_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
-/// Digits a masked card keeps visible, at its end.
-pub const CARD_VISIBLE_DIGITS: usize = 4;
 /// The character that replaces a hidden one.
-pub const MASK_CHAR: char = '*';
+pub use switchboard_protocol::cards::MASK_CHAR;
 
 /// Who does not see what a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -196,7 +194,7 @@ impl Masker {
             match &rule.matcher {
                 Matcher::Card => {
                     for card in find_cards(text) {
-                        hidden.extend(card_hidden_digits(card));
+                        hidden.extend(hidden_digits(card));
                     }
                 }
                 Matcher::Pattern(regex) => {
@@ -283,104 +281,10 @@ fn non_whitespace(text: &str, range: Range<usize>) -> impl Iterator<Item = Range
     })
 }
 
-/// A run of digit groups: the byte range of each group.
-type Groups = Vec<Range<usize>>;
-
-/// The card numbers in `text`: each as the byte ranges of its digit groups.
-///
-/// A run is a maximal sequence of ASCII digit groups joined by exactly one space or dash. In
-/// each run, consecutive groups whose digits number 13 to 19 and pass the Luhn check are a
-/// card, the longest first from the left; a group is never split, so a long reference number
-/// written without separators is never read as a card inside it.
-pub fn find_cards(text: &str) -> Vec<Groups> {
-    let mut cards = Vec::new();
-    for run in digit_runs(text) {
-        let digits = |groups: &[Range<usize>]| groups.iter().map(|g| g.len()).sum::<usize>();
-        let mut i = 0;
-        while i < run.len() {
-            // A card has at most 19 digits, so at most 19 groups: the search is linear in
-            // the text, however many short groups it holds.
-            let last = run.len().min(i + CARD_DIGITS.end());
-            let found = (i + 1..=last).rev().find(|&j| {
-                let window = &run[i..j];
-                CARD_DIGITS.contains(&digits(window)) && luhn(window.iter().flat_map(|g| text[g.clone()].bytes()))
-            });
-            match found {
-                Some(j) => {
-                    cards.push(run[i..j].to_vec());
-                    i = j;
-                }
-                None => i += 1,
-            }
-        }
-    }
-    cards
-}
-
-fn digit_runs(text: &str) -> Vec<Groups> {
-    let bytes = text.as_bytes();
-    let mut runs = Vec::new();
-    let mut run: Groups = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes[at].is_ascii_digit() {
-            let start = at;
-            while at < bytes.len() && bytes[at].is_ascii_digit() {
-                at += 1;
-            }
-            run.push(start..at);
-            // One separator followed by a digit continues the run.
-            let continues = at + 1 < bytes.len() && matches!(bytes[at], b' ' | b'-') && bytes[at + 1].is_ascii_digit();
-            if continues {
-                at += 1;
-            } else {
-                runs.push(std::mem::take(&mut run));
-            }
-        } else {
-            at += 1;
-        }
-    }
-    runs
-}
-
-/// The Luhn check over ASCII digits (the check digit last).
-fn luhn(digits: impl DoubleEndedIterator<Item = u8>) -> bool {
-    let sum: u32 = digits
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            let d = u32::from(d - b'0');
-            if i % 2 == 1 {
-                let twice = d * 2;
-                if twice > 9 { twice - 9 } else { twice }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
-/// The digits of a card that are hidden: all but the last [`CARD_VISIBLE_DIGITS`].
-fn card_hidden_digits(groups: Groups) -> Vec<Range<usize>> {
-    let total: usize = groups.iter().map(|g| g.len()).sum();
-    let hidden = total - CARD_VISIBLE_DIGITS;
-    let mut out = Vec::new();
-    let mut left = hidden;
-    for group in groups {
-        if left == 0 {
-            break;
-        }
-        let take = left.min(group.len());
-        out.push(group.start..group.start + take);
-        left -= take;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use switchboard_protocol::cards::luhn;
 
     use super::*;
 

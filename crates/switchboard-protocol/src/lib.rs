@@ -8,7 +8,11 @@
 //!
 //! Field names are short on purpose: SPEC holds us to ≤ 4 KB down and ≤ 2 KB up for a
 //! 12-message conversation, handshake included.
+//!
+//! `cards` is the one piece of text handling both ends share: finding and masking card
+//! numbers (the server's card rule, the SDK's client-side masking).
 
+pub mod cards;
 mod error;
 mod frames;
 

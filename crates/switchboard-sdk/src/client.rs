@@ -82,6 +82,7 @@ pub struct ClientBuilder {
     device: DeviceInfo,
     entry_skill: Option<i64>,
     language: Option<String>,
+    mask_card_numbers: bool,
     backoff: Backoff,
 }
 
@@ -127,6 +128,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Client-side masking: card numbers (13 to 19 digits in groups, passing the Luhn check)
+    /// are masked to their last four digits on the device, before the message is written to
+    /// the outbox, so the number never leaves the device. For apps without authentication,
+    /// or that must not trust the network path; the brand's masking rules still apply on the
+    /// server. Off by default.
+    pub fn mask_card_numbers(mut self, on: bool) -> Self {
+        self.mask_card_numbers = on;
+        self
+    }
+
     /// Reconnection timing.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -152,6 +163,7 @@ impl ClientBuilder {
             device: self.device,
             entry_skill: self.entry_skill,
             language: self.language,
+            mask_card_numbers: self.mask_card_numbers,
             backoff: self.backoff,
             store,
             events,
@@ -198,6 +210,8 @@ struct Shared {
     device: DeviceInfo,
     entry_skill: Option<i64>,
     language: Option<String>,
+    /// Card numbers are masked before a message reaches the outbox.
+    mask_card_numbers: bool,
     backoff: Backoff,
     store: LocalStore,
     /// Fan-out of events to every `EventStream`; sending never blocks (slow streams lag).
@@ -309,6 +323,7 @@ impl Client {
             device: DeviceInfo::default(),
             entry_skill: None,
             language: None,
+            mask_card_numbers: false,
             backoff: Backoff::default(),
         }
     }
@@ -348,8 +363,13 @@ impl Client {
                 "message is {chars} characters; the limit is {MAX_TEXT_CHARS}"
             )));
         }
+        let text = if self.shared.mask_card_numbers {
+            switchboard_protocol::cards::mask_cards(text)
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        };
         let client_id = new_client_id();
-        let entry = self.shared.store.enqueue(&client_id, text, now_ms())?;
+        let entry = self.shared.store.enqueue(&client_id, &text, now_ms())?;
         let _ = self.shared.commands.send(Command::Flush);
         Ok(ChatMessage {
             conversation: None,

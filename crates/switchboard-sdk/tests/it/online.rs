@@ -1,6 +1,7 @@
 //! Connected behaviour: messages both ways, receipts, typing, conversation state, history.
 
-use switchboard_sdk::{ConnectionState, Event, MessageState, SdkError, Side};
+use switchboard_sdk::{Auth, Client, ConnectionState, Event, MessageState, SdkError, Side};
+use switchboard_server::seed;
 
 use crate::harness::*;
 
@@ -106,4 +107,38 @@ async fn two_devices_of_one_consumer_see_the_same_conversation_live() {
     expect_event(&mut tablet_events, |e| matches!(e, Event::MessageReceived(m) if m.text == "hello both")).await;
     assert_eq!(tablet.messages(c).unwrap().len(), 2);
     assert_eq!(phone.messages(c).unwrap().len(), 2, "the phone holds its own message once, not twice");
+}
+
+/// Client-side masking: with `mask_card_numbers`, a card number is masked on the device
+/// before the outbox, so it never leaves the device, even when the brand's server rules
+/// would let it through.
+#[tokio::test]
+async fn card_numbers_are_masked_on_the_device_when_the_app_asks() {
+    let server = TestServer::start().await;
+    let state = &server.running.as_ref().unwrap().state;
+    // The brand's rules off: only the device masks.
+    state.store.set_masking_rules(seed::DEMO_BRAND, &[]).await.unwrap();
+    state.fanout.masking_changed(seed::DEMO_BRAND);
+    let mut agent = Agent::online(&server).await;
+
+    let dir = temp_dir("sdk-masking");
+    let client = Client::builder(server.url(), seed::DEMO_BRAND, seed::DEMO_APP)
+        .auth(Auth::Jwt(dev_tokens(&server.data_dir, "mia")))
+        .data_dir(&dir)
+        .encryption_key(KEY)
+        .mask_card_numbers(true)
+        .build()
+        .unwrap();
+    client.connect();
+    let pending = client.send_text("card 4111 1111 1111 1111, thanks").unwrap();
+    assert_eq!(pending.text, "card **** **** **** 1111, thanks");
+    let msg = agent.expect(|f| f["t"] == "msg").await;
+    assert_eq!(msg["text"], "card **** **** **** 1111, thanks");
+
+    // Without the option the same text arrives as typed (the brand's rules are off).
+    let plain = sdk(&server.url(), dev_tokens(&server.data_dir, "noa"), &temp_dir("sdk-plain"));
+    plain.connect();
+    plain.send_text("card 4111 1111 1111 1111").unwrap();
+    let msg = agent.expect(|f| f["t"] == "msg" && f["text"].as_str().is_some_and(|t| t.contains("4111 1111"))).await;
+    assert_eq!(msg["text"], "card 4111 1111 1111 1111");
 }
