@@ -2,7 +2,7 @@
 //! rules are `switchboard_core::masking`'s; they are checked whole before they are saved, and
 //! apply to the next message on this node (within seconds on the other nodes of a fleet).
 
-use switchboard_core::masking::{MAX_PATTERN_CHARS, MAX_RULES, Masker, RuleSpec};
+use switchboard_core::masking::{MAX_RULES, Masker, RuleSpec};
 
 use super::*;
 
@@ -77,14 +77,6 @@ impl MaskingRules {
                 return Err(ApiError::bad_request(format!(
                     "rule {index}: kind must be \"credit_card\" or \"pattern\" (got {:?})",
                     rule.kind
-                )));
-            }
-            if let Some(pattern) = &rule.pattern
-                && pattern.len() > 4 * MAX_PATTERN_CHARS
-            {
-                return Err(ApiError::bad_request(format!(
-                    "rule {index}: the pattern is {} characters; the limit is {MAX_PATTERN_CHARS}",
-                    pattern.chars().count()
                 )));
             }
             let value = serde_json::to_value(rule).map_err(|error| ApiError::bad_request(error.to_string()))?;

@@ -7,19 +7,6 @@ use switchboard_store::BrandPatch;
 
 use crate::harness::*;
 
-/// `method path` with a JSON body as `token`: status and body.
-async fn call(server: &TestServer, token: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}{path}", server.http))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn settings_bodies_refuse_unknown_fields_by_name() {
     let server = TestServer::start().await;

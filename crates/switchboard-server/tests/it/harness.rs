@@ -256,3 +256,16 @@ impl Client {
         }
     }
 }
+
+/// `method path` with a JSON body as `token`: status and body.
+pub async fn call(server: &TestServer, token: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", server.http))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}

@@ -9,18 +9,6 @@ use crate::harness::*;
 const CARD: &str = "4111 1111 1111 1111";
 const MASKED: &str = "**** **** **** 1111";
 
-async fn call(server: &TestServer, token: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}{path}", server.http))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Every file under `dir` holding `needle`, as bytes.
 fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
     let mut found = Vec::new();
