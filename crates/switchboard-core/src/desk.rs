@@ -517,6 +517,15 @@ struct Tracked {
     last_consumer_at: Option<Millis>,
 }
 
+/// A running auto-close clock: when it started (the agent's last message, or the assignment
+/// if later), when the warning is due (if the brand warns) and when the close is.
+#[derive(Debug, Clone, Copy)]
+struct InactivityDeadlines {
+    since: Millis,
+    warn_at: Option<Millis>,
+    close_at: Millis,
+}
+
 /// Timers by due time (the shape of mini-redis's expirations): a set ordered by
 /// (due, timer) to find the next, and a map to replace or cancel one.
 #[derive(Debug, Clone, Default)]
@@ -1027,25 +1036,31 @@ impl Desk {
                         Timer::Offer(conversation) => {
                             self.offer_ended(conversation, OfferEnd::Expired, now, &mut batch)
                         }
-                        Timer::InactiveWarning(conversation) => {
-                            if let Some(since) = self.inactive_since(conversation) {
+                        // An inactivity timer fires only if its deadline still stands: an
+                        // earlier timer of this tick may have moved the conversation (a grace
+                        // period ended and another agent took it), which starts a new clock.
+                        Timer::InactiveWarning(conversation) => match self.inactivity_deadlines(conversation) {
+                            Some(deadlines) if deadlines.warn_at.is_some_and(|at| at <= now) => {
                                 batch.effects.push(Effect::Persist(Change::Notify {
                                     conversation,
                                     trigger: Trigger::InactiveWarning,
-                                    at: since,
+                                    at: deadlines.since,
                                     eta: None,
                                     agent: None,
                                 }));
                             }
-                        }
+                            _ => self.inactivity(conversation, &mut batch.effects),
+                        },
                         Timer::Opens(skill) => self.release_or_rearm(skill, now, &mut batch),
-                        Timer::AutoClose(conversation) => {
-                            if let Some(since) = self.inactive_since(conversation) {
-                                // The engine closes it (and answers `Closed`) or, if the
-                                // consumer wrote meanwhile, answers `Activity`.
+                        Timer::AutoClose(conversation) => match self.inactivity_deadlines(conversation) {
+                            // The engine closes it (and answers `Closed`) or, if the consumer
+                            // wrote meanwhile, answers `Activity`.
+                            Some(deadlines) if deadlines.close_at <= now => {
+                                let since = deadlines.since;
                                 batch.effects.push(Effect::Persist(Change::AutoClose { conversation, since }));
                             }
-                        }
+                            _ => self.inactivity(conversation, &mut batch.effects),
+                        },
                     }
                 }
             }
@@ -1333,24 +1348,33 @@ impl Desk {
         Some(agent_at.max(tracked.assigned_at.unwrap_or(agent_at)))
     }
 
+    /// When a conversation's inactivity warning and auto-close fall due, if a clock runs
+    /// (the brand auto-closes and an agent holding it wrote last).
+    fn inactivity_deadlines(&self, conversation: ConversationId) -> Option<InactivityDeadlines> {
+        let auto_close = self.settings.auto_close?;
+        let since = self.inactive_since(conversation)?;
+        let close_at = since.saturating_add(auto_close.after_ms.max(1));
+        let warn_at = auto_close
+            .warn_before_ms
+            .filter(|warn| (1..auto_close.after_ms).contains(warn))
+            .map(|warn| close_at - warn);
+        Some(InactivityDeadlines { since, warn_at, close_at })
+    }
+
     /// Arms (or disarms) a conversation's warning and auto-close timers to match the setting
     /// and where it stands.
     fn inactivity(&mut self, conversation: ConversationId, effects: &mut Vec<Effect>) {
         let (warning, close) = (Timer::InactiveWarning(conversation), Timer::AutoClose(conversation));
-        let since = self.settings.auto_close.zip(self.inactive_since(conversation));
-        let Some((auto_close, since)) = since else {
+        let Some(deadlines) = self.inactivity_deadlines(conversation) else {
             self.timers.disarm(warning, effects);
             self.timers.disarm(close, effects);
             return;
         };
-        let close_at = since.saturating_add(auto_close.after_ms.max(1));
-        if self.timers.due(close) != Some(close_at) {
-            self.timers.arm(close, close_at, effects);
+        if self.timers.due(close) != Some(deadlines.close_at) {
+            self.timers.arm(close, deadlines.close_at, effects);
         }
-        match auto_close.warn_before_ms.filter(|warn| (1..auto_close.after_ms).contains(warn)) {
-            Some(warn) if self.timers.due(warning) != Some(close_at - warn) => {
-                self.timers.arm(warning, close_at - warn, effects);
-            }
+        match deadlines.warn_at {
+            Some(at) if self.timers.due(warning) != Some(at) => self.timers.arm(warning, at, effects),
             Some(_) => {}
             None => self.timers.disarm(warning, effects),
         }
@@ -2079,78 +2103,122 @@ mod tests {
         chosen: HashMap<AgentId, AgentState>,
     }
 
-    impl Stored {
-        /// Applies the changes as the store (and the engine) would; returns the inputs the
-        /// engine would feed back (an auto-close it carried out, or the activity that
-        /// stopped it).
-        fn apply(&mut self, effects: &[Effect], now: Millis) -> Vec<Input> {
-            let mut back = Vec::new();
-            // Auto-closed by an earlier change of this batch: the engine finds the
-            // conversation closed and skips what follows for it (the desk hears `Closed`).
-            let mut closed_now: Vec<ConversationId> = Vec::new();
-            for change in all_persisted(effects) {
-                let conversation = match change {
-                    Change::Assign { conversation, .. }
-                    | Change::Requeue { conversation, .. }
-                    | Change::Record { conversation, .. }
-                    | Change::Priority { conversation, .. }
-                    | Change::Notify { conversation, .. }
-                    | Change::OffHours { conversation, .. }
-                    | Change::AutoClose { conversation, .. } => Some(conversation),
-                    Change::AgentState { .. } => None,
-                };
-                if conversation.is_some_and(|c| closed_now.contains(&c)) {
-                    continue;
-                }
-                match change {
-                    Change::Assign { conversation, agent } => {
-                        let row = self.open.get_mut(&conversation).expect("assign of an open conversation");
-                        row.agent = Some(agent);
-                        row.assigned_at = Some(now);
-                    }
-                    Change::Requeue { conversation, skill } => {
-                        let row = self.open.get_mut(&conversation).expect("requeue of an open conversation");
-                        row.agent = None;
-                        row.skill = skill;
-                    }
-                    Change::AgentState { agent, state } => {
-                        self.chosen.insert(agent, state);
-                    }
-                    Change::Record { conversation, .. } => {
-                        prop_assert_open(self.open.contains_key(&conversation), conversation);
-                    }
-                    Change::Priority { conversation, priority } => {
-                        let row = self.open.get_mut(&conversation).expect("priority of an open conversation");
-                        row.priority = priority.rank();
-                    }
-                    Change::Notify { conversation, .. } | Change::OffHours { conversation, .. } => {
-                        prop_assert_open(self.open.contains_key(&conversation), conversation);
-                    }
-                    Change::AutoClose { conversation, since } => {
-                        let row = self.open.get(&conversation).expect("auto-close of an open conversation");
-                        assert!(row.agent.is_some(), "auto-close of {conversation}, which waits for an agent");
-                        assert!(row.last_agent_at.is_some_and(|at| at <= since), "auto-close before the agent wrote");
-                        assert!(now >= since + AUTO_CLOSE.after_ms, "auto-close of {conversation} too early");
-                        if row.last_consumer_at.is_some_and(|at| at >= since) {
-                            back.push(Input::Activity {
-                                conversation,
-                                agent_at: row.last_agent_at,
-                                consumer_at: row.last_consumer_at,
-                            });
-                        } else {
-                            self.open.remove(&conversation);
-                            closed_now.push(conversation);
-                            back.push(Input::Closed(conversation));
-                        }
-                    }
-                }
-            }
-            back
-        }
+    /// What the store answers to one change, as the engine's `persist` does.
+    enum Persisted {
+        Done,
+        /// The store knew more than the desk: the desk hears this next.
+        Then(Input),
+        /// The conversation is not open any more: the change is refused, the desk hears
+        /// `Closed`.
+        NotOpen(ConversationId),
     }
 
-    fn prop_assert_open(open: bool, conversation: ConversationId) {
-        assert!(open, "an event recorded for conversation {conversation}, which is not open");
+    impl Stored {
+        /// Carries out effects as the engine does (`Engine::try_carry_out`): each change in
+        /// order; an input the store answers with is handled by the desk at once and its
+        /// effects queued behind the rest. Returns every effect carried out.
+        ///
+        /// A change may name a conversation the store closed (an auto-close) only if the desk
+        /// decided it before it heard of that close; anything later is a desk bug.
+        fn carry_out(&mut self, desk: &mut Desk, effects: Vec<Effect>, now: Millis) -> Vec<Effect> {
+            // Each effect with the number of the `handle` call that made it.
+            let mut pending: std::collections::VecDeque<(usize, Effect)> =
+                effects.into_iter().map(|e| (0, e)).collect();
+            let mut calls = 0;
+            // Conversations closed in the store, and the `handle` call after which the desk knew.
+            let mut heard_closed: HashMap<ConversationId, usize> = HashMap::new();
+            let mut done = Vec::new();
+            while let Some((made_by, effect)) = pending.pop_front() {
+                if let Effect::Persist(change) = effect {
+                    let follow = match self.persist(change, now) {
+                        Persisted::Done => None,
+                        Persisted::Then(input) => Some(input),
+                        Persisted::NotOpen(conversation) => {
+                            let known = heard_closed.get(&conversation).is_some_and(|&call| made_by >= call);
+                            assert!(!known, "{change:?} for conversation {conversation}, which the desk knew closed");
+                            assert!(
+                                heard_closed.contains_key(&conversation),
+                                "{change:?} for conversation {conversation}, which was not open when this input began"
+                            );
+                            Some(Input::Closed(conversation))
+                        }
+                    };
+                    if let Some(input) = follow {
+                        calls += 1;
+                        if let Input::Closed(conversation) = input {
+                            heard_closed.entry(conversation).or_insert(calls);
+                        }
+                        pending.extend(desk.handle(input, now).unwrap_or_default().into_iter().map(|e| (calls, e)));
+                    }
+                }
+                done.push(effect);
+            }
+            done
+        }
+
+        /// Applies one change as the store (and the engine) would.
+        fn persist(&mut self, change: Change, now: Millis) -> Persisted {
+            if let Change::AgentState { agent, state } = change {
+                self.chosen.insert(agent, state);
+                return Persisted::Done;
+            }
+            let conversation = match change {
+                Change::Assign { conversation, .. }
+                | Change::Requeue { conversation, .. }
+                | Change::Record { conversation, .. }
+                | Change::Priority { conversation, .. }
+                | Change::Notify { conversation, .. }
+                | Change::OffHours { conversation, .. }
+                | Change::AutoClose { conversation, .. } => conversation,
+                Change::AgentState { .. } => unreachable!("handled above"),
+            };
+            let Some(row) = self.open.get_mut(&conversation) else {
+                return Persisted::NotOpen(conversation);
+            };
+            match change {
+                Change::Assign { agent, .. } => {
+                    row.agent = Some(agent);
+                    row.assigned_at = Some(now);
+                }
+                Change::Requeue { skill, .. } => {
+                    row.agent = None;
+                    row.skill = skill;
+                }
+                Change::Priority { priority, .. } => row.priority = priority.rank(),
+                Change::Notify { trigger: Trigger::InactiveWarning, at, .. }
+                    if row.last_consumer_at.is_some_and(|consumer_at| consumer_at >= at) =>
+                {
+                    return Persisted::Then(Input::Activity {
+                        conversation,
+                        agent_at: row.last_agent_at,
+                        consumer_at: row.last_consumer_at,
+                    });
+                }
+                Change::Record { .. } | Change::Notify { .. } => {}
+                Change::OffHours { close, .. } => {
+                    if close {
+                        self.open.remove(&conversation);
+                        return Persisted::Then(Input::Closed(conversation));
+                    }
+                }
+                Change::AutoClose { since, .. } => {
+                    assert!(row.agent.is_some(), "auto-close of {conversation}, which waits for an agent");
+                    assert!(row.last_agent_at.is_some_and(|at| at <= since), "auto-close before the agent wrote");
+                    assert!(now >= since + AUTO_CLOSE.after_ms, "auto-close of {conversation} too early");
+                    if row.last_consumer_at.is_some_and(|at| at >= since) {
+                        return Persisted::Then(Input::Activity {
+                            conversation,
+                            agent_at: row.last_agent_at,
+                            consumer_at: row.last_consumer_at,
+                        });
+                    }
+                    self.open.remove(&conversation);
+                    return Persisted::Then(Input::Closed(conversation));
+                }
+                Change::AgentState { .. } => unreachable!("handled above"),
+            }
+            Persisted::Done
+        }
     }
 
     proptest! {
@@ -2178,10 +2246,10 @@ mod tests {
             let mut armed: HashMap<Timer, Millis> = HashMap::new();
             for a in 1..=3 {
                 let effects = handle(&mut desk, agent(a, 2), now);
-                stored.apply(&effects, now);
+                stored.carry_out(&mut desk, effects, now);
             }
             for op in ops {
-                let mut effects = match op {
+                let effects = match op {
                     Op::Open => {
                         next_id += 1;
                         let input = opened(next_id, now);
@@ -2262,18 +2330,9 @@ mod tests {
                         effects
                     }
                 };
-                let mut back = stored.apply(&effects, now);
-                while !back.is_empty() {
-                    let mut more = Vec::new();
-                    for input in back {
-                        let follow = desk.handle(input, now).unwrap_or_default();
-                        more.extend(stored.apply(&follow, now));
-                        effects.extend(follow);
-                    }
-                    back = more;
-                }
+                let effects = stored.carry_out(&mut desk, effects, now);
                 // Timers: each Arm is followed by exactly one fire or disarm.
-                for effect in effects.drain(..) {
+                for effect in effects {
                     match effect {
                         Effect::Arm(timer, at) => { armed.insert(timer, at); }
                         Effect::Disarm(timer) => { prop_assert!(armed.remove(&timer).is_some(), "disarm of unarmed {:?}", timer); }
