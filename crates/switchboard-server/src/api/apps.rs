@@ -10,17 +10,22 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct CreateAppRequest {
     /// App ID; generated when absent.
+    #[schema(max_length = 64)]
     pub id: Option<String>,
+    #[schema(max_length = 200)]
     pub name: String,
     /// `in_app` (SDK) or `web` (widget).
+    #[schema(max_length = 16)]
     pub channel: String,
     /// Default true.
     pub allow_jwt: Option<bool>,
     /// Default false.
     pub allow_anonymous: Option<bool>,
     /// Required `iss` of consumer JWTs (needed when allow_jwt).
+    #[schema(max_length = 1024)]
     pub jwt_issuer: Option<String>,
     /// Required `aud`; the app id when absent.
+    #[schema(max_length = 1024)]
     pub jwt_audience: Option<String>,
     pub default_skill_id: Option<i64>,
     /// Priority the app's new conversations start at (default `normal`).
@@ -95,12 +100,15 @@ pub(super) async fn get_app(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppPatchRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     pub allow_jwt: Option<bool>,
     pub allow_anonymous: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 1024)]
     pub jwt_issuer: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 1024)]
     pub jwt_audience: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub default_skill_id: Option<Option<i64>>,
@@ -108,6 +116,7 @@ pub struct AppPatchRequest {
     pub default_priority: Option<super::types::ConversationPriority>,
     /// Further skills a device of the app may ask to start in (`hello.skill`); replaces the
     /// list. At most 100.
+    #[schema(max_items = 100)]
     pub entry_skill_ids: Option<Vec<i64>>,
 }
 
@@ -161,7 +170,9 @@ pub(super) async fn patch_app(
 #[serde(deny_unknown_fields)]
 pub struct AddKeyRequest {
     /// `pem` (an RSA or P-256 public key) or `jwks` (a JWKS JSON document).
+    #[schema(max_length = 16)]
     pub format: String,
+    #[schema(max_length = 65536)]
     pub material: String,
 }
 

@@ -79,14 +79,17 @@ pub(super) async fn list_automatic_messages(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AutomaticMessageRequest {
+    #[schema(max_length = 32)]
     pub trigger: String,
     /// `null` or absent: brand-wide.
     pub skill_id: Option<i64>,
     /// A language tag (its primary subtag is kept); default: the brand's default language.
+    #[schema(max_length = 35)]
     pub language: Option<String>,
     /// Default true.
     pub enabled: Option<bool>,
     /// At most the shortest limit of the brand's channels; variables must be known.
+    #[schema(max_length = 2000)]
     pub text: String,
 }
 
@@ -178,8 +181,10 @@ pub(super) async fn delete_automatic_message(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
+    #[schema(max_length = 2000)]
     pub text: String,
     /// Language of the humanized wait; default: the brand's default language.
+    #[schema(max_length = 35)]
     pub language: Option<String>,
 }
 

@@ -9,10 +9,15 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct CreateBrandRequest {
     /// Brand ID: 1–64 of a-z, 0-9, '-', '_'.
+    #[schema(max_length = 64)]
     pub id: String,
+    #[schema(max_length = 200)]
     pub name: String,
+    #[schema(max_length = 254)]
     pub admin_email: String,
+    #[schema(max_length = 200)]
     pub admin_name: String,
+    #[schema(max_length = 1024)]
     pub admin_password: String,
 }
 
@@ -68,6 +73,7 @@ pub(super) async fn get_brand(State(state): State<AppState>, AgentAuth(caller): 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrandSettingsRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Ask consumers for CSAT after an agent resolves.
     pub csat_enabled: Option<bool>,
@@ -81,6 +87,7 @@ pub struct BrandSettingsRequest {
     pub default_skill_id: Option<Option<i64>>,
     /// Language (a BCP 47 tag; its primary subtag is kept, e.g. `de`) of automatic messages
     /// for consumers whose language has no template. Default `en`.
+    #[schema(max_length = 35)]
     pub default_language: Option<String>,
     /// Close a conversation the consumer has not answered for this many seconds after the
     /// agent's last message: 60 (1 minute) to 7,776,000 (90 days); `null` turns it off

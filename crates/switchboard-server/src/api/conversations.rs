@@ -9,6 +9,7 @@ use super::*;
 
 /// Filters of the conversation list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConversationQuery {
     /// `open` or `closed`.
     pub status: Option<String>,
@@ -87,6 +88,7 @@ pub(super) async fn list_conversations(
 
 /// Message paging of one conversation.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessagesQuery {
     /// Messages after this seq (default 0: from the start).
     pub after: Option<i64>,

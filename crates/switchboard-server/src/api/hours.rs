@@ -15,8 +15,11 @@ use super::*;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShiftBody {
+    #[schema(max_length = 16)]
     pub day: String,
+    #[schema(max_length = 8)]
     pub start: String,
+    #[schema(max_length = 8)]
     pub end: String,
 }
 
@@ -24,7 +27,9 @@ pub struct ShiftBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeRangeBody {
+    #[schema(max_length = 8)]
     pub start: String,
+    #[schema(max_length = 8)]
     pub end: String,
 }
 
@@ -33,9 +38,12 @@ pub struct TimeRangeBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DateRuleBody {
+    #[schema(max_length = 10)]
     pub date: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
     pub name: Option<String>,
+    #[schema(max_items = 20)]
     pub hours: Vec<TimeRangeBody>,
 }
 
@@ -46,10 +54,13 @@ pub struct DateRuleBody {
 #[serde(deny_unknown_fields)]
 pub struct HoursBody {
     /// e.g. `Europe/Berlin`.
+    #[schema(max_length = 64)]
     pub time_zone: String,
     #[serde(default)]
+    #[schema(max_items = 140)]
     pub weekly: Vec<ShiftBody>,
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub exceptions: Vec<DateRuleBody>,
 }
 
@@ -103,6 +114,7 @@ pub struct BrandHoursRequest {
     /// `null`: always open.
     pub hours: Option<HoursBody>,
     /// `queue` or `close`; absent: unchanged.
+    #[schema(max_length = 16)]
     pub off_hours: Option<String>,
 }
 

@@ -8,6 +8,7 @@ use super::*;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSkillRequest {
+    #[schema(max_length = 64)]
     pub name: String,
 }
 

@@ -8,15 +8,19 @@ use super::*;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 200)]
     pub name: String,
     pub role: Role,
     /// At least 10 characters.
+    #[schema(max_length = 1024)]
     pub password: String,
     /// Maximum concurrent conversations; default 3.
     pub max_concurrent: Option<i64>,
     /// Skill ids.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub skills: Vec<i64>,
 }
 
@@ -78,10 +82,13 @@ pub(super) async fn get_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     pub role: Option<Role>,
+    #[schema(max_length = 1024)]
     pub password: Option<String>,
     pub max_concurrent: Option<i64>,
+    #[schema(max_items = 1000)]
     pub skills: Option<Vec<i64>>,
     /// Disabled users cannot log in; their sessions end.
     pub disabled: Option<bool>,
@@ -137,6 +144,7 @@ pub(super) async fn patch_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
+    #[schema(max_length = 200)]
     pub name: String,
     /// Role the token acts with; default admin.
     pub role: Option<Role>,

@@ -207,6 +207,11 @@ impl Client {
         self.ws.send(Message::Text(text.into())).await.unwrap();
     }
 
+    /// Sends a binary frame (the protocol speaks text only).
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+
     /// Sends hello and returns the first frame back.
     pub async fn hello(&mut self, hello: Value) -> Value {
         self.send(hello).await;
