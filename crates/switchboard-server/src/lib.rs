@@ -24,6 +24,7 @@ pub mod floor;
 pub mod jwt;
 pub mod metrics;
 pub mod seed;
+pub mod text;
 pub mod web;
 pub mod ws;
 

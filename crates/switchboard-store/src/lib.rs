@@ -18,6 +18,7 @@ mod floor;
 mod metrics;
 pub mod model;
 mod queries;
+pub mod testing;
 pub mod writer;
 
 use std::str::FromStr;

@@ -29,6 +29,9 @@ pub struct Brand {
     pub auto_close_warn_secs: Option<i64>,
     /// Offer the CSAT survey when a conversation auto-closes.
     pub auto_close_survey: bool,
+    /// An agent who starts a conversation by writing to a consumer (a proactive follow-up)
+    /// may read the consumer's other conversations too (default `false`: only their own).
+    pub follow_up_history: bool,
     pub created_at: Millis,
 }
 
@@ -276,6 +279,8 @@ pub struct Conversation {
     pub last_consumer_at: Option<Millis>,
     /// Closed by the auto-close rule (the consumer stopped answering).
     pub auto_closed: bool,
+    /// The agent who started it by writing to the consumer (a proactive follow-up), if one did.
+    pub follow_up_by: Option<i64>,
 }
 
 /// An automatic-message template of a brand.

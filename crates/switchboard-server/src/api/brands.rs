@@ -100,6 +100,10 @@ pub struct BrandSettingsRequest {
     pub auto_close_warn_secs: Option<Option<i64>>,
     /// Offer the CSAT survey when a conversation auto-closes (default false).
     pub auto_close_survey: Option<bool>,
+    /// Let an agent who starts a conversation by writing to a consumer (a proactive
+    /// follow-up) read the consumer's other conversations too (default false: only the
+    /// conversations they hold or held).
+    pub follow_up_history: Option<bool>,
 }
 
 /// Longest auto-close setting: 90 days.
@@ -173,6 +177,7 @@ pub(super) async fn patch_brand(
         auto_close_secs: request.auto_close_secs,
         auto_close_warn_secs: request.auto_close_warn_secs,
         auto_close_survey: request.auto_close_survey,
+        follow_up_history: request.follow_up_history,
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);

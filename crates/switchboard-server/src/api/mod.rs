@@ -65,6 +65,7 @@ impl<T: DeserializeOwned + ToSchema + 'static, S: Send + Sync> FromRequest<S> fo
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let Json(value) = Json::<serde_json::Value>::from_request(req, state).await.map_err(json_rejection)?;
+        crate::text::json_nul_free(&value)?;
         limits::limits_of::<T>().check(&value)?;
         serde_json::from_value(value).map(Body).map_err(|error| ApiError::bad_request(error.to_string()))
     }
@@ -88,6 +89,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        encoded_nul_free("query string", parts.uri.query().unwrap_or(""))?;
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Q(value))
@@ -103,11 +105,22 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        encoded_nul_free("path", parts.uri.path())?;
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| P(value))
             .map_err(|rejection: PathRejection| ApiError::bad_request(rejection.body_text()))
     }
+}
+
+/// Refuses a URL part holding an encoded NUL (`%00`): see [`crate::text`].
+fn encoded_nul_free(part: &str, raw: &str) -> ApiResult<()> {
+    if raw.contains("%00") {
+        return Err(ApiError::bad_request(format!(
+            "the {part} contains an encoded NUL character (%00), which is not allowed in text"
+        )));
+    }
+    Ok(())
 }
 
 /// `Some(None)` for an explicit JSON `null`, `None` for a missing field.

@@ -185,6 +185,9 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
 
     // 1. hello, within the timeout.
     let hello = match tokio::time::timeout(state.config.hello_timeout, stream.next()).await {
+        Ok(Some(Ok(WsMessage::Text(text)))) if crate::text::json_has_nul(&text) => {
+            return refuse(&mut sink, nul_in_frame()).await;
+        }
         Ok(Some(Ok(WsMessage::Text(text)))) => match serde_json::from_str::<ClientFrame>(&text) {
             Ok(ClientFrame::Hello(hello)) => hello,
             Ok(_) => return refuse(&mut sink, ApiError::code(ErrorCode::HelloRequired)).await,
@@ -453,6 +456,9 @@ fn decode(text: &str) -> Work {
         let message = format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len());
         return Work::Refuse(request_id_of(text), ApiError::new(ErrorCode::FrameTooLarge, message));
     }
+    if crate::text::json_has_nul(text) {
+        return Work::Refuse(request_id_of(text), nul_in_frame());
+    }
     match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Send { id, cid, text, c, consumer }) => {
             Work::Send(Box::new(SendRequest { id, cid, text, c, consumer }))
@@ -460,6 +466,11 @@ fn decode(text: &str) -> Work {
         Ok(frame) => Work::Frame(Box::new(frame)),
         Err(error) => Work::Refuse(request_id_of(text), decode_error(&error)),
     }
+}
+
+/// A frame with NUL in a text field (see [`crate::text`]).
+fn nul_in_frame() -> ApiError {
+    ApiError::bad_request("a text field of the frame contains the NUL character (U+0000), which is not allowed in text")
 }
 
 /// What was wrong with a frame that did not decode: not JSON, or no known frame type, is

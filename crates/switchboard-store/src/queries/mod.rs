@@ -50,6 +50,7 @@ pub struct BrandPatch {
     /// `Some(None)`: no warning.
     pub auto_close_warn_secs: Option<Option<i64>>,
     pub auto_close_survey: Option<bool>,
+    pub follow_up_history: Option<bool>,
 }
 
 /// New app.
@@ -143,7 +144,7 @@ pub(crate) const CONVERSATION_COLUMNS: &str =
     "id, brand_id, consumer_id, app_id, channel, skill_id, status, priority, opened_at, closed_at,
     closed_by, agent_id, assigned_at, first_response_at, last_seq, last_message_at, consumer_delivered_seq,
     consumer_read_seq, agent_delivered_seq, agent_read_seq, survey_open, csat_score, csat_comment, last_agent_at,
-    last_consumer_at, auto_closed";
+    last_consumer_at, auto_closed, follow_up_by";
 
 const USER_COLUMNS: &str =
     "id, brand_id, email, name, role, password_hash, max_concurrent, state, disabled, created_at";
@@ -183,6 +184,7 @@ fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
         auto_close_secs: row.try_get("auto_close_secs")?,
         auto_close_warn_secs: row.try_get("auto_close_warn_secs")?,
         auto_close_survey: flag(row, "auto_close_survey")?,
+        follow_up_history: flag(row, "follow_up_history")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -268,6 +270,7 @@ pub(crate) fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreE
         last_agent_at: row.try_get("last_agent_at")?,
         last_consumer_at: row.try_get("last_consumer_at")?,
         auto_closed: flag(row, "auto_closed")?,
+        follow_up_by: row.try_get("follow_up_by")?,
     })
 }
 
