@@ -5,13 +5,15 @@
 //! This module holds what every handler shares (body, query and path extractors that answer
 //! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
 //! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
-//! `conversations` (and `crate::floor` for running the floor), and `types`: the response types
+//! `conversations`, `history` (the reporting API's search) (and `crate::floor` for running
+//! the floor), and `types`: the response types
 //! (converted from store rows) that the OpenAPI document describes.
 
 mod apps;
 mod automation;
 mod brands;
 mod conversations;
+pub(crate) mod history;
 mod hours;
 mod masking;
 mod session;
@@ -23,6 +25,7 @@ use apps::*;
 use automation::*;
 use brands::*;
 use conversations::*;
+use history::*;
 use hours::*;
 use masking::*;
 use session::*;
@@ -217,7 +220,7 @@ async fn not_found() -> ApiError {
         put_skill_hours, hours_status, get_masking, put_masking, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
-        crate::floor::report_csv, healthz, readyz, metrics_text
+        crate::floor::report_csv, search_history, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),
     modifiers(&BearerAuth),
@@ -265,6 +268,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/automatic-messages/{message_id}", axum::routing::delete(delete_automatic_message))
         .route("/api/v1/conversations", get(list_conversations))
         .route("/api/v1/conversations/{conversation_id}", get(get_conversation))
+        .route("/api/v1/reports/conversations", get(search_history))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

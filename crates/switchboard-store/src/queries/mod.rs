@@ -1,5 +1,6 @@
 //! Every query the store runs outside the message writer, as methods on [`Store`](crate::Store), split by
-//! aggregate: `brands` (and skills), `apps`, `staff`, `consumers`, `conversations`. The SQL is
+//! aggregate: `brands` (and skills), `apps`, `staff`, `consumers`, `conversations`, and
+//! `search` (the reporting API's keyset search and its batch reads). The SQL is
 //! the subset SQLite and PostgreSQL share (`$n` parameters, `RETURNING`, `ON CONFLICT`). This
 //! module holds the parameter types, the column lists and the row decoders they share.
 
@@ -11,6 +12,7 @@ mod conversations;
 pub(crate) mod hours;
 pub(crate) mod masking;
 pub(crate) mod outbox;
+pub(crate) mod search;
 mod staff;
 
 use sqlx::Row;

@@ -78,4 +78,5 @@ mod outbox;
 mod persistence;
 mod receipts;
 mod schema;
+mod search;
 mod tenancy;
