@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::floor::{Activity, AgentDay};
 pub use crate::metrics::describe as describe_metrics;
 pub use crate::model::*;
+pub use crate::queries::audit::{ActorKind, AuditEntry, AuditFilter, AuditPage, NewAuditEntry};
 pub use crate::queries::automation::NewAutomaticMessage;
 pub use crate::queries::hours::StoredHours;
 pub use crate::queries::outbox::OutboxEntry;

@@ -13,6 +13,7 @@ mod apps;
 mod automation;
 mod brands;
 mod conversations;
+mod export;
 pub(crate) mod history;
 mod hours;
 mod masking;
@@ -25,6 +26,7 @@ use apps::*;
 use automation::*;
 use brands::*;
 use conversations::*;
+use export::*;
 use history::*;
 use hours::*;
 use masking::*;
@@ -42,6 +44,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
 use switchboard_protocol::{ConversationStatus, ErrorCode, Message};
 use switchboard_store::{AppPatch, BrandPatch, ConversationFilter, NewApp, NewBrand, NewUser, PageCursor, UserPatch};
 use types::{ApiToken, App, AppKey, Brand, Consumer, Conversation, Role, Skill, User};
@@ -220,7 +223,7 @@ async fn not_found() -> ApiError {
         put_skill_hours, hours_status, get_masking, put_masking, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
-        crate::floor::report_csv, search_history, healthz, readyz, metrics_text
+        crate::floor::report_csv, search_history, export_conversations, conversation_transcript, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),
     modifiers(&BearerAuth),
@@ -269,6 +272,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conversations", get(list_conversations))
         .route("/api/v1/conversations/{conversation_id}", get(get_conversation))
         .route("/api/v1/reports/conversations", get(search_history))
+        .route("/api/v1/exports/conversations", get(export_conversations))
+        .route("/api/v1/conversations/{conversation_id}/transcript", get(conversation_transcript))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

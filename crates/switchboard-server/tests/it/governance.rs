@@ -123,3 +123,290 @@ async fn the_reporting_api_finds_conversations_with_consumer_messages_transfers_
     let (_, page) = call(&server, &other_admin, Method::GET, "/api/v1/reports/conversations", Value::Null).await;
     assert_eq!(page["conversations"], json!([]));
 }
+
+/// A message text that tries every escaping rule of every format.
+pub const TRICKY: &str = "<b>&amp; \"quoted\" 'single' ]]> line one\r\nline two\u{1} 👍";
+
+/// `GET path` as `token`: status, headers and the body as text.
+pub async fn download(server: &TestServer, token: &str, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let response =
+        reqwest::Client::new().get(format!("{}{path}", server.http)).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+/// What the round-trip compares of one transcript: id, the consumer's id and name, the
+/// score, the kinds of events, the transfers and every message.
+#[derive(Debug, PartialEq, Default)]
+struct Gist {
+    id: i64,
+    consumer: String,
+    consumer_name: String,
+    csat: Option<(i64, String)>,
+    events: Vec<String>,
+    transfers: Vec<(String, i64)>,
+    participants: Vec<(String, String)>,
+    messages: Vec<(i64, String, String, String)>,
+}
+
+fn gists_of_json(export: &Value) -> Vec<Gist> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    export["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Gist {
+            id: c["id"].as_i64().unwrap(),
+            consumer: text(&c["consumer"]["external_id"]),
+            consumer_name: text(&c["consumer"]["name"]),
+            csat: c["csat"]["score"].as_i64().map(|score| (score, text(&c["csat"]["comment"]))),
+            events: c["events"].as_array().unwrap().iter().map(|e| text(&e["kind"])).collect(),
+            transfers: c["transfers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (text(&t["at"]), t["from_agent_id"].as_i64().unwrap()))
+                .collect(),
+            participants: c["participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (text(&p["role"]), text(&p["id"])))
+                .collect(),
+            messages: c["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["seq"].as_i64().unwrap(), text(&m["from"]), text(&m["at"]), text(&m["text"])))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Parses an XML export back (with quick-xml, checking end tags) into the same gists.
+fn gists_of_xml(xml: &str) -> Vec<Gist> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut gists: Vec<Gist> = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut attributes: Vec<std::collections::HashMap<String, String>> = Vec::new();
+    let attrs = |e: &quick_xml::events::BytesStart<'_>| -> std::collections::HashMap<String, String> {
+        e.attributes()
+            .map(|a| {
+                let a = a.expect("well-formed attribute");
+                (
+                    a.key.as_ref().to_owned(),
+                    a.normalized_value(quick_xml::XmlVersion::Explicit1_0).unwrap().into_owned(),
+                )
+            })
+            .collect()
+    };
+    loop {
+        let event = reader.read_event().unwrap_or_else(|error| panic!("not well-formed: {error}"));
+        match event {
+            Event::Start(e) => {
+                let name = e.name().as_ref().to_owned();
+                let a = attrs(&e);
+                match name.as_str() {
+                    "conversation" => gists.push(Gist { id: a["id"].parse().unwrap(), ..Gist::default() }),
+                    "message" => gists.last_mut().unwrap().messages.push((
+                        a["seq"].parse().unwrap(),
+                        a["from"].clone(),
+                        a["at"].clone(),
+                        String::new(),
+                    )),
+                    "transfer" => {
+                        gists.last_mut().unwrap().transfers.push((a["at"].clone(), a["from_agent_id"].parse().unwrap()))
+                    }
+                    "participant" => gists.last_mut().unwrap().participants.push((a["role"].clone(), a["id"].clone())),
+                    "csat" => gists.last_mut().unwrap().csat = Some((a["score"].parse().unwrap(), String::new())),
+                    _ => {}
+                }
+                path.push(name);
+                attributes.push(a);
+                text.clear();
+            }
+            Event::Empty(e) => {
+                let name = e.name().as_ref().to_owned();
+                let a = attrs(&e);
+                if name == "event" {
+                    gists.last_mut().unwrap().events.push(a["kind"].clone());
+                }
+            }
+            Event::Text(t) => text.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => match r.resolve_char_ref().unwrap() {
+                Some(c) => text.push(c),
+                None => text.push(match &*r.xml10_content() {
+                    "lt" => '<',
+                    "gt" => '>',
+                    "amp" => '&',
+                    "quot" => '"',
+                    "apos" => '\'',
+                    other => panic!("unknown entity {other}"),
+                }),
+            },
+            Event::End(_) => {
+                let name = path.pop().unwrap();
+                attributes.pop();
+                let parent = path.last().map(String::as_str);
+                if let Some(gist) = gists.last_mut() {
+                    match (parent, name.as_str()) {
+                        (Some("consumer"), "external_id") => gist.consumer = text.clone(),
+                        (Some("consumer"), "name") => gist.consumer_name = text.clone(),
+                        (Some("message"), "text") => gist.messages.last_mut().unwrap().3 = text.clone(),
+                        (_, "csat") => gist.csat.as_mut().unwrap().1 = text.clone(),
+                        _ => {}
+                    }
+                }
+                text.clear();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert!(path.is_empty(), "every element closed: {path:?}");
+    gists
+}
+
+#[tokio::test]
+async fn transcripts_export_as_txt_xml_and_json_round_trip_and_match_the_schema() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let first = scored_conversation(&server, &brand, "erin", 5).await;
+    // The second conversation's consumer says something that tests every escaping rule.
+    let mut consumer = server.consumer(&brand, "gina").await;
+    let mut agent = server.online_agent(&brand.agent_email).await;
+    consumer.send(json!({"t": "send", "id": 1, "cid": "t1", "text": TRICKY})).await;
+    let second = consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    agent.expect(|f| f["t"] == "msg" && f["c"] == second).await;
+    let admin = server.login(&brand.admin_email).await;
+
+    let (status, headers, json_text) = download(&server, &admin, "/api/v1/exports/conversations?format=json").await;
+    assert_eq!(status, 200, "{json_text}");
+    assert_eq!(headers["content-type"], "application/json");
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert!(disposition.starts_with(&format!("attachment; filename=\"transcripts-{}-", brand.id)), "{disposition}");
+    assert!(disposition.ends_with(".json\""), "{disposition}");
+    let export: Value = serde_json::from_str(&json_text).expect("the JSON export parses");
+    let schema: Value = serde_json::from_str(include_str!("../../../../docs/transcripts.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the published schema is a valid JSON Schema");
+    let errors: Vec<String> =
+        validator.iter_errors(&export).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "the export does not match docs/transcripts.schema.json: {errors:#?}");
+    let gists = gists_of_json(&export);
+    assert_eq!(gists.iter().map(|g| g.id).collect::<Vec<_>>(), [second, first], "newest first");
+    let scored = &gists[1];
+    assert_eq!((scored.consumer.as_str(), scored.consumer_name.as_str()), ("erin", "Customer erin"));
+    assert_eq!(scored.csat, Some((5, "quick".to_owned())));
+    assert_eq!(scored.transfers.len(), 1);
+    assert_eq!(scored.participants[0], ("consumer".to_owned(), "erin".to_owned()));
+    assert!(scored.participants.iter().any(|(role, _)| role == "agent"), "{:?}", scored.participants);
+    assert_eq!(scored.messages[0].3, format!("my card is {MASKED}"), "masked as agents see it");
+    assert_eq!(gists[0].messages[0].3, TRICKY, "JSON carries any text");
+    assert!(!json_text.contains("4111 1111 1111"));
+
+    let (status, headers, xml) = download(&server, &admin, "/api/v1/exports/conversations?format=xml").await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(headers["content-type"], "application/xml; charset=utf-8");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"), "{xml}");
+    let mut from_xml = gists_of_xml(&xml);
+    // XML 1.0 cannot carry U+0001 at all: it is the one character the XML form replaces.
+    let tricky_in_xml = TRICKY.replace('\u{1}', "\u{FFFD}");
+    assert_eq!(from_xml[0].messages[0].3, tricky_in_xml, "markup, quotes and \\r\\n survive the round trip");
+    from_xml[0].messages[0].3 = TRICKY.to_owned();
+    assert_eq!(from_xml, gists, "the XML export parses back to what the JSON export says");
+
+    let (status, headers, txt) = download(&server, &admin, "/api/v1/exports/conversations?format=txt").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    assert!(txt.contains(&format!("Conversation {first} · closed · channel in_app")), "{txt}");
+    assert!(txt.contains("Consumer: erin · name Customer erin · email erin@example.com"), "{txt}");
+    assert!(txt.contains("CSAT: 5/5 \"quick\""), "{txt}");
+    assert!(txt.contains(&format!("#1 Consumer: my card is {MASKED}")), "{txt}");
+    assert!(txt.contains("line one\n    line two"), "continuation lines are indented: {txt}");
+    assert!(txt.contains("2 conversation(s)."), "{txt}");
+    assert!(!txt.contains("4111 1111 1111"));
+
+    // Filters as the reporting API's: only the scored one.
+    let (_, _, filtered) = download(&server, &admin, "/api/v1/exports/conversations?format=json&csat_min=1").await;
+    let filtered: Value = serde_json::from_str(&filtered).unwrap();
+    assert_eq!(gists_of_json(&filtered).iter().map(|g| g.id).collect::<Vec<_>>(), [first]);
+    let (_, _, nobody) = download(&server, &admin, "/api/v1/exports/conversations?format=json&consumer=nobody").await;
+    let nobody: Value = serde_json::from_str(&nobody).unwrap();
+    assert_eq!(nobody["conversations"], json!([]));
+    assert!(validator.is_valid(&nobody));
+    for (query, says) in
+        [("format=pdf", "format must be \"txt\", \"xml\" or \"json\""), ("format=json&csat_max=9", "csat_max")]
+    {
+        let (status, _, body) = download(&server, &admin, &format!("/api/v1/exports/conversations?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        let message = serde_json::from_str::<Value>(&body).unwrap()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(says), "{says:?} not in {body}");
+    }
+
+    // One conversation: its agent may export it; the same JSON shape.
+    let agent_token = server.login(&brand.agent_email).await;
+    let (status, headers, one) =
+        download(&server, &agent_token, &format!("/api/v1/conversations/{second}/transcript?format=json")).await;
+    assert_eq!(status, 200, "{one}");
+    assert!(headers["content-disposition"].to_str().unwrap().contains(&format!("conversation-{second}.json")));
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert!(validator.is_valid(&one), "{one}");
+    assert_eq!(gists_of_json(&one), gists[..1]);
+    // Agents may not export the brand; another brand's staff find nothing.
+    let (status, _, _) = download(&server, &agent_token, "/api/v1/exports/conversations?format=json").await;
+    assert_eq!(status, 403);
+    let other = server.brand().await;
+    let other_admin = server.login(&other.admin_email).await;
+    let (status, _, body) =
+        download(&server, &other_admin, &format!("/api/v1/conversations/{second}/transcript?format=json")).await;
+    assert_eq!(status, 404, "{body}");
+    let (_, _, theirs) = download(&server, &other_admin, "/api/v1/exports/conversations?format=json").await;
+    assert_eq!(serde_json::from_str::<Value>(&theirs).unwrap()["conversations"], json!([]));
+}
+
+#[tokio::test]
+async fn an_export_larger_than_a_page_holds_every_conversation_once() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let now = now_secs() * 1000;
+    // 250 conversations (the export reads 100 at a time), the last one with 1,200 messages
+    // (read 500 at a time).
+    for i in 0..250i64 {
+        let consumer =
+            server.store.upsert_consumer(&brand.id, &format!("bulk-{i}"), &Default::default(), now).await.unwrap();
+        let messages = if i == 249 { 1200 } else { 1 };
+        for n in 0..messages {
+            let append = switchboard_store::Append::Consumer(switchboard_store::ConsumerAppend {
+                brand_id: brand.id.clone(),
+                consumer_id: consumer.id,
+                app_id: brand.app.clone(),
+                channel: "in_app".into(),
+                skill_id: None,
+                priority: 0,
+                client_id: format!("m{n}"),
+                text: format!("message {n} of bulk-{i}"),
+            });
+            server.store.append(append, now + i).await.unwrap();
+        }
+    }
+    let admin = server.login(&brand.admin_email).await;
+    let (status, _, text) = download(&server, &admin, "/api/v1/exports/conversations?format=json").await;
+    assert_eq!(status, 200);
+    let export: Value = serde_json::from_str(&text).unwrap();
+    let conversations = export["conversations"].as_array().unwrap();
+    let mut consumers: Vec<&str> =
+        conversations.iter().map(|c| c["consumer"]["external_id"].as_str().unwrap()).collect();
+    assert_eq!(consumers.len(), 250);
+    consumers.sort_unstable();
+    consumers.dedup();
+    assert_eq!(consumers.len(), 250, "each once");
+    let long = &conversations[0];
+    assert_eq!(long["consumer"]["external_id"], "bulk-249", "newest first");
+    let seqs: Vec<i64> = long["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=1200).collect::<Vec<_>>(), "every message once, in order");
+    let (_, _, xml) = download(&server, &admin, "/api/v1/exports/conversations?format=xml").await;
+    assert_eq!(gists_of_xml(&xml).len(), 250);
+}

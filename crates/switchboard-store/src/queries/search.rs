@@ -184,6 +184,32 @@ impl Store {
         let rows = sql.query().fetch_all(&self.pool).await?;
         rows.iter().map(crate::message_from_row).collect()
     }
+
+    /// The agents who wrote in these conversations of the brand: `(conversation, agent id,
+    /// the name they wrote under)`, one row per agent and conversation.
+    pub async fn agent_authors(
+        &self,
+        brand_id: &str,
+        ids: &[ConversationId],
+    ) -> Result<Vec<(ConversationId, i64, String)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new("SELECT conversation_id, author_id, MAX(author_name) FROM messages WHERE ");
+        sql.push(
+            "brand_id = ? AND side = 'a' AND author_id IS NOT NULL AND conversation_id IN ",
+            [Bind::Text(brand_id.to_owned())],
+        )
+        .push_ids(ids);
+        sql.text.push_str(" GROUP BY conversation_id, author_id ORDER BY conversation_id, MIN(seq)");
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let name: Option<String> = row.try_get(2)?;
+                Ok((row.try_get(0)?, row.try_get(1)?, name.unwrap_or_default()))
+            })
+            .collect()
+    }
 }
 
 /// The `AND …` conditions of a search, after `brand_id`: retention first, then each filter
