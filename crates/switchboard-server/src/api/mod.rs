@@ -5,11 +5,12 @@
 //! This module holds what every handler shares (body, query and path extractors that answer
 //! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
 //! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
-//! `conversations`, `history` (the reporting API's search) (and `crate::floor` for running
+//! `conversations`, `history` (the reporting API's search), `export` (transcripts), `audit` (the audit log) (and `crate::floor` for running
 //! the floor), and `types`: the response types
 //! (converted from store rows) that the OpenAPI document describes.
 
 mod apps;
+mod audit;
 mod automation;
 mod brands;
 mod conversations;
@@ -23,6 +24,7 @@ mod staff;
 pub mod types;
 
 use apps::*;
+use audit::*;
 use automation::*;
 use brands::*;
 use conversations::*;
@@ -44,13 +46,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use switchboard_protocol::{ConversationStatus, ErrorCode, Message};
 use switchboard_store::{AppPatch, BrandPatch, ConversationFilter, NewApp, NewBrand, NewUser, PageCursor, UserPatch};
 use types::{ApiToken, App, AppKey, Brand, Consumer, Conversation, Role, Skill, User};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::audit::AuditActor;
 use crate::auth::{self, AdminAuth, AgentAuth, ManagerAuth, OperatorAuth};
 use crate::desk_ops::{self, Actor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -149,6 +152,15 @@ fn check_capacity(max_concurrent: i64) -> ApiResult<()> {
     Ok(())
 }
 
+/// A JSON object without its `null` members: the fields a change request did not touch,
+/// left out of its audit entry.
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
+}
+
 fn random_id(prefix: &str) -> String {
     let secret = auth::new_secret("");
     let tail: String =
@@ -223,7 +235,7 @@ async fn not_found() -> ApiError {
         put_skill_hours, hours_status, get_masking, put_masking, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
-        crate::floor::report_csv, search_history, export_conversations, conversation_transcript, healthz, readyz, metrics_text
+        crate::floor::report_csv, search_history, export_conversations, conversation_transcript, audit_log, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),
     modifiers(&BearerAuth),
@@ -273,6 +285,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conversations/{conversation_id}", get(get_conversation))
         .route("/api/v1/reports/conversations", get(search_history))
         .route("/api/v1/exports/conversations", get(export_conversations))
+        .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/conversations/{conversation_id}/transcript", get(conversation_transcript))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

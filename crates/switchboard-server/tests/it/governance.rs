@@ -410,3 +410,148 @@ async fn an_export_larger_than_a_page_holds_every_conversation_once() {
     let (_, _, xml) = download(&server, &admin, "/api/v1/exports/conversations?format=xml").await;
     assert_eq!(gists_of_xml(&xml).len(), 250);
 }
+
+#[tokio::test]
+async fn every_admin_mutation_and_data_action_is_in_the_audit_log() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let ok = |status: u16, body: &Value| assert!((200..300).contains(&status), "{status}: {body}");
+    let secret_password = "a very secret passphrase 42";
+
+    let (status, skill) = call(&server, &admin, Method::POST, "/api/v1/skills", json!({"name": "billing"})).await;
+    ok(status, &skill);
+    let skill_id = skill["id"].as_i64().unwrap();
+    let (status, body) =
+        call(&server, &admin, Method::PATCH, &format!("/api/v1/skills/{skill_id}"), json!({"routing": "offer"})).await;
+    ok(status, &body);
+    let new_user = json!({"email": format!("new@{}.test", brand.id), "name": "New Agent", "role": "agent",
+        "password": secret_password});
+    let (status, user) = call(&server, &admin, Method::POST, "/api/v1/users", new_user).await;
+    ok(status, &user);
+    let user_id = user["id"].as_i64().unwrap();
+    let patch = json!({"name": "Renamed", "password": format!("{secret_password}!")});
+    let (status, body) = call(&server, &admin, Method::PATCH, &format!("/api/v1/users/{user_id}"), patch).await;
+    ok(status, &body);
+    let (status, app) =
+        call(&server, &admin, Method::POST, "/api/v1/apps", json!({"name": "Web", "channel": "web"})).await;
+    ok(status, &app);
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    let (status, body) =
+        call(&server, &admin, Method::PATCH, &format!("/api/v1/apps/{app_id}"), json!({"name": "Website"})).await;
+    ok(status, &body);
+    let (status, key) = call(
+        &server,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/apps/{app_id}/keys"),
+        json!({"format": "pem", "material": RSA_PUBLIC}),
+    )
+    .await;
+    ok(status, &key);
+    let key_id = key["id"].as_i64().unwrap();
+    let (status, body) =
+        call(&server, &admin, Method::DELETE, &format!("/api/v1/apps/{app_id}/keys/{key_id}"), Value::Null).await;
+    ok(status, &body);
+    let rules = json!({"rules": [{"name": "Cards", "kind": "credit_card", "hidden_from": {"agents": true}}]});
+    let (status, body) = call(&server, &admin, Method::PUT, "/api/v1/brand/masking", rules).await;
+    ok(status, &body);
+    let (status, message) =
+        call(&server, &admin, Method::PUT, "/api/v1/automatic-messages", json!({"trigger": "welcome", "text": "Hi!"}))
+            .await;
+    ok(status, &message);
+    let message_id = message["id"].as_i64().unwrap();
+    let (status, body) =
+        call(&server, &admin, Method::DELETE, &format!("/api/v1/automatic-messages/{message_id}"), Value::Null).await;
+    ok(status, &body);
+    let (status, body) = call(&server, &admin, Method::PUT, "/api/v1/brand/hours", json!({"hours": null})).await;
+    ok(status, &body);
+    let (status, body) =
+        call(&server, &admin, Method::PUT, &format!("/api/v1/skills/{skill_id}/hours"), json!({"hours": null})).await;
+    ok(status, &body);
+    // An API token acts under its own name.
+    let (status, token) = call(&server, &admin, Method::POST, "/api/v1/tokens", json!({"name": "ci robot"})).await;
+    ok(status, &token);
+    let token_id = token["info"]["id"].as_i64().unwrap();
+    let robot = token["token"].as_str().unwrap().to_owned();
+    let (status, body) = call(&server, &robot, Method::PATCH, "/api/v1/brand", json!({"retention_days": 30})).await;
+    ok(status, &body);
+    let (status, _, _) = download(&server, &robot, "/api/v1/exports/conversations?format=txt&status=closed").await;
+    assert_eq!(status, 200);
+    let (status, body) =
+        call(&server, &admin, Method::DELETE, &format!("/api/v1/tokens/{token_id}"), Value::Null).await;
+    ok(status, &body);
+    let (status, body) =
+        call(&server, &admin, Method::DELETE, &format!("/api/v1/skills/{skill_id}"), Value::Null).await;
+    ok(status, &body);
+
+    let (status, log) = call(&server, &admin, Method::GET, "/api/v1/audit?limit=200", Value::Null).await;
+    assert_eq!(status, 200, "{log}");
+    let entries = log["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let expected = [
+        "skill.delete",
+        "token.delete",
+        "export.conversations",
+        "brand.update",
+        "token.create",
+        "hours.update",
+        "hours.update",
+        "automatic_message.delete",
+        "automatic_message.put",
+        "masking.update",
+        "app.key_delete",
+        "app.key_add",
+        "app.update",
+        "app.create",
+        "user.update",
+        "user.create",
+        "skill.update",
+        "skill.create",
+    ];
+    assert_eq!(actions, expected, "newest first, one entry per change");
+    let by_token = &entries[3];
+    assert_eq!(
+        (by_token["actor_kind"].as_str(), by_token["actor_name"].as_str()),
+        (Some("api_token"), Some("ci robot"))
+    );
+    assert_eq!(by_token["actor_id"], token_id);
+    assert_eq!(by_token["detail"], json!({"retention_days": 30}), "only what changed");
+    assert_eq!(entries[2]["detail"], json!({"format": "txt", "filters": {"status": "closed"}}));
+    let by_admin = &entries[14];
+    assert_eq!(by_admin["actor_kind"], "user");
+    assert_eq!(by_admin["target"], format!("user {user_id}"));
+    assert_eq!(by_admin["detail"]["password_changed"], true);
+    assert!(entries.iter().all(|e| e["at"].as_i64().unwrap() > 0));
+    assert!(!log.to_string().contains(secret_password), "no password in the log: {log}");
+    assert!(!log.to_string().contains(&robot), "no token in the log");
+
+    // Filters, pages.
+    let (_, users) = call(&server, &admin, Method::GET, "/api/v1/audit?action=user.", Value::Null).await;
+    assert_eq!(users["entries"].as_array().unwrap().len(), 2, "{users}");
+    let (_, robots) = call(&server, &admin, Method::GET, "/api/v1/audit?actor_kind=api_token", Value::Null).await;
+    assert_eq!(robots["entries"].as_array().unwrap().len(), 2, "{robots}");
+    let (_, first) = call(&server, &admin, Method::GET, "/api/v1/audit?limit=5", Value::Null).await;
+    let next = first["next"].as_str().unwrap();
+    let (_, second) =
+        call(&server, &admin, Method::GET, &format!("/api/v1/audit?limit=5&cursor={next}"), Value::Null).await;
+    assert_eq!(second["entries"][0]["action"], expected[5]);
+    for (query, says) in [
+        ("limit=0", "limit must be 1 to 200"),
+        ("actor_kind=robot", "actor_kind must be one of"),
+        ("cursor=x", "cursor"),
+    ] {
+        let (status, body) = call(&server, &admin, Method::GET, &format!("/api/v1/audit?{query}"), Value::Null).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{body}");
+    }
+
+    // Only admins read it, each brand its own.
+    let agent = server.login(&brand.agent_email).await;
+    let (status, _) = call(&server, &agent, Method::GET, "/api/v1/audit", Value::Null).await;
+    assert_eq!(status, 403);
+    let other = server.brand().await;
+    let other_admin = server.login(&other.admin_email).await;
+    let (status, theirs) = call(&server, &other_admin, Method::GET, "/api/v1/audit", Value::Null).await;
+    assert_eq!((status, &theirs["entries"]), (200, &json!([])));
+}

@@ -67,6 +67,7 @@ mod harness;
 mod support;
 
 mod agents;
+mod audit;
 mod automation;
 mod conversations;
 mod directory;
