@@ -10,15 +10,19 @@
 //! - `desk_ops`: what staff do to conversations (read, act on, close, transfer, set the
 //!   priority, choose a state), shared by the agent socket and REST.
 //! - `api`: REST handlers and the OpenAPI document.
+//! - `export`: transcript exports (TXT, XML, JSON), streamed.
+//! - `audit`: writing the audit log of admin and data actions.
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
 //! - `seed`: demo data for `switchboard serve` without configuration.
 
 pub mod access;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod desk_ops;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod fanout;
 pub mod floor;
 pub mod jwt;

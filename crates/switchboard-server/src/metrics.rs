@@ -32,6 +32,11 @@ pub const AUTOMATIC_MESSAGES: &str = "switchboard_automatic_messages_total";
 /// Counter: HTTP requests, label `status` class (1xx, 2xx, 3xx, 4xx, 5xx). WebSocket
 /// upgrades are `1xx` (101 Switching Protocols); their sockets are counted by [`CONNECTIONS`].
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
+/// Counter: audit log entries that could not be written (the change they record was made).
+pub const AUDIT_WRITE_FAILURES: &str = "switchboard_audit_write_failures_total";
+/// Counter: rows the retention purge deleted, label `kind` = conversations | messages |
+/// events | outbox.
+pub const RETENTION_PURGED: &str = "switchboard_retention_purged_total";
 
 /// Installs the global Prometheus recorder once per process; later calls get the same
 /// handle. `None` if another recorder was installed by someone else.
@@ -60,5 +65,7 @@ fn describe() {
     metrics::describe_counter!(OFF_HOURS_ARRIVALS, "conversations opened outside their skill's business hours");
     metrics::describe_counter!(AUTOMATIC_MESSAGES, "automatic messages stored, by trigger");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
+    metrics::describe_counter!(AUDIT_WRITE_FAILURES, "audit log entries that could not be written");
+    metrics::describe_counter!(RETENTION_PURGED, "rows deleted by the retention purge, by kind");
     switchboard_store::describe_metrics();
 }

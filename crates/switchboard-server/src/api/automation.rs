@@ -159,6 +159,16 @@ pub(super) async fn put_automatic_message(
             other => other.into(),
         })?;
     state.engines.templates_changed(&caller.brand_id);
+    let detail = json!({"trigger": saved.trigger, "skill_id": saved.skill_id, "language": saved.language,
+        "enabled": saved.enabled, "text": saved.text});
+    crate::audit::record(
+        &state,
+        &caller,
+        "automatic_message.put",
+        Some(format!("automatic message {}", saved.id)),
+        detail,
+    )
+    .await;
     Ok(Json(saved.into()))
 }
 
@@ -174,6 +184,8 @@ pub(super) async fn delete_automatic_message(
         return Err(ApiError::new(ErrorCode::NotFound, format!("no automatic message has id {message_id}")));
     }
     state.engines.templates_changed(&caller.brand_id);
+    let target = Some(format!("automatic message {message_id}"));
+    crate::audit::record(&state, &caller, "automatic_message.delete", target, Value::Null).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -59,6 +59,16 @@ pub(super) async fn create_brand(
         )
         .await?;
     state.engines.agent_changed(&admin);
+    let detail = json!({"name": brand.name, "admin_email": admin.email});
+    crate::audit::record_as(
+        &state,
+        &brand.id,
+        &AuditActor::operator(),
+        "brand.create",
+        Some(format!("brand {}", brand.id)),
+        detail,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(CreateBrandResponse { brand: brand.into(), admin: admin.into() })))
 }
 
@@ -167,6 +177,11 @@ pub(super) async fn patch_brand(
             }
         }
     }
+    let detail = without_nulls(json!({"name": request.name, "csat_enabled": request.csat_enabled,
+        "retention_days": request.retention_days, "agent_grace_secs": request.agent_grace_secs,
+        "default_skill_id": request.default_skill_id, "default_language": default_language,
+        "auto_close_secs": request.auto_close_secs, "auto_close_warn_secs": request.auto_close_warn_secs,
+        "auto_close_survey": request.auto_close_survey}));
     let patch = BrandPatch {
         name: request.name,
         csat_enabled: request.csat_enabled,
@@ -181,5 +196,6 @@ pub(super) async fn patch_brand(
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);
+    crate::audit::record(&state, &caller, "brand.update", Some(format!("brand {}", brand.id)), detail).await;
     Ok(Json(brand.into()))
 }

@@ -156,6 +156,8 @@ pub(super) async fn put_brand_hours(
     let hours = checked.as_ref().map(|(hours, _)| hours);
     state.store.set_brand_hours(&caller.brand_id, hours, off_hours.as_str()).await?;
     state.engines.hours_changed(&caller.brand_id);
+    let detail = json!({"hours": request.hours, "off_hours": off_hours.as_str()});
+    crate::audit::record(&state, &caller, "hours.update", Some("brand".to_owned()), detail).await;
     let schedule = checked.map_or_else(Schedule::always, |(_, schedule)| schedule);
     Ok(Json(BrandHours {
         hours: request.hours,
@@ -242,6 +244,14 @@ pub(super) async fn put_skill_hours(
         other => other.into(),
     })?;
     state.engines.hours_changed(&caller.brand_id);
+    crate::audit::record(
+        &state,
+        &caller,
+        "hours.update",
+        Some(format!("skill {skill_id}")),
+        json!({"hours": request.hours}),
+    )
+    .await;
     Ok(Json(skill_hours(&state, &caller.brand_id, skill_id).await?))
 }
 

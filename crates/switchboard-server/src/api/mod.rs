@@ -5,13 +5,17 @@
 //! This module holds what every handler shares (body, query and path extractors that answer
 //! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
 //! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
-//! `conversations` (and `crate::floor` for running the floor), and `types`: the response types
+//! `conversations`, `history` (the reporting API's search), `export` (transcripts), `audit` (the audit log) (and `crate::floor` for running
+//! the floor), and `types`: the response types
 //! (converted from store rows) that the OpenAPI document describes.
 
 mod apps;
+mod audit;
 mod automation;
 mod brands;
 mod conversations;
+mod export;
+pub(crate) mod history;
 mod hours;
 pub mod limits;
 mod masking;
@@ -21,9 +25,12 @@ mod staff;
 pub mod types;
 
 use apps::*;
+use audit::*;
 use automation::*;
 use brands::*;
 use conversations::*;
+use export::*;
+use history::*;
 use hours::*;
 use masking::*;
 use session::*;
@@ -40,12 +47,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
 use switchboard_protocol::{ConversationStatus, ErrorCode, Message};
 use switchboard_store::{AppPatch, BrandPatch, ConversationFilter, NewApp, NewBrand, NewUser, PageCursor, UserPatch};
 use types::{ApiToken, App, AppKey, Brand, Consumer, Conversation, Role, Skill, User};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::audit::AuditActor;
 use crate::auth::{self, AdminAuth, AgentAuth, ManagerAuth, OperatorAuth};
 use crate::desk_ops::{self, Actor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -165,6 +174,15 @@ fn check_capacity(max_concurrent: i64) -> ApiResult<()> {
         )));
     }
     Ok(())
+}
+
+/// A JSON object without its `null` members: the fields a change request did not touch,
+/// left out of its audit entry.
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
 }
 
 fn random_id(prefix: &str) -> String {
@@ -289,7 +307,7 @@ async fn json_error_bodies(request: Request, next: Next) -> Response {
         put_skill_hours, hours_status, get_masking, put_masking, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
-        crate::floor::report_csv, healthz, readyz, metrics_text
+        crate::floor::report_csv, search_history, export_conversations, conversation_transcript, audit_log, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),
     modifiers(&BearerAuth),
@@ -337,6 +355,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/automatic-messages/{message_id}", axum::routing::delete(delete_automatic_message))
         .route("/api/v1/conversations", get(list_conversations))
         .route("/api/v1/conversations/{conversation_id}", get(get_conversation))
+        .route("/api/v1/reports/conversations", get(search_history))
+        .route("/api/v1/exports/conversations", get(export_conversations))
+        .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/conversations/{conversation_id}/transcript", get(conversation_transcript))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -8,6 +8,7 @@ mod auth;
 mod automation;
 mod conversation;
 mod floor;
+mod governance;
 mod masking;
 mod presence;
 mod races;

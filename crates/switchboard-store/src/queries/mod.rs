@@ -1,9 +1,11 @@
 //! Every query the store runs outside the message writer, as methods on [`Store`](crate::Store), split by
-//! aggregate: `brands` (and skills), `apps`, `staff`, `consumers`, `conversations`. The SQL is
+//! aggregate: `brands` (and skills), `apps`, `staff`, `consumers`, `conversations`, and
+//! `search` (the reporting API's keyset search and its batch reads), `audit` (the audit log). The SQL is
 //! the subset SQLite and PostgreSQL share (`$n` parameters, `RETURNING`, `ON CONFLICT`). This
 //! module holds the parameter types, the column lists and the row decoders they share.
 
 mod apps;
+pub(crate) mod audit;
 pub(crate) mod automation;
 mod brands;
 mod consumers;
@@ -11,6 +13,7 @@ mod conversations;
 pub(crate) mod hours;
 pub(crate) mod masking;
 pub(crate) mod outbox;
+pub(crate) mod search;
 mod staff;
 
 use sqlx::Row;
