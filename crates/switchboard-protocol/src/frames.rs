@@ -435,6 +435,12 @@ pub enum ServerFrame {
         /// Unauthenticated mode: the device secret to present next time (only when new).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         anon: Option<String>,
+        /// Consumers whose `hello` carried both a `token` and an `anon` device secret: the
+        /// anonymous identity's conversations moved to the authenticated consumer (this many),
+        /// and the device secret is retired — forget it. `0` when the secret was unknown
+        /// (already retired).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        merged: Option<u64>,
         /// Heartbeat interval in seconds: send anything (e.g. `ping`) at least this often.
         hb: u32,
     },

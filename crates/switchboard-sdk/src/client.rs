@@ -83,6 +83,7 @@ pub struct ClientBuilder {
     entry_skill: Option<i64>,
     language: Option<String>,
     mask_card_numbers: bool,
+    upgrade_anonymous: bool,
     backoff: Backoff,
 }
 
@@ -138,6 +139,17 @@ impl ClientBuilder {
         self
     }
 
+    /// The anonymous → authenticated upgrade: with [`Auth::Jwt`], if this data directory
+    /// holds an anonymous identity (the app ran with [`Auth::Anonymous`] before the consumer
+    /// logged in), its conversations move to the logged-in consumer at the next connection
+    /// and the anonymous identity is retired (docs/protocol.md, "Anonymous to
+    /// authenticated"). Off by default: the app decides whether what was written on this
+    /// device before the login belongs to the person who logged in.
+    pub fn upgrade_anonymous(mut self, on: bool) -> Self {
+        self.upgrade_anonymous = on;
+        self
+    }
+
     /// Reconnection timing.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -164,6 +176,7 @@ impl ClientBuilder {
             entry_skill: self.entry_skill,
             language: self.language,
             mask_card_numbers: self.mask_card_numbers,
+            upgrade_anonymous: self.upgrade_anonymous,
             backoff: self.backoff,
             store,
             events,
@@ -212,6 +225,8 @@ struct Shared {
     language: Option<String>,
     /// Card numbers are masked before a message reaches the outbox.
     mask_card_numbers: bool,
+    /// With a JWT, the device secret of an anonymous identity kept here goes with `hello`.
+    upgrade_anonymous: bool,
     backoff: Backoff,
     store: LocalStore,
     /// Fan-out of events to every `EventStream`; sending never blocks (slow streams lag).
@@ -324,6 +339,7 @@ impl Client {
             entry_skill: None,
             language: None,
             mask_card_numbers: false,
+            upgrade_anonymous: false,
             backoff: Backoff::default(),
         }
     }
@@ -668,7 +684,12 @@ async fn hello_frame(shared: &Shared) -> Result<ClientFrame, SdkError> {
                 .await
                 .map_err(|e| SdkError::Auth(format!("token provider panicked: {e}")))?
                 .map_err(SdkError::Auth)?;
-            (Some(token), None)
+            // An anonymous identity kept here moves to the logged-in consumer, if asked.
+            let upgrade = match shared.upgrade_anonymous {
+                true => shared.store.meta_get(DEVICE_SECRET_META)?.filter(|secret| !secret.is_empty()),
+                false => None,
+            };
+            (Some(token), upgrade)
         }
         Auth::Anonymous => (None, Some(shared.store.meta_get(DEVICE_SECRET_META)?.unwrap_or_default())),
     };
@@ -709,8 +730,8 @@ async fn session(
         Ok(Some(frame)) => frame,
         _ => return lost(SdkError::Offline),
     };
-    let (convs, anon, hb) = match welcome {
-        ServerFrame::Welcome { convs, anon, hb, .. } => (convs, anon, hb),
+    let (convs, anon, merged, hb) = match welcome {
+        ServerFrame::Welcome { convs, anon, merged, hb, .. } => (convs, anon, merged, hb),
         ServerFrame::Err { code, msg, .. } => {
             let error = match code {
                 ErrorCode::TokenExpired | ErrorCode::TokenInvalid | ErrorCode::Unauthenticated => {
@@ -724,6 +745,12 @@ async fn session(
     };
     if let Some(secret) = anon
         && let Err(error) = shared.store.meta_set(DEVICE_SECRET_META, &secret)
+    {
+        return lost(error.into());
+    }
+    // The anonymous identity was upgraded (or was already): its secret is retired.
+    if merged.is_some()
+        && let Err(error) = shared.store.meta_delete(DEVICE_SECRET_META)
     {
         return lost(error.into());
     }

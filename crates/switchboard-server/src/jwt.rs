@@ -102,13 +102,15 @@ struct Claims {
 pub struct VerifiedConsumer {
     /// The `sub` claim.
     pub subject: String,
-    /// `exp`, in milliseconds: the socket is closed with 4001 at that time.
+    /// When the socket is closed with 4001: `exp` plus the same leeway `hello` allows
+    /// ([`LEEWAY_SECS`]), so a token accepted at `hello` is not cut off at once.
     pub expires_at_ms: i64,
     pub claims: ConsumerClaims,
 }
 
-/// Allowed clock skew between the brand's backend and us.
-const LEEWAY_SECS: u64 = 30;
+/// Allowed clock skew between the brand's backend and us: for `exp` and `nbf` at `hello`,
+/// and for the expiry of an open socket.
+pub const LEEWAY_SECS: u64 = 30;
 
 /// Longest profile claim kept (longer ones are cut at a character boundary).
 const MAX_CLAIM_CHARS: usize = 200;
@@ -162,7 +164,7 @@ pub fn verify_consumer_token(app: &App, keys: &[VerifyingKey], token: &str) -> R
                 }
                 return Ok(VerifiedConsumer {
                     subject: claims.sub,
-                    expires_at_ms: claims.exp.saturating_mul(1000),
+                    expires_at_ms: claims.exp.saturating_mul(1000).saturating_add(LEEWAY_SECS as i64 * 1000),
                     claims: ConsumerClaims {
                         name: claims.name.map(clip),
                         email: claims.email.map(clip),

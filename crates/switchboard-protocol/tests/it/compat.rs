@@ -292,6 +292,7 @@ fn server_frames_with_unknown_fields() {
             me: Me { id: 20_931, name: Some("Maria Lopez".into()), state: None },
             convs: vec![],
             anon: None,
+            merged: None,
             hb: 30,
         },
     );

@@ -106,6 +106,7 @@ fn twelve_message_conversation() -> (Tally, Tally) {
             me: Me { id: CONSUMER_ID, name: Some("Maria Lopez".into()), state: None },
             convs: vec![],
             anon: None,
+            merged: None,
             hb: 30,
         },
     );
@@ -209,6 +210,7 @@ fn resume_is_small() {
             skill: None,
         }],
         anon: None,
+        merged: None,
         hb: 30,
     };
     let sync = ClientFrame::Sync { id: Some(1), c: CONV, after: 11, limit: None };

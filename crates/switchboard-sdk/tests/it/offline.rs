@@ -109,13 +109,14 @@ async fn an_expired_token_is_replaced_by_asking_the_provider_again() {
         subject: "gale".into(),
         calls: AtomicUsize::new(0),
         short: 1,
-        short_ttl: 2,
+        // Expired 27 s ago: accepted within the server's 30 s leeway, cut off 3 s later.
+        short_ttl: -27,
     });
     let client = sdk(&server.url(), tokens.clone(), &temp_dir("sdk-client"));
     let mut events = Events::of(&client);
     client.connect();
     expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
-    // The first token expires after 2 s: the server closes with 4001, the SDK asks again.
+    // The first token's leeway ends after 3 s: the server closes with 4001, the SDK asks again.
     expect_event(&mut events, |e| matches!(e, Event::Error { transient: true, .. })).await;
     expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
     assert!(tokens.calls.load(Ordering::SeqCst) >= 2);

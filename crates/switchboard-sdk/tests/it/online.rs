@@ -142,3 +142,65 @@ async fn card_numbers_are_masked_on_the_device_when_the_app_asks() {
     let msg = agent.expect(|f| f["t"] == "msg" && f["text"].as_str().is_some_and(|t| t.contains("4111 1111"))).await;
     assert_eq!(msg["text"], "card 4111 1111 1111 1111");
 }
+
+/// The anonymous → authenticated upgrade through the SDK: an app that ran anonymously builds
+/// its client with the logged-in consumer's tokens and `upgrade_anonymous` on the same data
+/// directory; the conversation carries on, and the anonymous identity is gone for good.
+#[tokio::test]
+async fn a_consumer_who_logs_in_keeps_what_they_wrote_anonymously() {
+    let server = TestServer::start().await;
+    let mut agent = Agent::online(&server).await;
+    let dir = temp_dir("sdk-upgrade");
+    let anonymous = Client::builder(server.url(), seed::DEMO_BRAND, seed::DEMO_APP)
+        .auth(Auth::Anonymous)
+        .data_dir(&dir)
+        .encryption_key(KEY)
+        .build()
+        .unwrap();
+    let mut events = Events::of(&anonymous);
+    anonymous.connect();
+    anonymous.send_text("Asking before I log in").unwrap();
+    let sent =
+        expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await;
+    let Event::MessageStateChanged { conversation: Some(c), .. } = sent else { unreachable!() };
+    agent.expect(|f| f["t"] == "msg" && f["c"] == c).await;
+    anonymous.shutdown().await;
+    drop(anonymous);
+
+    let logged_in = Client::builder(server.url(), seed::DEMO_BRAND, seed::DEMO_APP)
+        .auth(Auth::Jwt(dev_tokens(&server.data_dir, "logged-in")))
+        .upgrade_anonymous(true)
+        .data_dir(&dir)
+        .encryption_key(KEY)
+        .build()
+        .unwrap();
+    let mut events = Events::of(&logged_in);
+    logged_in.connect();
+    expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+    logged_in.send_text("Now logged in").unwrap();
+    let sent =
+        expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await;
+    assert!(
+        matches!(sent, Event::MessageStateChanged { conversation: Some(same), seq: Some(2), .. } if same == c),
+        "{sent:?}"
+    );
+    let seen = agent.expect(|f| f["t"] == "msg" && f["text"] == "Now logged in").await;
+    assert_eq!(seen["c"], c);
+    logged_in.shutdown().await;
+    drop(logged_in);
+
+    // The device secret was forgotten: running anonymously again is a new identity.
+    let again = Client::builder(server.url(), seed::DEMO_BRAND, seed::DEMO_APP)
+        .auth(Auth::Anonymous)
+        .data_dir(&dir)
+        .encryption_key(KEY)
+        .build()
+        .unwrap();
+    let mut events = Events::of(&again);
+    again.connect();
+    expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+    again.send_text("A new visitor").unwrap();
+    let sent =
+        expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await;
+    assert!(matches!(sent, Event::MessageStateChanged { conversation: Some(other), .. } if other != c), "{sent:?}");
+}

@@ -30,6 +30,24 @@ pub(super) fn app_keys_cached(state: &AppState, app_id: &str) -> Option<std::syn
     state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).get(app_id).cloned()
 }
 
+/// Moves the anonymous identity of `secret` to the authenticated consumer `into` (see
+/// `Store::merge_anonymous_consumer`): how many conversations moved, `0` if the secret is
+/// unknown (already retired). The brand's engine rebuilds its desk, since open conversations
+/// changed hands behind it.
+async fn upgrade_anonymous(state: &AppState, brand_id: &str, secret: &str, into: i64, now: i64) -> ApiResult<u64> {
+    let external_id = format!("anon:{}", auth::hash_secret(secret));
+    let Some(anonymous) = state.store.consumer_by_external_id(brand_id, &external_id).await? else { return Ok(0) };
+    let Some(merge) = state.store.merge_anonymous_consumer(brand_id, anonymous.id, into, now).await? else {
+        return Ok(0);
+    };
+    tracing::info!(brand_id, anonymous = anonymous.id, into, conversations = merge.conversations, messages = merge.messages,
+        push_tokens = merge.push_tokens, closed = ?merge.closed, "anonymous consumer upgraded");
+    if merge.conversations > 0 {
+        state.engines.rebuild(brand_id).await;
+    }
+    Ok(merge.conversations)
+}
+
 pub(super) async fn authenticate_consumer(
     state: &AppState,
     hello: Hello,
@@ -45,6 +63,7 @@ pub(super) async fn authenticate_consumer(
     };
     let now = now_ms();
     let mut new_secret = None;
+    let mut merged = None;
     let (consumer, expires_at_ms) = match (&hello.token, &hello.anon) {
         (Some(token), _) => {
             if !app.allow_jwt {
@@ -61,6 +80,11 @@ pub(super) async fn authenticate_consumer(
             };
             let verified = jwt::verify_consumer_token(&app, &keys, token)?;
             let consumer = state.store.upsert_consumer(brand_id, &verified.subject, &verified.claims, now).await?;
+            // A device secret beside the token: the anonymous identity's conversations move
+            // to this consumer (the upgrade), and the secret is retired.
+            if let Some(secret) = hello.anon.as_deref().filter(|secret| !secret.is_empty()) {
+                merged = Some(upgrade_anonymous(state, brand_id, secret, consumer.id, now).await?);
+            }
             (consumer, Some(verified.expires_at_ms))
         }
         (None, Some(secret)) => {
@@ -116,6 +140,7 @@ pub(super) async fn authenticate_consumer(
         me: Me { id: consumer.id, name: consumer.name.clone(), state: None },
         convs: open.iter().chain(pending_survey.iter()).map(consumer_summary).collect(),
         anon: new_secret,
+        merged,
         hb: state.config.heartbeat_secs,
     };
     let channel = Channel::parse(&app.channel).unwrap_or(Channel::InApp);
@@ -169,6 +194,7 @@ pub(super) async fn authenticate_agent(
         me: Me { id: user.id, name: Some(user.name.clone()), state: Some(user.state) },
         convs,
         anon: None,
+        merged: None,
         hb: state.config.heartbeat_secs,
     };
     let session_hash = caller.session_token.as_deref().map(auth::hash_secret);

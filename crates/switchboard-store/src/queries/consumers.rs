@@ -146,4 +146,109 @@ impl Store {
         .await?;
         rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))).collect()
     }
+
+    /// Moves an anonymous consumer's data to an authenticated consumer of the same brand (the
+    /// anonymous → authenticated upgrade), in one transaction: their conversations, the
+    /// authorship of their messages, their push tokens and pending pushes; then the anonymous
+    /// identity is removed (its device secret no longer opens anything). If both have an
+    /// open conversation, the anonymous one is closed first (by the system, with a `closed`
+    /// entry in its event log), since a consumer has at most one open conversation.
+    ///
+    /// `None` if `anonymous` is not an anonymous consumer of the brand or is `into` itself.
+    pub async fn merge_anonymous_consumer(
+        &self,
+        brand_id: &str,
+        anonymous: i64,
+        into: i64,
+        now: Millis,
+    ) -> Result<Option<ConsumerMerge>, StoreError> {
+        if anonymous == into {
+            return Ok(None);
+        }
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query(
+            "SELECT COUNT(*) FROM consumers WHERE brand_id = $1
+             AND ((id = $2 AND external_id LIKE 'anon:%') OR (id = $3 AND external_id NOT LIKE 'anon:%'))",
+        )
+        .bind(brand_id)
+        .bind(anonymous)
+        .bind(into)
+        .fetch_one(&mut *tx)
+        .await?;
+        if found.try_get::<i64, _>(0)? != 2 {
+            return Ok(None);
+        }
+        // Both open: the anonymous one closes, so the moved rows keep one open per consumer.
+        let closed = sqlx::query(
+            "UPDATE conversations SET status = 'closed', closed_at = $4, closed_by = 's'
+             WHERE brand_id = $1 AND consumer_id = $2 AND status = 'open'
+             AND EXISTS (SELECT 1 FROM conversations AS other
+                         WHERE other.brand_id = $1 AND other.consumer_id = $3 AND other.status = 'open')
+             RETURNING id",
+        )
+        .bind(brand_id)
+        .bind(anonymous)
+        .bind(into)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let closed: Option<i64> = closed.map(|row| row.try_get(0)).transpose()?;
+        if let Some(id) = closed {
+            crate::queries::record_event(&mut tx, brand_id, id, "closed", None, None, now).await?;
+        }
+        let conversations =
+            sqlx::query("UPDATE conversations SET consumer_id = $3 WHERE brand_id = $1 AND consumer_id = $2")
+                .bind(brand_id)
+                .bind(anonymous)
+                .bind(into)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        // A client id the consumer also used under the new identity keeps the old author:
+        // idempotency ids are unique per author.
+        let messages = sqlx::query(
+            "UPDATE messages SET author_id = $3
+             WHERE brand_id = $1 AND side = 'c' AND author_id = $2
+             AND NOT EXISTS (SELECT 1 FROM messages AS twin WHERE twin.brand_id = $1 AND twin.side = 'c'
+                             AND twin.author_id = $3 AND twin.client_id = messages.client_id)",
+        )
+        .bind(brand_id)
+        .bind(anonymous)
+        .bind(into)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let push_tokens =
+            sqlx::query("UPDATE push_tokens SET consumer_id = $3 WHERE brand_id = $1 AND consumer_id = $2")
+                .bind(brand_id)
+                .bind(anonymous)
+                .bind(into)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query("UPDATE outbox SET consumer_id = $3 WHERE brand_id = $1 AND consumer_id = $2")
+            .bind(brand_id)
+            .bind(anonymous)
+            .bind(into)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM consumers WHERE brand_id = $1 AND id = $2")
+            .bind(brand_id)
+            .bind(anonymous)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(ConsumerMerge { conversations, messages, push_tokens, closed }))
+    }
+}
+
+/// What [`Store::merge_anonymous_consumer`] moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerMerge {
+    pub conversations: u64,
+    pub messages: u64,
+    pub push_tokens: u64,
+    /// The anonymous identity's open conversation, closed because the authenticated one had
+    /// one open too.
+    pub closed: Option<i64>,
 }

@@ -8,7 +8,7 @@ mod apps;
 pub(crate) mod audit;
 pub(crate) mod automation;
 mod brands;
-mod consumers;
+pub(crate) mod consumers;
 mod conversations;
 pub(crate) mod hours;
 pub(crate) mod masking;

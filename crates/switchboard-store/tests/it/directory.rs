@@ -17,6 +17,7 @@ conformance_tests! {
         brand_and_app_settings_round_trip,
         consumer_profile_is_updated_by_present_claims_only,
         api_tokens_are_found_by_hash,
+        an_anonymous_consumer_merges_into_an_authenticated_one,
     ],
 }
 
@@ -219,4 +220,54 @@ async fn api_tokens_are_found_by_hash(store: Store) {
     store.delete_api_token("acme", token.id).await.unwrap();
     assert_eq!(store.api_token("hash-1").await.unwrap(), None, "a revoked token no longer authenticates");
     assert!(store.api_tokens("acme").await.unwrap().is_empty());
+}
+
+/// The anonymous → authenticated upgrade moves conversations, message authorship, push
+/// tokens and pending pushes, closes the anonymous open conversation when both have one, and
+/// retires the anonymous identity; nothing of another consumer or brand moves.
+async fn an_anonymous_consumer_merges_into_an_authenticated_one(store: Store) {
+    let brand = Brand::create(&store, "acme").await;
+    let other = Brand::create(&store, "other").await;
+    let anonymous = brand.consumer("anon:hash-of-the-device-secret").await;
+    let maria = brand.consumer("maria").await;
+    let bystander = brand.consumer("bob").await;
+    // Anonymous: a closed conversation and an open one, a push token. Maria: an open one.
+    let first = brand.say(anonymous, "a1", "before login", T0).await.message.conversation_id;
+    store.close_conversation("acme", first, switchboard_protocol::Side::Agent, false, T0 + SECOND).await.unwrap();
+    let open_anonymous = brand.say(anonymous, "a2", "still anonymous", T0 + 2 * SECOND).await.message.conversation_id;
+    brand.say(anonymous, "shared-cid", "same client id as Maria's", T0 + 3 * SECOND).await;
+    store.register_push_token("acme", &brand.app_id, anonymous, "fcm", "device-token", T0).await.unwrap();
+    let marias = brand.say(maria, "m1", "logged in", T0 + 4 * SECOND).await.message.conversation_id;
+    brand.say(maria, "shared-cid", "Maria's own", T0 + 5 * SECOND).await;
+    let bobs = brand.say(bystander, "b1", "unrelated", T0 + 6 * SECOND).await.message.conversation_id;
+
+    // Not an anonymous consumer, itself, or another brand's: nothing happens.
+    assert_eq!(store.merge_anonymous_consumer("acme", bystander, maria, T0).await.unwrap(), None);
+    assert_eq!(store.merge_anonymous_consumer("acme", anonymous, anonymous, T0).await.unwrap(), None);
+    assert_eq!(store.merge_anonymous_consumer("other", anonymous, maria, T0).await.unwrap(), None);
+
+    let at = T0 + 10 * SECOND;
+    let merge = store.merge_anonymous_consumer("acme", anonymous, maria, at).await.unwrap().expect("merged");
+    assert_eq!(merge.conversations, 2);
+    assert_eq!(merge.messages, 2, "the message whose client id Maria also used keeps its author");
+    assert_eq!(merge.push_tokens, 1);
+    assert_eq!(merge.closed, Some(open_anonymous));
+    for id in [first, open_anonymous, marias] {
+        assert_eq!(brand.conversation(id).await.consumer_id, maria, "conversation {id}");
+    }
+    let closed = brand.conversation(open_anonymous).await;
+    assert_eq!((closed.status, closed.closed_at), (switchboard_protocol::ConversationStatus::Closed, Some(at)));
+    assert_eq!(store.open_conversation("acme", maria).await.unwrap().map(|c| c.id), Some(marias));
+    assert_eq!(brand.messages(first).await[0].author_id, Some(maria));
+    assert_eq!(store.push_tokens("acme", maria).await.unwrap().len(), 1);
+    assert!(store.consumer("acme", anonymous).await.unwrap().is_none(), "the anonymous identity is retired");
+    assert_eq!(brand.conversation(bobs).await.consumer_id, bystander);
+    // Maria writes again: into her open conversation; a message sent before the login and
+    // resent after it (the device's outbox) is stored once.
+    let again = brand.say(maria, "m2", "after login", at + SECOND).await;
+    assert_eq!((again.message.conversation_id, again.duplicate), (marias, false));
+    let resent = brand.say(maria, "a2", "still anonymous", at + SECOND).await;
+    assert!(resent.duplicate);
+    assert_eq!(store.open_conversation("other", maria).await.unwrap(), None);
+    drop(other);
 }
