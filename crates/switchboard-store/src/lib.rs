@@ -33,6 +33,7 @@ pub use crate::metrics::describe as describe_metrics;
 pub use crate::model::*;
 pub use crate::queries::audit::{ActorKind, AuditEntry, AuditFilter, AuditPage, NewAuditEntry};
 pub use crate::queries::automation::NewAutomaticMessage;
+pub use crate::queries::erasure::ErasureCounts;
 pub use crate::queries::hours::StoredHours;
 pub use crate::queries::outbox::OutboxEntry;
 pub use crate::queries::search::MAX_SEARCH_PAGE;

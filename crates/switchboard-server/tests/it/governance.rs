@@ -555,3 +555,82 @@ async fn every_admin_mutation_and_data_action_is_in_the_audit_log() {
     let (status, theirs) = call(&server, &other_admin, Method::GET, "/api/v1/audit", Value::Null).await;
     assert_eq!((status, &theirs["entries"]), (200, &json!([])));
 }
+
+#[tokio::test]
+async fn erasure_deletes_a_consumers_data_tells_the_agent_and_is_audited() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let closed = scored_conversation(&server, &brand, "erin", 4).await;
+    // A second, open conversation held by the agent, and a device token.
+    let mut erin = server.consumer(&brand, "erin").await;
+    let mut agent = server.online_agent(&brand.agent_email).await;
+    erin.send(json!({"t": "push", "id": 1, "provider": "fcm", "token": "erin-device-token"})).await;
+    erin.expect(|f| f["t"] == "ok" && f["id"] == 1).await;
+    erin.send(json!({"t": "send", "id": 2, "cid": "again", "text": "me again"})).await;
+    let open = erin.expect(|f| f["t"] == "ack" && f["id"] == 2).await["c"].as_i64().unwrap();
+    agent.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == open).await;
+    let _frank = scored_conversation(&server, &brand, "frank", 3).await;
+
+    let admin = server.login(&brand.admin_email).await;
+    // Another brand's admin cannot erase (or learn of) this brand's consumer; agents may not erase.
+    let other = server.brand().await;
+    let other_admin = server.login(&other.admin_email).await;
+    let (status, body) =
+        call(&server, &other_admin, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin"})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let agent_token = server.login(&brand.agent_email).await;
+    let (status, _) =
+        call(&server, &agent_token, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin"})).await;
+    assert_eq!(status, 403);
+    let (status, body) =
+        call(&server, &admin, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin", "all": true})).await;
+    assert_eq!(status, 400, "unknown fields are refused: {body}");
+
+    let (status, erased) =
+        call(&server, &admin, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin"})).await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["consumer"], "erin");
+    assert_eq!(
+        (erased["conversations"].as_i64(), erased["open_conversations"].as_i64()),
+        (Some(2), Some(1)),
+        "{erased}"
+    );
+    assert_eq!(erased["push_tokens"], 1);
+    assert_eq!(erased["profile"], true);
+    assert!(erased["messages"].as_i64().unwrap() >= 3, "{erased}");
+    // The agent holding the open conversation is told it closed.
+    agent.expect(|f| f["t"] == "conv" && f["ev"] == "closed" && f["c"] == open).await;
+
+    // Nothing of erin is found any more; frank is untouched.
+    let (_, found) =
+        call(&server, &admin, Method::GET, "/api/v1/reports/conversations?consumer=erin", Value::Null).await;
+    assert_eq!(found["conversations"], json!([]));
+    let (_, all) = call(&server, &admin, Method::GET, "/api/v1/reports/conversations", Value::Null).await;
+    let consumers: Vec<&str> = all["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["consumer"]["external_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(consumers, ["frank"]);
+    let (status, _) = call(&server, &admin, Method::GET, &format!("/api/v1/conversations/{closed}"), Value::Null).await;
+    assert_eq!(status, 404);
+    let (_, inbox) = call(&server, &agent_token, Method::GET, "/api/v1/inbox", Value::Null).await;
+    assert!(!inbox.to_string().contains("Customer erin"), "{inbox}");
+    assert!(server.store.consumer_by_external_id(&brand.id, "erin").await.unwrap().is_none());
+
+    // Audited, by internal id; a second request finds nobody.
+    let (_, log) = call(&server, &admin, Method::GET, "/api/v1/audit?action=consumer.erase", Value::Null).await;
+    let entry = &log["entries"][0];
+    assert!(entry["target"].as_str().unwrap().starts_with("consumer #"), "{entry}");
+    assert_eq!(entry["detail"]["conversations"], 2);
+    assert!(!log.to_string().contains("erin"), "the log does not keep the erased consumer's id: {log}");
+    let (status, _) = call(&server, &admin, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin"})).await;
+    assert_eq!(status, 404);
+
+    // Erin coming back starts afresh: no history.
+    drop(erin);
+    let mut again = server.consumer(&brand, "erin").await;
+    again.send(json!({"t": "history", "id": 9})).await;
+    assert_eq!(again.expect(|f| f["t"] == "history").await["convs"], json!([]));
+}

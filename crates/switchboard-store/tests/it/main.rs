@@ -71,6 +71,7 @@ mod audit;
 mod automation;
 mod conversations;
 mod directory;
+mod erasure;
 mod floor;
 mod listing;
 mod masking;
