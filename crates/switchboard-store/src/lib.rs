@@ -36,6 +36,7 @@ pub use crate::queries::automation::NewAutomaticMessage;
 pub use crate::queries::erasure::ErasureCounts;
 pub use crate::queries::hours::StoredHours;
 pub use crate::queries::outbox::OutboxEntry;
+pub use crate::queries::retention::{PurgeCounts, RetentionRun};
 pub use crate::queries::search::MAX_SEARCH_PAGE;
 pub use crate::queries::{
     ApiToken, AppPatch, AutoCloseOutcome, BrandPatch, CsatError, NewApp, NewBrand, NewUser, SkillPatch, UserPatch,

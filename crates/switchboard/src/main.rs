@@ -102,6 +102,7 @@ const CONFIG_KEYS: &[&str] = &[
     "heartbeat_secs",
     "session_ttl_secs",
     "operator_token",
+    "retention_purge_secs",
     "demo",
     "log_format",
     "log",
@@ -118,6 +119,7 @@ struct RawConfig {
     heartbeat_secs: u32,
     session_ttl_secs: u64,
     operator_token: Option<String>,
+    retention_purge_secs: u64,
     demo: bool,
     log_format: LogFormat,
     log: String,
@@ -133,6 +135,7 @@ impl Default for RawConfig {
             heartbeat_secs: 30,
             session_ttl_secs: 12 * 3600,
             operator_token: None,
+            retention_purge_secs: 3600,
             demo: true,
             log_format: LogFormat::Text,
             log: "info".into(),
@@ -292,6 +295,13 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             source_of(figment, "operator_token")
         );
     }
+    if raw.retention_purge_secs != 0 && !(10..=7 * 24 * 3600).contains(&raw.retention_purge_secs) {
+        bail!(
+            "invalid configuration: retention_purge_secs = {} must be 0 (no periodic purge) or 10 to 604800 (from {})",
+            raw.retention_purge_secs,
+            source_of(figment, "retention_purge_secs")
+        );
+    }
     let database_url = match raw.database_url {
         Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => {
             url
@@ -313,6 +323,10 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             session_ttl: Duration::from_secs(raw.session_ttl_secs),
             operator_token: raw.operator_token,
             demo_credentials,
+            retention: switchboard_server::retention::RetentionConfig {
+                interval: (raw.retention_purge_secs > 0).then(|| Duration::from_secs(raw.retention_purge_secs)),
+                ..switchboard_server::retention::RetentionConfig::default()
+            },
             ..ServerConfig::default()
         },
         demo: raw.demo,

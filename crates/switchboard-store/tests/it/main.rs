@@ -79,6 +79,7 @@ mod messages;
 mod outbox;
 mod persistence;
 mod receipts;
+mod retention;
 mod schema;
 mod search;
 mod tenancy;
