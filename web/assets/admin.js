@@ -28,11 +28,24 @@ let uid = 0;
 export function render(root, ctx, parts) {
   const section = SECTIONS.some(([key]) => key === parts?.[1]) ? parts[1] : 'agents';
   const title = SECTIONS.find(([key]) => key === section)[1];
+  const { body, app } = adminShell(root, ctx, section, title, SUBTITLES[section]);
+  if (body) {
+    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, messages: messagesPage, settings: settingsPage })[section](body, app);
+  }
+  return () => {
+    app.stopped = true;
+  };
+}
+
+// The frame of an admin page (header, toasts) in `root`, and the page's `app` handle
+// ({me, stopped, toast}). `body` is null for a non-admin, who is told so instead. Also used by
+// privacy.js for the masking, data and audit pages.
+export function adminShell(root, ctx, section, title, subtitle) {
   // The shell's sidebar links the sections and its top bar shows the title.
   const toasts = h('div', { class: 'toasts admin-toasts', role: 'status', 'aria-live': 'polite' });
   const body = h('div', { class: 'admin-body', id: `admin-${section}` });
   const page = h('section', { id: 'admin', class: 'mgr-page admin-page', 'aria-label': `Admin: ${title}`, dataset: { section } },
-    h('div', { class: 'mgr-header' }, h('p', { class: 'mgr-sub' }, SUBTITLES[section])),
+    h('div', { class: 'mgr-header' }, h('p', { class: 'mgr-sub' }, subtitle)),
     body, toasts);
   root.appendChild(page);
 
@@ -52,12 +65,9 @@ export function render(root, ctx, parts) {
   };
   if (ctx?.me && ctx.me.role !== 'admin') {
     body.appendChild(h('div', { class: 'mgr-alert', role: 'alert' }, 'Only brand admins can change these settings.'));
-  } else {
-    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, messages: messagesPage, settings: settingsPage })[section](body, app);
+    return { body: null, app };
   }
-  return () => {
-    app.stopped = true;
-  };
+  return { body, app };
 }
 
 const SUBTITLES = {
@@ -75,14 +85,14 @@ function nid(name) {
 }
 
 // A labelled field. input must not have an id yet (one is assigned).
-function field(label, input, hint, cls) {
+export function field(label, input, hint, cls) {
   if (!input.id) input.id = nid(input.name || 'field');
   const hintNode = hint ? h('span', { class: 'hint', id: input.id + '-hint' }, hint) : null;
   if (hintNode) input.setAttribute('aria-describedby', hintNode.id);
   return h('div', { class: 'field' + (cls ? ' ' + cls : '') }, h('label', { for: input.id }, label), input, hintNode);
 }
 
-function checkbox(label, input, hint) {
+export function checkbox(label, input, hint) {
   if (!input.id) input.id = nid(input.name || 'check');
   const hintNode = hint ? h('span', { class: 'hint', id: input.id + '-hint' }, hint) : null;
   if (hintNode) input.setAttribute('aria-describedby', hintNode.id);
@@ -101,7 +111,7 @@ function checkedSkills(form, name) {
   return [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((input) => Number(input.value));
 }
 
-function alertBox() {
+export function alertBox() {
   const node = h('div', { class: 'form-alert', role: 'alert', hidden: true });
   return {
     node,
@@ -116,12 +126,12 @@ function alertBox() {
   };
 }
 
-function errorText(error) {
+export function errorText(error) {
   return error instanceof ApiError ? error.message : String(error && error.message ? error.message : error);
 }
 
 // Wires a form: on submit run `action(form)`; errors → alert, button disabled while pending.
-function handleSubmit(form, alert, action) {
+export function handleSubmit(form, alert, action) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const buttons = [...form.querySelectorAll('button[type=submit]')];
@@ -139,7 +149,7 @@ function handleSubmit(form, alert, action) {
 }
 
 // Replaces the content of `cell` by "question [confirm] [Cancel]" until answered.
-function confirmInline(cell, question, confirmLabel, onConfirm, returnFocus) {
+export function confirmInline(cell, question, confirmLabel, onConfirm, returnFocus) {
   const saved = [...cell.childNodes];
   const restore = () => {
     clear(cell);
@@ -167,7 +177,7 @@ function confirmInline(cell, question, confirmLabel, onConfirm, returnFocus) {
 // Loads what a page needs (`requests`: promises' factories) with a "Loading…" line. Returns
 // the results, or null when the page was left meanwhile or loading failed (then the page
 // shows the error with a Retry button that runs `page` again).
-async function loadPage(body, app, page, requests) {
+export async function loadPage(body, app, page, requests) {
   const loading = h('p', { class: 'loading' }, 'Loading…');
   body.appendChild(loading);
   try {
@@ -186,13 +196,13 @@ async function loadPage(body, app, page, requests) {
   }
 }
 
-function sectionCard(titleText, count, actions, ...children) {
+export function sectionCard(titleText, count, actions, ...children) {
   return h('section', { class: 'card' },
     h('div', { class: 'card-head' }, h('h2', null, titleText), count, h('div', { class: 'card-actions' }, actions)),
     ...children);
 }
 
-function badge(text, cls) {
+export function badge(text, cls) {
   return h('span', { class: 'badge' + (cls ? ' ' + cls : '') }, text);
 }
 

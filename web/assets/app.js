@@ -6,7 +6,8 @@
 // into <main>. Pages are ES modules loaded on demand that export
 // `render(root, ctx, routeParts)` → optional cleanup function, with ctx = {me, live, notify}
 // (see /work/notes/workspace-contract.md). The workspace (Inbox) lives in workspace.js;
-// dashboard.js, reports.js and admin.js are the manager and admin pages.
+// dashboard.js, reports.js, admin.js and privacy.js (masking, data, audit log) are the manager
+// and admin pages.
 
 import { post, get, ApiError, setSessionLostHandler } from './api.js';
 import { h, clear, sentence, initials } from './dom.js';
@@ -38,6 +39,9 @@ const ROUTES = [
   { key: 'admin/apps', title: 'Apps', icon: 'apps', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/messages', title: 'Automatic messages', icon: 'bolt', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/settings', title: 'Settings', icon: 'settings', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
+  { key: 'admin/masking', title: 'Masking', icon: 'shield', group: 'Admin', allowed: isAdmin, load: () => import('./privacy.js') },
+  { key: 'admin/data', title: 'Privacy & data', icon: 'data', group: 'Admin', allowed: isAdmin, load: () => import('./privacy.js') },
+  { key: 'admin/audit', title: 'Audit log', icon: 'log', group: 'Admin', allowed: isAdmin, load: () => import('./privacy.js') },
 ];
 
 const appRoot = document.getElementById('app');

@@ -3,10 +3,12 @@
 // (charts.js): conversations per hour (per day for ranges over 2 days), first-response
 // and resolution time histograms with avg/p50/p90, CSAT distribution. #export-csv links to
 // the CSV export of the same range. Every chart has an accessible name and a hidden data table.
+// Below, the conversation search of the same range (history.js) with transcript exports.
 
 import { get, query, ApiError } from './api.js';
 import { h, duration, startOfDay, setText } from './dom.js';
 import { barChart, formatCount, s } from './charts.js';
+import { conversationSearch } from './history.js';
 
 const MAX_DAYS = 92;
 const DAY_MS = 86400000;
@@ -82,9 +84,10 @@ export function render(root) {
       csatSummary, csatChart.element));
 
   const rangeText = h('p', { class: 'mgr-sub report-range', 'aria-live': 'polite' }, '');
+  const search = conversationSearch();
   root.appendChild(h('section', { id: 'reports', class: 'mgr-page', 'aria-label': 'Reports' },
     h('div', { class: 'mgr-header' }, form, h('div', { class: 'mgr-header-aside' }, exportLink)),
-    rangeText, errorBox, content));
+    rangeText, errorBox, content, search.element));
 
   function applyPreset(days) {
     fromInput.value = presetFrom(days);
@@ -122,6 +125,7 @@ export function render(root) {
       return;
     }
     const params = { from: r.from, to: r.to };
+    search.setRange(r.from, r.to);
     exportLink.href = '/api/v1/reports/conversations.csv' + query(params);
     exportLink.setAttribute('download', `conversations-${fromInput.value}-to-${toInput.value}.csv`);
     const first = rangeFormat.format(new Date(r.from));
@@ -228,6 +232,7 @@ export function render(root) {
   applyPreset(7);
   return () => {
     stopped = true;
+    search.destroy();
     charts.forEach((c) => c.destroy());
   };
 }

@@ -443,7 +443,8 @@ class Workspace {
     const name = h('h2', { class: 'thread-name' }, entry.displayName);
     const element = h('header', { class: 'thread-header' },
       h('div', { class: 'thread-title' }, name, meta),
-      h('div', { class: 'thread-actions', role: 'group', 'aria-label': 'Conversation actions' }, requeue, transfer, resolve));
+      h('div', { class: 'thread-actions', role: 'group', 'aria-label': 'Conversation actions' },
+        exportMenu(entry.id), requeue, transfer, resolve));
     const header = { element, name, meta, buttons: [resolve, transfer, requeue] };
     this.paintHeader(header, entry);
     return header;
@@ -629,4 +630,20 @@ class Workspace {
     clearTimeout(this.refreshTimer);
     for (const off of this.offs) off();
   }
+}
+
+// "Export" on a conversation: its transcript as TXT, XML or JSON (GET
+// /api/v1/conversations/{id}/transcript, sent as a download with the session cookie). A native
+// <details> disclosure: no script needed to open or close it.
+function exportMenu(conversationId) {
+  const link = (format, label) => h('a', {
+    class: 'menu-item', id: `export-${format}`, role: 'menuitem',
+    href: `/api/v1/conversations/${encodeURIComponent(conversationId)}/transcript?format=${format}`,
+    download: `conversation-${conversationId}.${format}`,
+  }, label);
+  return h('details', { class: 'export-menu', id: 'export-menu' },
+    h('summary', { class: 'button secondary', title: 'Export the transcript', 'aria-label': 'Export the transcript' },
+      icon('download'), h('span', { class: 'button-label' }, 'Export')),
+    h('div', { class: 'menu', role: 'menu' },
+      link('txt', 'Text (.txt)'), link('xml', 'XML (.xml)'), link('json', 'JSON (.json)')));
 }

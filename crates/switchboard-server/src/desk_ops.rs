@@ -39,12 +39,12 @@ impl<'a> Actor<'a> {
     }
 }
 
+/// The conversation in the actor's brand, unless it is past the brand's retention.
 async fn load(state: &AppState, actor: Actor<'_>, conversation_id: ConversationId) -> ApiResult<Conversation> {
-    state
-        .store
-        .conversation(actor.brand_id, conversation_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::ConversationNotFound))
+    match state.store.conversation(actor.brand_id, conversation_id).await? {
+        Some(conversation) if state.retained(&conversation).await? => Ok(conversation),
+        _ => Err(ApiError::code(ErrorCode::ConversationNotFound)),
+    }
 }
 
 /// The conversation, if the actor may read it (see `Staff::may_read`); else

@@ -624,7 +624,7 @@ async fn report_rows(
 ) -> ApiResult<Vec<(switchboard_store::Conversation, Option<String>)>> {
     let rows = state
         .store
-        .conversations_touching(&caller.brand_id, range.from(), range.to(), MAX_REPORT_CONVERSATIONS)
+        .conversations_touching(&caller.brand_id, range.from(), range.to(), MAX_REPORT_CONVERSATIONS, now_ms())
         .await?;
     if rows.len() >= MAX_REPORT_CONVERSATIONS as usize {
         return Err(ApiError::bad_request(format!(

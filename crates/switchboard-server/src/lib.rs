@@ -13,6 +13,7 @@
 //! - `export`: transcript exports (TXT, XML, JSON), streamed.
 //! - `audit`: writing the audit log of admin and data actions.
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
+//! - `retention`: the background purge of conversations past each brand's retention.
 //! - `seed`: demo data for `switchboard serve` without configuration.
 
 pub mod access;
@@ -27,6 +28,7 @@ pub mod fanout;
 pub mod floor;
 pub mod jwt;
 pub mod metrics;
+pub mod retention;
 pub mod seed;
 pub mod text;
 pub mod web;
@@ -76,6 +78,8 @@ pub struct ServerConfig {
     /// The demo seed's credentials file (`seed::credentials_path`), when the demo runs: a
     /// password an admin sets for a demo login is removed from it at once.
     pub demo_credentials: Option<std::path::PathBuf>,
+    /// The retention purge: how often, in what batches.
+    pub retention: retention::RetentionConfig,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +91,7 @@ impl Default for ServerConfig {
             operator_token: None,
             wait_refresh: Duration::from_millis(switchboard_core::desk::DEFAULT_WAIT_REFRESH_MS.unsigned_abs()),
             demo_credentials: None,
+            retention: retention::RetentionConfig::default(),
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct Shared {
     /// Parsed public keys per app id. Filled on first use, dropped when the app's keys
     /// change. A std `Mutex`: held only for a map lookup or insert, never across `.await`.
     pub app_keys: Mutex<HashMap<String, Arc<Vec<jwt::VerifyingKey>>>>,
+    /// The brands being purged on this node (`retention`).
+    pub retention: retention::Retention,
     /// Source of connection ids (bus echo suppression, logs). Starts at a random node id
     /// shifted left 40 bits, so ids of different nodes never collide on a shared bus.
     pub next_connection_id: AtomicU64,
@@ -172,11 +179,13 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
         bus,
         config,
         app_keys: Mutex::new(HashMap::new()),
+        retention: retention::Retention::default(),
         next_connection_id: AtomicU64::new(node_id() << 40 | 1),
         shutdown: shutdown_rx,
         metrics: metrics::install(),
     }));
     state.engines.start_busy_brands().await?;
+    retention::spawn(state.clone());
     let addr = listener.local_addr()?;
     let app = api::router(state.clone());
     if let Some(handle) = state.metrics.clone() {

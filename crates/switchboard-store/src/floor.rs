@@ -185,24 +185,29 @@ impl Store {
 
     /// Conversations opened or closed in `[from, to)` with their consumer's name, oldest
     /// first, at most `limit` (reports; a caller seeing `limit` rows knows the range was cut).
+    /// Conversations past retention at `now` are left out.
     pub async fn conversations_touching(
         &self,
         brand_id: &str,
         from: Millis,
         to: Millis,
         limit: u32,
+        now: Millis,
     ) -> Result<Vec<(Conversation, Option<String>)>, StoreError> {
+        let horizon = self.retention_horizon(brand_id, now).await?;
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CONVERSATION_COLUMNS},
                (SELECT name FROM consumers WHERE consumers.id = conversations.consumer_id) AS consumer_name
              FROM conversations WHERE brand_id = $1
                AND ((opened_at >= $2 AND opened_at < $3) OR (closed_at >= $2 AND closed_at < $3))
+               AND (closed_at IS NULL OR closed_at >= $5)
              ORDER BY opened_at, id LIMIT $4"
         )))
         .bind(brand_id)
         .bind(from)
         .bind(to)
         .bind(i64::from(limit))
+        .bind(horizon)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok((conversation_from_row(row)?, row.try_get("consumer_name")?))).collect()

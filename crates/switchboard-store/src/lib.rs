@@ -35,8 +35,10 @@ pub use crate::model::*;
 pub use crate::queries::audit::{ActorKind, AuditEntry, AuditFilter, AuditPage, NewAuditEntry};
 pub use crate::queries::automation::NewAutomaticMessage;
 pub use crate::queries::consumers::ConsumerMerge;
+pub use crate::queries::erasure::ErasureCounts;
 pub use crate::queries::hours::StoredHours;
 pub use crate::queries::outbox::OutboxEntry;
+pub use crate::queries::retention::{PurgeCounts, RetentionRun};
 pub use crate::queries::search::MAX_SEARCH_PAGE;
 pub use crate::queries::{
     ApiToken, AppPatch, AutoCloseOutcome, BrandPatch, CsatError, NewApp, NewBrand, NewUser, SkillPatch, UserPatch,

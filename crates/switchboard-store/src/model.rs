@@ -338,6 +338,9 @@ pub struct ConversationFilter {
     pub opened_from: Option<Millis>,
     /// Opened before.
     pub opened_to: Option<Millis>,
+    /// Only conversations within the brand's retention at this moment (`now`): the APIs
+    /// always set it; `None` lists past-retention conversations too (internal tools).
+    pub retained_at: Option<Millis>,
 }
 
 /// What a search of a brand's conversations asks for (the reporting API and transcript

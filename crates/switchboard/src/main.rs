@@ -1,4 +1,4 @@
-//! The `switchboard` binary: `serve`, `migrate`, `dev-token`.
+//! The `switchboard` binary: `serve`, `migrate`, `dev-token`, `erase`.
 //!
 //! Configuration is read once, at start, from (later wins): built-in defaults, a TOML file
 //! (`--config`, `SWITCHBOARD_CONFIG`, or `./switchboard.toml` if present), `SWITCHBOARD_*`
@@ -36,6 +36,26 @@ enum Command {
     Migrate(CommonArgs),
     /// Print a consumer JWT for the demo app, signed with the demo key in the data directory.
     DevToken(DevTokenArgs),
+    /// Erase one consumer's data (conversations, messages, CSAT, pushes, push tokens, profile)
+    /// and print what was deleted. With the server running, prefer the REST API
+    /// (`POST /api/v1/consumers/erase`): it also tells the agent of an open conversation.
+    Erase(EraseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EraseArgs {
+    /// The brand's id.
+    #[arg(long)]
+    brand: String,
+    /// The brand's own id of the consumer (the JWT `sub`, or `anon:…`).
+    #[arg(long)]
+    consumer: String,
+    /// Erase even if the consumer has an open conversation (its agent is not told: run this
+    /// with the server stopped, or use the REST API).
+    #[arg(long)]
+    close_open: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Debug, clap::Args, Default)]
@@ -82,6 +102,7 @@ const CONFIG_KEYS: &[&str] = &[
     "heartbeat_secs",
     "session_ttl_secs",
     "operator_token",
+    "retention_purge_secs",
     "demo",
     "log_format",
     "log",
@@ -98,6 +119,7 @@ struct RawConfig {
     heartbeat_secs: u32,
     session_ttl_secs: u64,
     operator_token: Option<String>,
+    retention_purge_secs: u64,
     demo: bool,
     log_format: LogFormat,
     log: String,
@@ -113,6 +135,7 @@ impl Default for RawConfig {
             heartbeat_secs: 30,
             session_ttl_secs: 12 * 3600,
             operator_token: None,
+            retention_purge_secs: 3600,
             demo: true,
             log_format: LogFormat::Text,
             log: "info".into(),
@@ -272,6 +295,13 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             source_of(figment, "operator_token")
         );
     }
+    if raw.retention_purge_secs != 0 && !(10..=7 * 24 * 3600).contains(&raw.retention_purge_secs) {
+        bail!(
+            "invalid configuration: retention_purge_secs = {} must be 0 (no periodic purge) or 10 to 604800 (from {})",
+            raw.retention_purge_secs,
+            source_of(figment, "retention_purge_secs")
+        );
+    }
     let database_url = match raw.database_url {
         Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => {
             url
@@ -293,6 +323,10 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             session_ttl: Duration::from_secs(raw.session_ttl_secs),
             operator_token: raw.operator_token,
             demo_credentials,
+            retention: switchboard_server::retention::RetentionConfig {
+                interval: (raw.retention_purge_secs > 0).then(|| Duration::from_secs(raw.retention_purge_secs)),
+                ..switchboard_server::retention::RetentionConfig::default()
+            },
             ..ServerConfig::default()
         },
         demo: raw.demo,
@@ -426,6 +460,53 @@ async fn shutdown_signal() {
     }
 }
 
+/// `switchboard erase`: deletes one consumer's data from the store and records it in the
+/// brand's audit log (actor `cli`).
+async fn erase(config: &Config, args: &EraseArgs) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let result = async {
+        if store.brand(&args.brand).await?.is_none() {
+            bail!("there is no brand {:?}", args.brand);
+        }
+        let Some(consumer) = store.consumer_by_external_id(&args.brand, &args.consumer).await? else {
+            bail!("brand {:?} has no consumer {:?} (nothing to erase)", args.brand, args.consumer);
+        };
+        if let Some(open) = store.open_conversation(&args.brand, consumer.id).await?
+            && !args.close_open
+        {
+            bail!(
+                "consumer {:?} has an open conversation ({}); erase through the REST API while the server runs \
+                 (POST /api/v1/consumers/erase) so its agent is told, or pass --close-open with the server stopped",
+                args.consumer,
+                open.id
+            );
+        }
+        let counts = store.erase_consumer(&args.brand, consumer.id).await?;
+        let entry = switchboard_store::NewAuditEntry {
+            brand_id: args.brand.clone(),
+            at: switchboard_server::now_ms(),
+            actor_kind: switchboard_store::ActorKind::Cli,
+            actor_id: None,
+            actor_name: "cli".to_owned(),
+            action: "consumer.erase".to_owned(),
+            target: Some(format!("consumer #{}", consumer.id)),
+            detail: Some(serde_json::to_string(&counts)?),
+        };
+        store.record_audit(&entry).await?;
+        println!("erased consumer {:?} of brand {:?}:", args.consumer, args.brand);
+        println!("  conversations {} ({} open)", counts.conversations, counts.open_conversations);
+        println!("  messages      {}", counts.messages);
+        println!("  events        {}", counts.events);
+        println!("  outbox        {}", counts.outbox);
+        println!("  push tokens   {}", counts.push_tokens);
+        println!("  profile       {}", if counts.profiles > 0 { "deleted" } else { "none" });
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
 /// Runs the command; an error is printed as its chain of messages, one line, and never with a
 /// stack trace (even under `RUST_BACKTRACE=1`): it is addressed to an operator.
 fn main() -> std::process::ExitCode {
@@ -462,6 +543,15 @@ fn run() -> anyhow::Result<()> {
                 println!("database {} is up to date", redact(&config.database_url));
                 Ok(())
             })
+        }
+        Command::Erase(args) => {
+            let flags = FlagOverrides {
+                listen: None,
+                data_dir: args.common.data_dir.clone(),
+                database_url: args.common.database_url.clone(),
+            };
+            let config = load_config(cli.config.as_deref(), flags)?;
+            runtime.block_on(erase(&config, &args))
         }
         Command::DevToken(args) => {
             let flags = FlagOverrides { listen: None, data_dir: args.data_dir, database_url: None };

@@ -78,6 +78,7 @@ pub(super) async fn list_conversations(
         skill_id: query.skill_id,
         opened_from: query.from,
         opened_to: query.to,
+        retained_at: Some(now_ms()),
     };
     let page = state.store.conversations(&caller.brand_id, &filter, after, limit).await?;
     Ok(Json(ConversationList {

@@ -91,13 +91,21 @@ pub(super) async fn export_conversations(
         Some(search) => Selection::Search(search),
         None => Selection::Nothing,
     };
+    // The audit entry names the consumer by internal id: the log outlives an erasure, and the
+    // brand's id of a consumer is theirs to erase.
+    let mut filters = filters_json(&query);
+    if let Selection::Search(search) = &selection
+        && let Some(consumer_id) = search.consumer_id
+    {
+        filters.insert("consumer_id".to_owned(), consumer_id.into());
+    }
     let now = now_ms();
     crate::audit::record(
         &state,
         &caller,
         "export.conversations",
         None,
-        json!({"format": format.extension(), "filters": filters_json(&query)}),
+        json!({"format": format.extension(), "filters": filters}),
     )
     .await;
     let header = Header { brand_id: caller.brand_id.clone(), exported_at: now };
@@ -105,8 +113,9 @@ pub(super) async fn export_conversations(
     Ok(download(export::stream(state, header, selection, format), format, &name))
 }
 
-/// The filters an export was asked for, as the audit log records them.
-fn filters_json(query: &ExportQuery) -> serde_json::Value {
+/// The filters an export was asked for, as the audit log records them (without the
+/// consumer's id: see the caller).
+fn filters_json(query: &ExportQuery) -> serde_json::Map<String, serde_json::Value> {
     let mut filters = serde_json::Map::new();
     let mut put = |key: &str, value: Option<serde_json::Value>| {
         if let Some(value) = value {
@@ -121,8 +130,7 @@ fn filters_json(query: &ExportQuery) -> serde_json::Value {
     put("csat_min", query.csat_min.map(Into::into));
     put("csat_max", query.csat_max.map(Into::into));
     put("channel", query.channel.clone().map(Into::into));
-    put("consumer", query.consumer.clone().map(Into::into));
-    serde_json::Value::Object(filters)
+    filters
 }
 
 /// One conversation's transcript, for whoever may read the conversation (its agent, an agent

@@ -5,7 +5,7 @@
 //! This module holds what every handler shares (body, query and path extractors that answer
 //! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
 //! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
-//! `conversations`, `history` (the reporting API's search), `export` (transcripts), `audit` (the audit log) (and `crate::floor` for running
+//! `conversations`, `history` (the reporting API's search), `export` (transcripts), `audit` (the audit log), `consumers` (erasure), `retention` (status and purge now) (and `crate::floor` for running
 //! the floor), and `types`: the response types
 //! (converted from store rows) that the OpenAPI document describes.
 
@@ -13,12 +13,14 @@ mod apps;
 mod audit;
 mod automation;
 mod brands;
+mod consumers;
 mod conversations;
 mod export;
 pub(crate) mod history;
 mod hours;
 pub mod limits;
 mod masking;
+mod retention;
 mod session;
 mod skills;
 mod staff;
@@ -28,11 +30,13 @@ use apps::*;
 use audit::*;
 use automation::*;
 use brands::*;
+use consumers::*;
 use conversations::*;
 use export::*;
 use history::*;
 use hours::*;
 use masking::*;
+use retention::*;
 use session::*;
 use skills::*;
 use staff::*;
@@ -307,7 +311,7 @@ async fn json_error_bodies(request: Request, next: Next) -> Response {
         put_skill_hours, hours_status, get_masking, put_masking, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
-        crate::floor::report_csv, search_history, export_conversations, conversation_transcript, audit_log, healthz, readyz, metrics_text
+        crate::floor::report_csv, search_history, export_conversations, conversation_transcript, audit_log, erase_consumer, get_retention, start_purge, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),
     modifiers(&BearerAuth),
@@ -358,6 +362,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/reports/conversations", get(search_history))
         .route("/api/v1/exports/conversations", get(export_conversations))
         .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/consumers/erase", post(erase_consumer))
+        .route("/api/v1/retention", get(get_retention))
+        .route("/api/v1/retention/purge", post(start_purge))
         .route("/api/v1/conversations/{conversation_id}/transcript", get(conversation_transcript))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

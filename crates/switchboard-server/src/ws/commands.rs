@@ -32,7 +32,7 @@ impl ConsumerPeer {
             return Ok(());
         }
         match state.store.conversation(&self.consumer.brand_id, conversation).await? {
-            Some(found) if found.consumer_id == self.consumer.id => {
+            Some(found) if found.consumer_id == self.consumer.id && state.retained(&found).await? => {
                 self.owned.insert(conversation);
                 Ok(())
             }
@@ -102,8 +102,6 @@ pub(super) async fn handle_consumer(
             Ok(ok(id))
         }
         ClientFrame::History { id, from, to, status, cursor, limit } => {
-            let brand = state.store.brand(&brand_id).await?.ok_or_else(|| ApiError::code(ErrorCode::BrandNotFound))?;
-            let retention_start = now_ms() - brand.retention_days * 24 * 3600 * 1000;
             let after = match cursor.as_deref() {
                 Some(text) => {
                     Some(PageCursor::decode(text).ok_or_else(|| ApiError::bad_request("cursor is not valid"))?)
@@ -117,8 +115,9 @@ pub(super) async fn handle_consumer(
             let filter = ConversationFilter {
                 status,
                 consumer_id: Some(peer.consumer.id),
-                opened_from: Some(from.map_or(retention_start, |from| from.max(retention_start))),
+                opened_from: from,
                 opened_to: to,
+                retained_at: Some(now_ms()),
                 ..ConversationFilter::default()
             };
             let page = state.store.conversations(&brand_id, &filter, after, limit).await?;

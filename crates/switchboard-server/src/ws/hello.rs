@@ -134,7 +134,7 @@ pub(super) async fn authenticate_consumer(
     let open = state.store.open_conversation(brand_id, consumer.id).await?;
     // A survey the consumer missed while away is offered again: the closed conversation
     // comes with `survey: true`.
-    let pending_survey = state.store.pending_survey(brand_id, consumer.id).await?;
+    let pending_survey = state.store.pending_survey(brand_id, consumer.id, crate::now_ms()).await?;
     let welcome = ServerFrame::Welcome {
         v: PROTOCOL_VERSION,
         me: Me { id: consumer.id, name: consumer.name.clone(), state: None },

@@ -2,7 +2,9 @@
 //! consumer socket live (typing, read marks, XSS-safe text, resolve → closed + survey); the
 //! manager's dashboard follows the queue and the loads without reload; login errors are
 //! clear; 200 conversations and a 2,000-message history stay usable; an admin's automatic
-//! welcome and auto-close settings are checked, previewed, stored and show in the thread. Screenshots of the main
+//! welcome and auto-close settings are checked, previewed, stored and show in the thread; an
+//! admin masks, erases and reads the audit log, a manager searches and exports, an agent
+//! downloads a transcript. Screenshots of the main
 //! screens land in `target/screenshots/`.
 
 #[allow(dead_code)]
@@ -634,6 +636,105 @@ async fn an_admin_sets_the_brands_and_a_skills_business_hours() {
     assert_eq!(own["follows"], "skill", "{own}");
     assert_eq!(own["hours"]["weekly"], json!([{"day": "tuesday", "start": "22:00", "end": "06:00"}]));
     admin.close().await;
+}
+
+/// Issue 9 in the workspace: an admin adds a masking pattern (a bad one is refused naming the
+/// rule), erases a customer and finds both in the audit log; a manager searches the
+/// conversations of the report's range and downloads their export; an agent downloads the
+/// transcript of the conversation they hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn an_admin_masks_erases_and_audits_and_managers_and_agents_export_transcripts() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut erin = consumer(&server, &brand, "erin", "Erin Erasable").await;
+    erin.send(json!({"t": "send", "id": 1, "cid": "e1", "text": "please forget me"})).await;
+    erin.expect(|f| f["t"] == "ack").await;
+    let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
+
+    let admin = driver.browser().await;
+    admin.login(&server.http, &brand.admin_email, PASSWORD).await;
+    admin.visible("#dashboard").await;
+
+    // Masking: a pattern that matches the empty text is refused by name; a good one is saved.
+    admin.goto(&format!("{}/#/admin/masking", server.http)).await;
+    admin.text_contains("#masking-count", "1 rule").await;
+    admin.click("#add-pattern-rule").await;
+    let fill = |pattern: &str| {
+        format!(
+            "const rules = document.querySelectorAll('#masking-rules .masking-rule'); const rule = rules[rules.length - 1]; \
+             rule.querySelector('[name=name]').value = 'Order numbers'; rule.querySelector('[name=pattern]').value = {}; return true",
+            json!(pattern)
+        )
+    };
+    admin.js(&fill("x*"), vec![]).await;
+    admin.click("#masking-save").await;
+    admin
+        .text_contains("#masking-form [role=alert]", "rule \"Order numbers\": the pattern matches the empty text")
+        .await;
+    admin.js(&fill(r"ORDER-\d{6}"), vec![]).await;
+    admin.click("#masking-save").await;
+    admin.text_contains("#masking-count", "2 rules").await;
+    admin.screenshot("admin-masking").await;
+    let rules = server.store.masking_rules(&brand.id).await.unwrap();
+    assert_eq!(rules.len(), 2);
+    assert_eq!((rules[1].name.as_str(), rules[1].pattern.as_deref()), ("Order numbers", Some(r"ORDER-\d{6}")));
+    assert!(rules[1].hidden_from.agents, "a new pattern rule hides from agents");
+
+    // Erasure from the data page, after a confirmation.
+    admin.goto(&format!("{}/#/admin/data", server.http)).await;
+    admin.text_contains("#retention-summary", "396 days").await;
+    admin.type_into("#erase-consumer", "erin").await;
+    admin.click("#erase-submit").await;
+    admin.click("#erasure-form .confirm button.danger").await;
+    admin.text_contains("#erasure-result", "Erased erin: 1 conversation(s) (1 open)").await;
+    assert!(server.store.consumer_by_external_id(&brand.id, "erin").await.unwrap().is_none());
+    erin.expect(|f| f["t"] == "conv" && f["ev"] == "closed").await;
+
+    // Both are in the audit log; the filter narrows it.
+    admin.goto(&format!("{}/#/admin/audit", server.http)).await;
+    admin.text_contains("#audit-table", "consumer.erase").await;
+    admin.text_contains("#audit-table", "masking.update").await;
+    admin.select("#audit-action", "consumer.").await;
+    admin
+        .until("only erasures listed", "return [...document.querySelectorAll('#audit-table tbody tr[data-action]')].every(r => r.dataset.action === 'consumer.erase')")
+        .await;
+    admin.screenshot("admin-audit").await;
+
+    // An agent holds Maria's conversation and downloads its transcript from the thread header.
+    let agent = driver.browser().await;
+    agent.login(&server.http, &brand.agent_email, PASSWORD).await;
+    agent.select("#agent-state", "online").await;
+    maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Where is ORDER-123456?"})).await;
+    let c = maria.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    agent.click(&format!("#conversation-list li[data-conversation=\"{c}\"]")).await;
+    agent.text_contains("#messages", "Where is").await;
+    agent.click("#export-menu summary").await;
+    agent.visible("#export-txt").await;
+    let transcript =
+        agent.js("return fetch(document.querySelector('#export-txt').href).then(r => r.text())", vec![]).await;
+    let transcript = transcript.as_str().unwrap();
+    assert!(
+        transcript.contains(&format!("Conversation {c}")) && transcript.contains("Where is ************?"),
+        "{transcript}"
+    );
+
+    // The manager (the admin) searches the report's range and exports what it finds.
+    admin.goto(&format!("{}/#/reports", server.http)).await;
+    admin.text_contains("#search-results", "Maria Lopez").await;
+    admin.select("#search-status", "open").await;
+    admin.text_contains("#search-summary", "1 conversation").await;
+    admin.screenshot("reports-search").await;
+    let export =
+        admin.js("return fetch(document.querySelector('#search-export-json').href).then(r => r.json())", vec![]).await;
+    assert_eq!(export["format"], "switchboard.transcripts", "{export}");
+    let conversations = export["conversations"].as_array().unwrap();
+    assert_eq!(conversations.len(), 1, "{export}");
+    assert_eq!(conversations[0]["consumer"]["external_id"], "maria");
+    for browser in [admin, agent] {
+        browser.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

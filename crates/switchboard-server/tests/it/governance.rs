@@ -555,3 +555,193 @@ async fn every_admin_mutation_and_data_action_is_in_the_audit_log() {
     let (status, theirs) = call(&server, &other_admin, Method::GET, "/api/v1/audit", Value::Null).await;
     assert_eq!((status, &theirs["entries"]), (200, &json!([])));
 }
+
+#[tokio::test]
+async fn erasure_deletes_a_consumers_data_tells_the_agent_and_is_audited() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let closed = scored_conversation(&server, &brand, "erin", 4).await;
+    // A second, open conversation held by the agent, and a device token.
+    let mut erin = server.consumer(&brand, "erin").await;
+    let mut agent = server.online_agent(&brand.agent_email).await;
+    erin.send(json!({"t": "push", "id": 1, "provider": "fcm", "token": "erin-device-token"})).await;
+    erin.expect(|f| f["t"] == "ok" && f["id"] == 1).await;
+    erin.send(json!({"t": "send", "id": 2, "cid": "again", "text": "me again"})).await;
+    let open = erin.expect(|f| f["t"] == "ack" && f["id"] == 2).await["c"].as_i64().unwrap();
+    agent.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == open).await;
+    let _frank = scored_conversation(&server, &brand, "frank", 3).await;
+
+    let admin = server.login(&brand.admin_email).await;
+    // Another brand's admin cannot erase (or learn of) this brand's consumer; agents may not erase.
+    let other = server.brand().await;
+    let other_admin = server.login(&other.admin_email).await;
+    let (status, body) =
+        call(&server, &other_admin, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin"})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let agent_token = server.login(&brand.agent_email).await;
+    let (status, _) =
+        call(&server, &agent_token, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin"})).await;
+    assert_eq!(status, 403);
+    let (status, body) =
+        call(&server, &admin, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin", "all": true})).await;
+    assert_eq!(status, 400, "unknown fields are refused: {body}");
+
+    let (status, erased) =
+        call(&server, &admin, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin"})).await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["consumer"], "erin");
+    assert_eq!(
+        (erased["conversations"].as_i64(), erased["open_conversations"].as_i64()),
+        (Some(2), Some(1)),
+        "{erased}"
+    );
+    assert_eq!(erased["push_tokens"], 1);
+    assert_eq!(erased["profile"], true);
+    assert!(erased["messages"].as_i64().unwrap() >= 3, "{erased}");
+    // The agent holding the open conversation is told it closed.
+    agent.expect(|f| f["t"] == "conv" && f["ev"] == "closed" && f["c"] == open).await;
+
+    // Nothing of erin is found any more; frank is untouched.
+    let (_, found) =
+        call(&server, &admin, Method::GET, "/api/v1/reports/conversations?consumer=erin", Value::Null).await;
+    assert_eq!(found["conversations"], json!([]));
+    let (_, all) = call(&server, &admin, Method::GET, "/api/v1/reports/conversations", Value::Null).await;
+    let consumers: Vec<&str> = all["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["consumer"]["external_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(consumers, ["frank"]);
+    let (status, _) = call(&server, &admin, Method::GET, &format!("/api/v1/conversations/{closed}"), Value::Null).await;
+    assert_eq!(status, 404);
+    let (_, inbox) = call(&server, &agent_token, Method::GET, "/api/v1/inbox", Value::Null).await;
+    assert!(!inbox.to_string().contains("Customer erin"), "{inbox}");
+    assert!(server.store.consumer_by_external_id(&brand.id, "erin").await.unwrap().is_none());
+
+    // Audited, by internal id; a second request finds nobody.
+    let (_, log) = call(&server, &admin, Method::GET, "/api/v1/audit?action=consumer.erase", Value::Null).await;
+    let entry = &log["entries"][0];
+    assert!(entry["target"].as_str().unwrap().starts_with("consumer #"), "{entry}");
+    assert_eq!(entry["detail"]["conversations"], 2);
+    assert!(!log.to_string().contains("erin"), "the log does not keep the erased consumer's id: {log}");
+    let (status, _) = call(&server, &admin, Method::POST, "/api/v1/consumers/erase", json!({"consumer": "erin"})).await;
+    assert_eq!(status, 404);
+
+    // Erin coming back starts afresh: no history.
+    drop(erin);
+    let mut again = server.consumer(&brand, "erin").await;
+    again.send(json!({"t": "history", "id": 9})).await;
+    assert_eq!(again.expect(|f| f["t"] == "history").await["convs"], json!([]));
+}
+
+/// A conversation of consumer `sub` that opened and closed `days_ago` days ago (written
+/// straight to the store with those times), with a message holding `text`.
+async fn old_conversation(server: &TestServer, brand: &TestBrand, sub: &str, text: &str, days_ago: i64) -> i64 {
+    let then = now_secs() * 1000 - days_ago * 24 * 3600 * 1000;
+    let claims = switchboard_store::ConsumerClaims { name: Some(format!("Customer {sub}")), ..Default::default() };
+    let consumer = server.store.upsert_consumer(&brand.id, sub, &claims, then).await.unwrap();
+    let append = switchboard_store::Append::Consumer(switchboard_store::ConsumerAppend {
+        brand_id: brand.id.clone(),
+        consumer_id: consumer.id,
+        app_id: brand.app.clone(),
+        channel: "in_app".into(),
+        skill_id: None,
+        priority: 0,
+        client_id: format!("old-{sub}"),
+        text: text.to_owned(),
+    });
+    let c = server.store.append(append, then).await.unwrap().message.conversation_id;
+    server.store.close_conversation(&brand.id, c, switchboard_protocol::Side::Agent, true, then + 1000).await.unwrap();
+    c
+}
+
+#[tokio::test]
+async fn conversations_past_retention_are_hidden_from_every_api_then_purged_and_audited() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let (status, body) = call(&server, &admin, Method::PATCH, "/api/v1/brand", json!({"retention_days": 2})).await;
+    assert_eq!(status, 200, "{body}");
+    let old = old_conversation(&server, &brand, "olga", "OLD-SECRET from long ago", 3).await;
+    let kept = old_conversation(&server, &brand, "kim", "kept, one day old", 1).await;
+    let kim_then = now_secs() * 1000 - 2 * 24 * 3600 * 1000;
+    server.running.as_ref().unwrap().state.engines.rebuild(&brand.id).await;
+
+    // Before any purge, nobody sees the old one: staff REST, reports, exports, CSV.
+    let (status, _) = call(&server, &admin, Method::GET, &format!("/api/v1/conversations/{old}"), Value::Null).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = download(&server, &admin, &format!("/api/v1/conversations/{old}/transcript?format=txt")).await;
+    assert_eq!(status, 404);
+    let (_, list) = call(&server, &admin, Method::GET, "/api/v1/conversations", Value::Null).await;
+    let (_, found) = call(&server, &admin, Method::GET, "/api/v1/reports/conversations", Value::Null).await;
+    let (_, _, export) = download(&server, &admin, "/api/v1/exports/conversations?format=json").await;
+    let range = format!("from={}&to={}", kim_then - 2 * 24 * 3600 * 1000, now_secs() * 1000 + 1000);
+    let (_, _, csv) = download(&server, &admin, &format!("/api/v1/reports/conversations.csv?{range}")).await;
+    for (what, text) in [("list", list.to_string()), ("search", found.to_string()), ("export", export), ("csv", csv)] {
+        assert!(
+            !text.contains("olga") && !text.contains("OLD-SECRET"),
+            "{what} shows a conversation past retention: {text}"
+        );
+        assert!(
+            text.contains("kim") || text.contains(&kept.to_string()),
+            "{what} shows the one within retention: {text}"
+        );
+    }
+    // Nor the consumer: history, sync, survey.
+    let mut olga = server.consumer(&brand, "olga").await;
+    olga.send(json!({"t": "history", "id": 1})).await;
+    assert_eq!(olga.expect(|f| f["t"] == "history").await["convs"], json!([]));
+    olga.send(json!({"t": "sync", "id": 2, "c": old, "after": 0})).await;
+    assert_eq!(olga.expect(|f| f["t"] == "err" && f["id"] == 2).await["code"], "conversation_not_found");
+    let mut kim = server.consumer(&brand, "kim").await;
+    kim.send(json!({"t": "history", "id": 1})).await;
+    let history = kim.expect(|f| f["t"] == "history").await;
+    assert_eq!(history["convs"].as_array().unwrap().len(), 1, "{history}");
+
+    // The status says one waits; a purge now deletes it, records the run and audits it.
+    let (status, retention) = call(&server, &admin, Method::GET, "/api/v1/retention", Value::Null).await;
+    assert_eq!(status, 200, "{retention}");
+    assert_eq!((retention["retention_days"].as_i64(), retention["waiting"].as_i64()), (Some(2), Some(1)));
+    let (status, started) = call(&server, &admin, Method::POST, "/api/v1/retention/purge", Value::Null).await;
+    assert_eq!(status, 202, "{started}");
+    let mut run = Value::Null;
+    for _ in 0..200 {
+        let (_, retention) = call(&server, &admin, Method::GET, "/api/v1/retention", Value::Null).await;
+        if retention["runs"][0]["finished_at"].is_i64() && retention["running"] == false {
+            run = retention["runs"][0].clone();
+            assert_eq!(retention["waiting"], 0);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!((run["conversations"].as_i64(), run["messages"].as_i64()), (Some(1), Some(1)), "{run}");
+    assert!(server.store.conversation(&brand.id, old).await.unwrap().is_none());
+    assert!(server.store.messages_after(&brand.id, old, 0, 10).await.unwrap().is_empty());
+    assert!(server.store.conversation(&brand.id, kept).await.unwrap().is_some());
+    let (_, log) = call(&server, &admin, Method::GET, "/api/v1/audit?action=retention.purge", Value::Null).await;
+    let entry = &log["entries"][0];
+    assert_eq!(
+        (entry["actor_kind"].as_str(), entry["actor_name"].as_str()),
+        (Some("system"), Some("retention")),
+        "{log}"
+    );
+    assert_eq!(entry["detail"]["messages"], 1);
+
+    // The job with an injected clock: three days on, the one-day-old conversation is past
+    // retention too.
+    let state = &server.running.as_ref().unwrap().state;
+    let later = now_secs() * 1000 + 3 * 24 * 3600 * 1000;
+    let run = switchboard_server::retention::purge_brand(state, &brand.id, later).await.unwrap().expect("a run");
+    assert_eq!(run.counts.conversations, 1);
+    assert!(server.store.conversation(&brand.id, kept).await.unwrap().is_none());
+
+    // Another brand's admin sees nothing of this brand's retention; agents may not look.
+    let other = server.brand().await;
+    let other_admin = server.login(&other.admin_email).await;
+    let (_, theirs) = call(&server, &other_admin, Method::GET, "/api/v1/retention", Value::Null).await;
+    assert_eq!((theirs["waiting"].as_i64(), theirs["runs"].as_array().map(Vec::len)), (Some(0), Some(0)), "{theirs}");
+    let agent = server.login(&brand.agent_email).await;
+    let (status, _) = call(&server, &agent, Method::POST, "/api/v1/retention/purge", Value::Null).await;
+    assert_eq!(status, 403);
+}

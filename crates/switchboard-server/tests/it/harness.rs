@@ -312,3 +312,39 @@ pub async fn call(server: &TestServer, token: &str, method: reqwest::Method, pat
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+/// Everything the server crates log, at every level, in this test process: what the
+/// masking test greps for a card number. Installed once, as the process's subscriber, on
+/// first use; tests running alongside log into it too.
+pub fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        // Our crates at every level; dependencies at `info` (a WebSocket library logs raw
+        // frames at `trace`, including what the test's own consumer typed in clear).
+        let filter = tracing_subscriber::EnvFilter::new(
+            "info,switchboard_server=trace,switchboard_store=trace,switchboard_bus=trace,switchboard_core=trace",
+        );
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(buffer))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buffer
+    })
+}
+
+/// Appends log lines to the captured buffer.
+struct LogWriter(&'static std::sync::Mutex<Vec<u8>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|poison| poison.into_inner()).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -162,3 +162,99 @@ async fn bad_masking_rules_are_refused_naming_the_rule_and_the_limit() {
     let (status, _) = call(&server, &agent, reqwest::Method::GET, "/api/v1/brand/masking", Value::Null).await;
     assert_eq!(status, 403);
 }
+
+/// A Luhn-valid card used by this test only, so nothing another test writes can match it.
+const OWN_CARD: &str = "5555 5555 5555 4444";
+
+/// Every frame published on `topic` from now on, gathered by a task (the spy drains its
+/// subscription as fast as the bus publishes, so it never lags).
+fn spy(server: &TestServer, topic: switchboard_bus::Topic) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bus = server.running.as_ref().unwrap().state.bus.clone();
+    // An origin no socket has, so the bus delivers everything to the spy.
+    let mut subscription = bus.subscribe_as(topic, u64::MAX - 7);
+    let gathered = frames.clone();
+    tokio::spawn(async move {
+        loop {
+            match subscription.recv().await {
+                switchboard_bus::Received::Event(envelope) => gathered.lock().unwrap().push(envelope.text.to_string()),
+                switchboard_bus::Received::Lagged => gathered.lock().unwrap().push("LAGGED".to_owned()),
+            }
+        }
+    });
+    frames
+}
+
+/// Issue 9: what a brand hides from storage is written in clear nowhere — not in the
+/// database or its files, not in any log line of the server, not in any frame on the bus
+/// (to the consumer's devices, the agent, the managers), not in the reporting API, a
+/// transcript export in any format or the CSV report. (Push payloads: no push sender exists
+/// yet; it must be added here when one does.)
+#[tokio::test]
+async fn a_card_hidden_from_storage_is_in_no_file_log_frame_report_or_export() {
+    let logs = captured_logs();
+    let mut server = TestServer::start().await;
+    let brand = server.brand().await;
+    let mut phone = server.consumer(&brand, "grep-me").await;
+    let mut agent = server.online_agent(&brand.agent_email).await;
+    let consumer_id = server.store.consumer_by_external_id(&brand.id, "grep-me").await.unwrap().unwrap().id;
+    let agent_id = server.store.user_by_email(&brand.agent_email).await.unwrap().unwrap().id;
+    let brand_topic: std::sync::Arc<str> = brand.id.as_str().into();
+    let spies = [
+        spy(&server, switchboard_bus::Topic::Consumer { brand: brand_topic.clone(), consumer: consumer_id }),
+        spy(&server, switchboard_bus::Topic::Agent { brand: brand_topic.clone(), agent: agent_id }),
+        spy(&server, switchboard_bus::Topic::Brand { brand: brand_topic }),
+    ];
+
+    phone.send(json!({"t": "send", "id": 1, "cid": "m1", "text": format!("pay with {OWN_CARD} please")})).await;
+    let c = phone.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    agent.expect(|f| f["t"] == "msg" && f["c"] == c).await;
+    agent.send(json!({"t": "send", "id": 2, "c": c, "cid": "a1", "text": format!("did you mean {OWN_CARD}?")})).await;
+    agent.expect(|f| f["t"] == "ack" && f["id"] == 2).await;
+    phone.expect(|f| f["t"] == "msg" && f["from"] == "a").await;
+    phone.send(json!({"t": "sync", "id": 3, "c": c, "after": 0})).await;
+    phone.expect(|f| f["t"] == "msgs").await;
+    agent.send(json!({"t": "close", "id": 4, "c": c})).await;
+    agent.expect(|f| f["t"] == "ok" && f["id"] == 4).await;
+
+    // Everything a manager can read or download.
+    let admin = server.login(&brand.admin_email).await;
+    let now = now_secs() * 1000;
+    let mut read = Vec::new();
+    for path in [
+        format!("/api/v1/conversations/{c}"),
+        "/api/v1/conversations".to_owned(),
+        "/api/v1/reports/conversations".to_owned(),
+        "/api/v1/exports/conversations?format=json".to_owned(),
+        "/api/v1/exports/conversations?format=xml".to_owned(),
+        "/api/v1/exports/conversations?format=txt".to_owned(),
+        format!("/api/v1/conversations/{c}/transcript?format=txt"),
+        format!("/api/v1/reports/conversations.csv?from={}&to={}", now - 3_600_000, now + 60_000),
+        "/api/v1/audit".to_owned(),
+    ] {
+        let response =
+            reqwest::Client::new().get(format!("{}{path}", server.http)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        read.push((path, response.text().await.unwrap()));
+    }
+    assert!(read[3].1.contains("**** **** **** 4444"), "the export holds the masked text: {}", read[3].1);
+
+    drop((phone, agent));
+    server.running.take().unwrap().shutdown().await.unwrap();
+    server.store.close().await;
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(logged.contains("listening"), "the log capture works");
+    let frames: Vec<String> = spies.iter().flat_map(|spy| spy.lock().unwrap().clone()).collect();
+    assert!(frames.iter().any(|frame| frame.contains("**** **** **** 4444")), "the spies saw the messages: {frames:?}");
+    assert!(!frames.contains(&"LAGGED".to_owned()), "the spies saw every frame");
+    for needle in [OWN_CARD, "5555555555554444", "5555 5555 5555", "5555-5555"] {
+        assert_eq!(files_holding(&server.dir, needle), Vec::<String>::new(), "{needle:?} on disk");
+        assert!(!logged.contains(needle), "{needle:?} in the server's logs");
+        for frame in &frames {
+            assert!(!frame.contains(needle), "{needle:?} on the bus: {frame}");
+        }
+        for (path, body) in &read {
+            assert!(!body.contains(needle), "{needle:?} in {path}: {body}");
+        }
+    }
+}

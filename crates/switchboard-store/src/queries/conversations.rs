@@ -37,14 +37,23 @@ impl Store {
         row.map(|row| conversation_from_row(&row)).transpose()
     }
 
-    /// The consumer's most recently closed conversation whose CSAT survey is still open.
-    pub async fn pending_survey(&self, brand_id: &str, consumer_id: i64) -> Result<Option<Conversation>, StoreError> {
+    /// The consumer's most recently closed conversation whose CSAT survey is still open (and
+    /// that is within retention at `now`).
+    pub async fn pending_survey(
+        &self,
+        brand_id: &str,
+        consumer_id: i64,
+        now: Millis,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let horizon = self.retention_horizon(brand_id, now).await?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE brand_id = $1 AND consumer_id = $2 AND survey_open = 1
+               AND closed_at >= $3
              ORDER BY closed_at DESC, id DESC LIMIT 1"
         )))
         .bind(brand_id)
         .bind(consumer_id)
+        .bind(horizon)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| conversation_from_row(&row)).transpose()
@@ -82,7 +91,8 @@ impl Store {
         rows.iter().map(conversation_from_row).collect()
     }
 
-    /// A page of the brand's conversations matching `filter`, newest first.
+    /// A page of the brand's conversations matching `filter`, newest first (without those
+    /// past retention when `filter.retained_at` is set).
     pub async fn conversations(
         &self,
         brand_id: &str,
@@ -91,6 +101,10 @@ impl Store {
         limit: u32,
     ) -> Result<ConversationPage, StoreError> {
         let limit = i64::from(limit.clamp(1, 500));
+        let horizon = match filter.retained_at {
+            Some(now) => Some(self.retention_horizon(brand_id, now).await?),
+            None => None,
+        };
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE brand_id = $1
                AND ($2 IS NULL OR status = $2)
@@ -100,6 +114,7 @@ impl Store {
                AND ($6 IS NULL OR opened_at >= $6)
                AND ($7 IS NULL OR opened_at < $7)
                AND ($8 IS NULL OR opened_at < $8 OR (opened_at = $8 AND id < $9))
+               AND ($11 IS NULL OR closed_at IS NULL OR closed_at >= $11)
              ORDER BY opened_at DESC, id DESC LIMIT $10"
         )))
         .bind(brand_id)
@@ -112,6 +127,7 @@ impl Store {
         .bind(after.map(|cursor| cursor.opened_at))
         .bind(after.map_or(0, |cursor| cursor.id))
         .bind(limit + 1)
+        .bind(horizon)
         .fetch_all(&self.pool)
         .await?;
         let mut conversations = rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?;

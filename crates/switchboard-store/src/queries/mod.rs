@@ -1,6 +1,6 @@
 //! Every query the store runs outside the message writer, as methods on [`Store`](crate::Store), split by
 //! aggregate: `brands` (and skills), `apps`, `staff`, `consumers`, `conversations`, and
-//! `search` (the reporting API's keyset search and its batch reads), `audit` (the audit log). The SQL is
+//! `search` (the reporting API's keyset search and its batch reads), `audit` (the audit log), `erasure` (one consumer's data), `retention` (the purge's batches and runs). The SQL is
 //! the subset SQLite and PostgreSQL share (`$n` parameters, `RETURNING`, `ON CONFLICT`). This
 //! module holds the parameter types, the column lists and the row decoders they share.
 
@@ -10,9 +10,11 @@ pub(crate) mod automation;
 mod brands;
 pub(crate) mod consumers;
 mod conversations;
+pub(crate) mod erasure;
 pub(crate) mod hours;
 pub(crate) mod masking;
 pub(crate) mod outbox;
+pub(crate) mod retention;
 pub(crate) mod search;
 mod staff;
 

@@ -122,8 +122,8 @@ async fn dashboard_aggregates_count_today_only(store: Store) {
     assert_eq!(store.csat_since("acme", today).await.unwrap(), [0, 0, 0, 0, 1]);
     assert_eq!(store.csat_since("acme", T0).await.unwrap(), [1, 0, 0, 0, 1]);
     assert_eq!(store.open_by_skill("acme").await.unwrap(), vec![(None, 2)]);
-    let touching = store.conversations_touching("acme", today, today + 3_600 * SECOND, 100).await.unwrap();
+    let touching = store.conversations_touching("acme", today, today + 3_600 * SECOND, 100, today).await.unwrap();
     assert_eq!(touching.len(), 3, "the three conversations opened today");
-    let touching = store.conversations_touching("acme", T0, T0 + SECOND * 10, 100).await.unwrap();
+    let touching = store.conversations_touching("acme", T0, T0 + SECOND * 10, 100, T0).await.unwrap();
     assert_eq!(touching.iter().map(|(c, _)| c.id).collect::<Vec<_>>(), vec![old]);
 }

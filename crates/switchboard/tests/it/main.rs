@@ -366,3 +366,54 @@ async fn manager_token(url: &str, data_dir: &Path) -> String {
         .unwrap();
     login["token"].as_str().unwrap().to_owned()
 }
+
+/// `switchboard` with `args`: exit success, stdout, stderr.
+fn run_binary(args: &[&str], data_dir: &Path) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("the switchboard binary runs");
+    (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+/// Issue 9: `switchboard erase` deletes one consumer's data from the store, refuses while
+/// they have an open conversation unless told, and says what it deleted.
+#[tokio::test]
+async fn erase_deletes_a_consumers_data_from_the_command_line() {
+    let dir = temp_dir("sb-erase");
+    let (server, url) = start_server(&dir);
+    let (ok, token, _) = run_binary(&["dev-token", "--sub", "cli-erin"], &dir);
+    assert!(ok);
+    let ws_url = url.replace("http://", "ws://");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}/v1/consumer")).await.unwrap();
+    let hello = json!({"t": "hello", "v": 1, "brand": "demo", "app": "demo-app", "token": token.trim()});
+    socket.send(Message::Text(hello.to_string().into())).await.unwrap();
+    let send = json!({"t": "send", "id": 1, "cid": "c1", "text": "please forget me"});
+    socket.send(Message::Text(send.to_string().into())).await.unwrap();
+    while let Some(Ok(message)) = socket.next().await {
+        if let Message::Text(text) = message
+            && serde_json::from_str::<Value>(&text).unwrap()["t"] == "ack"
+        {
+            break;
+        }
+    }
+    drop(socket);
+    stop(server);
+
+    let (ok, _, error) = run_binary(&["erase", "--brand", "demo", "--consumer", "cli-erin"], &dir);
+    assert!(!ok);
+    assert!(error.contains("has an open conversation") && error.contains("--close-open"), "{error}");
+    let (ok, out, error) = run_binary(&["erase", "--brand", "demo", "--consumer", "cli-erin", "--close-open"], &dir);
+    assert!(ok, "{error}");
+    assert!(out.contains("erased consumer \"cli-erin\" of brand \"demo\""), "{out}");
+    assert!(out.contains("conversations 1 (1 open)") && out.contains("messages      1"), "{out}");
+    assert!(out.contains("profile       deleted"), "{out}");
+    let (ok, _, error) = run_binary(&["erase", "--brand", "demo", "--consumer", "cli-erin"], &dir);
+    assert!(!ok);
+    assert!(error.contains("has no consumer \"cli-erin\""), "{error}");
+    let (ok, _, error) = run_binary(&["erase", "--brand", "nobody", "--consumer", "x"], &dir);
+    assert!(!ok && error.contains("there is no brand \"nobody\""), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
