@@ -93,6 +93,8 @@ pub struct BrandSettingsRequest {
     pub auto_close_warn_secs: Option<Option<i64>>,
     /// Offer the CSAT survey when a conversation auto-closes (default false).
     pub auto_close_survey: Option<bool>,
+    /// Pushes say only "You have a new message": no text, no author (default false).
+    pub push_masked: Option<bool>,
 }
 
 /// Longest auto-close setting: 90 days.
@@ -166,8 +168,10 @@ pub(super) async fn patch_brand(
         auto_close_secs: request.auto_close_secs,
         auto_close_warn_secs: request.auto_close_warn_secs,
         auto_close_survey: request.auto_close_survey,
+        push_masked: request.push_masked,
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);
+    state.push.brand_changed(&brand.id);
     Ok(Json(brand.into()))
 }

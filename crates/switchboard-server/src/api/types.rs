@@ -32,6 +32,8 @@ pub struct Brand {
     pub auto_close_warn_secs: Option<i64>,
     /// Offer the CSAT survey when a conversation auto-closes.
     pub auto_close_survey: bool,
+    /// Pushes say only "You have a new message": no text, no author.
+    pub push_masked: bool,
     pub created_at: Millis,
 }
 
@@ -48,6 +50,7 @@ impl From<switchboard_store::Brand> for Brand {
             auto_close_secs,
             auto_close_warn_secs,
             auto_close_survey,
+            push_masked,
             created_at,
         } = brand;
         Brand {
@@ -61,6 +64,7 @@ impl From<switchboard_store::Brand> for Brand {
             auto_close_secs,
             auto_close_warn_secs,
             auto_close_survey,
+            push_masked,
             created_at,
         }
     }

@@ -11,6 +11,7 @@ mod conversations;
 pub(crate) mod hours;
 pub(crate) mod masking;
 pub(crate) mod outbox;
+mod push;
 mod staff;
 
 use sqlx::Row;
@@ -50,6 +51,7 @@ pub struct BrandPatch {
     /// `Some(None)`: no warning.
     pub auto_close_warn_secs: Option<Option<i64>>,
     pub auto_close_survey: Option<bool>,
+    pub push_masked: Option<bool>,
 }
 
 /// New app.
@@ -183,6 +185,7 @@ fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
         auto_close_secs: row.try_get("auto_close_secs")?,
         auto_close_warn_secs: row.try_get("auto_close_warn_secs")?,
         auto_close_survey: flag(row, "auto_close_survey")?,
+        push_masked: flag(row, "push_masked")?,
         created_at: row.try_get("created_at")?,
     })
 }

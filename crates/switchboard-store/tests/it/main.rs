@@ -76,6 +76,7 @@ mod masking;
 mod messages;
 mod outbox;
 mod persistence;
+mod push;
 mod receipts;
 mod schema;
 mod tenancy;
