@@ -74,10 +74,8 @@ impl ApnsApp {
                 settings.private_key.len()
             ));
         }
-        let key = EncodingKey::from_ec_pem(settings.private_key.as_bytes()).map_err(|_| {
-            "private_key must be the .p8 file's text: a P-256 private key in PEM (-----BEGIN PRIVATE KEY-----)"
-                .to_owned()
-        })?;
+        let key = EncodingKey::from_ec_pem(settings.private_key.as_bytes())
+            .map_err(|_| "private_key must be the text of the .p8 file: a P-256 private key in PEM".to_owned())?;
         let app = ApnsApp {
             key_id: settings.key_id.clone(),
             team_id: settings.team_id.clone(),
@@ -249,6 +247,6 @@ mod tests {
         refused(ApnsSettings { key_id: "short".into(), ..settings.clone() }, "key_id");
         refused(ApnsSettings { team_id: "TEAM-12345".into(), ..settings.clone() }, "team_id");
         refused(ApnsSettings { bundle_id: "com acme".into(), ..settings.clone() }, "bundle_id");
-        refused(settings, "private_key must be the .p8 file");
+        refused(settings, "private_key must be the text of the .p8 file");
     }
 }

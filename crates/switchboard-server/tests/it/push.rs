@@ -396,3 +396,216 @@ async fn brands_push_with_their_own_apps_settings_only() {
     assert_eq!(received.len(), 1, "the other brand's app has no settings: {received:#?}");
     assert_eq!((received[0].device.as_str(), received[0].alert().1.as_str()), ("fcm-device-amy", "From Acme"));
 }
+
+/// `method path` as `token` with the full response (headers included).
+async fn raw(
+    server: &TestServer,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, Option<String>, String) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", server.http))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let cache = response.headers().get("cache-control").map(|v| v.to_str().unwrap().to_owned());
+    (status, cache, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn admins_set_each_apps_push_settings_and_secrets_never_come_back() {
+    let fakes = FakeProviders::start().await;
+    let server = TestServer::start_with(ServerConfig { push: fakes.config(), ..ServerConfig::default() }).await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let agent = server.login(&brand.agent_email).await;
+    let base = format!("/api/v1/apps/{}/push", brand.app);
+    use reqwest::Method;
+
+    let (status, cache, body) = raw(&server, &admin, Method::GET, &base, json!(null)).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("no-store")), "{body}");
+    let empty: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((empty["fcm"].is_null(), empty["apns"].is_null()), (true, true));
+
+    // Refusals name what is wrong, never echo the secret.
+    let refused = |body: &str, says: &str| {
+        let error: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(error["code"], "bad_request", "{body}");
+        assert!(error["message"].as_str().unwrap().contains(says), "{body} should say {says}");
+        assert!(!body.contains("PRIVATE KEY"), "{body}");
+    };
+    let fcm = format!("{base}/fcm");
+    let (status, _, body) = raw(&server, &admin, Method::PUT, &fcm, json!({"project_id": "acme-prod"})).await;
+    assert_eq!(status, 400);
+    refused(&body, "service_account_json is required");
+    let (_, _, body) =
+        raw(&server, &admin, Method::PUT, &fcm, json!({"service_account_json": "{\"type\": \"authorized_user\"}"}))
+            .await;
+    refused(&body, "\"type\": \"service_account\"");
+    let broken = service_account_json().replace("MII", "XXX");
+    let (_, _, body) = raw(&server, &admin, Method::PUT, &fcm, json!({"service_account_json": broken})).await;
+    refused(&body, "not an RSA private key");
+    let (status, _, body) =
+        raw(&server, &admin, Method::PUT, &fcm, json!({"service_account_json": service_account_json(), "extra": 1}))
+            .await;
+    assert_eq!(status, 400, "unknown fields are refused: {body}");
+    let (status, _, body) =
+        raw(&server, &agent, Method::PUT, &fcm, json!({"service_account_json": service_account_json()})).await;
+    assert_eq!(status, 403, "{body}");
+
+    let (status, cache, body) =
+        raw(&server, &admin, Method::PUT, &fcm, json!({"service_account_json": service_account_json()})).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("no-store")), "{body}");
+    let saved: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        saved["fcm"],
+        json!({"project_id": FCM_PROJECT, "client_email": FCM_CLIENT_EMAIL, "service_account_set": true})
+    );
+    assert!(!body.contains("PRIVATE KEY") && !body.contains("private_key\""), "{body}");
+
+    let apns = format!("{base}/apns");
+    let good =
+        json!({"key_id": APNS_KEY_ID, "team_id": APNS_TEAM_ID, "bundle_id": APNS_BUNDLE_ID, "private_key": apns_p8()});
+    let (_, _, body) = raw(
+        &server,
+        &admin,
+        Method::PUT,
+        &apns,
+        json!({"key_id": "KEY1234567", "team_id": "T", "bundle_id": "com.acme.app", "private_key": apns_p8()}),
+    )
+    .await;
+    refused(&body, "team_id must be the 10 letters and digits");
+    let (_, _, body) = raw(
+        &server,
+        &admin,
+        Method::PUT,
+        &apns,
+        json!({"key_id": APNS_KEY_ID, "team_id": APNS_TEAM_ID, "bundle_id": APNS_BUNDLE_ID}),
+    )
+    .await;
+    refused(&body, "private_key (the .p8 file) is required");
+    let (_, _, body) = raw(&server, &admin, Method::PUT, &apns, json!({"key_id": APNS_KEY_ID, "team_id": APNS_TEAM_ID, "bundle_id": APNS_BUNDLE_ID, "private_key": RSA_PRIVATE})).await;
+    refused(&body, "P-256");
+    let (status, _, body) = raw(&server, &admin, Method::PUT, &apns, good).await;
+    assert_eq!(status, 200, "{body}");
+    // Changing the environment keeps the stored key.
+    let (status, _, body) = raw(
+        &server,
+        &admin,
+        Method::PUT,
+        &apns,
+        json!({"key_id": APNS_KEY_ID, "team_id": APNS_TEAM_ID, "bundle_id": APNS_BUNDLE_ID, "environment": "sandbox"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, body) = raw(&server, &admin, Method::GET, &base, json!(null)).await;
+    let both: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        both["apns"],
+        json!({"key_id": APNS_KEY_ID, "team_id": APNS_TEAM_ID, "bundle_id": APNS_BUNDLE_ID, "environment": "sandbox", "private_key_set": true})
+    );
+    assert_eq!(both["fcm"]["project_id"], FCM_PROJECT);
+    assert!(!body.contains("PRIVATE KEY"), "{body}");
+    let stored = server.store.push_settings(&brand.id, &brand.app).await.unwrap().unwrap();
+    assert_eq!(stored.apns.unwrap().private_key, apns_p8(), "the key is kept");
+
+    let (status, _, body) = raw(&server, &admin, Method::DELETE, &fcm, json!(null)).await;
+    assert_eq!(status, 200, "{body}");
+    let after: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(after["fcm"].is_null() && after["apns"]["key_id"] == APNS_KEY_ID, "{after}");
+    let (status, _, _) = raw(&server, &admin, Method::GET, "/api/v1/apps/no-such-app/push", json!(null)).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_test_push_reports_the_providers_answer() {
+    let scene = scene().await;
+    let admin = scene.server.login(&scene.brand.admin_email).await;
+    let path = format!("/api/v1/apps/{}/push/test", scene.brand.app);
+    use reqwest::Method;
+
+    let (status, body) =
+        call(&scene.server, &admin, Method::POST, &path, json!({"provider": "fcm", "token": "fcm-test-device"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"provider": "fcm", "sent": true, "outcome": "sent", "status": 200, "reason": ""}));
+    let push = scene.fakes.wait_for(1).await.remove(0);
+    assert_eq!(push.alert(), (scene.brand.id.clone(), "Test notification from Switchboard".to_owned()));
+    assert_eq!(push.app_data(), json!({"test": true}));
+
+    scene.fakes.script(
+        "fcm-stale",
+        vec![Scripted {
+            status: 404,
+            retry_after: None,
+            body: json!({"error": {"code": 404, "status": "NOT_FOUND", "message": "Requested entity was not found.",
+                "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]}}),
+        }],
+    );
+    let (_, body) =
+        call(&scene.server, &admin, Method::POST, &path, json!({"provider": "fcm", "token": "fcm-stale"})).await;
+    assert_eq!(
+        (body["sent"].as_bool(), body["outcome"].as_str(), body["status"].as_u64()),
+        (Some(false), Some("unregistered"), Some(404))
+    );
+    assert!(body["reason"].as_str().unwrap().starts_with("UNREGISTERED"), "{body}");
+
+    let (_, body) =
+        call(&scene.server, &admin, Method::POST, &path, json!({"provider": "apns", "token": APNS_DEVICE})).await;
+    assert_eq!(body["outcome"], "sent", "{body}");
+    let (_, body) =
+        call(&scene.server, &admin, Method::POST, &path, json!({"provider": "apns", "token": "not-hex"})).await;
+    assert_eq!(
+        (body["outcome"].as_str(), body["reason"].as_str()),
+        (Some("unregistered"), Some("BadDeviceToken")),
+        "{body}"
+    );
+
+    let (status, body) =
+        call(&scene.server, &admin, Method::POST, &path, json!({"provider": "sms", "token": "x"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("\"fcm\" or \"apns\""));
+    let (status, body) =
+        call(&scene.server, &admin, Method::POST, &path, json!({"provider": "fcm", "token": ""})).await;
+    assert_eq!(status, 400, "{body}");
+    call(&scene.server, &admin, Method::DELETE, &format!("/api/v1/apps/{}/push/fcm", scene.brand.app), json!(null))
+        .await;
+    let (status, body) =
+        call(&scene.server, &admin, Method::POST, &path, json!({"provider": "fcm", "token": "x"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("no FCM settings"), "{body}");
+    // Test tokens are not registered to anyone.
+    assert_eq!(scene.server.store.outbox_pending("push").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn another_brand_cannot_read_change_or_use_an_apps_push_settings() {
+    let scene = scene().await;
+    let other = scene.server.brand().await;
+    let intruder = scene.server.login(&other.admin_email).await;
+    let base = format!("/api/v1/apps/{}/push", scene.brand.app);
+    use reqwest::Method;
+    let attempts = [
+        (Method::GET, base.clone(), json!(null)),
+        (Method::PUT, format!("{base}/fcm"), json!({"service_account_json": service_account_json()})),
+        (Method::DELETE, format!("{base}/fcm"), json!(null)),
+        (
+            Method::PUT,
+            format!("{base}/apns"),
+            json!({"key_id": APNS_KEY_ID, "team_id": APNS_TEAM_ID, "bundle_id": APNS_BUNDLE_ID, "private_key": apns_p8()}),
+        ),
+        (Method::DELETE, format!("{base}/apns"), json!(null)),
+        (Method::POST, format!("{base}/test"), json!({"provider": "fcm", "token": "x"})),
+    ];
+    for (method, path, body) in attempts {
+        let (status, answer) = call(&scene.server, &intruder, method.clone(), &path, body).await;
+        assert_eq!((status, answer["code"].as_str()), (404, Some("app_not_found")), "{method} {path}: {answer}");
+    }
+    assert!(scene.fakes.received().is_empty(), "no test push went out");
+    let stored = scene.server.store.push_settings(&scene.brand.id, &scene.brand.app).await.unwrap().unwrap();
+    assert!(stored.fcm.is_some() && stored.apns.is_some(), "the settings are untouched");
+}
