@@ -650,14 +650,16 @@ async function appsPage(body, app) {
     };
     const editButton = h('button', { type: 'button', class: 'button small', 'aria-expanded': 'false' }, 'Edit');
     const keysButton = h('button', { type: 'button', class: 'button small', 'aria-expanded': 'false' }, 'Keys');
-    cells.actions.append(editButton, keysButton);
+    const pushButton = h('button', { type: 'button', class: 'button small', 'aria-expanded': 'false' }, 'Push');
+    cells.actions.append(editButton, keysButton, pushButton);
     const element = h('tr', { dataset: { app: item.id } }, Object.values(cells));
-    const row = { element, cells, item, editButton, keysButton, panel: null, panelKind: null };
+    const row = { element, cells, item, editButton, keysButton, pushButton, panel: null, panelKind: null };
     rows.set(item.id, row);
     tbody.appendChild(element);
     fill(row);
     editButton.addEventListener('click', () => togglePanel(row, 'edit'));
     keysButton.addEventListener('click', () => togglePanel(row, 'keys'));
+    pushButton.addEventListener('click', () => togglePanel(row, 'push'));
     return row;
   }
 
@@ -677,22 +679,25 @@ async function appsPage(body, app) {
     cells.created.textContent = item.created_at ? dateFormat.format(new Date(item.created_at)) : '—';
     row.editButton.setAttribute('aria-label', `Edit ${item.name}`);
     row.keysButton.setAttribute('aria-label', `Keys of ${item.name}`);
+    row.pushButton.setAttribute('aria-label', `Push notifications of ${item.name}`);
   }
+
+  const buttonOf = (row, kind) => ({ edit: row.editButton, keys: row.keysButton, push: row.pushButton })[kind];
 
   function togglePanel(row, kind) {
     const wasSame = row.panelKind === kind;
     for (const other of rows.values()) if (other.panel) closePanel(other, false);
     if (wasSame) {
-      (kind === 'edit' ? row.editButton : row.keysButton).focus();
+      buttonOf(row, kind).focus();
       return;
     }
-    const content = kind === 'edit' ? editForm(row) : keysPanel(row);
+    const content = ({ edit: editForm, keys: keysPanel, push: pushPanel })[kind](row);
     content.addEventListener('keydown', (event) => { if (event.key === 'Escape') closePanel(row); });
     row.panel = h('tr', { class: 'editor-row' }, h('td', { colspan: 7 }, content));
     row.panelKind = kind;
     row.element.after(row.panel);
     row.element.classList.add('is-editing');
-    (kind === 'edit' ? row.editButton : row.keysButton).setAttribute('aria-expanded', 'true');
+    buttonOf(row, kind).setAttribute('aria-expanded', 'true');
     content.querySelector('input,select,textarea')?.focus();
   }
 
@@ -704,7 +709,8 @@ async function appsPage(body, app) {
     row.element.classList.remove('is-editing');
     row.editButton.setAttribute('aria-expanded', 'false');
     row.keysButton.setAttribute('aria-expanded', 'false');
-    if (focus) (kind === 'keys' ? row.keysButton : row.editButton).focus();
+    row.pushButton.setAttribute('aria-expanded', 'false');
+    if (focus) buttonOf(row, kind || 'edit').focus();
   }
 
   function editForm(row) {
@@ -810,6 +816,111 @@ async function appsPage(body, app) {
             h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
           keysBody)),
       form);
+  }
+
+  // Push notifications of one app: FCM and APNs credentials (secrets are write-only: the
+  // server says whether they are set, never returns them) and a test push to one device.
+  function pushPanel(row) {
+    const item = row.item;
+    const path = `/api/v1/apps/${encodeURIComponent(item.id)}/push`;
+    const status = h('p', { class: 'loading' }, 'Loading push settings…');
+    const fcmState = h('p', { class: 'hint push-state' });
+    const apnsState = h('p', { class: 'hint push-state' });
+    const fcmAlert = alertBox();
+    const apnsAlert = alertBox();
+    const testAlert = alertBox();
+    const secret = (name, rows, placeholder) => h('textarea', { name, rows, spellcheck: 'false', autocomplete: 'off', class: 'mono', placeholder });
+    const fcmForm = h('form', { class: 'push-form', 'aria-label': `FCM settings of ${item.name}` },
+      h('h3', null, 'Firebase Cloud Messaging (Android)'), fcmState, fcmAlert.node,
+      field('Project ID', h('input', { type: 'text', name: 'project_id', maxlength: 100, autocomplete: 'off', class: 'mono', placeholder: 'from the key file when empty' })),
+      field('Service account key file (JSON)', secret('service_account_json', 5, '{"type": "service_account", …}'),
+        'Firebase console → Project settings → Service accounts → Generate new private key. Stored, never shown again; leave empty to keep the stored one.'),
+      h('div', { class: 'form-actions' },
+        h('button', { type: 'submit', class: 'button primary' }, 'Save FCM'),
+        h('button', { type: 'button', class: 'button danger-text', name: 'remove' }, 'Remove')));
+    const apnsForm = h('form', { class: 'push-form', 'aria-label': `APNs settings of ${item.name}` },
+      h('h3', null, 'Apple Push Notification service (iOS)'), apnsState, apnsAlert.node,
+      h('div', { class: 'form-grid' },
+        field('Key ID', h('input', { type: 'text', name: 'key_id', maxlength: 10, autocomplete: 'off', class: 'mono' })),
+        field('Team ID', h('input', { type: 'text', name: 'team_id', maxlength: 10, autocomplete: 'off', class: 'mono' })),
+        field('Bundle ID', h('input', { type: 'text', name: 'bundle_id', maxlength: 155, autocomplete: 'off', class: 'mono', placeholder: 'com.example.app' })),
+        field('Environment', h('select', { name: 'environment' },
+          h('option', { value: 'production' }, 'Production (App Store, TestFlight)'), h('option', { value: 'sandbox' }, 'Sandbox (development builds)')))),
+      field('Key (.p8 file)', secret('private_key', 5, '-----BEGIN PRIVATE KEY-----\n…'),
+        'Apple developer account → Keys, with APNs enabled. Stored, never shown again; leave empty to keep the stored one.'),
+      h('div', { class: 'form-actions' },
+        h('button', { type: 'submit', class: 'button primary' }, 'Save APNs'),
+        h('button', { type: 'button', class: 'button danger-text', name: 'remove' }, 'Remove')));
+    const testResult = h('p', { class: 'push-test-result', role: 'status' });
+    const testForm = h('form', { class: 'push-form', 'aria-label': `Send a test push from ${item.name}` },
+      h('h3', null, 'Send a test push'), testAlert.node,
+      h('div', { class: 'form-grid' },
+        field('Provider', h('select', { name: 'provider' }, h('option', { value: 'fcm' }, 'FCM'), h('option', { value: 'apns' }, 'APNs'))),
+        field('Device token', h('input', { type: 'text', name: 'token', required: true, maxlength: 4096, autocomplete: 'off', class: 'mono' }), 'The token your app registered (log it in a debug build).')),
+      h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'button primary' }, 'Send test push')),
+      testResult);
+
+    function show(settings) {
+      const f = settings.fcm;
+      fcmState.textContent = f ? `Set up: project ${f.project_id}${f.client_email ? `, service account ${f.client_email}` : ''}; key file stored.` : 'Not set up: Android devices get no pushes.';
+      fcmForm.elements.project_id.value = f ? f.project_id : '';
+      fcmForm.elements.service_account_json.value = '';
+      fcmForm.elements.remove.hidden = !f;
+      const a = settings.apns;
+      apnsState.textContent = a ? `Set up: key ${a.key_id}, team ${a.team_id}, ${a.bundle_id}, ${a.environment}; key stored.` : 'Not set up: iOS devices get no pushes.';
+      apnsForm.elements.key_id.value = a ? a.key_id : '';
+      apnsForm.elements.team_id.value = a ? a.team_id : '';
+      apnsForm.elements.bundle_id.value = a ? a.bundle_id : '';
+      apnsForm.elements.environment.value = a ? a.environment : 'production';
+      apnsForm.elements.private_key.value = '';
+      apnsForm.elements.remove.hidden = !a;
+    }
+
+    handleSubmit(fcmForm, fcmAlert, async () => {
+      const e = fcmForm.elements;
+      const body = { project_id: e.project_id.value.trim() || null };
+      if (e.service_account_json.value.trim()) body.service_account_json = e.service_account_json.value.trim();
+      show(await put(`${path}/fcm`, body));
+      app.toast(`Saved the FCM settings of ${item.name}`);
+    });
+    handleSubmit(apnsForm, apnsAlert, async () => {
+      const e = apnsForm.elements;
+      const body = { key_id: e.key_id.value.trim(), team_id: e.team_id.value.trim(), bundle_id: e.bundle_id.value.trim(), environment: e.environment.value };
+      if (e.private_key.value.trim()) body.private_key = e.private_key.value.trim();
+      show(await put(`${path}/apns`, body));
+      app.toast(`Saved the APNs settings of ${item.name}`);
+    });
+    for (const [form, provider, label] of [[fcmForm, 'fcm', 'FCM'], [apnsForm, 'apns', 'APNs']]) {
+      const remove = form.elements.remove;
+      const actions = remove.parentElement;
+      remove.addEventListener('click', () => {
+        const buttons = [...actions.childNodes];
+        confirmInline(actions, `Remove the ${label} settings? Those devices get no pushes until they are set again.`, 'Remove', async () => {
+          const settings = await del(`${path}/${provider}`);
+          clear(actions);
+          buttons.forEach((node) => actions.appendChild(node));
+          show(settings);
+          app.toast(`Removed the ${label} settings of ${item.name}`);
+        }, remove);
+      });
+    }
+    handleSubmit(testForm, testAlert, async () => {
+      const e = testForm.elements;
+      testResult.textContent = 'Sending…';
+      const result = await post(`${path}/test`, { provider: e.provider.value, token: e.token.value.trim() });
+      const answer = result.status == null ? 'no answer' : `HTTP ${result.status}`;
+      testResult.textContent = result.sent
+        ? `Sent: the provider accepted it (${answer}).`
+        : `Not sent (${result.outcome}, ${answer}): ${result.reason || 'no reason given'}.`;
+      testResult.classList.toggle('is-error', !result.sent);
+    });
+
+    get(path).then((settings) => { status.remove(); show(settings); }).catch((error) => {
+      status.textContent = 'Could not load push settings: ' + errorText(error);
+      status.setAttribute('role', 'alert');
+    });
+    return h('div', { class: 'push-panel' }, h('h3', null, `Push notifications of ${item.name}`), status, fcmForm, apnsForm, testForm,
+      h('div', { class: 'form-actions' }, h('button', { type: 'button', class: 'button', onclick: () => closePanel(row) }, 'Close')));
   }
 
   apps.forEach(addRow);
@@ -1248,6 +1359,8 @@ async function settingsPage(body, app) {
     h('div', { class: 'form-grid' },
       field('Brand name', h('input', { type: 'text', name: 'name', id: 'brand-name', required: true, maxlength: 200, value: brand.name }), 'The display name of the brand'),
       field('Brand ID', h('input', { type: 'text', name: 'brand_id', id: 'brand-id', value: brand.id, readonly: true, class: 'mono' }), 'Apps pass it to the SDK (Client::builder); cannot be changed')),
+    checkbox('Push notifications say only "You have a new message"', h('input', { type: 'checkbox', name: 'push_masked', id: 'push-masked', checked: brand.push_masked }),
+      'No message text or agent name leaves for Apple or Google; the app still opens the right conversation.'),
     checkbox('Ask customers for a satisfaction score (CSAT)', h('input', { type: 'checkbox', name: 'csat_enabled', id: 'csat-enabled', checked: brand.csat_enabled }),
       'After an agent resolves a conversation, the customer is asked to rate it 1–5.'),
     field('Keep transcripts for (days)', h('input', { type: 'number', name: 'retention_days', id: 'retention-days', required: true, step: 1, value: brand.retention_days, inputmode: 'numeric', class: 'input-short' }),
@@ -1306,6 +1419,7 @@ async function settingsPage(body, app) {
     brand = await patch('/api/v1/brand', {
       name,
       csat_enabled: e.csat_enabled.checked,
+      push_masked: e.push_masked.checked,
       retention_days: days,
       agent_grace_secs: grace,
       default_skill_id: defaultSkill,
@@ -1320,6 +1434,7 @@ async function settingsPage(body, app) {
     e.retention_days.value = brand.retention_days;
     e.csat_enabled.checked = brand.csat_enabled;
     e.follow_up_history.checked = brand.follow_up_history;
+    e.push_masked.checked = brand.push_masked;
     e.default_language.value = brand.default_language;
     app.toast(brand.auto_close_secs == null ? 'Settings saved' : `Settings saved; conversations auto-close after ${spell(brand.auto_close_secs)} without an answer`);
   });

@@ -110,6 +110,13 @@ impl Bus {
         Subscription { receiver, topic, origin, bus: Arc::clone(self) }
     }
 
+    /// Whether `topic` has a live subscriber on this node: for a consumer's topic, whether one
+    /// of their devices is connected here (the push dispatcher sends no push then). Other
+    /// nodes' sockets are not known: a bus that spans nodes must answer for the fleet.
+    pub fn has_subscribers(&self, topic: &Topic) -> bool {
+        self.topics.lock().unwrap_or_else(|poison| poison.into_inner()).contains_key(topic)
+    }
+
     /// Topics with live subscribers (for metrics and tests).
     pub fn topic_count(&self) -> usize {
         self.topics.lock().unwrap_or_else(|poison| poison.into_inner()).len()
@@ -198,8 +205,10 @@ mod tests {
             bus.publish(&consumer(1), Envelope::new(0, i.to_string()));
         }
         assert_eq!(slow.recv().await, Received::Lagged);
+        assert!(bus.has_subscribers(&consumer(1)));
         drop(slow);
         assert_eq!(bus.topic_count(), 0);
+        assert!(!bus.has_subscribers(&consumer(1)), "nobody listens once the last subscriber is gone");
         assert_eq!(bus.publish(&consumer(1), Envelope::new(0, "lost")), 0);
     }
 

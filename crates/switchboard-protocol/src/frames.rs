@@ -290,6 +290,14 @@ pub enum ClientFrame {
         provider: PushProvider,
         token: String,
     },
+    /// Consumers: unregister this device's push token (the user logged out on the device):
+    /// no push goes to it any more, whoever it was registered for in the brand.
+    Unpush {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        provider: PushProvider,
+        token: String,
+    },
     /// Application-level heartbeat, answered by `pong`.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,6 +330,7 @@ impl ClientFrame {
             | ClientFrame::History { id, .. }
             | ClientFrame::State { id, .. }
             | ClientFrame::Push { id, .. }
+            | ClientFrame::Unpush { id, .. }
             | ClientFrame::Accept { id, .. }
             | ClientFrame::Decline { id, .. }
             | ClientFrame::Ping { id } => *id,

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::SdkError;
 use crate::event::{ConnectionState, Event, EventListener, EventStream};
-use crate::model::{ChatMessage, ConversationInfo, MessageState, QueueEstimate};
+use crate::model::{ChatMessage, ConversationInfo, MessageState, PushPayload, QueueEstimate};
 use crate::store::LocalStore;
 
 /// Longest message text on in-app and web, in Unicode scalar values (the server refuses more).
@@ -213,6 +213,8 @@ enum Command {
     Fire(ClientFrame),
     /// A request that needs its answer; refused with `Offline` when not connected.
     Request { frame: ClientFrame, reply: oneshot::Sender<Result<ServerFrame, SdkError>> },
+    /// A push token waits to be unregistered (kept on disk until sent).
+    Unpush,
 }
 
 struct Shared {
@@ -472,9 +474,64 @@ impl Client {
         if token.is_empty() || token.len() > 4096 {
             return Err(SdkError::InvalidInput(format!("push token must be 1 to 4096 bytes (got {})", token.len())));
         }
-        self.shared.store.meta_set(PUSH_META, &format!("{}:{token}", provider.as_str()))?;
+        let registration = format!("{}:{token}", provider.as_str());
+        self.shared.store.meta_set(PUSH_META, &registration)?;
+        // Registering the token again undoes a removal not yet sent.
+        if self.shared.store.meta_get(UNPUSH_META)?.as_deref() == Some(registration.as_str()) {
+            self.shared.store.meta_delete(UNPUSH_META)?;
+        }
         let frame = ClientFrame::Push { id: None, provider, token: token.to_owned() };
         let _ = self.shared.commands.send(Command::Fire(frame));
+        Ok(())
+    }
+
+    /// Unregisters this device's push token: call it when the user logs out, so no push about
+    /// their conversations reaches the device any more. Forgotten here at once; sent to the
+    /// server now if connected, otherwise at the next connection (before a new registration),
+    /// so keep the same data directory for the next user or call it while online.
+    pub fn unregister_push_token(&self) -> Result<(), SdkError> {
+        let Some(current) = self.shared.store.meta_get(PUSH_META)? else { return Ok(()) };
+        self.shared.store.meta_set(UNPUSH_META, &current)?;
+        self.shared.store.meta_delete(PUSH_META)?;
+        let _ = self.shared.commands.send(Command::Unpush);
+        Ok(())
+    }
+
+    /// The user opened a push notification ([`parse_push_payload`](crate::parse_push_payload)
+    /// read it): brings its conversation up to the announced message and returns the
+    /// conversation's messages from the cache, by seq, for the app to show at `push.seq`.
+    /// Waits up to 15 s for the connection if it is being made (call `connect` first); without
+    /// one it fails with `Offline` (transient) unless the cache already holds the message.
+    pub async fn open_push(&self, push: &PushPayload) -> Result<Vec<ChatMessage>, SdkError> {
+        let c = push.conversation;
+        let holds = |messages: &[ChatMessage]| messages.iter().any(|m| m.seq.is_some_and(|seq| seq >= push.seq));
+        let messages = self.shared.store.messages(c)?;
+        if holds(&messages) {
+            return Ok(messages);
+        }
+        self.wait_connected(OPEN_PUSH_WAIT).await?;
+        // One page at a time until the message is here or the server has nothing more.
+        loop {
+            let held = self.shared.store.last_seq(c)?;
+            let answer = self.request(ClientFrame::Sync { id: None, c, after: held, limit: None }).await?;
+            let messages = self.shared.store.messages(c)?;
+            match answer {
+                ServerFrame::Msgs { msgs, more, .. } if !holds(&messages) && more && !msgs.is_empty() => continue,
+                ServerFrame::Msgs { .. } => return Ok(messages),
+                other => return Err(SdkError::Storage(format!("unexpected answer to sync: {other:?}"))),
+            }
+        }
+    }
+
+    /// Waits until connected, at most `limit`.
+    async fn wait_connected(&self, limit: Duration) -> Result<(), SdkError> {
+        let deadline = Instant::now() + limit;
+        while self.connection_state() != ConnectionState::Connected {
+            if Instant::now() >= deadline {
+                return Err(SdkError::Offline);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Ok(())
     }
 
@@ -527,6 +584,10 @@ impl Client {
 
 const DEVICE_SECRET_META: &str = "device_secret";
 const PUSH_META: &str = "push_token";
+/// A push token unregistered here and not yet at the server (`provider:token`).
+const UNPUSH_META: &str = "push_token_removed";
+/// How long `open_push` waits for the connection.
+const OPEN_PUSH_WAIT: Duration = Duration::from_secs(15);
 
 fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -832,6 +893,10 @@ async fn serve(
     if let Err(error) = flush(session, socket).await {
         return lost(Some(error));
     }
+    // A token unregistered offline goes first: a registration of the same device follows.
+    if let Err(error) = send_unpush(shared, socket).await {
+        return lost(Some(error));
+    }
     if let Ok(Some(push)) = shared.store.meta_get(PUSH_META)
         && let Some((provider, token)) = push.split_once(':')
     {
@@ -874,6 +939,7 @@ async fn serve(
                 let Some(command) = command else { return SessionEnd::Shutdown };
                 let result = match command {
                     Command::Flush => flush(session, socket).await,
+                    Command::Unpush => send_unpush(shared, socket).await,
                     Command::Fire(frame) => {
                         if let ClientFrame::Rcpt { c, seq, k: ReceiptKind::Read, .. } = frame {
                             session.note_read(c, seq);
@@ -930,9 +996,23 @@ fn with_id(frame: ClientFrame, request_id: u64) -> ClientFrame {
             ClientFrame::History { id, from, to, status, cursor, limit }
         }
         ClientFrame::Push { provider, token, .. } => ClientFrame::Push { id, provider, token },
+        ClientFrame::Unpush { provider, token, .. } => ClientFrame::Unpush { id, provider, token },
         ClientFrame::Sync { c, after, limit, .. } => ClientFrame::Sync { id, c, after, limit },
         other => other,
     }
+}
+
+/// Sends the pending removal of a push token, if any, and forgets it once sent.
+async fn send_unpush(shared: &Shared, socket: &mut Socket) -> Result<(), SdkError> {
+    let Some(pending) = shared.store.meta_get(UNPUSH_META)? else { return Ok(()) };
+    if let Some((provider, token)) = pending.split_once(':') {
+        let provider = if provider == "apns" { PushProvider::Apns } else { PushProvider::Fcm };
+        send(socket, &ClientFrame::Unpush { id: None, provider, token: token.to_owned() }).await?;
+    }
+    if shared.store.meta_get(UNPUSH_META)?.as_deref() == Some(pending.as_str()) {
+        shared.store.meta_delete(UNPUSH_META)?;
+    }
+    Ok(())
 }
 
 /// Asks for everything in `conversation` after what the cache holds, if the server has more.
@@ -1055,14 +1135,17 @@ async fn on_frame(session: &mut Session<'_>, socket: &mut Socket, frame: ServerF
                 session.note_delivered(c, seq);
             }
         }
-        ServerFrame::Msgs { c, msgs, more, .. } => {
+        ServerFrame::Msgs { id, c, msgs, more } => {
             let newest_other = msgs.iter().filter(|m| m.from != Side::Consumer).map(|m| m.seq).max();
             let last = msgs.last().map(|m| m.seq);
             receive_messages(session, &msgs)?;
             if let Some(seq) = newest_other {
                 session.note_delivered(c, seq);
             }
-            if more && let Some(after) = last {
+            // The answer to a request (`open_push`): it pages on itself.
+            if let Some(reply) = id.and_then(|id| session.requests.remove(&id)) {
+                let _ = reply.send(Ok(ServerFrame::Msgs { id, c, msgs, more }));
+            } else if more && let Some(after) = last {
                 send(socket, &ClientFrame::Sync { id: None, c, after, limit: None }).await?;
             }
         }

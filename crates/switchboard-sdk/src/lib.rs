@@ -34,10 +34,12 @@ mod crypto;
 mod error;
 mod event;
 pub mod model;
+mod push;
 mod store;
 
 pub use client::{Auth, Backoff, Client, ClientBuilder, HistoryPage, HistoryQuery, MAX_TEXT_CHARS, TokenProvider};
 pub use error::SdkError;
 pub use event::{ConnectionState, Event, EventListener, EventStream};
 pub use model::*;
+pub use push::parse_push_payload;
 pub use switchboard_protocol::{ConversationStatus, DeviceInfo, PushProvider, Side};

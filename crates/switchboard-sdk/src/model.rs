@@ -88,3 +88,16 @@ impl QueueEstimate {
         u32::try_from((left_ms + 999) / 1000).unwrap_or(u32::MAX)
     }
 }
+
+/// What a Switchboard push notification tells the app: the message it announces. From
+/// [`parse_push_payload`](crate::parse_push_payload); hand it to
+/// [`Client::open_push`](crate::Client::open_push) when the user opens the notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushPayload {
+    /// The conversation the message is in.
+    pub conversation: i64,
+    /// The message's sequence number in it.
+    pub seq: i64,
+    /// The consumer's unread messages when the push was sent (the app icon's badge).
+    pub badge: Option<u32>,
+}

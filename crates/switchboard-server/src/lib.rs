@@ -14,6 +14,7 @@
 //! - `audit`: writing the audit log of admin and data actions.
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
 //! - `retention`: the background purge of conversations past each brand's retention.
+//! - `push`: the push dispatcher (outbox → FCM and APNs).
 //! - `seed`: demo data for `switchboard serve` without configuration.
 
 pub mod access;
@@ -28,6 +29,7 @@ pub mod fanout;
 pub mod floor;
 pub mod jwt;
 pub mod metrics;
+pub mod push;
 pub mod retention;
 pub mod seed;
 pub mod text;
@@ -80,6 +82,8 @@ pub struct ServerConfig {
     pub demo_credentials: Option<std::path::PathBuf>,
     /// The retention purge: how often, in what batches.
     pub retention: retention::RetentionConfig,
+    /// Push sending (providers, the dispatcher's timing).
+    pub push: push::PushConfig,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +96,7 @@ impl Default for ServerConfig {
             wait_refresh: Duration::from_millis(switchboard_core::desk::DEFAULT_WAIT_REFRESH_MS.unsigned_abs()),
             demo_credentials: None,
             retention: retention::RetentionConfig::default(),
+            push: push::PushConfig::default(),
         }
     }
 }
@@ -117,6 +122,9 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Renders `/metrics`; `None` when another recorder was installed first (tests).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Push sending: the providers' clients and each app's senders; its dispatcher task runs
+    /// until shutdown.
+    pub push: Arc<push::Push>,
 }
 
 /// Cheap-to-clone handle to [`Shared`].
@@ -144,6 +152,9 @@ pub struct Running {
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The push dispatcher, if push sending is on: it ends after shutdown starts, once its
+    /// pushes in flight are settled or given back.
+    dispatcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -152,6 +163,9 @@ impl Running {
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
         let result = self.task.await.unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        if let Some(dispatcher) = self.dispatcher {
+            let _ = dispatcher.await;
+        }
         self.state.store.close().await;
         result
     }
@@ -164,6 +178,7 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
     let bus = Bus::new();
     // One fan-out for the node: the engines and the sockets share its masking rules.
     let fanout = fanout::Fanout::new(bus.clone(), store.clone());
+    let push = Arc::new(push::Push::new(config.push.clone(), store.clone(), bus.clone(), fanout.clone())?);
     let state = AppState(Arc::new(Shared {
         engines: engine::Engines::new(
             engine::EngineConfig {
@@ -183,6 +198,7 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
         next_connection_id: AtomicU64::new(node_id() << 40 | 1),
         shutdown: shutdown_rx,
         metrics: metrics::install(),
+        push,
     }));
     state.engines.start_busy_brands().await?;
     retention::spawn(state.clone());
@@ -199,6 +215,7 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
             }
         });
     }
+    let dispatcher = state.push.spawn(state.shutdown.clone());
     let mut shutdown_signal = state.shutdown.clone();
     let task = tokio::spawn(async move {
         // Frames are small and latency matters: no Nagle delay (it held acks back ~40 ms
@@ -213,5 +230,5 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
             .await
     });
     tracing::info!(%addr, "listening");
-    Ok(Running { addr, state, shutdown: shutdown_tx, task })
+    Ok(Running { addr, state, shutdown: shutdown_tx, task, dispatcher })
 }

@@ -38,6 +38,25 @@ pub const AUDIT_WRITE_FAILURES: &str = "switchboard_audit_write_failures_total";
 /// events | outbox.
 pub const RETENTION_PURGED: &str = "switchboard_retention_purged_total";
 
+/// Counter: pushes a provider accepted, label `provider` = fcm | apns.
+pub const PUSH_SENT: &str = "switchboard_push_sent_total";
+/// Counter: pushes refused for good, labels `provider` and `reason` = not_configured |
+/// credentials | rejected | gave_up (retried as often as allowed).
+pub const PUSH_FAILED: &str = "switchboard_push_failed_total";
+/// Counter: pushes a provider asked to try again (429, 5xx, no answer), label `provider`.
+pub const PUSH_RETRIED: &str = "switchboard_push_retried_total";
+/// Counter: device tokens unregistered because the provider said they are invalid or gone,
+/// label `provider`.
+pub const PUSH_TOKENS_REMOVED: &str = "switchboard_push_tokens_removed_total";
+/// Counter: pending pushes not sent, label `reason` = connected (a device is connected to this
+/// node) | delivered (a device confirmed the message) | no_device (every device was told
+/// already) | gone (the message or conversation no longer exists).
+pub const PUSH_SKIPPED: &str = "switchboard_push_skipped_total";
+/// Counter: pending pushes covered by a newer message's push to the same consumer.
+pub const PUSH_COALESCED: &str = "switchboard_push_coalesced_total";
+/// Histogram: seconds from a message being stored to its push being accepted.
+pub const PUSH_DELAY_SECONDS: &str = "switchboard_push_delay_seconds";
+
 /// Installs the global Prometheus recorder once per process; later calls get the same
 /// handle. `None` if another recorder was installed by someone else.
 pub fn install() -> Option<PrometheusHandle> {
@@ -67,5 +86,12 @@ fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
     metrics::describe_counter!(AUDIT_WRITE_FAILURES, "audit log entries that could not be written");
     metrics::describe_counter!(RETENTION_PURGED, "rows deleted by the retention purge, by kind");
+    metrics::describe_counter!(PUSH_SENT, "pushes a provider accepted, by provider");
+    metrics::describe_counter!(PUSH_FAILED, "pushes refused for good, by provider and reason");
+    metrics::describe_counter!(PUSH_RETRIED, "pushes a provider asked to retry later, by provider");
+    metrics::describe_counter!(PUSH_TOKENS_REMOVED, "device tokens unregistered on the provider's word, by provider");
+    metrics::describe_counter!(PUSH_SKIPPED, "pending pushes not sent, by reason");
+    metrics::describe_counter!(PUSH_COALESCED, "pending pushes covered by a newer push to the same consumer");
+    metrics::describe_histogram!(PUSH_DELAY_SECONDS, "seconds from a message being stored to its push being accepted");
     switchboard_store::describe_metrics();
 }

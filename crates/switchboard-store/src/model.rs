@@ -32,6 +32,9 @@ pub struct Brand {
     /// An agent who starts a conversation by writing to a consumer (a proactive follow-up)
     /// may read the consumer's other conversations too (default `false`: only their own).
     pub follow_up_history: bool,
+    /// Pushes say only "You have a new message": no text, no author.
+    #[serde(default)]
+    pub push_masked: bool,
     pub created_at: Millis,
 }
 
@@ -401,4 +404,121 @@ pub struct ConversationEvent {
     pub agent_id: Option<i64>,
     pub skill_id: Option<i64>,
     pub at: Millis,
+}
+
+/// Where an app's APNs pushes go: Apple's production service (App Store and TestFlight
+/// builds) or its sandbox (development builds); a device token belongs to one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ApnsEnvironment {
+    #[default]
+    Production,
+    Sandbox,
+}
+
+impl ApnsEnvironment {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApnsEnvironment::Production => "production",
+            ApnsEnvironment::Sandbox => "sandbox",
+        }
+    }
+
+    /// Parses [`ApnsEnvironment::as_str`].
+    pub fn parse(s: &str) -> Option<ApnsEnvironment> {
+        match s {
+            "production" => Some(ApnsEnvironment::Production),
+            "sandbox" => Some(ApnsEnvironment::Sandbox),
+            _ => None,
+        }
+    }
+}
+
+/// An app's Firebase Cloud Messaging credentials. `service_account_json` is a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FcmSettings {
+    /// The Firebase project the app's tokens belong to.
+    pub project_id: String,
+    /// The service account's key file (JSON) as downloaded from the Google Cloud console.
+    pub service_account_json: String,
+}
+
+impl std::fmt::Debug for FcmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FcmSettings").field("project_id", &self.project_id).finish_non_exhaustive()
+    }
+}
+
+/// An app's APNs token-authentication credentials. `private_key` (the .p8 file) is a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApnsSettings {
+    /// The key's id (10 characters), from the Apple developer account.
+    pub key_id: String,
+    /// The developer team id (10 characters).
+    pub team_id: String,
+    /// The app's bundle id: every push's `apns-topic`.
+    pub bundle_id: String,
+    /// The .p8 file: a PKCS#8 PEM P-256 private key.
+    pub private_key: String,
+    pub environment: ApnsEnvironment,
+}
+
+impl std::fmt::Debug for ApnsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApnsSettings")
+            .field("key_id", &self.key_id)
+            .field("team_id", &self.team_id)
+            .field("bundle_id", &self.bundle_id)
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An app's push credentials, per provider (`None`: not configured).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    pub brand_id: String,
+    pub app_id: String,
+    pub fcm: Option<FcmSettings>,
+    pub apns: Option<ApnsSettings>,
+    /// When either provider's settings last changed: cached credentials older than this are
+    /// stale.
+    pub updated_at: Millis,
+}
+
+/// A registered device a push can go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    /// `apns` or `fcm`.
+    pub provider: String,
+    pub token: String,
+    /// The app the device registered from (whose push settings apply).
+    pub app_id: String,
+    /// The newest outbox entry a push to this device covered (0: none yet).
+    pub pushed_outbox_id: i64,
+}
+
+/// What a push announces: the message (as stored: masked for storage), how far the consumer's
+/// devices confirmed delivery in its conversation, and the consumer's unread count (messages
+/// from the brand after their read mark, over all their conversations: the badge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSubject {
+    pub message: StoredMessage,
+    pub consumer_delivered_seq: i64,
+    pub unread: i64,
+}
+
+/// What became of the pending pushes of one consumer, written in one transaction by
+/// [`Store::settle_push`](crate::Store::settle_push).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushSettlement {
+    /// Outbox entries done with (sent, covered by a later one, or given up): removed.
+    pub completed: Vec<i64>,
+    /// An entry to try again: (id, when, the error that made it wait).
+    pub retry: Option<(i64, Millis, String)>,
+    /// Devices a push covered up to an outbox entry: (provider, token, entry id).
+    pub pushed: Vec<(String, String, i64)>,
+    /// Devices the provider said are gone: (provider, token), unregistered.
+    pub removed: Vec<(String, String)>,
 }

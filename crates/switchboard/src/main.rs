@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use switchboard_server::push::{PushConfig, check_provider_url, parse_extra_roots};
 use switchboard_server::{ServerConfig, seed};
 use switchboard_store::{SqliteSync, Store, StoreOptions};
 
@@ -106,6 +107,13 @@ const CONFIG_KEYS: &[&str] = &[
     "demo",
     "log_format",
     "log",
+    "push",
+    "push_coalesce_ms",
+    "push_ca_file",
+    "fcm_url",
+    "fcm_token_url",
+    "apns_url",
+    "apns_sandbox_url",
 ];
 
 /// Configuration as read, before validation. Every field has a default.
@@ -123,6 +131,13 @@ struct RawConfig {
     demo: bool,
     log_format: LogFormat,
     log: String,
+    push: bool,
+    push_coalesce_ms: u64,
+    push_ca_file: Option<PathBuf>,
+    fcm_url: String,
+    fcm_token_url: String,
+    apns_url: String,
+    apns_sandbox_url: String,
 }
 
 impl Default for RawConfig {
@@ -139,6 +154,13 @@ impl Default for RawConfig {
             demo: true,
             log_format: LogFormat::Text,
             log: "info".into(),
+            push: true,
+            push_coalesce_ms: 1000,
+            push_ca_file: None,
+            fcm_url: PushConfig::default().fcm_url,
+            fcm_token_url: PushConfig::default().fcm_token_url,
+            apns_url: PushConfig::default().apns_url,
+            apns_sandbox_url: PushConfig::default().apns_sandbox_url,
         }
     }
 }
@@ -266,6 +288,7 @@ fn describe_config_error(error: figment::Error) -> String {
 }
 
 fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
+    let push = push_config(&raw, figment)?;
     let listen: SocketAddr = raw.listen.parse().map_err(|_| {
         anyhow::anyhow!(
             "invalid configuration: listen = {:?} is not an address like 127.0.0.1:8080 (from {})",
@@ -327,11 +350,54 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
                 interval: (raw.retention_purge_secs > 0).then(|| Duration::from_secs(raw.retention_purge_secs)),
                 ..switchboard_server::retention::RetentionConfig::default()
             },
+            push,
             ..ServerConfig::default()
         },
         demo: raw.demo,
         log_format: raw.log_format,
         log: raw.log,
+    })
+}
+
+/// The push settings: provider URLs (https, or http to loopback for fake providers), the
+/// extra CA file, the coalescing delay.
+fn push_config(raw: &RawConfig, figment: &Figment) -> anyhow::Result<PushConfig> {
+    let url = |key: &str, value: &str| {
+        check_provider_url(value).map_err(|error| {
+            anyhow::anyhow!("invalid configuration: {key}: {error} (from {})", source_of(figment, key))
+        })
+    };
+    if raw.push_coalesce_ms > 60_000 {
+        bail!(
+            "invalid configuration: push_coalesce_ms = {} must be 0 to 60000 (from {})",
+            raw.push_coalesce_ms,
+            source_of(figment, "push_coalesce_ms")
+        );
+    }
+    let extra_roots = match &raw.push_ca_file {
+        None => Vec::new(),
+        Some(path) => {
+            let source = source_of(figment, "push_ca_file");
+            let pem = std::fs::read(path).map_err(|error| {
+                anyhow::anyhow!(
+                    "invalid configuration: push_ca_file {} cannot be read: {error} (from {source})",
+                    path.display()
+                )
+            })?;
+            parse_extra_roots(&pem).map_err(|error| {
+                anyhow::anyhow!("invalid configuration: push_ca_file {} {error} (from {source})", path.display())
+            })?
+        }
+    };
+    Ok(PushConfig {
+        enabled: raw.push,
+        fcm_url: url("fcm_url", &raw.fcm_url)?,
+        fcm_token_url: url("fcm_token_url", &raw.fcm_token_url)?,
+        apns_url: url("apns_url", &raw.apns_url)?,
+        apns_sandbox_url: url("apns_sandbox_url", &raw.apns_sandbox_url)?,
+        extra_roots,
+        coalesce: Duration::from_millis(raw.push_coalesce_ms),
+        ..PushConfig::default()
     })
 }
 
@@ -663,6 +729,33 @@ mod tests {
         for flag in named {
             assert!(flags.iter().any(|f| f == flag), "README names dev-token {flag}; it has {flags:?}");
         }
+    }
+
+    #[test]
+    fn push_settings_are_checked_at_start() {
+        let dir = std::env::temp_dir().join(format!("sb-push-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("push.toml");
+        let refused = |toml: &str, says: &str| {
+            std::fs::write(&file, toml).unwrap();
+            let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+            assert!(error.contains(says) && error.contains("push.toml"), "{toml}: {error}");
+        };
+        refused(
+            "apns_url = \"http://api.push.apple.com\"\n",
+            "apns_url: \"http://api.push.apple.com\" must be https://",
+        );
+        refused("fcm_url = \"fcm\"\n", "fcm_url: \"fcm\" is not a URL");
+        refused("push_coalesce_ms = 70000\n", "push_coalesce_ms = 70000 must be 0 to 60000");
+        refused("push_ca_file = \"/nonexistent/ca.pem\"\n", "push_ca_file /nonexistent/ca.pem cannot be read");
+        std::fs::write(dir.join("empty.pem"), "not a certificate\n").unwrap();
+        refused(&format!("push_ca_file = {:?}\n", dir.join("empty.pem")), "holds no PEM certificate");
+
+        std::fs::write(&file, "fcm_url = \"http://127.0.0.1:9000/\"\npush = false\n").unwrap();
+        let config = load_config(Some(&file), FlagOverrides::default()).unwrap();
+        assert_eq!(config.server.push.fcm_url, "http://127.0.0.1:9000");
+        assert!(!config.server.push.enabled);
+        assert_eq!(config.server.push.apns_url, "https://api.push.apple.com");
     }
 
     #[test]

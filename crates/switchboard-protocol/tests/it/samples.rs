@@ -251,6 +251,10 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
             "push_fcm",
             ClientFrame::Push { id: Some(7), provider: PushProvider::Fcm, token: "fcm:APA91bH-example".into() },
         ),
+        (
+            "unpush_fcm",
+            ClientFrame::Unpush { id: Some(8), provider: PushProvider::Fcm, token: "fcm:APA91bH-example".into() },
+        ),
         ("ping", ClientFrame::Ping { id: None }),
         ("ping_id", ClientFrame::Ping { id: Some(99) }),
     ]

@@ -34,10 +34,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    pub async fn start_with(config: ServerConfig) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let data_dir = temp_dir("sdk-server");
-        let running = launch(&data_dir, listener).await;
+        let running = launch_with(&data_dir, listener, config).await;
         TestServer { running: Some(running), addr, data_dir }
     }
 
@@ -75,10 +79,14 @@ impl TestServer {
 }
 
 async fn launch(data_dir: &Path, listener: tokio::net::TcpListener) -> Running {
+    launch_with(data_dir, listener, ServerConfig::default()).await
+}
+
+async fn launch_with(data_dir: &Path, listener: tokio::net::TcpListener, config: ServerConfig) -> Running {
     let url = format!("sqlite://{}", data_dir.join("server.db").display());
     let store = Store::open(&StoreOptions::new(url)).await.unwrap();
     seed::ensure_demo(&store, data_dir).await.unwrap();
-    switchboard_server::start(store, ServerConfig::default(), listener).await.unwrap()
+    switchboard_server::start(store, config, listener).await.unwrap()
 }
 
 /// Tokens from the demo key, counting calls; the first `short` tokens live `short_ttl` s.

@@ -114,6 +114,8 @@ pub struct BrandSettingsRequest {
     /// follow-up) read the consumer's other conversations too (default false: only the
     /// conversations they hold or held).
     pub follow_up_history: Option<bool>,
+    /// Pushes say only "You have a new message": no text, no author (default false).
+    pub push_masked: Option<bool>,
 }
 
 /// Longest auto-close setting: 90 days.
@@ -193,9 +195,11 @@ pub(super) async fn patch_brand(
         auto_close_warn_secs: request.auto_close_warn_secs,
         auto_close_survey: request.auto_close_survey,
         follow_up_history: request.follow_up_history,
+        push_masked: request.push_masked,
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);
+    state.push.brand_changed(&brand.id);
     crate::audit::record(&state, &caller, "brand.update", Some(format!("brand {}", brand.id)), detail).await;
     Ok(Json(brand.into()))
 }

@@ -36,6 +36,8 @@ pub struct Brand {
     /// may read the consumer's other conversations too; `false` (the default): only the
     /// conversations they hold or held.
     pub follow_up_history: bool,
+    /// Pushes say only "You have a new message": no text, no author.
+    pub push_masked: bool,
     pub created_at: Millis,
 }
 
@@ -53,6 +55,7 @@ impl From<switchboard_store::Brand> for Brand {
             auto_close_warn_secs,
             auto_close_survey,
             follow_up_history,
+            push_masked,
             created_at,
         } = brand;
         Brand {
@@ -67,6 +70,7 @@ impl From<switchboard_store::Brand> for Brand {
             auto_close_warn_secs,
             auto_close_survey,
             follow_up_history,
+            push_masked,
             created_at,
         }
     }
@@ -495,4 +499,102 @@ mod tests {
             assert_eq!(SkillRouting::from(switchboard_store::SkillRouting::from(routing)), routing);
         }
     }
+}
+
+/// Where an app's APNs pushes go: `production` (App Store and TestFlight builds) or `sandbox`
+/// (development builds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApnsEnvironment {
+    #[default]
+    Production,
+    Sandbox,
+}
+
+impl From<switchboard_store::ApnsEnvironment> for ApnsEnvironment {
+    fn from(environment: switchboard_store::ApnsEnvironment) -> ApnsEnvironment {
+        match environment {
+            switchboard_store::ApnsEnvironment::Production => ApnsEnvironment::Production,
+            switchboard_store::ApnsEnvironment::Sandbox => ApnsEnvironment::Sandbox,
+        }
+    }
+}
+
+impl From<ApnsEnvironment> for switchboard_store::ApnsEnvironment {
+    fn from(environment: ApnsEnvironment) -> switchboard_store::ApnsEnvironment {
+        match environment {
+            ApnsEnvironment::Production => switchboard_store::ApnsEnvironment::Production,
+            ApnsEnvironment::Sandbox => switchboard_store::ApnsEnvironment::Sandbox,
+        }
+    }
+}
+
+/// An app's FCM settings as the API shows them: the service account file is never returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FcmPushSettings {
+    /// The Firebase project pushes are sent through.
+    pub project_id: String,
+    /// The service account the key file is for (its `client_email`).
+    pub client_email: Option<String>,
+    /// Whether a service account key file is stored (always true when FCM is set).
+    pub service_account_set: bool,
+}
+
+/// An app's APNs settings as the API shows them: the .p8 key is never returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApnsPushSettings {
+    pub key_id: String,
+    pub team_id: String,
+    /// The iOS app's bundle id (`apns-topic`).
+    pub bundle_id: String,
+    pub environment: ApnsEnvironment,
+    /// Whether a .p8 key is stored (always true when APNs is set).
+    pub private_key_set: bool,
+}
+
+/// An app's push settings, per provider (`null`: not set up). Secrets have no field here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PushSettings {
+    pub app_id: String,
+    pub fcm: Option<FcmPushSettings>,
+    pub apns: Option<ApnsPushSettings>,
+    /// When either provider's settings last changed (`null`: never set).
+    pub updated_at: Option<Millis>,
+}
+
+impl PushSettings {
+    /// The API's view of an app's stored settings (`None`: never set).
+    pub fn of(app_id: &str, stored: Option<&switchboard_store::PushSettings>) -> PushSettings {
+        let fcm = stored.and_then(|s| s.fcm.as_ref()).map(|fcm| FcmPushSettings {
+            project_id: fcm.project_id.clone(),
+            client_email: crate::push::fcm::ServiceAccount::parse(&fcm.service_account_json)
+                .ok()
+                .map(|account| account.client_email),
+            service_account_set: true,
+        });
+        let apns = stored.and_then(|s| s.apns.as_ref()).map(|apns| ApnsPushSettings {
+            key_id: apns.key_id.clone(),
+            team_id: apns.team_id.clone(),
+            bundle_id: apns.bundle_id.clone(),
+            environment: apns.environment.into(),
+            private_key_set: true,
+        });
+        PushSettings { app_id: app_id.to_owned(), fcm, apns, updated_at: stored.map(|s| s.updated_at) }
+    }
+}
+
+/// What a provider answered to a test push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TestPushResult {
+    /// `fcm` or `apns`.
+    pub provider: String,
+    /// The provider accepted the push.
+    pub sent: bool,
+    /// `sent`, `unregistered` (the device token is invalid or gone), `retry` (the provider is
+    /// busy or could not be reached) or `failed` (refused: usually the app's settings).
+    pub outcome: String,
+    /// The provider's HTTP status (`null`: no answer).
+    pub status: Option<u16>,
+    /// The provider's reason (`UNREGISTERED`, `BadDeviceToken`, …) or what went wrong.
+    pub reason: String,
 }

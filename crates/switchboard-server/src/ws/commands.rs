@@ -144,6 +144,20 @@ pub(super) async fn handle_consumer(
                 .await?;
             Ok(ok(id))
         }
+        ClientFrame::Unpush { id, provider, token } => {
+            if token.is_empty() || token.len() > MAX_PUSH_TOKEN_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "push token must be 1 to {MAX_PUSH_TOKEN_BYTES} bytes (got {})",
+                    token.len()
+                )));
+            }
+            // The device holding the token decides, as it does when it registers it: a
+            // device that logged out removes its token whoever it was registered for in the
+            // brand (a removal sent after another user registered the same device is followed
+            // by that user's registration; the SDK sends them in this order).
+            state.store.remove_push_token(&brand_id, provider.as_str(), &token).await?;
+            Ok(ok(id))
+        }
     }
 }
 
@@ -240,7 +254,7 @@ pub(super) async fn handle_agent(
             Ok(ok(id))
         }
         ClientFrame::Csat { .. } => Err(ApiError::new(ErrorCode::Forbidden, "only consumers answer surveys")),
-        ClientFrame::Push { .. } => {
+        ClientFrame::Push { .. } | ClientFrame::Unpush { .. } => {
             Err(ApiError::new(ErrorCode::Forbidden, "only consumer devices register push tokens"))
         }
         ClientFrame::History { .. } => {

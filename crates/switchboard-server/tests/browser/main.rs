@@ -4,7 +4,8 @@
 //! clear; 200 conversations and a 2,000-message history stay usable; an admin's automatic
 //! welcome and auto-close settings are checked, previewed, stored and show in the thread; an
 //! admin masks, erases and reads the audit log, a manager searches and exports, an agent
-//! downloads a transcript. Screenshots of the main
+//! downloads a transcript, an
+//! admin sets up an app's APNs push and sends a test push to a fake provider. Screenshots of the main
 //! screens land in `target/screenshots/`.
 
 #[allow(dead_code)]
@@ -12,6 +13,10 @@
 mod harness;
 
 mod driver;
+
+#[allow(dead_code)]
+#[path = "../it/fake_providers.rs"]
+mod fake_providers;
 
 use serde_json::json;
 use switchboard_store::{Append, ConsumerAppend, ConsumerClaims, Role};
@@ -436,6 +441,75 @@ async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
     for browser in [admin, nora] {
         browser.close().await;
     }
+}
+
+/// Push settings from the Apps page: the APNs form refuses a bad team id with the server's
+/// reason, saves the key (never shown again: the page says it is stored), the brand's masking
+/// checkbox is saved, and a test push reports the fake provider's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn an_admin_sets_up_apns_for_an_app_and_sends_a_test_push() {
+    use crate::fake_providers::*;
+    let driver = Driver::start().await;
+    let fakes = FakeProviders::start().await;
+    let server =
+        TestServer::start_with(switchboard_server::ServerConfig { push: fakes.config(), ..Default::default() }).await;
+    let brand = server.brand().await;
+    let base = server.http.clone();
+    let admin = driver.browser().await;
+    admin.login(&base, &brand.admin_email, PASSWORD).await;
+    admin.visible("#dashboard").await;
+
+    admin.goto(&format!("{base}/#/admin/apps")).await;
+    let row = format!("#apps-table tr[data-app=\"{}\"]", brand.app);
+    admin.click(&format!("{row} button[aria-label^=\"Push\"]")).await;
+    admin.text_contains(".push-panel", "Not set up: iOS devices get no pushes.").await;
+    let apns = ".push-panel form[aria-label^=\"APNs\"]";
+    admin.type_into(&format!("{apns} [name=key_id]"), APNS_KEY_ID).await;
+    admin.type_into(&format!("{apns} [name=team_id]"), "TEAM").await;
+    admin.type_into(&format!("{apns} [name=bundle_id]"), APNS_BUNDLE_ID).await;
+    admin.js("document.querySelector('.push-panel form[aria-label^=\"APNs\"] [name=private_key]').value = arguments[0]; return true",
+        vec![json!(apns_p8())]).await;
+    admin.click(&format!("{apns} button[type=submit]")).await;
+    admin.text_contains(&format!("{apns} [role=alert]"), "team_id must be the 10 letters and digits").await;
+    admin.js("document.querySelector('.push-panel form[aria-label^=\"APNs\"] [name=team_id]').value = arguments[0]; return true",
+        vec![json!(APNS_TEAM_ID)]).await;
+    admin.click(&format!("{apns} button[type=submit]")).await;
+    admin
+        .text_contains(
+            apns,
+            &format!("Set up: key {APNS_KEY_ID}, team {APNS_TEAM_ID}, {APNS_BUNDLE_ID}, production; key stored."),
+        )
+        .await;
+    let key_field = admin
+        .js("return document.querySelector('.push-panel form[aria-label^=\"APNs\"] [name=private_key]').value", vec![])
+        .await;
+    assert_eq!(key_field, json!(""), "the key is not shown again");
+    let stored = server.store.push_settings(&brand.id, &brand.app).await.unwrap().unwrap().apns.unwrap();
+    assert_eq!((stored.key_id.as_str(), stored.team_id.as_str()), (APNS_KEY_ID, APNS_TEAM_ID));
+
+    let test = ".push-panel form[aria-label^=\"Send a test push\"]";
+    admin.select(&format!("{test} [name=provider]"), "apns").await;
+    admin
+        .type_into(&format!("{test} [name=token]"), "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9")
+        .await;
+    admin.click(&format!("{test} button[type=submit]")).await;
+    admin.text_contains(&format!("{test} .push-test-result"), "Sent: the provider accepted it (HTTP 200).").await;
+    assert_eq!(fakes.received().len(), 1);
+    admin.screenshot("admin-app-push").await;
+
+    admin.goto(&format!("{base}/#/admin/settings")).await;
+    admin.click("#push-masked").await;
+    admin.click("#settings-save").await;
+    admin.until("push masking saved", "return document.querySelector('#push-masked').checked ? true : null").await;
+    for _ in 0..50 {
+        if server.store.brand(&brand.id).await.unwrap().unwrap().push_masked {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.store.brand(&brand.id).await.unwrap().unwrap().push_masked, "the setting was saved");
+    admin.close().await;
 }
 
 /// Automation from the admin pages: a welcome with an unknown variable is refused naming it,

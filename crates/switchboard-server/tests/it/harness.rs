@@ -286,6 +286,12 @@ impl Client {
         }
     }
 
+    /// Closes the socket politely and waits for the server to close its side.
+    pub async fn close(mut self) {
+        let _ = self.ws.send(Message::Close(None)).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
+
     /// Asserts no frame matching `unwanted` arrives within `within`.
     pub async fn expect_none(&mut self, within: Duration, unwanted: impl Fn(&Value) -> bool) {
         assert!(!self.seen.iter().any(&unwanted), "already received: {:?}", self.seen);

@@ -14,6 +14,7 @@ pub(crate) mod erasure;
 pub(crate) mod hours;
 pub(crate) mod masking;
 pub(crate) mod outbox;
+mod push;
 pub(crate) mod retention;
 pub(crate) mod search;
 mod staff;
@@ -56,6 +57,7 @@ pub struct BrandPatch {
     pub auto_close_warn_secs: Option<Option<i64>>,
     pub auto_close_survey: Option<bool>,
     pub follow_up_history: Option<bool>,
+    pub push_masked: Option<bool>,
 }
 
 /// New app.
@@ -190,6 +192,7 @@ fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
         auto_close_warn_secs: row.try_get("auto_close_warn_secs")?,
         auto_close_survey: flag(row, "auto_close_survey")?,
         follow_up_history: flag(row, "follow_up_history")?,
+        push_masked: flag(row, "push_masked")?,
         created_at: row.try_get("created_at")?,
     })
 }

@@ -78,6 +78,7 @@ mod masking;
 mod messages;
 mod outbox;
 mod persistence;
+mod push;
 mod receipts;
 mod retention;
 mod schema;

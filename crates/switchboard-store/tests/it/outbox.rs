@@ -30,7 +30,7 @@ async fn a_message_to_a_consumer_with_a_device_queues_one_push(store: Store) {
         Append::System(SystemAppend { brand_id: "acme".into(), conversation_id: c, text: "Moved".into(), key: None });
     store.append(notice, T0 + 3 * SECOND).await.unwrap();
 
-    let claimed = store.claim_outbox("push", T0 + 10 * SECOND, 30 * SECOND, 10).await.unwrap();
+    let claimed = store.claim_outbox("push", T0 + 10 * SECOND, T0 + 10 * SECOND, 30 * SECOND, 10).await.unwrap();
     let announced: Vec<(i64, i64, i64)> = claimed.iter().map(|e| (e.conversation_id, e.seq, e.consumer_id)).collect();
     assert_eq!(announced, [(c, reply.message.seq, alice), (c, 3, alice)], "the reply and the notice, once each");
     assert!(claimed.iter().all(|e| e.brand_id == "acme" && e.kind == "push" && e.attempts == 0));
@@ -56,20 +56,20 @@ async fn claims_hold_for_their_lease_and_retries_wait_their_turn(store: Store) {
     let now = T0 + 10 * SECOND;
     let lease = 30 * SECOND;
 
-    let first = store.claim_outbox("push", now, lease, 2).await.unwrap();
+    let first = store.claim_outbox("push", now, now, lease, 2).await.unwrap();
     assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3], "oldest first, at most the limit");
-    let second = store.claim_outbox("push", now, lease, 10).await.unwrap();
+    let second = store.claim_outbox("push", now, now, lease, 10).await.unwrap();
     assert_eq!(second.iter().map(|e| e.seq).collect::<Vec<_>>(), [4], "claimed entries are not claimed twice");
-    assert!(store.claim_outbox("webhook", now, lease, 10).await.unwrap().is_empty(), "kinds are apart");
+    assert!(store.claim_outbox("webhook", now, now, lease, 10).await.unwrap().is_empty(), "kinds are apart");
 
-    store.complete_outbox(first[0].id).await.unwrap();
-    store.retry_outbox(first[1].id, now + 45 * SECOND, "503 from the provider").await.unwrap();
+    store.complete_outbox("acme", first[0].id).await.unwrap();
+    store.retry_outbox("acme", first[1].id, now + 45 * SECOND, "503 from the provider").await.unwrap();
     // Within the lease nothing is due; after it, the unfinished claim (seq 4) comes back;
     // the retried entry waits for its due time.
-    assert!(store.claim_outbox("push", now + SECOND, lease, 10).await.unwrap().is_empty());
-    let after_lease = store.claim_outbox("push", now + lease, lease, 10).await.unwrap();
+    assert!(store.claim_outbox("push", now + SECOND, now + SECOND, lease, 10).await.unwrap().is_empty());
+    let after_lease = store.claim_outbox("push", now + lease, now + lease, lease, 10).await.unwrap();
     assert_eq!(after_lease.iter().map(|e| e.seq).collect::<Vec<_>>(), [4]);
-    let retried = store.claim_outbox("push", now + 45 * SECOND, lease, 10).await.unwrap();
+    let retried = store.claim_outbox("push", now + 45 * SECOND, now + 45 * SECOND, lease, 10).await.unwrap();
     assert_eq!(retried.iter().map(|e| (e.seq, e.attempts)).collect::<Vec<_>>(), [(3, 1)]);
     assert_eq!(store.outbox_pending("push").await.unwrap(), 2);
 }
