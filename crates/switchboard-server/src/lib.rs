@@ -11,6 +11,8 @@
 //!   priority, choose a state), shared by the agent socket and REST.
 //! - `api`: REST handlers and the OpenAPI document.
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
+//! - `serve`, `tls`: the accept loop (TLS, plain HTTP on a TLS port, handshake and header
+//!   deadlines) and the certificate that reloads when its files change.
 //! - `seed`: demo data for `switchboard serve` without configuration.
 
 pub mod access;
@@ -20,10 +22,14 @@ pub mod desk_ops;
 pub mod engine;
 pub mod error;
 pub mod fanout;
+pub mod files;
 pub mod floor;
+pub mod headers;
 pub mod jwt;
 pub mod metrics;
 pub mod seed;
+pub mod serve;
+pub mod tls;
 pub mod web;
 pub mod ws;
 
@@ -34,7 +40,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use switchboard_bus::Bus;
 use switchboard_store::Store;
 use tokio::net::TcpListener;
@@ -71,6 +76,13 @@ pub struct ServerConfig {
     /// The demo seed's credentials file (`seed::credentials_path`), when the demo runs: a
     /// password an admin sets for a demo login is removed from it at once.
     pub demo_credentials: Option<std::path::PathBuf>,
+    /// Serve TLS with this certificate and key (reloaded when the files change).
+    pub tls: Option<tls::TlsSettings>,
+    /// With TLS: what a client speaking plain HTTP to the port gets.
+    pub plain_http: serve::PlainHttp,
+    /// A proxy in front terminates TLS: the public address is https, so cookies are
+    /// `Secure` and responses carry HSTS even though this server speaks plain HTTP.
+    pub trust_proxy_tls: bool,
 }
 
 impl Default for ServerConfig {
@@ -82,7 +94,17 @@ impl Default for ServerConfig {
             operator_token: None,
             wait_refresh: Duration::from_millis(switchboard_core::desk::DEFAULT_WAIT_REFRESH_MS.unsigned_abs()),
             demo_credentials: None,
+            tls: None,
+            plain_http: serve::PlainHttp::default(),
+            trust_proxy_tls: false,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Whether browsers reach this server over https (served here or by a trusted proxy).
+    pub fn public_https(&self) -> bool {
+        self.tls.is_some() || self.trust_proxy_tls
     }
 }
 
@@ -148,6 +170,8 @@ impl Running {
 /// Builds the state, rebuilds routing from the store, and serves on `listener` until
 /// [`Running::shutdown`].
 pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) -> anyhow::Result<Running> {
+    // The certificate first: a bad one stops the start before anything else happens.
+    let tls = config.tls.clone().map(tls::Acceptor::new).transpose()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let bus = Bus::new();
     // One fan-out for the node: the engines and the sockets share its masking rules.
@@ -185,19 +209,8 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
             }
         });
     }
-    let mut shutdown_signal = state.shutdown.clone();
-    let task = tokio::spawn(async move {
-        // Frames are small and latency matters: no Nagle delay (it held acks back ~40 ms
-        // behind the peer's delayed ACK in the load test).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_signal.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
-    tracing::info!(%addr, "listening");
+    let plain_http = state.config.plain_http;
+    let task = serve::spawn(listener, serve::Edge { app, tls, plain_http }, state.shutdown.clone());
+    tracing::info!(%addr, tls = state.config.tls.is_some(), "listening");
     Ok(Running { addr, state, shutdown: shutdown_tx, task })
 }

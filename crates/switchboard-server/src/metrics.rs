@@ -33,6 +33,13 @@ pub const AUTOMATIC_MESSAGES: &str = "switchboard_automatic_messages_total";
 /// upgrades are `1xx` (101 Switching Protocols); their sockets are counted by [`CONNECTIONS`].
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 
+/// Counter: certificate reloads after the TLS files changed, label `outcome` = ok | failed.
+pub const TLS_RELOADS: &str = "switchboard_tls_reloads_total";
+/// Counter: connections that ended before serving a request, label `reason` =
+/// tls_handshake (failed or timed out) | plain_http (plain HTTP on a TLS port: redirected or
+/// refused).
+pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
+
 /// Installs the global Prometheus recorder once per process; later calls get the same
 /// handle. `None` if another recorder was installed by someone else.
 pub fn install() -> Option<PrometheusHandle> {
@@ -60,5 +67,7 @@ fn describe() {
     metrics::describe_counter!(OFF_HOURS_ARRIVALS, "conversations opened outside their skill's business hours");
     metrics::describe_counter!(AUTOMATIC_MESSAGES, "automatic messages stored, by trigger");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
+    metrics::describe_counter!(TLS_RELOADS, "TLS certificate reloads after its files changed, by outcome");
+    metrics::describe_counter!(CONNECTIONS_REFUSED, "connections ended before a request, by reason");
     switchboard_store::describe_metrics();
 }

@@ -14,8 +14,11 @@ use clap::{Parser, Subcommand};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use switchboard_server::serve::PlainHttp;
 use switchboard_server::{ServerConfig, seed};
 use switchboard_store::{SqliteSync, Store, StoreOptions};
+
+mod trial_tls;
 
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about = "Self-hosted in-app and web customer messaging")]
@@ -53,6 +56,17 @@ struct ServeArgs {
     /// Address to listen on [env: SWITCHBOARD_LISTEN] [default: 127.0.0.1:8080].
     #[arg(long)]
     listen: Option<String>,
+    /// Serve https/wss with this certificate chain (PEM, server certificate first)
+    /// [env: SWITCHBOARD_TLS_CERT]. Reloaded when the file changes.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM) [env: SWITCHBOARD_TLS_KEY].
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve https/wss with a certificate made for a local trial (kept in <data_dir>/tls);
+    /// prints what to trust [env: SWITCHBOARD_TLS_SELF_SIGNED].
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -85,6 +99,11 @@ const CONFIG_KEYS: &[&str] = &[
     "demo",
     "log_format",
     "log",
+    "tls_cert",
+    "tls_key",
+    "tls_self_signed",
+    "plain_http",
+    "trust_proxy_tls",
 ];
 
 /// Configuration as read, before validation. Every field has a default.
@@ -101,6 +120,19 @@ struct RawConfig {
     demo: bool,
     log_format: LogFormat,
     log: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: bool,
+    plain_http: PlainHttpPolicy,
+    trust_proxy_tls: bool,
+}
+
+/// What a TLS port answers to plain HTTP.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum PlainHttpPolicy {
+    Refuse,
+    Redirect,
 }
 
 impl Default for RawConfig {
@@ -116,6 +148,11 @@ impl Default for RawConfig {
             demo: true,
             log_format: LogFormat::Text,
             log: "info".into(),
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            plain_http: PlainHttpPolicy::Refuse,
+            trust_proxy_tls: false,
         }
     }
 }
@@ -138,6 +175,8 @@ struct Config {
     demo: bool,
     log_format: LogFormat,
     log: String,
+    /// Make (or reuse) a trial certificate in the data directory and serve TLS with it.
+    tls_self_signed: bool,
 }
 
 /// Flags that override configuration (only those given).
@@ -149,6 +188,12 @@ struct FlagOverrides {
     data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_self_signed: Option<bool>,
 }
 
 impl figment::Provider for FlagOverrides {
@@ -282,6 +327,25 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
         ),
         None => format!("sqlite://{}", raw.data_dir.join("switchboard.db").display()),
     };
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (Some(cert), Some(key)) => Some(switchboard_server::tls::TlsSettings::new(cert, key)),
+        (None, None) => None,
+        (Some(_), None) => bail!(
+            "invalid configuration: tls_cert is set (from {}) but tls_key is not: both are needed",
+            source_of(figment, "tls_cert")
+        ),
+        (None, Some(_)) => bail!(
+            "invalid configuration: tls_key is set (from {}) but tls_cert is not: both are needed",
+            source_of(figment, "tls_key")
+        ),
+    };
+    if raw.tls_self_signed && tls.is_some() {
+        bail!(
+            "invalid configuration: tls_self_signed (from {}) and tls_cert/tls_key (from {}) exclude each other",
+            source_of(figment, "tls_self_signed"),
+            source_of(figment, "tls_cert")
+        );
+    }
     let demo_credentials = raw.demo.then(|| seed::credentials_path(&raw.data_dir));
     Ok(Config {
         listen,
@@ -293,11 +357,18 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             session_ttl: Duration::from_secs(raw.session_ttl_secs),
             operator_token: raw.operator_token,
             demo_credentials,
+            tls,
+            plain_http: match raw.plain_http {
+                PlainHttpPolicy::Refuse => PlainHttp::Refuse,
+                PlainHttpPolicy::Redirect => PlainHttp::Redirect,
+            },
+            trust_proxy_tls: raw.trust_proxy_tls,
             ..ServerConfig::default()
         },
         demo: raw.demo,
         log_format: raw.log_format,
         log: raw.log,
+        tls_self_signed: raw.tls_self_signed,
     })
 }
 
@@ -332,26 +403,49 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    let trial = if config.tls_self_signed {
+        let trial = trial_tls::ensure(&config.data_dir, config.listen)?;
+        config.server.tls = Some(trial.settings.clone());
+        Some(trial)
+    } else {
+        None
+    };
     let credentials = if config.demo { seed::ensure_demo(&store, &config.data_dir).await? } else { None };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let running = switchboard_server::start(store, config.server.clone(), listener).await?;
-    print_banner(&config, running.addr, credentials.as_ref());
+    print_banner(&config, running.addr, credentials.as_ref(), trial.as_ref());
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await?;
     Ok(())
 }
 
-fn print_banner(config: &Config, addr: SocketAddr, credentials: Option<&seed::DemoCredentials>) {
+fn print_banner(
+    config: &Config,
+    addr: SocketAddr,
+    credentials: Option<&seed::DemoCredentials>,
+    trial: Option<&trial_tls::Trial>,
+) {
+    let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+    // The trial certificate names localhost and the loopback addresses, not 0.0.0.0.
+    let host = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    let base_url = format!("{scheme}://{host}");
+    let commands = Commands::of_this_binary();
     println!();
-    println!("Switchboard is listening on http://{addr}");
-    println!("  agent workspace, dashboard and admin: http://{addr}/");
-    println!("  API reference:  http://{addr}/docs");
+    println!("Switchboard is listening on {base_url}");
+    println!("  agent workspace, dashboard and admin: {base_url}/");
+    println!("  API reference:  {base_url}/docs");
     println!("  database:       {}", redact(&config.database_url));
+    if let Some(trial) = trial {
+        println!();
+        for line in trial_tls::instructions(trial, &base_url, &commands.chat) {
+            println!("{line}");
+        }
+    }
     if let Some(credentials) = credentials {
         println!();
         println!("Demo brand {:?}, app {:?}. Staff logins:", credentials.brand, credentials.app);
@@ -361,17 +455,24 @@ fn print_banner(config: &Config, addr: SocketAddr, credentials: Option<&seed::De
         for changed in &credentials.changed {
             println!("  {changed:<31} password changed since the demo was seeded (not shown)");
         }
-        let commands = Commands::of_this_binary();
         let data_dir = if config.data_dir == RawConfig::default().data_dir {
             String::new()
         } else {
             format!(" --data-dir {}", config.data_dir.display())
         };
         println!();
+        // The sample app's defaults reach http://127.0.0.1:8080; say where, when elsewhere.
+        let mut chat = commands.chat.clone();
+        if base_url != "http://127.0.0.1:8080" {
+            chat.push_str(&format!(" --server {base_url}"));
+        }
+        if let Some(trial) = trial {
+            chat.push_str(&format!(" --ca-cert {}", trial.ca.display()));
+        }
         println!("Write as a consumer from a second terminal with the sample app (anonymous):");
-        println!("  {} --anonymous", commands.chat);
+        println!("  {chat} --anonymous");
         println!("or as a logged-in consumer, with a token for the demo app:");
-        println!("  {} --token \"$({} dev-token{data_dir} --sub alice-customer)\"", commands.chat, commands.server);
+        println!("  {chat} --token \"$({} dev-token{data_dir} --sub alice-customer)\"", commands.server);
         println!("(crates/switchboard-chat/README.md; any WebSocket client can also send \"anon\": \"\" in hello)");
     }
     println!();
@@ -447,13 +548,17 @@ fn run() -> anyhow::Result<()> {
                 listen: args.listen,
                 data_dir: args.common.data_dir,
                 database_url: args.common.database_url,
+                tls_cert: args.tls_cert,
+                tls_key: args.tls_key,
+                tls_self_signed: args.tls_self_signed.then_some(true),
             };
             let config = load_config(cli.config.as_deref(), flags)?;
             init_logging(&config);
             runtime.block_on(serve(config))
         }
         Command::Migrate(args) => {
-            let flags = FlagOverrides { listen: None, data_dir: args.data_dir, database_url: args.database_url };
+            let flags =
+                FlagOverrides { data_dir: args.data_dir, database_url: args.database_url, ..FlagOverrides::default() };
             let config = load_config(cli.config.as_deref(), flags)?;
             init_logging(&config);
             runtime.block_on(async {
@@ -464,7 +569,7 @@ fn run() -> anyhow::Result<()> {
             })
         }
         Command::DevToken(args) => {
-            let flags = FlagOverrides { listen: None, data_dir: args.data_dir, database_url: None };
+            let flags = FlagOverrides { data_dir: args.data_dir, ..FlagOverrides::default() };
             let config = load_config(cli.config.as_deref(), flags)?;
             let token =
                 seed::dev_token(&config.data_dir, &args.sub, args.name.as_deref(), args.ttl).with_context(|| {

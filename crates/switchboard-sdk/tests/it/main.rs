@@ -6,3 +6,4 @@ mod harness;
 mod newer_server;
 mod offline;
 mod online;
+mod tls;

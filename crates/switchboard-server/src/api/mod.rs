@@ -275,6 +275,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{*path}", get(crate::web::asset))
         .fallback(not_found)
         .layer(middleware::from_fn(count_requests))
-        .with_state(state);
+        .with_state(state.clone());
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .layer(middleware::from_fn_with_state(state, crate::headers::add))
 }

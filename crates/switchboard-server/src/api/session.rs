@@ -41,15 +41,22 @@ pub(super) async fn login(State(state): State<AppState>, Body(request): Body<Log
     let expires_at = now.saturating_add(ttl_ms);
     state.store.create_session(&auth::hash_secret(&token), &user, now, expires_at).await?;
     let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         auth::SESSION_COOKIE,
-        state.config.session_ttl.as_secs()
+        state.config.session_ttl.as_secs(),
+        secure_attribute(&state)
     );
     let mut response = Json(LoginResponse { token, expires_at, user: user.into() }).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// `; Secure` when browsers reach the server over https (served here or by a trusted
+/// proxy): the cookie is then never sent over plain HTTP.
+fn secure_attribute(state: &AppState) -> &'static str {
+    if state.config.public_https() { "; Secure" } else { "" }
 }
 
 /// An argon2 hash of a random password, used to spend equal time on unknown emails.
@@ -62,7 +69,8 @@ pub(super) async fn logout(State(state): State<AppState>, AgentAuth(caller): Age
     if let Some(token) = caller.session_token {
         state.store.delete_session(&auth::hash_secret(&token)).await?;
     }
-    let clear = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", auth::SESSION_COOKIE);
+    let clear =
+        format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}", auth::SESSION_COOKIE, secure_attribute(&state));
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(value) = HeaderValue::from_str(&clear) {
         response.headers_mut().insert(header::SET_COOKIE, value);

@@ -663,6 +663,49 @@ async fn wrong_password_and_expired_session_say_so() {
     browser.close().await;
 }
 
+/// Issue 15, item 1: the workspace over https, as `serve --tls-self-signed` runs it. Chromium
+/// trusts the server's key by the hash the banner prints; login sets a `Secure` cookie that
+/// JavaScript cannot read, the agent socket is `wss://`, and a consumer's message arrives live
+/// and the answer goes back over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn the_workspace_works_over_https() {
+    let driver = Driver::start().await;
+    let certificate = certificate(&["localhost", "127.0.0.1"]);
+    let server = TestServer::start_tls(&certificate, |_| {}).await;
+    let brand = server.brand().await;
+    let base = server.http.clone();
+    assert!(base.starts_with("https://"));
+    let agent = driver.browser_trusting(Some(&certificate.spki_sha256)).await;
+    agent.login(&base, &brand.agent_email, PASSWORD).await;
+    agent.visible("#agent-state").await;
+    assert_eq!(agent.js("return location.protocol", vec![]).await, "https:");
+    let cookie = agent.client.get_named_cookie("sb_session").await.expect("session cookie");
+    assert_eq!(cookie.secure(), Some(true), "the session cookie is Secure over https");
+    assert_eq!(agent.js("return document.cookie", vec![]).await, "", "and HttpOnly");
+    agent.select("#agent-state", "online").await;
+    let agent_id =
+        server.store.users(&brand.id).await.unwrap().iter().find(|u| u.email == brand.agent_email).unwrap().id;
+    wait_online(&server, &brand, agent_id).await;
+
+    let mut consumer = Client::connect_tls(&format!("{}/v1/consumer", server.ws), trusting(&certificate.ca_pem)).await;
+    let token = rs256_token(&claims(&brand, "tls-maria", 3600));
+    let welcome =
+        consumer.hello(json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app, "token": token})).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+    consumer.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hello over TLS"})).await;
+    let c = consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.click(&item).await;
+    agent.text_contains("#messages", "Hello over TLS").await;
+    agent.type_into("#composer", "Secure answer").await;
+    agent.click("#send-button").await;
+    let reply = consumer.expect(|f| f["t"] == "msg" && f["from"] == "a").await;
+    assert_eq!(reply["text"], "Secure answer");
+    agent.screenshot("workspace-https").await;
+    agent.close().await;
+}
+
 /// A skill in offer mode rings the agent, who accepts from the offer card; when her browser
 /// closes, the manager's dashboard shows her disconnected with the grace countdown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

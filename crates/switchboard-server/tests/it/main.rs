@@ -13,3 +13,4 @@ mod presence;
 mod races;
 mod robustness;
 mod tenancy;
+mod tls;

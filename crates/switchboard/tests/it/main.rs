@@ -18,9 +18,15 @@ fn start_server(data_dir: &Path) -> (Child, String) {
 /// [`start_server`] with the log filter `log`; also returns what it printed up to the end of
 /// its banner (logs and banner: both go to stdout).
 fn start_server_logging(data_dir: &Path, log: &str) -> (Child, String, Vec<String>) {
+    start_server_with(data_dir, log, &[])
+}
+
+/// [`start_server_logging`] with more flags for `serve`.
+fn start_server_with(data_dir: &Path, log: &str, flags: &[&str]) -> (Child, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(flags)
         .env("SWITCHBOARD_LOG", log)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -195,10 +201,11 @@ fn logs_have_no_colour_codes_when_not_on_a_terminal() {
 #[test]
 fn the_banner_shows_runnable_commands_for_a_token_and_the_sample_app() {
     let dir = temp_dir("sb-banner");
-    let (server, _, printed) = start_server_logging(&dir, "warn");
+    let (server, url, printed) = start_server_logging(&dir, "warn");
     stop(server);
     let banner = printed.join("\n");
-    assert!(banner.contains("cargo run -p switchboard-chat -- --anonymous"), "{banner}");
+    // On another address than the sample app's default, the command names it.
+    assert!(banner.contains(&format!("cargo run -p switchboard-chat -- --server {url} --anonymous")), "{banner}");
     let token_line = printed.iter().find(|line| line.contains("dev-token")).expect("a dev-token hint");
     let inner = token_line.split("$(").nth(1).and_then(|rest| rest.split(')').next()).expect("a $(…) command");
     let args = inner.strip_prefix("cargo run -q -- ").unwrap_or_else(|| panic!("runnable through cargo: {inner}"));
@@ -365,4 +372,39 @@ async fn manager_token(url: &str, data_dir: &Path) -> String {
         .await
         .unwrap();
     login["token"].as_str().unwrap().to_owned()
+}
+
+/// Issue 15, item 1: `serve --tls-self-signed` makes a CA and a certificate in the data
+/// directory (owner-only files), serves https with it, and prints what to trust; a client
+/// trusting the printed `ca.pem` connects, and the certificate is reused at the next start.
+#[tokio::test]
+async fn tls_self_signed_serves_https_and_says_what_to_trust() {
+    let data_dir = std::env::temp_dir().join(format!("sb-tls-trial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let (server, url, banner) = start_server_with(&data_dir, "warn", &["--tls-self-signed"]);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let ca = data_dir.join("tls").join("ca.pem");
+    let text = banner.join("\n");
+    assert!(text.contains(&format!("trust this certificate authority: {}", ca.display())), "{text}");
+    assert!(text.contains("--ignore-certificate-errors-spki-list="), "{text}");
+    assert!(text.contains(&format!("--ca-cert {}", ca.display())), "the sample app command trusts it: {text}");
+    #[cfg(unix)]
+    for name in ["ca.pem", "cert.pem", "key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data_dir.join("tls").join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    let pem = std::fs::read(&ca).unwrap();
+    let http =
+        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]).build().unwrap();
+    let health = http.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Without trusting it, a client refuses the connection.
+    assert!(reqwest::Client::new().get(format!("{url}/healthz")).send().await.is_err());
+    stop(server);
+    let (server, _, banner) = start_server_with(&data_dir, "warn", &["--tls-self-signed"]);
+    assert!(banner.iter().any(|line| line.contains("made earlier")), "reused: {banner:?}");
+    assert_eq!(std::fs::read(&ca).unwrap(), pem);
+    stop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
