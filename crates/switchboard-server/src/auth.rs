@@ -47,6 +47,12 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
     Argon2::default().hash_password(password.as_bytes()).map(|hash| hash.to_string()).map_err(ApiError::internal)
 }
 
+/// Compares a presented secret with the expected one by their digests, so the time taken
+/// does not depend on where they differ.
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    hash_secret(presented) == hash_secret(expected)
+}
+
 /// Checks a password against a stored hash. A malformed hash counts as a mismatch.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     match PasswordHash::new(stored_hash) {
@@ -81,14 +87,23 @@ pub struct Caller {
     pub session_token: Option<String>,
 }
 
-/// Finds the bearer token or session cookie of a request.
-pub fn presented_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Some(token) = value.strip_prefix("Bearer ")
-    {
-        return Some(token.trim().to_owned());
+/// The bearer token of a request, if any.
+pub fn bearer_token(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    value.strip_prefix("Bearer ").map(|token| token.trim().to_owned())
+}
+
+/// Finds the bearer token or, failing that, the session cookie of a request. A request
+/// authenticated by the cookie passes the cross-site check first (`origin`): a state change
+/// from a foreign page is refused before its token is even looked at.
+pub fn presented_token(parts: &Parts, config: &crate::ServerConfig) -> Result<Option<String>, ApiError> {
+    if let Some(token) = bearer_token(parts) {
+        return Ok(Some(token));
     }
-    session_cookie(&parts.headers)
+    let Some(cookie) = session_cookie(&parts.headers) else { return Ok(None) };
+    let tls = crate::origin::served_over_tls(&parts.extensions);
+    crate::origin::check_cookie_request(config, &parts.method, &parts.headers, tls)?;
+    Ok(Some(cookie))
 }
 
 /// The `sb_session` cookie, if sent.
@@ -128,7 +143,8 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller,
 }
 
 async fn caller_with_role(parts: &Parts, state: &AppState, role: Role) -> Result<Caller, ApiError> {
-    let token = presented_token(parts).ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+    let token =
+        presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
     let caller = authenticate_token(state, &token).await?;
     if caller.role < role {
         return Err(ApiError::new(
@@ -183,9 +199,9 @@ impl FromRequestParts<AppState> for OperatorAuth {
         let expected = state.config.operator_token.as_deref().ok_or_else(|| {
             ApiError::new(ErrorCode::Forbidden, "no operator token is configured (SWITCHBOARD_OPERATOR_TOKEN)")
         })?;
-        let presented = presented_token(parts).ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
-        // Compare digests so the comparison time does not depend on the secret's content.
-        if hash_secret(&presented) == hash_secret(expected) {
+        let presented =
+            presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+        if same_secret(&presented, expected) {
             Ok(OperatorAuth)
         } else {
             Err(ApiError::code(ErrorCode::Unauthenticated))

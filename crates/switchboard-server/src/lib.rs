@@ -11,6 +11,8 @@
 //!   priority, choose a state), shared by the agent socket and REST.
 //! - `api`: REST handlers and the OpenAPI document.
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
+//! - `origin`, `headers`: cross-site defences (the `Origin` check of cookie requests and agent
+//!   upgrades) and the security headers of every response.
 //! - `serve`, `tls`: the accept loop (TLS, plain HTTP on a TLS port, handshake and header
 //!   deadlines) and the certificate that reloads when its files change.
 //! - `seed`: demo data for `switchboard serve` without configuration.
@@ -27,6 +29,7 @@ pub mod floor;
 pub mod headers;
 pub mod jwt;
 pub mod metrics;
+pub mod origin;
 pub mod seed;
 pub mod serve;
 pub mod tls;
@@ -83,6 +86,11 @@ pub struct ServerConfig {
     /// A proxy in front terminates TLS: the public address is https, so cookies are
     /// `Secure` and responses carry HSTS even though this server speaks plain HTTP.
     pub trust_proxy_tls: bool,
+    /// Origins besides the server's own whose pages may use the session cookie (state
+    /// changes, agent sockets); see `origin`.
+    pub allowed_origins: Vec<origin::Origin>,
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +105,8 @@ impl Default for ServerConfig {
             tls: None,
             plain_http: serve::PlainHttp::default(),
             trust_proxy_tls: false,
+            allowed_origins: Vec::new(),
+            metrics_token: None,
         }
     }
 }

@@ -40,6 +40,9 @@ pub const TLS_RELOADS: &str = "switchboard_tls_reloads_total";
 /// refused).
 pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
 
+/// Counter: cookie requests and agent upgrades refused for their `Origin`.
+pub const ORIGIN_REFUSED: &str = "switchboard_origin_refused_total";
+
 /// Installs the global Prometheus recorder once per process; later calls get the same
 /// handle. `None` if another recorder was installed by someone else.
 pub fn install() -> Option<PrometheusHandle> {
@@ -69,5 +72,6 @@ fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
     metrics::describe_counter!(TLS_RELOADS, "TLS certificate reloads after its files changed, by outcome");
     metrics::describe_counter!(CONNECTIONS_REFUSED, "connections ended before a request, by reason");
+    metrics::describe_counter!(ORIGIN_REFUSED, "browser requests refused for a foreign Origin");
     switchboard_store::describe_metrics();
 }

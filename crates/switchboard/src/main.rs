@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use switchboard_server::origin::Origin;
 use switchboard_server::serve::PlainHttp;
 use switchboard_server::{ServerConfig, seed};
 use switchboard_store::{SqliteSync, Store, StoreOptions};
@@ -104,6 +105,8 @@ const CONFIG_KEYS: &[&str] = &[
     "tls_self_signed",
     "plain_http",
     "trust_proxy_tls",
+    "allowed_origins",
+    "metrics_token",
 ];
 
 /// Configuration as read, before validation. Every field has a default.
@@ -125,6 +128,26 @@ struct RawConfig {
     tls_self_signed: bool,
     plain_http: PlainHttpPolicy,
     trust_proxy_tls: bool,
+    #[serde(deserialize_with = "list_or_commas")]
+    allowed_origins: Vec<String>,
+    metrics_token: Option<String>,
+}
+
+/// A list, or one string of comma-separated items (how an environment variable gives a list:
+/// `SWITCHBOARD_ALLOWED_ORIGINS=https://a.example,https://b.example`).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(deserializer)? {
+        ListOrCommas::List(items) => items,
+        ListOrCommas::Commas(text) => {
+            text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+        }
+    })
 }
 
 /// What a TLS port answers to plain HTTP.
@@ -153,6 +176,8 @@ impl Default for RawConfig {
             tls_self_signed: false,
             plain_http: PlainHttpPolicy::Refuse,
             trust_proxy_tls: false,
+            allowed_origins: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -346,6 +371,25 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             source_of(figment, "tls_cert")
         );
     }
+    let allowed_origins = raw
+        .allowed_origins
+        .iter()
+        .map(|origin| Origin::parse(origin))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "invalid configuration: allowed_origins: {error} (from {})",
+                source_of(figment, "allowed_origins")
+            )
+        })?;
+    if let Some(token) = &raw.metrics_token
+        && token.len() < 16
+    {
+        bail!(
+            "invalid configuration: metrics_token must be at least 16 characters (from {})",
+            source_of(figment, "metrics_token")
+        );
+    }
     let demo_credentials = raw.demo.then(|| seed::credentials_path(&raw.data_dir));
     Ok(Config {
         listen,
@@ -363,6 +407,8 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
                 PlainHttpPolicy::Redirect => PlainHttp::Redirect,
             },
             trust_proxy_tls: raw.trust_proxy_tls,
+            allowed_origins,
+            metrics_token: raw.metrics_token,
             ..ServerConfig::default()
         },
         demo: raw.demo,
@@ -614,6 +660,26 @@ mod tests {
         std::fs::write(&file, "no_such_key = 1\n").unwrap();
         let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
         assert!(error.contains("no_such_key"), "{error}");
+    }
+
+    #[test]
+    fn allowed_origins_are_checked_and_take_a_list_or_commas() {
+        let dir = std::env::temp_dir().join(format!("sb-config-origins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("origins.toml");
+        std::fs::write(&file, "allowed_origins = [\"https://Admin.Example.com:443\", \"http://localhost:5173\"]\n").unwrap();
+        let config = load_config(Some(&file), FlagOverrides::default()).unwrap();
+        let origins: Vec<&str> = config.server.allowed_origins.iter().map(Origin::as_str).collect();
+        assert_eq!(origins, ["https://admin.example.com", "http://localhost:5173"]);
+        std::fs::write(&file, "allowed_origins = \"https://a.example, https://b.example\"\n").unwrap();
+        let config = load_config(Some(&file), FlagOverrides::default()).unwrap();
+        assert_eq!(config.server.allowed_origins.len(), 2);
+        std::fs::write(&file, "allowed_origins = [\"https://a.example/app\"]\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("allowed_origins") && error.contains("no path") && error.contains("origins.toml"), "{error}");
+        std::fs::write(&file, "metrics_token = \"short\"\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("metrics_token must be at least 16"), "{error}");
     }
 
     #[test]

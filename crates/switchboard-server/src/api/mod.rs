@@ -171,9 +171,20 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String)))]
-async fn metrics_text(State(state): State<AppState>) -> Response {
+/// Prometheus metrics. With `metrics_token` configured, only for `Authorization: Bearer <token>`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String), (status = 401, body = ErrorBody)))]
+async fn metrics_text(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = &state.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !presented.is_some_and(|presented| auth::same_secret(presented, expected)) {
+            return ApiError::new(ErrorCode::Unauthenticated, "/metrics needs Authorization: Bearer <metrics_token>")
+                .into_response();
+        }
+    }
     match &state.metrics {
         Some(handle) => {
             handle.run_upkeep();

@@ -25,7 +25,14 @@ pub struct LoginResponse {
 /// Logs a staff user in.
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "auth",
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
-pub(super) async fn login(State(state): State<AppState>, Body(request): Body<LoginRequest>) -> ApiResult<Response> {
+pub(super) async fn login(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    tls: Option<axum::Extension<crate::serve::ServedOverTls>>,
+    Body(request): Body<LoginRequest>,
+) -> ApiResult<Response> {
+    // A foreign page must not log the browser into an account of its choosing.
+    crate::origin::check_if_present(&state.config, &headers, tls.is_some_and(|axum::Extension(tls)| tls.0))?;
     let user = state.store.user_by_email(&request.email).await?;
     // Verify against a fixed hash when the user does not exist, so the answer takes as long
     // whether or not the email is known.

@@ -706,6 +706,35 @@ async fn the_workspace_works_over_https() {
     agent.close().await;
 }
 
+/// Issue 15, item 2: Swagger UI runs under the Content-Security-Policy every response now
+/// carries (its scripts and styles load, it fetches the document and lists the operations),
+/// and the workspace refuses to be framed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn swagger_ui_renders_under_its_policy_and_nothing_can_frame_the_workspace() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&format!("{}/docs/", server.http)).await;
+    browser.text_contains("#swagger-ui .info .title", "Switchboard API").await;
+    browser.until("operations listed", "return document.querySelectorAll('#swagger-ui .opblock').length > 20").await;
+    browser.screenshot("swagger-ui").await;
+    // A page (here: the API's own JSON origin, a data: URL) that frames the workspace sees
+    // the frame refused.
+    browser
+        .js(
+            "const f = document.createElement('iframe'); f.id = 'framed'; f.src = arguments[0]; document.body.appendChild(f); return true",
+            vec![json!(format!("{}/", server.http))],
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let framed = browser
+        .js("try { return document.querySelector('#framed').contentDocument?.querySelector('#login-email') ? 'loaded' : 'blocked'; } catch (e) { return 'blocked'; }", vec![])
+        .await;
+    assert_eq!(framed, "blocked", "frame-ancestors 'none' keeps the workspace out of frames");
+    browser.close().await;
+}
+
 /// A skill in offer mode rings the agent, who accepts from the offer card; when her browser
 /// closes, the manager's dashboard shows her disconnected with the grace countdown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -219,6 +219,11 @@ impl Client {
         Client { ws, seen: Vec::new() }
     }
 
+    /// Wraps a socket opened elsewhere (with custom upgrade headers).
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client { ws, seen: Vec::new() }
+    }
+
     /// Connects to a `wss://` URL trusting `tls`.
     pub async fn connect_tls(url: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> Client {
         let connector = tokio_tungstenite::Connector::Rustls(tls);
