@@ -143,8 +143,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller,
 }
 
 async fn caller_with_role(parts: &Parts, state: &AppState, role: Role) -> Result<Caller, ApiError> {
-    let token =
-        presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+    let token = presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
     let caller = authenticate_token(state, &token).await?;
     if caller.role < role {
         return Err(ApiError::new(

@@ -133,13 +133,13 @@ mod tests {
     #[test]
     fn origins_are_parsed_into_one_form() {
         let cases = [
-            ("https://Chat.Example.com", Ok("https://chat.example.com")),
-            ("https://chat.example.com:443/", Ok("https://chat.example.com")),
-            ("http://localhost:5173", Ok("http://localhost:5173")),
-            ("http://[::1]:80", Ok("http://[::1]")),
+            ("https://Chat.Example.com", "https://chat.example.com"),
+            ("https://chat.example.com:443/", "https://chat.example.com"),
+            ("http://localhost:5173", "http://localhost:5173"),
+            ("http://[::1]:80", "http://[::1]"),
         ];
         for (text, expected) in cases {
-            assert_eq!(Origin::parse(text).as_ref().map(Origin::as_str).map_err(|_| ()), expected.map_err(|()| ()));
+            assert_eq!(Origin::parse(text).unwrap().as_str(), expected, "{text}");
         }
         for bad in ["chat.example.com", "ftp://x", "https://x/path", "https://user@x", "null", "https://"] {
             assert!(Origin::parse(bad).is_err(), "{bad}");

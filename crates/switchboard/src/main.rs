@@ -371,17 +371,15 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             source_of(figment, "tls_cert")
         );
     }
-    let allowed_origins = raw
-        .allowed_origins
-        .iter()
-        .map(|origin| Origin::parse(origin))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| {
-            anyhow::anyhow!(
-                "invalid configuration: allowed_origins: {error} (from {})",
-                source_of(figment, "allowed_origins")
-            )
-        })?;
+    let allowed_origins =
+        raw.allowed_origins.iter().map(|origin| Origin::parse(origin)).collect::<Result<Vec<_>, _>>().map_err(
+            |error| {
+                anyhow::anyhow!(
+                    "invalid configuration: allowed_origins: {error} (from {})",
+                    source_of(figment, "allowed_origins")
+                )
+            },
+        )?;
     if let Some(token) = &raw.metrics_token
         && token.len() < 16
     {
@@ -667,7 +665,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sb-config-origins-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("origins.toml");
-        std::fs::write(&file, "allowed_origins = [\"https://Admin.Example.com:443\", \"http://localhost:5173\"]\n").unwrap();
+        std::fs::write(&file, "allowed_origins = [\"https://Admin.Example.com:443\", \"http://localhost:5173\"]\n")
+            .unwrap();
         let config = load_config(Some(&file), FlagOverrides::default()).unwrap();
         let origins: Vec<&str> = config.server.allowed_origins.iter().map(Origin::as_str).collect();
         assert_eq!(origins, ["https://admin.example.com", "http://localhost:5173"]);
@@ -676,7 +675,10 @@ mod tests {
         assert_eq!(config.server.allowed_origins.len(), 2);
         std::fs::write(&file, "allowed_origins = [\"https://a.example/app\"]\n").unwrap();
         let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
-        assert!(error.contains("allowed_origins") && error.contains("no path") && error.contains("origins.toml"), "{error}");
+        assert!(
+            error.contains("allowed_origins") && error.contains("no path") && error.contains("origins.toml"),
+            "{error}"
+        );
         std::fs::write(&file, "metrics_token = \"short\"\n").unwrap();
         let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
         assert!(error.contains("metrics_token must be at least 16"), "{error}");

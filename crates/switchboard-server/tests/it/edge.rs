@@ -32,8 +32,7 @@ async fn with_cookie(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request =
-        reqwest::Client::new().request(method, format!("{}{path}", server.http)).header("cookie", cookie);
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", server.http)).header("cookie", cookie);
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
@@ -57,7 +56,8 @@ async fn cookie_state_changes_need_the_servers_own_origin() {
     // A sibling origin (another port of the same host: the same site for SameSite) and a page
     // that sends no Origin are refused, naming why; nothing was created.
     for origin in [Some(format!("http://127.0.0.1:{}", port + 1)), Some("null".to_owned()), None] {
-        let (status, body) = with_cookie(&server, &cookie, origin.as_deref(), Method::POST, "/api/v1/skills", skill()).await;
+        let (status, body) =
+            with_cookie(&server, &cookie, origin.as_deref(), Method::POST, "/api/v1/skills", skill()).await;
         assert_eq!((status, body["code"].as_str()), (403, Some("origin_refused")), "{origin:?}: {body}");
     }
     assert!(server.store.skills(&brand.id).await.unwrap().iter().all(|s| s.name != "vip"));
