@@ -1246,6 +1246,9 @@ async function settingsPage(body, app) {
       h('option', { value: '', selected: brand.default_skill_id == null }, 'None (Unrouted queue)'),
       skills.map((skill) => h('option', { value: String(skill.id), selected: brand.default_skill_id === skill.id }, skill.name))),
       'Where new conversations go when their app names no skill.'),
+    checkbox('Agents who write to a customer first may read the customer\'s earlier conversations',
+      h('input', { type: 'checkbox', name: 'follow_up_history', id: 'follow-up-history', checked: brand.follow_up_history }),
+      'Off: an agent who starts a conversation by writing to a customer sees only that conversation and the ones they handled. An agent the customer is routed to always sees the whole history.'),
     field('Agent grace period (seconds)', h('input', { type: 'number', name: 'agent_grace_secs', id: 'agent-grace', required: true, step: 1, value: brand.agent_grace_secs, inputmode: 'numeric', class: 'input-short' }),
       '0 to 3600. When an agent\'s workspace disconnects (or they choose Offline), their conversations wait this long for them, then return to the queue.'),
     automation,
@@ -1300,11 +1303,13 @@ async function settingsPage(body, app) {
       auto_close_secs: autoClose,
       auto_close_warn_secs: warn,
       auto_close_survey: surveyInput.checked,
+      follow_up_history: e.follow_up_history.checked,
     });
     e.name.value = brand.name;
     e.agent_grace_secs.value = brand.agent_grace_secs;
     e.retention_days.value = brand.retention_days;
     e.csat_enabled.checked = brand.csat_enabled;
+    e.follow_up_history.checked = brand.follow_up_history;
     e.default_language.value = brand.default_language;
     app.toast(brand.auto_close_secs == null ? 'Settings saved' : `Settings saved; conversations auto-close after ${spell(brand.auto_close_secs)} without an answer`);
   });

@@ -18,7 +18,8 @@
 //!   into a `Masker` that masks a text for storage, agents or the consumer's other devices.
 //! - `policy`: who may act on or read a conversation, and when the survey is offered.
 //! - `report`: the arithmetic of the dashboard and history reports (ranges, hour buckets,
-//!   percentiles, CSAT, staffing, totals).
+//!   percentiles, CSAT, staffing, totals), and a conversation's transfers from its event log.
+//! - `retention`: how long a brand keeps transcripts, and which conversations are past it.
 //! - `desk`: one brand's desk (router + open conversations + agent presence + timers),
 //!   driven by `Desk::handle(input, now) -> effects`; the server's engine carries the
 //!   effects out (persist, then emit).
@@ -33,6 +34,7 @@ pub mod limits;
 pub mod masking;
 pub mod policy;
 pub mod report;
+pub mod retention;
 pub mod routing;
 pub mod wait;
 

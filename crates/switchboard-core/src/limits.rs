@@ -74,7 +74,7 @@ pub fn check_text(channel: Channel, author: Side, text: &str) -> Result<(), Text
     }
     let limit = channel.max_chars(author);
     // The check counts one past the limit only; the full count for the message is paid only
-    // for refused texts, which the 16 KiB frame limit keeps short.
+    // for refused texts, which the 32 KiB frame limit keeps short.
     if text.chars().take(limit + 1).count() > limit {
         return Err(TextError::TooLong { len: text.chars().count(), limit, channel: channel.as_str() });
     }

@@ -39,11 +39,29 @@ impl Staff {
     }
 
     /// Whether they may read a conversation held by `holder` whose consumer's open
-    /// conversation is held by `serving`: what they may act on, plus the consumer's past
-    /// conversations while they serve that consumer (the workspace shows the whole history).
-    pub fn may_read(self, holder: Option<AgentId>, serving: Option<AgentId>) -> bool {
-        self.may_act(holder) || serving == Some(self.id)
+    /// conversation is `serving`: what they may act on, plus the consumer's past
+    /// conversations while they serve that consumer (the workspace shows the whole history)
+    /// — unless they serve the consumer only because they wrote to them first (a proactive
+    /// follow-up), which grants the history only if the brand allows it: otherwise writing
+    /// to any consumer would open anyone's history.
+    pub fn may_read(self, holder: Option<AgentId>, serving: Option<Serving>, follow_up_history: bool) -> bool {
+        self.may_act(holder) || serving.is_some_and(|serving| self.may_read_history_of(serving, follow_up_history))
     }
+
+    /// Whether serving the consumer's open conversation `serving` lets them read the
+    /// consumer's other conversations (see [`Staff::may_read`]).
+    pub fn may_read_history_of(self, serving: Serving, follow_up_history: bool) -> bool {
+        serving.agent == Some(self.id) && (follow_up_history || serving.follow_up_by != Some(self.id))
+    }
+}
+
+/// A consumer's open conversation, as the read rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Serving {
+    /// The agent holding it.
+    pub agent: Option<AgentId>,
+    /// The agent who started it by writing to the consumer, if one did.
+    pub follow_up_by: Option<AgentId>,
 }
 
 /// Whether closing a conversation offers the consumer the CSAT survey: only when an agent
@@ -82,11 +100,20 @@ mod tests {
         ] {
             assert_eq!(staff.may_act(holder), expect, "{staff:?} on {holder:?}");
         }
-        // Reading: also the past conversations of a consumer the agent serves now.
-        assert!(agent.may_read(None, Some(7)));
-        assert!(agent.may_read(Some(1), Some(7)));
-        assert!(!agent.may_read(Some(1), Some(2)));
-        assert!(!agent.may_read(None, None));
+        // Reading: also the past conversations of a consumer the agent serves now...
+        let serves = |agent| Some(Serving { agent: Some(agent), follow_up_by: None });
+        assert!(agent.may_read(None, serves(7), false));
+        assert!(agent.may_read(Some(1), serves(7), false));
+        assert!(!agent.may_read(Some(1), serves(2), false));
+        assert!(!agent.may_read(None, None, false));
+        // ...but not because they wrote to the consumer first, unless the brand allows it.
+        let followed_up = Some(Serving { agent: Some(7), follow_up_by: Some(7) });
+        assert!(!agent.may_read(Some(1), followed_up, false));
+        assert!(agent.may_read(Some(7), followed_up, false), "their own conversations stay theirs");
+        assert!(agent.may_read(Some(1), followed_up, true));
+        // Someone else's follow-up handed to them is served like any other.
+        let handed = Some(Serving { agent: Some(7), follow_up_by: Some(2) });
+        assert!(agent.may_read(Some(1), handed, false));
     }
 
     #[test]

@@ -404,6 +404,63 @@ impl FloorTotals {
     }
 }
 
+/// One entry of a conversation's event log, as transfers are derived from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggedEvent<'a> {
+    /// `opened`, `assigned`, `queued`, `closed`, … (the store's event kinds).
+    pub kind: &'a str,
+    pub agent_id: Option<i64>,
+    pub skill_id: Option<i64>,
+    pub at: Millis,
+}
+
+/// Where a transfer sent a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferTo {
+    /// Straight to this agent.
+    Agent(i64),
+    /// Into the queue of this skill (`None`: no particular skill).
+    Queue(Option<i64>),
+}
+
+/// A move of a conversation away from the agent holding it: to a colleague, or back to a
+/// queue (a transfer to a skill, a "back to queue", or the agent's grace period ending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    pub at: Millis,
+    /// The agent who held it.
+    pub from_agent: i64,
+    pub to: TransferTo,
+}
+
+/// The transfers in a conversation's event log (oldest first): every `assigned` to another
+/// agent and every `queued` while an agent held it. The first assignment is not a transfer,
+/// nor is an assignment out of a queue (that is routing).
+pub fn transfers<'a>(events: impl IntoIterator<Item = LoggedEvent<'a>>) -> Vec<Transfer> {
+    let mut holder: Option<i64> = None;
+    let mut moves = Vec::new();
+    for event in events {
+        match event.kind {
+            "assigned" => {
+                if let (Some(from_agent), Some(to)) = (holder, event.agent_id)
+                    && from_agent != to
+                {
+                    moves.push(Transfer { at: event.at, from_agent, to: TransferTo::Agent(to) });
+                }
+                holder = event.agent_id;
+            }
+            "queued" => {
+                if let Some(from_agent) = holder.take() {
+                    moves.push(Transfer { at: event.at, from_agent, to: TransferTo::Queue(event.skill_id) });
+                }
+            }
+            "closed" | "auto_closed" => holder = None,
+            _ => {}
+        }
+    }
+    moves
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,5 +589,29 @@ mod tests {
         assert_eq!(dashboard_since(None, T0 + 5), Ok(T0 - T0.rem_euclid(DAY_MS)));
         assert_eq!(dashboard_since(Some(T0 + 6), T0 + 5), Err(RangeError::DashboardSince));
         assert_eq!(dashboard_since(Some(T0 - 2 * DAY_MS - 1), T0), Err(RangeError::DashboardSince));
+    }
+
+    #[test]
+    fn transfers_are_the_moves_away_from_a_holding_agent() {
+        let event = |kind, agent_id, skill_id, at| LoggedEvent { kind, agent_id, skill_id, at };
+        let log = [
+            event("opened", None, Some(1), 1),
+            event("assigned", Some(10), None, 2),
+            event("assigned", Some(10), None, 3),
+            event("assigned", Some(11), None, 4),
+            event("queued", None, Some(2), 5),
+            event("queued", None, Some(3), 6),
+            event("assigned", Some(12), None, 7),
+            event("closed", Some(12), Some(2), 8),
+        ];
+        assert_eq!(
+            transfers(log),
+            vec![
+                Transfer { at: 4, from_agent: 10, to: TransferTo::Agent(11) },
+                Transfer { at: 5, from_agent: 11, to: TransferTo::Queue(Some(2)) },
+            ],
+            "re-assigning the holder, a queue move while waiting, and routing out of a queue are not transfers"
+        );
+        assert_eq!(transfers([]), vec![]);
     }
 }

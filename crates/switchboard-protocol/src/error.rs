@@ -38,8 +38,10 @@ macro_rules! error_codes {
 
 error_codes! {
     BadRequest = ("bad_request", 400, "the request is malformed: a field is missing, of the wrong type or out of range"),
+    MethodNotAllowed = ("method_not_allowed", 405, "the endpoint does not take this HTTP method; the Allow header lists the ones it takes"),
+    BodyTooLarge = ("body_too_large", 413, "a REST request body is larger than 1 MiB"),
     MalformedFrame = ("malformed_frame", 400, "a WebSocket frame is not valid JSON or not a known frame shape"),
-    FrameTooLarge = ("frame_too_large", 413, "a WebSocket frame is larger than 16 KiB"),
+    FrameTooLarge = ("frame_too_large", 413, "a WebSocket frame is larger than 32 KiB"),
     UnsupportedVersion = ("unsupported_version", 400, "the hello frame asks for a protocol version this server does not speak"),
     HelloRequired = ("hello_required", 400, "the first frame on a socket must be hello"),
     Unauthenticated = ("unauthenticated", 401, "no valid credentials were presented"),

@@ -26,7 +26,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest text frame the server reads and answers with a typed error. Larger frames are
 /// answered with [`ErrorCode::FrameTooLarge`]; frames above [`MAX_WIRE_FRAME_BYTES`] close
 /// the socket (WebSocket close code 1009).
-pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+///
+/// It leaves room for any legal frame however it is written: the longest message (2,000
+/// characters) with every character escaped as a surrogate pair (`\ud83d\ude00`, 12 bytes
+/// each: 24,000 bytes), a `cid` of [`MAX_CLIENT_ID_BYTES`] escaped byte by byte (384), and
+/// the other fields.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
 /// Hard limit enforced by the WebSocket layer itself.
 pub const MAX_WIRE_FRAME_BYTES: usize = 1024 * 1024;

@@ -85,6 +85,8 @@ pub struct Caller {
     pub role: Role,
     /// Set for session callers: the token, so logout can end it.
     pub session_token: Option<String>,
+    /// Set for API-token callers: the token's id (the audit log names the token).
+    pub api_token_id: Option<i64>,
 }
 
 /// The bearer token of a request, if any.
@@ -126,6 +128,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller,
             name: api_token.name,
             role: api_token.role,
             session_token: None,
+            api_token_id: Some(api_token.id),
         });
     }
     let user = state
@@ -139,6 +142,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller,
         name: user.name,
         role: user.role,
         session_token: Some(token.to_owned()),
+        api_token_id: None,
     })
 }
 

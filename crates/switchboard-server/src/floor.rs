@@ -280,6 +280,7 @@ async fn queue(State(state): State<AppState>, ManagerAuth(caller): ManagerAuth) 
 
 /// "Since when" for today's figures.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DashboardQuery {
     /// Start of the manager's day (ms since the epoch); default: midnight UTC.
     pub since: Option<Millis>,
@@ -511,6 +512,7 @@ async fn dashboard(
 
 /// A report's range.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// Start, inclusive (ms since the epoch).
     pub from: Millis,
@@ -728,9 +730,10 @@ fn iso8601(ms: Option<Millis>) -> String {
 }
 
 /// One CSV field (RFC 4180 quoting). Text that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@` first) is prefixed with `'`.
+/// (`=`, `+`, `-`, `@`, or a TAB or CR before one, first) is prefixed with `'` (OWASP's
+/// CSV-injection advice).
 fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) && value.parse::<f64>().is_err() {
         format!("'{value}")
     } else {
         value.to_owned()
@@ -749,6 +752,8 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_field("-5"), "-5", "numbers stay numbers");
+        assert_eq!(csv_field("\t=1+1"), "'\t=1+1");
+        assert_eq!(csv_field("\r=1+1"), "\"'\r=1+1\"");
     }
 
     #[test]

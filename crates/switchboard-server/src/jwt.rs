@@ -147,6 +147,19 @@ pub fn verify_consumer_token(app: &App, keys: &[VerifyingKey], token: &str) -> R
                 if claims.sub.is_empty() || claims.sub.len() > 256 {
                     return Err(invalid("sub must be 1 to 256 bytes"));
                 }
+                let texts = [
+                    ("sub", Some(&claims.sub)),
+                    ("name", claims.name.as_ref()),
+                    ("email", claims.email.as_ref()),
+                    ("phone_number", claims.phone_number.as_ref()),
+                    ("phone", claims.phone.as_ref()),
+                    ("locale", claims.locale.as_ref()),
+                ];
+                for (claim, value) in texts {
+                    if let Some(value) = value {
+                        crate::text::nul_free_claim(claim, value)?;
+                    }
+                }
                 return Ok(VerifiedConsumer {
                     subject: claims.sub,
                     expires_at_ms: claims.exp.saturating_mul(1000),

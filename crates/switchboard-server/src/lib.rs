@@ -10,6 +10,8 @@
 //! - `desk_ops`: what staff do to conversations (read, act on, close, transfer, set the
 //!   priority, choose a state), shared by the agent socket and REST.
 //! - `api`: REST handlers and the OpenAPI document.
+//! - `export`: transcript exports (TXT, XML, JSON), streamed.
+//! - `audit`: writing the audit log of admin and data actions.
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
 //! - `origin`, `headers`: cross-site defences (the `Origin` check of cookie requests and agent
 //!   upgrades) and the security headers of every response.
@@ -19,10 +21,12 @@
 
 pub mod access;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod desk_ops;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod fanout;
 pub mod files;
 pub mod floor;
@@ -33,6 +37,7 @@ pub mod origin;
 pub mod seed;
 pub mod serve;
 pub mod tls;
+pub mod text;
 pub mod web;
 pub mod ws;
 

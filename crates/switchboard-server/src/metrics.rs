@@ -32,6 +32,11 @@ pub const AUTOMATIC_MESSAGES: &str = "switchboard_automatic_messages_total";
 /// Counter: HTTP requests, label `status` class (1xx, 2xx, 3xx, 4xx, 5xx). WebSocket
 /// upgrades are `1xx` (101 Switching Protocols); their sockets are counted by [`CONNECTIONS`].
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
+/// Counter: audit log entries that could not be written (the change they record was made).
+pub const AUDIT_WRITE_FAILURES: &str = "switchboard_audit_write_failures_total";
+/// Counter: rows the retention purge deleted, label `kind` = conversations | messages |
+/// events | outbox.
+pub const RETENTION_PURGED: &str = "switchboard_retention_purged_total";
 
 /// Counter: certificate reloads after the TLS files changed, label `outcome` = ok | failed.
 pub const TLS_RELOADS: &str = "switchboard_tls_reloads_total";
@@ -73,5 +78,7 @@ fn describe() {
     metrics::describe_counter!(TLS_RELOADS, "TLS certificate reloads after its files changed, by outcome");
     metrics::describe_counter!(CONNECTIONS_REFUSED, "connections ended before a request, by reason");
     metrics::describe_counter!(ORIGIN_REFUSED, "browser requests refused for a foreign Origin");
+    metrics::describe_counter!(AUDIT_WRITE_FAILURES, "audit log entries that could not be written");
+    metrics::describe_counter!(RETENTION_PURGED, "rows deleted by the retention purge, by kind");
     switchboard_store::describe_metrics();
 }

@@ -18,6 +18,7 @@ mod floor;
 mod metrics;
 pub mod model;
 mod queries;
+pub mod testing;
 pub mod writer;
 
 use std::str::FromStr;
@@ -31,9 +32,11 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::floor::{Activity, AgentDay};
 pub use crate::metrics::describe as describe_metrics;
 pub use crate::model::*;
+pub use crate::queries::audit::{ActorKind, AuditEntry, AuditFilter, AuditPage, NewAuditEntry};
 pub use crate::queries::automation::NewAutomaticMessage;
 pub use crate::queries::hours::StoredHours;
 pub use crate::queries::outbox::OutboxEntry;
+pub use crate::queries::search::MAX_SEARCH_PAGE;
 pub use crate::queries::{
     ApiToken, AppPatch, AutoCloseOutcome, BrandPatch, CsatError, NewApp, NewBrand, NewUser, SkillPatch, UserPatch,
 };

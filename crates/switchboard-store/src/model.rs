@@ -12,8 +12,8 @@ pub struct Brand {
     pub name: String,
     /// Ask consumers for a CSAT score after an agent resolves.
     pub csat_enabled: bool,
-    /// Conversations opened longer ago than this are left out of a consumer's history. They
-    /// stay stored: no retention purge exists yet.
+    /// Conversations closed longer ago than this are past retention: no API returns them,
+    /// and the retention purge deletes them (`switchboard_core::retention`).
     pub retention_days: i64,
     /// How long an agent whose sockets all dropped (or who chose offline) keeps their
     /// conversations before they return to the queue.
@@ -29,6 +29,9 @@ pub struct Brand {
     pub auto_close_warn_secs: Option<i64>,
     /// Offer the CSAT survey when a conversation auto-closes.
     pub auto_close_survey: bool,
+    /// An agent who starts a conversation by writing to a consumer (a proactive follow-up)
+    /// may read the consumer's other conversations too (default `false`: only their own).
+    pub follow_up_history: bool,
     pub created_at: Millis,
 }
 
@@ -36,7 +39,7 @@ pub struct Brand {
 pub const DEFAULT_AGENT_GRACE_SECS: i64 = 60;
 
 /// Default retention: 13 months, counted as 396 days.
-pub const DEFAULT_RETENTION_DAYS: i64 = 396;
+pub const DEFAULT_RETENTION_DAYS: i64 = switchboard_core::retention::DEFAULT_RETENTION_DAYS;
 
 /// A data source of a brand: an iOS app, an Android app, a website.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,6 +279,8 @@ pub struct Conversation {
     pub last_consumer_at: Option<Millis>,
     /// Closed by the auto-close rule (the consumer stopped answering).
     pub auto_closed: bool,
+    /// The agent who started it by writing to the consumer (a proactive follow-up), if one did.
+    pub follow_up_by: Option<i64>,
 }
 
 /// An automatic-message template of a brand.
@@ -333,6 +338,29 @@ pub struct ConversationFilter {
     pub opened_from: Option<Millis>,
     /// Opened before.
     pub opened_to: Option<Millis>,
+}
+
+/// What a search of a brand's conversations asks for (the reporting API and transcript
+/// exports): every filter that is set must match. Conversations past retention are never
+/// found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationSearch {
+    /// Opened at or after.
+    pub opened_from: Option<Millis>,
+    /// Opened before.
+    pub opened_to: Option<Millis>,
+    pub skill_id: Option<i64>,
+    /// Held by this agent (now, or last if closed).
+    pub agent_id: Option<i64>,
+    pub status: Option<ConversationStatus>,
+    /// CSAT score at least this (only scored conversations match).
+    pub csat_min: Option<i64>,
+    /// CSAT score at most this (only scored conversations match).
+    pub csat_max: Option<i64>,
+    /// `in_app`, `web`, …
+    pub channel: Option<String>,
+    /// The consumer (internal id).
+    pub consumer_id: Option<i64>,
 }
 
 /// A page position: conversations are listed newest first, by (opened_at, id).

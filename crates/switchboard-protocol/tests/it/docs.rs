@@ -178,8 +178,8 @@ fn protocol_md_names_every_frame() {
 fn protocol_md_states_the_limits_of_the_code() {
     let doc = read_doc("protocol.md");
     assert!(doc.contains(&format!("v{}", switchboard_protocol::PROTOCOL_VERSION)));
-    assert_eq!(switchboard_protocol::MAX_FRAME_BYTES, 16 * 1024);
-    assert!(doc.contains("16 KiB"));
+    assert_eq!(switchboard_protocol::MAX_FRAME_BYTES, 32 * 1024);
+    assert!(doc.contains("32 KiB"));
     assert_eq!(switchboard_protocol::MAX_WIRE_FRAME_BYTES, 1024 * 1024);
     assert!(doc.contains("1 MiB"));
     assert!(doc.contains(&format!("{} bytes", switchboard_protocol::MAX_CLIENT_ID_BYTES)));

@@ -10,17 +10,22 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct CreateAppRequest {
     /// App ID; generated when absent.
+    #[schema(max_length = 64)]
     pub id: Option<String>,
+    #[schema(max_length = 200)]
     pub name: String,
     /// `in_app` (SDK) or `web` (widget).
+    #[schema(max_length = 16)]
     pub channel: String,
     /// Default true.
     pub allow_jwt: Option<bool>,
     /// Default false.
     pub allow_anonymous: Option<bool>,
     /// Required `iss` of consumer JWTs (needed when allow_jwt).
+    #[schema(max_length = 1024)]
     pub jwt_issuer: Option<String>,
     /// Required `aud`; the app id when absent.
+    #[schema(max_length = 1024)]
     pub jwt_audience: Option<String>,
     pub default_skill_id: Option<i64>,
     /// Priority the app's new conversations start at (default `normal`).
@@ -56,7 +61,7 @@ pub(super) async fn create_app(
     check_skill(&state, &caller.brand_id, request.default_skill_id).await?;
     let new = NewApp {
         id,
-        brand_id: caller.brand_id,
+        brand_id: caller.brand_id.clone(),
         name: request.name,
         channel: request.channel,
         allow_jwt: request.allow_jwt.unwrap_or(true),
@@ -66,7 +71,11 @@ pub(super) async fn create_app(
         default_skill_id: request.default_skill_id,
         default_priority: request.default_priority.map(Into::into).unwrap_or_default(),
     };
-    Ok((StatusCode::CREATED, Json(state.store.create_app(&new, now_ms()).await?.into())))
+    let app = state.store.create_app(&new, now_ms()).await?;
+    let detail = json!({"name": app.name, "channel": app.channel, "allow_jwt": app.allow_jwt,
+        "allow_anonymous": app.allow_anonymous, "default_skill_id": app.default_skill_id});
+    crate::audit::record(&state, &caller, "app.create", Some(format!("app {}", app.id)), detail).await;
+    Ok((StatusCode::CREATED, Json(app.into())))
 }
 
 /// The brand's apps.
@@ -95,12 +104,15 @@ pub(super) async fn get_app(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppPatchRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     pub allow_jwt: Option<bool>,
     pub allow_anonymous: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 1024)]
     pub jwt_issuer: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(max_length = 1024)]
     pub jwt_audience: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub default_skill_id: Option<Option<i64>>,
@@ -108,6 +120,7 @@ pub struct AppPatchRequest {
     pub default_priority: Option<super::types::ConversationPriority>,
     /// Further skills a device of the app may ask to start in (`hello.skill`); replaces the
     /// list. At most 100.
+    #[schema(max_items = 100)]
     pub entry_skill_ids: Option<Vec<i64>>,
 }
 
@@ -124,6 +137,10 @@ pub(super) async fn patch_app(
         check_len("name", name, 1, 200)?;
     }
     check_skill(&state, &caller.brand_id, request.default_skill_id.flatten()).await?;
+    let detail = without_nulls(json!({"name": request.name, "allow_jwt": request.allow_jwt,
+        "allow_anonymous": request.allow_anonymous, "jwt_issuer": request.jwt_issuer, "jwt_audience": request.jwt_audience,
+        "default_skill_id": request.default_skill_id, "default_priority": request.default_priority,
+        "entry_skill_ids": request.entry_skill_ids}));
     let patch = AppPatch {
         name: request.name,
         allow_jwt: request.allow_jwt,
@@ -153,6 +170,7 @@ pub(super) async fn patch_app(
         app.entry_skill_ids =
             state.store.app(&caller.brand_id, &app_id).await?.map(|a| a.entry_skill_ids).unwrap_or_default();
     }
+    crate::audit::record(&state, &caller, "app.update", Some(format!("app {app_id}")), detail).await;
     Ok(Json(app.into()))
 }
 
@@ -161,7 +179,9 @@ pub(super) async fn patch_app(
 #[serde(deny_unknown_fields)]
 pub struct AddKeyRequest {
     /// `pem` (an RSA or P-256 public key) or `jwks` (a JWKS JSON document).
+    #[schema(max_length = 16)]
     pub format: String,
+    #[schema(max_length = 65536)]
     pub material: String,
 }
 
@@ -189,6 +209,8 @@ pub(super) async fn add_key(
             other => other.into(),
         })?;
     forget_app_keys(&state, &app_id);
+    let detail = json!({"key_id": key.id, "format": key.format});
+    crate::audit::record(&state, &caller, "app.key_add", Some(format!("app {app_id}")), detail).await;
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 
@@ -214,5 +236,7 @@ pub(super) async fn delete_key(
 ) -> ApiResult<StatusCode> {
     state.store.delete_app_key(&caller.brand_id, &app_id, key_id).await?;
     forget_app_keys(&state, &app_id);
+    crate::audit::record(&state, &caller, "app.key_delete", Some(format!("app {app_id}")), json!({"key_id": key_id}))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -79,14 +79,17 @@ pub(super) async fn list_automatic_messages(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AutomaticMessageRequest {
+    #[schema(max_length = 32)]
     pub trigger: String,
     /// `null` or absent: brand-wide.
     pub skill_id: Option<i64>,
     /// A language tag (its primary subtag is kept); default: the brand's default language.
+    #[schema(max_length = 35)]
     pub language: Option<String>,
     /// Default true.
     pub enabled: Option<bool>,
     /// At most the shortest limit of the brand's channels; variables must be known.
+    #[schema(max_length = 2000)]
     pub text: String,
 }
 
@@ -156,6 +159,16 @@ pub(super) async fn put_automatic_message(
             other => other.into(),
         })?;
     state.engines.templates_changed(&caller.brand_id);
+    let detail = json!({"trigger": saved.trigger, "skill_id": saved.skill_id, "language": saved.language,
+        "enabled": saved.enabled, "text": saved.text});
+    crate::audit::record(
+        &state,
+        &caller,
+        "automatic_message.put",
+        Some(format!("automatic message {}", saved.id)),
+        detail,
+    )
+    .await;
     Ok(Json(saved.into()))
 }
 
@@ -171,6 +184,8 @@ pub(super) async fn delete_automatic_message(
         return Err(ApiError::new(ErrorCode::NotFound, format!("no automatic message has id {message_id}")));
     }
     state.engines.templates_changed(&caller.brand_id);
+    let target = Some(format!("automatic message {message_id}"));
+    crate::audit::record(&state, &caller, "automatic_message.delete", target, Value::Null).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -178,8 +193,10 @@ pub(super) async fn delete_automatic_message(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
+    #[schema(max_length = 2000)]
     pub text: String,
     /// Language of the humanized wait; default: the brand's default language.
+    #[schema(max_length = 35)]
     pub language: Option<String>,
 }
 

@@ -9,10 +9,15 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct CreateBrandRequest {
     /// Brand ID: 1–64 of a-z, 0-9, '-', '_'.
+    #[schema(max_length = 64)]
     pub id: String,
+    #[schema(max_length = 200)]
     pub name: String,
+    #[schema(max_length = 254)]
     pub admin_email: String,
+    #[schema(max_length = 200)]
     pub admin_name: String,
+    #[schema(max_length = 1024)]
     pub admin_password: String,
 }
 
@@ -54,6 +59,16 @@ pub(super) async fn create_brand(
         )
         .await?;
     state.engines.agent_changed(&admin);
+    let detail = json!({"name": brand.name, "admin_email": admin.email});
+    crate::audit::record_as(
+        &state,
+        &brand.id,
+        &AuditActor::operator(),
+        "brand.create",
+        Some(format!("brand {}", brand.id)),
+        detail,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(CreateBrandResponse { brand: brand.into(), admin: admin.into() })))
 }
 
@@ -68,6 +83,7 @@ pub(super) async fn get_brand(State(state): State<AppState>, AgentAuth(caller): 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrandSettingsRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Ask consumers for CSAT after an agent resolves.
     pub csat_enabled: Option<bool>,
@@ -81,6 +97,7 @@ pub struct BrandSettingsRequest {
     pub default_skill_id: Option<Option<i64>>,
     /// Language (a BCP 47 tag; its primary subtag is kept, e.g. `de`) of automatic messages
     /// for consumers whose language has no template. Default `en`.
+    #[schema(max_length = 35)]
     pub default_language: Option<String>,
     /// Close a conversation the consumer has not answered for this many seconds after the
     /// agent's last message: 60 (1 minute) to 7,776,000 (90 days); `null` turns it off
@@ -93,6 +110,10 @@ pub struct BrandSettingsRequest {
     pub auto_close_warn_secs: Option<Option<i64>>,
     /// Offer the CSAT survey when a conversation auto-closes (default false).
     pub auto_close_survey: Option<bool>,
+    /// Let an agent who starts a conversation by writing to a consumer (a proactive
+    /// follow-up) read the consumer's other conversations too (default false: only the
+    /// conversations they hold or held).
+    pub follow_up_history: Option<bool>,
 }
 
 /// Longest auto-close setting: 90 days.
@@ -156,6 +177,11 @@ pub(super) async fn patch_brand(
             }
         }
     }
+    let detail = without_nulls(json!({"name": request.name, "csat_enabled": request.csat_enabled,
+        "retention_days": request.retention_days, "agent_grace_secs": request.agent_grace_secs,
+        "default_skill_id": request.default_skill_id, "default_language": default_language,
+        "auto_close_secs": request.auto_close_secs, "auto_close_warn_secs": request.auto_close_warn_secs,
+        "auto_close_survey": request.auto_close_survey}));
     let patch = BrandPatch {
         name: request.name,
         csat_enabled: request.csat_enabled,
@@ -166,8 +192,10 @@ pub(super) async fn patch_brand(
         auto_close_secs: request.auto_close_secs,
         auto_close_warn_secs: request.auto_close_warn_secs,
         auto_close_survey: request.auto_close_survey,
+        follow_up_history: request.follow_up_history,
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);
+    crate::audit::record(&state, &caller, "brand.update", Some(format!("brand {}", brand.id)), detail).await;
     Ok(Json(brand.into()))
 }

@@ -9,6 +9,7 @@ use super::*;
 
 /// Filters of the conversation list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConversationQuery {
     /// `open` or `closed`.
     pub status: Option<String>,
@@ -59,13 +60,13 @@ pub(super) async fn list_conversations(
         None => None,
     };
     // Agents list their own conversations, and the whole history of a consumer whose open
-    // conversation they hold (what the workspace shows beside it).
+    // conversation they hold (what the workspace shows beside it; see `staff_may_read`).
     let serving = match query.consumer_id {
-        Some(consumer_id) if caller.role < switchboard_store::Role::Manager => state
-            .store
-            .open_conversation(&caller.brand_id, consumer_id)
-            .await?
-            .is_some_and(|open| open.agent_id == Some(caller.user_id)),
+        Some(consumer_id) if caller.role < switchboard_store::Role::Manager => {
+            state
+                .staff_may_read_history(crate::desk_ops::Actor::caller(&caller).staff, &caller.brand_id, consumer_id)
+                .await?
+        }
         _ => false,
     };
     let agent_id =
@@ -87,6 +88,7 @@ pub(super) async fn list_conversations(
 
 /// Message paging of one conversation.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessagesQuery {
     /// Messages after this seq (default 0: from the start).
     pub after: Option<i64>,

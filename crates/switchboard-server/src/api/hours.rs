@@ -15,8 +15,11 @@ use super::*;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShiftBody {
+    #[schema(max_length = 16)]
     pub day: String,
+    #[schema(max_length = 8)]
     pub start: String,
+    #[schema(max_length = 8)]
     pub end: String,
 }
 
@@ -24,7 +27,9 @@ pub struct ShiftBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeRangeBody {
+    #[schema(max_length = 8)]
     pub start: String,
+    #[schema(max_length = 8)]
     pub end: String,
 }
 
@@ -33,9 +38,12 @@ pub struct TimeRangeBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DateRuleBody {
+    #[schema(max_length = 10)]
     pub date: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
     pub name: Option<String>,
+    #[schema(max_items = 20)]
     pub hours: Vec<TimeRangeBody>,
 }
 
@@ -46,10 +54,13 @@ pub struct DateRuleBody {
 #[serde(deny_unknown_fields)]
 pub struct HoursBody {
     /// e.g. `Europe/Berlin`.
+    #[schema(max_length = 64)]
     pub time_zone: String,
     #[serde(default)]
+    #[schema(max_items = 140)]
     pub weekly: Vec<ShiftBody>,
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub exceptions: Vec<DateRuleBody>,
 }
 
@@ -103,6 +114,7 @@ pub struct BrandHoursRequest {
     /// `null`: always open.
     pub hours: Option<HoursBody>,
     /// `queue` or `close`; absent: unchanged.
+    #[schema(max_length = 16)]
     pub off_hours: Option<String>,
 }
 
@@ -144,6 +156,8 @@ pub(super) async fn put_brand_hours(
     let hours = checked.as_ref().map(|(hours, _)| hours);
     state.store.set_brand_hours(&caller.brand_id, hours, off_hours.as_str()).await?;
     state.engines.hours_changed(&caller.brand_id);
+    let detail = json!({"hours": request.hours, "off_hours": off_hours.as_str()});
+    crate::audit::record(&state, &caller, "hours.update", Some("brand".to_owned()), detail).await;
     let schedule = checked.map_or_else(Schedule::always, |(_, schedule)| schedule);
     Ok(Json(BrandHours {
         hours: request.hours,
@@ -230,6 +244,14 @@ pub(super) async fn put_skill_hours(
         other => other.into(),
     })?;
     state.engines.hours_changed(&caller.brand_id);
+    crate::audit::record(
+        &state,
+        &caller,
+        "hours.update",
+        Some(format!("skill {skill_id}")),
+        json!({"hours": request.hours}),
+    )
+    .await;
     Ok(Json(skill_hours(&state, &caller.brand_id, skill_id).await?))
 }
 

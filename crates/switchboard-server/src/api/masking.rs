@@ -28,14 +28,17 @@ pub struct HiddenFromBody {
 #[serde(deny_unknown_fields)]
 pub struct MaskingRuleBody {
     /// Unique in the brand, 1 to 100 characters.
+    #[schema(max_length = 100)]
     pub name: String,
     /// `credit_card` (13 to 19 digits in groups separated by a space or a dash, passing the
     /// Luhn check; the last four digits stay visible) or `pattern`.
+    #[schema(max_length = 32)]
     pub kind: String,
     /// The regular expression of a `pattern` rule (Rust `regex` syntax: no look-around or
     /// back-references; at most 500 characters; must not match the empty text). Every
     /// non-whitespace character of a match is hidden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 500)]
     pub pattern: Option<String>,
     pub hidden_from: HiddenFromBody,
     /// Absent: `true`.
@@ -51,6 +54,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaskingRules {
+    #[schema(max_items = 50)]
     pub rules: Vec<MaskingRuleBody>,
 }
 
@@ -112,5 +116,8 @@ pub(super) async fn put_masking(
     let specs = request.check()?;
     state.store.set_masking_rules(&caller.brand_id, &specs).await?;
     state.fanout.masking_changed(&caller.brand_id);
+    // The rules themselves (names, kinds, patterns, audiences): a pattern is not a secret.
+    let detail = serde_json::to_value(MaskingRules::of(&specs)).unwrap_or(Value::Null);
+    crate::audit::record(&state, &caller, "masking.update", None, detail).await;
     Ok(Json(MaskingRules::of(&specs)))
 }

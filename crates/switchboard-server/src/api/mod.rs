@@ -5,14 +5,19 @@
 //! This module holds what every handler shares (body, query and path extractors that answer
 //! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
 //! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
-//! `conversations` (and `crate::floor` for running the floor), and `types`: the response types
+//! `conversations`, `history` (the reporting API's search), `export` (transcripts), `audit` (the audit log) (and `crate::floor` for running
+//! the floor), and `types`: the response types
 //! (converted from store rows) that the OpenAPI document describes.
 
 mod apps;
+mod audit;
 mod automation;
 mod brands;
 mod conversations;
+mod export;
+pub(crate) mod history;
 mod hours;
+pub mod limits;
 mod masking;
 mod session;
 mod skills;
@@ -20,9 +25,12 @@ mod staff;
 pub mod types;
 
 use apps::*;
+use audit::*;
 use automation::*;
 use brands::*;
 use conversations::*;
+use export::*;
+use history::*;
 use hours::*;
 use masking::*;
 use session::*;
@@ -39,34 +47,47 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
 use switchboard_protocol::{ConversationStatus, ErrorCode, Message};
 use switchboard_store::{AppPatch, BrandPatch, ConversationFilter, NewApp, NewBrand, NewUser, PageCursor, UserPatch};
 use types::{ApiToken, App, AppKey, Brand, Consumer, Conversation, Role, Skill, User};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::audit::AuditActor;
 use crate::auth::{self, AdminAuth, AgentAuth, ManagerAuth, OperatorAuth};
 use crate::desk_ops::{self, Actor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::{AppState, jwt, now_ms, ws};
 
-/// JSON body extractor whose rejection is an [`ApiError`] (`bad_request` naming the problem).
+/// Largest REST request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// JSON body extractor whose rejection is an [`ApiError`]: `body_too_large` over
+/// [`MAX_BODY_BYTES`], else `bad_request` naming the problem — including a string or list
+/// over the limit its schema documents (see [`limits`]), checked before the body is decoded.
 #[derive(Debug)]
 pub struct Body<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned + ToSchema + 'static, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(ApiError::bad_request(rejection_text(&rejection))),
-        }
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await.map_err(json_rejection)?;
+        crate::text::json_nul_free(&value)?;
+        limits::limits_of::<T>().check(&value)?;
+        serde_json::from_value(value).map(Body).map_err(|error| ApiError::bad_request(error.to_string()))
     }
 }
 
-fn rejection_text(rejection: &JsonRejection) -> String {
-    rejection.body_text()
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+        );
+    }
+    ApiError::bad_request(rejection.body_text())
 }
 
 /// Query-string extractor with [`ApiError`] rejections.
@@ -77,6 +98,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        encoded_nul_free("query string", parts.uri.query().unwrap_or(""))?;
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Q(value))
@@ -92,11 +114,22 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        encoded_nul_free("path", parts.uri.path())?;
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| P(value))
             .map_err(|rejection: PathRejection| ApiError::bad_request(rejection.body_text()))
     }
+}
+
+/// Refuses a URL part holding an encoded NUL (`%00`): see [`crate::text`].
+fn encoded_nul_free(part: &str, raw: &str) -> ApiResult<()> {
+    if raw.contains("%00") {
+        return Err(ApiError::bad_request(format!(
+            "the {part} contains an encoded NUL character (%00), which is not allowed in text"
+        )));
+    }
+    Ok(())
 }
 
 /// `Some(None)` for an explicit JSON `null`, `None` for a missing field.
@@ -141,6 +174,15 @@ fn check_capacity(max_concurrent: i64) -> ApiResult<()> {
         )));
     }
     Ok(())
+}
+
+/// A JSON object without its `null` members: the fields a change request did not touch,
+/// left out of its audit entry.
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
 }
 
 fn random_id(prefix: &str) -> String {
@@ -216,10 +258,58 @@ async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such endpoint")
 }
 
+/// Every error answer is `{code, message}`: the ones axum writes itself with an empty body
+/// (405 for a method a route does not take, 413, …) get the body of their code.
+async fn json_error_bodies(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // What axum or a layer said in plain text, if anything (bounded: these are one line).
+    let said = axum::body::to_bytes(body, 1024)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .filter(|text| !text.trim().is_empty());
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("this endpoint does not take {method}; the Allow header lists the methods it takes"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+        ),
+        StatusCode::NOT_FOUND => ApiError::new(ErrorCode::NotFound, "no such endpoint"),
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::new(ErrorCode::Unavailable, said.unwrap_or_default()),
+        status if status.is_server_error() => ApiError::code(ErrorCode::Internal),
+        _ => ApiError::new(
+            ErrorCode::BadRequest,
+            said.unwrap_or_else(|| status.canonical_reason().unwrap_or("bad request").to_owned()),
+        ),
+    };
+    let mut fresh = error.into_response();
+    // Keep what the status needs (Allow on a 405), not the empty body's length or type.
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    for (name, value) in parts.headers.iter() {
+        fresh.headers_mut().insert(name.clone(), value.clone());
+    }
+    *fresh.status_mut() = status;
+    fresh
+}
+
 /// The OpenAPI document of the REST API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard API", description = "REST API of Switchboard. Errors are {code, message}; codes in docs/errors.md. WebSocket protocol: docs/protocol.md."),
+    info(title = "Switchboard API", description = "REST API of Switchboard. Every error is {code, message}; codes in docs/errors.md. Request bodies are JSON, at most 1 MiB (413 body_too_large beyond); every string and list in a request body has its limit in its schema (maxLength in characters, maxItems), refused beyond with bad_request naming the field. WebSocket protocol: docs/protocol.md."),
     paths(
         login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
@@ -228,7 +318,7 @@ async fn not_found() -> ApiError {
         put_skill_hours, hours_status, get_masking, put_masking, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
-        crate::floor::report_csv, healthz, readyz, metrics_text
+        crate::floor::report_csv, search_history, export_conversations, conversation_transcript, audit_log, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),
     modifiers(&BearerAuth),
@@ -276,6 +366,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/automatic-messages/{message_id}", axum::routing::delete(delete_automatic_message))
         .route("/api/v1/conversations", get(list_conversations))
         .route("/api/v1/conversations/{conversation_id}", get(get_conversation))
+        .route("/api/v1/reports/conversations", get(search_history))
+        .route("/api/v1/exports/conversations", get(export_conversations))
+        .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/conversations/{conversation_id}/transcript", get(conversation_transcript))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -288,5 +382,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(count_requests))
         .with_state(state.clone());
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(json_error_bodies))
+        // Outermost: every answer, whoever made it, gets the security headers.
         .layer(middleware::from_fn_with_state(state, crate::headers::add))
 }

@@ -8,7 +8,9 @@ use super::*;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 

@@ -8,6 +8,7 @@ use super::*;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSkillRequest {
+    #[schema(max_length = 64)]
     pub name: String,
 }
 
@@ -20,7 +21,10 @@ pub(super) async fn create_skill(
     Body(request): Body<CreateSkillRequest>,
 ) -> ApiResult<(StatusCode, Json<Skill>)> {
     check_len("name", &request.name, 1, 64)?;
-    Ok((StatusCode::CREATED, Json(state.store.create_skill(&caller.brand_id, &request.name, now_ms()).await?.into())))
+    let skill = state.store.create_skill(&caller.brand_id, &request.name, now_ms()).await?;
+    let detail = json!({"name": skill.name});
+    crate::audit::record(&state, &caller, "skill.create", Some(format!("skill {}", skill.id)), detail).await;
+    Ok((StatusCode::CREATED, Json(skill.into())))
 }
 
 /// How a skill routes.
@@ -56,6 +60,10 @@ pub(super) async fn patch_skill(
     };
     let skill = state.store.update_skill(&caller.brand_id, skill_id, &patch).await?;
     state.engines.skills_changed(&caller.brand_id);
+    let detail = json!({"routing": patch.routing.map(switchboard_store::SkillRouting::as_str),
+        "offer_timeout_secs": patch.offer_timeout_secs, "default_priority": request.default_priority});
+    crate::audit::record(&state, &caller, "skill.update", Some(format!("skill {skill_id}")), without_nulls(detail))
+        .await;
     Ok(Json(skill.into()))
 }
 
@@ -78,6 +86,7 @@ pub(super) async fn delete_skill(
 ) -> ApiResult<StatusCode> {
     state.store.delete_skill(&caller.brand_id, skill_id).await?;
     state.engines.skills_changed(&caller.brand_id);
+    crate::audit::record(&state, &caller, "skill.delete", Some(format!("skill {skill_id}")), Value::Null).await;
     for user in state.store.users(&caller.brand_id).await? {
         state.engines.agent_changed(&user);
     }

@@ -8,15 +8,19 @@ use super::*;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 200)]
     pub name: String,
     pub role: Role,
     /// At least 10 characters.
+    #[schema(max_length = 1024)]
     pub password: String,
     /// Maximum concurrent conversations; default 3.
     pub max_concurrent: Option<i64>,
     /// Skill ids.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub skills: Vec<i64>,
 }
 
@@ -34,7 +38,7 @@ pub(super) async fn create_user(
     let max_concurrent = request.max_concurrent.unwrap_or(3);
     check_capacity(max_concurrent)?;
     let new = NewUser {
-        brand_id: caller.brand_id,
+        brand_id: caller.brand_id.clone(),
         email: request.email,
         name: request.name,
         role: request.role.into(),
@@ -50,6 +54,9 @@ pub(super) async fn create_user(
         other => other.into(),
     })?;
     state.engines.agent_changed(&user);
+    let detail = json!({"email": user.email, "name": user.name, "role": user.role.as_str(),
+        "max_concurrent": user.max_concurrent, "skills": user.skills});
+    crate::audit::record(&state, &caller, "user.create", Some(format!("user {}", user.id)), detail).await;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -78,10 +85,13 @@ pub(super) async fn get_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     pub role: Option<Role>,
+    #[schema(max_length = 1024)]
     pub password: Option<String>,
     pub max_concurrent: Option<i64>,
+    #[schema(max_items = 1000)]
     pub skills: Option<Vec<i64>>,
     /// Disabled users cannot log in; their sessions end.
     pub disabled: Option<bool>,
@@ -118,6 +128,10 @@ pub(super) async fn patch_user(
         disabled: request.disabled,
     };
     let changes_login = patch.password_hash.is_some() || patch.disabled == Some(true);
+    // What changed, without the password itself.
+    let detail = json!({"name": patch.name, "role": patch.role.map(switchboard_store::Role::as_str),
+        "password_changed": patch.password_hash.is_some(), "max_concurrent": patch.max_concurrent,
+        "skills": patch.skills, "disabled": patch.disabled});
     let user = state.store.update_user(&caller.brand_id, user_id, &patch).await?;
     // The demo's credentials file must not keep showing a password that no longer works.
     if let Some(path) = &state.config.demo_credentials
@@ -128,6 +142,7 @@ pub(super) async fn patch_user(
         tracing::warn!(%error, "could not update the demo credentials file");
     }
     state.engines.agent_changed(&user);
+    crate::audit::record(&state, &caller, "user.update", Some(format!("user {user_id}")), without_nulls(detail)).await;
     Ok(Json(user.into()))
 }
 
@@ -137,6 +152,7 @@ pub(super) async fn patch_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
+    #[schema(max_length = 200)]
     pub name: String,
     /// Role the token acts with; default admin.
     pub role: Option<Role>,
@@ -165,6 +181,8 @@ pub(super) async fn create_token(
         .store
         .create_api_token(&caller.brand_id, &request.name, role, &auth::hash_secret(&token), caller.user_id, now_ms())
         .await?;
+    let detail = json!({"name": info.name, "role": info.role.as_str()});
+    crate::audit::record(&state, &caller, "token.create", Some(format!("token {}", info.id)), detail).await;
     Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info: info.into() })))
 }
 
@@ -186,5 +204,6 @@ pub(super) async fn delete_token(
     P(token_id): P<i64>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_api_token(&caller.brand_id, token_id).await?;
+    crate::audit::record(&state, &caller, "token.delete", Some(format!("token {token_id}")), Value::Null).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -32,6 +32,10 @@ pub struct Brand {
     pub auto_close_warn_secs: Option<i64>,
     /// Offer the CSAT survey when a conversation auto-closes.
     pub auto_close_survey: bool,
+    /// An agent who starts a conversation by writing to a consumer (a proactive follow-up)
+    /// may read the consumer's other conversations too; `false` (the default): only the
+    /// conversations they hold or held.
+    pub follow_up_history: bool,
     pub created_at: Millis,
 }
 
@@ -48,6 +52,7 @@ impl From<switchboard_store::Brand> for Brand {
             auto_close_secs,
             auto_close_warn_secs,
             auto_close_survey,
+            follow_up_history,
             created_at,
         } = brand;
         Brand {
@@ -61,6 +66,7 @@ impl From<switchboard_store::Brand> for Brand {
             auto_close_secs,
             auto_close_warn_secs,
             auto_close_survey,
+            follow_up_history,
             created_at,
         }
     }
@@ -398,6 +404,8 @@ impl From<switchboard_store::Conversation> for Conversation {
             // Internal clocks of auto-close, not part of the API.
             last_agent_at: _,
             last_consumer_at: _,
+            // Read by the access rule (who may read the consumer's history), not shown.
+            follow_up_by: _,
         } = conversation;
         Conversation {
             id,

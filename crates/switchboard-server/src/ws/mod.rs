@@ -53,6 +53,9 @@ use crate::{AppState, auth, jwt, now_ms};
 /// per connection (docs/benchmarks.md).
 const READ_BUFFER_BYTES: usize = 512;
 
+/// How long a socket closed for an oversized frame is kept before it is dropped.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
 /// Longest CSAT comment, in characters.
 const MAX_CSAT_COMMENT_CHARS: usize = 1000;
 
@@ -193,14 +196,23 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
 
     // 1. hello, within the timeout.
     let hello = match tokio::time::timeout(state.config.hello_timeout, stream.next()).await {
+        Ok(Some(Ok(WsMessage::Text(text)))) if crate::text::json_has_nul(&text) => {
+            return refuse(&mut sink, nul_in_frame()).await;
+        }
         Ok(Some(Ok(WsMessage::Text(text)))) => match serde_json::from_str::<ClientFrame>(&text) {
             Ok(ClientFrame::Hello(hello)) => hello,
             Ok(_) => return refuse(&mut sink, ApiError::code(ErrorCode::HelloRequired)).await,
             Err(error) => {
-                return refuse(&mut sink, ApiError::new(ErrorCode::MalformedFrame, format!("bad hello: {error}")))
-                    .await;
+                let error = decode_error(&error);
+                return refuse(&mut sink, ApiError::new(error.code, format!("bad hello: {}", error.message))).await;
             }
         },
+        Ok(Some(Ok(WsMessage::Binary(_)))) => {
+            let error =
+                ApiError::new(ErrorCode::MalformedFrame, "binary frames are not supported; send a JSON text hello");
+            return refuse(&mut sink, error).await;
+        }
+        Ok(Some(Err(error))) => return close_after_read_failure(&mut sink, error).await,
         Ok(_) => return,
         Err(_) => {
             return refuse(&mut sink, ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout")).await;
@@ -264,7 +276,11 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     let closing = loop {
         tokio::select! {
             incoming = stream.next(), if work_tx.as_ref().is_none_or(|tx| tx.capacity() > 0) => {
-                let Some(Ok(message)) = incoming else { return };
+                let message = match incoming {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => return close_after_read_failure(&mut sink, error).await,
+                    None => return,
+                };
                 last_heard = Instant::now();
                 let work = match message {
                     WsMessage::Text(text) => decode(&text),
@@ -449,23 +465,69 @@ enum Work {
 fn decode(text: &str) -> Work {
     if text.len() > MAX_FRAME_BYTES {
         let message = format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len());
-        return Work::Refuse(None, ApiError::new(ErrorCode::FrameTooLarge, message));
+        return Work::Refuse(request_id_of(text), ApiError::new(ErrorCode::FrameTooLarge, message));
+    }
+    if crate::text::json_has_nul(text) {
+        return Work::Refuse(request_id_of(text), nul_in_frame());
     }
     match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Send { id, cid, text, c, consumer }) => {
             Work::Send(Box::new(SendRequest { id, cid, text, c, consumer }))
         }
         Ok(frame) => Work::Frame(Box::new(frame)),
-        Err(error) => Work::Refuse(
-            request_id_of(text),
-            ApiError::new(ErrorCode::MalformedFrame, format!("cannot decode frame: {error}")),
-        ),
+        Err(error) => Work::Refuse(request_id_of(text), decode_error(&error)),
     }
 }
 
-/// Finds `"id"` in a frame that failed to decode, so the error can still name its request.
+/// A frame with NUL in a text field (see [`crate::text`]).
+fn nul_in_frame() -> ApiError {
+    ApiError::bad_request("a text field of the frame contains the NUL character (U+0000), which is not allowed in text")
+}
+
+/// What was wrong with a frame that did not decode: not JSON, or no known frame type, is
+/// `malformed_frame`; a known frame with a field missing, of the wrong type or out of range
+/// is `bad_request` (docs/errors.md).
+fn decode_error(error: &serde_json::Error) -> ApiError {
+    let detail = error.to_string();
+    let unknown_shape =
+        !error.is_data() || detail.starts_with("unknown variant") || detail.starts_with("missing field `t`");
+    if unknown_shape {
+        ApiError::new(ErrorCode::MalformedFrame, format!("cannot decode frame: {detail}"))
+    } else {
+        ApiError::new(ErrorCode::BadRequest, format!("bad frame: {detail}"))
+    }
+}
+
+/// Finds `"id"` in a frame that failed to decode (or was too large to decode), so the error
+/// can still name its request. Other fields are skipped without being kept.
 fn request_id_of(text: &str) -> Option<u64> {
-    serde_json::from_str::<serde_json::Value>(text).ok()?.get("id")?.as_u64()
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<u64>,
+    }
+    serde_json::from_str::<IdOnly>(text).ok()?.id
+}
+
+/// How to end a socket whose read failed: a frame over the hard limit is closed with 1009,
+/// as documented; anything else (the connection broke, a protocol violation) just ends it.
+fn read_failure(error: axum::Error) -> Option<Closing> {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(error) if matches!(*error, tungstenite::Error::Capacity(_)) => {
+            Some(Closing { code: CloseCode::TooBig, reason: "frame over the 1 MiB limit" })
+        }
+        _ => None,
+    }
+}
+
+/// Closes a socket after a read failed (see [`read_failure`]). The client may still be
+/// sending the rest of its oversized frame, which is never read: the socket is kept for a
+/// moment after the close frame so that the client can read it before the unread data makes
+/// the kernel reset the connection.
+async fn close_after_read_failure(sink: &mut Sink, error: axum::Error) {
+    if let Some(closing) = read_failure(error) {
+        close(sink, closing).await;
+        tokio::time::sleep(CLOSE_LINGER).await;
+    }
 }
 
 /// The `err` frame for a failed request, counted in the metrics.

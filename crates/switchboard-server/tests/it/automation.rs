@@ -60,7 +60,7 @@ async fn templates_are_checked_at_save_previewed_and_kept_per_brand() {
     assert!(body["message"].as_str().unwrap().contains("welcome, queued"), "{body}");
     let (status, body) = put(&admin, json!({"trigger": "welcome", "text": "x".repeat(2001)})).await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().contains("the limit is 2000 (the in_app channel's limit)"), "{body}");
+    assert_eq!(body["message"], "`text` is 2001 characters; the limit is 2000", "{body}");
     let (status, _) = put(&agent, json!({"trigger": "welcome", "text": "Hi"})).await;
     assert_eq!(status, 403, "admins configure automatic messages");
 

@@ -455,3 +455,57 @@ async fn close_over_rest_tells_the_consumer_and_checks_who_may() {
     consumer.expect(|f| f["t"] == "conv" && f["c"] == again && f["ev"] == "closed").await;
     bob.expect(|f| f["t"] == "conv" && f["c"] == again && f["ev"] == "closed").await;
 }
+
+/// Issue 15, item 8: an agent who writes first to a consumer (a proactive follow-up) holds
+/// the new conversation, which used to open the consumer's whole history to them: any agent
+/// could read anyone's past conversations by writing to them. It does so now only if the
+/// brand allows it.
+#[tokio::test]
+async fn a_proactive_follow_up_opens_the_consumers_history_only_if_the_brand_allows() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let bob_email = format!("bob@{}.test", brand.id);
+    server.user(&brand, &bob_email, "Bob Builder", Role::Agent, 2, vec![]).await;
+    let mut bob = server.online_agent(&bob_email).await;
+    let mut consumer = server.consumer(&brand, "hana").await;
+    // Hana's conversation is Bob's, and is closed.
+    let bobs = open_with(&mut consumer, &mut bob, "A question for Bob").await;
+    bob.send(json!({"t": "close", "id": 2, "c": bobs})).await;
+    bob.expect(|f| f["t"] == "ok" && f["id"] == 2).await;
+    let consumer_id = server.store.conversation(&brand.id, bobs).await.unwrap().unwrap().consumer_id;
+
+    // Alice writes to her first: a new conversation, hers.
+    let mut alice = server.online_agent(&brand.agent_email).await;
+    alice.send(json!({"t": "send", "id": 3, "c": bobs, "cid": "hello-hana", "text": "Hi Hana, a follow-up"})).await;
+    let ack = alice.expect(|f| f["id"] == 3).await;
+    assert_eq!(ack["t"], "ack", "{ack}");
+    let alices = ack["c"].as_i64().unwrap();
+    assert_ne!(alices, bobs);
+    let alice_rest = Rest::login(&server, &brand.agent_email).await;
+    assert_eq!(alice_rest.get(&format!("/api/v1/conversations/{alices}")).await.0, 200);
+    // She does not see Bob's conversation with Hana: not listed, not readable, not syncable.
+    let (_, list) = alice_rest.get(&format!("/api/v1/conversations?consumer_id={consumer_id}")).await;
+    let ids: Vec<i64> = list["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![alices]);
+    let (status, body) = alice_rest.get(&format!("/api/v1/conversations/{bobs}")).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("conversation_not_found")), "{body}");
+    alice.send(json!({"t": "sync", "id": 4, "c": bobs, "after": 0})).await;
+    assert_eq!(alice.expect(|f| f["id"] == 4).await["code"], "conversation_not_found");
+
+    // The brand allows it: now she does.
+    let admin = Rest::login(&server, &brand.admin_email).await;
+    let response = admin
+        .http
+        .patch(format!("{}/api/v1/brand", server.http))
+        .bearer_auth(&admin.token)
+        .json(&json!({"follow_up_history": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["follow_up_history"], true);
+    let (_, list) = alice_rest.get(&format!("/api/v1/conversations?consumer_id={consumer_id}")).await;
+    let ids: Vec<i64> = list["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![alices, bobs]);
+    assert_eq!(alice_rest.get(&format!("/api/v1/conversations/{bobs}")).await.0, 200);
+}

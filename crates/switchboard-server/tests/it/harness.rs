@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use switchboard_server::tls::{TlsSettings, TrialCertificate};
 use switchboard_server::{Running, ServerConfig};
+use switchboard_store::testing::PostgresTestDatabase;
 use switchboard_store::{NewApp, NewBrand, NewUser, Role, Store, StoreOptions};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -39,12 +40,24 @@ pub struct TestBrand {
     pub agent_email: String,
 }
 
+/// The store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the server's temporary directory.
+    Sqlite,
+    /// A fresh database on `SWITCHBOARD_TEST_POSTGRES_URL`, dropped with the server.
+    Postgres,
+}
+
 pub struct TestServer {
     pub running: Option<Running>,
     pub http: String,
     pub ws: String,
     pub store: Store,
     pub dir: PathBuf,
+    /// The database URL (a restart opens it again).
+    pub url: String,
+    postgres: Option<PostgresTestDatabase>,
 }
 
 impl TestServer {
@@ -53,14 +66,26 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig) -> TestServer {
+        Self::start_on(Backend::Sqlite, config).await
+    }
+
+    pub async fn start_on(backend: Backend, config: ServerConfig) -> TestServer {
         let dir = std::env::temp_dir().join(unique("sb-it"));
         std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}", dir.join("test.db").display());
-        let store = Store::open(&StoreOptions::new(url)).await.unwrap();
+        let postgres = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PostgresTestDatabase::create().await),
+        };
+        let url = match &postgres {
+            Some(database) => database.url(),
+            None => format!("sqlite://{}", dir.join("test.db").display()),
+        };
+        let store = Store::open(&StoreOptions::new(url.clone())).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = switchboard_server::start(store.clone(), config, listener).await.unwrap();
         let addr = running.addr;
-        TestServer { running: Some(running), http: format!("http://{addr}"), ws: format!("ws://{addr}"), store, dir }
+        let (http, ws) = (format!("http://{addr}"), format!("ws://{addr}"));
+        TestServer { running: Some(running), http, ws, store, dir, url, postgres }
     }
 
     /// A server serving TLS with `certificate` (written to files in its directory);
@@ -75,19 +100,19 @@ impl TestServer {
         let mut config = ServerConfig { tls: Some(TlsSettings::new(&cert, &key)), ..ServerConfig::default() };
         configure(&mut config);
         let url = format!("sqlite://{}", dir.join("test.db").display());
-        let store = Store::open(&StoreOptions::new(url)).await.unwrap();
+        let store = Store::open(&StoreOptions::new(url.clone())).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = switchboard_server::start(store.clone(), config, listener).await.unwrap();
         let addr = running.addr;
-        TestServer { running: Some(running), http: format!("https://{addr}"), ws: format!("wss://{addr}"), store, dir }
+        let (http, ws) = (format!("https://{addr}"), format!("wss://{addr}"));
+        TestServer { running: Some(running), http, ws, store, dir, url, postgres: None }
     }
 
     /// Stops the server (gracefully: sockets close with 1001) and starts a new one on the
     /// same database and a new port, as after a restart of the process.
     pub async fn restart(&mut self, config: ServerConfig) {
         self.running.take().unwrap().shutdown().await.unwrap();
-        let url = format!("sqlite://{}", self.dir.join("test.db").display());
-        self.store = Store::open(&StoreOptions::new(url)).await.unwrap();
+        self.store = Store::open(&StoreOptions::new(self.url.clone())).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = switchboard_server::start(self.store.clone(), config, listener).await.unwrap();
         self.http = format!("http://{}", running.addr);
@@ -204,6 +229,20 @@ pub fn es256_token(claims: &Value) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::ES256), claims, &EncodingKey::from_ec_der(EC_PRIVATE_PK8)).unwrap()
 }
 
+impl Drop for TestServer {
+    /// Drops a PostgreSQL test database (on a thread of its own: this may run inside the
+    /// test's runtime, which cannot block on it).
+    fn drop(&mut self) {
+        if let Some(database) = self.postgres.take() {
+            let dropping = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(database.drop_database());
+            });
+            let _ = dropping.join();
+        }
+    }
+}
+
 /// A WebSocket client speaking JSON frames.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -238,6 +277,11 @@ impl Client {
 
     pub async fn send_raw(&mut self, text: String) {
         self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// Sends a binary frame (the protocol speaks text only).
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
     }
 
     /// Sends hello and returns the first frame back.

@@ -131,7 +131,7 @@ async fn bad_masking_rules_are_refused_naming_the_rule_and_the_limit() {
     for (body, says) in [
         (rule("(?=x)y"), "rule \"Mine\": the pattern is not valid"),
         (rule("x*"), "rule \"Mine\": the pattern matches the empty text"),
-        (rule(&"x".repeat(501)), "the pattern is 501 characters; the limit is 500"),
+        (rule(&"x".repeat(501)), "`rules[0].pattern` is 501 characters; the limit is 500"),
         (rule(r"\w{1000}\w{1000}"), "compiles to more than 262144 bytes"),
         (json!({"rules": [{"name": "Mine", "kind": "pattern", "hidden_from": {}}]}), "hidden_from names nobody"),
         (
@@ -145,7 +145,7 @@ async fn bad_masking_rules_are_refused_naming_the_rule_and_the_limit() {
         (json!({"rules": [], "mode": "strict"}), "unknown field `mode`"),
         (
             json!({"rules": (0..51).map(|i| json!({"name": format!("r{i}"), "kind": "credit_card", "hidden_from": {"agents": true}})).collect::<Vec<_>>()}),
-            "at most 50 masking rules (got 51)",
+            "`rules` has 51 entries; the limit is 50",
         ),
     ] {
         let (status, error) = call(&server, &admin, reqwest::Method::PUT, "/api/v1/brand/masking", body.clone()).await;

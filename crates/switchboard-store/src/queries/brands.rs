@@ -14,7 +14,7 @@ impl Store {
         let row = sqlx::query(
             "INSERT INTO brands (id, name, csat_enabled, retention_days, created_at) VALUES ($1, $2, 1, $3, $4)
              RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, default_language, auto_close_secs,
-             auto_close_warn_secs, auto_close_survey, created_at",
+             auto_close_warn_secs, auto_close_survey, follow_up_history, created_at",
         )
         .bind(&new.id)
         .bind(&new.name)
@@ -29,7 +29,7 @@ impl Store {
     pub async fn brand(&self, brand_id: &str) -> Result<Option<Brand>, StoreError> {
         let row = sqlx::query(
             "SELECT id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, default_language, auto_close_secs,
-             auto_close_warn_secs, auto_close_survey, created_at FROM brands WHERE id = $1",
+             auto_close_warn_secs, auto_close_survey, follow_up_history, created_at FROM brands WHERE id = $1",
         )
         .bind(brand_id)
         .fetch_optional(&self.pool)
@@ -52,10 +52,11 @@ impl Store {
              default_language = COALESCE($8, default_language),
              auto_close_secs = CASE WHEN $9 = 1 THEN $10 ELSE auto_close_secs END,
              auto_close_warn_secs = CASE WHEN $11 = 1 THEN $12 ELSE auto_close_warn_secs END,
-             auto_close_survey = COALESCE($13, auto_close_survey)
+             auto_close_survey = COALESCE($13, auto_close_survey),
+             follow_up_history = COALESCE($14, follow_up_history)
              WHERE id = $1
              RETURNING id, name, csat_enabled, retention_days, agent_grace_secs, default_skill_id, default_language, auto_close_secs,
-             auto_close_warn_secs, auto_close_survey, created_at",
+             auto_close_warn_secs, auto_close_survey, follow_up_history, created_at",
         )
         .bind(brand_id)
         .bind(patch.name.as_deref())
@@ -70,6 +71,7 @@ impl Store {
         .bind(int(patch.auto_close_warn_secs.is_some()))
         .bind(patch.auto_close_warn_secs.flatten())
         .bind(patch.auto_close_survey.map(int))
+        .bind(patch.follow_up_history.map(int))
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;

@@ -1,9 +1,11 @@
 //! Every query the store runs outside the message writer, as methods on [`Store`](crate::Store), split by
-//! aggregate: `brands` (and skills), `apps`, `staff`, `consumers`, `conversations`. The SQL is
+//! aggregate: `brands` (and skills), `apps`, `staff`, `consumers`, `conversations`, and
+//! `search` (the reporting API's keyset search and its batch reads), `audit` (the audit log). The SQL is
 //! the subset SQLite and PostgreSQL share (`$n` parameters, `RETURNING`, `ON CONFLICT`). This
 //! module holds the parameter types, the column lists and the row decoders they share.
 
 mod apps;
+pub(crate) mod audit;
 pub(crate) mod automation;
 mod brands;
 mod consumers;
@@ -11,6 +13,7 @@ mod conversations;
 pub(crate) mod hours;
 pub(crate) mod masking;
 pub(crate) mod outbox;
+pub(crate) mod search;
 mod staff;
 
 use sqlx::Row;
@@ -50,6 +53,7 @@ pub struct BrandPatch {
     /// `Some(None)`: no warning.
     pub auto_close_warn_secs: Option<Option<i64>>,
     pub auto_close_survey: Option<bool>,
+    pub follow_up_history: Option<bool>,
 }
 
 /// New app.
@@ -143,7 +147,7 @@ pub(crate) const CONVERSATION_COLUMNS: &str =
     "id, brand_id, consumer_id, app_id, channel, skill_id, status, priority, opened_at, closed_at,
     closed_by, agent_id, assigned_at, first_response_at, last_seq, last_message_at, consumer_delivered_seq,
     consumer_read_seq, agent_delivered_seq, agent_read_seq, survey_open, csat_score, csat_comment, last_agent_at,
-    last_consumer_at, auto_closed";
+    last_consumer_at, auto_closed, follow_up_by";
 
 const USER_COLUMNS: &str =
     "id, brand_id, email, name, role, password_hash, max_concurrent, state, disabled, created_at";
@@ -183,6 +187,7 @@ fn brand_from_row(row: &AnyRow) -> Result<Brand, StoreError> {
         auto_close_secs: row.try_get("auto_close_secs")?,
         auto_close_warn_secs: row.try_get("auto_close_warn_secs")?,
         auto_close_survey: flag(row, "auto_close_survey")?,
+        follow_up_history: flag(row, "follow_up_history")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -268,6 +273,7 @@ pub(crate) fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreE
         last_agent_at: row.try_get("last_agent_at")?,
         last_consumer_at: row.try_get("last_consumer_at")?,
         auto_closed: flag(row, "auto_closed")?,
+        follow_up_by: row.try_get("follow_up_by")?,
     })
 }
 

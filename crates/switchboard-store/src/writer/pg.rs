@@ -242,10 +242,11 @@ impl WriteTx for AnyConnection {
 pub(crate) const INSERT_OPENED_EVENT: &str = "INSERT INTO conversation_events
     (brand_id, conversation_id, kind, agent_id, skill_id, at) VALUES ($1, $2, 'opened', $3, $4, $5)";
 
+/// A conversation opened with an agent (`$7`) is that agent's proactive follow-up.
 pub(crate) const INSERT_CONVERSATION: &str = "INSERT INTO conversations
     (brand_id, consumer_id, app_id, channel, skill_id, status, opened_at, last_message_at, agent_id, assigned_at,
-     priority)
-    VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9) RETURNING id";
+     priority, follow_up_by)
+    VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9, $7) RETURNING id";
 /// Takes the next seq of an open conversation and stamps who wrote when (`$3`: the side, `a` or `c`).
 pub(crate) const BUMP_SEQ_IF_OPEN: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2,
     last_agent_at = CASE WHEN $3 = 'a' THEN $2 ELSE last_agent_at END,

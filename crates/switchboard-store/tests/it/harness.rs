@@ -6,16 +6,11 @@
 //! panics; the panic is then re-raised. A failed SQLite test keeps its file (the path is
 //! printed) for inspection.
 
-use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use switchboard_store::testing::{PostgresTestDatabase, unique_suffix};
 use switchboard_store::{Store, StoreOptions};
-
-/// Names the PostgreSQL server to test against, e.g. `postgres://postgres@127.0.0.1:5432/test`.
-pub const POSTGRES_URL_VAR: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
 
 /// The database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +22,7 @@ pub enum Backend {
 /// A database made for one test, removed by [`TestDatabase::remove`].
 enum TestDatabase {
     Sqlite { path: PathBuf },
-    Postgres { server_url: String, name: String },
+    Postgres(PostgresTestDatabase),
 }
 
 impl TestDatabase {
@@ -38,19 +33,7 @@ impl TestDatabase {
                 let path = std::env::temp_dir().join(format!("switchboard-store-it-{}.db", unique_suffix()));
                 TestDatabase::Sqlite { path }
             }
-            Backend::Postgres => {
-                let server_url = postgres_server_url();
-                let name = format!("sb_test_{}", unique_suffix());
-                let mut conn = PgConnection::connect(&server_url)
-                    .await
-                    .unwrap_or_else(|error| panic!("cannot connect to {POSTGRES_URL_VAR}={server_url:?}: {error}"));
-                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap_or_else(|error| panic!("cannot create database {name}: {error}"));
-                let _ = conn.close().await;
-                TestDatabase::Postgres { server_url, name }
-            }
+            Backend::Postgres => TestDatabase::Postgres(PostgresTestDatabase::create().await),
         }
     }
 
@@ -62,7 +45,7 @@ impl TestDatabase {
                 // `sqlite://` followed by the absolute path (which starts with `/`).
                 StoreOptions::new(format!("sqlite://{path}"))
             }
-            TestDatabase::Postgres { server_url, name } => StoreOptions::new(with_database(server_url, name)),
+            TestDatabase::Postgres(database) => StoreOptions::new(database.url()),
         }
     }
 
@@ -80,54 +63,9 @@ impl TestDatabase {
                     let _ = std::fs::remove_file(file);
                 }
             }
-            TestDatabase::Postgres { server_url, name } => {
-                // `WITH (FORCE)` ends the sessions the dropped store may still be closing.
-                let result = async {
-                    let mut conn = PgConnection::connect(&server_url).await?;
-                    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut conn)
-                        .await?;
-                    conn.close().await
-                }
-                .await;
-                if let Err(error) = result {
-                    eprintln!("could not drop test database {name}: {error}");
-                }
-            }
+            TestDatabase::Postgres(database) => database.drop_database().await,
         }
     }
-}
-
-/// The PostgreSQL server URL. The PostgreSQL tests are ignored by default; one that was asked
-/// to run without the server named fails with the reason rather than passing untested.
-fn postgres_server_url() -> String {
-    match std::env::var(POSTGRES_URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!("needs PostgreSQL: {POSTGRES_URL_VAR} is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"),
-    }
-}
-
-/// `url` with its database (the path) replaced by `database`; the query string is kept.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let authority_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{database}", &base[..authority_end]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
-
-/// 16 random hex digits (from the std hasher's random keys; no extra crate needed).
-fn unique_suffix() -> String {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    format!("{:016x}", hasher.finish())
 }
 
 /// Opens the store, failing the test with the reason if it cannot.
@@ -161,17 +99,4 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     run_with_options(backend, |options| async move { test(open(&options).await).await }).await;
-}
-
-#[test]
-fn with_database_replaces_only_the_path() {
-    let cases = [
-        ("postgres://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1:5432/x"),
-        ("postgres://postgres@127.0.0.1:5432", "postgres://postgres@127.0.0.1:5432/x"),
-        ("postgres://u:p@h/test?sslmode=disable", "postgres://u:p@h/x?sslmode=disable"),
-        ("postgresql://h:5432/?sslmode=disable", "postgresql://h:5432/x?sslmode=disable"),
-    ];
-    for (url, expected) in cases {
-        assert_eq!(with_database(url, "x"), expected, "{url}");
-    }
 }

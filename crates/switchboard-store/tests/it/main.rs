@@ -67,6 +67,7 @@ mod harness;
 mod support;
 
 mod agents;
+mod audit;
 mod automation;
 mod conversations;
 mod directory;
@@ -78,4 +79,5 @@ mod outbox;
 mod persistence;
 mod receipts;
 mod schema;
+mod search;
 mod tenancy;
