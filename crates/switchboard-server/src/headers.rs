@@ -9,6 +9,10 @@
 //! - `X-Frame-Options: DENY` (framing, for browsers without CSP 3), `X-Content-Type-Options:
 //!   nosniff`, `Referrer-Policy: no-referrer`, `Cross-Origin-Opener-Policy: same-origin`,
 //!   `Cross-Origin-Resource-Policy: same-origin`.
+//! - `Cache-Control: no-store` on every answer that does not set its own caching (the
+//!   workspace's files revalidate with `no-cache`): API answers carry personal data and
+//!   secrets — a login's session token, a new API token, a consumer's profile — that must
+//!   not be kept in a browser's or a proxy's cache.
 //! - HSTS when browsers reach the server over https.
 //!
 //! HSTS (`Strict-Transport-Security`) tells a browser to use https for this host from now
@@ -56,6 +60,7 @@ pub async fn add(State(state): State<AppState>, request: Request, next: Next) ->
         (header::REFERRER_POLICY, "no-referrer"),
         (axum::http::HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
         (axum::http::HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
     }

@@ -36,8 +36,8 @@ pub mod metrics;
 pub mod origin;
 pub mod seed;
 pub mod serve;
-pub mod tls;
 pub mod text;
+pub mod tls;
 pub mod web;
 pub mod ws;
 
@@ -142,6 +142,17 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Renders `/metrics`; `None` when another recorder was installed first (tests).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// A demo login's password was changed or the login disabled: the demo's credentials file
+/// must not keep showing a password that no longer works.
+pub fn demo_password_changed(state: &AppState, user: &switchboard_store::User) {
+    if let Some(path) = &state.config.demo_credentials
+        && user.brand_id == seed::DEMO_BRAND
+        && let Err(error) = seed::forget_demo_password(path, &user.email)
+    {
+        tracing::warn!(%error, "could not update the demo credentials file");
+    }
 }
 
 /// Cheap-to-clone handle to [`Shared`].

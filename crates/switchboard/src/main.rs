@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use figment::Figment;
@@ -417,7 +419,6 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
 }
 
 fn init_logging(config: &Config) {
-    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stdout; colour codes only when a person is looking at it, never in a file or
@@ -429,9 +430,43 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Files this process creates are readable by its user only (0600, directories 0700): the
+/// SQLite database with its WAL and shared-memory files, the demo's keys and credentials,
+/// TLS keys. SQLite creates its files itself, so the process's umask is the one place that
+/// covers them all.
+#[cfg(unix)]
+fn create_files_private() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+#[cfg(not(unix))]
+fn create_files_private() {}
+
+/// The data directory, created 0700, or tightened to that; files already in it (from a
+/// version before these rules, or copied in) are tightened to 0600.
+fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    switchboard_server::files::create_private_dir(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let entries = std::fs::read_dir(data_dir).with_context(|| format!("cannot read {}", data_dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            switchboard_server::files::create_private_dir(&path)
+                .with_context(|| format!("cannot restrict {}", path.display()))?;
+            for inner in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                switchboard_server::files::make_private(&inner.path())
+                    .with_context(|| format!("cannot restrict {}", inner.path().display()))?;
+            }
+        } else {
+            switchboard_server::files::make_private(&path)
+                .with_context(|| format!("cannot restrict {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    prepare_data_dir(&config.data_dir)?;
     let mut options = StoreOptions::new(&config.database_url);
     options.sqlite_sync = config.sqlite_sync;
     Store::open(&options).await.with_context(|| format!("cannot open the database {}", redact(&config.database_url)))
@@ -493,8 +528,19 @@ fn print_banner(
     if let Some(credentials) = credentials {
         println!();
         println!("Demo brand {:?}, app {:?}. Staff logins:", credentials.brand, credentials.app);
+        let show = show_demo_passwords(credentials.created_now, std::io::stdout().is_terminal());
         for login in &credentials.logins {
-            println!("  {:<8} {:<22} password {}", login.role.as_str(), login.email, login.password);
+            if show {
+                println!("  {:<8} {:<22} password {}", login.role.as_str(), login.email, login.password);
+            } else {
+                println!("  {:<8} {}", login.role.as_str(), login.email);
+            }
+        }
+        if !show && !credentials.logins.is_empty() {
+            println!(
+                "  passwords: in {} (readable only by this account)",
+                seed::credentials_path(&config.data_dir).display()
+            );
         }
         for changed in &credentials.changed {
             println!("  {changed:<31} password changed since the demo was seeded (not shown)");
@@ -520,6 +566,14 @@ fn print_banner(
         println!("(crates/switchboard-chat/README.md; any WebSocket client can also send \"anon\": \"\" in hello)");
     }
     println!();
+}
+
+/// Whether the banner shows the demo passwords: only on the first start (when they were
+/// made) and only to a terminal. Logs and the banner share stdout, so a server whose output
+/// goes to a file or a log collector never writes them there; they stay in the credentials
+/// file (0600) either way.
+fn show_demo_passwords(created_now: bool, stdout_is_a_terminal: bool) -> bool {
+    created_now && stdout_is_a_terminal
 }
 
 /// How to run this binary and the sample app again from the same place: through cargo when
@@ -584,6 +638,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    create_files_private();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
@@ -746,6 +801,15 @@ mod tests {
         for flag in named {
             assert!(flags.iter().any(|f| f == flag), "README names dev-token {flag}; it has {flags:?}");
         }
+    }
+
+    /// Issue 15: demo passwords go to a person at a terminal once, never to a log.
+    #[test]
+    fn demo_passwords_are_shown_once_and_only_to_a_terminal() {
+        assert!(show_demo_passwords(true, true));
+        assert!(!show_demo_passwords(true, false), "piped to a log: never");
+        assert!(!show_demo_passwords(false, true), "a later start: the file has them");
+        assert!(!show_demo_passwords(false, false));
     }
 
     #[test]

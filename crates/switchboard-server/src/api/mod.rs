@@ -311,7 +311,7 @@ async fn json_error_bodies(request: Request, next: Next) -> Response {
 #[openapi(
     info(title = "Switchboard API", description = "REST API of Switchboard. Every error is {code, message}; codes in docs/errors.md. Request bodies are JSON, at most 1 MiB (413 body_too_large beyond); every string and list in a request body has its limit in its schema (maxLength in characters, maxItems), refused beyond with bad_request naming the field. WebSocket protocol: docs/protocol.md."),
     paths(
-        login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
+        login, logout, me, change_password, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
         create_token, list_tokens, delete_token, list_automatic_messages, put_automatic_message,
         delete_automatic_message, preview_automatic_message, get_brand_hours, put_brand_hours, get_skill_hours,
@@ -345,6 +345,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/me/password", axum::routing::put(change_password))
         .route("/api/v1/brands", post(create_brand))
         .route("/api/v1/brand", get(get_brand).patch(patch_brand))
         .route("/api/v1/apps", get(list_apps).post(create_app))

@@ -411,7 +411,7 @@ async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
     admin.click("#new-agent-form button[type=submit]").await;
     admin.text_contains("#users-table", &email).await;
     admin.screenshot("admin-agent-created").await;
-    let created = server.store.user_by_email(&email).await.unwrap().expect("the form created the user");
+    let created = server.store.user_by_email(&brand.id, &email).await.unwrap().expect("the form created the user");
     assert_eq!((created.name.as_str(), created.max_concurrent, created.role), ("Nora Quinn", 4, Role::Agent));
     let vip = server.store.skills(&brand.id).await.unwrap().into_iter().find(|s| s.name == "vip").unwrap();
     assert_eq!(created.skills, vec![vip.id]);
@@ -521,7 +521,7 @@ async fn an_admin_sets_a_welcome_and_auto_close_and_the_agent_sees_the_welcome_a
     agent.login(&base, &brand.agent_email, PASSWORD).await;
     agent.visible("#agent-state").await;
     agent.select("#agent-state", "online").await;
-    let agent_id = server.store.user_by_email(&brand.agent_email).await.unwrap().unwrap().id;
+    let agent_id = server.store.user_by_email(&brand.id, &brand.agent_email).await.unwrap().unwrap().id;
     wait_online(&server, &brand, agent_id).await;
     let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
     maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hello, anyone there?"})).await;
@@ -732,6 +732,28 @@ async fn swagger_ui_renders_under_its_policy_and_nothing_can_frame_the_workspace
         .js("try { return document.querySelector('#framed').contentDocument?.querySelector('#login-email') ? 'loaded' : 'blocked'; } catch (e) { return 'blocked'; }", vec![])
         .await;
     assert_eq!(framed, "blocked", "frame-ancestors 'none' keeps the workspace out of frames");
+    browser.close().await;
+}
+
+/// Issue 15, item 5: the same email in two brands with the same password; the login form
+/// asks for the brand, naming both, and signs in to the one given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn a_login_that_opens_two_brands_asks_which() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let (acme, globex) = (server.brand().await, server.brand().await);
+    let email = "sam@contractor.test";
+    server.user(&acme, email, "Sam at Acme", Role::Agent, 3, vec![]).await;
+    server.user(&globex, email, "Sam at Globex", Role::Agent, 3, vec![]).await;
+    let browser = driver.browser().await;
+    browser.login(&server.http, email, PASSWORD).await;
+    let message = browser.text_contains("#login-error", "name the brand").await;
+    assert!(message.contains(&acme.id) && message.contains(&globex.id), "{message}");
+    browser.type_into("#login-brand", &globex.id).await;
+    browser.click("#login-submit").await;
+    browser.text_contains("body", "Sam at Globex").await;
+    browser.visible("#agent-state").await;
     browser.close().await;
 }
 

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod automation;
 mod conversation;
+mod credentials;
 mod edge;
 mod floor;
 mod governance;

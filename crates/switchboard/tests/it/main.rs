@@ -251,10 +251,47 @@ async fn a_demo_password_changed_by_an_admin_is_no_longer_printed() {
     assert!(!banner.contains(old), "the old password is not printed: {banner}");
     let line = printed.iter().find(|line| line.contains(agent["email"].as_str().unwrap())).unwrap();
     assert!(line.contains("password changed"), "{line}");
-    assert!(banner.contains(admin["password"].as_str().unwrap()), "unchanged passwords still show: {banner}");
     let file = std::fs::read_to_string(dir.join("demo-credentials.json")).unwrap();
     assert!(!file.contains(old), "{file}");
     assert!(file.contains(admin["password"].as_str().unwrap()), "{file}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 15: the data directory and its files were world-readable, and the demo passwords
+/// went to stdout, which is the log when it is not a terminal. The directory is 0700, the
+/// database (with its WAL), the signing key and the credentials file 0600; a server whose
+/// stdout is a pipe never prints a password but says where they are; files of an older
+/// version are tightened at start.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_private_and_passwords_stay_out_of_the_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = temp_dir("sb-private");
+    let (server, url, printed) = start_server_logging(&dir, "info");
+    // A write so the WAL exists.
+    send_and_ack(&url.replace("http://", "ws://"), 1, "private").await;
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("demo-credentials.json")).unwrap()).unwrap();
+    let banner = printed.join("\n");
+    for login in credentials["logins"].as_array().unwrap() {
+        let password = login["password"].as_str().unwrap();
+        assert!(!banner.contains(password), "a password in the log: {banner}");
+        assert!(banner.contains(login["email"].as_str().unwrap()), "the logins are named: {banner}");
+    }
+    assert!(banner.contains(&format!("passwords: in {}", dir.join("demo-credentials.json").display())), "{banner}");
+    assert_eq!(mode(&dir), 0o700);
+    for name in ["switchboard.db", "switchboard.db-wal", "demo-credentials.json", "demo-signing-key.pk8"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    stop(server);
+    // An older version's looser modes are tightened at the next start.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("demo-credentials.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (server, _, _) = start_server_logging(&dir, "warn");
+    stop(server);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("demo-credentials.json")), 0o600);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
