@@ -80,13 +80,18 @@ function showLogin(message) {
   const password = h('input', { id: 'login-password', type: 'password', name: 'password', autocomplete: 'current-password', required: true });
   const error = h('p', { id: 'login-error', class: 'form-error', role: 'alert', hidden: !message }, message || '');
   const submit = h('button', { id: 'login-submit', class: 'button primary block', type: 'submit' }, 'Sign in');
+  // Shown only when the email and password open accounts in several brands (staff emails
+  // are unique per brand): the server then asks which one.
+  const brand = h('input', { id: 'login-brand', type: 'text', name: 'brand', autocomplete: 'organization', spellcheck: 'false' });
+  const brandRow = h('div', { class: 'login-brand-row', hidden: true },
+    h('label', { for: 'login-brand' }, 'Brand'), brand);
   const form = h('form', { class: 'login-form', novalidate: true },
     h('label', { for: 'login-email' }, 'Email'), email,
     h('label', { for: 'login-password' }, 'Password'), password,
-    error, submit);
+    brandRow, error, submit);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    login({ email, password, error, submit, wanted });
+    login({ email, password, brand, brandRow, error, submit, wanted });
   });
   clear(appRoot).appendChild(
     h('div', { class: 'login-screen' },
@@ -98,21 +103,29 @@ function showLogin(message) {
   email.focus();
 }
 
-async function login({ email, password, error, submit, wanted }) {
+async function login({ email, password, brand, brandRow, error, submit, wanted }) {
   if (!email.value.trim() || !password.value) {
     showLoginError(error, 'Enter your email and password.');
     return;
   }
   submit.disabled = true;
   submit.textContent = 'Signing in…';
+  const body = { email: email.value.trim(), password: password.value };
+  if (!brandRow.hidden && brand.value.trim()) body.brand = brand.value.trim();
   try {
-    const result = await post('/api/v1/auth/login', { email: email.value.trim(), password: password.value });
+    const result = await post('/api/v1/auth/login', body);
     if (wanted) history.replaceState(null, '', wanted);
     startSession(result.user);
   } catch (failure) {
-    showLoginError(error, sentence(failure.message) || 'Sign-in failed.');
     submit.disabled = false;
     submit.textContent = 'Sign in';
+    if (failure.code === 'brand_required') {
+      brandRow.hidden = false;
+      showLoginError(error, sentence(failure.message) + ' Enter the brand and sign in again.');
+      brand.focus();
+      return;
+    }
+    showLoginError(error, sentence(failure.message) || 'Sign-in failed.');
     password.select();
   }
 }

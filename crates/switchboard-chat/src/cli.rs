@@ -15,9 +15,13 @@ pub const DEMO_PASSPHRASE: &str = "switchboard-chat demo passphrase (not secret)
 #[command(name = "switchboard-chat", version)]
 #[command(group(clap::ArgGroup::new("login").required(true).args(["token", "token_command", "anonymous"])))]
 pub struct Args {
-    /// Server URL (http:// or ws://).
+    /// Server URL (https://, wss://, http:// or ws://).
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "SWITCHBOARD_CHAT_SERVER")]
     pub server: String,
+    /// A certificate authority to trust besides the public ones (PEM file), e.g. the
+    /// `ca.pem` of `switchboard serve --tls-self-signed`.
+    #[arg(long, env = "SWITCHBOARD_CHAT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Brand id.
     #[arg(long, default_value = "demo")]
     pub brand: String,

@@ -43,13 +43,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let data_dir = args.cache_dir(token.as_deref());
-    let client = Client::builder(&args.server, &args.brand, &args.app)
+    let mut builder = Client::builder(&args.server, &args.brand, &args.app)
         .auth(auth)
         .data_dir(&data_dir)
         .encryption_key(derive_key(&args.passphrase))
-        .device(device)
-        .build()
-        .with_context(|| format!("opening the local cache in {}", data_dir.display()))?;
+        .device(device);
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read_to_string(path).with_context(|| format!("reading --ca-cert {}", path.display()))?;
+        builder = builder.extra_root_certificate_pem(pem);
+    }
+    let client = builder.build().with_context(|| format!("opening the local cache in {}", data_dir.display()))?;
 
     let mut app = App::new(&args.brand);
     let initial = reload(&client, &mut app)?;

@@ -16,9 +16,12 @@ use crate::conn::{self, ByteCounts, Credentials, Incoming, Rest, Server, Ws};
 /// Arguments of `bytes`.
 #[derive(Debug, clap::Args)]
 pub struct BytesArgs {
-    /// Server base URL.
+    /// Server base URL (http:// or https://).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// A certificate authority to trust for https besides the public ones (PEM file).
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// The server's demo-credentials.json (to create the agent).
     #[arg(long)]
     pub credentials: PathBuf,
@@ -122,7 +125,7 @@ async fn close_leftovers(server: &Server, brand: &str, app: &str, token: &str) -
 }
 
 pub async fn run(args: BytesArgs) -> Result<()> {
-    let server = Server::parse(&args.url)?;
+    let server = Server::parse(&args.url, args.ca_cert.as_deref())?;
     let credentials = Credentials::read(&args.credentials)?;
     let rest = Rest::new(&server)?;
     let admin_login = credentials.admin()?;

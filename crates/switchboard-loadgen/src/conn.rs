@@ -13,10 +13,10 @@ use serde::Deserialize;
 use switchboard_protocol::{ClientFrame, Hello, PROTOCOL_VERSION, ServerFrame};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long to wait for TCP connect + WebSocket upgrade + `welcome`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,8 +74,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
     }
 }
 
-/// A client WebSocket over a counting TCP stream.
-pub type Ws = WebSocketStream<Counting<TcpStream>>;
+/// A client WebSocket over a counting stream: TCP, or TLS over TCP. The count is of what the
+/// WebSocket reads and writes, TLS records excluded (the bandwidth targets exclude TLS).
+pub type Ws = WebSocketStream<Counting<MaybeTlsStream<TcpStream>>>;
 
 /// Small buffers: a load generator opens hundreds of sockets.
 pub fn ws_config() -> WebSocketConfig {
@@ -86,30 +87,80 @@ pub fn ws_config() -> WebSocketConfig {
         .max_message_size(Some(1024 * 1024))
 }
 
-/// The server's base address (`http://host:port`), as given on the command line.
+/// The server's base address (`http://host:port` or `https://host:port`), as given on the
+/// command line.
 #[derive(Debug, Clone)]
 pub struct Server {
-    /// `http://host:port` without a trailing slash.
+    /// `http://host:port` or `https://host:port` without a trailing slash.
     pub http: String,
     /// `host:port`, for the TCP connect.
     pub authority: String,
+    /// TLS settings for an https server: webpki roots plus `--ca-cert`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Server {
-    pub fn parse(url: &str) -> Result<Server> {
+    /// Parses `--url`; `ca_cert` is a PEM file of a CA to trust (https only).
+    pub fn parse(url: &str, ca_cert: Option<&std::path::Path>) -> Result<Server> {
         let trimmed = url.trim_end_matches('/');
-        let authority = trimmed.strip_prefix("http://").or_else(|| trimmed.strip_prefix("ws://")).ok_or_else(|| {
-            anyhow!("--url must start with http:// (TLS is not supported by the load generator): {url}")
-        })?;
+        let (tls, authority) =
+            if let Some(rest) = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("wss://")) {
+                (true, rest)
+            } else if let Some(rest) = trimmed.strip_prefix("http://").or_else(|| trimmed.strip_prefix("ws://")) {
+                (false, rest)
+            } else {
+                bail!("--url must start with http:// or https://: {url}");
+            };
         if authority.is_empty() || authority.contains('/') {
-            bail!("--url must be http://host:port without a path: {url}");
+            bail!("--url must be http(s)://host:port without a path: {url}");
         }
-        Ok(Server { http: format!("http://{authority}"), authority: authority.to_owned() })
+        let tls = match (tls, ca_cert) {
+            (true, ca_cert) => Some(tls_config(ca_cert)?),
+            (false, Some(_)) => bail!("--ca-cert is for https:// servers; --url is {url}"),
+            (false, None) => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Ok(Server { http: format!("{scheme}://{authority}"), authority: authority.to_owned(), tls })
     }
 
     fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.authority)
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{path}", self.authority)
     }
+
+    /// The host name the certificate must name (the authority without its port).
+    fn host(&self) -> &str {
+        let authority = self.authority.as_str();
+        if let Some(rest) = authority.strip_prefix('[') {
+            return rest.split(']').next().unwrap_or(rest);
+        }
+        authority.rsplit_once(':').map_or(authority, |(host, _)| host)
+    }
+}
+
+/// rustls with the aws-lc-rs provider, trusting the webpki roots and `ca_cert`.
+fn tls_config(ca_cert: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| anyhow!("--ca-cert {} is not PEM: {error}", path.display()))?;
+        if certificates.is_empty() {
+            bail!("--ca-cert {} holds no certificate", path.display());
+        }
+        for certificate in certificates {
+            roots.add(certificate).with_context(|| format!("--ca-cert {}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// Opens a WebSocket to `path` (`/v1/consumer` or `/v1/agent`) counting bytes into `counts`.
@@ -138,9 +189,21 @@ pub async fn connect_from(
         }
         .with_context(|| format!("cannot connect to {} (is the server running?)", server.authority))?;
         tcp.set_nodelay(true)?;
+        let stream = match &server.tls {
+            None => MaybeTlsStream::Plain(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(server.host().to_owned())
+                    .with_context(|| format!("{} is not a host name for TLS", server.host()))?;
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name, tcp)
+                    .await
+                    .with_context(|| format!("TLS handshake with {} failed", server.authority))?;
+                MaybeTlsStream::Rustls(tls)
+            }
+        };
         let request = server.ws_url(path).into_client_request()?;
         let (ws, _response) =
-            tokio_tungstenite::client_async_with_config(request, Counting { inner: tcp, counts }, Some(ws_config()))
+            tokio_tungstenite::client_async_with_config(request, Counting { inner: stream, counts }, Some(ws_config()))
                 .await
                 .with_context(|| format!("WebSocket upgrade of {path} failed"))?;
         Ok::<_, anyhow::Error>(ws)
@@ -297,7 +360,11 @@ struct Skill {
 
 impl Rest {
     pub fn new(server: &Server) -> Result<Rest> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(config) = &server.tls {
+            client = client.tls_backend_preconfigured(rustls::ClientConfig::clone(config));
+        }
+        let client = client.build()?;
         Ok(Rest { client, base: server.http.clone() })
     }
 

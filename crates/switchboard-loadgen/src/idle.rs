@@ -23,9 +23,12 @@ use crate::conn::{self, ByteCounts, Incoming, Server, Ws};
 /// Arguments of `idle`.
 #[derive(Debug, clap::Args)]
 pub struct IdleArgs {
-    /// Server base URL.
+    /// Server base URL (http:// or https://).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// A certificate authority to trust for https besides the public ones (PEM file).
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Consumer connections to open (one process holds fewer than its open-files limit).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=60000))]
     pub count: u32,
@@ -263,7 +266,7 @@ fn quantiles(h: &Histogram<u64>) -> String {
 
 /// Runs `idle` and prints (and optionally records) the figures.
 pub async fn run(args: IdleArgs) -> Result<()> {
-    let server = Server::parse(&args.url)?;
+    let server = Server::parse(&args.url, args.ca_cert.as_deref())?;
     let addr = tokio::net::lookup_host(&server.authority)
         .await
         .with_context(|| format!("cannot resolve {}", server.authority))?

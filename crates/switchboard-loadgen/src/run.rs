@@ -17,9 +17,12 @@ use crate::conn::{self, ByteCounts, Credentials, Incoming, Rest, Server, Ws};
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Server base URL.
+    /// Server base URL (http:// or https://).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// A certificate authority to trust for https besides the public ones (PEM file).
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// The server's demo-credentials.json (to log in as admin).
     #[arg(long)]
     pub credentials: PathBuf,
@@ -411,7 +414,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     {
         bail!("--rate must be a positive number of messages per second");
     }
-    let server = Server::parse(&args.url)?;
+    let server = Server::parse(&args.url, args.ca_cert.as_deref())?;
     let credentials = Credentials::read(&args.credentials)?;
     let rest = Rest::new(&server)?;
     let admin_login = credentials.admin()?;

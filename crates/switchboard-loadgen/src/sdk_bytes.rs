@@ -19,9 +19,12 @@ use crate::conn::{self, ByteCounts, Credentials, Incoming, Rest, Server};
 /// Arguments of `sdk-bytes`.
 #[derive(Debug, clap::Args)]
 pub struct SdkBytesArgs {
-    /// Server base URL.
+    /// Server base URL (http:// or https://).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// A certificate authority to trust for https besides the public ones (PEM file).
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// The server's demo-credentials.json (to create the agent).
     #[arg(long)]
     pub credentials: PathBuf,
@@ -113,7 +116,12 @@ async fn agent_wait<T>(ws: &mut conn::Ws, what: &str, mut want: impl FnMut(&Serv
 }
 
 pub async fn run(args: SdkBytesArgs) -> Result<()> {
-    let server = Server::parse(&args.url)?;
+    let server = Server::parse(&args.url, args.ca_cert.as_deref())?;
+    if server.tls.is_some() {
+        // The counting proxy reads the bytes between the SDK and the server; over TLS it
+        // would count encrypted records, which the bandwidth target excludes.
+        anyhow::bail!("sdk-bytes counts plain WebSocket bytes through a proxy: give an http:// --url");
+    }
     let credentials = Credentials::read(&args.credentials)?;
     let rest = Rest::new(&server)?;
     let admin_login = credentials.admin()?;

@@ -68,6 +68,10 @@ error_codes! {
     InvalidScore = ("invalid_score", 400, "a CSAT score must be an integer from 1 to 5 and the comment at most 1000 characters"),
     Conflict = ("conflict", 409, "a resource with this name or id already exists"),
     InvalidKey = ("invalid_key", 400, "a public key is not a valid PEM (RSA or P-256 EC) or JWKS document"),
+    TlsRequired = ("tls_required", 400, "this server speaks https only and the request came over plain HTTP; use the https address"),
+    OriginRefused = ("origin_refused", 403, "a browser request came from an origin the server does not allow (neither its own nor one in allowed_origins)"),
+    WeakPassword = ("weak_password", 400, "the password is refused by the password policy (10 to 256 characters, strength score at least 3 of 4, not built from the account's own names); the message names the rule"),
+    BrandRequired = ("brand_required", 400, "these credentials match accounts in more than one brand; log in again naming the brand"),
     Internal = ("internal", 500, "an unexpected server error; it was logged with details"),
     Unavailable = ("unavailable", 503, "the server is shutting down or its storage is unavailable; retry"),
     /// What a client decodes a code it does not know into (a newer server's). Never sent.

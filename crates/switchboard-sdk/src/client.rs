@@ -85,6 +85,7 @@ pub struct ClientBuilder {
     mask_card_numbers: bool,
     upgrade_anonymous: bool,
     backoff: Backoff,
+    extra_roots: Vec<String>,
 }
 
 impl ClientBuilder {
@@ -150,6 +151,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Trusts a certificate authority besides the public ones (the webpki roots) for
+    /// `https://`/`wss://` servers: the PEM text of one or more certificates, e.g. a
+    /// company's private CA or the `ca.pem` of `switchboard serve --tls-self-signed`. May be
+    /// called more than once. A PEM without a certificate fails `build` with `InvalidInput`.
+    pub fn extra_root_certificate_pem(mut self, pem: impl Into<String>) -> Self {
+        self.extra_roots.push(pem.into());
+        self
+    }
+
     /// Reconnection timing.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -163,12 +173,16 @@ impl ClientBuilder {
         let data_dir = self.data_dir.ok_or_else(|| SdkError::InvalidInput("data_dir is required".into()))?;
         let key = self.key.ok_or_else(|| SdkError::InvalidInput("encryption_key is required".into()))?;
         let socket_url = socket_url(&self.server_url)?;
+        // Checked even for a plain server, so a bad PEM is found in development.
+        let tls = crate::tls::client_config(&self.extra_roots)?;
+        let tls = socket_url.starts_with("wss://").then_some(tls);
         let store = LocalStore::open(&data_dir, &key)?;
         let (events, _) = broadcast::channel(1024);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             socket_url,
+            tls,
             brand_id: self.brand_id,
             app_id: self.app_id,
             auth,
@@ -190,19 +204,24 @@ impl ClientBuilder {
     }
 }
 
+/// `https://host:port` or `wss://host:port` → `wss://host:port/v1/consumer`;
 /// `http://host:port` or `ws://host:port` → `ws://host:port/v1/consumer`.
 fn socket_url(server_url: &str) -> Result<String, SdkError> {
     let trimmed = server_url.trim_end_matches('/');
-    let rest = trimmed.strip_prefix("http://").or_else(|| trimmed.strip_prefix("ws://")).ok_or_else(|| {
-        SdkError::InvalidInput(format!(
-            "server_url must start with http:// or ws:// (got {server_url:?}; TLS is terminated in front of \
-                 the server for now)"
-        ))
-    })?;
+    let (scheme, rest) = if let Some(rest) = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("wss://"))
+    {
+        ("wss", rest)
+    } else if let Some(rest) = trimmed.strip_prefix("http://").or_else(|| trimmed.strip_prefix("ws://")) {
+        ("ws", rest)
+    } else {
+        return Err(SdkError::InvalidInput(format!(
+            "server_url must start with https://, wss://, http:// or ws:// (got {server_url:?})"
+        )));
+    };
     if rest.is_empty() {
         return Err(SdkError::InvalidInput("server_url has no host".into()));
     }
-    Ok(format!("ws://{rest}/v1/consumer"))
+    Ok(format!("{scheme}://{rest}/v1/consumer"))
 }
 
 /// What the app asks the connection task to do.
@@ -219,6 +238,8 @@ enum Command {
 
 struct Shared {
     socket_url: String,
+    /// TLS settings for a `wss://` server; `None` for `ws://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     brand_id: String,
     app_id: String,
     auth: Auth,
@@ -266,6 +287,7 @@ impl Shared {
     fn emit_error(&self, error: &SdkError) {
         let code = match error {
             SdkError::Server { code, .. } => Some(code.clone()),
+            SdkError::Certificate(_) => Some("certificate_refused".to_owned()),
             _ => None,
         };
         self.emit(Event::Error { message: error.to_string(), code, transient: error.is_transient() });
@@ -343,6 +365,7 @@ impl Client {
             mask_card_numbers: false,
             upgrade_anonymous: false,
             backoff: Backoff::default(),
+            extra_roots: Vec::new(),
         }
     }
 
@@ -775,10 +798,14 @@ async fn session(
 ) -> SessionEnd {
     let lost = |error: SdkError| SessionEnd::Lost { connected: false, error: Some(error) };
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
-    let connecting = tokio_tungstenite::connect_async_with_config(shared.socket_url.as_str(), Some(config), true);
+    let connector = shared.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(shared.socket_url.as_str(), Some(config), true, connector);
     let mut socket = match tokio::time::timeout(Duration::from_secs(15), connecting).await {
         Ok(Ok((socket, _))) => socket,
-        Ok(Err(_)) | Err(_) => return lost(SdkError::Offline),
+        // A refused certificate says so; anything else is "offline" (and retried).
+        Ok(Err(error)) => return lost(crate::tls::certificate_error(&error).unwrap_or(SdkError::Offline)),
+        Err(_) => return lost(SdkError::Offline),
     };
     let hello = match hello_frame(shared).await {
         Ok(hello) => hello,
@@ -1245,7 +1272,10 @@ mod tests {
     fn socket_urls_are_derived_from_the_server_url() {
         assert_eq!(socket_url("http://127.0.0.1:8080").unwrap(), "ws://127.0.0.1:8080/v1/consumer");
         assert_eq!(socket_url("ws://chat.example:9/").unwrap(), "ws://chat.example:9/v1/consumer");
-        assert!(socket_url("ftp://x").unwrap_err().to_string().contains("http://"));
+        assert_eq!(socket_url("https://chat.example.com").unwrap(), "wss://chat.example.com/v1/consumer");
+        assert_eq!(socket_url("wss://chat.example.com:8443/").unwrap(), "wss://chat.example.com:8443/v1/consumer");
+        assert!(socket_url("ftp://x").unwrap_err().to_string().contains("https://"));
+        assert!(socket_url("https://").is_err());
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub enum SdkError {
     /// Authentication failed: the token provider failed, or the server refused the token.
     #[error("authentication: {0}")]
     Auth(String),
+    /// The server's TLS certificate was refused (expired, for another host name, not signed
+    /// by a trusted authority); the message says which. Permanent until the server's
+    /// certificate or the app's trust settings change; the client keeps retrying meanwhile.
+    #[error("the server's TLS certificate was refused: {0}")]
+    Certificate(String),
     /// The client was shut down.
     #[error("the client is shut down")]
     Closed,
@@ -36,7 +41,11 @@ impl SdkError {
             SdkError::Offline => true,
             SdkError::Server { code, .. } => matches!(code.as_str(), "internal" | "unavailable" | "token_expired"),
             SdkError::Auth(_) => true,
-            SdkError::WrongKey | SdkError::Storage(_) | SdkError::InvalidInput(_) | SdkError::Closed => false,
+            SdkError::WrongKey
+            | SdkError::Storage(_)
+            | SdkError::InvalidInput(_)
+            | SdkError::Certificate(_)
+            | SdkError::Closed => false,
         }
     }
 }

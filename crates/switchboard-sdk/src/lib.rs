@@ -16,7 +16,7 @@
 //!     }
 //! }
 //!
-//! let client = Client::builder("http://127.0.0.1:8080", "demo", "demo-app")
+//! let client = Client::builder("https://chat.example.com", "demo", "demo-app")
 //!     .auth(Auth::Jwt(Arc::new(MyBackend)))
 //!     .data_dir("/path/to/app/data/switchboard")
 //!     .encryption_key([7u8; 32]) // from the keychain / keystore
@@ -36,6 +36,7 @@ mod event;
 pub mod model;
 mod push;
 mod store;
+mod tls;
 
 pub use client::{Auth, Backoff, Client, ClientBuilder, HistoryPage, HistoryQuery, MAX_TEXT_CHARS, TokenProvider};
 pub use error::SdkError;

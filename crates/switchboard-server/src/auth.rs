@@ -47,6 +47,12 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
     Argon2::default().hash_password(password.as_bytes()).map(|hash| hash.to_string()).map_err(ApiError::internal)
 }
 
+/// Compares a presented secret with the expected one by their digests, so the time taken
+/// does not depend on where they differ.
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    hash_secret(presented) == hash_secret(expected)
+}
+
 /// Checks a password against a stored hash. A malformed hash counts as a mismatch.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     match PasswordHash::new(stored_hash) {
@@ -55,18 +61,69 @@ pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     }
 }
 
-/// Minimum password length for staff accounts.
+/// Minimum password length for staff accounts, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Maximum password length, in characters.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+/// The lowest zxcvbn strength score accepted, of 0 to 4: 3 is "safely unguessable" — about
+/// 10^10 guesses or more, beyond an online attack and a slow offline one against argon2.
+pub const MIN_PASSWORD_SCORE: u8 = 3;
 
-/// Refuses passwords that are too short or too long.
-pub fn check_password_policy(password: &str) -> Result<(), ApiError> {
+/// The password policy, applied wherever a staff password is set (an admin creating or
+/// resetting an account, a user changing their own, the demo seed): 10 to 256 characters,
+/// and a zxcvbn strength estimate of at least 3 of 4. zxcvbn knows common passwords, names,
+/// English words, keyboard patterns, repeats, sequences and dates, so `password12`,
+/// `qwertyuiop` or ten spaces are refused; `account_words` (the account's email, name,
+/// brand) count as known words too, so they add little to a password's strength (a name and
+/// a year is refused; zxcvbn still credits a password made of several such words with the
+/// length of the combination). The refusal names the rule that failed and zxcvbn's advice.
+pub fn check_password_policy(password: &str, account_words: &[&str]) -> Result<(), ApiError> {
     let chars = password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=256).contains(&chars) {
-        return Err(ApiError::bad_request(format!(
-            "password must be {MIN_PASSWORD_CHARS} to 256 characters (got {chars})"
-        )));
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(ApiError::new(
+            ErrorCode::WeakPassword,
+            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters (got {chars})"),
+        ));
     }
-    Ok(())
+    // The email's parts count as known words: `ann.lee@acme.test` gives `ann`, `lee`, `acme`.
+    let mut known: Vec<&str> = Vec::new();
+    for word in account_words {
+        known.push(word);
+        known.extend(word.split(|c: char| !c.is_alphanumeric()).filter(|part| part.chars().count() >= 3));
+    }
+    let estimate = zxcvbn::zxcvbn(password, &known);
+    let score = u8::from(estimate.score());
+    if score >= MIN_PASSWORD_SCORE {
+        return Ok(());
+    }
+    let mut message = format!(
+        "password is too weak: its strength is {score} of 4 and at least {MIN_PASSWORD_SCORE} is needed \
+         (a zxcvbn estimate: common passwords, words, names, patterns and the account's own details are easy to guess)"
+    );
+    if let Some(feedback) = estimate.feedback() {
+        if let Some(warning) = feedback.warning() {
+            message.push_str(&format!(": {warning}"));
+        }
+        for suggestion in feedback.suggestions() {
+            message.push_str(&format!(" {suggestion}"));
+        }
+    }
+    Err(ApiError::new(ErrorCode::WeakPassword, message))
+}
+
+/// A random password that passes the policy: 20 characters from a 56-letter alphabet without
+/// look-alikes (about 116 bits), for generated accounts (the demo seed).
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    loop {
+        let mut bytes = [0u8; 20];
+        aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
+        // 256 % 56 leaves a bias of under 2 % toward the first letters; immaterial at 116 bits.
+        let password: String = bytes.iter().map(|byte| ALPHABET[usize::from(*byte) % ALPHABET.len()] as char).collect();
+        if check_password_policy(&password, &[]).is_ok() {
+            return password;
+        }
+    }
 }
 
 /// An authenticated staff caller: a session user or an API token.
@@ -83,14 +140,23 @@ pub struct Caller {
     pub api_token_id: Option<i64>,
 }
 
-/// Finds the bearer token or session cookie of a request.
-pub fn presented_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Some(token) = value.strip_prefix("Bearer ")
-    {
-        return Some(token.trim().to_owned());
+/// The bearer token of a request, if any.
+pub fn bearer_token(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())?;
+    value.strip_prefix("Bearer ").map(|token| token.trim().to_owned())
+}
+
+/// Finds the bearer token or, failing that, the session cookie of a request. A request
+/// authenticated by the cookie passes the cross-site check first (`origin`): a state change
+/// from a foreign page is refused before its token is even looked at.
+pub fn presented_token(parts: &Parts, config: &crate::ServerConfig) -> Result<Option<String>, ApiError> {
+    if let Some(token) = bearer_token(parts) {
+        return Ok(Some(token));
     }
-    session_cookie(&parts.headers)
+    let Some(cookie) = session_cookie(&parts.headers) else { return Ok(None) };
+    let tls = crate::origin::served_over_tls(&parts.extensions);
+    crate::origin::check_cookie_request(config, &parts.method, &parts.headers, tls)?;
+    Ok(Some(cookie))
 }
 
 /// The `sb_session` cookie, if sent.
@@ -132,7 +198,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller,
 }
 
 async fn caller_with_role(parts: &Parts, state: &AppState, role: Role) -> Result<Caller, ApiError> {
-    let token = presented_token(parts).ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+    let token = presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
     let caller = authenticate_token(state, &token).await?;
     if caller.role < role {
         return Err(ApiError::new(
@@ -187,9 +253,9 @@ impl FromRequestParts<AppState> for OperatorAuth {
         let expected = state.config.operator_token.as_deref().ok_or_else(|| {
             ApiError::new(ErrorCode::Forbidden, "no operator token is configured (SWITCHBOARD_OPERATOR_TOKEN)")
         })?;
-        let presented = presented_token(parts).ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
-        // Compare digests so the comparison time does not depend on the secret's content.
-        if hash_secret(&presented) == hash_secret(expected) {
+        let presented =
+            presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+        if same_secret(&presented, expected) {
             Ok(OperatorAuth)
         } else {
             Err(ApiError::code(ErrorCode::Unauthenticated))
@@ -207,6 +273,41 @@ mod tests {
         assert!(verify_password("correct horse battery", &hash));
         assert!(!verify_password("correct horse batterY", &hash));
         assert!(!verify_password("anything", "not a phc string"));
+    }
+
+    /// Issue 15: `password12` and ten spaces were accepted. Weak and common passwords are
+    /// refused naming the rule; long random or passphrase-like ones pass.
+    #[test]
+    fn the_password_policy_refuses_weak_and_common_passwords() {
+        let refused = |password: &str, words: &[&str]| match check_password_policy(password, words) {
+            Err(error) => {
+                assert_eq!(error.code, ErrorCode::WeakPassword, "{password:?}");
+                error.message
+            }
+            Ok(()) => panic!("{password:?} was accepted"),
+        };
+        assert!(refused("short", &[]).contains("10 to 256 characters (got 5)"));
+        assert!(refused(&"x".repeat(257), &[]).contains("(got 257)"));
+        for weak in
+            ["password12", "          ", "qwertyuiop", "1234567890", "iloveyou123", "Password2024!", "aaaaaaaaaaaa"]
+        {
+            let message = refused(weak, &[]);
+            assert!(message.contains("at least 3 is needed"), "{weak:?}: {message}");
+        }
+        // Built from the account's own details: strong for a stranger, weak for this account.
+        assert!(check_password_policy("qorvanix1985", &[]).is_ok());
+        let message = refused("qorvanix1985", &["qorvanix@acme.test", "Dana Qorvanix", "acme"]);
+        assert!(message.contains("too weak"), "{message}");
+        for strong in
+            ["correct horse battery staple", "a brand new passphrase", "Tq7#vW2!pLm9zR", "loadgen-password-123"]
+        {
+            assert!(check_password_policy(strong, &[]).is_ok(), "{strong:?}");
+        }
+        for _ in 0..20 {
+            let password = random_password();
+            assert_eq!(password.chars().count(), 20);
+            assert!(check_password_policy(&password, &[]).is_ok());
+        }
     }
 
     #[test]

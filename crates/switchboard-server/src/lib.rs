@@ -15,6 +15,10 @@
 //! - `auth`, `jwt`: staff sessions and roles; consumer tokens.
 //! - `retention`: the background purge of conversations past each brand's retention.
 //! - `push`: the push dispatcher (outbox → FCM and APNs).
+//! - `origin`, `headers`: cross-site defences (the `Origin` check of cookie requests and agent
+//!   upgrades) and the security headers of every response.
+//! - `serve`, `tls`: the accept loop (TLS, plain HTTP on a TLS port, handshake and header
+//!   deadlines) and the certificate that reloads when its files change.
 //! - `seed`: demo data for `switchboard serve` without configuration.
 
 pub mod access;
@@ -26,13 +30,18 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod fanout;
+pub mod files;
 pub mod floor;
+pub mod headers;
 pub mod jwt;
 pub mod metrics;
+pub mod origin;
 pub mod push;
 pub mod retention;
 pub mod seed;
+pub mod serve;
 pub mod text;
+pub mod tls;
 pub mod web;
 pub mod ws;
 
@@ -43,7 +52,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use switchboard_bus::Bus;
 use switchboard_store::Store;
 use tokio::net::TcpListener;
@@ -84,6 +92,18 @@ pub struct ServerConfig {
     pub retention: retention::RetentionConfig,
     /// Push sending (providers, the dispatcher's timing).
     pub push: push::PushConfig,
+    /// Serve TLS with this certificate and key (reloaded when the files change).
+    pub tls: Option<tls::TlsSettings>,
+    /// With TLS: what a client speaking plain HTTP to the port gets.
+    pub plain_http: serve::PlainHttp,
+    /// A proxy in front terminates TLS: the public address is https, so cookies are
+    /// `Secure` and responses carry HSTS even though this server speaks plain HTTP.
+    pub trust_proxy_tls: bool,
+    /// Origins besides the server's own whose pages may use the session cookie (state
+    /// changes, agent sockets); see `origin`.
+    pub allowed_origins: Vec<origin::Origin>,
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -97,7 +117,19 @@ impl Default for ServerConfig {
             demo_credentials: None,
             retention: retention::RetentionConfig::default(),
             push: push::PushConfig::default(),
+            tls: None,
+            plain_http: serve::PlainHttp::default(),
+            trust_proxy_tls: false,
+            allowed_origins: Vec::new(),
+            metrics_token: None,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Whether browsers reach this server over https (served here or by a trusted proxy).
+    pub fn public_https(&self) -> bool {
+        self.tls.is_some() || self.trust_proxy_tls
     }
 }
 
@@ -125,6 +157,17 @@ pub struct Shared {
     /// Push sending: the providers' clients and each app's senders; its dispatcher task runs
     /// until shutdown.
     pub push: Arc<push::Push>,
+}
+
+/// A demo login's password was changed or the login disabled: the demo's credentials file
+/// must not keep showing a password that no longer works.
+pub fn demo_password_changed(state: &AppState, user: &switchboard_store::User) {
+    if let Some(path) = &state.config.demo_credentials
+        && user.brand_id == seed::DEMO_BRAND
+        && let Err(error) = seed::forget_demo_password(path, &user.email)
+    {
+        tracing::warn!(%error, "could not update the demo credentials file");
+    }
 }
 
 /// Cheap-to-clone handle to [`Shared`].
@@ -174,6 +217,8 @@ impl Running {
 /// Builds the state, rebuilds routing from the store, and serves on `listener` until
 /// [`Running::shutdown`].
 pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) -> anyhow::Result<Running> {
+    // The certificate first: a bad one stops the start before anything else happens.
+    let tls = config.tls.clone().map(tls::Acceptor::new).transpose()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let bus = Bus::new();
     // One fan-out for the node: the engines and the sockets share its masking rules.
@@ -216,19 +261,8 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
         });
     }
     let dispatcher = state.push.spawn(state.shutdown.clone());
-    let mut shutdown_signal = state.shutdown.clone();
-    let task = tokio::spawn(async move {
-        // Frames are small and latency matters: no Nagle delay (it held acks back ~40 ms
-        // behind the peer's delayed ACK in the load test).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_signal.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
-    tracing::info!(%addr, "listening");
+    let plain_http = state.config.plain_http;
+    let task = serve::spawn(listener, serve::Edge { app, tls, plain_http }, state.shutdown.clone());
+    tracing::info!(%addr, tls = state.config.tls.is_some(), "listening");
     Ok(Running { addr, state, shutdown: shutdown_tx, task, dispatcher })
 }

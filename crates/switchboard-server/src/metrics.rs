@@ -56,6 +56,15 @@ pub const PUSH_SKIPPED: &str = "switchboard_push_skipped_total";
 pub const PUSH_COALESCED: &str = "switchboard_push_coalesced_total";
 /// Histogram: seconds from a message being stored to its push being accepted.
 pub const PUSH_DELAY_SECONDS: &str = "switchboard_push_delay_seconds";
+/// Counter: certificate reloads after the TLS files changed, label `outcome` = ok | failed.
+pub const TLS_RELOADS: &str = "switchboard_tls_reloads_total";
+/// Counter: connections that ended before serving a request, label `reason` =
+/// tls_handshake (failed or timed out) | plain_http (plain HTTP on a TLS port: redirected or
+/// refused).
+pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
+
+/// Counter: cookie requests and agent upgrades refused for their `Origin`.
+pub const ORIGIN_REFUSED: &str = "switchboard_origin_refused_total";
 
 /// Installs the global Prometheus recorder once per process; later calls get the same
 /// handle. `None` if another recorder was installed by someone else.
@@ -84,6 +93,9 @@ fn describe() {
     metrics::describe_counter!(OFF_HOURS_ARRIVALS, "conversations opened outside their skill's business hours");
     metrics::describe_counter!(AUTOMATIC_MESSAGES, "automatic messages stored, by trigger");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
+    metrics::describe_counter!(TLS_RELOADS, "TLS certificate reloads after its files changed, by outcome");
+    metrics::describe_counter!(CONNECTIONS_REFUSED, "connections ended before a request, by reason");
+    metrics::describe_counter!(ORIGIN_REFUSED, "browser requests refused for a foreign Origin");
     metrics::describe_counter!(AUDIT_WRITE_FAILURES, "audit log entries that could not be written");
     metrics::describe_counter!(RETENTION_PURGED, "rows deleted by the retention purge, by kind");
     metrics::describe_counter!(PUSH_SENT, "pushes a provider accepted, by provider");

@@ -46,6 +46,9 @@ pub struct DemoCredentials {
     /// seed: their old password is no longer kept or shown.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
+    /// Whether the seed ran at this start (the passwords were made now). Not stored.
+    #[serde(skip)]
+    pub created_now: bool,
 }
 
 /// Errors of seeding and token signing.
@@ -77,7 +80,7 @@ pub fn forget_demo_password(path: &Path, email: &str) -> Result<(), SeedError> {
     }
     credentials.changed.push(email.to_lowercase());
     let json = serde_json::to_vec_pretty(&credentials).expect("credentials serialize");
-    std::fs::write(path, json).map_err(io(path))
+    crate::files::write_private(path, &json).map_err(io(path))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SeedError + '_ {
@@ -99,7 +102,7 @@ pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCr
         };
         let mut still_valid = Vec::new();
         for login in std::mem::take(&mut credentials.logins) {
-            let user = store.user_by_email(&login.email).await?;
+            let user = store.user_by_email(DEMO_BRAND, &login.email).await?;
             let valid = user.is_some_and(|user| {
                 user.brand_id == DEMO_BRAND
                     && !user.disabled
@@ -115,7 +118,7 @@ pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCr
         credentials.logins = still_valid;
         if rewrite {
             let json = serde_json::to_vec_pretty(&credentials).expect("credentials serialize");
-            std::fs::write(&credentials_path, json).map_err(io(&credentials_path))?;
+            crate::files::write_private(&credentials_path, &json).map_err(io(&credentials_path))?;
         }
         return Ok(Some(credentials));
     }
@@ -144,7 +147,7 @@ pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCr
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .map_err(|_| SeedError::Crypto("cannot generate a P-256 key".into()))?;
     let key_path = data_dir.join(SIGNING_KEY_FILE);
-    std::fs::write(&key_path, pkcs8.as_ref()).map_err(io(&key_path))?;
+    crate::files::write_private(&key_path, pkcs8.as_ref()).map_err(io(&key_path))?;
     store.add_app_key(DEMO_BRAND, DEMO_APP, "jwks", &jwks_for(pkcs8.as_ref())?, now).await?;
 
     let people = [
@@ -155,7 +158,8 @@ pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCr
     ];
     let mut logins = Vec::new();
     for (email, name, role, max_concurrent, skills) in people {
-        let password = auth::new_secret("").chars().filter(char::is_ascii_alphanumeric).take(16).collect::<String>();
+        // Random, and passing the password policy like any other.
+        let password = auth::random_password();
         let password_hash = auth::hash_password(&password).map_err(|e| SeedError::Crypto(e.message))?;
         let new = NewUser {
             brand_id: DEMO_BRAND.into(),
@@ -169,9 +173,15 @@ pub async fn ensure_demo(store: &Store, data_dir: &Path) -> Result<Option<DemoCr
         store.create_user(&new, now).await?;
         logins.push(DemoLogin { email: email.into(), password, role });
     }
-    let credentials = DemoCredentials { brand: DEMO_BRAND.into(), app: DEMO_APP.into(), logins, changed: Vec::new() };
+    let credentials = DemoCredentials {
+        brand: DEMO_BRAND.into(),
+        app: DEMO_APP.into(),
+        logins,
+        changed: Vec::new(),
+        created_now: true,
+    };
     let json = serde_json::to_vec_pretty(&credentials).expect("credentials serialize");
-    std::fs::write(&credentials_path, json).map_err(io(&credentials_path))?;
+    crate::files::write_private(&credentials_path, &json).map_err(io(&credentials_path))?;
     Ok(Some(credentials))
 }
 

@@ -9,14 +9,20 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use switchboard_server::origin::Origin;
 use switchboard_server::push::{PushConfig, check_provider_url, parse_extra_roots};
+use switchboard_server::serve::PlainHttp;
 use switchboard_server::{ServerConfig, seed};
 use switchboard_store::{SqliteSync, Store, StoreOptions};
+
+mod trial_tls;
 
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about = "Self-hosted in-app and web customer messaging")]
@@ -74,6 +80,17 @@ struct ServeArgs {
     /// Address to listen on [env: SWITCHBOARD_LISTEN] [default: 127.0.0.1:8080].
     #[arg(long)]
     listen: Option<String>,
+    /// Serve https/wss with this certificate chain (PEM, server certificate first)
+    /// [env: SWITCHBOARD_TLS_CERT]. Reloaded when the file changes.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM) [env: SWITCHBOARD_TLS_KEY].
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve https/wss with a certificate made for a local trial (kept in <data_dir>/tls);
+    /// prints what to trust [env: SWITCHBOARD_TLS_SELF_SIGNED].
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -114,6 +131,13 @@ const CONFIG_KEYS: &[&str] = &[
     "fcm_token_url",
     "apns_url",
     "apns_sandbox_url",
+    "tls_cert",
+    "tls_key",
+    "tls_self_signed",
+    "plain_http",
+    "trust_proxy_tls",
+    "allowed_origins",
+    "metrics_token",
 ];
 
 /// Configuration as read, before validation. Every field has a default.
@@ -138,6 +162,39 @@ struct RawConfig {
     fcm_token_url: String,
     apns_url: String,
     apns_sandbox_url: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: bool,
+    plain_http: PlainHttpPolicy,
+    trust_proxy_tls: bool,
+    #[serde(deserialize_with = "list_or_commas")]
+    allowed_origins: Vec<String>,
+    metrics_token: Option<String>,
+}
+
+/// A list, or one string of comma-separated items (how an environment variable gives a list:
+/// `SWITCHBOARD_ALLOWED_ORIGINS=https://a.example,https://b.example`).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(deserializer)? {
+        ListOrCommas::List(items) => items,
+        ListOrCommas::Commas(text) => {
+            text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+        }
+    })
+}
+
+/// What a TLS port answers to plain HTTP.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum PlainHttpPolicy {
+    Refuse,
+    Redirect,
 }
 
 impl Default for RawConfig {
@@ -161,6 +218,13 @@ impl Default for RawConfig {
             fcm_token_url: PushConfig::default().fcm_token_url,
             apns_url: PushConfig::default().apns_url,
             apns_sandbox_url: PushConfig::default().apns_sandbox_url,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            plain_http: PlainHttpPolicy::Refuse,
+            trust_proxy_tls: false,
+            allowed_origins: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -183,6 +247,8 @@ struct Config {
     demo: bool,
     log_format: LogFormat,
     log: String,
+    /// Make (or reuse) a trial certificate in the data directory and serve TLS with it.
+    tls_self_signed: bool,
 }
 
 /// Flags that override configuration (only those given).
@@ -194,6 +260,12 @@ struct FlagOverrides {
     data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_self_signed: Option<bool>,
 }
 
 impl figment::Provider for FlagOverrides {
@@ -335,6 +407,42 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
         ),
         None => format!("sqlite://{}", raw.data_dir.join("switchboard.db").display()),
     };
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (Some(cert), Some(key)) => Some(switchboard_server::tls::TlsSettings::new(cert, key)),
+        (None, None) => None,
+        (Some(_), None) => bail!(
+            "invalid configuration: tls_cert is set (from {}) but tls_key is not: both are needed",
+            source_of(figment, "tls_cert")
+        ),
+        (None, Some(_)) => bail!(
+            "invalid configuration: tls_key is set (from {}) but tls_cert is not: both are needed",
+            source_of(figment, "tls_key")
+        ),
+    };
+    if raw.tls_self_signed && tls.is_some() {
+        bail!(
+            "invalid configuration: tls_self_signed (from {}) and tls_cert/tls_key (from {}) exclude each other",
+            source_of(figment, "tls_self_signed"),
+            source_of(figment, "tls_cert")
+        );
+    }
+    let allowed_origins =
+        raw.allowed_origins.iter().map(|origin| Origin::parse(origin)).collect::<Result<Vec<_>, _>>().map_err(
+            |error| {
+                anyhow::anyhow!(
+                    "invalid configuration: allowed_origins: {error} (from {})",
+                    source_of(figment, "allowed_origins")
+                )
+            },
+        )?;
+    if let Some(token) = &raw.metrics_token
+        && token.len() < 16
+    {
+        bail!(
+            "invalid configuration: metrics_token must be at least 16 characters (from {})",
+            source_of(figment, "metrics_token")
+        );
+    }
     let demo_credentials = raw.demo.then(|| seed::credentials_path(&raw.data_dir));
     Ok(Config {
         listen,
@@ -351,11 +459,20 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
                 ..switchboard_server::retention::RetentionConfig::default()
             },
             push,
+            tls,
+            plain_http: match raw.plain_http {
+                PlainHttpPolicy::Refuse => PlainHttp::Refuse,
+                PlainHttpPolicy::Redirect => PlainHttp::Redirect,
+            },
+            trust_proxy_tls: raw.trust_proxy_tls,
+            allowed_origins,
+            metrics_token: raw.metrics_token,
             ..ServerConfig::default()
         },
         demo: raw.demo,
         log_format: raw.log_format,
         log: raw.log,
+        tls_self_signed: raw.tls_self_signed,
     })
 }
 
@@ -402,7 +519,6 @@ fn push_config(raw: &RawConfig, figment: &Figment) -> anyhow::Result<PushConfig>
 }
 
 fn init_logging(config: &Config) {
-    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stdout; colour codes only when a person is looking at it, never in a file or
@@ -414,9 +530,43 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Files this process creates are readable by its user only (0600, directories 0700): the
+/// SQLite database with its WAL and shared-memory files, the demo's keys and credentials,
+/// TLS keys. SQLite creates its files itself, so the process's umask is the one place that
+/// covers them all.
+#[cfg(unix)]
+fn create_files_private() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+#[cfg(not(unix))]
+fn create_files_private() {}
+
+/// The data directory, created 0700, or tightened to that; files already in it (from a
+/// version before these rules, or copied in) are tightened to 0600.
+fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    switchboard_server::files::create_private_dir(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let entries = std::fs::read_dir(data_dir).with_context(|| format!("cannot read {}", data_dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            switchboard_server::files::create_private_dir(&path)
+                .with_context(|| format!("cannot restrict {}", path.display()))?;
+            for inner in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                switchboard_server::files::make_private(&inner.path())
+                    .with_context(|| format!("cannot restrict {}", inner.path().display()))?;
+            }
+        } else {
+            switchboard_server::files::make_private(&path)
+                .with_context(|| format!("cannot restrict {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    prepare_data_dir(&config.data_dir)?;
     let mut options = StoreOptions::new(&config.database_url);
     options.sqlite_sync = config.sqlite_sync;
     Store::open(&options).await.with_context(|| format!("cannot open the database {}", redact(&config.database_url)))
@@ -432,49 +582,98 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    let trial = if config.tls_self_signed {
+        let trial = trial_tls::ensure(&config.data_dir, config.listen)?;
+        config.server.tls = Some(trial.settings.clone());
+        Some(trial)
+    } else {
+        None
+    };
     let credentials = if config.demo { seed::ensure_demo(&store, &config.data_dir).await? } else { None };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let running = switchboard_server::start(store, config.server.clone(), listener).await?;
-    print_banner(&config, running.addr, credentials.as_ref());
+    print_banner(&config, running.addr, credentials.as_ref(), trial.as_ref());
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await?;
     Ok(())
 }
 
-fn print_banner(config: &Config, addr: SocketAddr, credentials: Option<&seed::DemoCredentials>) {
+fn print_banner(
+    config: &Config,
+    addr: SocketAddr,
+    credentials: Option<&seed::DemoCredentials>,
+    trial: Option<&trial_tls::Trial>,
+) {
+    let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+    // The trial certificate names localhost and the loopback addresses, not 0.0.0.0.
+    let host = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    let base_url = format!("{scheme}://{host}");
+    let commands = Commands::of_this_binary();
     println!();
-    println!("Switchboard is listening on http://{addr}");
-    println!("  agent workspace, dashboard and admin: http://{addr}/");
-    println!("  API reference:  http://{addr}/docs");
+    println!("Switchboard is listening on {base_url}");
+    println!("  agent workspace, dashboard and admin: {base_url}/");
+    println!("  API reference:  {base_url}/docs");
     println!("  database:       {}", redact(&config.database_url));
+    if let Some(trial) = trial {
+        println!();
+        for line in trial_tls::instructions(trial, &base_url, &commands.chat) {
+            println!("{line}");
+        }
+    }
     if let Some(credentials) = credentials {
         println!();
         println!("Demo brand {:?}, app {:?}. Staff logins:", credentials.brand, credentials.app);
+        let show = show_demo_passwords(credentials.created_now, std::io::stdout().is_terminal());
         for login in &credentials.logins {
-            println!("  {:<8} {:<22} password {}", login.role.as_str(), login.email, login.password);
+            if show {
+                println!("  {:<8} {:<22} password {}", login.role.as_str(), login.email, login.password);
+            } else {
+                println!("  {:<8} {}", login.role.as_str(), login.email);
+            }
+        }
+        if !show && !credentials.logins.is_empty() {
+            println!(
+                "  passwords: in {} (readable only by this account)",
+                seed::credentials_path(&config.data_dir).display()
+            );
         }
         for changed in &credentials.changed {
             println!("  {changed:<31} password changed since the demo was seeded (not shown)");
         }
-        let commands = Commands::of_this_binary();
         let data_dir = if config.data_dir == RawConfig::default().data_dir {
             String::new()
         } else {
             format!(" --data-dir {}", config.data_dir.display())
         };
         println!();
+        // The sample app's defaults reach http://127.0.0.1:8080; say where, when elsewhere.
+        let mut chat = commands.chat.clone();
+        if base_url != "http://127.0.0.1:8080" {
+            chat.push_str(&format!(" --server {base_url}"));
+        }
+        if let Some(trial) = trial {
+            chat.push_str(&format!(" --ca-cert {}", trial.ca.display()));
+        }
         println!("Write as a consumer from a second terminal with the sample app (anonymous):");
-        println!("  {} --anonymous", commands.chat);
+        println!("  {chat} --anonymous");
         println!("or as a logged-in consumer, with a token for the demo app:");
-        println!("  {} --token \"$({} dev-token{data_dir} --sub alice-customer)\"", commands.chat, commands.server);
+        println!("  {chat} --token \"$({} dev-token{data_dir} --sub alice-customer)\"", commands.server);
         println!("(crates/switchboard-chat/README.md; any WebSocket client can also send \"anon\": \"\" in hello)");
     }
     println!();
+}
+
+/// Whether the banner shows the demo passwords: only on the first start (when they were
+/// made) and only to a terminal. Logs and the banner share stdout, so a server whose output
+/// goes to a file or a log collector never writes them there; they stay in the credentials
+/// file (0600) either way.
+fn show_demo_passwords(created_now: bool, stdout_is_a_terminal: bool) -> bool {
+    created_now && stdout_is_a_terminal
 }
 
 /// How to run this binary and the sample app again from the same place: through cargo when
@@ -586,6 +785,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    create_files_private();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
@@ -594,13 +794,17 @@ fn run() -> anyhow::Result<()> {
                 listen: args.listen,
                 data_dir: args.common.data_dir,
                 database_url: args.common.database_url,
+                tls_cert: args.tls_cert,
+                tls_key: args.tls_key,
+                tls_self_signed: args.tls_self_signed.then_some(true),
             };
             let config = load_config(cli.config.as_deref(), flags)?;
             init_logging(&config);
             runtime.block_on(serve(config))
         }
         Command::Migrate(args) => {
-            let flags = FlagOverrides { listen: None, data_dir: args.data_dir, database_url: args.database_url };
+            let flags =
+                FlagOverrides { data_dir: args.data_dir, database_url: args.database_url, ..FlagOverrides::default() };
             let config = load_config(cli.config.as_deref(), flags)?;
             init_logging(&config);
             runtime.block_on(async {
@@ -612,15 +816,15 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Erase(args) => {
             let flags = FlagOverrides {
-                listen: None,
                 data_dir: args.common.data_dir.clone(),
                 database_url: args.common.database_url.clone(),
+                ..FlagOverrides::default()
             };
             let config = load_config(cli.config.as_deref(), flags)?;
             runtime.block_on(erase(&config, &args))
         }
         Command::DevToken(args) => {
-            let flags = FlagOverrides { listen: None, data_dir: args.data_dir, database_url: None };
+            let flags = FlagOverrides { data_dir: args.data_dir, ..FlagOverrides::default() };
             let config = load_config(cli.config.as_deref(), flags)?;
             let token =
                 seed::dev_token(&config.data_dir, &args.sub, args.name.as_deref(), args.ttl).with_context(|| {
@@ -665,6 +869,30 @@ mod tests {
         std::fs::write(&file, "no_such_key = 1\n").unwrap();
         let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
         assert!(error.contains("no_such_key"), "{error}");
+    }
+
+    #[test]
+    fn allowed_origins_are_checked_and_take_a_list_or_commas() {
+        let dir = std::env::temp_dir().join(format!("sb-config-origins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("origins.toml");
+        std::fs::write(&file, "allowed_origins = [\"https://Admin.Example.com:443\", \"http://localhost:5173\"]\n")
+            .unwrap();
+        let config = load_config(Some(&file), FlagOverrides::default()).unwrap();
+        let origins: Vec<&str> = config.server.allowed_origins.iter().map(Origin::as_str).collect();
+        assert_eq!(origins, ["https://admin.example.com", "http://localhost:5173"]);
+        std::fs::write(&file, "allowed_origins = \"https://a.example, https://b.example\"\n").unwrap();
+        let config = load_config(Some(&file), FlagOverrides::default()).unwrap();
+        assert_eq!(config.server.allowed_origins.len(), 2);
+        std::fs::write(&file, "allowed_origins = [\"https://a.example/app\"]\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(
+            error.contains("allowed_origins") && error.contains("no path") && error.contains("origins.toml"),
+            "{error}"
+        );
+        std::fs::write(&file, "metrics_token = \"short\"\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("metrics_token must be at least 16"), "{error}");
     }
 
     #[test]
@@ -729,6 +957,15 @@ mod tests {
         for flag in named {
             assert!(flags.iter().any(|f| f == flag), "README names dev-token {flag}; it has {flags:?}");
         }
+    }
+
+    /// Issue 15: demo passwords go to a person at a terminal once, never to a log.
+    #[test]
+    fn demo_passwords_are_shown_once_and_only_to_a_terminal() {
+        assert!(show_demo_passwords(true, true));
+        assert!(!show_demo_passwords(true, false), "piped to a log: never");
+        assert!(!show_demo_passwords(false, true), "a later start: the file has them");
+        assert!(!show_demo_passwords(false, false));
     }
 
     #[test]

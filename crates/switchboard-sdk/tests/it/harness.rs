@@ -89,6 +89,22 @@ async fn launch_with(data_dir: &Path, listener: tokio::net::TcpListener, config:
     switchboard_server::start(store, config, listener).await.unwrap()
 }
 
+impl TestServer {
+    /// A server serving TLS with `certificate`; `url()` is still its `http://` form.
+    pub async fn start_tls(certificate: &switchboard_server::tls::TrialCertificate) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let data_dir = temp_dir("sdk-server-tls");
+        let (cert, key) = (data_dir.join("cert.pem"), data_dir.join("key.pem"));
+        std::fs::write(&cert, &certificate.chain_pem).unwrap();
+        std::fs::write(&key, &certificate.key_pem).unwrap();
+        let config =
+            ServerConfig { tls: Some(switchboard_server::tls::TlsSettings::new(cert, key)), ..ServerConfig::default() };
+        let running = launch_with(&data_dir, listener, config).await;
+        TestServer { running: Some(running), addr, data_dir }
+    }
+}
+
 /// Tokens from the demo key, counting calls; the first `short` tokens live `short_ttl` s.
 pub struct DevTokens {
     pub data_dir: PathBuf,

@@ -7,3 +7,4 @@ mod newer_server;
 mod offline;
 mod online;
 mod push;
+mod tls;

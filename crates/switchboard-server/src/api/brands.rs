@@ -40,7 +40,7 @@ pub(super) async fn create_brand(
     check_len("name", &request.name, 1, 200)?;
     check_email(&request.admin_email)?;
     check_len("admin_name", &request.admin_name, 1, 200)?;
-    auth::check_password_policy(&request.admin_password)?;
+    auth::check_password_policy(&request.admin_password, &[&request.admin_email, &request.admin_name, &request.id])?;
     let now = now_ms();
     let brand = state.store.create_brand(&NewBrand { id: request.id.clone(), name: request.name }, now).await?;
     let admin = state

@@ -219,9 +219,20 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String)))]
-async fn metrics_text(State(state): State<AppState>) -> Response {
+/// Prometheus metrics. With `metrics_token` configured, only for `Authorization: Bearer <token>`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String), (status = 401, body = ErrorBody)))]
+async fn metrics_text(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = &state.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !presented.is_some_and(|presented| auth::same_secret(presented, expected)) {
+            return ApiError::new(ErrorCode::Unauthenticated, "/metrics needs Authorization: Bearer <metrics_token>")
+                .into_response();
+        }
+    }
     match &state.metrics {
         Some(handle) => {
             handle.run_upkeep();
@@ -306,7 +317,7 @@ async fn json_error_bodies(request: Request, next: Next) -> Response {
 #[openapi(
     info(title = "Switchboard API", description = "REST API of Switchboard. Every error is {code, message}; codes in docs/errors.md. Request bodies are JSON, at most 1 MiB (413 body_too_large beyond); every string and list in a request body has its limit in its schema (maxLength in characters, maxItems), refused beyond with bad_request naming the field. WebSocket protocol: docs/protocol.md."),
     paths(
-        login, logout, me, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
+        login, logout, me, change_password, create_brand, get_brand, patch_brand, create_app, list_apps, get_app, patch_app, add_key,
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
         create_token, list_tokens, delete_token, list_automatic_messages, put_automatic_message,
         delete_automatic_message, preview_automatic_message, get_brand_hours, put_brand_hours, get_skill_hours,
@@ -341,6 +352,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/me/password", axum::routing::put(change_password))
         .route("/api/v1/brands", post(create_brand))
         .route("/api/v1/brand", get(get_brand).patch(patch_brand))
         .route("/api/v1/apps", get(list_apps).post(create_app))
@@ -383,8 +395,10 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{*path}", get(crate::web::asset))
         .fallback(not_found)
         .layer(middleware::from_fn(count_requests))
-        .with_state(state);
+        .with_state(state.clone());
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_error_bodies))
+        // Outermost: every answer, whoever made it, gets the security headers.
+        .layer(middleware::from_fn_with_state(state, crate::headers::add))
 }

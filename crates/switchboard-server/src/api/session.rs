@@ -4,7 +4,10 @@ use super::*;
 
 // ----- auth ------------------------------------------------------------------------------
 
-/// Login with email and password.
+/// Login with email and password. Staff emails are unique per brand: a person may have
+/// accounts in several brands under one email. Without `brand`, the password is checked
+/// against each of them; if it opens exactly one, that is the login; if it opens more than
+/// one, the answer is `brand_required` naming them, and the login is sent again with `brand`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -12,7 +15,14 @@ pub struct LoginRequest {
     pub email: String,
     #[schema(max_length = 1024)]
     pub password: String,
+    /// The brand id, when the email has accounts in several brands with this password.
+    #[schema(max_length = 64)]
+    pub brand: Option<String>,
 }
+
+/// The most accounts one login email is checked against (one argon2 each): a person in
+/// more brands than this must name the brand.
+const MAX_ACCOUNTS_PER_LOGIN: i64 = 8;
 
 /// A new session.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -27,31 +37,66 @@ pub struct LoginResponse {
 /// Logs a staff user in.
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "auth",
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
-pub(super) async fn login(State(state): State<AppState>, Body(request): Body<LoginRequest>) -> ApiResult<Response> {
-    let user = state.store.user_by_email(&request.email).await?;
-    // Verify against a fixed hash when the user does not exist, so the answer takes as long
-    // whether or not the email is known.
-    let stored_hash = user.as_ref().map_or(DUMMY_HASH, |user| user.password_hash.as_str());
-    let verified = auth::verify_password(&request.password, stored_hash);
-    let user = match user {
-        Some(user) if verified && !user.disabled => user,
-        _ => return Err(ApiError::code(ErrorCode::InvalidCredentials)),
+pub(super) async fn login(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    tls: Option<axum::Extension<crate::serve::ServedOverTls>>,
+    Body(request): Body<LoginRequest>,
+) -> ApiResult<Response> {
+    // A foreign page must not log the browser into an account of its choosing.
+    crate::origin::check_if_present(&state.config, &headers, tls.is_some_and(|axum::Extension(tls)| tls.0))?;
+    let candidates = match &request.brand {
+        Some(brand) => state.store.user_by_email(brand, &request.email).await?.into_iter().collect(),
+        None => state.store.logins_by_email(&request.email, MAX_ACCOUNTS_PER_LOGIN).await?,
     };
+    // Verify against a fixed hash when no account has this email, so the answer takes as long
+    // whether or not the email is known.
+    if candidates.is_empty() {
+        auth::verify_password(&request.password, DUMMY_HASH);
+        return Err(ApiError::code(ErrorCode::InvalidCredentials));
+    }
+    let mut opened: Vec<switchboard_store::User> = Vec::new();
+    for candidate in candidates {
+        if auth::verify_password(&request.password, &candidate.password_hash) && !candidate.disabled {
+            opened.push(candidate);
+        }
+    }
+    if opened.len() > 1 {
+        // The caller proved the password of each, so naming their brands tells them nothing
+        // they could not learn by logging in to each.
+        let brands: Vec<&str> = opened.iter().map(|user| user.brand_id.as_str()).collect();
+        return Err(ApiError::new(
+            ErrorCode::BrandRequired,
+            format!(
+                "this email and password open accounts in {} brands ({}): name the brand",
+                brands.len(),
+                brands.join(", ")
+            ),
+        ));
+    }
+    let Some(user) = opened.pop() else { return Err(ApiError::code(ErrorCode::InvalidCredentials)) };
     let token = auth::new_secret(auth::SESSION_PREFIX);
     let now = now_ms();
     let ttl_ms = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
     let expires_at = now.saturating_add(ttl_ms);
     state.store.create_session(&auth::hash_secret(&token), &user, now, expires_at).await?;
     let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         auth::SESSION_COOKIE,
-        state.config.session_ttl.as_secs()
+        state.config.session_ttl.as_secs(),
+        secure_attribute(&state)
     );
     let mut response = Json(LoginResponse { token, expires_at, user: user.into() }).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// `; Secure` when browsers reach the server over https (served here or by a trusted
+/// proxy): the cookie is then never sent over plain HTTP.
+fn secure_attribute(state: &AppState) -> &'static str {
+    if state.config.public_https() { "; Secure" } else { "" }
 }
 
 /// An argon2 hash of a random password, used to spend equal time on unknown emails.
@@ -64,7 +109,8 @@ pub(super) async fn logout(State(state): State<AppState>, AgentAuth(caller): Age
     if let Some(token) = caller.session_token {
         state.store.delete_session(&auth::hash_secret(&token)).await?;
     }
-    let clear = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", auth::SESSION_COOKIE);
+    let clear =
+        format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}", auth::SESSION_COOKIE, secure_attribute(&state));
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(value) = HeaderValue::from_str(&clear) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -78,4 +124,41 @@ pub(super) async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAu
     let user =
         state.store.user(&caller.brand_id, caller.user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
     Ok(Json(user.into()))
+}
+
+/// A user's own password change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    #[schema(max_length = 1024)]
+    pub current_password: String,
+    /// Checked against the password policy (10 to 256 characters, zxcvbn strength ≥ 3 of 4).
+    #[schema(max_length = 1024)]
+    pub new_password: String,
+}
+
+/// Changes the caller's own password. Every other session of theirs ends (their sockets
+/// close within a heartbeat); the one this request came from stays signed in.
+#[utoipa::path(put, path = "/api/v1/me/password", request_body = PasswordChangeRequest, tag = "auth",
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    Body(request): Body<PasswordChangeRequest>,
+) -> ApiResult<StatusCode> {
+    if caller.api_token_id.is_some() {
+        return Err(ApiError::new(ErrorCode::Forbidden, "an API token has no password to change"));
+    }
+    let user =
+        state.store.user(&caller.brand_id, caller.user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
+    if !auth::verify_password(&request.current_password, &user.password_hash) {
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
+    }
+    auth::check_password_policy(&request.new_password, &[&user.email, &user.name, &user.brand_id])?;
+    let hash = auth::hash_password(&request.new_password)?;
+    let keep = caller.session_token.as_deref().map(auth::hash_secret);
+    state.store.change_password(&caller.brand_id, caller.user_id, &hash, keep.as_deref()).await?;
+    crate::demo_password_changed(&state, &user);
+    crate::audit::record(&state, &caller, "user.password_change", Some(format!("user {}", user.id)), json!({})).await;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -34,7 +34,7 @@ pub(super) async fn create_user(
 ) -> ApiResult<(StatusCode, Json<User>)> {
     check_email(&request.email)?;
     check_len("name", &request.name, 1, 200)?;
-    auth::check_password_policy(&request.password)?;
+    auth::check_password_policy(&request.password, &[&request.email, &request.name, &caller.brand_id])?;
     let max_concurrent = request.max_concurrent.unwrap_or(3);
     check_capacity(max_concurrent)?;
     let new = NewUser {
@@ -49,7 +49,7 @@ pub(super) async fn create_user(
     let user = state.store.create_user(&new, now_ms()).await.map_err(|error| match error {
         switchboard_store::StoreError::NotFound => ApiError::bad_request("a skill id does not exist in this brand"),
         switchboard_store::StoreError::Conflict(_) => {
-            ApiError::new(ErrorCode::Conflict, "a user with this email exists")
+            ApiError::new(ErrorCode::Conflict, "this brand has a user with this email")
         }
         other => other.into(),
     })?;
@@ -114,7 +114,13 @@ pub(super) async fn patch_user(
     }
     let password_hash = match &request.password {
         Some(password) => {
-            auth::check_password_policy(password)?;
+            let target = state
+                .store
+                .user(&caller.brand_id, user_id)
+                .await?
+                .ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
+            let name = request.name.as_deref().unwrap_or(&target.name);
+            auth::check_password_policy(password, &[&target.email, name, &caller.brand_id])?;
             Some(auth::hash_password(password)?)
         }
         None => None,
@@ -133,13 +139,8 @@ pub(super) async fn patch_user(
         "password_changed": patch.password_hash.is_some(), "max_concurrent": patch.max_concurrent,
         "skills": patch.skills, "disabled": patch.disabled});
     let user = state.store.update_user(&caller.brand_id, user_id, &patch).await?;
-    // The demo's credentials file must not keep showing a password that no longer works.
-    if let Some(path) = &state.config.demo_credentials
-        && changes_login
-        && user.brand_id == crate::seed::DEMO_BRAND
-        && let Err(error) = crate::seed::forget_demo_password(path, &user.email)
-    {
-        tracing::warn!(%error, "could not update the demo credentials file");
+    if changes_login {
+        crate::demo_password_changed(&state, &user);
     }
     state.engines.agent_changed(&user);
     crate::audit::record(&state, &caller, "user.update", Some(format!("user {user_id}")), without_nulls(detail)).await;
@@ -154,9 +155,16 @@ pub(super) async fn patch_user(
 pub struct CreateTokenRequest {
     #[schema(max_length = 200)]
     pub name: String,
-    /// Role the token acts with; default admin.
+    /// The most the token may do; default: the creator's role. It never does more than
+    /// its creator's current role.
     pub role: Option<Role>,
+    /// Days until it stops working (1 to 3650); absent: until revoked.
+    #[schema(minimum = 1, maximum = 3650)]
+    pub expires_in_days: Option<i64>,
 }
+
+/// Longest lifetime of an expiring API token, in days (ten years).
+const MAX_TOKEN_DAYS: i64 = 3650;
 
 /// The created token; the secret is shown only here.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -175,13 +183,37 @@ pub(super) async fn create_token(
     Body(request): Body<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateTokenResponse>)> {
     check_len("name", &request.name, 1, 200)?;
-    let role = request.role.map_or(switchboard_store::Role::Admin, Into::into);
+    let role = request.role.map_or(caller.role, Into::into);
+    if role > caller.role {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "a token cannot do more than its creator: you are {}, the token asks for {}",
+                caller.role.as_str(),
+                role.as_str()
+            ),
+        ));
+    }
+    let now = now_ms();
+    let expires_at = match request.expires_in_days {
+        None => None,
+        Some(days) if (1..=MAX_TOKEN_DAYS).contains(&days) => Some(now + days * 86_400_000),
+        Some(days) => {
+            return Err(ApiError::bad_request(format!("expires_in_days must be 1 to {MAX_TOKEN_DAYS} (got {days})")));
+        }
+    };
     let token = auth::new_secret(auth::API_TOKEN_PREFIX);
-    let info = state
-        .store
-        .create_api_token(&caller.brand_id, &request.name, role, &auth::hash_secret(&token), caller.user_id, now_ms())
-        .await?;
-    let detail = json!({"name": info.name, "role": info.role.as_str()});
+    let token_hash = auth::hash_secret(&token);
+    let new = switchboard_store::NewApiToken {
+        brand_id: &caller.brand_id,
+        name: &request.name,
+        role,
+        token_hash: &token_hash,
+        created_by: caller.user_id,
+        expires_at,
+    };
+    let info = state.store.create_api_token(&new, now).await?;
+    let detail = json!({"name": info.name, "role": info.role.as_str(), "expires_at": info.expires_at});
     crate::audit::record(&state, &caller, "token.create", Some(format!("token {}", info.id)), detail).await;
     Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info: info.into() })))
 }

@@ -446,15 +446,23 @@ pub struct ApiToken {
     pub id: i64,
     pub brand_id: String,
     pub name: String,
+    /// The most it may do. It acts with the lower of this and its creator's current role,
+    /// and not at all once its creator is disabled.
     pub role: Role,
+    /// The user who created it.
     pub created_by: i64,
     pub created_at: Millis,
+    /// When it stops working; absent: until revoked.
+    pub expires_at: Option<Millis>,
+    /// When it last authenticated a request or socket (to the minute).
+    pub last_used_at: Option<Millis>,
 }
 
 impl From<switchboard_store::ApiToken> for ApiToken {
     fn from(token: switchboard_store::ApiToken) -> ApiToken {
-        let switchboard_store::ApiToken { id, brand_id, name, role, created_by, created_at } = token;
-        ApiToken { id, brand_id, name, role: role.into(), created_by, created_at }
+        let switchboard_store::ApiToken { id, brand_id, name, role, created_by, created_at, expires_at, last_used_at } =
+            token;
+        ApiToken { id, brand_id, name, role: role.into(), created_by, created_at, expires_at, last_used_at }
     }
 }
 

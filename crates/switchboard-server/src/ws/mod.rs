@@ -82,8 +82,19 @@ pub async fn consumer_endpoint(upgrade: WebSocketUpgrade, State(state): State<Ap
 }
 
 /// `GET /v1/agent`: the agent endpoint. Browsers authenticate with the session cookie sent
-/// on the upgrade request; other clients put the session token in `hello`.
-pub async fn agent_endpoint(upgrade: WebSocketUpgrade, State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// on the upgrade request; other clients put the session token in `hello`. An upgrade from
+/// a browser page of another origin is refused before the upgrade (`origin_refused`, 403):
+/// the cookie would otherwise let that page act as the agent.
+pub async fn agent_endpoint(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    tls: Option<axum::Extension<crate::serve::ServedOverTls>>,
+) -> Response {
+    let tls = tls.is_some_and(|axum::Extension(tls)| tls.0);
+    if let Err(error) = crate::origin::check_if_present(&state.config, &headers, tls) {
+        return axum::response::IntoResponse::into_response(error);
+    }
     let cookie = auth::session_cookie(&headers);
     configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Agent, cookie))
 }

@@ -92,10 +92,23 @@ impl Driver {
     /// A new headless browser window (its own profile: its own cookies). geckodriver serves
     /// one session at a time.
     pub async fn browser(&self) -> Browser {
+        self.browser_trusting(None).await
+    }
+
+    /// A new browser window that trusts the server certificate whose public key hashes to
+    /// `spki_sha256` (base64 SHA-256 of its SubjectPublicKeyInfo), as Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes it: what `switchboard serve
+    /// --tls-self-signed` prints. Chromium only.
+    pub async fn browser_trusting(&self, spki_sha256: Option<&str>) -> Browser {
         let mut capabilities = serde_json::Map::new();
         match self.engine {
             Engine::Chromium => {
-                capabilities.insert("goog:chromeOptions".into(), chromium_options());
+                let mut options = chromium_options();
+                if let Some(spki) = spki_sha256 {
+                    let args = options["args"].as_array_mut().unwrap();
+                    args.push(json!(format!("--ignore-certificate-errors-spki-list={spki}")));
+                }
+                capabilities.insert("goog:chromeOptions".into(), options);
             }
             Engine::Firefox => {
                 let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());

@@ -418,7 +418,7 @@ async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
     admin.click("#new-agent-form button[type=submit]").await;
     admin.text_contains("#users-table", &email).await;
     admin.screenshot("admin-agent-created").await;
-    let created = server.store.user_by_email(&email).await.unwrap().expect("the form created the user");
+    let created = server.store.user_by_email(&brand.id, &email).await.unwrap().expect("the form created the user");
     assert_eq!((created.name.as_str(), created.max_concurrent, created.role), ("Nora Quinn", 4, Role::Agent));
     let vip = server.store.skills(&brand.id).await.unwrap().into_iter().find(|s| s.name == "vip").unwrap();
     assert_eq!(created.skills, vec![vip.id]);
@@ -597,7 +597,7 @@ async fn an_admin_sets_a_welcome_and_auto_close_and_the_agent_sees_the_welcome_a
     agent.login(&base, &brand.agent_email, PASSWORD).await;
     agent.visible("#agent-state").await;
     agent.select("#agent-state", "online").await;
-    let agent_id = server.store.user_by_email(&brand.agent_email).await.unwrap().unwrap().id;
+    let agent_id = server.store.user_by_email(&brand.id, &brand.agent_email).await.unwrap().unwrap().id;
     wait_online(&server, &brand, agent_id).await;
     let mut maria = consumer(&server, &brand, "maria", "Maria Lopez").await;
     maria.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hello, anyone there?"})).await;
@@ -835,6 +835,100 @@ async fn wrong_password_and_expired_session_say_so() {
     browser.client.refresh().await.unwrap();
     browser.text_contains("body", "Your session has expired. Please log in again.").await;
     browser.visible("#login-email").await;
+    browser.close().await;
+}
+
+/// Issue 15, item 1: the workspace over https, as `serve --tls-self-signed` runs it. Chromium
+/// trusts the server's key by the hash the banner prints; login sets a `Secure` cookie that
+/// JavaScript cannot read, the agent socket is `wss://`, and a consumer's message arrives live
+/// and the answer goes back over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn the_workspace_works_over_https() {
+    let driver = Driver::start().await;
+    let certificate = certificate(&["localhost", "127.0.0.1"]);
+    let server = TestServer::start_tls(&certificate, |_| {}).await;
+    let brand = server.brand().await;
+    let base = server.http.clone();
+    assert!(base.starts_with("https://"));
+    let agent = driver.browser_trusting(Some(&certificate.spki_sha256)).await;
+    agent.login(&base, &brand.agent_email, PASSWORD).await;
+    agent.visible("#agent-state").await;
+    assert_eq!(agent.js("return location.protocol", vec![]).await, "https:");
+    let cookie = agent.client.get_named_cookie("sb_session").await.expect("session cookie");
+    assert_eq!(cookie.secure(), Some(true), "the session cookie is Secure over https");
+    assert_eq!(agent.js("return document.cookie", vec![]).await, "", "and HttpOnly");
+    agent.select("#agent-state", "online").await;
+    let agent_id =
+        server.store.users(&brand.id).await.unwrap().iter().find(|u| u.email == brand.agent_email).unwrap().id;
+    wait_online(&server, &brand, agent_id).await;
+
+    let mut consumer = Client::connect_tls(&format!("{}/v1/consumer", server.ws), trusting(&certificate.ca_pem)).await;
+    let token = rs256_token(&claims(&brand, "tls-maria", 3600));
+    let welcome =
+        consumer.hello(json!({"t": "hello", "v": 1, "brand": brand.id, "app": brand.app, "token": token})).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+    consumer.send(json!({"t": "send", "id": 1, "cid": "m1", "text": "Hello over TLS"})).await;
+    let c = consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let item = format!("#conversation-list li[data-conversation=\"{c}\"]");
+    agent.click(&item).await;
+    agent.text_contains("#messages", "Hello over TLS").await;
+    agent.type_into("#composer", "Secure answer").await;
+    agent.click("#send-button").await;
+    let reply = consumer.expect(|f| f["t"] == "msg" && f["from"] == "a").await;
+    assert_eq!(reply["text"], "Secure answer");
+    agent.screenshot("workspace-https").await;
+    agent.close().await;
+}
+
+/// Issue 15, item 2: Swagger UI runs under the Content-Security-Policy every response now
+/// carries (its scripts and styles load, it fetches the document and lists the operations),
+/// and the workspace refuses to be framed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn swagger_ui_renders_under_its_policy_and_nothing_can_frame_the_workspace() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&format!("{}/docs/", server.http)).await;
+    browser.text_contains("#swagger-ui .info .title", "Switchboard API").await;
+    browser.until("operations listed", "return document.querySelectorAll('#swagger-ui .opblock').length > 20").await;
+    browser.screenshot("swagger-ui").await;
+    // A page (here: the API's own JSON origin, a data: URL) that frames the workspace sees
+    // the frame refused.
+    browser
+        .js(
+            "const f = document.createElement('iframe'); f.id = 'framed'; f.src = arguments[0]; document.body.appendChild(f); return true",
+            vec![json!(format!("{}/", server.http))],
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let framed = browser
+        .js("try { return document.querySelector('#framed').contentDocument?.querySelector('#login-email') ? 'loaded' : 'blocked'; } catch (e) { return 'blocked'; }", vec![])
+        .await;
+    assert_eq!(framed, "blocked", "frame-ancestors 'none' keeps the workspace out of frames");
+    browser.close().await;
+}
+
+/// Issue 15, item 5: the same email in two brands with the same password; the login form
+/// asks for the brand, naming both, and signs in to the one given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn a_login_that_opens_two_brands_asks_which() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let (acme, globex) = (server.brand().await, server.brand().await);
+    let email = "sam@contractor.test";
+    server.user(&acme, email, "Sam at Acme", Role::Agent, 3, vec![]).await;
+    server.user(&globex, email, "Sam at Globex", Role::Agent, 3, vec![]).await;
+    let browser = driver.browser().await;
+    browser.login(&server.http, email, PASSWORD).await;
+    let message = browser.text_contains("#login-error", "name the brand").await;
+    assert!(message.contains(&acme.id) && message.contains(&globex.id), "{message}");
+    browser.type_into("#login-brand", &globex.id).await;
+    browser.click("#login-submit").await;
+    browser.text_contains("body", "Sam at Globex").await;
+    browser.visible("#agent-state").await;
     browser.close().await;
 }
 

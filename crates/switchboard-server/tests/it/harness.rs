@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use switchboard_server::tls::{TlsSettings, TrialCertificate};
 use switchboard_server::{Running, ServerConfig};
 use switchboard_store::testing::PostgresTestDatabase;
 use switchboard_store::{NewApp, NewBrand, NewUser, Role, Store, StoreOptions};
@@ -85,6 +86,26 @@ impl TestServer {
         let addr = running.addr;
         let (http, ws) = (format!("http://{addr}"), format!("ws://{addr}"));
         TestServer { running: Some(running), http, ws, store, dir, url, postgres }
+    }
+
+    /// A server serving TLS with `certificate` (written to files in its directory);
+    /// `configure` adjusts the rest of the configuration. `http` and `ws` are https/wss
+    /// addresses naming `127.0.0.1`.
+    pub async fn start_tls(certificate: &TrialCertificate, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = std::env::temp_dir().join(unique("sb-it-tls"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &certificate.chain_pem).unwrap();
+        std::fs::write(&key, &certificate.key_pem).unwrap();
+        let mut config = ServerConfig { tls: Some(TlsSettings::new(&cert, &key)), ..ServerConfig::default() };
+        configure(&mut config);
+        let url = format!("sqlite://{}", dir.join("test.db").display());
+        let store = Store::open(&StoreOptions::new(url.clone())).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = switchboard_server::start(store.clone(), config, listener).await.unwrap();
+        let addr = running.addr;
+        let (http, ws) = (format!("https://{addr}"), format!("wss://{addr}"));
+        TestServer { running: Some(running), http, ws, store, dir, url, postgres: None }
     }
 
     /// Stops the server (gracefully: sockets close with 1001) and starts a new one on the
@@ -237,6 +258,19 @@ impl Client {
         Client { ws, seen: Vec::new() }
     }
 
+    /// Wraps a socket opened elsewhere (with custom upgrade headers).
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client { ws, seen: Vec::new() }
+    }
+
+    /// Connects to a `wss://` URL trusting `tls`.
+    pub async fn connect_tls(url: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        let connector = tokio_tungstenite::Connector::Rustls(tls);
+        let (ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector)).await.unwrap();
+        Client { ws, seen: Vec::new() }
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.ws.send(Message::Text(frame.to_string().into())).await.unwrap();
     }
@@ -304,6 +338,43 @@ impl Client {
             }
         }
     }
+}
+
+/// A trial certificate for `hosts`, valid from a day ago for a day (or `valid` as given).
+pub fn certificate(hosts: &[&str]) -> TrialCertificate {
+    certificate_valid(hosts, now_secs() - 86_400, now_secs() + 86_400)
+}
+
+pub fn certificate_valid(hosts: &[&str], not_before: i64, not_after: i64) -> TrialCertificate {
+    let hosts: Vec<String> = hosts.iter().map(|host| (*host).to_owned()).collect();
+    TrialCertificate::generate(&hosts, not_before, not_after).unwrap()
+}
+
+/// rustls client settings trusting only `ca_pem` (aws-lc-rs).
+pub fn trusting(ca_pem: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// An HTTP client trusting only `ca_pem`, not following redirects.
+pub fn https_client(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(&trusting(ca_pem)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// `method path` with a JSON body as `token`: status and body.

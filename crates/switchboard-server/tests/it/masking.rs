@@ -198,7 +198,7 @@ async fn a_card_hidden_from_storage_is_in_no_file_log_frame_report_or_export() {
     let mut phone = server.consumer(&brand, "grep-me").await;
     let mut agent = server.online_agent(&brand.agent_email).await;
     let consumer_id = server.store.consumer_by_external_id(&brand.id, "grep-me").await.unwrap().unwrap().id;
-    let agent_id = server.store.user_by_email(&brand.agent_email).await.unwrap().unwrap().id;
+    let agent_id = server.store.user_by_email(&brand.id, &brand.agent_email).await.unwrap().unwrap().id;
     let brand_topic: std::sync::Arc<str> = brand.id.as_str().into();
     let spies = [
         spy(&server, switchboard_bus::Topic::Consumer { brand: brand_topic.clone(), consumer: consumer_id }),

@@ -270,7 +270,7 @@ async fn a_skill_in_offer_mode_rings_one_agent_who_accepts_or_declines() {
     bob.expect(|f| f["t"] == "ok" && f["id"] == 7).await;
     bob.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
     assert_eq!(consumer.expect(|f| f["t"] == "conv" && f["ev"] == "assigned").await["agent"], "Bob Builder");
-    let bob_id = server.store.user_by_email(&bob_email).await.unwrap().unwrap().id;
+    let bob_id = server.store.user_by_email(&brand.id, &bob_email).await.unwrap().unwrap().id;
     assert_eq!(server.store.conversation(&brand.id, c).await.unwrap().unwrap().agent_id, Some(bob_id));
     let kinds: Vec<String> =
         server.store.conversation_events(&brand.id, c).await.unwrap().into_iter().map(|e| e.kind).collect();

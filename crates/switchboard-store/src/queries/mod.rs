@@ -120,6 +120,23 @@ pub struct ApiToken {
     pub role: Role,
     pub created_by: i64,
     pub created_at: Millis,
+    /// When it stops working; `None`: until revoked.
+    pub expires_at: Option<Millis>,
+    /// When it last authenticated a request or socket (updated at most once a minute).
+    pub last_used_at: Option<Millis>,
+}
+
+/// A new API token.
+#[derive(Debug, Clone, Copy)]
+pub struct NewApiToken<'a> {
+    pub brand_id: &'a str,
+    pub name: &'a str,
+    /// The most it may do; it never does more than its creator's current role.
+    pub role: Role,
+    /// SHA-256 of the secret, hex.
+    pub token_hash: &'a str,
+    pub created_by: i64,
+    pub expires_at: Option<Millis>,
 }
 
 /// Why a CSAT answer was refused.
@@ -291,8 +308,13 @@ fn api_token_from_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
         created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }
+
+/// The columns `api_token_from_row` reads.
+pub(crate) const API_TOKEN_COLUMNS: &str = "id, brand_id, name, role, created_by, created_at, expires_at, last_used_at";
 
 fn int(value: bool) -> i64 {
     i64::from(value)

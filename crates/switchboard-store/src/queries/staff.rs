@@ -9,8 +9,9 @@ use crate::{Store, StoreError};
 impl Store {
     // ----- users, sessions, tokens --------------------------------------------------------
 
-    /// Creates a user; `Conflict` if the email is taken (emails are unique across brands,
-    /// since login is by email).
+    /// Creates a user; `Conflict` if the brand has a user with this email (emails are unique
+    /// per brand: the same person may work for two brands, and one brand must not learn
+    /// another's staff addresses).
     pub async fn create_user(&self, new: &NewUser, now: Millis) -> Result<User, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query(
@@ -43,13 +44,35 @@ impl Store {
         self.with_skills(row).await
     }
 
-    /// A user by login email, any brand.
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
-            .bind(email.to_lowercase())
-            .fetch_optional(&self.pool)
-            .await?;
+    /// The brand's user with this email (case-insensitive).
+    pub async fn user_by_email(&self, brand_id: &str, email: &str) -> Result<Option<User>, StoreError> {
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE brand_id = $1 AND email = $2")))
+                .bind(brand_id)
+                .bind(email.to_lowercase())
+                .fetch_optional(&self.pool)
+                .await?;
         self.with_skills(row).await
+    }
+
+    /// Every account with this login email, across brands, by id: what a login without a
+    /// brand checks the password against. At most `limit` (the rest are not tried). Not for
+    /// anything a brand's staff can see: it crosses brands.
+    pub async fn logins_by_email(&self, email: &str, limit: i64) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(email.to_lowercase())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(user) = self.with_skills(Some(row)).await? {
+                users.push(user);
+            }
+        }
+        Ok(users)
     }
 
     async fn with_skills(&self, row: Option<AnyRow>) -> Result<Option<User>, StoreError> {
@@ -110,8 +133,14 @@ impl Store {
         if let Some(skills) = &patch.skills {
             set_skills(&mut tx, brand_id, user_id, skills).await?;
         }
-        if patch.disabled == Some(true) {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        // A disabled account, or a new password (a reset: whoever knew the old one may be
+        // signed in), ends every session of the user; their sockets notice within a heartbeat.
+        if patch.disabled == Some(true) || patch.password_hash.is_some() {
+            sqlx::query("DELETE FROM sessions WHERE brand_id = $1 AND user_id = $2")
+                .bind(brand_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         self.user(brand_id, user_id).await?.ok_or(StoreError::NotFound)
@@ -163,6 +192,35 @@ impl Store {
         Ok(user.filter(|user| !user.disabled))
     }
 
+    /// Sets the user's own new password and ends their other sessions (the one with
+    /// `keep_session_hash` stays: the user who changed it stays signed in there).
+    pub async fn change_password(
+        &self,
+        brand_id: &str,
+        user_id: i64,
+        password_hash: &str,
+        keep_session_hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $3 WHERE brand_id = $1 AND id = $2")
+            .bind(brand_id)
+            .bind(user_id)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM sessions WHERE brand_id = $1 AND user_id = $2 AND token_hash <> $3")
+            .bind(brand_id)
+            .bind(user_id)
+            .bind(keep_session_hash.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
@@ -170,47 +228,64 @@ impl Store {
     }
 
     /// Stores an API token (by the hash of its secret).
-    pub async fn create_api_token(
-        &self,
-        brand_id: &str,
-        name: &str,
-        role: Role,
-        token_hash: &str,
-        created_by: i64,
-        now: Millis,
-    ) -> Result<ApiToken, StoreError> {
+    pub async fn create_api_token(&self, new: &NewApiToken<'_>, now: Millis) -> Result<ApiToken, StoreError> {
         let id: i64 = sqlx::query(
-            "INSERT INTO api_tokens (brand_id, name, role, token_hash, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO api_tokens (brand_id, name, role, token_hash, created_by, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
-        .bind(brand_id)
-        .bind(name)
-        .bind(role.as_str())
-        .bind(token_hash)
-        .bind(created_by)
+        .bind(new.brand_id)
+        .bind(new.name)
+        .bind(new.role.as_str())
+        .bind(new.token_hash)
+        .bind(new.created_by)
         .bind(now)
+        .bind(new.expires_at)
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?;
-        Ok(ApiToken { id, brand_id: brand_id.to_owned(), name: name.to_owned(), role, created_by, created_at: now })
+        Ok(ApiToken {
+            id,
+            brand_id: new.brand_id.to_owned(),
+            name: new.name.to_owned(),
+            role: new.role,
+            created_by: new.created_by,
+            created_at: now,
+            expires_at: new.expires_at,
+            last_used_at: None,
+        })
+    }
+
+    /// Records that a token was used at `now`, unless that was recorded less than a minute
+    /// ago (one write a minute per token at most, however busy it is).
+    pub async fn touch_api_token(&self, brand_id: &str, token_id: i64, now: Millis) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $3
+             WHERE brand_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < $4)",
+        )
+        .bind(brand_id)
+        .bind(token_id)
+        .bind(now)
+        .bind(now - 60_000)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The token with this hash.
     pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, brand_id, name, role, created_by, created_at FROM api_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1")))
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| api_token_from_row(&row)).transpose()
     }
 
     /// The brand's tokens.
     pub async fn api_tokens(&self, brand_id: &str) -> Result<Vec<ApiToken>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, brand_id, name, role, created_by, created_at FROM api_tokens WHERE brand_id = $1 ORDER BY id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE brand_id = $1 ORDER BY id"
+        )))
         .bind(brand_id)
         .fetch_all(&self.pool)
         .await?;

@@ -2,8 +2,8 @@
 
 use switchboard_protocol::AgentState;
 use switchboard_store::{
-    AppPatch, BrandPatch, ConsumerClaims, DEFAULT_RETENTION_DAYS, NewBrand, NewUser, Role, Store, StoreError, User,
-    UserPatch,
+    AppPatch, BrandPatch, ConsumerClaims, DEFAULT_RETENTION_DAYS, NewApiToken, NewBrand, NewUser, Role, Store,
+    StoreError, User, UserPatch,
 };
 
 use crate::support::{Brand, SECOND, T0};
@@ -12,12 +12,14 @@ conformance_tests! {
     store: [
         sessions_end_at_expiry_and_on_logout,
         disabling_a_user_ends_their_sessions,
-        user_emails_are_case_insensitive_and_unique,
+        user_emails_are_case_insensitive_and_unique_per_brand,
+        a_new_password_ends_sessions_but_the_users_own_change_keeps_theirs,
         users_keep_their_skills,
         brand_and_app_settings_round_trip,
         consumer_profile_is_updated_by_present_claims_only,
         api_tokens_are_found_by_hash,
         an_anonymous_consumer_merges_into_an_authenticated_one,
+        api_tokens_expire_and_record_their_last_use,
     ],
 }
 
@@ -68,34 +70,66 @@ async fn disabling_a_user_ends_their_sessions(store: Store) {
     assert_eq!(session_user(&store, "ann-token-3", T0 + 4 * SECOND).await.map(|u| u.id), Some(ann.id));
 }
 
-async fn user_emails_are_case_insensitive_and_unique(store: Store) {
+async fn user_emails_are_case_insensitive_and_unique_per_brand(store: Store) {
     let acme = Brand::create(&store, "acme").await;
     Brand::create(&store, "other").await;
     let ann = acme.agent("Ann.Lee@Example.COM").await;
     assert_eq!(ann.email, "ann.lee@example.com", "emails are stored lowercased");
-    assert_eq!(store.user_by_email("ANN.LEE@example.com").await.unwrap().map(|u| u.id), Some(ann.id));
-    assert_eq!(store.user_by_email("ann.lee@example.com").await.unwrap().map(|u| u.id), Some(ann.id));
-    assert_eq!(store.user_by_email("nobody@example.com").await.unwrap(), None);
+    assert_eq!(store.user_by_email("acme", "ANN.LEE@example.com").await.unwrap().map(|u| u.id), Some(ann.id));
+    assert_eq!(store.user_by_email("acme", "ann.lee@example.com").await.unwrap().map(|u| u.id), Some(ann.id));
+    assert_eq!(store.user_by_email("acme", "nobody@example.com").await.unwrap(), None);
+    assert_eq!(store.user_by_email("other", "ann.lee@example.com").await.unwrap(), None, "scoped to the brand");
 
     let new_user = |brand: &str, email: &str| NewUser {
         brand_id: brand.to_owned(),
         email: email.to_owned(),
-        name: "Impostor".to_owned(),
+        name: "Ann at other".to_owned(),
         role: Role::Admin,
         password_hash: "x".to_owned(),
         max_concurrent: 1,
         skills: Vec::new(),
     };
-    for (brand, email) in
-        [("acme", "ann.lee@example.com"), ("acme", "ANN.LEE@EXAMPLE.COM"), ("other", "Ann.Lee@example.com")]
-    {
-        let result = store.create_user(&new_user(brand, email), T0).await;
-        assert!(matches!(result, Err(StoreError::Conflict(_))), "{brand} {email}: {result:?}");
+    for email in ["ann.lee@example.com", "ANN.LEE@EXAMPLE.COM"] {
+        let result = store.create_user(&new_user("acme", email), T0).await;
+        assert!(matches!(result, Err(StoreError::Conflict(_))), "acme {email}: {result:?}");
     }
+    // Issue 15: the same person may work for another brand; that brand learns nothing of the
+    // first (its create succeeds as for any new address).
+    let other_ann = store.create_user(&new_user("other", "Ann.Lee@example.com"), T0).await.unwrap();
     assert_eq!(store.users("acme").await.unwrap().len(), 1);
-    assert!(store.users("other").await.unwrap().is_empty());
-    let login = store.user_by_email("ann.lee@example.com").await.unwrap().unwrap();
-    assert_eq!((login.brand_id.as_str(), login.name.as_str(), login.role), ("acme", "Ann.Lee", Role::Agent));
+    assert_eq!(store.users("other").await.unwrap().len(), 1);
+    assert_eq!(store.user_by_email("other", "ann.lee@example.com").await.unwrap().map(|u| u.id), Some(other_ann.id));
+    let logins = store.logins_by_email("ANN.LEE@example.com", 10).await.unwrap();
+    let found: Vec<(&str, i64)> = logins.iter().map(|u| (u.brand_id.as_str(), u.id)).collect();
+    assert_eq!(found, [("acme", ann.id), ("other", other_ann.id)]);
+    assert_eq!(store.logins_by_email("ann.lee@example.com", 1).await.unwrap().len(), 1, "bounded");
+    assert!(store.logins_by_email("nobody@example.com", 10).await.unwrap().is_empty());
+}
+
+async fn a_new_password_ends_sessions_but_the_users_own_change_keeps_theirs(store: Store) {
+    let brand = Brand::create(&store, "acme").await;
+    let ann = brand.agent("ann@acme.test").await;
+    let bo = brand.agent("bo@acme.test").await;
+    let expires_at = T0 + 3600 * SECOND;
+    for (hash, user) in [("ann-1", &ann), ("ann-2", &ann), ("bo-1", &bo)] {
+        store.create_session(hash, user, T0, expires_at).await.unwrap();
+    }
+    // An admin's reset ends all of the user's sessions, and only theirs.
+    let reset = UserPatch { password_hash: Some("new-hash".to_owned()), ..Default::default() };
+    store.update_user("acme", ann.id, &reset).await.unwrap();
+    assert_eq!(session_user(&store, "ann-1", T0).await, None);
+    assert_eq!(session_user(&store, "ann-2", T0).await, None);
+    assert!(session_user(&store, "bo-1", T0).await.is_some());
+    // The user's own change keeps the session they changed it from.
+    store.create_session("ann-3", &ann, T0, expires_at).await.unwrap();
+    store.create_session("ann-4", &ann, T0, expires_at).await.unwrap();
+    store.change_password("acme", ann.id, "newer-hash", Some("ann-3")).await.unwrap();
+    assert!(session_user(&store, "ann-3", T0).await.is_some(), "the session that changed it stays");
+    assert_eq!(session_user(&store, "ann-4", T0).await, None);
+    assert_eq!(store.user("acme", ann.id).await.unwrap().unwrap().password_hash, "newer-hash");
+    // Another brand cannot change it.
+    Brand::create(&store, "other").await;
+    assert!(matches!(store.change_password("other", ann.id, "x", None).await, Err(StoreError::NotFound)));
 }
 
 async fn users_keep_their_skills(store: Store) {
@@ -123,7 +157,7 @@ async fn users_keep_their_skills(store: Store) {
     // An unknown skill refuses the whole user: nothing is half-created.
     let error = store.create_user(&new_user("bo@acme.test", vec![billing.id, 999_999]), T0).await.unwrap_err();
     assert!(matches!(error, StoreError::NotFound), "{error:?}");
-    assert_eq!(store.user_by_email("bo@acme.test").await.unwrap(), None);
+    assert_eq!(store.user_by_email("acme", "bo@acme.test").await.unwrap(), None);
     store.create_user(&new_user("bo@acme.test", vec![]), T0).await.expect("the email is still free");
 
     let patch = UserPatch { skills: Some(vec![sales.id]), max_concurrent: Some(7), ..Default::default() };
@@ -211,10 +245,18 @@ async fn consumer_profile_is_updated_by_present_claims_only(store: Store) {
 async fn api_tokens_are_found_by_hash(store: Store) {
     let brand = Brand::create(&store, "acme").await;
     let admin = brand.user("root@acme.test", Role::Admin).await;
-    let token = store.create_api_token("acme", "deploy", Role::Manager, "hash-1", admin.id, T0).await.unwrap();
+    let new = |name: &'static str, role, hash: &'static str| NewApiToken {
+        brand_id: "acme",
+        name,
+        role,
+        token_hash: hash,
+        created_by: admin.id,
+        expires_at: None,
+    };
+    let token = store.create_api_token(&new("deploy", Role::Manager, "hash-1"), T0).await.unwrap();
     assert_eq!(store.api_token("hash-1").await.unwrap(), Some(token.clone()));
     assert_eq!(store.api_token("hash-2").await.unwrap(), None);
-    let duplicate = store.create_api_token("acme", "other", Role::Agent, "hash-1", admin.id, T0).await;
+    let duplicate = store.create_api_token(&new("other", Role::Agent, "hash-1"), T0).await;
     assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
 
     store.delete_api_token("acme", token.id).await.unwrap();
@@ -270,4 +312,30 @@ async fn an_anonymous_consumer_merges_into_an_authenticated_one(store: Store) {
     assert!(resent.duplicate);
     assert_eq!(store.open_conversation("other", maria).await.unwrap(), None);
     drop(other);
+}
+
+async fn api_tokens_expire_and_record_their_last_use(store: Store) {
+    let brand = Brand::create(&store, "acme").await;
+    let admin = brand.user("root@acme.test", Role::Admin).await;
+    let new = NewApiToken {
+        brand_id: "acme",
+        name: "nightly export",
+        role: Role::Manager,
+        token_hash: "hash-x",
+        created_by: admin.id,
+        expires_at: Some(T0 + 3600 * SECOND),
+    };
+    let token = store.create_api_token(&new, T0).await.unwrap();
+    assert_eq!((token.expires_at, token.last_used_at), (Some(T0 + 3600 * SECOND), None));
+    store.touch_api_token("acme", token.id, T0 + SECOND).await.unwrap();
+    assert_eq!(store.api_token("hash-x").await.unwrap().unwrap().last_used_at, Some(T0 + SECOND));
+    // At most one write a minute.
+    store.touch_api_token("acme", token.id, T0 + 30 * SECOND).await.unwrap();
+    assert_eq!(store.api_token("hash-x").await.unwrap().unwrap().last_used_at, Some(T0 + SECOND));
+    store.touch_api_token("acme", token.id, T0 + 62 * SECOND).await.unwrap();
+    assert_eq!(store.api_token("hash-x").await.unwrap().unwrap().last_used_at, Some(T0 + 62 * SECOND));
+    // Another brand's touch changes nothing.
+    store.touch_api_token("other", token.id, T0 + 200 * SECOND).await.unwrap();
+    let listed = store.api_tokens("acme").await.unwrap();
+    assert_eq!((listed[0].expires_at, listed[0].last_used_at), (Some(T0 + 3600 * SECOND), Some(T0 + 62 * SECOND)));
 }

@@ -36,7 +36,7 @@ async fn full_history(brand: &Brand, external_id: &str, marker: &str) -> (i64, V
     };
     store.set_consumer_device(&brand.id, id, &device).await.unwrap();
     store.register_push_token(&brand.id, &brand.app_id, id, "fcm", &format!("{marker}-token"), T0).await.unwrap();
-    let agent = match store.user_by_email(&format!("agent@{}.test", brand.id)).await.unwrap() {
+    let agent = match store.user_by_email(&brand.id, &format!("agent@{}.test", brand.id)).await.unwrap() {
         Some(agent) => agent,
         None => brand.agent(&format!("agent@{}.test", brand.id)).await,
     };

@@ -16,6 +16,7 @@ conformance_tests! {
         acknowledged_messages_survive_a_restart,
         two_stores_on_one_database_keep_seqs_gap_free,
         same_message_through_two_stores_at_once_is_stored_once,
+        upgrading_to_per_brand_emails_keeps_staff_sessions_and_skills,
     ],
 }
 
@@ -39,7 +40,7 @@ async fn acknowledged_messages_survive_a_restart(options: StoreOptions) {
     let row = brand.conversation(conversation).await;
     assert_eq!(row.last_seq, 3);
     assert_eq!(store.open_conversation("acme", alice).await.unwrap().map(|c| c.id), Some(conversation));
-    assert!(store.user_by_email("nobody@acme.test").await.unwrap().is_none());
+    assert!(store.user_by_email("acme", "nobody@acme.test").await.unwrap().is_none());
 
     // Numbering and idempotency carry on where they were.
     let retry = brand.say(alice, "c2", "message 2 (resent)", T0 + 10 * SECOND).await;
@@ -154,4 +155,70 @@ async fn same_message_through_two_stores_at_once_is_stored_once(options: StoreOp
         assert_eq!(acks.iter().filter(|ack| ack.2).count(), 1, "{consumer}/{client_id}: one send is the duplicate");
     }
     assert_gap_free(&first, &brand, &consumers, PER_CONSUMER).await;
+}
+
+/// Issue 15: migration 0010 makes staff emails unique per brand. On SQLite it rebuilds
+/// `users` (a column's UNIQUE cannot be dropped) with foreign keys off; with them on, dropping
+/// the old table would have cascaded to every session and skill of every user. A database
+/// migrated up to 0009, with staff, skills and sessions in it, keeps them all.
+async fn upgrading_to_per_brand_emails_keeps_staff_sessions_and_skills(options: StoreOptions) {
+    use sqlx::any::AnyPoolOptions;
+    let dialect = if options.url.starts_with("sqlite:") { "sqlite" } else { "postgres" };
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect);
+    let before = std::env::temp_dir().join(format!("sb-migrations-before-0010-{}-{dialect}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&before);
+    std::fs::create_dir_all(&before).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name[..4].parse::<u32>().unwrap() < 10 {
+            std::fs::copy(&path, before.join(&name)).unwrap();
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let url = if dialect == "sqlite" { format!("{}?mode=rwc", options.url) } else { options.url.clone() };
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if dialect == "sqlite" {
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(before.as_path()).await.unwrap().run(&pool).await.unwrap();
+    for statement in [
+        "INSERT INTO brands (id, name, created_at) VALUES ('acme', 'Acme', 1)",
+        "INSERT INTO skills (id, brand_id, name, created_at) VALUES (7, 'acme', 'billing', 1)",
+        "INSERT INTO users (id, brand_id, email, name, role, password_hash, created_at)
+         VALUES (42, 'acme', 'ann@example.com', 'Ann', 'agent', 'hash', 1)",
+        "INSERT INTO user_skills (user_id, skill_id) VALUES (42, 7)",
+        "INSERT INTO sessions (token_hash, user_id, brand_id, created_at, expires_at) VALUES ('s1', 42, 'acme', 1, 9999999999999)",
+        "INSERT INTO brands (id, name, created_at) VALUES ('other', 'Other', 1)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let _ = std::fs::remove_dir_all(&before);
+
+    let store = open(&options).await;
+    let ann = store.user("acme", 42).await.unwrap().expect("the user is kept, with her id");
+    assert_eq!((ann.email.as_str(), ann.skills.as_slice()), ("ann@example.com", [7].as_slice()));
+    assert_eq!(store.session_user("s1", 2).await.unwrap().map(|user| user.id), Some(42), "her session is kept");
+    let new = switchboard_store::NewUser {
+        brand_id: "other".into(),
+        email: "ann@example.com".into(),
+        name: "Ann at Other".into(),
+        role: switchboard_store::Role::Admin,
+        password_hash: "x".into(),
+        max_concurrent: 0,
+        skills: vec![],
+    };
+    store.create_user(&new, 3).await.expect("the same email in another brand");
+    let again = switchboard_store::NewUser { brand_id: "acme".into(), ..new };
+    assert!(matches!(store.create_user(&again, 3).await, Err(switchboard_store::StoreError::Conflict(_))));
 }

@@ -111,7 +111,17 @@ async fn users_apps_skills_and_consumers_are_per_brand(store: Store) {
     assert!(matches!(store.update_user("brand-b", b_agent.id, &patch).await, Err(StoreError::NotFound)));
     assert!(store.user("brand-b", b_agent.id).await.unwrap().unwrap().skills.is_empty());
 
-    let token = store.create_api_token("brand-a", "ci", Role::Admin, "hash-a", a_agent.id, T0).await.unwrap();
+    let new_token = switchboard_store::NewApiToken {
+        brand_id: "brand-a",
+        name: "ci",
+        role: Role::Admin,
+        token_hash: "hash-a",
+        created_by: a_agent.id,
+        expires_at: None,
+    };
+    let token = store.create_api_token(&new_token, T0).await.unwrap();
+    store.touch_api_token("brand-b", token.id, T0 + 1).await.unwrap();
+    assert_eq!(store.api_token("hash-a").await.unwrap().unwrap().last_used_at, None, "brand B cannot touch it");
     assert!(store.api_tokens("brand-b").await.unwrap().is_empty());
     assert!(matches!(store.delete_api_token("brand-b", token.id).await, Err(StoreError::NotFound)));
     assert_eq!(store.api_tokens("brand-a").await.unwrap(), [token]);

@@ -18,9 +18,15 @@ fn start_server(data_dir: &Path) -> (Child, String) {
 /// [`start_server`] with the log filter `log`; also returns what it printed up to the end of
 /// its banner (logs and banner: both go to stdout).
 fn start_server_logging(data_dir: &Path, log: &str) -> (Child, String, Vec<String>) {
+    start_server_with(data_dir, log, &[])
+}
+
+/// [`start_server_logging`] with more flags for `serve`.
+fn start_server_with(data_dir: &Path, log: &str, flags: &[&str]) -> (Child, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(flags)
         .env("SWITCHBOARD_LOG", log)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -195,10 +201,11 @@ fn logs_have_no_colour_codes_when_not_on_a_terminal() {
 #[test]
 fn the_banner_shows_runnable_commands_for_a_token_and_the_sample_app() {
     let dir = temp_dir("sb-banner");
-    let (server, _, printed) = start_server_logging(&dir, "warn");
+    let (server, url, printed) = start_server_logging(&dir, "warn");
     stop(server);
     let banner = printed.join("\n");
-    assert!(banner.contains("cargo run -p switchboard-chat -- --anonymous"), "{banner}");
+    // On another address than the sample app's default, the command names it.
+    assert!(banner.contains(&format!("cargo run -p switchboard-chat -- --server {url} --anonymous")), "{banner}");
     let token_line = printed.iter().find(|line| line.contains("dev-token")).expect("a dev-token hint");
     let inner = token_line.split("$(").nth(1).and_then(|rest| rest.split(')').next()).expect("a $(…) command");
     let args = inner.strip_prefix("cargo run -q -- ").unwrap_or_else(|| panic!("runnable through cargo: {inner}"));
@@ -244,10 +251,47 @@ async fn a_demo_password_changed_by_an_admin_is_no_longer_printed() {
     assert!(!banner.contains(old), "the old password is not printed: {banner}");
     let line = printed.iter().find(|line| line.contains(agent["email"].as_str().unwrap())).unwrap();
     assert!(line.contains("password changed"), "{line}");
-    assert!(banner.contains(admin["password"].as_str().unwrap()), "unchanged passwords still show: {banner}");
     let file = std::fs::read_to_string(dir.join("demo-credentials.json")).unwrap();
     assert!(!file.contains(old), "{file}");
     assert!(file.contains(admin["password"].as_str().unwrap()), "{file}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 15: the data directory and its files were world-readable, and the demo passwords
+/// went to stdout, which is the log when it is not a terminal. The directory is 0700, the
+/// database (with its WAL), the signing key and the credentials file 0600; a server whose
+/// stdout is a pipe never prints a password but says where they are; files of an older
+/// version are tightened at start.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_private_and_passwords_stay_out_of_the_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = temp_dir("sb-private");
+    let (server, url, printed) = start_server_logging(&dir, "info");
+    // A write so the WAL exists.
+    send_and_ack(&url.replace("http://", "ws://"), 1, "private").await;
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("demo-credentials.json")).unwrap()).unwrap();
+    let banner = printed.join("\n");
+    for login in credentials["logins"].as_array().unwrap() {
+        let password = login["password"].as_str().unwrap();
+        assert!(!banner.contains(password), "a password in the log: {banner}");
+        assert!(banner.contains(login["email"].as_str().unwrap()), "the logins are named: {banner}");
+    }
+    assert!(banner.contains(&format!("passwords: in {}", dir.join("demo-credentials.json").display())), "{banner}");
+    assert_eq!(mode(&dir), 0o700);
+    for name in ["switchboard.db", "switchboard.db-wal", "demo-credentials.json", "demo-signing-key.pk8"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    stop(server);
+    // An older version's looser modes are tightened at the next start.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("demo-credentials.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (server, _, _) = start_server_logging(&dir, "warn");
+    stop(server);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("demo-credentials.json")), 0o600);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -416,4 +460,39 @@ async fn erase_deletes_a_consumers_data_from_the_command_line() {
     let (ok, _, error) = run_binary(&["erase", "--brand", "nobody", "--consumer", "x"], &dir);
     assert!(!ok && error.contains("there is no brand \"nobody\""), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 15, item 1: `serve --tls-self-signed` makes a CA and a certificate in the data
+/// directory (owner-only files), serves https with it, and prints what to trust; a client
+/// trusting the printed `ca.pem` connects, and the certificate is reused at the next start.
+#[tokio::test]
+async fn tls_self_signed_serves_https_and_says_what_to_trust() {
+    let data_dir = std::env::temp_dir().join(format!("sb-tls-trial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let (server, url, banner) = start_server_with(&data_dir, "warn", &["--tls-self-signed"]);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let ca = data_dir.join("tls").join("ca.pem");
+    let text = banner.join("\n");
+    assert!(text.contains(&format!("trust this certificate authority: {}", ca.display())), "{text}");
+    assert!(text.contains("--ignore-certificate-errors-spki-list="), "{text}");
+    assert!(text.contains(&format!("--ca-cert {}", ca.display())), "the sample app command trusts it: {text}");
+    #[cfg(unix)]
+    for name in ["ca.pem", "cert.pem", "key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data_dir.join("tls").join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    let pem = std::fs::read(&ca).unwrap();
+    let http =
+        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]).build().unwrap();
+    let health = http.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Without trusting it, a client refuses the connection.
+    assert!(reqwest::Client::new().get(format!("{url}/healthz")).send().await.is_err());
+    stop(server);
+    let (server, _, banner) = start_server_with(&data_dir, "warn", &["--tls-self-signed"]);
+    assert!(banner.iter().any(|line| line.contains("made earlier")), "reused: {banner:?}");
+    assert_eq!(std::fs::read(&ca).unwrap(), pem);
+    stop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
