@@ -162,6 +162,7 @@ async fn open(target: &Target, source: IpAddr, secret: Option<&str>) -> Result<(
         app: Some(target.app.clone()),
         token: None,
         anon: Some(secret.unwrap_or_default().to_owned()),
+        code: None,
         session: None,
         device: None,
         skill: None,

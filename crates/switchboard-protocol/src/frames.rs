@@ -183,6 +183,10 @@ pub struct Hello {
     /// string to ask for a new anonymous identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anon: Option<String>,
+    /// Consumer sockets, OAuth2 code flow: an authorization code from the brand's identity
+    /// provider, which the server exchanges for the consumer's id token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Box<AuthCode>>,
     /// Agent sockets: the session token from `POST /api/v1/auth/login` (browsers may send
     /// the session cookie instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,6 +203,21 @@ pub struct Hello {
     /// 35 characters); automatic messages use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+}
+
+/// An authorization code a device hands over (the OAuth2 code flow), with what its
+/// authorization request used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuthCode {
+    /// The authorization code.
+    pub code: String,
+    /// The `redirect_uri` of the authorization request (else the app's configured one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// The PKCE `code_verifier`, if the authorization request used PKCE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
 }
 
 /// A frame from a client (consumer or agent). `id`, where present, is echoed in the answer.

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{
-    ClientFrame, CloseCode, ConversationEventKind, ConversationStatus, ConversationSummary, DeviceInfo, ErrorCode,
-    Hello, PROTOCOL_VERSION, PushProvider, ReceiptKind, ServerFrame, Side,
+    AuthCode, ClientFrame, CloseCode, ConversationEventKind, ConversationStatus, ConversationSummary, DeviceInfo,
+    ErrorCode, Hello, PROTOCOL_VERSION, PushProvider, ReceiptKind, ServerFrame, Side,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -36,11 +36,32 @@ pub trait TokenProvider: Send + Sync + 'static {
     fn fetch_token(&self) -> Result<String, String>;
 }
 
+/// Supplies OAuth2 authorization codes (the code flow): the app runs the authorization
+/// request with the brand's identity provider and hands over the code it got. Called before
+/// every connection attempt: a code is good for one exchange.
+pub trait CodeProvider: Send + Sync + 'static {
+    /// A fresh code, or a description of why none could be had (retried with backoff).
+    fn fetch_code(&self) -> Result<AuthorizationCode, String>;
+}
+
+/// An authorization code and what the authorization request that got it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code: String,
+    /// The request's `redirect_uri` (else the one the brand configured for the app).
+    pub redirect_uri: Option<String>,
+    /// The PKCE `code_verifier`, if the request used PKCE (recommended for apps).
+    pub verifier: Option<String>,
+}
+
 /// How the consumer authenticates.
 #[derive(Clone)]
 pub enum Auth {
     /// The brand's JWT (implicit flow).
     Jwt(Arc<dyn TokenProvider>),
+    /// An OAuth2 authorization code, exchanged by the server at the brand's identity
+    /// provider (the code flow; the app must have it set up).
+    Code(Arc<dyn CodeProvider>),
     /// No login: the server issues an anonymous identity bound to a device secret, which
     /// the SDK keeps (encrypted) in its data directory. The app must allow it.
     Anonymous,
@@ -50,6 +71,7 @@ impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Auth::Jwt(_) => f.write_str("Auth::Jwt"),
+            Auth::Code(_) => f.write_str("Auth::Code"),
             Auth::Anonymous => f.write_str("Auth::Anonymous"),
         }
     }
@@ -140,7 +162,7 @@ impl ClientBuilder {
         self
     }
 
-    /// The anonymous → authenticated upgrade: with [`Auth::Jwt`], if this data directory
+    /// The anonymous → authenticated upgrade: with [`Auth::Jwt`] or [`Auth::Code`], if this data directory
     /// holds an anonymous identity (the app ran with [`Auth::Anonymous`] before the consumer
     /// logged in), its conversations move to the logged-in consumer at the next connection
     /// and the anonymous identity is retired (docs/protocol.md, "Anonymous to
@@ -761,21 +783,32 @@ async fn send(socket: &mut Socket, frame: &ClientFrame) -> Result<(), SdkError> 
 }
 
 async fn hello_frame(shared: &Shared) -> Result<ClientFrame, SdkError> {
-    let (token, anon) = match &shared.auth {
+    // An anonymous identity kept here moves to the logged-in consumer, if asked.
+    let upgrade = || -> Result<Option<String>, SdkError> {
+        Ok(match shared.upgrade_anonymous {
+            true => shared.store.meta_get(DEVICE_SECRET_META)?.filter(|secret| !secret.is_empty()),
+            false => None,
+        })
+    };
+    let (token, code, anon) = match &shared.auth {
         Auth::Jwt(provider) => {
             let provider = Arc::clone(provider);
             let token = tokio::task::spawn_blocking(move || provider.fetch_token())
                 .await
                 .map_err(|e| SdkError::Auth(format!("token provider panicked: {e}")))?
                 .map_err(SdkError::Auth)?;
-            // An anonymous identity kept here moves to the logged-in consumer, if asked.
-            let upgrade = match shared.upgrade_anonymous {
-                true => shared.store.meta_get(DEVICE_SECRET_META)?.filter(|secret| !secret.is_empty()),
-                false => None,
-            };
-            (Some(token), upgrade)
+            (Some(token), None, upgrade()?)
         }
-        Auth::Anonymous => (None, Some(shared.store.meta_get(DEVICE_SECRET_META)?.unwrap_or_default())),
+        Auth::Code(provider) => {
+            let provider = Arc::clone(provider);
+            let code = tokio::task::spawn_blocking(move || provider.fetch_code())
+                .await
+                .map_err(|e| SdkError::Auth(format!("code provider panicked: {e}")))?
+                .map_err(SdkError::Auth)?;
+            let code = Box::new(AuthCode { code: code.code, redirect_uri: code.redirect_uri, verifier: code.verifier });
+            (None, Some(code), upgrade()?)
+        }
+        Auth::Anonymous => (None, None, Some(shared.store.meta_get(DEVICE_SECRET_META)?.unwrap_or_default())),
     };
     let device = (shared.device != DeviceInfo::default()).then(|| shared.device.clone());
     Ok(ClientFrame::Hello(Hello {
@@ -784,6 +817,7 @@ async fn hello_frame(shared: &Shared) -> Result<ClientFrame, SdkError> {
         app: Some(shared.app_id.clone()),
         token,
         anon,
+        code,
         session: None,
         device,
         skill: shared.entry_skill,

@@ -38,7 +38,10 @@ mod push;
 mod store;
 mod tls;
 
-pub use client::{Auth, Backoff, Client, ClientBuilder, HistoryPage, HistoryQuery, MAX_TEXT_CHARS, TokenProvider};
+pub use client::{
+    Auth, AuthorizationCode, Backoff, Client, ClientBuilder, CodeProvider, HistoryPage, HistoryQuery, MAX_TEXT_CHARS,
+    TokenProvider,
+};
 pub use error::SdkError;
 pub use event::{ConnectionState, Event, EventListener, EventStream};
 pub use model::*;

@@ -27,6 +27,13 @@ impl std::fmt::Debug for VerifyingKey {
     }
 }
 
+impl VerifyingKey {
+    /// The key's id (`kid`), for keys from a JWKS document that name one.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+}
+
 /// Parses stored key material (`pem` or `jwks`) into verification keys. Used both when a key
 /// is uploaded (to refuse bad keys with `invalid_key`) and when a token is checked.
 pub fn parse_key(format: &str, material: &str) -> Result<Vec<VerifyingKey>, ApiError> {

@@ -33,6 +33,11 @@ pub mod fanout;
 pub mod files;
 pub mod floor;
 pub mod headers;
+pub mod identity;
+
+/// A CA certificate the server trusts for outside services (push providers, identity
+/// providers) besides the platform's roots.
+pub use reqwest::Certificate as CaCertificate;
 pub mod jwt;
 pub mod metrics;
 pub mod origin;
@@ -92,6 +97,9 @@ pub struct ServerConfig {
     pub retention: retention::RetentionConfig,
     /// Push sending (providers, the dispatcher's timing).
     pub push: push::PushConfig,
+    /// CA certificates to trust for the brands' identity providers (JWKS URLs, token
+    /// endpoints) besides the platform's.
+    pub identity_extra_roots: Vec<reqwest::Certificate>,
     /// Serve TLS with this certificate and key (reloaded when the files change).
     pub tls: Option<tls::TlsSettings>,
     /// With TLS: what a client speaking plain HTTP to the port gets.
@@ -117,6 +125,7 @@ impl Default for ServerConfig {
             demo_credentials: None,
             retention: retention::RetentionConfig::default(),
             push: push::PushConfig::default(),
+            identity_extra_roots: Vec::new(),
             tls: None,
             plain_http: serve::PlainHttp::default(),
             trust_proxy_tls: false,
@@ -157,6 +166,11 @@ pub struct Shared {
     /// Push sending: the providers' clients and each app's senders; its dispatcher task runs
     /// until shutdown.
     pub push: Arc<push::Push>,
+    /// The brands' identity providers: fetched keys, the code exchange.
+    pub identity: identity::Identity,
+    /// Each app's identity-provider settings, filled on first use and dropped when an admin
+    /// changes them. A std `Mutex`: held for a lookup or insert, never across `.await`.
+    pub app_identity: Mutex<HashMap<String, Arc<switchboard_store::IdentitySettings>>>,
 }
 
 /// A demo login's password was changed or the login disabled: the demo's credentials file
@@ -224,6 +238,7 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
     // One fan-out for the node: the engines and the sockets share its masking rules.
     let fanout = fanout::Fanout::new(bus.clone(), store.clone());
     let push = Arc::new(push::Push::new(config.push.clone(), store.clone(), bus.clone(), fanout.clone())?);
+    let identity = identity::Identity::new(&config.identity_extra_roots)?;
     let state = AppState(Arc::new(Shared {
         engines: engine::Engines::new(
             engine::EngineConfig {
@@ -244,6 +259,8 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
         shutdown: shutdown_rx,
         metrics: metrics::install(),
         push,
+        identity,
+        app_identity: Mutex::new(HashMap::new()),
     }));
     state.engines.start_busy_brands().await?;
     retention::spawn(state.clone());

@@ -38,6 +38,8 @@ pub const AUDIT_WRITE_FAILURES: &str = "switchboard_audit_write_failures_total";
 /// events | outbox.
 pub const RETENTION_PURGED: &str = "switchboard_retention_purged_total";
 
+/// Counter: fetches of a brand's JWKS URL that failed (cached keys may have served).
+pub const JWKS_FETCH_FAILURES: &str = "switchboard_jwks_fetch_failures_total";
 /// Counter: pushes a provider accepted, label `provider` = fcm | apns.
 pub const PUSH_SENT: &str = "switchboard_push_sent_total";
 /// Counter: pushes refused for good, labels `provider` and `reason` = not_configured |
@@ -98,6 +100,7 @@ fn describe() {
     metrics::describe_counter!(ORIGIN_REFUSED, "browser requests refused for a foreign Origin");
     metrics::describe_counter!(AUDIT_WRITE_FAILURES, "audit log entries that could not be written");
     metrics::describe_counter!(RETENTION_PURGED, "rows deleted by the retention purge, by kind");
+    metrics::describe_counter!(JWKS_FETCH_FAILURES, "fetches of a brand's JWKS URL that failed");
     metrics::describe_counter!(PUSH_SENT, "pushes a provider accepted, by provider");
     metrics::describe_counter!(PUSH_FAILED, "pushes refused for good, by provider and reason");
     metrics::describe_counter!(PUSH_RETRIED, "pushes a provider asked to retry later, by provider");

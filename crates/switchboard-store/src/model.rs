@@ -70,6 +70,39 @@ pub struct App {
     pub created_at: Millis,
 }
 
+/// An app's link to the brand's identity provider (consumer authentication).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentitySettings {
+    /// Where the provider publishes its signing keys (a JWKS document); fetched and cached,
+    /// used beside the keys uploaded to the app.
+    pub jwks_url: Option<String>,
+    /// The OAuth2 authorization code flow, when set up.
+    pub code_flow: Option<CodeFlowSettings>,
+}
+
+/// The OAuth2 authorization code flow of an app: where codes are exchanged, as which client.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeFlowSettings {
+    /// The provider's token endpoint.
+    pub token_url: String,
+    pub client_id: String,
+    /// Secret: never returned by the API, never logged.
+    pub client_secret: String,
+    /// The `redirect_uri` the app's authorization request used, if the provider requires it
+    /// at the exchange (a device may send its own).
+    pub redirect_uri: Option<String>,
+}
+
+impl std::fmt::Debug for CodeFlowSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeFlowSettings")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A public key an app accepts consumer JWTs from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppKey {

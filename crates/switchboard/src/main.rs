@@ -127,6 +127,7 @@ const CONFIG_KEYS: &[&str] = &[
     "push",
     "push_coalesce_ms",
     "push_ca_file",
+    "identity_ca_file",
     "fcm_url",
     "fcm_token_url",
     "apns_url",
@@ -158,6 +159,7 @@ struct RawConfig {
     push: bool,
     push_coalesce_ms: u64,
     push_ca_file: Option<PathBuf>,
+    identity_ca_file: Option<PathBuf>,
     fcm_url: String,
     fcm_token_url: String,
     apns_url: String,
@@ -214,6 +216,7 @@ impl Default for RawConfig {
             push: true,
             push_coalesce_ms: 1000,
             push_ca_file: None,
+            identity_ca_file: None,
             fcm_url: PushConfig::default().fcm_url,
             fcm_token_url: PushConfig::default().fcm_token_url,
             apns_url: PushConfig::default().apns_url,
@@ -459,6 +462,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
                 ..switchboard_server::retention::RetentionConfig::default()
             },
             push,
+            identity_extra_roots: ca_file(raw.identity_ca_file.as_deref(), "identity_ca_file", figment)?,
             tls,
             plain_http: match raw.plain_http {
                 PlainHttpPolicy::Refuse => PlainHttp::Refuse,
@@ -491,21 +495,7 @@ fn push_config(raw: &RawConfig, figment: &Figment) -> anyhow::Result<PushConfig>
             source_of(figment, "push_coalesce_ms")
         );
     }
-    let extra_roots = match &raw.push_ca_file {
-        None => Vec::new(),
-        Some(path) => {
-            let source = source_of(figment, "push_ca_file");
-            let pem = std::fs::read(path).map_err(|error| {
-                anyhow::anyhow!(
-                    "invalid configuration: push_ca_file {} cannot be read: {error} (from {source})",
-                    path.display()
-                )
-            })?;
-            parse_extra_roots(&pem).map_err(|error| {
-                anyhow::anyhow!("invalid configuration: push_ca_file {} {error} (from {source})", path.display())
-            })?
-        }
-    };
+    let extra_roots = ca_file(raw.push_ca_file.as_deref(), "push_ca_file", figment)?;
     Ok(PushConfig {
         enabled: raw.push,
         fcm_url: url("fcm_url", &raw.fcm_url)?,
@@ -516,6 +506,21 @@ fn push_config(raw: &RawConfig, figment: &Figment) -> anyhow::Result<PushConfig>
         coalesce: Duration::from_millis(raw.push_coalesce_ms),
         ..PushConfig::default()
     })
+}
+
+/// The CA certificates of a `*_ca_file` setting (none when unset).
+fn ca_file(
+    path: Option<&Path>,
+    key: &str,
+    figment: &Figment,
+) -> anyhow::Result<Vec<switchboard_server::CaCertificate>> {
+    let Some(path) = path else { return Ok(Vec::new()) };
+    let source = source_of(figment, key);
+    let pem = std::fs::read(path).map_err(|error| {
+        anyhow::anyhow!("invalid configuration: {key} {} cannot be read: {error} (from {source})", path.display())
+    })?;
+    parse_extra_roots(&pem)
+        .map_err(|error| anyhow::anyhow!("invalid configuration: {key} {} {error} (from {source})", path.display()))
 }
 
 fn init_logging(config: &Config) {

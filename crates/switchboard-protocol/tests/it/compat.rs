@@ -34,6 +34,7 @@ fn hello() -> Hello {
         app: None,
         token: None,
         anon: None,
+        code: None,
         session: None,
         device: None,
         skill: None,
@@ -88,6 +89,7 @@ fn hello_consumer_anonymous() {
             brand: Some("acme".into()),
             app: Some("acme-web".into()),
             anon: Some(String::new()),
+            code: None,
             ..hello()
         }),
     );
@@ -97,6 +99,7 @@ fn hello_consumer_anonymous() {
             brand: Some("acme".into()),
             app: Some("acme-web".into()),
             anon: Some(ANON_SECRET.into()),
+            code: None,
             device: Some(DeviceInfo::default()),
             ..hello()
         }),

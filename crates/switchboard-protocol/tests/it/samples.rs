@@ -40,6 +40,7 @@ pub fn consumer_hello() -> Hello {
         app: Some("acme-ios".into()),
         token: Some(JWT.into()),
         anon: None,
+        code: None,
         session: None,
         device: Some(iphone()),
         skill: None,
@@ -112,6 +113,18 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
         ("hello_consumer_jwt", ClientFrame::Hello(consumer_hello())),
         ("hello_consumer_entry_skill", ClientFrame::Hello(Hello { skill: Some(12), ..consumer_hello() })),
         (
+            "hello_consumer_code",
+            ClientFrame::Hello(Hello {
+                token: None,
+                code: Some(Box::new(switchboard_protocol::AuthCode {
+                    code: "SplxlOBeZQQYbYS6WxSbIA".into(),
+                    redirect_uri: Some("com.acme.app:/oauth".into()),
+                    verifier: Some("dBjftJeZ4CVP-mJ92K9cYp0ey7tZr7v4Vc8dAwo9Yx5".into()),
+                })),
+                ..consumer_hello()
+            }),
+        ),
+        (
             "hello_consumer_anon_new",
             ClientFrame::Hello(Hello {
                 v: 1,
@@ -119,6 +132,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 app: Some("acme-web".into()),
                 token: None,
                 anon: Some(String::new()),
+                code: None,
                 session: None,
                 device: Some(DeviceInfo {
                     os: Some("Windows 11".into()),
@@ -137,6 +151,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 app: Some("acme-web".into()),
                 token: None,
                 anon: Some(ANON_SECRET.into()),
+                code: None,
                 session: None,
                 device: None,
                 skill: None,
@@ -151,6 +166,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 app: None,
                 token: None,
                 anon: None,
+                code: None,
                 session: Some(SESSION.into()),
                 device: None,
                 skill: None,
@@ -165,6 +181,7 @@ pub fn client_frames() -> Vec<(&'static str, ClientFrame)> {
                 app: None,
                 token: None,
                 anon: None,
+                code: None,
                 session: None,
                 device: None,
                 skill: None,

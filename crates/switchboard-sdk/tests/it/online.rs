@@ -204,3 +204,74 @@ async fn a_consumer_who_logs_in_keeps_what_they_wrote_anonymously() {
         expect_event(&mut events, |e| matches!(e, Event::MessageStateChanged { state: MessageState::Sent, .. })).await;
     assert!(matches!(sent, Event::MessageStateChanged { conversation: Some(other), .. } if other != c), "{sent:?}");
 }
+
+/// The OAuth2 code flow through the SDK: the app's code provider is asked before each
+/// connection; the server exchanges the code at the brand's (fake) token endpoint and the
+/// consumer is the id token's subject.
+#[tokio::test]
+async fn the_code_flow_connects_as_the_id_tokens_subject() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use switchboard_sdk::{AuthorizationCode, CodeProvider};
+
+    let server = TestServer::start().await;
+    // The brand's token endpoint: takes the code the app got, answers with an id token for
+    // the demo app (signed by the demo key, issued to the client "demo-app").
+    let id_token = seed::dev_token(&server.data_dir, "cody", Some("Cody Code"), 3600).unwrap();
+    let token_endpoint = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move |body: String| {
+            let id_token = id_token.clone();
+            async move {
+                if !body.contains("code=code-from-the-app") || !body.contains("code_verifier=pkce") {
+                    return (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(serde_json::json!({"error": "invalid_grant"})),
+                    );
+                }
+                let answer = serde_json::json!({"access_token": "a", "token_type": "Bearer", "id_token": id_token});
+                (axum::http::StatusCode::OK, axum::Json(answer))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, token_endpoint).await;
+    });
+    let store = server.running.as_ref().unwrap().state.store.clone();
+    let flow = switchboard_store::CodeFlowSettings {
+        token_url,
+        client_id: seed::DEMO_APP.into(),
+        client_secret: "secret".into(),
+        redirect_uri: None,
+    };
+    let settings = switchboard_store::IdentitySettings { jwks_url: None, code_flow: Some(flow) };
+    store.set_identity_settings(seed::DEMO_BRAND, seed::DEMO_APP, &settings, 0).await.unwrap();
+
+    struct App(AtomicUsize);
+    impl CodeProvider for App {
+        fn fetch_code(&self) -> Result<AuthorizationCode, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(AuthorizationCode {
+                code: "code-from-the-app".into(),
+                redirect_uri: None,
+                verifier: Some("pkce".into()),
+            })
+        }
+    }
+    let app = std::sync::Arc::new(App(AtomicUsize::new(0)));
+    let client = Client::builder(server.url(), seed::DEMO_BRAND, seed::DEMO_APP)
+        .auth(Auth::Code(app.clone()))
+        .data_dir(temp_dir("sdk-code"))
+        .encryption_key(KEY)
+        .build()
+        .unwrap();
+    let mut events = Events::of(&client);
+    client.connect();
+    expect_event(&mut events, |e| *e == Event::Connection(ConnectionState::Connected)).await;
+    assert_eq!(app.0.load(Ordering::SeqCst), 1);
+    let mut agent = Agent::online(&server).await;
+    client.send_text("Hello by code").unwrap();
+    let seen = agent.expect(|f| f["t"] == "conv" && f["ev"] == "assigned").await;
+    assert_eq!(seen["conv"]["consumer"]["name"], "Cody Code", "{seen}");
+}

@@ -40,7 +40,7 @@ pub struct AuditEntry {
     pub actor_name: String,
     /// What was done, as `resource.verb`: `user.create`, `user.update`, `token.create`,
     /// `token.delete`, `skill.create`, `skill.update`, `skill.delete`, `app.create`,
-    /// `app.update`, `app.key_add`, `app.key_delete`, `brand.create`, `brand.update`,
+    /// `app.update`, `app.key_add`, `app.key_delete`, `app.identity_update`, `brand.create`, `brand.update`,
     /// `masking.update`, `automatic_message.put`, `automatic_message.delete`, `hours.update`,
     /// `export.conversations`, `export.conversation`, `consumer.erase`, `retention.purge`.
     pub action: String,

@@ -5,7 +5,7 @@
 //! This module holds what every handler shares (body, query and path extractors that answer
 //! `{code, message}`, validation helpers), the operations endpoints, the OpenAPI document and
 //! the router; the handlers live by resource: `session`, `brands`, `apps`, `skills`, `staff`,
-//! `conversations`, `history` (the reporting API's search), `export` (transcripts), `audit` (the audit log), `consumers` (erasure), `push` (each app's push settings, the test push), `retention` (status and purge now) (and `crate::floor` for running
+//! `conversations`, `history` (the reporting API's search), `export` (transcripts), `audit` (the audit log), `consumers` (erasure), `identity` (each app's identity provider: JWKS URL, OAuth2 code flow), `push` (each app's push settings, the test push), `retention` (status and purge now) (and `crate::floor` for running
 //! the floor), and `types`: the response types
 //! (converted from store rows) that the OpenAPI document describes.
 
@@ -18,6 +18,7 @@ mod conversations;
 mod export;
 pub(crate) mod history;
 mod hours;
+mod identity;
 pub mod limits;
 mod masking;
 mod push;
@@ -36,6 +37,7 @@ use conversations::*;
 use export::*;
 use history::*;
 use hours::*;
+use identity::*;
 use masking::*;
 use push::*;
 use retention::*;
@@ -321,7 +323,7 @@ async fn json_error_bodies(request: Request, next: Next) -> Response {
         list_keys, delete_key, create_skill, list_skills, patch_skill, delete_skill, create_user, list_users, get_user, patch_user,
         create_token, list_tokens, delete_token, list_automatic_messages, put_automatic_message,
         delete_automatic_message, preview_automatic_message, get_brand_hours, put_brand_hours, get_skill_hours,
-        put_skill_hours, hours_status, get_masking, put_masking, get_push_settings, put_fcm_settings,
+        put_skill_hours, hours_status, get_masking, put_masking, get_push_settings, put_fcm_settings, get_identity, put_identity,
         delete_fcm_settings, put_apns_settings, delete_apns_settings, test_push, list_conversations, get_conversation, crate::floor::inbox,
         crate::floor::roster, crate::floor::transfer, crate::floor::close_conversation, crate::floor::set_priority, crate::floor::queue,
         crate::floor::dashboard, crate::floor::report,
@@ -359,6 +361,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/apps/{app_id}", get(get_app).patch(patch_app))
         .route("/api/v1/apps/{app_id}/keys", get(list_keys).post(add_key))
         .route("/api/v1/apps/{app_id}/keys/{key_id}", axum::routing::delete(delete_key))
+        .route("/api/v1/apps/{app_id}/identity", get(get_identity).put(put_identity))
         .route("/api/v1/apps/{app_id}/push", get(get_push_settings))
         .route("/api/v1/apps/{app_id}/push/fcm", axum::routing::put(put_fcm_settings).delete(delete_fcm_settings))
         .route("/api/v1/apps/{app_id}/push/apns", axum::routing::put(put_apns_settings).delete(delete_apns_settings))

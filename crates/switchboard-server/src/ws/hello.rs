@@ -2,6 +2,7 @@
 //! and building its `welcome`.
 
 use super::*;
+use switchboard_store::IdentitySettings;
 
 /// Authenticates the socket, subscribes it to its topic, and builds the welcome. The
 /// subscription starts *before* the welcome's state is read, so an event committed in
@@ -23,6 +24,42 @@ pub(super) async fn authenticate(
         Endpoint::Consumer => authenticate_consumer(state, hello, origin).await,
         Endpoint::Agent => authenticate_agent(state, hello, cookie, origin).await,
     }
+}
+
+/// The app's identity-provider settings, cached until an admin changes them.
+async fn identity_settings(state: &AppState, app: &App) -> ApiResult<std::sync::Arc<IdentitySettings>> {
+    if let Some(settings) = state.app_identity.lock().unwrap_or_else(|p| p.into_inner()).get(&app.id).cloned() {
+        return Ok(settings);
+    }
+    let settings = std::sync::Arc::new(state.store.identity_settings(&app.brand_id, &app.id).await?);
+    state.app_identity.lock().unwrap_or_else(|p| p.into_inner()).insert(app.id.clone(), settings.clone());
+    Ok(settings)
+}
+
+/// The keys a consumer token of `app` may be signed with: those uploaded to the app, and
+/// those its identity provider publishes at its JWKS URL (fetched or cached; refetched once
+/// when the token names a key id they lack).
+async fn consumer_keys(
+    state: &AppState,
+    app: &App,
+    settings: &IdentitySettings,
+    token: &str,
+) -> ApiResult<Vec<jwt::VerifyingKey>> {
+    let uploaded = match app_keys_cached(state, &app.id) {
+        Some(keys) => keys,
+        None => {
+            let stored = state.store.app_keys(&app.brand_id, &app.id).await?;
+            let keys = std::sync::Arc::new(jwt::parse_app_keys(&stored));
+            state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(app.id.clone(), keys.clone());
+            keys
+        }
+    };
+    let mut keys = uploaded.as_ref().clone();
+    if let Some(url) = &settings.jwks_url {
+        let kid = jsonwebtoken::decode_header(token).ok().and_then(|header| header.kid);
+        keys.extend(state.identity.keys(url, kid.as_deref()).await?.iter().cloned());
+    }
+    Ok(keys)
 }
 
 /// Parsed keys of an app, cached.
@@ -64,21 +101,37 @@ pub(super) async fn authenticate_consumer(
     let now = now_ms();
     let mut new_secret = None;
     let mut merged = None;
-    let (consumer, expires_at_ms) = match (&hello.token, &hello.anon) {
-        (Some(token), _) => {
+    let (consumer, expires_at_ms) = match (&hello.token, &hello.code, &hello.anon) {
+        (Some(_), Some(_), _) => {
+            return Err(ApiError::bad_request("hello carries a token or a code, not both"));
+        }
+        (Some(_), None, _) | (None, Some(_), _) => {
             if !app.allow_jwt {
-                return Err(ApiError::new(ErrorCode::AuthModeDisabled, "this app does not accept JWT authentication"));
+                return Err(ApiError::new(
+                    ErrorCode::AuthModeDisabled,
+                    "this app does not accept authenticated consumers (JWT or code flow)",
+                ));
             }
-            let keys = match app_keys_cached(state, &app.id) {
-                Some(keys) => keys,
-                None => {
-                    let keys =
-                        std::sync::Arc::new(jwt::parse_app_keys(&state.store.app_keys(brand_id, &app.id).await?));
-                    state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(app.id.clone(), keys.clone());
-                    keys
+            let settings = identity_settings(state, &app).await?;
+            let (token, app_as_verified) = match (&hello.token, &hello.code) {
+                (Some(token), _) => (token.clone(), app.clone()),
+                (None, Some(code)) => {
+                    let flow = settings.code_flow.as_ref().ok_or_else(|| {
+                        ApiError::new(ErrorCode::AuthModeDisabled, "this app has no OAuth2 code flow set up")
+                    })?;
+                    let grant = crate::identity::CodeGrant {
+                        code: code.code.clone(),
+                        redirect_uri: code.redirect_uri.clone(),
+                        code_verifier: code.verifier.clone(),
+                    };
+                    let id_token = state.identity.exchange_code(flow, &grant).await?;
+                    // An id token is issued to the client: its audience is the client id.
+                    (id_token, App { jwt_audience: Some(flow.client_id.clone()), ..app.clone() })
                 }
+                (None, None) => unreachable!("matched above"),
             };
-            let verified = jwt::verify_consumer_token(&app, &keys, token)?;
+            let keys = consumer_keys(state, &app, &settings, &token).await?;
+            let verified = jwt::verify_consumer_token(&app_as_verified, &keys, &token)?;
             let consumer = state.store.upsert_consumer(brand_id, &verified.subject, &verified.claims, now).await?;
             // A device secret beside the token: the anonymous identity's conversations move
             // to this consumer (the upgrade), and the secret is retired.
@@ -87,7 +140,7 @@ pub(super) async fn authenticate_consumer(
             }
             (consumer, Some(verified.expires_at_ms))
         }
-        (None, Some(secret)) => {
+        (None, None, Some(secret)) => {
             if !app.allow_anonymous {
                 return Err(ApiError::new(
                     ErrorCode::AuthModeDisabled,
@@ -110,10 +163,10 @@ pub(super) async fn authenticate_consumer(
                 (consumer, None)
             }
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
-                "hello must carry a token (JWT) or anon (device secret)",
+                "hello must carry a token (JWT), a code (OAuth2 code flow) or anon (device secret)",
             ));
         }
     };

@@ -12,6 +12,7 @@ mod edge;
 mod fake_providers;
 mod floor;
 mod governance;
+mod identity;
 mod masking;
 mod presence;
 mod push;

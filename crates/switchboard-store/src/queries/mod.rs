@@ -12,6 +12,7 @@ pub(crate) mod consumers;
 mod conversations;
 pub(crate) mod erasure;
 pub(crate) mod hours;
+mod identity;
 pub(crate) mod masking;
 pub(crate) mod outbox;
 mod push;

@@ -73,6 +73,7 @@ mod conversations;
 mod directory;
 mod erasure;
 mod floor;
+mod identity;
 mod listing;
 mod masking;
 mod messages;
