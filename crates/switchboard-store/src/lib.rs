@@ -13,6 +13,8 @@
 //! Messages are written by the group-commit writer (`writer`); everything else goes through
 //! the pool directly.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 mod export;
 mod floor;
 mod metrics;
