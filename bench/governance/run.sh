@@ -11,7 +11,7 @@
 # Environment (optional): BENCH_LISTEN (127.0.0.1:18095), BENCH_POSTGRES_URL, BENCH_NO_RECORD,
 #   BENCH_SEARCH_CONVERSATIONS (1000000), BENCH_EXPORT_CONVERSATIONS (100000),
 #   BENCH_PURGE_MESSAGES (1000000, as 10,000 conversations), BENCH_RATE (1000 msg/s, purge load),
-#   BENCH_DURATION (15 s, purge load).
+#   BENCH_DURATION (15 s, purge load), BENCH_PURGE_BATCH (500 messages), BENCH_PURGE_PAUSE_MS (20).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -49,7 +49,8 @@ trap stop_server EXIT
 start_server() {
     data_dir="$(mktemp -d -t switchboard-gov.XXXXXX)"
     database_url="${1:-sqlite://$data_dir/switchboard.db}"
-    (cd "$data_dir" && SWITCHBOARD_RETENTION_PURGE_SECS=0 exec "$root/target/release/switchboard" serve \
+    (cd "$data_dir" && SWITCHBOARD_RETENTION_PURGE_SECS=0 SWITCHBOARD_RETENTION_BATCH_MESSAGES="${BENCH_PURGE_BATCH:-500}" \
+        SWITCHBOARD_RETENTION_PAUSE_MS="${BENCH_PURGE_PAUSE_MS:-20}" exec "$root/target/release/switchboard" serve \
         --listen "$listen" --data-dir "$data_dir" --database-url "$database_url") >"$data_dir/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 150); do
@@ -100,7 +101,7 @@ for step in "${steps[@]}"; do
         "$loadgen" purge $(common) --agents 10 --consumers 100 --rate "${BENCH_RATE:-1000}" \
             --duration "${BENCH_DURATION:-15}" --warmup 3 "${record[@]}" \
             --dataset "$messages messages in $((messages / 100)) conversations past retention, SQLite" \
-            --server-note "target/release/switchboard serve (SQLite, fresh data dir, demo brand, retention_purge_secs=0; purge batches of 1,000 messages, 5 ms apart)"
+            --server-note "target/release/switchboard serve (SQLite, fresh data dir, demo brand, retention_purge_secs=0; purge batches of ${BENCH_PURGE_BATCH:-500} messages, ${BENCH_PURGE_PAUSE_MS:-20} ms apart)"
         stop_server
         ;;
     *)

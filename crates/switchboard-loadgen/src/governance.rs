@@ -132,8 +132,8 @@ async fn admin(common: &Common) -> Result<(Rest, String, reqwest::Client, String
 pub struct SearchArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Times each query is asked.
-    #[arg(long, default_value_t = 30)]
+    /// Times each query is asked (after one that warms the caches).
+    #[arg(long, default_value_t = 100)]
     pub repeat: u32,
     /// What the database holds, for the record (e.g. "1,000,000 conversations, SQLite").
     #[arg(long, default_value = "")]
