@@ -398,12 +398,25 @@ fn table(runs: &[Run]) -> String {
             ]);
         }
     }
-    if let Some(run) = latest(runs, "export", |_| true) {
+    let big_export = |run: &Run| run.f64("conversations").is_some_and(|n| n >= 100_000.0);
+    if let Some(run) = latest(runs, "export", big_export) {
+        // A smaller export of the same build, to show the memory does not follow the size.
+        let smaller =
+            latest(runs, "export", |other| !big_export(other) && other.value["commit"] == run.value["commit"])
+                .map(|small| {
+                    format!(
+                        "; {} conversations ({:.0} MB): +{:.1} MiB",
+                        thousands(small.f64("conversations").unwrap_or(0.0)),
+                        small.f64("bytes").unwrap_or(0.0) / 1e6,
+                        small.f64("rss_growth_kib").unwrap_or(f64::NAN) / 1024.0
+                    )
+                })
+                .unwrap_or_default();
         rows.push([
             format!("transcript export, streamed ({})", run.figure("dataset").as_str().unwrap_or("?")),
             "100,000 conversations without holding them in memory (measure peak memory)".into(),
             format!(
-                "{} conversations, {:.0} MB of {} in {:.1} s; server memory +{:.1} MiB at its peak (VmRSS {:.1} → {:.1} MiB)",
+                "{} conversations, {:.0} MB of {} in {:.1} s; server memory +{:.1} MiB at its peak (VmRSS {:.1} → {:.1} MiB){smaller}",
                 thousands(run.f64("conversations").unwrap_or(0.0)),
                 run.f64("bytes").unwrap_or(0.0) / 1e6,
                 run.figure("format").as_str().unwrap_or("?").to_uppercase(),
