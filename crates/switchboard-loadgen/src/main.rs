@@ -4,13 +4,15 @@
 //! connections, reads the server's memory per connection and times a reconnection storm;
 //! `desk` measures routing decisions inside one brand's desk, and `eta` the error of the
 //! estimated wait against a simulated workload, and `timers` the memory and rebuild time of
-//! auto-close timers, all in process; `report` regenerates the benchmarks page's table and
-//! chart from the raw runs.
+//! auto-close timers, all in process; `seed`, `search`, `export` and `purge` measure the
+//! reporting API, transcript exports and the retention purge on bulk data (`governance`);
+//! `report` regenerates the benchmarks page's table and chart from the raw runs.
 
 mod bytes;
 mod conn;
 mod desk;
 mod eta;
+mod governance;
 mod idle;
 mod record;
 mod report;
@@ -59,6 +61,14 @@ enum Command {
     Report(report::ReportArgs),
     /// Records a run measured by a script (workspace, SDK footprint) as a results file.
     Record(record::RecordArgs),
+    /// Writes bulk closed conversations straight into a server's database (for the next three).
+    Seed(governance::SeedArgs),
+    /// The reporting API's first page for a set of filters: latency percentiles.
+    Search(governance::SearchArgs),
+    /// One transcript export of every conversation, streamed, with the server's peak memory.
+    Export(governance::ExportArgs),
+    /// The message path's latency with and without a retention purge underneath.
+    Purge(governance::PurgeArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +107,16 @@ fn main() -> ExitCode {
             Command::Timers(args) => timers::run(args),
             Command::Report(args) => report::run(args),
             Command::Record(args) => record::run_record(args),
+            Command::Seed(args) => governance::seed(args).await,
+            Command::Search(args) => governance::search(args).await,
+            Command::Export(args) => governance::export(args).await,
+            Command::Purge(args) => {
+                let limit = Duration::from_secs(2 * (args.run.duration + args.run.warmup) + 900);
+                match tokio::time::timeout(limit, governance::purge(args)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!("purge did not finish within {limit:?}")),
+                }
+            }
             Command::SdkBytes(args) => {
                 match tokio::time::timeout(Duration::from_secs(120), sdk_bytes::run(args)).await {
                     Ok(result) => result,

@@ -372,6 +372,88 @@ fn table(runs: &[Run]) -> String {
             run.provenance(),
         ]);
     }
+    for dialect in ["SQLite", "PostgreSQL"] {
+        let of_dialect = |run: &Run| run.figure("dataset").as_str().is_some_and(|d| d.ends_with(dialect));
+        if let Some(run) = latest(runs, "search", of_dialect) {
+            let worst = run.f64("worst_p99_ms").unwrap_or(f64::NAN);
+            let slowest = run.figure("queries").as_array().and_then(|queries| {
+                queries
+                    .iter()
+                    .max_by(|a, b| a["p99_ms"].as_f64().unwrap_or(0.0).total_cmp(&b["p99_ms"].as_f64().unwrap_or(0.0)))
+            });
+            let queries = run.figure("queries").as_array().map_or(0, Vec::len);
+            rows.push([
+                format!(
+                    "reporting API: first page (20 conversations with consumer, messages, events) of a search, {queries} filters, {}",
+                    run.figure("dataset").as_str().unwrap_or("?")
+                ),
+                "< 100 ms".into(),
+                format!(
+                    "worst p99 {worst:.1} ms ({}); no filter p50 {:.1} ms",
+                    slowest.and_then(|q| q["query"].as_str()).unwrap_or("?"),
+                    run.figure("queries").as_array().and_then(|q| q.first()).and_then(|q| q["p50_ms"].as_f64()).unwrap_or(f64::NAN)
+                ),
+                met(worst < 100.0).into(),
+                run.provenance(),
+            ]);
+        }
+    }
+    let big_export = |run: &Run| run.f64("conversations").is_some_and(|n| n >= 100_000.0);
+    if let Some(run) = latest(runs, "export", big_export) {
+        // A smaller export of the same build, to show the memory does not follow the size.
+        let smaller =
+            latest(runs, "export", |other| !big_export(other) && other.value["commit"] == run.value["commit"])
+                .map(|small| {
+                    format!(
+                        "; {} conversations ({:.0} MB): +{:.1} MiB",
+                        thousands(small.f64("conversations").unwrap_or(0.0)),
+                        small.f64("bytes").unwrap_or(0.0) / 1e6,
+                        small.f64("rss_growth_kib").unwrap_or(f64::NAN) / 1024.0
+                    )
+                })
+                .unwrap_or_default();
+        rows.push([
+            format!("transcript export, streamed ({})", run.figure("dataset").as_str().unwrap_or("?")),
+            "100,000 conversations without holding them in memory (measure peak memory)".into(),
+            format!(
+                "{} conversations, {:.0} MB of {} in {:.1} s; server memory +{:.1} MiB at its peak (VmRSS {:.1} → {:.1} MiB){smaller}",
+                thousands(run.f64("conversations").unwrap_or(0.0)),
+                run.f64("bytes").unwrap_or(0.0) / 1e6,
+                run.figure("format").as_str().unwrap_or("?").to_uppercase(),
+                run.f64("secs").unwrap_or(f64::NAN),
+                run.f64("rss_growth_kib").unwrap_or(f64::NAN) / 1024.0,
+                run.f64("rss_before_kib").unwrap_or(f64::NAN) / 1024.0,
+                run.f64("rss_peak_kib").unwrap_or(f64::NAN) / 1024.0
+            ),
+            "—".into(),
+            run.provenance(),
+        ]);
+    }
+    if let Some(run) = latest(runs, "purge", |_| true) {
+        let rate = run.f64("baseline.target_rate").unwrap_or(0.0);
+        rows.push([
+            format!(
+                "message p99 during a retention purge ({}; paced {} consumer messages/s, each answered)",
+                run.figure("dataset").as_str().unwrap_or("?"),
+                thousands(rate)
+            ),
+            "purge without blocking traffic (measure the p99)".into(),
+            format!(
+                "p99 {:.1} ms during the purge against {:.1} ms without, same sitting; {} messages purged in {:.0} s{}",
+                run.f64("p99_during_purge_ms").unwrap_or(f64::NAN),
+                run.f64("p99_baseline_ms").unwrap_or(f64::NAN),
+                thousands(run.f64("purge.messages").unwrap_or(0.0)),
+                run.f64("purge_secs").unwrap_or(f64::NAN),
+                if run.figure("purge_covered_the_measurement") == true {
+                    ""
+                } else {
+                    " (the purge ended before the measurement did)"
+                }
+            ),
+            "—".into(),
+            run.provenance(),
+        ]);
+    }
     rows.extend(compare_rows(runs));
     if let Some(run) = latest(runs, "eta", |run| run.f64("setup.load").is_some_and(|load| load > 1.0 && load < 1.1)) {
         rows.push([

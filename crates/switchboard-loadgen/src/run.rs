@@ -409,6 +409,16 @@ fn quantiles(h: &Histogram<u64>) -> String {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
+    let (figures, out) = measure(&args).await?;
+    println!("{out}");
+    if args.record {
+        crate::record::write(&args.results, "run", &args.server_note, figures, &out)?;
+    }
+    Ok(())
+}
+
+/// One run as `run` makes it: the figures it records and the report it prints.
+pub async fn measure(args: &RunArgs) -> Result<(serde_json::Value, String)> {
     if let Some(rate) = args.rate
         && !(rate > 0.0 && rate.is_finite())
     {
@@ -562,26 +572,22 @@ pub async fn run(args: RunArgs) -> Result<()> {
             let _ = writeln!(out, "  {what}: {n}");
         }
     }
-    println!("{out}");
-    if args.record {
-        let latency = |h: &Histogram<u64>| {
-            let ms = |v: u64| v as f64 / 1000.0;
-            serde_json::json!({"p50": ms(h.value_at_quantile(0.5)), "p90": ms(h.value_at_quantile(0.9)),
-                "p99": ms(h.value_at_quantile(0.99)), "max": ms(h.max()), "n": h.len()})
-        };
-        let figures = serde_json::json!({
-            "agents": args.agents, "consumers": args.consumers, "duration_secs": args.duration,
-            "warmup_secs": args.warmup, "window": args.window, "target_rate": args.rate,
-            "paced_sends": args.rate.map(|_| "evenly spread"), "reply_every": args.reply_every,
-            "stored_per_sec": (stored as f64 / secs).round(), "delivered_per_sec": (delivered as f64 / secs).round(),
-            "consumer_to_agent_ms": latency(&total.c_to_a), "agent_to_consumer_ms": latency(&total.a_to_c),
-            "resyncs": total.resyncs, "errors": total.errors.values().sum::<u64>(),
-            "server_cpu_cores": cpu_secs.map(|cpu| cpu / secs),
-            "server_cpu_us_per_message": cpu_secs.map(|cpu| cpu * 1e6 / stored.max(1) as f64),
-        });
-        crate::record::write(&args.results, "run", &args.server_note, figures, &out)?;
-    }
-    Ok(())
+    let latency = |h: &Histogram<u64>| {
+        let ms = |v: u64| v as f64 / 1000.0;
+        serde_json::json!({"p50": ms(h.value_at_quantile(0.5)), "p90": ms(h.value_at_quantile(0.9)),
+            "p99": ms(h.value_at_quantile(0.99)), "max": ms(h.max()), "n": h.len()})
+    };
+    let figures = serde_json::json!({
+        "agents": args.agents, "consumers": args.consumers, "duration_secs": args.duration,
+        "warmup_secs": args.warmup, "window": args.window, "target_rate": args.rate,
+        "paced_sends": args.rate.map(|_| "evenly spread"), "reply_every": args.reply_every,
+        "stored_per_sec": (stored as f64 / secs).round(), "delivered_per_sec": (delivered as f64 / secs).round(),
+        "consumer_to_agent_ms": latency(&total.c_to_a), "agent_to_consumer_ms": latency(&total.a_to_c),
+        "resyncs": total.resyncs, "errors": total.errors.values().sum::<u64>(),
+        "server_cpu_cores": cpu_secs.map(|cpu| cpu / secs),
+        "server_cpu_us_per_message": cpu_secs.map(|cpu| cpu * 1e6 / stored.max(1) as f64),
+    });
+    Ok((figures, out))
 }
 
 #[cfg(test)]

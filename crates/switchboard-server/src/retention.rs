@@ -41,8 +41,8 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
             interval: Some(Duration::from_secs(3600)),
-            batch_messages: 1000,
-            pause: Duration::from_millis(5),
+            batch_messages: 500,
+            pause: Duration::from_millis(20),
         }
     }
 }

@@ -13,6 +13,8 @@
 //! Messages are written by the group-commit writer (`writer`); everything else goes through
 //! the pool directly.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 mod export;
 mod floor;
 mod metrics;
@@ -149,6 +151,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite's durability as configured (the retention purge relaxes it for its own
+    /// transactions and puts it back).
+    sqlite_sync: SqliteSync,
     /// Queue of the group-commit writer task. The task ends when the last clone of this
     /// sender is dropped (when every `Store` clone is gone); bounded so that a stalled disk
     /// pushes back on writers instead of growing memory.
@@ -203,7 +208,7 @@ impl Store {
                 tokio::spawn(writer::pg::run(connect_options, conn, jobs));
             }
         }
-        Ok(Store { pool, dialect, writer })
+        Ok(Store { pool, dialect, sqlite_sync: sync, writer })
     }
 
     /// The dialect in use.

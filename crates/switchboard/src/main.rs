@@ -121,6 +121,8 @@ const CONFIG_KEYS: &[&str] = &[
     "session_ttl_secs",
     "operator_token",
     "retention_purge_secs",
+    "retention_batch_messages",
+    "retention_pause_ms",
     "demo",
     "log_format",
     "log",
@@ -153,6 +155,8 @@ struct RawConfig {
     session_ttl_secs: u64,
     operator_token: Option<String>,
     retention_purge_secs: u64,
+    retention_batch_messages: i64,
+    retention_pause_ms: u64,
     demo: bool,
     log_format: LogFormat,
     log: String,
@@ -210,6 +214,8 @@ impl Default for RawConfig {
             session_ttl_secs: 12 * 3600,
             operator_token: None,
             retention_purge_secs: 3600,
+            retention_batch_messages: 500,
+            retention_pause_ms: 20,
             demo: true,
             log_format: LogFormat::Text,
             log: "info".into(),
@@ -400,6 +406,20 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             source_of(figment, "retention_purge_secs")
         );
     }
+    if !(10..=100_000).contains(&raw.retention_batch_messages) {
+        bail!(
+            "invalid configuration: retention_batch_messages = {} must be 10 to 100000 (from {})",
+            raw.retention_batch_messages,
+            source_of(figment, "retention_batch_messages")
+        );
+    }
+    if raw.retention_pause_ms > 10_000 {
+        bail!(
+            "invalid configuration: retention_pause_ms = {} must be 0 to 10000 (from {})",
+            raw.retention_pause_ms,
+            source_of(figment, "retention_pause_ms")
+        );
+    }
     let database_url = match raw.database_url {
         Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => {
             url
@@ -459,7 +479,8 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             demo_credentials,
             retention: switchboard_server::retention::RetentionConfig {
                 interval: (raw.retention_purge_secs > 0).then(|| Duration::from_secs(raw.retention_purge_secs)),
-                ..switchboard_server::retention::RetentionConfig::default()
+                batch_messages: raw.retention_batch_messages,
+                pause: Duration::from_millis(raw.retention_pause_ms),
             },
             push,
             identity_extra_roots: ca_file(raw.identity_ca_file.as_deref(), "identity_ca_file", figment)?,
