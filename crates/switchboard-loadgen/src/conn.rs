@@ -399,6 +399,13 @@ impl Rest {
         Ok(response.json::<Vec<Skill>>().await?.into_iter().map(|s| s.id).collect())
     }
 
+    /// `PUT path` with a JSON body, as `session`.
+    pub async fn put_json(&self, session: &str, path: &str, body: &serde_json::Value) -> Result<()> {
+        let response = self.client.put(format!("{}{path}", self.base)).bearer_auth(session).json(body).send().await?;
+        Self::check(response, &format!("PUT {path}")).await?;
+        Ok(())
+    }
+
     /// `POST /api/v1/users`: an agent with the given skills and a large capacity.
     pub async fn create_agent(&self, admin: &str, email: &str, password: &str, skills: &[i64]) -> Result<()> {
         let body = serde_json::json!({

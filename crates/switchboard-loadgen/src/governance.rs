@@ -105,6 +105,9 @@ pub async fn seed(args: SeedArgs) -> Result<()> {
 pub struct Common {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// A PEM file of a CA to trust for an https:// server.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
     /// The server's demo-credentials.json (the admin logs in).
     #[arg(long)]
     pub credentials: PathBuf,
@@ -119,7 +122,7 @@ pub struct Common {
 }
 
 async fn admin(common: &Common) -> Result<(Rest, String, reqwest::Client, String)> {
-    let server = Server::parse(&common.url)?;
+    let server = Server::parse(&common.url, common.ca_cert.as_deref())?;
     let rest = Rest::new(&server)?;
     let credentials = Credentials::read(&common.credentials)?;
     let login = credentials.admin()?;
@@ -358,6 +361,7 @@ async fn retention(client: &reqwest::Client, base: &str, token: &str) -> Result<
 pub async fn purge(args: PurgeArgs) -> Result<()> {
     let common = Common {
         url: args.run.url.clone(),
+        ca_cert: args.run.ca_cert.clone(),
         credentials: args.run.credentials.clone(),
         record: false,
         server_note: String::new(),

@@ -4,7 +4,8 @@
 //! connections, reads the server's memory per connection and times a reconnection storm;
 //! `desk` measures routing decisions inside one brand's desk, and `eta` the error of the
 //! estimated wait against a simulated workload, and `timers` the memory and rebuild time of
-//! auto-close timers, all in process; `seed`, `search`, `export` and `purge` measure the
+//! auto-close timers, all in process; `push` the pushes per second to a fake FCM and the
+//! message path's rate with and without push; `seed`, `search`, `export` and `purge` measure the
 //! reporting API, transcript exports and the retention purge on bulk data (`governance`);
 //! `report` regenerates the benchmarks page's table and chart from the raw runs.
 
@@ -14,6 +15,7 @@ mod desk;
 mod eta;
 mod governance;
 mod idle;
+mod push;
 mod record;
 mod report;
 mod run;
@@ -57,6 +59,8 @@ enum Command {
     Eta(eta::EtaArgs),
     /// Memory per auto-close timer, and the time to rebuild and fire them (in process).
     Timers(timers::TimersArgs),
+    /// Pushes per second to a fake FCM, and the message path with and without push.
+    Push(push::PushArgs),
     /// Regenerates the table and chart of docs/benchmarks.md from bench/results/*.json.
     Report(report::ReportArgs),
     /// Records a run measured by a script (workspace, SDK footprint) as a results file.
@@ -101,6 +105,10 @@ fn main() -> ExitCode {
             Command::Bytes(args) => match tokio::time::timeout(Duration::from_secs(120), bytes::run(args)).await {
                 Ok(result) => result,
                 Err(_) => Err(anyhow::anyhow!("bytes did not finish within 120 s")),
+            },
+            Command::Push(args) => match tokio::time::timeout(Duration::from_secs(3600), push::run(args)).await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!("push did not finish within an hour")),
             },
             Command::Desk(args) => desk::run(args),
             Command::Eta(args) => eta::run(args),

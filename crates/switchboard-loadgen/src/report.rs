@@ -454,6 +454,47 @@ fn table(runs: &[Run]) -> String {
             run.provenance(),
         ]);
     }
+    if let Some(run) = latest(runs, "push", |run| run.figure("all_pushes_arrived") == true) {
+        rows.push([
+            format!(
+                "pushes per second to a local fake FCM, {} disconnected consumers with a message each",
+                thousands(run.f64("consumers").unwrap_or(0.0))
+            ),
+            "— (issue 11 asks for the figure)".into(),
+            format!(
+                "{} /s ({} pushes, first to last {:.1} s, {} duplicates)",
+                thousands(run.f64("pushes_per_sec").unwrap_or(0.0)),
+                thousands(run.f64("pushes").unwrap_or(0.0)),
+                run.f64("push_secs").unwrap_or(f64::NAN),
+                run.f64("push_duplicates").unwrap_or(f64::NAN)
+            ),
+            "—".into(),
+            run.provenance(),
+        ]);
+        let (without, with) =
+            (run.f64("stored_per_sec_without_push").unwrap_or(0.0), run.f64("stored_per_sec_with_push").unwrap_or(0.0));
+        let cpu = match (
+            run.f64("server_cpu_us_per_message_without_push"),
+            run.f64("server_cpu_us_per_message_with_its_push"),
+        ) {
+            (Some(plain), Some(pushed)) => {
+                format!("; server CPU {plain:.0} µs per message without, {pushed:.0} µs per message with its push")
+            }
+            _ => String::new(),
+        };
+        rows.push([
+            "the message path with push: agent messages stored per second to disconnected consumers without a device, and with one (same run)".into(),
+            "— (the added cost, issue 11)".into(),
+            format!(
+                "{} /s without, {} /s with ({:+.0} %){cpu}",
+                thousands(without),
+                thousands(with),
+                (with / without - 1.0) * 100.0
+            ),
+            "—".into(),
+            run.provenance(),
+        ]);
+    }
     rows.extend(compare_rows(runs));
     if let Some(run) = latest(runs, "eta", |run| run.f64("setup.load").is_some_and(|load| load > 1.0 && load < 1.1)) {
         rows.push([

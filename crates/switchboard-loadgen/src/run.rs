@@ -64,7 +64,7 @@ pub struct RunArgs {
 }
 
 /// CPU seconds (user + system, all threads) a process has used so far, from `/proc/PID/stat`.
-fn process_cpu_secs(pid: u32) -> Result<f64> {
+pub(crate) fn process_cpu_secs(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("--server-pid {pid}: cannot read /proc/{pid}/stat (is the server running here?)"))?;
     cpu_secs_of_stat(&stat).with_context(|| format!("/proc/{pid}/stat"))

@@ -7,7 +7,9 @@
 //! commit and the send. The dispatcher (one task per node, started by [`crate::start`])
 //! claims due entries for a lease (on PostgreSQL with `SKIP LOCKED`, so nodes share the work
 //! without sharing an entry), waiting [`PushConfig::coalesce`] after a message so that a burst
-//! is announced once; groups them by consumer; and for each consumer:
+//! is announced once; groups them by consumer; reads what the batch needs in a few statements
+//! per brand (the newest messages, unread counts, devices); two batches are in flight at once
+//! (one waits on the providers while the next is read). For each consumer it:
 //!
 //! 1. sends nothing if one of their devices is connected to this node (it got the message
 //!    live) or a device already confirmed delivery of the newest message (a device connected
@@ -15,9 +17,10 @@
 //! 2. otherwise sends one push for the newest message — the text masked for the consumer's
 //!    other devices, or only "You have a new message" when the brand masks pushes — with the
 //!    consumer's unread count as the badge, to each device not yet told of it;
-//! 3. settles in one transaction: entries done, devices marked as told (never twice for one
-//!    message), devices the provider rejected unregistered, and the newest entry retried with
-//!    backoff (at least the provider's `Retry-After`) if a provider asked to wait.
+//! 3. settles: entries done, devices marked as told (never twice for one message), devices
+//!    the provider rejected unregistered, and the newest entry retried with backoff (at least
+//!    the provider's `Retry-After`) if a provider asked to wait — for the whole batch in one
+//!    transaction.
 //!
 //! A node that stops finishes (or gives back) its claims; one that dies leaves them to come
 //! back when the lease ends: delivery is at least once, and a push repeated after a crash
@@ -35,7 +38,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use switchboard_bus::{Bus, Topic};
 use switchboard_core::masking::Audience;
-use switchboard_protocol::Side;
+use switchboard_protocol::{ConversationId, Side};
 use switchboard_store::{OutboxEntry, PushSettlement, PushSubject, PushTarget, Store, StoreError};
 use tokio::sync::watch;
 
@@ -47,6 +50,9 @@ use provider::{Answer, FailReason, MASKED_TEXT, Notification, Outcome};
 /// How long an app's settings and a brand's push choices are used before they are read
 /// again (a change made on this node applies at once).
 const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// Claimed batches being sent at once: one waits on the providers while the next is read.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// The outbox kind the dispatcher serves.
 pub const OUTBOX_KIND: &str = "push";
@@ -337,7 +343,21 @@ impl Push {
     async fn run(self: Arc<Push>, mut shutdown: watch::Receiver<bool>) {
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         let coalesce_ms = i64::try_from(self.config.coalesce.as_millis()).unwrap_or(0);
+        // Batches being sent: the next claim is made while a batch waits on providers, at most
+        // [`BATCHES_IN_FLIGHT`] at once. Each task holds a permit until its batch is settled;
+        // the set is drained (every batch settled or given back) before the dispatcher ends.
+        let permits = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
+        let mut batches = tokio::task::JoinSet::new();
         while !*shutdown.borrow() {
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            };
+            // Reap finished batches (their results are nothing: they log their own errors).
+            while batches.try_join_next().is_some() {}
             let now = now_ms();
             let claimed =
                 self.store.claim_outbox(OUTBOX_KIND, now, now - coalesce_ms, lease_ms, self.config.batch).await;
@@ -349,14 +369,21 @@ impl Push {
                 }
             };
             if entries.is_empty() {
+                drop(permit);
                 tokio::select! {
                     () = tokio::time::sleep(self.config.poll) => {}
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
                 continue;
             }
-            self.dispatch_batch(entries, &mut shutdown).await;
+            let push = Arc::clone(&self);
+            let mut batch_shutdown = shutdown.clone();
+            batches.spawn(async move {
+                push.dispatch_batch(entries, &mut batch_shutdown).await;
+                drop(permit);
+            });
         }
+        while batches.join_next().await.is_some() {}
         tracing::info!("push dispatcher stopped");
     }
 
@@ -385,17 +412,57 @@ impl Push {
         for entry in later {
             groups.entry((entry.brand_id.clone(), entry.consumer_id)).or_default().push(entry);
         }
+        // What each consumer's newest message says, and their devices: a few statements per
+        // brand for the whole batch. A brand whose reads fail keeps its entries claimed (they
+        // come back after the lease).
+        let mut prefetched: HashMap<(String, i64), (Option<PushSubject>, Vec<PushTarget>)> = HashMap::new();
+        let brands: Vec<String> = groups
+            .keys()
+            .map(|(brand_id, _)| brand_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for brand_id in brands {
+            let of_brand: Vec<(&(String, i64), &Vec<OutboxEntry>)> =
+                groups.iter().filter(|((brand, _), _)| *brand == brand_id).collect();
+            let wanted: Vec<(i64, ConversationId, i64)> = of_brand
+                .iter()
+                .filter_map(|((_, consumer), entries)| newest(entries).map(|e| (*consumer, e.conversation_id, e.seq)))
+                .collect();
+            let consumers: Vec<i64> = of_brand.iter().map(|((_, consumer), _)| *consumer).collect();
+            let read = async {
+                let subjects = self.store.push_subjects(&brand_id, &wanted).await?;
+                let targets = self.store.push_targets_of(&brand_id, &consumers).await?;
+                Ok::<_, StoreError>((subjects, targets))
+            };
+            match read.await {
+                Ok((mut subjects, mut targets)) => {
+                    for consumer in consumers {
+                        let found = (subjects.remove(&consumer), targets.remove(&consumer).unwrap_or_default());
+                        prefetched.insert((brand_id.clone(), consumer), found);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, brand_id, "push dispatcher: cannot read a batch: retried after the lease");
+                    groups.retain(|(brand, _), _| *brand != brand_id);
+                }
+            }
+        }
         let mut unsettled: HashMap<(String, i64), Vec<i64>> =
             groups.iter().map(|(key, entries)| (key.clone(), entries.iter().map(|entry| entry.id).collect())).collect();
         let mut work: FuturesUnordered<_> = groups
             .into_iter()
-            .map(|(key, entries)| async move {
-                if let Err(error) = self.dispatch_consumer(&key.0, key.1, entries).await {
-                    tracing::warn!(%error, brand_id = %key.0, consumer_id = key.1, "push not settled: retried after the lease");
+            .map(|(key, entries)| {
+                let (subject, targets) = prefetched.remove(&key).unwrap_or_default();
+                async move {
+                    let settlement = self.dispatch_consumer(&key.0, key.1, entries, subject, targets).await;
+                    (key, settlement)
                 }
-                key
             })
             .collect();
+        // What became of each consumer's pushes, written together at the end of the batch
+        // (one transaction, one commit).
+        let mut settled: Vec<(String, PushSettlement)> = Vec::new();
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let next = match deadline {
@@ -412,14 +479,25 @@ impl Push {
                 },
             };
             match next {
-                Some(key) => {
+                Some((key, Ok(settlement))) => {
                     unsettled.remove(&key);
+                    settled.push((key.0, settlement));
+                }
+                Some((key, Err(error))) => {
+                    // Left claimed: the entries come back after the lease.
+                    unsettled.remove(&key);
+                    tracing::warn!(%error, brand_id = %key.0, consumer_id = key.1, "push not settled: retried after the lease");
                 }
                 None => break,
             }
         }
         // Dropping the futures cancels their requests; their entries go back to the outbox.
         drop(work);
+        if !settled.is_empty()
+            && let Err(error) = self.store.settle_pushes(&settled).await
+        {
+            tracing::error!(%error, consumers = settled.len(), "pushes sent but not settled: they are sent again after the lease");
+        }
         for ((brand_id, _), ids) in unsettled {
             if let Err(error) = self.store.release_outbox(&brand_id, &ids).await {
                 tracing::warn!(%error, brand_id, "push claims not given back: they return after the lease");
@@ -428,14 +506,17 @@ impl Push {
     }
 
     /// One consumer's pending pushes: at most one push per device, for the newest message.
+    /// Returns what became of them, for the batch to record.
     async fn dispatch_consumer(
         &self,
         brand_id: &str,
         consumer_id: i64,
         entries: Vec<OutboxEntry>,
-    ) -> Result<(), DispatchError> {
-        let Some(newest) = entries.iter().max_by_key(|entry| (entry.created_at, entry.id)).cloned() else {
-            return Ok(());
+        subject: Option<PushSubject>,
+        targets: Vec<PushTarget>,
+    ) -> Result<PushSettlement, DispatchError> {
+        let Some(newest) = newest(&entries).cloned() else {
+            return Ok(PushSettlement::default());
         };
         let all: Vec<i64> = entries.iter().map(|entry| entry.id).collect();
         let done = |reason: &'static str| {
@@ -445,24 +526,18 @@ impl Push {
 
         // 1. Is the consumer here, or did a device already get the message?
         if self.bus.has_subscribers(&Topic::Consumer { brand: brand_id.into(), consumer: consumer_id }) {
-            return Ok(self.store.settle_push(brand_id, &done("connected")).await?);
+            return Ok(done("connected"));
         }
-        let subject = self.store.push_subject(brand_id, consumer_id, newest.conversation_id, newest.seq).await?;
         let Some(subject) = subject else {
-            return Ok(self.store.settle_push(brand_id, &done("gone")).await?);
+            return Ok(done("gone"));
         };
         if subject.consumer_delivered_seq >= newest.seq {
-            return Ok(self.store.settle_push(brand_id, &done("delivered")).await?);
+            return Ok(done("delivered"));
         }
-        let targets: Vec<PushTarget> = self
-            .store
-            .push_targets(brand_id, consumer_id)
-            .await?
-            .into_iter()
-            .filter(|target| target.pushed_outbox_id < newest.id)
-            .collect();
+        let targets: Vec<PushTarget> =
+            targets.into_iter().filter(|target| target.pushed_outbox_id < newest.id).collect();
         if targets.is_empty() {
-            return Ok(self.store.settle_push(brand_id, &done("no_device")).await?);
+            return Ok(done("no_device"));
         }
 
         // 2. One push per device, all at once.
@@ -541,9 +616,13 @@ impl Push {
             None => settlement.completed = all,
         }
         metrics::counter!(names::PUSH_COALESCED).increment(covered);
-        self.store.settle_push(brand_id, &settlement).await?;
-        Ok(())
+        Ok(settlement)
     }
+}
+
+/// The entry for the newest message of a consumer's pending ones.
+fn newest(entries: &[OutboxEntry]) -> Option<&OutboxEntry> {
+    entries.iter().max_by_key(|entry| (entry.created_at, entry.id))
 }
 
 /// A provider as a metric label (a fixed set).

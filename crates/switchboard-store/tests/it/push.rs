@@ -15,6 +15,7 @@ conformance_tests! {
         a_claim_waits_for_the_coalescing_delay_and_released_claims_come_back_at_once,
         settling_completes_retries_marks_and_removes_in_one_go,
         another_brand_reaches_none_of_it,
+        a_batch_settles_several_brands_each_in_its_own_keys,
     ],
 }
 
@@ -81,6 +82,17 @@ async fn a_push_subject_has_the_message_the_delivery_mark_and_the_unread_count(s
     let bob = brand.consumer("bob").await;
     assert_eq!(store.push_subject("acme", bob, c, 4).await.unwrap(), None);
     assert_eq!(store.push_subject("acme", alice, c, 99).await.unwrap(), None);
+
+    // The same for a batch: only the consumer's own, existing messages.
+    let c_bob = brand.say(bob, "b1", "hi", T0).await.message.conversation_id;
+    assert!(store.assign("acme", c_bob, agent.id, T0).await.unwrap());
+    brand.reply(&agent, AgentTarget::Conversation(c_bob), "rb", "hello Bob", T0 + SECOND).await.unwrap();
+    let carol = brand.consumer("carol").await;
+    let subjects = store.push_subjects("acme", &[(alice, c, 4), (bob, c_bob, 2), (carol, c, 3)]).await.unwrap();
+    assert_eq!(subjects.len(), 2, "carol's entry names alice's conversation");
+    assert_eq!((subjects[&alice].message.text.as_str(), subjects[&alice].unread), ("three", 2));
+    assert_eq!((subjects[&bob].message.text.as_str(), subjects[&bob].unread), ("hello Bob", 1));
+    assert!(store.push_subjects("globex", &[(alice, c, 4)]).await.unwrap().is_empty(), "another brand reads nothing");
 }
 
 async fn a_claim_waits_for_the_coalescing_delay_and_released_claims_come_back_at_once(store: Store) {
@@ -126,6 +138,10 @@ async fn settling_completes_retries_marks_and_removes_in_one_go(store: Store) {
     let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 3);
 
+    let batch = store.push_targets_of("acme", &[alice, 12345]).await.unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[&alice], store.push_targets("acme", alice).await.unwrap());
+    assert!(store.push_targets_of("globex", &[alice]).await.unwrap().is_empty());
     let targets = store.push_targets("acme", alice).await.unwrap();
     let tokens: Vec<(&str, &str, i64)> =
         targets.iter().map(|t| (t.provider.as_str(), t.token.as_str(), t.pushed_outbox_id)).collect();
@@ -205,4 +221,41 @@ async fn another_brand_reaches_none_of_it(store: Store) {
     assert!(store.claim_outbox("push", now, now, 60 * SECOND, 10).await.unwrap().is_empty(), "and still claimed");
     let targets = store.push_targets("acme", alice).await.unwrap();
     assert_eq!(targets.iter().map(|t| (t.token.as_str(), t.pushed_outbox_id)).collect::<Vec<_>>(), [("phone", 0)]);
+}
+
+async fn a_batch_settles_several_brands_each_in_its_own_keys(store: Store) {
+    let mut claimed = Vec::new();
+    for id in ["acme", "globex"] {
+        let brand = Brand::create(&store, id).await;
+        let alice = brand.consumer("alice").await;
+        let agent = brand.agent(&format!("ann@{id}.test")).await;
+        store.register_push_token(id, &brand.app_id, alice, "fcm", &format!("phone-{id}"), T0).await.unwrap();
+        let c = brand.say(alice, "c1", "help", T0).await.message.conversation_id;
+        assert!(store.assign(id, c, agent.id, T0).await.unwrap());
+        brand.reply(&agent, AgentTarget::Conversation(c), "r1", "news", T0 + SECOND).await.unwrap();
+    }
+    let now = T0 + 10 * SECOND;
+    claimed.extend(store.claim_outbox("push", now, now, 60 * SECOND, 10).await.unwrap());
+    assert_eq!(claimed.len(), 2);
+    // Each settlement names its brand: Acme's entry settled under Globex's name is untouched.
+    let acme = claimed.iter().find(|e| e.brand_id == "acme").unwrap();
+    let globex = claimed.iter().find(|e| e.brand_id == "globex").unwrap();
+    let settlements = vec![(
+        "globex".to_owned(),
+        PushSettlement {
+            completed: vec![globex.id, acme.id],
+            pushed: vec![
+                ("fcm".into(), "phone-globex".into(), globex.id),
+                ("fcm".into(), "phone-acme".into(), acme.id),
+            ],
+            ..Default::default()
+        },
+    )];
+    store.settle_pushes(&settlements).await.unwrap();
+    assert_eq!(store.outbox_pending("push").await.unwrap(), 1, "only Globex's entry is done");
+    let alice = store.consumer_by_external_id("acme", "alice").await.unwrap().unwrap().id;
+    assert_eq!(store.push_targets("acme", alice).await.unwrap()[0].pushed_outbox_id, 0);
+    let settlements = vec![("acme".to_owned(), PushSettlement { completed: vec![acme.id], ..Default::default() })];
+    store.settle_pushes(&settlements).await.unwrap();
+    assert_eq!(store.outbox_pending("push").await.unwrap(), 0);
 }
