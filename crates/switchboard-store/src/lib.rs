@@ -143,6 +143,12 @@ impl StoreOptions {
     }
 }
 
+/// The database file of a `sqlite:` URL, or `None` for another kind of URL; an in-memory
+/// SQLite URL is refused (the store needs a second connection to the same database).
+pub fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    if url.starts_with("sqlite:") { writer::sqlite::file_of(url).map(Some) } else { Ok(None) }
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

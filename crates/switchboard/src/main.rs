@@ -608,7 +608,57 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Held by a serving node on SQLite for as long as it runs: an exclusive lock on
+/// `<database>.serve.lock` beside the database file. SQLite's own locks let two processes
+/// share the file, but two nodes would each run the brands' routing engines (a conversation
+/// assigned twice) and neither would see the other's live events; a second `serve` on the
+/// same file is refused. The lock is the kernel's (`flock`): it ends with the process,
+/// however it ends, so a crash leaves nothing to clean up.
+#[derive(Debug)]
+struct ServeLock {
+    _file: std::fs::File,
+}
+
+/// Takes the [`ServeLock`] of the configured SQLite database (none on PostgreSQL).
+fn lock_sqlite_for_serving(database_url: &str) -> anyhow::Result<Option<ServeLock>> {
+    let Some(database) = switchboard_store::sqlite_file(database_url)? else { return Ok(None) };
+    let mut name = database.clone().into_os_string();
+    name.push(".serve.lock");
+    let path = PathBuf::from(name);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { String::new() } else { format!(" ({holder})") };
+            bail!(
+                "another `switchboard serve`{holder} is already using the SQLite database {}: \
+                 one node per SQLite file (it holds {}). To run several nodes, give them a PostgreSQL \
+                 database_url; to run a second node on this machine, give it its own --data-dir",
+                database.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    // Who holds it, for the message a second node gets.
+    use std::io::Write as _;
+    file.set_len(0).and_then(|()| write!(file, "process {}", std::process::id())).and_then(|()| file.flush()).ok();
+    Ok(Some(ServeLock { _file: file }))
+}
+
 async fn serve(mut config: Config) -> anyhow::Result<()> {
+    prepare_data_dir(&config.data_dir)?;
+    let _serve_lock = lock_sqlite_for_serving(&config.database_url)?;
     let store = open_store(&config).await?;
     let trial = if config.tls_self_signed {
         let trial = trial_tls::ensure(&config.data_dir, config.listen)?;

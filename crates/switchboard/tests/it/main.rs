@@ -338,6 +338,36 @@ fn a_bad_configuration_value_stops_the_start_naming_its_source() {
     assert!(stderr.contains("listen = \"nowhere\"") && stderr.contains("SWITCHBOARD_"), "{stderr}");
 }
 
+/// Issue 14: two nodes on one SQLite file would each route every brand; the second is
+/// refused at start, saying why and what to do, and the first keeps serving.
+#[tokio::test]
+async fn a_second_node_on_the_same_sqlite_file_is_refused_at_start() {
+    let data_dir = temp_dir("serve-lock");
+    let (first, url) = start_server(&data_dir);
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the second node must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("already using the SQLite database")
+            && stderr.contains(&format!("process {}", first.id()))
+            && stderr.contains("PostgreSQL"),
+        "{stderr}"
+    );
+    let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert!(ready.status().is_success(), "the first node still serves");
+    stop(first);
+    // The lock ends with its process: a node can start again at once.
+    let (again, _) = start_server(&data_dir);
+    stop(again);
+    std::fs::remove_dir_all(&data_dir).ok();
+}
+
 /// Every source file of the workspace opens with a `//!` paragraph saying what it is for.
 #[test]
 fn every_module_starts_with_a_doc_comment() {
