@@ -3,14 +3,22 @@
 //! to the topic delivers it. The bus is allowed to drop (a slow subscriber lags and is told
 //! to resync from the store); the store never drops.
 //!
-//! This is the in-process bus of a single node. A NATS-backed bus for fleets will implement
-//! the same `publish`/`subscribe` surface (later issue); nothing outside this crate knows
-//! which one runs.
+//! The bus is in-process: one node's sockets subscribe to it. A node of a fleet also joins
+//! NATS ([`Bus::join_fleet`], module [`nats`]): what it publishes goes to the other nodes too,
+//! and what they publish reaches its subscribers, behind the same `publish`/`subscribe`
+//! surface; nothing outside this crate knows whether a fleet is there.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::broadcast;
+
+pub mod nats;
+
+/// The origin of the marker payload that tells a subscriber it lost events (a dropped
+/// forward to or from the fleet): its `recv` answers [`Received::Lagged`]. No connection has
+/// this id.
+const LAG_MARKER: u64 = u64::MAX;
 
 /// Who an event is for. Every topic names its brand, so no subscription can cross brands.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,6 +52,13 @@ impl Envelope {
 }
 
 impl Topic {
+    /// The brand the topic belongs to.
+    pub fn brand(&self) -> &Arc<str> {
+        match self {
+            Topic::Consumer { brand, .. } | Topic::Agent { brand, .. } | Topic::Brand { brand } => brand,
+        }
+    }
+
     /// Frames a subscriber may fall behind before it lags (and must resync). A broadcast
     /// channel allocates all its slots when created, so the many consumer topics are kept
     /// small (memory per idle connection); an agent or a dashboard follows many
@@ -74,6 +89,9 @@ pub struct Bus {
     /// it is held only for map operations, never across an `.await`. Entries are removed
     /// by the last subscriber's `Drop`.
     topics: Mutex<HashMap<Topic, TopicEntry>>,
+    /// The fleet, once this node has joined one: forwards what is published here and is
+    /// told which topics have subscribers here.
+    remote: OnceLock<nats::Remote>,
 }
 
 impl Bus {
@@ -82,9 +100,18 @@ impl Bus {
         Arc::new(Bus::default())
     }
 
-    /// Sends `payload` to every current subscriber of `topic`; returns how many there were.
-    /// Without subscribers the payload is dropped: readers catch up from the store.
+    /// Sends `payload` to every current subscriber of `topic` (on every node of the fleet,
+    /// when there is one); returns how many there were on this node. Without subscribers the
+    /// payload is dropped: readers catch up from the store.
     pub fn publish(&self, topic: &Topic, payload: Payload) -> usize {
+        if let Some(remote) = self.remote.get() {
+            remote.forward(topic, &payload);
+        }
+        self.publish_local(topic, payload)
+    }
+
+    /// [`Bus::publish`] to this node's subscribers only (what arrives from the fleet).
+    fn publish_local(&self, topic: &Topic, payload: Payload) -> usize {
         let topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
         match topics.get(topic) {
             Some(entry) if payload.origin != 0 && entry.origins.keys().all(|origin| *origin == payload.origin) => 0,
@@ -102,9 +129,12 @@ impl Bus {
     /// published itself; the bus does not even send those when nobody else listens).
     pub fn subscribe_as(self: &Arc<Self>, topic: Topic, origin: u64) -> Subscription {
         let mut topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
-        let entry = topics
-            .entry(topic.clone())
-            .or_insert_with(|| TopicEntry { sender: broadcast::channel(topic.capacity()).0, origins: HashMap::new() });
+        let entry = topics.entry(topic.clone()).or_insert_with(|| {
+            if let Some(remote) = self.remote.get() {
+                remote.watch(&topic);
+            }
+            TopicEntry { sender: broadcast::channel(topic.capacity()).0, origins: HashMap::new() }
+        });
         *entry.origins.entry(origin).or_default() += 1;
         let receiver = entry.sender.subscribe();
         Subscription { receiver, topic, origin, bus: Arc::clone(self) }
@@ -120,6 +150,28 @@ impl Bus {
     /// Topics with live subscribers (for metrics and tests).
     pub fn topic_count(&self) -> usize {
         self.topics.lock().unwrap_or_else(|poison| poison.into_inner()).len()
+    }
+
+    /// Tells this node's subscribers of `topic` that they lost events (they resync).
+    fn lag_local(&self, topic: &Topic) {
+        let topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(entry) = topics.get(topic) {
+            let _ = entry.sender.send(Envelope::new(LAG_MARKER, ""));
+        }
+    }
+
+    /// Tells every subscriber on this node that it lost events (after the fleet's bus was
+    /// unreachable for a while: whatever the other nodes published then is gone).
+    fn lag_all_local(&self) {
+        let topics = self.topics.lock().unwrap_or_else(|poison| poison.into_inner());
+        for entry in topics.values() {
+            let _ = entry.sender.send(Envelope::new(LAG_MARKER, ""));
+        }
+    }
+
+    /// The topics with subscribers on this node (what a node joining a fleet watches).
+    fn local_topics(&self) -> Vec<Topic> {
+        self.topics.lock().unwrap_or_else(|poison| poison.into_inner()).keys().cloned().collect()
     }
 }
 
@@ -145,6 +197,7 @@ impl Subscription {
     /// Waits for the next event. Never ends: the bus outlives its subscriptions.
     pub async fn recv(&mut self) -> Received {
         match self.receiver.recv().await {
+            Ok(payload) if payload.origin == LAG_MARKER => Received::Lagged,
             Ok(payload) => Received::Event(payload),
             Err(broadcast::error::RecvError::Lagged(_)) => Received::Lagged,
             // Cannot happen while this subscription lives: the sender stays in the bus map
@@ -172,6 +225,9 @@ impl Drop for Subscription {
         // Our own receiver is still alive here, so "1" means we are the last.
         if entry.sender.receiver_count() <= 1 {
             topics.remove(&self.topic);
+            if let Some(remote) = self.bus.remote.get() {
+                remote.unwatch(&self.topic);
+            }
         }
     }
 }
