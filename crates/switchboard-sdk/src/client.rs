@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,6 +97,7 @@ impl Default for Backoff {
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     server_url: String,
+    fallback_urls: Vec<String>,
     brand_id: String,
     app_id: String,
     auth: Option<Auth>,
@@ -111,6 +113,21 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// More addresses of the same service, tried in turn when the current one cannot be
+    /// reached: the nodes of a fleet, or several load balancers. The client starts with the
+    /// builder's `server_url`; a connection that fails before `welcome` moves it to the next
+    /// address at once, and only after every address failed does it wait (the backoff). A
+    /// session that was connected and is lost is retried on the same address first. Each
+    /// address follows the rules of `server_url` (`https`/`wss` or `http`/`ws`).
+    pub fn fallback_servers<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.fallback_urls.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
     /// How the consumer authenticates (required).
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = Some(auth);
@@ -194,17 +211,23 @@ impl ClientBuilder {
         let auth = self.auth.ok_or_else(|| SdkError::InvalidInput("auth is required".into()))?;
         let data_dir = self.data_dir.ok_or_else(|| SdkError::InvalidInput("data_dir is required".into()))?;
         let key = self.key.ok_or_else(|| SdkError::InvalidInput("encryption_key is required".into()))?;
-        let socket_url = socket_url(&self.server_url)?;
         // Checked even for a plain server, so a bad PEM is found in development.
         let tls = crate::tls::client_config(&self.extra_roots)?;
-        let tls = socket_url.starts_with("wss://").then_some(tls);
+        let servers = std::iter::once(&self.server_url)
+            .chain(&self.fallback_urls)
+            .map(|url| {
+                let socket_url = socket_url(url)?;
+                let tls = socket_url.starts_with("wss://").then(|| Arc::clone(&tls));
+                Ok(Server { socket_url, tls })
+            })
+            .collect::<Result<Vec<_>, SdkError>>()?;
         let store = LocalStore::open(&data_dir, &key)?;
         let (events, _) = broadcast::channel(1024);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            socket_url,
-            tls,
+            servers,
+            current: AtomicUsize::new(0),
             brand_id: self.brand_id,
             app_id: self.app_id,
             auth,
@@ -258,10 +281,18 @@ enum Command {
     Unpush,
 }
 
-struct Shared {
+/// One address of the service.
+struct Server {
     socket_url: String,
     /// TLS settings for a `wss://` server; `None` for `ws://`.
     tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+struct Shared {
+    /// The service's addresses: the builder's first, then its fallbacks.
+    servers: Vec<Server>,
+    /// The index in `servers` of the address in use (or tried next).
+    current: AtomicUsize,
     brand_id: String,
     app_id: String,
     auth: Auth,
@@ -376,6 +407,7 @@ impl Client {
     ) -> ClientBuilder {
         ClientBuilder {
             server_url: server_url.into(),
+            fallback_urls: Vec::new(),
             brand_id: brand_id.into(),
             app_id: app_id.into(),
             auth: None,
@@ -689,6 +721,9 @@ enum SessionEnd {
 async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut attempt = 0u32;
+    // Addresses that failed in a row since one last connected: the backoff applies once
+    // each of them has been tried.
+    let mut failed_in_a_row = 0usize;
     loop {
         if *shutdown.borrow() {
             break;
@@ -699,10 +734,19 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
             SessionEnd::Lost { connected, error } => {
                 if connected {
                     attempt = 0;
+                    failed_in_a_row = 0;
+                } else {
+                    failed_in_a_row += 1;
+                    let next = (shared.current.load(Ordering::Relaxed) + 1) % shared.servers.len();
+                    shared.current.store(next, Ordering::Relaxed);
                 }
                 if let Some(error) = error {
                     tracing::debug!(%error, "session ended");
                     shared.emit_error(&error);
+                }
+                if !connected && failed_in_a_row % shared.servers.len() != 0 {
+                    // Another address has not been tried in this round: at once.
+                    continue;
                 }
             }
         }
@@ -832,9 +876,10 @@ async fn session(
 ) -> SessionEnd {
     let lost = |error: SdkError| SessionEnd::Lost { connected: false, error: Some(error) };
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
-    let connector = shared.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let server = &shared.servers[shared.current.load(Ordering::Relaxed) % shared.servers.len()];
+    let connector = server.tls.clone().map(tokio_tungstenite::Connector::Rustls);
     let connecting =
-        tokio_tungstenite::connect_async_tls_with_config(shared.socket_url.as_str(), Some(config), true, connector);
+        tokio_tungstenite::connect_async_tls_with_config(server.socket_url.as_str(), Some(config), true, connector);
     let mut socket = match tokio::time::timeout(Duration::from_secs(15), connecting).await {
         Ok(Ok((socket, _))) => socket,
         // A refused certificate says so; anything else is "offline" (and retried).

@@ -2,6 +2,7 @@
 //! agent side is a raw WebSocket client.
 
 mod chaos;
+mod failover;
 mod harness;
 mod newer_server;
 mod offline;
