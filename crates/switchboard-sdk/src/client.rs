@@ -744,7 +744,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                     tracing::debug!(%error, "session ended");
                     shared.emit_error(&error);
                 }
-                if !connected && failed_in_a_row % shared.servers.len() != 0 {
+                if !connected && !failed_in_a_row.is_multiple_of(shared.servers.len()) {
                     // Another address has not been tried in this round: at once.
                     continue;
                 }
