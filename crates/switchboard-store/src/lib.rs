@@ -17,6 +17,7 @@
 pub mod bench;
 mod export;
 mod floor;
+pub mod lease;
 mod metrics;
 pub mod model;
 mod queries;
@@ -24,6 +25,7 @@ pub mod testing;
 pub mod writer;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -164,6 +166,10 @@ pub struct Store {
     /// sender is dropped (when every `Store` clone is gone); bounded so that a stalled disk
     /// pushes back on writers instead of growing memory.
     writer: mpsc::Sender<writer::Job>,
+    /// How to open a connection of one's own (a lease holder's).
+    connect_options: AnyConnectOptions,
+    /// The leases held on this node, on SQLite (see [`lease`]).
+    local_leases: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -211,10 +217,10 @@ impl Store {
             Dialect::Sqlite => writer::sqlite::spawn(&writer::sqlite::file_of(&options.url)?, sync, jobs)?,
             Dialect::Postgres => {
                 let conn = connect_options.connect().await?;
-                tokio::spawn(writer::pg::run(connect_options, conn, jobs));
+                tokio::spawn(writer::pg::run(connect_options.clone(), conn, jobs));
             }
         }
-        Ok(Store { pool, dialect, sqlite_sync: sync, writer })
+        Ok(Store { pool, dialect, sqlite_sync: sync, writer, connect_options, local_leases: Arc::default() })
     }
 
     /// The dialect in use.

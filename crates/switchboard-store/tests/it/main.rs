@@ -74,6 +74,7 @@ mod directory;
 mod erasure;
 mod floor;
 mod identity;
+mod leases;
 mod listing;
 mod masking;
 mod messages;
