@@ -13,9 +13,40 @@ use switchboard_store::{NewApiToken, Role};
 
 use crate::harness::*;
 
-/// A server whose sockets check their credential every second.
-async fn server() -> TestServer {
-    TestServer::start_with(ServerConfig { heartbeat_secs: 1, ..ServerConfig::default() }).await
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(crate::harness::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
+                async fn $test() {
+                    super::$test(crate::harness::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_departed_admins_token_creates_no_admins,
+    a_demoted_creator_caps_the_token,
+    a_revoked_tokens_access_and_sockets_end,
+    an_agent_role_token_cannot_touch_others_conversations,
+    a_tokens_messages_carry_its_own_name,
+    tokens_expire_and_show_their_last_use,
+);
+
+/// A server on `backend` whose sockets check their credential every second.
+async fn server(backend: Backend) -> TestServer {
+    TestServer::start_on(backend, ServerConfig { heartbeat_secs: 1, ..ServerConfig::default() }).await
 }
 
 /// Creates a token as `creator` (a session): the secret and the token's id.
@@ -59,9 +90,8 @@ async fn assigned_conversation(server: &TestServer, brand: &TestBrand, sub: &str
 
 /// Issue 15: a departed admin's token could still create admins. Disabling the creator ends
 /// the token's REST access at once and closes its socket.
-#[tokio::test]
-async fn a_departed_admins_token_creates_no_admins() {
-    let server = server().await;
+async fn a_departed_admins_token_creates_no_admins(backend: Backend) {
+    let server = server(backend).await;
     let brand = server.brand().await;
     let root = server.login(&brand.admin_email).await;
     let dana_email = format!("dana@{}.test", brand.id);
@@ -97,9 +127,8 @@ async fn a_departed_admins_token_creates_no_admins() {
 
 /// A token's power is at most its creator's current role: a demotion caps it at once on REST,
 /// and closes a socket it opened with more.
-#[tokio::test]
-async fn a_demoted_creator_caps_the_token() {
-    let server = server().await;
+async fn a_demoted_creator_caps_the_token(backend: Backend) {
+    let server = server(backend).await;
     let brand = server.brand().await;
     let root = server.login(&brand.admin_email).await;
     let lee_email = format!("lee@{}.test", brand.id);
@@ -138,9 +167,8 @@ async fn a_demoted_creator_caps_the_token() {
 }
 
 /// Issue 15: revoking a token left its open sockets working.
-#[tokio::test]
-async fn a_revoked_tokens_access_and_sockets_end() {
-    let server = server().await;
+async fn a_revoked_tokens_access_and_sockets_end(backend: Backend) {
+    let server = server(backend).await;
     let brand = server.brand().await;
     let root = server.login(&brand.admin_email).await;
     let (token, token_id) = create_token(&server, &root, json!({"name": "wallboard", "role": "manager"})).await;
@@ -161,9 +189,8 @@ async fn a_revoked_tokens_access_and_sockets_end() {
 /// Issue 15: an agent-role token acted with its creator's powers on the socket and on
 /// transfers. It is an agent of its own now: it holds no conversation (it is no seat on the
 /// desk), so it reads and writes none of anyone else's.
-#[tokio::test]
-async fn an_agent_role_token_cannot_touch_others_conversations() {
-    let server = server().await;
+async fn an_agent_role_token_cannot_touch_others_conversations(backend: Backend) {
+    let server = server(backend).await;
     let brand = server.brand().await;
     let root = server.login(&brand.admin_email).await;
     let (agent, _consumer, c) = assigned_conversation(&server, &brand, "gus").await;
@@ -215,9 +242,8 @@ async fn an_agent_role_token_cannot_touch_others_conversations() {
 
 /// Issue 15: a token's messages were signed as the admin who created it. A manager token may
 /// write into any conversation, under its own name and id.
-#[tokio::test]
-async fn a_tokens_messages_carry_its_own_name() {
-    let server = server().await;
+async fn a_tokens_messages_carry_its_own_name(backend: Backend) {
+    let server = server(backend).await;
     let brand = server.brand().await;
     let root = server.login(&brand.admin_email).await;
     let (mut agent, mut consumer, c) = assigned_conversation(&server, &brand, "hal").await;
@@ -255,9 +281,8 @@ async fn a_tokens_messages_carry_its_own_name() {
 
 /// Optional expiry, refused with a message naming it (REST and socket), and the last use,
 /// written at most once a minute.
-#[tokio::test]
-async fn tokens_expire_and_show_their_last_use() {
-    let server = server().await;
+async fn tokens_expire_and_show_their_last_use(backend: Backend) {
+    let server = server(backend).await;
     let brand = server.brand().await;
     let root = server.login(&brand.admin_email).await;
 
