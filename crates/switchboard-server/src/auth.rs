@@ -153,6 +153,35 @@ pub fn token_principal(token_id: i64) -> i64 {
     -token_id
 }
 
+/// Whether an API token works at `now`, given its creator's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStanding {
+    /// It works, acting with this role: the lower of its own and its creator's.
+    Active(Role),
+    /// Past its expiry.
+    Expired,
+    /// Its creator's account is disabled (it works again if they are enabled).
+    CreatorDisabled,
+    /// Its creator's account no longer exists in the brand.
+    CreatorMissing,
+}
+
+/// The one rule of what an API token may do now (authentication and the token list ask it).
+pub fn token_standing(
+    token: &switchboard_store::ApiToken,
+    creator: Option<switchboard_store::TokenCreator>,
+    now: i64,
+) -> TokenStanding {
+    if token.expires_at.is_some_and(|expires_at| expires_at <= now) {
+        return TokenStanding::Expired;
+    }
+    match creator {
+        None => TokenStanding::CreatorMissing,
+        Some(creator) if creator.disabled => TokenStanding::CreatorDisabled,
+        Some(creator) => TokenStanding::Active(token.role.min(creator.role)),
+    }
+}
+
 /// How often a token's `last_used_at` is written at most: it is shown to the minute, and a
 /// busy token must not cost a write per request.
 pub const LAST_USED_EVERY_MS: i64 = 60_000;
@@ -215,21 +244,19 @@ pub async fn authenticate_api_token(state: &AppState, token_hash: &str, now: i64
     let grant =
         state.store.api_token_grant(token_hash).await?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
     let token = grant.token;
-    if let Some(expires_at) = token.expires_at
-        && expires_at <= now
-    {
-        return Err(ApiError::new(
-            ErrorCode::TokenExpired,
-            format!(
-                "API token {:?} expired at {}; an admin can create a new one",
-                token.name,
-                crate::floor::iso8601(Some(expires_at))
-            ),
-        ));
-    }
-    let creator = match grant.creator {
-        Some(creator) if !creator.disabled => creator,
-        Some(_) => {
+    let role = match token_standing(&token, grant.creator, now) {
+        TokenStanding::Active(role) => role,
+        TokenStanding::Expired => {
+            return Err(ApiError::new(
+                ErrorCode::TokenExpired,
+                format!(
+                    "API token {:?} expired at {}; an admin can create a new one",
+                    token.name,
+                    crate::floor::iso8601(token.expires_at)
+                ),
+            ));
+        }
+        TokenStanding::CreatorDisabled => {
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 format!(
@@ -238,7 +265,7 @@ pub async fn authenticate_api_token(state: &AppState, token_hash: &str, now: i64
                 ),
             ));
         }
-        None => {
+        TokenStanding::CreatorMissing => {
             return Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 format!(
@@ -255,7 +282,7 @@ pub async fn authenticate_api_token(state: &AppState, token_hash: &str, now: i64
     }
     Ok(Caller {
         staff_id: token_principal(token.id),
-        role: token.role.min(creator.role),
+        role,
         name: token.name,
         brand_id: token.brand_id,
         session_token: None,

@@ -223,18 +223,38 @@ pub(super) async fn create_token(
         expires_at,
     };
     let info = state.store.create_api_token(&new, now).await?;
+    let creator = switchboard_store::TokenCreator { role: caller.role, disabled: false };
     let detail = json!({"name": info.name, "role": info.role.as_str(), "expires_at": info.expires_at});
     crate::audit::record(&state, &caller, "token.create", Some(format!("token {}", info.id)), detail).await;
-    Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info: info.into() })))
+    Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info: ApiToken::at(info, Some(creator), now) })))
 }
 
-/// The brand's API tokens (admin), with when each expires and was last used.
+/// The brand's API tokens (admin).
+///
+/// With when each expires and was last used, whether it works now and with what role.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ApiToken>)))]
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
 ) -> ApiResult<Json<Vec<ApiToken>>> {
-    Ok(Json(types::all(state.store.api_tokens(&caller.brand_id).await?)))
+    let creators: std::collections::HashMap<i64, switchboard_store::TokenCreator> = state
+        .store
+        .users(&caller.brand_id)
+        .await?
+        .into_iter()
+        .map(|user| (user.id, switchboard_store::TokenCreator { role: user.role, disabled: user.disabled }))
+        .collect();
+    let now = now_ms();
+    let tokens = state.store.api_tokens(&caller.brand_id).await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|token| {
+                let creator = creators.get(&token.created_by).copied();
+                ApiToken::at(token, creator, now)
+            })
+            .collect(),
+    ))
 }
 
 /// Revokes an API token (admin).

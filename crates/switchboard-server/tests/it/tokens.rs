@@ -72,10 +72,22 @@ async fn ended(socket: &mut Client) -> (Value, u16) {
     (error, closed["code"].as_u64().unwrap() as u16)
 }
 
+/// The token as the token list shows it.
+async fn listed(server: &TestServer, admin: &str, token_id: i64) -> Value {
+    let (status, tokens) = call(server, admin, Method::GET, "/api/v1/tokens", Value::Null).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens.as_array().unwrap().iter().find(|t| t["id"] == token_id).unwrap().clone()
+}
+
 /// The token's `last_used_at` in the token list.
 async fn last_used_at(server: &TestServer, admin: &str, token_id: i64) -> Value {
-    let (_, tokens) = call(server, admin, Method::GET, "/api/v1/tokens", Value::Null).await;
-    tokens.as_array().unwrap().iter().find(|t| t["id"] == token_id).unwrap()["last_used_at"].clone()
+    listed(server, admin, token_id).await["last_used_at"].clone()
+}
+
+/// The token's `status` and `acts_as` in the token list.
+async fn standing(server: &TestServer, admin: &str, token_id: i64) -> (String, Value) {
+    let token = listed(server, admin, token_id).await;
+    (token["status"].as_str().unwrap().to_owned(), token["acts_as"].clone())
 }
 
 /// A consumer's conversation, assigned to the brand's agent (online on the returned socket).
@@ -117,12 +129,14 @@ async fn a_departed_admins_token_creates_no_admins(backend: Backend) {
     assert!(server.store.user_by_email(&brand.id, "two@x.test").await.unwrap().is_none());
     let (error, code) = ended(&mut socket).await;
     assert_eq!((error["code"].as_str(), code), (Some("unauthenticated"), 4003), "{error}");
+    assert_eq!(standing(&server, &root, token_id).await, ("creator_disabled".to_owned(), Value::Null));
 
     // Enabled again, the token works again (it was never revoked).
     let (status, _) =
         call(&server, &root, Method::PATCH, &format!("/api/v1/users/{dana}"), json!({"disabled": false})).await;
     assert_eq!(status, 200);
     assert_eq!(call(&server, &token, Method::GET, "/api/v1/skills", Value::Null).await.0, 200);
+    assert_eq!(standing(&server, &root, token_id).await, ("active".to_owned(), json!("admin")));
 }
 
 /// A token's power is at most its creator's current role: a demotion caps it at once on REST,
@@ -133,7 +147,7 @@ async fn a_demoted_creator_caps_the_token(backend: Backend) {
     let root = server.login(&brand.admin_email).await;
     let lee_email = format!("lee@{}.test", brand.id);
     let lee = server.user(&brand, &lee_email, "Lee", Role::Admin, 0, vec![]).await;
-    let (token, _) = create_token(&server, &server.login(&lee_email).await, json!({"name": "ops"})).await;
+    let (token, token_id) = create_token(&server, &server.login(&lee_email).await, json!({"name": "ops"})).await;
     let (mut admin_socket, _) = agent_socket(&server, &token).await;
 
     let (status, _) =
@@ -150,6 +164,7 @@ async fn a_demoted_creator_caps_the_token(backend: Backend) {
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("acts as manager"), "{body}");
     assert_eq!(call(&server, &token, Method::GET, "/api/v1/queue", Value::Null).await.0, 200, "a manager's read");
+    assert_eq!(standing(&server, &root, token_id).await, ("active".to_owned(), json!("manager")), "the list says so");
     let (error, code) = ended(&mut admin_socket).await;
     assert_eq!((error["code"].as_str(), code), (Some("forbidden"), 4003), "{error}");
     assert!(error["msg"].as_str().unwrap().contains("now acts as manager"), "{error}");
@@ -291,6 +306,10 @@ async fn tokens_expire_and_show_their_last_use(backend: Backend) {
         call(&server, &root, Method::POST, "/api/v1/tokens", json!({"name": "quarterly", "expires_in_days": 90})).await;
     assert_eq!(status, 201, "{created}");
     let expires_at = created["info"]["expires_at"].as_i64().unwrap();
+    assert_eq!(
+        (created["info"]["status"].as_str(), created["info"]["acts_as"].as_str()),
+        (Some("active"), Some("admin"))
+    );
     assert!((before + 90 * 86_400_000..before + 90 * 86_400_000 + 60_000).contains(&expires_at), "{created}");
     for days in [0, 3651] {
         let (status, body) =
@@ -327,6 +346,8 @@ async fn tokens_expire_and_show_their_last_use(backend: Backend) {
     let (status, body) = call(&server, expired, Method::GET, "/api/v1/skills", Value::Null).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("token_expired")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("\"old\" expired at 20"), "{body}");
+    let old_id = server.store.api_token(&hash).await.unwrap().unwrap().id;
+    assert_eq!(standing(&server, &root, old_id).await, ("expired".to_owned(), Value::Null));
 
     let expiring = "sbt_expiring-token-of-the-test";
     let hash = switchboard_server::auth::hash_secret(expiring);
