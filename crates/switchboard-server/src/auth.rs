@@ -409,6 +409,41 @@ mod tests {
         }
     }
 
+    /// A token acts with the lower of its role and its creator's; expiry comes first, then
+    /// the creator's standing.
+    #[test]
+    fn a_tokens_standing_follows_its_expiry_and_its_creator() {
+        use switchboard_store::{ApiToken, TokenCreator};
+        let token = |role, expires_at| ApiToken {
+            id: 7,
+            brand_id: "acme".into(),
+            name: "ci".into(),
+            role,
+            created_by: 1,
+            created_at: 0,
+            expires_at,
+            last_used_at: None,
+        };
+        let creator = |role, disabled| Some(TokenCreator { role, disabled });
+        let admin_token = token(Role::Admin, Some(1_000));
+        assert_eq!(token_standing(&admin_token, creator(Role::Admin, false), 999), TokenStanding::Active(Role::Admin));
+        assert_eq!(
+            token_standing(&admin_token, creator(Role::Manager, false), 0),
+            TokenStanding::Active(Role::Manager),
+            "capped by a demoted creator"
+        );
+        assert_eq!(
+            token_standing(&token(Role::Agent, None), creator(Role::Admin, false), i64::MAX),
+            TokenStanding::Active(Role::Agent),
+            "never more than its own role; no expiry"
+        );
+        assert_eq!(token_standing(&admin_token, creator(Role::Admin, false), 1_000), TokenStanding::Expired);
+        assert_eq!(token_standing(&admin_token, creator(Role::Admin, true), 1_000), TokenStanding::Expired);
+        assert_eq!(token_standing(&admin_token, creator(Role::Admin, true), 0), TokenStanding::CreatorDisabled);
+        assert_eq!(token_standing(&admin_token, None, 0), TokenStanding::CreatorMissing);
+        assert_eq!(token_principal(7), -7);
+    }
+
     #[test]
     fn secrets_are_unique_and_hashes_stable() {
         let a = new_secret(SESSION_PREFIX);
