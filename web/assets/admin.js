@@ -1,6 +1,7 @@
-// Admin pages (#/admin/agents | skills | apps | messages | settings): brand users, routing
+// Admin pages (#/admin/agents | skills | apps | messages | tokens | settings): brand users, routing
 // skills, apps with their JWT keys, automatic messages (templates per trigger, skill and
-// language, with a preview) and brand settings (including auto-close). Forms use <label for>, native required fields,
+// language, with a preview), API tokens (created with a role and an optional expiry, the secret
+// shown once; listed with where each stands and its last use; revoked) and brand settings (including auto-close). Forms use <label for>, native required fields,
 // show the server's error message in an inline role=alert box and confirm success with a
 // toast. Tables are edited in place through expandable rows; deletes ask inline first.
 // All text is set through dom.js h() (textContent), never parsed as HTML.
@@ -13,6 +14,7 @@ const SECTIONS = [
   ['skills', 'Skills'],
   ['apps', 'Apps'],
   ['messages', 'Automatic messages'],
+  ['tokens', 'API tokens'],
   ['settings', 'Settings'],
 ];
 const ROLES = [
@@ -30,7 +32,7 @@ export function render(root, ctx, parts) {
   const title = SECTIONS.find(([key]) => key === section)[1];
   const { body, app } = adminShell(root, ctx, section, title, SUBTITLES[section]);
   if (body) {
-    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, messages: messagesPage, settings: settingsPage })[section](body, app);
+    ({ agents: agentsPage, skills: skillsPage, apps: appsPage, messages: messagesPage, tokens: tokensPage, settings: settingsPage })[section](body, app);
   }
   return () => {
     app.stopped = true;
@@ -75,6 +77,7 @@ const SUBTITLES = {
   skills: 'Queues that conversations are routed to',
   apps: 'Apps and websites consumers connect from, and the keys that sign their tokens',
   messages: 'What consumers are told automatically as their conversation moves along',
+  tokens: 'Credentials for scripts and integrations: each acts under its own name, never with more than its creator may do',
   settings: 'Brand-wide settings',
 };
 
@@ -568,6 +571,105 @@ function skillHoursForm(skill, stored, onSaved, close) {
   });
   form.addEventListener('keydown', (event) => { if (event.key === 'Escape') close(); });
   return form;
+}
+
+// ----- API tokens --------------------------------------------------------------------------
+
+const TOKEN_STATUS = {
+  active: ['Active', 'badge-ok'],
+  expired: ['Expired', 'badge-muted'],
+  creator_disabled: ['Creator disabled', 'badge-danger'],
+  creator_missing: ['Creator gone', 'badge-danger'],
+};
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+async function tokensPage(body, app) {
+  const loaded = await loadPage(body, app, tokensPage, [() => get('/api/v1/tokens'), () => get('/api/v1/users')]);
+  if (!loaded) return;
+  let [tokens, users] = loaded; // `tokens` shrinks when one is revoked
+  const userName = new Map(users.map((u) => [u.id, u.name]));
+  const count = h('span', { class: 'card-meta' });
+  const tbody = h('tbody');
+  const updateCount = () => {
+    count.textContent = `${tokens.length} ${tokens.length === 1 ? 'token' : 'tokens'}`;
+    if (!tokens.length && !tbody.querySelector('.placeholder-row')) {
+      tbody.appendChild(h('tr', { class: 'placeholder-row' }, h('td', { colspan: 6 }, 'No API tokens.')));
+    } else if (tokens.length) tbody.querySelector('.placeholder-row')?.remove();
+  };
+
+  // New token: the secret is shown once, here.
+  const alert = alertBox();
+  const nameInput = h('input', { type: 'text', name: 'name', id: 'new-token-name', required: true, maxlength: 200, autocomplete: 'off', placeholder: 'e.g. nightly export' });
+  const roleSelect = h('select', { name: 'role', id: 'new-token-role' },
+    ROLES.map(([value, label]) => h('option', { value, selected: value === 'manager' }, label)));
+  const daysInput = h('input', { type: 'number', name: 'expires_in_days', id: 'new-token-days', min: 1, max: 3650, step: 1, class: 'input-short', placeholder: 'never' });
+  const secretBox = h('div', { class: 'form-panel', id: 'new-token-secret', hidden: true, role: 'status' });
+  const form = h('form', { class: 'inline-form', id: 'new-token-form', 'aria-label': 'New API token' },
+    field('Name', nameInput),
+    field('Role', roleSelect, 'At most yours; it never does more than its creator may do now'),
+    field('Expires in days', daysInput, '1 to 3650; empty: until revoked'),
+    h('button', { type: 'submit', class: 'button primary' }, 'Create token'),
+    alert.node);
+  handleSubmit(form, alert, async () => {
+    const request = { name: nameInput.value.trim(), role: roleSelect.value };
+    if (daysInput.value !== '') request.expires_in_days = Number(daysInput.value);
+    const created = await post('/api/v1/tokens', request);
+    tokens.push(created.info);
+    const row = addRow(created.info);
+    updateCount();
+    form.reset();
+    clear(secretBox);
+    const secret = h('input', { type: 'text', readonly: true, class: 'mono token-secret', id: 'new-token-value', value: created.token, 'aria-label': `Secret of ${created.info.name}` });
+    secretBox.append(
+      h('p', null, `Copy the secret of “${created.info.name}” now: it is not shown again. Send it as Authorization: Bearer …`),
+      secret,
+      h('button', { type: 'button', class: 'button small', onclick: () => { clear(secretBox); secretBox.hidden = true; } }, 'Done'));
+    secretBox.hidden = false;
+    secret.focus();
+    secret.select();
+    flash(row);
+    app.toast(`Created API token “${created.info.name}”`);
+  });
+
+  const table = h('table', { class: 'data-table', id: 'tokens-admin-table' },
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Token'), h('th', { scope: 'col' }, 'Acts as'),
+      h('th', { scope: 'col' }, 'Created by'), h('th', { scope: 'col' }, 'Expires'), h('th', { scope: 'col' }, 'Last used'),
+      h('th', { scope: 'col', class: 'actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+    tbody);
+
+  function addRow(token) {
+    const [statusText, statusClass] = TOKEN_STATUS[token.status] || [token.status, 'badge-muted'];
+    const actsAs = token.status === 'active'
+      ? [ROLE_LABEL[token.acts_as] || token.acts_as,
+        token.acts_as !== token.role ? h('span', { class: 'sub' }, ` (capped from ${ROLE_LABEL[token.role] || token.role})`) : null]
+      : [badge(statusText, statusClass)];
+    const revokeButton = h('button', { type: 'button', class: 'button small danger-text', 'aria-label': `Revoke token ${token.name}` }, 'Revoke');
+    const actions = h('td', { class: 'actions' }, revokeButton);
+    const at = (ms, none) => (ms ? dateTimeFormat.format(new Date(ms)) : h('span', { class: 'muted' }, none));
+    const row = h('tr', { dataset: { tokenId: token.id } },
+      h('th', { scope: 'row', class: 'name' }, token.name, h('span', { class: 'muted id-note' }, ` #${token.id}`)),
+      h('td', { class: 'token-acts-as' }, ...actsAs),
+      h('td', null, userName.get(token.created_by) || `user ${token.created_by}`),
+      h('td', null, at(token.expires_at, 'Never')),
+      h('td', { class: 'token-last-used' }, at(token.last_used_at, 'Not yet')),
+      actions);
+    revokeButton.addEventListener('click', () => {
+      confirmInline(actions, `Revoke “${token.name}”? Its requests stop at once, its sockets within a heartbeat.`, 'Revoke', async () => {
+        await del(`/api/v1/tokens/${token.id}`);
+        tokens = tokens.filter((t) => t.id !== token.id);
+        row.remove();
+        updateCount();
+        app.toast(`Revoked API token “${token.name}”`);
+        nameInput.focus();
+      }, revokeButton);
+    });
+    tbody.appendChild(row);
+    return row;
+  }
+
+  tokens.forEach(addRow);
+  updateCount();
+  body.append(sectionCard('API tokens', count, null, form, secretBox, h('div', { class: 'table-wrap' }, table)));
 }
 
 // ----- apps --------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ const ROUTES = [
   { key: 'admin/skills', title: 'Skills', icon: 'skills', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/apps', title: 'Apps', icon: 'apps', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/messages', title: 'Automatic messages', icon: 'bolt', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
+  { key: 'admin/tokens', title: 'API tokens', icon: 'key', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/settings', title: 'Settings', icon: 'settings', group: 'Admin', allowed: isAdmin, load: () => import('./admin.js') },
   { key: 'admin/masking', title: 'Masking', icon: 'shield', group: 'Admin', allowed: isAdmin, load: () => import('./privacy.js') },
   { key: 'admin/data', title: 'Privacy & data', icon: 'data', group: 'Admin', allowed: isAdmin, load: () => import('./privacy.js') },

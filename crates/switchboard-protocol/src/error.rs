@@ -46,7 +46,7 @@ error_codes! {
     HelloRequired = ("hello_required", 400, "the first frame on a socket must be hello"),
     Unauthenticated = ("unauthenticated", 401, "no valid credentials were presented"),
     TokenInvalid = ("token_invalid", 401, "the consumer JWT failed verification (signature, algorithm, issuer, audience or subject)"),
-    TokenExpired = ("token_expired", 401, "the consumer JWT has expired (or is not yet valid); reconnect with a fresh one"),
+    TokenExpired = ("token_expired", 401, "the consumer JWT has expired (or is not yet valid), or the API token has expired; reconnect with a fresh one"),
     InvalidCredentials = ("invalid_credentials", 401, "wrong email or password"),
     SessionExpired = ("session_expired", 401, "the agent session has expired or was logged out; log in again"),
     Forbidden = ("forbidden", 403, "the caller's role does not allow this action"),

@@ -188,7 +188,7 @@ pub struct Hello {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<Box<AuthCode>>,
     /// Agent sockets: the session token from `POST /api/v1/auth/login` (browsers may send
-    /// the session cookie instead).
+    /// the session cookie instead), or an API token, which acts as itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     /// Consumer sockets: device information for agents.

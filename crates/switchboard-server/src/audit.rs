@@ -27,7 +27,7 @@ impl AuditActor {
     pub fn of(caller: &Caller) -> AuditActor {
         match caller.api_token_id {
             Some(token_id) => AuditActor { kind: ActorKind::ApiToken, id: Some(token_id), name: caller.name.clone() },
-            None => AuditActor { kind: ActorKind::User, id: Some(caller.user_id), name: caller.name.clone() },
+            None => AuditActor { kind: ActorKind::User, id: Some(caller.staff_id), name: caller.name.clone() },
         }
     }
 

@@ -130,15 +130,61 @@ pub fn random_password() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub brand_id: String,
-    /// The user, for sessions and for API tokens (the admin who created it).
-    pub user_id: i64,
+    /// Who acts, as the desk and the policy know them: a session's user id, or an API token's
+    /// own principal id ([`token_principal`]: the token's id, negated, so it never names a
+    /// user). A token acts under its own id and name, never as the user who created it.
+    pub staff_id: i64,
+    /// The user's name, or the token's.
     pub name: String,
+    /// What it may do: the user's role; for a token, its role capped by its creator's
+    /// current role.
     pub role: Role,
     /// Set for session callers: the token, so logout can end it.
     pub session_token: Option<String>,
     /// Set for API-token callers: the token's id (the audit log names the token).
     pub api_token_id: Option<i64>,
+    /// Set for API-token callers that expire: when (ms).
+    pub expires_at: Option<i64>,
 }
+
+/// The staff id an API token acts under: its id, negated. User ids are positive, so a
+/// token's messages, desk actions and socket never pass for a user's.
+pub fn token_principal(token_id: i64) -> i64 {
+    -token_id
+}
+
+/// Whether an API token works at `now`, given its creator's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStanding {
+    /// It works, acting with this role: the lower of its own and its creator's.
+    Active(Role),
+    /// Past its expiry.
+    Expired,
+    /// Its creator's account is disabled (it works again if they are enabled).
+    CreatorDisabled,
+    /// Its creator's account no longer exists in the brand.
+    CreatorMissing,
+}
+
+/// The one rule of what an API token may do now (authentication and the token list ask it).
+pub fn token_standing(
+    token: &switchboard_store::ApiToken,
+    creator: Option<switchboard_store::TokenCreator>,
+    now: i64,
+) -> TokenStanding {
+    if token.expires_at.is_some_and(|expires_at| expires_at <= now) {
+        return TokenStanding::Expired;
+    }
+    match creator {
+        None => TokenStanding::CreatorMissing,
+        Some(creator) if creator.disabled => TokenStanding::CreatorDisabled,
+        Some(creator) => TokenStanding::Active(token.role.min(creator.role)),
+    }
+}
+
+/// How often a token's `last_used_at` is written at most: it is shown to the minute, and a
+/// busy token must not cost a write per request.
+pub const LAST_USED_EVERY_MS: i64 = 60_000;
 
 /// The bearer token of a request, if any.
 pub fn bearer_token(parts: &Parts) -> Option<String> {
@@ -171,16 +217,7 @@ pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let hash = hash_secret(token);
     if token.starts_with(API_TOKEN_PREFIX) {
-        let api_token =
-            state.store.api_token(&hash).await?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
-        return Ok(Caller {
-            brand_id: api_token.brand_id,
-            user_id: api_token.created_by,
-            name: api_token.name,
-            role: api_token.role,
-            session_token: None,
-            api_token_id: Some(api_token.id),
-        });
+        return authenticate_api_token(state, &hash, crate::now_ms()).await;
     }
     let user = state
         .store
@@ -189,11 +226,68 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller,
         .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
     Ok(Caller {
         brand_id: user.brand_id,
-        user_id: user.id,
+        staff_id: user.id,
         name: user.name,
         role: user.role,
         session_token: Some(token.to_owned()),
         api_token_id: None,
+        expires_at: None,
+    })
+}
+
+/// Resolves an API token (by the hash of its secret) to its caller at `now`: refused if it
+/// was revoked, has expired, or its creator's account is disabled or gone; its role is at
+/// most its creator's current role. Records the use (at most once a minute; a failed write
+/// is logged, the request goes on). Also what an open token socket re-checks every
+/// heartbeat.
+pub async fn authenticate_api_token(state: &AppState, token_hash: &str, now: i64) -> Result<Caller, ApiError> {
+    let grant =
+        state.store.api_token_grant(token_hash).await?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
+    let token = grant.token;
+    let role = match token_standing(&token, grant.creator, now) {
+        TokenStanding::Active(role) => role,
+        TokenStanding::Expired => {
+            return Err(ApiError::new(
+                ErrorCode::TokenExpired,
+                format!(
+                    "API token {:?} expired at {}; an admin can create a new one",
+                    token.name,
+                    crate::floor::iso8601(token.expires_at)
+                ),
+            ));
+        }
+        TokenStanding::CreatorDisabled => {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                format!(
+                    "API token {:?} no longer works: the account of user {}, who created it, is disabled",
+                    token.name, token.created_by
+                ),
+            ));
+        }
+        TokenStanding::CreatorMissing => {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                format!(
+                    "API token {:?} no longer works: user {}, who created it, no longer exists",
+                    token.name, token.created_by
+                ),
+            ));
+        }
+    };
+    if token.last_used_at.is_none_or(|at| now - at >= LAST_USED_EVERY_MS)
+        && let Err(error) = state.store.touch_api_token(&token.brand_id, token.id, now).await
+    {
+        tracing::warn!(%error, token_id = token.id, "the API token's last use could not be recorded");
+    }
+    Ok(Caller {
+        staff_id: token_principal(token.id),
+        role,
+        name: token.name,
+        brand_id: token.brand_id,
+        session_token: None,
+        api_token_id: Some(token.id),
+        expires_at: token.expires_at,
     })
 }
 
@@ -201,10 +295,15 @@ async fn caller_with_role(parts: &Parts, state: &AppState, role: Role) -> Result
     let token = presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
     let caller = authenticate_token(state, &token).await?;
     if caller.role < role {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!("this action needs the {} role; you are {}", role.as_str(), caller.role.as_str()),
-        ));
+        let message = match caller.api_token_id {
+            Some(_) => format!(
+                "this action needs the {} role; this API token acts as {} (its role, capped by its creator's current role)",
+                role.as_str(),
+                caller.role.as_str()
+            ),
+            None => format!("this action needs the {} role; you are {}", role.as_str(), caller.role.as_str()),
+        };
+        return Err(ApiError::new(ErrorCode::Forbidden, message));
     }
     Ok(caller)
 }
@@ -308,6 +407,41 @@ mod tests {
             assert_eq!(password.chars().count(), 20);
             assert!(check_password_policy(&password, &[]).is_ok());
         }
+    }
+
+    /// A token acts with the lower of its role and its creator's; expiry comes first, then
+    /// the creator's standing.
+    #[test]
+    fn a_tokens_standing_follows_its_expiry_and_its_creator() {
+        use switchboard_store::{ApiToken, TokenCreator};
+        let token = |role, expires_at| ApiToken {
+            id: 7,
+            brand_id: "acme".into(),
+            name: "ci".into(),
+            role,
+            created_by: 1,
+            created_at: 0,
+            expires_at,
+            last_used_at: None,
+        };
+        let creator = |role, disabled| Some(TokenCreator { role, disabled });
+        let admin_token = token(Role::Admin, Some(1_000));
+        assert_eq!(token_standing(&admin_token, creator(Role::Admin, false), 999), TokenStanding::Active(Role::Admin));
+        assert_eq!(
+            token_standing(&admin_token, creator(Role::Manager, false), 0),
+            TokenStanding::Active(Role::Manager),
+            "capped by a demoted creator"
+        );
+        assert_eq!(
+            token_standing(&token(Role::Agent, None), creator(Role::Admin, false), i64::MAX),
+            TokenStanding::Active(Role::Agent),
+            "never more than its own role; no expiry"
+        );
+        assert_eq!(token_standing(&admin_token, creator(Role::Admin, false), 1_000), TokenStanding::Expired);
+        assert_eq!(token_standing(&admin_token, creator(Role::Admin, true), 1_000), TokenStanding::Expired);
+        assert_eq!(token_standing(&admin_token, creator(Role::Admin, true), 0), TokenStanding::CreatorDisabled);
+        assert_eq!(token_standing(&admin_token, None, 0), TokenStanding::CreatorMissing);
+        assert_eq!(token_principal(7), -7);
     }
 
     #[test]

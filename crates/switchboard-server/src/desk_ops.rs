@@ -32,10 +32,10 @@ impl<'a> Actor<'a> {
         Actor { brand_id: &user.brand_id, staff: user.staff() }
     }
 
-    /// A REST caller, with the role of their credential (an API token's role, which may be
-    /// lower than that of the user who created it).
+    /// A REST caller, as their credential: a user, or an API token under its own principal
+    /// id with its role capped by its creator's (see `auth::authenticate_api_token`).
     pub fn caller(caller: &'a Caller) -> Actor<'a> {
-        Actor { brand_id: &caller.brand_id, staff: Staff { id: caller.user_id, role: caller.role.to_core() } }
+        Actor { brand_id: &caller.brand_id, staff: Staff { id: caller.staff_id, role: caller.role.to_core() } }
     }
 }
 

@@ -80,7 +80,7 @@ async fn inbox(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> A
     let skills = skill_names(&state.store.skills(brand_id).await?);
     let masker = state.fanout.masker(brand_id).await?;
     let mut items = Vec::new();
-    for conversation in state.store.agent_conversations(brand_id, caller.user_id).await? {
+    for conversation in state.store.agent_conversations(brand_id, caller.staff_id).await? {
         let activity = state.store.activity(brand_id, conversation.id, conversation.agent_read_seq).await?;
         let consumer = state.store.consumer(brand_id, conversation.consumer_id).await?;
         let char_limit = Channel::parse(&conversation.channel).unwrap_or(Channel::InApp).max_chars(Side::Agent);
@@ -720,7 +720,7 @@ fn closed_by(side: Side) -> &'static str {
 }
 
 /// RFC 3339 in UTC, seconds precision; empty for `None`.
-fn iso8601(ms: Option<Millis>) -> String {
+pub(crate) fn iso8601(ms: Option<Millis>) -> String {
     let Some(ms) = ms else { return String::new() };
     let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))

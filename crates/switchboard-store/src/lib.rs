@@ -45,8 +45,8 @@ pub use crate::queries::outbox::OutboxEntry;
 pub use crate::queries::retention::{PurgeCounts, RetentionRun};
 pub use crate::queries::search::MAX_SEARCH_PAGE;
 pub use crate::queries::{
-    ApiToken, AppPatch, AutoCloseOutcome, BrandPatch, CsatError, NewApiToken, NewApp, NewBrand, NewUser, SkillPatch,
-    UserPatch,
+    ApiToken, ApiTokenGrant, AppPatch, AutoCloseOutcome, BrandPatch, CsatError, NewApiToken, NewApp, NewBrand, NewUser,
+    SkillPatch, TokenCreator, UserPatch,
 };
 pub use crate::writer::{AgentAppend, AgentTarget, Append, AppendError, Appended, ConsumerAppend, SystemAppend};
 

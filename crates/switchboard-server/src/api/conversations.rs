@@ -70,7 +70,7 @@ pub(super) async fn list_conversations(
         _ => false,
     };
     let agent_id =
-        if caller.role >= switchboard_store::Role::Manager || serving { query.agent_id } else { Some(caller.user_id) };
+        if caller.role >= switchboard_store::Role::Manager || serving { query.agent_id } else { Some(caller.staff_id) };
     let filter = ConversationFilter {
         status,
         consumer_id: query.consumer_id,

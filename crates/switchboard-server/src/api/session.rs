@@ -121,8 +121,20 @@ pub(super) async fn logout(State(state): State<AppState>, AgentAuth(caller): Age
 /// The logged-in user.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
 pub(super) async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> ApiResult<Json<User>> {
-    let user =
-        state.store.user(&caller.brand_id, caller.user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
+    if let Some(token_id) = caller.api_token_id {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "an API token is not a user account: this is token {token_id} ({:?}); GET /api/v1/tokens lists tokens",
+                caller.name
+            ),
+        ));
+    }
+    let user = state
+        .store
+        .user(&caller.brand_id, caller.staff_id)
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
     Ok(Json(user.into()))
 }
 
@@ -149,15 +161,18 @@ pub(super) async fn change_password(
     if caller.api_token_id.is_some() {
         return Err(ApiError::new(ErrorCode::Forbidden, "an API token has no password to change"));
     }
-    let user =
-        state.store.user(&caller.brand_id, caller.user_id).await?.ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
+    let user = state
+        .store
+        .user(&caller.brand_id, caller.staff_id)
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
     if !auth::verify_password(&request.current_password, &user.password_hash) {
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
     auth::check_password_policy(&request.new_password, &[&user.email, &user.name, &user.brand_id])?;
     let hash = auth::hash_password(&request.new_password)?;
     let keep = caller.session_token.as_deref().map(auth::hash_secret);
-    state.store.change_password(&caller.brand_id, caller.user_id, &hash, keep.as_deref()).await?;
+    state.store.change_password(&caller.brand_id, caller.staff_id, &hash, keep.as_deref()).await?;
     crate::demo_password_changed(&state, &user);
     crate::audit::record(&state, &caller, "user.password_change", Some(format!("user {}", user.id)), json!({})).await;
     Ok(StatusCode::NO_CONTENT)

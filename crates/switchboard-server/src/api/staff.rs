@@ -93,7 +93,8 @@ pub struct UserPatchRequest {
     pub max_concurrent: Option<i64>,
     #[schema(max_items = 1000)]
     pub skills: Option<Vec<i64>>,
-    /// Disabled users cannot log in; their sessions end.
+    /// Disabled users cannot log in; their sessions end, and the API tokens they created
+    /// stop working until they are enabled again.
     pub disabled: Option<bool>,
 }
 
@@ -174,7 +175,12 @@ pub struct CreateTokenResponse {
     pub info: ApiToken,
 }
 
-/// Creates an API token (admin).
+/// Creates an API token (admin, signed in).
+///
+/// A token cannot create tokens. The token is a principal of its own: it acts under its name
+/// and its own id (`-id` on the desk and in messages), with the lower of its role and its
+/// creator's current role, and stops working when its creator is disabled, when it expires,
+/// or when it is revoked (docs/security.md, "API tokens").
 #[utoipa::path(post, path = "/api/v1/tokens", request_body = CreateTokenRequest, tag = "tokens",
     responses((status = 201, body = CreateTokenResponse)))]
 pub(super) async fn create_token(
@@ -182,6 +188,10 @@ pub(super) async fn create_token(
     AdminAuth(caller): AdminAuth,
     Body(request): Body<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateTokenResponse>)> {
+    if caller.api_token_id.is_some() {
+        // A token minting tokens would outlive its own revocation.
+        return Err(ApiError::new(ErrorCode::Forbidden, "an API token cannot create API tokens; sign in as an admin"));
+    }
     check_len("name", &request.name, 1, 200)?;
     let role = request.role.map_or(caller.role, Into::into);
     if role > caller.role {
@@ -209,25 +219,47 @@ pub(super) async fn create_token(
         name: &request.name,
         role,
         token_hash: &token_hash,
-        created_by: caller.user_id,
+        created_by: caller.staff_id,
         expires_at,
     };
     let info = state.store.create_api_token(&new, now).await?;
+    let creator = switchboard_store::TokenCreator { role: caller.role, disabled: false };
     let detail = json!({"name": info.name, "role": info.role.as_str(), "expires_at": info.expires_at});
     crate::audit::record(&state, &caller, "token.create", Some(format!("token {}", info.id)), detail).await;
-    Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info: info.into() })))
+    Ok((StatusCode::CREATED, Json(CreateTokenResponse { token, info: ApiToken::at(info, Some(creator), now) })))
 }
 
 /// The brand's API tokens (admin).
+///
+/// With when each expires and was last used, whether it works now and with what role.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ApiToken>)))]
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
 ) -> ApiResult<Json<Vec<ApiToken>>> {
-    Ok(Json(types::all(state.store.api_tokens(&caller.brand_id).await?)))
+    let creators: std::collections::HashMap<i64, switchboard_store::TokenCreator> = state
+        .store
+        .users(&caller.brand_id)
+        .await?
+        .into_iter()
+        .map(|user| (user.id, switchboard_store::TokenCreator { role: user.role, disabled: user.disabled }))
+        .collect();
+    let now = now_ms();
+    let tokens = state.store.api_tokens(&caller.brand_id).await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|token| {
+                let creator = creators.get(&token.created_by).copied();
+                ApiToken::at(token, creator, now)
+            })
+            .collect(),
+    ))
 }
 
 /// Revokes an API token (admin).
+///
+/// Its requests are refused at once and its sockets close within a heartbeat.
 #[utoipa::path(delete, path = "/api/v1/tokens/{token_id}", tag = "tokens", params(("token_id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete_token(

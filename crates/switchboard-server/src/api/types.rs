@@ -456,13 +456,54 @@ pub struct ApiToken {
     pub expires_at: Option<Millis>,
     /// When it last authenticated a request or socket (to the minute).
     pub last_used_at: Option<Millis>,
+    /// Whether it works now.
+    pub status: TokenStatus,
+    /// The role it acts with now (the lower of `role` and its creator's current role);
+    /// absent unless `status` is `active`.
+    pub acts_as: Option<Role>,
 }
 
-impl From<switchboard_store::ApiToken> for ApiToken {
-    fn from(token: switchboard_store::ApiToken) -> ApiToken {
+/// Whether an API token works now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// It authenticates requests and sockets, as `acts_as`.
+    Active,
+    /// Past its `expires_at`.
+    Expired,
+    /// Its creator's account is disabled; it works again if they are enabled.
+    CreatorDisabled,
+    /// Its creator's account no longer exists.
+    CreatorMissing,
+}
+
+impl ApiToken {
+    /// The token as it stands at `now`, given its creator's standing (`None`: no such user).
+    pub fn at(
+        token: switchboard_store::ApiToken,
+        creator: Option<switchboard_store::TokenCreator>,
+        now: Millis,
+    ) -> ApiToken {
+        let (status, acts_as) = match crate::auth::token_standing(&token, creator, now) {
+            crate::auth::TokenStanding::Active(role) => (TokenStatus::Active, Some(role.into())),
+            crate::auth::TokenStanding::Expired => (TokenStatus::Expired, None),
+            crate::auth::TokenStanding::CreatorDisabled => (TokenStatus::CreatorDisabled, None),
+            crate::auth::TokenStanding::CreatorMissing => (TokenStatus::CreatorMissing, None),
+        };
         let switchboard_store::ApiToken { id, brand_id, name, role, created_by, created_at, expires_at, last_used_at } =
             token;
-        ApiToken { id, brand_id, name, role: role.into(), created_by, created_at, expires_at, last_used_at }
+        ApiToken {
+            id,
+            brand_id,
+            name,
+            role: role.into(),
+            created_by,
+            created_at,
+            expires_at,
+            last_used_at,
+            status,
+            acts_as,
+        }
     }
 }
 

@@ -240,6 +240,12 @@ pub(super) async fn handle_agent(
                 Closing::Closed(_) | Closing::AlreadyClosed(_) => Ok(ok(id)),
             }
         }
+        ClientFrame::State { .. } | ClientFrame::Accept { .. } | ClientFrame::Decline { .. } if peer.is_token() => {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "an API token is no seat on the desk: it has no availability and is offered no conversations",
+            ))
+        }
         ClientFrame::State { id, state: new_state } => {
             desk_ops::choose_state(state, peer.actor(), new_state).await?;
             peer.user.state = new_state;

@@ -229,11 +229,24 @@ pub(super) async fn authenticate_agent(
         .or(cookie)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "hello must carry a session token"))?;
     let caller = auth::authenticate_token(state, &token).await?;
-    let user = state
-        .store
-        .user(&caller.brand_id, caller.user_id)
-        .await?
-        .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
+    let (user, credential) = match caller.api_token_id {
+        None => {
+            let user = state
+                .store
+                .user(&caller.brand_id, caller.staff_id)
+                .await?
+                .ok_or_else(|| ApiError::code(ErrorCode::SessionExpired))?;
+            (user, AgentCredential::Session(auth::hash_secret(&token)))
+        }
+        Some(_) => {
+            let credential = AgentCredential::ApiToken {
+                hash: auth::hash_secret(&token),
+                role: caller.role,
+                expires_at: caller.expires_at,
+            };
+            (token_user(caller), credential)
+        }
+    };
     let subscription =
         state.bus.subscribe_as(Topic::Agent { brand: user.brand_id.as_str().into(), agent: user.id }, origin);
     let mut convs = Vec::new();
@@ -244,12 +257,34 @@ pub(super) async fn authenticate_agent(
     }
     let welcome = ServerFrame::Welcome {
         v: PROTOCOL_VERSION,
-        me: Me { id: user.id, name: Some(user.name.clone()), state: Some(user.state) },
+        me: Me {
+            id: user.id,
+            name: Some(user.name.clone()),
+            state: matches!(credential, AgentCredential::Session(_)).then_some(user.state),
+        },
         convs,
         anon: None,
         merged: None,
         hb: state.config.heartbeat_secs,
     };
-    let session_hash = caller.session_token.as_deref().map(auth::hash_secret);
-    Ok((Peer::Agent(AgentPeer { user, session_hash }), subscription, welcome))
+    Ok((Peer::Agent(AgentPeer { user, credential }), subscription, welcome))
+}
+
+/// An API token on the agent socket, as the principal it acts as: its own id
+/// (`auth::token_principal`) and name, its role capped by its creator's; no skills, no
+/// capacity, never online (it is no seat on the desk).
+fn token_user(caller: auth::Caller) -> User {
+    User {
+        id: caller.staff_id,
+        brand_id: caller.brand_id,
+        email: String::new(),
+        name: caller.name,
+        role: caller.role,
+        password_hash: String::new(),
+        max_concurrent: 0,
+        state: switchboard_protocol::AgentState::Offline,
+        disabled: false,
+        skills: Vec::new(),
+        created_at: 0,
+    }
 }

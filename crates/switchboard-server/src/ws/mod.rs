@@ -135,10 +135,65 @@ struct ConsumerPeer {
 
 /// An authenticated agent, manager or admin.
 struct AgentPeer {
+    /// The user; for an API token, the token as a principal of its own (`auth::token_principal`:
+    /// its negated id, its name, its role capped by its creator's; no skills, no capacity).
     user: User,
-    /// Hash of the session token the socket logged in with (`None` for API tokens): the
-    /// socket closes when that session ends (logout, expiry).
-    session_hash: Option<String>,
+    /// What the socket signed in with, checked again every heartbeat.
+    credential: AgentCredential,
+}
+
+impl AgentPeer {
+    /// Whether an API token (not a user) is on this socket.
+    fn is_token(&self) -> bool {
+        matches!(self.credential, AgentCredential::ApiToken { .. })
+    }
+}
+
+/// The credential of an agent socket.
+#[derive(Debug, Clone)]
+enum AgentCredential {
+    /// A login session, by the hash of its token: the socket closes when the session ends
+    /// (logout, expiry, a reset password, a disabled account).
+    Session(String),
+    /// An API token, by the hash of its secret, with the role the socket opened with and when
+    /// it expires: the socket closes when the token is revoked or expires, or its creator is
+    /// disabled or demoted below that role.
+    ApiToken { hash: String, role: Role, expires_at: Option<i64> },
+}
+
+/// Whether an agent socket's credential has ended since the last check: the error to send
+/// and how to close. A storage error is not an ended credential.
+async fn credential_ended(state: &AppState, credential: &AgentCredential) -> Option<(ApiError, Closing)> {
+    match credential {
+        AgentCredential::Session(hash) => {
+            matches!(state.store.session_user(hash, now_ms()).await, Ok(None)).then(|| {
+                (
+                    ApiError::code(ErrorCode::SessionExpired),
+                    Closing { code: CloseCode::Unauthorized, reason: "session ended" },
+                )
+            })
+        }
+        AgentCredential::ApiToken { hash, role, .. } => match auth::authenticate_api_token(state, hash, now_ms()).await
+        {
+            Ok(caller) if caller.role >= *role => None,
+            Ok(caller) => Some((
+                ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "this API token now acts as {} (its creator's role changed); it opened this socket as {}",
+                        caller.role.as_str(),
+                        role.as_str()
+                    ),
+                ),
+                Closing { code: CloseCode::Unauthorized, reason: "token role lowered" },
+            )),
+            Err(error) if matches!(error.code, ErrorCode::Internal | ErrorCode::Unavailable) => None,
+            Err(error) if error.code == ErrorCode::TokenExpired => {
+                Some((error, Closing { code: CloseCode::TokenExpired, reason: "token expired" }))
+            }
+            Err(error) => Some((error, Closing { code: CloseCode::Unauthorized, reason: "token no longer valid" })),
+        },
+    }
 }
 
 #[allow(clippy::large_enum_variant)] // One per socket, built once; boxing would only add an allocation.
@@ -228,9 +283,12 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     tracing::debug!(connection_id, endpoint = endpoint.label(), brand_id = peer.brand_id(), "socket authenticated");
     // An agent is connected while this guard lives: its drop (the socket ended, whatever
     // the reason) tells the brand's engine.
+    // An API token is no seat on the desk: it is never present, and nothing is routed to it.
     let _presence = match &peer {
-        Peer::Agent(agent) => Some(state.engines.agent_connected(&agent.user.brand_id, agent.user.id)),
-        Peer::Consumer(_) => None,
+        Peer::Agent(agent) if !agent.is_token() => {
+            Some(state.engines.agent_connected(&agent.user.brand_id, agent.user.id))
+        }
+        _ => None,
     };
 
     // 2. serve.
@@ -238,17 +296,22 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
     let silence_limit = heartbeat * 2 + Duration::from_secs(10);
     let mut ping_timer = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     let mut last_heard = Instant::now();
-    let token_expiry = match &peer {
-        Peer::Consumer(ConsumerPeer { expires_at_ms: Some(at), .. }) => {
+    let expires_at_ms = match &peer {
+        Peer::Consumer(ConsumerPeer { expires_at_ms, .. }) => *expires_at_ms,
+        Peer::Agent(AgentPeer { credential: AgentCredential::ApiToken { expires_at, .. }, .. }) => *expires_at,
+        Peer::Agent(_) => None,
+    };
+    let token_expiry = match expires_at_ms {
+        Some(at) => {
             let left = u64::try_from(at - now_ms()).unwrap_or(0);
             Instant::now() + Duration::from_millis(left)
         }
-        _ => Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
+        None => Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
     };
     let expiry = tokio::time::sleep_until(token_expiry);
     tokio::pin!(expiry);
-    let session_hash = match &peer {
-        Peer::Agent(agent) => agent.session_hash.clone(),
+    let credential = match &peer {
+        Peer::Agent(agent) => Some(agent.credential.clone()),
         Peer::Consumer(_) => None,
     };
     let mut shutdown = state.shutdown.clone();
@@ -334,13 +397,14 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
                     break Closing { code: CloseCode::HeartbeatTimeout, reason: "heartbeat timeout" };
                 }
                 if sink.send(WsMessage::Ping(Default::default())).await.is_err() { return }
-                // An agent's session that ended (logout elsewhere, expiry) ends its sockets
-                // within a heartbeat. A storage error is not an ended session.
-                if let Some(hash) = &session_hash
-                    && matches!(state.store.session_user(hash, now_ms()).await, Ok(None))
+                // An agent's session that ended (logout elsewhere, expiry), or an API token
+                // revoked, or whose creator was disabled or demoted, ends its sockets within a
+                // heartbeat.
+                if let Some(credential) = &credential
+                    && let Some((error, closing)) = credential_ended(&state, credential).await
                 {
-                    let _ = send_frame(&mut sink, &error_frame(None, ApiError::code(ErrorCode::SessionExpired))).await;
-                    break Closing { code: CloseCode::Unauthorized, reason: "session ended" };
+                    let _ = send_frame(&mut sink, &error_frame(None, error)).await;
+                    break closing;
                 }
             }
             () = &mut expiry => {

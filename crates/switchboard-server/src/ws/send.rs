@@ -69,6 +69,12 @@ pub(super) async fn submit_send(
             check_send(Channel::InApp, Side::Agent, &cid, &text)?;
             let target = match (c, consumer) {
                 (Some(c), None) => AgentTarget::Conversation(c),
+                (None, Some(_)) if peer.is_token() => {
+                    return Err(ApiError::new(
+                        ErrorCode::Forbidden,
+                        "an API token cannot start a conversation: it is no seat on the desk to hold one; write to an open conversation with c",
+                    ));
+                }
                 (None, Some(consumer)) => AgentTarget::Consumer(consumer),
                 _ => return Err(ApiError::bad_request("send needs exactly one of c (conversation) or consumer")),
             };

@@ -5,7 +5,8 @@
 //! welcome and auto-close settings are checked, previewed, stored and show in the thread; an
 //! admin masks, erases and reads the audit log, a manager searches and exports, an agent
 //! downloads a transcript, an
-//! admin sets up an app's APNs push and sends a test push to a fake provider. Screenshots of the main
+//! admin sets up an app's APNs push and sends a test push to a fake provider, an admin
+//! creates, uses and revokes an API token. Screenshots of the main
 //! screens land in `target/screenshots/`.
 
 #[allow(dead_code)]
@@ -441,6 +442,53 @@ async fn an_admin_creates_a_skill_and_an_agent_who_can_then_log_in() {
     for browser in [admin, nora] {
         browser.close().await;
     }
+}
+
+/// API tokens from their admin page: a token is created with a role and an expiry, its secret
+/// shown once works, the list shows where it stands and its last use, and revoking it (after
+/// an inline confirmation) ends its access.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and ChromeDriver (apt-get install chromium chromium-driver), run with --include-ignored"]
+async fn an_admin_creates_uses_and_revokes_an_api_token() {
+    let driver = Driver::start().await;
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = driver.browser().await;
+    admin.login(&server.http, &brand.admin_email, PASSWORD).await;
+    admin.visible("#dashboard").await;
+
+    admin.goto(&format!("{}/#/admin/tokens", server.http)).await;
+    admin.text_contains("#tokens-admin-table", "No API tokens").await;
+    admin.type_into("#new-token-name", "nightly export").await;
+    admin.select("#new-token-role", "manager").await;
+    admin.type_into("#new-token-days", "30").await;
+    admin.click("#new-token-form button[type=submit]").await;
+    admin.text_contains("#new-token-secret", "not shown again").await;
+    let secret = admin.until("the secret", "return document.querySelector('#new-token-value')?.value").await;
+    let secret = secret.as_str().unwrap().to_owned();
+    assert!(secret.starts_with("sbt_"), "{secret}");
+    let row = admin.text_contains("#tokens-admin-table", "nightly export").await;
+    assert!(row.contains("Manager") && row.contains("Not yet"), "{row}");
+    admin.screenshot("admin-tokens").await;
+
+    let (status, _) = call(&server, &secret, reqwest::Method::GET, "/api/v1/queue", serde_json::Value::Null).await;
+    assert_eq!(status, 200, "the secret shown works");
+    admin.goto(&format!("{}/#/admin/agents", server.http)).await;
+    admin.goto(&format!("{}/#/admin/tokens", server.http)).await;
+    admin
+        .until(
+            "the last use shown",
+            "const row = document.querySelector('#tokens-admin-table tbody tr'); \
+        return row && !row.querySelector('.token-last-used').textContent.includes('Not yet')",
+        )
+        .await;
+
+    admin.click("#tokens-admin-table button[aria-label^=\"Revoke token\"]").await;
+    admin.click("#tokens-admin-table .confirm button.danger").await;
+    admin.text_contains("#tokens-admin-table", "No API tokens").await;
+    let (status, _) = call(&server, &secret, reqwest::Method::GET, "/api/v1/queue", serde_json::Value::Null).await;
+    assert_eq!(status, 401, "revoked");
+    admin.close().await;
 }
 
 /// Push settings from the Apps page: the APNs form refuses a bad team id with the server's

@@ -21,3 +21,4 @@ mod robustness;
 mod tenancy;
 mod text_input;
 mod tls;
+mod tokens;

@@ -140,6 +140,23 @@ pub struct NewApiToken<'a> {
     pub expires_at: Option<Millis>,
 }
 
+/// An API token with its creator's standing now: what authenticating the token needs, in
+/// one read. A token never does more than its creator may do today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenGrant {
+    pub token: ApiToken,
+    /// The creator's current role and whether their account is disabled; `None` if the
+    /// account no longer exists in the token's brand.
+    pub creator: Option<TokenCreator>,
+}
+
+/// The standing of an API token's creator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCreator {
+    pub role: Role,
+    pub disabled: bool,
+}
+
 /// Why a CSAT answer was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CsatError {

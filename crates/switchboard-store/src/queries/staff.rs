@@ -281,6 +281,29 @@ impl Store {
         row.map(|row| api_token_from_row(&row)).transpose()
     }
 
+    /// The token with this hash and its creator's current role and standing, in one read.
+    pub async fn api_token_grant(&self, token_hash: &str) -> Result<Option<ApiTokenGrant>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.id, t.brand_id, t.name, t.role, t.created_by, t.created_at, t.expires_at, t.last_used_at,
+             u.role AS creator_role, u.disabled AS creator_disabled
+             FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by AND u.brand_id = t.brand_id
+             WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let token = api_token_from_row(&row)?;
+        let creator = match row.try_get::<Option<String>, _>("creator_role")? {
+            None => None,
+            Some(role) => Some(TokenCreator {
+                role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+                disabled: row.try_get::<Option<i64>, _>("creator_disabled")?.unwrap_or(0) != 0,
+            }),
+        };
+        Ok(Some(ApiTokenGrant { token, creator }))
+    }
+
     /// The brand's tokens.
     pub async fn api_tokens(&self, brand_id: &str) -> Result<Vec<ApiToken>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(

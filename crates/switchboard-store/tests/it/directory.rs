@@ -3,7 +3,7 @@
 use switchboard_protocol::AgentState;
 use switchboard_store::{
     AppPatch, BrandPatch, ConsumerClaims, DEFAULT_RETENTION_DAYS, NewApiToken, NewBrand, NewUser, Role, Store,
-    StoreError, User, UserPatch,
+    StoreError, TokenCreator, User, UserPatch,
 };
 
 use crate::support::{Brand, SECOND, T0};
@@ -20,6 +20,7 @@ conformance_tests! {
         api_tokens_are_found_by_hash,
         an_anonymous_consumer_merges_into_an_authenticated_one,
         api_tokens_expire_and_record_their_last_use,
+        a_token_is_read_with_its_creators_standing,
     ],
 }
 
@@ -338,4 +339,44 @@ async fn api_tokens_expire_and_record_their_last_use(store: Store) {
     store.touch_api_token("other", token.id, T0 + 200 * SECOND).await.unwrap();
     let listed = store.api_tokens("acme").await.unwrap();
     assert_eq!((listed[0].expires_at, listed[0].last_used_at), (Some(T0 + 3600 * SECOND), Some(T0 + 62 * SECOND)));
+}
+
+/// Authenticating a token reads its creator's current role and standing with it: a demoted,
+/// disabled or missing creator is seen at once.
+async fn a_token_is_read_with_its_creators_standing(store: Store) {
+    let brand = Brand::create(&store, "acme").await;
+    let admin = brand.user("root@acme.test", Role::Admin).await;
+    let new = |name: &'static str, hash: &'static str, created_by: i64| NewApiToken {
+        brand_id: "acme",
+        name,
+        role: Role::Admin,
+        token_hash: hash,
+        created_by,
+        expires_at: Some(T0 + 3600 * SECOND),
+    };
+    let token = store.create_api_token(&new("provisioning", "hash-p", admin.id), T0).await.unwrap();
+    let grant = store.api_token_grant("hash-p").await.unwrap().unwrap();
+    assert_eq!(grant.token, token);
+    assert_eq!(grant.creator, Some(TokenCreator { role: Role::Admin, disabled: false }));
+    assert_eq!(store.api_token_grant("hash-none").await.unwrap(), None);
+
+    let demote = UserPatch { role: Some(Role::Agent), ..Default::default() };
+    store.update_user("acme", admin.id, &demote).await.unwrap();
+    let grant = store.api_token_grant("hash-p").await.unwrap().unwrap();
+    assert_eq!(grant.creator, Some(TokenCreator { role: Role::Agent, disabled: false }));
+    let disable = UserPatch { disabled: Some(true), ..Default::default() };
+    store.update_user("acme", admin.id, &disable).await.unwrap();
+    let grant = store.api_token_grant("hash-p").await.unwrap().unwrap();
+    assert_eq!(grant.creator, Some(TokenCreator { role: Role::Agent, disabled: true }));
+
+    // A creator who is not a user of the token's brand (another brand's id) is no creator.
+    let other = Brand::create(&store, "other").await;
+    let stranger = other.user("root@other.test", Role::Admin).await;
+    store.create_api_token(&new("orphan", "hash-o", stranger.id), T0).await.unwrap();
+    assert_eq!(store.api_token_grant("hash-o").await.unwrap().unwrap().creator, None);
+
+    store.touch_api_token("acme", token.id, T0 + SECOND).await.unwrap();
+    assert_eq!(store.api_token_grant("hash-p").await.unwrap().unwrap().token.last_used_at, Some(T0 + SECOND));
+    store.delete_api_token("acme", token.id).await.unwrap();
+    assert_eq!(store.api_token_grant("hash-p").await.unwrap(), None, "a revoked token is gone");
 }
