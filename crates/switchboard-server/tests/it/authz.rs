@@ -307,8 +307,18 @@ async fn every_route_admits_exactly_the_callers_it_documents() {
     let doc: Value = reqwest::get(format!("{}/openapi.json", server.http)).await.unwrap().json().await.unwrap();
     let mut documented = Vec::new();
     for (path, operations) in doc["paths"].as_object().unwrap() {
-        for method in operations.as_object().unwrap().keys() {
-            documented.push((method.to_uppercase(), path.clone()));
+        for (method, operation) in operations.as_object().unwrap() {
+            let method = method.to_uppercase();
+            // The document says an operation needs no credentials with an empty requirement.
+            let public_in_doc = operation["security"].as_array().is_some_and(|any| any.contains(&json!({})));
+            if let Some((_, _, access)) = ROUTES.iter().find(|(m, p, _)| *m == method && p == path) {
+                assert_eq!(
+                    public_in_doc,
+                    *access == Public,
+                    "{method} {path}: the OpenAPI document and authz.rs disagree on whether it needs credentials"
+                );
+            }
+            documented.push((method, path.clone()));
         }
     }
     let missing: Vec<String> = documented
