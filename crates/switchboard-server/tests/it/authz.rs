@@ -238,8 +238,19 @@ fn error_code(route: &str, who: Who, status: u16, text: &str) -> String {
 
 #[tokio::test]
 async fn every_route_admits_exactly_the_callers_it_documents() {
-    let server =
-        TestServer::start_with(ServerConfig { operator_token: Some(OPERATOR.into()), ..ServerConfig::default() }).await;
+    matrix(Backend::Sqlite).await;
+}
+
+/// The same on PostgreSQL, whose queries scope by brand in their own SQL.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn every_route_admits_exactly_the_callers_it_documents_on_postgres() {
+    matrix(Backend::Postgres).await;
+}
+
+async fn matrix(backend: Backend) {
+    let config = ServerConfig { operator_token: Some(OPERATOR.into()), ..ServerConfig::default() };
+    let server = TestServer::start_on(backend, config).await;
     let a = server.brand().await;
     let b = server.brand().await;
     let manager_email = format!("manager@{}.test", a.id);
