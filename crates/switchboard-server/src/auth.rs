@@ -341,7 +341,8 @@ role_extractor!(
 );
 
 /// The deployment operator (creates brands). Authenticated by the operator token from the
-/// configuration; without one configured, every request is refused.
+/// configuration; without one configured, every request is refused: `401` without
+/// credentials (like every operation that needs them), `403` with some.
 #[derive(Debug, Clone)]
 pub struct OperatorAuth;
 
@@ -349,11 +350,11 @@ impl FromRequestParts<AppState> for OperatorAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let presented =
+            presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
         let expected = state.config.operator_token.as_deref().ok_or_else(|| {
             ApiError::new(ErrorCode::Forbidden, "no operator token is configured (SWITCHBOARD_OPERATOR_TOKEN)")
         })?;
-        let presented =
-            presented_token(parts, &state.config)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthenticated))?;
         if same_secret(&presented, expected) {
             Ok(OperatorAuth)
         } else {

@@ -211,3 +211,6 @@ pub fn verify_consumer_token(app: &App, keys: &[VerifyingKey], token: &str) -> R
 fn clip(value: String) -> String {
     if value.chars().count() <= MAX_CLAIM_CHARS { value } else { value.chars().take(MAX_CLAIM_CHARS).collect() }
 }
+
+#[cfg(test)]
+mod fuzz;

@@ -288,6 +288,11 @@ impl figment::Provider for FlagOverrides {
 }
 
 fn load_config(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Config> {
+    load_config_from(file, Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS), flags)
+}
+
+/// [`load_config`] with the environment given as a provider (the tests give their own).
+fn load_config_from(file: Option<&Path>, env: impl figment::Provider, flags: FlagOverrides) -> anyhow::Result<Config> {
     let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
     match file {
         Some(path) => {
@@ -298,7 +303,7 @@ fn load_config(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Conf
         }
         None => figment = figment.merge(Toml::file("switchboard.toml")),
     }
-    figment = figment.merge(Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS)).merge(flags);
+    figment = figment.merge(env).merge(flags);
     let raw: RawConfig = figment.extract().map_err(|error| anyhow::anyhow!("{}", describe_config_error(error)))?;
     validate(raw, &figment)
 }
@@ -914,6 +919,9 @@ fn run() -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

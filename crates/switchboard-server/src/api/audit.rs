@@ -46,8 +46,9 @@ pub struct AuditEntry {
     pub action: String,
     /// What it was done to, e.g. `user 12`.
     pub target: Option<String>,
-    /// The particulars (what changed, counts, an export's filters); never a secret.
-    #[schema(value_type = Object)]
+    /// The particulars (what changed, counts, an export's filters); never a secret. `null`
+    /// when there are none (a deletion).
+    #[schema(value_type = Option<Object>)]
     pub detail: Option<Value>,
 }
 

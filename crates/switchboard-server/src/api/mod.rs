@@ -203,13 +203,13 @@ fn random_id(prefix: &str) -> String {
 // ----- operations ------------------------------------------------------------------------
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = String)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = String)))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Readiness: the store answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = String), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()), responses((status = 200, body = String), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     if *state.shutdown.borrow() {
         return Err(ApiError::new(ErrorCode::Unavailable, "shutting down"));
@@ -222,7 +222,7 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 }
 
 /// Prometheus metrics. With `metrics_token` configured, only for `Authorization: Bearer <token>`.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("bearer" = [])), responses((status = 200, body = String), (status = 401, body = ErrorBody)))]
 async fn metrics_text(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if let Some(expected) = &state.config.metrics_token {
         let presented = headers
@@ -330,7 +330,7 @@ async fn json_error_bodies(request: Request, next: Next) -> Response {
         crate::floor::report_csv, search_history, export_conversations, conversation_transcript, audit_log, erase_consumer, get_retention, start_purge, healthz, readyz, metrics_text
     ),
     components(schemas(ErrorBody, ConversationStatus)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -345,6 +345,57 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Documents the error answers every operation of a kind can give, beside those it lists
+/// itself: `401` and `403` for those that need a bearer token (no valid credentials; the
+/// role, or a cookie request from a foreign origin), `400` for those that take parameters or a
+/// body, `404` for those with an id in the path, `413` for those that take a body. Each is
+/// `{code, message}`. So a client (and schemathesis' `status_code_conformance`) can rely on
+/// the document listing every status an operation answers with.
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let has_body = operation.request_body.is_some();
+                let has_parameters = operation.parameters.as_ref().is_some_and(|parameters| !parameters.is_empty());
+                let mut add = |status: &str, description: &str| {
+                    operation.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description).into());
+                };
+                // `None`: the document's own requirement, a bearer token.
+                if operation.security.is_none() {
+                    add("401", "No valid credentials (`unauthenticated`), or the session ended (`session_expired`).");
+                    add(
+                        "403",
+                        "The caller's role does not allow this (`forbidden`), or a cookie request came from a \
+                         foreign origin (`origin_refused`).",
+                    );
+                }
+                if has_body || has_parameters || path.contains('{') {
+                    add("400", "A parameter or the body is not valid (`bad_request` naming what and the limit).");
+                }
+                if path.contains('{') {
+                    add("404", "No such resource in the caller's brand.");
+                }
+                if has_body {
+                    add("413", "The body is larger than 1 MiB (`body_too_large`).");
+                }
+            }
+        }
     }
 }
 

@@ -35,7 +35,7 @@ pub struct LoginResponse {
 }
 
 /// Logs a staff user in.
-#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "auth",
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "auth", security(()),
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
 pub(super) async fn login(
     State(state): State<AppState>,

@@ -77,6 +77,9 @@ pub(super) async fn list_skills(
 }
 
 /// Deletes a skill (admin).
+///
+/// Its own automatic messages and business hours go with it; agents, apps and the brand
+/// that named it no longer do. Conversations keep its id.
 #[utoipa::path(delete, path = "/api/v1/skills/{skill_id}", tag = "skills", params(("skill_id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub(super) async fn delete_skill(

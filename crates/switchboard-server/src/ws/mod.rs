@@ -11,6 +11,8 @@
 //! authenticates, `send` runs the message path, `commands` everything else.
 
 mod commands;
+#[cfg(test)]
+mod fuzz;
 mod hello;
 mod send;
 

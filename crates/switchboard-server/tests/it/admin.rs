@@ -195,3 +195,20 @@ async fn history_hides_conversations_older_than_the_retention() {
         "an earlier `from` does not reach past the retention"
     );
 }
+
+/// Found by schemathesis: without an operator token configured, a request with no
+/// credentials got 403 where every other operation answers 401. It gets 401 now; one with
+/// credentials is told that no operator token is configured.
+#[tokio::test]
+async fn without_an_operator_token_brands_cannot_be_created() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let body = json!({"id": "acme", "name": "Acme", "admin_email": "root@acme.test", "admin_name": "Root", "admin_password": PASSWORD});
+    let anonymous = http.post(format!("{}/api/v1/brands", server.http)).json(&body).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let guessed =
+        http.post(format!("{}/api/v1/brands", server.http)).bearer_auth(OPERATOR).json(&body).send().await.unwrap();
+    assert_eq!(guessed.status(), 403);
+    let error: Value = guessed.json().await.unwrap();
+    assert!(error["message"].as_str().unwrap().contains("SWITCHBOARD_OPERATOR_TOKEN"), "{error}");
+}

@@ -325,3 +325,34 @@ async fn automatic_messages_come_in_the_consumers_language_from_the_token_or_the
         .await;
     assert_eq!(refused["code"], "bad_request", "{refused}");
 }
+
+/// Found by schemathesis: deleting a skill that had its own automatic message failed with a
+/// server error (the message still named it). The skill's messages go with it; the
+/// brand-wide ones stay, and the audit log shows the deletion (its detail is `null`).
+#[tokio::test]
+async fn a_skill_with_its_own_automatic_messages_can_be_deleted() {
+    let server = TestServer::start().await;
+    let brand = server.brand().await;
+    let admin = server.login(&brand.admin_email).await;
+    let (status, skill) =
+        call(&server, &admin, reqwest::Method::POST, "/api/v1/skills", json!({"name": "Billing"})).await;
+    assert_eq!(status, 201, "{skill}");
+    let skill_id = skill["id"].as_i64().unwrap();
+    for body in [
+        json!({"trigger": "welcome", "text": "Billing here", "skill_id": skill_id}),
+        json!({"trigger": "welcome", "text": "Hello"}),
+    ] {
+        let (status, saved) = call(&server, &admin, reqwest::Method::PUT, "/api/v1/automatic-messages", body).await;
+        assert_eq!(status, 200, "{saved}");
+    }
+    let path = format!("/api/v1/skills/{skill_id}");
+    let (status, body) = call(&server, &admin, reqwest::Method::DELETE, &path, Value::Null).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, listed) = call(&server, &admin, reqwest::Method::GET, "/api/v1/automatic-messages", Value::Null).await;
+    let texts: Vec<&str> = listed["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Hello"], "{listed}");
+    let (status, audit) = call(&server, &admin, reqwest::Method::GET, "/api/v1/audit", Value::Null).await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(audit["entries"][0]["action"], "skill.delete", "{audit}");
+    assert_eq!(audit["entries"][0]["detail"], Value::Null, "{audit}");
+}

@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod auth;
+mod authz;
 mod automation;
 mod conversation;
 mod credentials;

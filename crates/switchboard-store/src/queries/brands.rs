@@ -144,6 +144,12 @@ impl Store {
             .bind(skill_id)
             .execute(&mut *tx)
             .await?;
+        // The skill's own automatic messages go with it (the brand-wide ones stay).
+        sqlx::query("DELETE FROM automatic_messages WHERE brand_id = $1 AND skill_id = $2")
+            .bind(brand_id)
+            .bind(skill_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "DELETE FROM user_skills WHERE skill_id = $2 AND skill_id IN (SELECT id FROM skills WHERE brand_id = $1)",
         )
