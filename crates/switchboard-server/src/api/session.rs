@@ -34,7 +34,9 @@ pub struct LoginResponse {
     pub user: User,
 }
 
-/// Logs a staff user in. Failed logins are limited per account and per client address
+/// Logs a staff user in.
+///
+/// Failed logins are limited per account and per client address
 /// (`login_attempts_per_account`, `login_attempts_per_address` within `login_window_secs`):
 /// beyond, every login — the right password too — is answered `too_many_requests` (429) with
 /// `Retry-After` until the wait is over. A right password clears its account's count.
