@@ -405,6 +405,7 @@ fn describe_config_error(error: figment::Error) -> String {
 
 fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
     let push = push_config(&raw, figment)?;
+    let abuse = abuse_config(&raw, figment)?;
     let listen: SocketAddr = raw.listen.parse().map_err(|_| {
         anyhow::anyhow!(
             "invalid configuration: listen = {:?} is not an address like 127.0.0.1:8080 (from {})",
@@ -501,7 +502,6 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             source_of(figment, "metrics_token")
         );
     }
-    let abuse = abuse_config(&raw, figment)?;
     let demo_credentials = raw.demo.then(|| seed::credentials_path(&raw.data_dir));
     Ok(Config {
         listen,

@@ -188,7 +188,10 @@ fn logs_have_no_colour_codes_when_not_on_a_terminal() {
     let dir = temp_dir("sb-colour");
     let (server, _, printed) = start_server_logging(&dir, "info");
     stop(server);
-    let log = printed.iter().find(|line| line.contains("INFO")).expect("an info line before the banner");
+    let log = printed
+        .iter()
+        .find(|line| line.contains("INFO") && line.contains("listening"))
+        .expect("the info line saying where it listens, before the banner");
     assert!(!printed.iter().any(|line| line.contains('\u{1b}')), "escape codes in {printed:#?}");
     assert!(log.contains("listening"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
