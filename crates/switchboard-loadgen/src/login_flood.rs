@@ -213,7 +213,8 @@ pub async fn run(args: LoginFloodArgs) -> Result<()> {
         "baseline_secs": args.baseline,
         "probe_ms": args.probe_ms,
         "attempts": sent,
-        "attempts_per_sec": sent as f64 / flood_secs,
+        "attempts_per_sec": sent as f64 / args.duration.max(1) as f64,
+        "secs_until_every_answer": flood_secs,
         "answers": {
             "unauthorized_401": count(&outcomes.unauthorized),
             "too_many_requests_429": count(&outcomes.limited),
@@ -234,8 +235,9 @@ pub async fn run(args: LoginFloodArgs) -> Result<()> {
         out.push('\n');
     };
     line(format!(
-        "flood: {sent} wrong-password logins in {flood_secs:.1} s ({:.1}/s) from {} source address(es); {}",
-        sent as f64 / flood_secs,
+        "flood: {sent} wrong-password logins in {} s ({:.1}/s; the last answered after {flood_secs:.1} s) from {} source address(es); {}",
+        args.duration,
+        sent as f64 / args.duration.max(1) as f64,
         sources.len(),
         args.setup
     ));

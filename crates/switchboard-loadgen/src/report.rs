@@ -205,8 +205,8 @@ fn login_flood_rows(runs: &[Run]) -> Vec<[String; 5]> {
         let answer = |name: &str| thousands(run.f64(&format!("answers.{name}")).unwrap_or(0.0));
         rows.push([
             format!(
-                "a logged-in agent during a flood of {:.0} wrong-password logins/s from {} addresses ({setup})",
-                run.f64("attempts_per_sec").unwrap_or(0.0),
+                "a logged-in agent during a flood of {:.0} wrong-password logins/s (paced) from {} addresses ({setup})",
+                run.f64("rate").unwrap_or(0.0),
                 run.f64("addresses").unwrap_or(0.0)
             ),
             "REST p99 < 100 ms and WebSocket p99 < 100 ms (issue 15)".into(),
