@@ -362,13 +362,14 @@ impl ClientAddress {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
         if config.trust_forwarded_for
+            // The last entry only: the ones before it are whatever the client sent.
             && let Some(forwarded) = headers
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|value| value.to_str().ok())
                 .flat_map(|value| value.split(','))
-                .filter_map(|item| item.trim().parse::<IpAddr>().ok())
-                .last()
+                .next_back()
+                .and_then(|item| item.trim().parse::<IpAddr>().ok())
         {
             return ClientAddress(forwarded);
         }
