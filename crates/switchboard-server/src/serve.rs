@@ -2,7 +2,8 @@
 //! the server has a certificate. It replaces `axum::serve` because the edge needs what that
 //! one does not offer: TLS with a certificate that reloads, plain HTTP on a TLS port answered
 //! by policy (redirected or refused), a deadline for the TLS handshake and for request
-//! headers, and the client's address on every request (`ConnectInfo`).
+//! headers, the client's address on every request (`ConnectInfo`), and a cap of open
+//! connections per client address (`abuse::ConnectionCounts`).
 //!
 //! Each accepted connection gets its own task; a slow or silent client never holds up the
 //! accept loop. On shutdown the loop stops accepting, idle keep-alive connections close, and
