@@ -44,6 +44,10 @@ stop_server() {
 }
 trap stop_server EXIT
 
+# The load generator is a few clients on loopback addresses holding thousands of sockets and
+# anonymous identities: the per-address limits against abuse would refuse it (issue 15).
+export SWITCHBOARD_ANONYMOUS_PER_ADDRESS=0 SWITCHBOARD_MAX_CONNECTIONS_PER_ADDRESS=0 SWITCHBOARD_MAX_UNAUTHENTICATED_SOCKETS=0
+
 # start_server [DATABASE_URL]: a fresh data directory (demo brand seeded), the periodic purge
 # off (the purge benchmark starts it over REST); sets server_pid, data_dir, database_url.
 start_server() {

@@ -33,6 +33,9 @@ server_log="$data_dir/server.log"
 # No SWITCHBOARD_* configuration leaks in from the caller's environment or a local
 # switchboard.toml: the server runs with its defaults plus the flags below.
 for var in $(env | grep -o '^SWITCHBOARD_[A-Z_]*' || true); do unset "$var"; done
+# The load generator is a few clients on loopback addresses holding thousands of sockets and
+# anonymous identities: the per-address limits against abuse would refuse it (issue 15).
+export SWITCHBOARD_ANONYMOUS_PER_ADDRESS=0 SWITCHBOARD_MAX_CONNECTIONS_PER_ADDRESS=0 SWITCHBOARD_MAX_UNAUTHENTICATED_SOCKETS=0
 server_cmd=(target/release/switchboard serve --listen "$listen" --data-dir "$data_dir")
 sqlite_sync="${BENCH_SQLITE_SYNC:-full}"
 (cd "$data_dir" && SWITCHBOARD_SQLITE_SYNC="$sqlite_sync" exec "$root/${server_cmd[0]}" "${server_cmd[@]:1}") >"$server_log" 2>&1 &

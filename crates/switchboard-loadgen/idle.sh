@@ -37,6 +37,9 @@ bin="$target_dir/release"
 data_dir="$(mktemp -d -t switchboard-idle.XXXXXX)"
 server_log="$data_dir/server.log"
 for var in $(env | grep -o '^SWITCHBOARD_[A-Z_]*' || true); do unset "$var"; done
+# The load generator is a few clients on loopback addresses holding thousands of sockets and
+# anonymous identities: the per-address limits against abuse would refuse it (issue 15).
+export SWITCHBOARD_ANONYMOUS_PER_ADDRESS=0 SWITCHBOARD_MAX_CONNECTIONS_PER_ADDRESS=0 SWITCHBOARD_MAX_UNAUTHENTICATED_SOCKETS=0
 server_cmd=("$bin/switchboard" serve --listen "$listen" --data-dir "$data_dir")
 server_pid=""
 start_server() {

@@ -7,6 +7,7 @@
 //! auto-close timers, all in process; `push` the pushes per second to a fake FCM and the
 //! message path's rate with and without push; `seed`, `search`, `export` and `purge` measure the
 //! reporting API, transcript exports and the retention purge on bulk data (`governance`);
+//! `login-flood` a logged-in agent's latency under a flood of wrong-password logins;
 //! `report` regenerates the benchmarks page's table and chart from the raw runs.
 
 mod bytes;
@@ -15,6 +16,7 @@ mod desk;
 mod eta;
 mod governance;
 mod idle;
+mod login_flood;
 mod push;
 mod record;
 mod report;
@@ -73,6 +75,8 @@ enum Command {
     Export(governance::ExportArgs),
     /// The message path's latency with and without a retention purge underneath.
     Purge(governance::PurgeArgs),
+    /// A logged-in agent's REST and WebSocket latency under a flood of wrong-password logins.
+    LoginFlood(login_flood::LoginFloodArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +119,13 @@ fn main() -> ExitCode {
             Command::Timers(args) => timers::run(args),
             Command::Report(args) => report::run(args),
             Command::Record(args) => record::run_record(args),
+            Command::LoginFlood(args) => {
+                let limit = Duration::from_secs(args.baseline + args.duration + 300);
+                match tokio::time::timeout(limit, login_flood::run(args)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!("login-flood did not finish within {limit:?}")),
+                }
+            }
             Command::Seed(args) => governance::seed(args).await,
             Command::Search(args) => governance::search(args).await,
             Command::Export(args) => governance::export(args).await,

@@ -72,8 +72,10 @@ error_codes! {
     OriginRefused = ("origin_refused", 403, "a browser request came from an origin the server does not allow (neither its own nor one in allowed_origins)"),
     WeakPassword = ("weak_password", 400, "the password is refused by the password policy (10 to 256 characters, strength score at least 3 of 4, not built from the account's own names); the message names the rule"),
     BrandRequired = ("brand_required", 400, "these credentials match accounts in more than one brand; log in again naming the brand"),
+    TooManyRequests = ("too_many_requests", 429, "a limit against abuse was reached: failed logins per account or client address, new anonymous identities or open connections per client address; the message names the limit, and Retry-After says when to try again"),
+    BodyTimeout = ("body_timeout", 408, "the request body did not arrive in full within the body read timeout (body_read_timeout_secs, 30 s by default); the connection is closed"),
     Internal = ("internal", 500, "an unexpected server error; it was logged with details"),
-    Unavailable = ("unavailable", 503, "the server is shutting down or its storage is unavailable; retry"),
+    Unavailable = ("unavailable", 503, "the server is shutting down, its storage is unavailable, or it is busy (too many passwords being checked, too many sockets waiting to authenticate); retry, after Retry-After when sent"),
     /// What a client decodes a code it does not know into (a newer server's). Never sent.
     #[serde(other)]
     Unknown = ("unknown", 500, "never sent: what a client decodes an error code it does not know (from a newer server) into; treat the request as refused and show the message"),

@@ -13,17 +13,25 @@ use switchboard_store::{AppendError, CsatError, StoreError};
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds to wait before trying again: REST sends them as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// An error with a specific message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), retry_after: None }
     }
 
     /// An error with the code's table description as message.
     pub fn code(code: ErrorCode) -> ApiError {
-        ApiError { code, message: code.description().to_owned() }
+        ApiError { code, message: code.description().to_owned(), retry_after: None }
+    }
+
+    /// The same error, telling the client to wait `secs` seconds before trying again.
+    pub fn retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     /// A bad request naming what was wrong.
@@ -50,7 +58,12 @@ pub struct ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorBody { code: self.code.as_str().to_owned(), message: self.message })).into_response()
+        let mut response =
+            (status, Json(ErrorBody { code: self.code.as_str().to_owned(), message: self.message })).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -19,8 +19,11 @@
 //!   upgrades) and the security headers of every response.
 //! - `serve`, `tls`: the accept loop (TLS, plain HTTP on a TLS port, handshake and header
 //!   deadlines) and the certificate that reloads when its files change.
+//! - `abuse`: login limits per account and address, anonymous identities per address,
+//!   password hashing on blocking threads, the body deadline, connection caps.
 //! - `seed`: demo data for `switchboard serve` without configuration.
 
+pub mod abuse;
 pub mod access;
 pub mod api;
 pub mod audit;
@@ -112,6 +115,9 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<origin::Origin>,
     /// When set, `/metrics` needs `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,
+    /// Limits against abuse: logins, anonymous identities, password hashing, request
+    /// bodies, connections (see `abuse`).
+    pub abuse: abuse::AbuseConfig,
 }
 
 impl Default for ServerConfig {
@@ -131,6 +137,7 @@ impl Default for ServerConfig {
             trust_proxy_tls: false,
             allowed_origins: Vec::new(),
             metrics_token: None,
+            abuse: abuse::AbuseConfig::default(),
         }
     }
 }
@@ -171,6 +178,8 @@ pub struct Shared {
     /// Each app's identity-provider settings, filled on first use and dropped when an admin
     /// changes them. A std `Mutex`: held for a lookup or insert, never across `.await`.
     pub app_identity: Mutex<HashMap<String, Arc<switchboard_store::IdentitySettings>>>,
+    /// Login and anonymous-identity limits, password hashing, the unauthenticated sockets.
+    pub abuse: abuse::Abuse,
 }
 
 /// A demo login's password was changed or the login disabled: the demo's credentials file
@@ -239,6 +248,7 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
     let fanout = fanout::Fanout::new(bus.clone(), store.clone());
     let push = Arc::new(push::Push::new(config.push.clone(), store.clone(), bus.clone(), fanout.clone())?);
     let identity = identity::Identity::new(&config.identity_extra_roots)?;
+    let abuse = abuse::Abuse::new(config.abuse.clone());
     let state = AppState(Arc::new(Shared {
         engines: engine::Engines::new(
             engine::EngineConfig {
@@ -261,6 +271,7 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
         push,
         identity,
         app_identity: Mutex::new(HashMap::new()),
+        abuse,
     }));
     state.engines.start_busy_brands().await?;
     retention::spawn(state.clone());
@@ -279,7 +290,14 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
     }
     let dispatcher = state.push.spawn(state.shutdown.clone());
     let plain_http = state.config.plain_http;
-    let task = serve::spawn(listener, serve::Edge { app, tls, plain_http }, state.shutdown.clone());
-    tracing::info!(%addr, tls = state.config.tls.is_some(), "listening");
+    let connections = abuse::ConnectionCounts::new(state.config.abuse.max_connections_per_address);
+    let task = serve::spawn(listener, serve::Edge { app, tls, plain_http, connections }, state.shutdown.clone());
+    tracing::info!(
+        %addr,
+        tls = state.config.tls.is_some(),
+        password_hash_threads = state.abuse.hashing.threads(),
+        max_connections_per_address = state.config.abuse.max_connections_per_address,
+        "listening"
+    );
     Ok(Running { addr, state, shutdown: shutdown_tx, task, dispatcher })
 }

@@ -38,6 +38,11 @@ pub const AUDIT_WRITE_FAILURES: &str = "switchboard_audit_write_failures_total";
 /// events | outbox.
 pub const RETENTION_PURGED: &str = "switchboard_retention_purged_total";
 
+/// Counter: requests and connections refused by a limit against abuse, label `limit` = login |
+/// anonymous | password_hashing | body_timeout | unauthenticated_sockets |
+/// connections_per_address.
+pub const ABUSE_REFUSED: &str = "switchboard_abuse_refused_total";
+
 /// Counter: fetches of a brand's JWKS URL that failed (cached keys may have served).
 pub const JWKS_FETCH_FAILURES: &str = "switchboard_jwks_fetch_failures_total";
 /// Counter: pushes a provider accepted, label `provider` = fcm | apns.
@@ -97,6 +102,7 @@ fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by status class (WebSocket upgrades are 1xx)");
     metrics::describe_counter!(TLS_RELOADS, "TLS certificate reloads after its files changed, by outcome");
     metrics::describe_counter!(CONNECTIONS_REFUSED, "connections ended before a request, by reason");
+    metrics::describe_counter!(ABUSE_REFUSED, "requests and connections refused by a limit against abuse, by limit");
     metrics::describe_counter!(ORIGIN_REFUSED, "browser requests refused for a foreign Origin");
     metrics::describe_counter!(AUDIT_WRITE_FAILURES, "audit log entries that could not be written");
     metrics::describe_counter!(RETENTION_PURGED, "rows deleted by the retention purge, by kind");

@@ -2,7 +2,8 @@
 //! the server has a certificate. It replaces `axum::serve` because the edge needs what that
 //! one does not offer: TLS with a certificate that reloads, plain HTTP on a TLS port answered
 //! by policy (redirected or refused), a deadline for the TLS handshake and for request
-//! headers, and the client's address on every request (`ConnectInfo`).
+//! headers, the client's address on every request (`ConnectInfo`), and a cap of open
+//! connections per client address (`abuse::ConnectionCounts`).
 //!
 //! Each accepted connection gets its own task; a slow or silent client never holds up the
 //! accept loop. On shutdown the loop stops accepting, idle keep-alive connections close, and
@@ -18,7 +19,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_service::Service;
@@ -52,6 +53,8 @@ pub(crate) struct Edge {
     pub app: Router,
     pub tls: Option<Acceptor>,
     pub plain_http: PlainHttp,
+    /// Open connections per client address, and the cap.
+    pub connections: Arc<crate::abuse::ConnectionCounts>,
 }
 
 /// Serves `listener` until `shutdown` flips to `true`, then shuts down gracefully.
@@ -83,6 +86,13 @@ pub(crate) async fn serve(
         // behind the peer's delayed ACK in the load test).
         let _ = tcp.set_nodelay(true);
         let edge = edge.clone();
+        let Some(slot) = edge.connections.open(peer.ip()) else {
+            metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "connections_per_address").increment(1);
+            metrics::counter!(crate::metrics::ABUSE_REFUSED, "limit" => "connections_per_address").increment(1);
+            tracing::debug!(%peer, "connection refused: the address has max_connections_per_address open");
+            tokio::spawn(async move { refuse_connection(tcp, peer, &edge).await });
+            continue;
+        };
         let open = connections.subscribe();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -94,6 +104,7 @@ pub(crate) async fn serve(
                 }
             }
             drop(open);
+            drop(slot);
         });
     }
     drop(listener);
@@ -105,6 +116,48 @@ enum Accepted {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     Plain(TcpStream),
     PlainOnTlsPort(TcpStream),
+}
+
+/// Answers a connection over the per-address cap: `429 too_many_requests` naming the cap,
+/// then closes (after the TLS handshake when serving TLS, so the client can read it). Bounded
+/// in time like any handshake; nothing of the request is parsed.
+async fn refuse_connection(tcp: TcpStream, peer: SocketAddr, edge: &Edge) {
+    let body = format!(
+        "{{\"code\":\"too_many_requests\",\"message\":\"too many open connections from this address \
+         (max_connections_per_address = {}): close some, or try again later\"}}",
+        edge.connections.max()
+    );
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    match accept(tcp, peer, edge).await {
+        Some(Accepted::Tls(stream)) => answer_and_close(*stream, answer.as_bytes()).await,
+        Some(Accepted::Plain(stream) | Accepted::PlainOnTlsPort(stream)) => {
+            answer_and_close(stream, answer.as_bytes()).await
+        }
+        None => {}
+    }
+}
+
+/// Writes `answer`, ends the sending side, and reads (and drops) what the client sends for a
+/// moment, so the close does not reset the connection before the client read the answer.
+async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, answer: &[u8]) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(answer).await?;
+        stream.shutdown().await?;
+        let mut discard = [0u8; 4096];
+        let mut read = 0;
+        while read < 64 * 1024 {
+            match stream.read(&mut discard).await? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// Finishes the TLS handshake (or recognizes plain HTTP on a TLS port), within

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use switchboard_server::abuse::AbuseConfig;
 use switchboard_server::origin::Origin;
 use switchboard_server::push::{PushConfig, check_provider_url, parse_extra_roots};
 use switchboard_server::serve::PlainHttp;
@@ -141,6 +142,17 @@ const CONFIG_KEYS: &[&str] = &[
     "trust_proxy_tls",
     "allowed_origins",
     "metrics_token",
+    "login_attempts_per_account",
+    "login_attempts_per_address",
+    "login_window_secs",
+    "anonymous_per_address",
+    "anonymous_window_secs",
+    "password_hash_threads",
+    "password_hash_wait_ms",
+    "body_read_timeout_secs",
+    "max_connections_per_address",
+    "max_unauthenticated_sockets",
+    "trust_forwarded_for",
 ];
 
 /// Configuration as read, before validation. Every field has a default.
@@ -176,6 +188,17 @@ struct RawConfig {
     #[serde(deserialize_with = "list_or_commas")]
     allowed_origins: Vec<String>,
     metrics_token: Option<String>,
+    login_attempts_per_account: u32,
+    login_attempts_per_address: u32,
+    login_window_secs: u64,
+    anonymous_per_address: u32,
+    anonymous_window_secs: u64,
+    password_hash_threads: usize,
+    password_hash_wait_ms: u64,
+    body_read_timeout_secs: u64,
+    max_connections_per_address: usize,
+    max_unauthenticated_sockets: usize,
+    trust_forwarded_for: bool,
 }
 
 /// A list, or one string of comma-separated items (how an environment variable gives a list:
@@ -205,6 +228,7 @@ enum PlainHttpPolicy {
 
 impl Default for RawConfig {
     fn default() -> Self {
+        let abuse = AbuseConfig::default();
         RawConfig {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("switchboard-data"),
@@ -234,6 +258,17 @@ impl Default for RawConfig {
             trust_proxy_tls: false,
             allowed_origins: Vec::new(),
             metrics_token: None,
+            login_attempts_per_account: abuse.login_attempts_per_account,
+            login_attempts_per_address: abuse.login_attempts_per_address,
+            login_window_secs: abuse.login_window.as_secs(),
+            anonymous_per_address: abuse.anonymous_per_address,
+            anonymous_window_secs: abuse.anonymous_window.as_secs(),
+            password_hash_threads: abuse.password_hash_threads,
+            password_hash_wait_ms: u64::try_from(abuse.password_hash_wait.as_millis()).unwrap_or(u64::MAX),
+            body_read_timeout_secs: abuse.body_read_timeout.as_secs(),
+            max_connections_per_address: abuse.max_connections_per_address,
+            max_unauthenticated_sockets: abuse.max_unauthenticated_sockets,
+            trust_forwarded_for: abuse.trust_forwarded_for,
         }
     }
 }
@@ -375,6 +410,7 @@ fn describe_config_error(error: figment::Error) -> String {
 
 fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
     let push = push_config(&raw, figment)?;
+    let abuse = abuse_config(&raw, figment)?;
     let listen: SocketAddr = raw.listen.parse().map_err(|_| {
         anyhow::anyhow!(
             "invalid configuration: listen = {:?} is not an address like 127.0.0.1:8080 (from {})",
@@ -497,12 +533,51 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             trust_proxy_tls: raw.trust_proxy_tls,
             allowed_origins,
             metrics_token: raw.metrics_token,
+            abuse,
             ..ServerConfig::default()
         },
         demo: raw.demo,
         log_format: raw.log_format,
         log: raw.log,
         tls_self_signed: raw.tls_self_signed,
+    })
+}
+
+/// The limits against abuse, each checked against its range.
+fn abuse_config(raw: &RawConfig, figment: &Figment) -> anyhow::Result<AbuseConfig> {
+    // `zero`: what 0 means, for the settings where 0 turns something off.
+    let range = |key: &str, value: u64, min: u64, max: u64, zero: Option<&str>| {
+        if (min..=max).contains(&value) || (value == 0 && zero.is_some()) {
+            return Ok(());
+        }
+        let or_zero = zero.map(|zero| format!("0 ({zero}) or ")).unwrap_or_default();
+        Err(anyhow::anyhow!(
+            "invalid configuration: {key} = {value} must be {or_zero}{min} to {max} (from {})",
+            source_of(figment, key)
+        ))
+    };
+    range("login_attempts_per_account", raw.login_attempts_per_account.into(), 1, 100_000, Some("no limit"))?;
+    range("login_attempts_per_address", raw.login_attempts_per_address.into(), 1, 100_000, Some("no limit"))?;
+    range("login_window_secs", raw.login_window_secs, 1, 7 * 24 * 3600, None)?;
+    range("anonymous_per_address", raw.anonymous_per_address.into(), 1, 1_000_000, Some("no limit"))?;
+    range("anonymous_window_secs", raw.anonymous_window_secs, 1, 7 * 24 * 3600, None)?;
+    range("password_hash_threads", raw.password_hash_threads as u64, 1, 1024, Some("half the cores"))?;
+    range("password_hash_wait_ms", raw.password_hash_wait_ms, 0, 60_000, None)?;
+    range("body_read_timeout_secs", raw.body_read_timeout_secs, 1, 3600, None)?;
+    range("max_connections_per_address", raw.max_connections_per_address as u64, 1, 10_000_000, Some("no cap"))?;
+    range("max_unauthenticated_sockets", raw.max_unauthenticated_sockets as u64, 1, 10_000_000, Some("no cap"))?;
+    Ok(AbuseConfig {
+        login_attempts_per_account: raw.login_attempts_per_account,
+        login_attempts_per_address: raw.login_attempts_per_address,
+        login_window: Duration::from_secs(raw.login_window_secs),
+        anonymous_per_address: raw.anonymous_per_address,
+        anonymous_window: Duration::from_secs(raw.anonymous_window_secs),
+        password_hash_threads: raw.password_hash_threads,
+        password_hash_wait: Duration::from_millis(raw.password_hash_wait_ms),
+        body_read_timeout: Duration::from_secs(raw.body_read_timeout_secs),
+        max_connections_per_address: raw.max_connections_per_address,
+        max_unauthenticated_sockets: raw.max_unauthenticated_sockets,
+        trust_forwarded_for: raw.trust_forwarded_for,
     })
 }
 
@@ -572,6 +647,40 @@ fn create_files_private() {
 
 #[cfg(not(unix))]
 fn create_files_private() {}
+
+/// Raises the soft limit of open files to the hard limit, and logs both: every connection is
+/// a file, and the inherited soft limit (often 1,024) let 1,100 idle connections lock agents
+/// out. A failure is logged; the server runs with what it has.
+#[cfg(unix)]
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let show = |limit: Option<u64>| limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    let before = getrlimit(Resource::Nofile);
+    if before.current == before.maximum {
+        tracing::info!(soft = %show(before.current), hard = %show(before.maximum), "open file limit");
+        return;
+    }
+    match setrlimit(Resource::Nofile, Rlimit { current: before.maximum, maximum: before.maximum }) {
+        Ok(()) => {
+            let after = getrlimit(Resource::Nofile);
+            tracing::info!(
+                soft = %show(after.current),
+                hard = %show(after.maximum),
+                was = %show(before.current),
+                "open file limit raised to the hard limit"
+            );
+        }
+        Err(error) => tracing::warn!(
+            %error,
+            soft = %show(before.current),
+            hard = %show(before.maximum),
+            "could not raise the open file limit to the hard limit"
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() {}
 
 /// The data directory, created 0700, or tightened to that; files already in it (from a
 /// version before these rules, or copied in) are tightened to 0600.
@@ -881,6 +990,7 @@ fn run() -> anyhow::Result<()> {
             };
             let config = load_config(cli.config.as_deref(), flags)?;
             init_logging(&config);
+            raise_open_file_limit();
             runtime.block_on(serve(config))
         }
         Command::Migrate(args) => {

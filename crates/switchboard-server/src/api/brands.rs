@@ -51,7 +51,7 @@ pub(super) async fn create_brand(
                 email: request.admin_email,
                 name: request.admin_name,
                 role: switchboard_store::Role::Admin,
-                password_hash: auth::hash_password(&request.admin_password)?,
+                password_hash: state.abuse.hashing.hash(&request.admin_password).await?,
                 max_concurrent: 0,
                 skills: Vec::new(),
             },

@@ -62,6 +62,7 @@ use types::{ApiToken, App, AppKey, Brand, Consumer, Conversation, Role, Skill, U
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::abuse::ClientAddress;
 use crate::audit::AuditActor;
 use crate::auth::{self, AdminAuth, AgentAuth, ManagerAuth, OperatorAuth};
 use crate::desk_ops::{self, Actor};
@@ -452,6 +453,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Every body, on every route: in full within `body_read_timeout`, within the limit.
+        .layer(middleware::from_fn_with_state(state.clone(), crate::abuse::body_deadline))
         .layer(middleware::from_fn(json_error_bodies))
         // Outermost: every answer, whoever made it, gets the security headers.
         .layer(middleware::from_fn_with_state(state, crate::headers::add))

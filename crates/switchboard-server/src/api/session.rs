@@ -35,30 +35,77 @@ pub struct LoginResponse {
 }
 
 /// Logs a staff user in.
+///
+/// Failed logins are limited per account and per client address
+/// (`login_attempts_per_account`, `login_attempts_per_address` within `login_window_secs`):
+/// beyond, every login — the right password too — is answered `too_many_requests` (429) with
+/// `Retry-After` until the wait is over. A right password clears its account's count.
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "auth", security(()),
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub(super) async fn login(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
     tls: Option<axum::Extension<crate::serve::ServedOverTls>>,
+    ClientAddress(address): ClientAddress,
     Body(request): Body<LoginRequest>,
 ) -> ApiResult<Response> {
     // A foreign page must not log the browser into an account of its choosing.
     crate::origin::check_if_present(&state.config, &headers, tls.is_some_and(|axum::Extension(tls)| tls.0))?;
-    let candidates = match &request.brand {
+    let abuse = &state.abuse;
+    let now = std::time::Instant::now();
+    // The limits are checked before any password is: a limited attempt costs no hashing,
+    // and the right password is refused too until the wait is over.
+    let address = crate::abuse::address_key(address);
+    abuse
+        .login_addresses
+        .check(&address, now)
+        .map_err(|wait| abuse.login_refused("from this address", abuse.config.login_attempts_per_address, wait))?;
+    let candidates: Vec<switchboard_store::User> = match &request.brand {
         Some(brand) => state.store.user_by_email(brand, &request.email).await?.into_iter().collect(),
         None => state.store.logins_by_email(&request.email, MAX_ACCOUNTS_PER_LOGIN).await?,
     };
+    let email = request.email.to_lowercase();
+    // Unknown emails are limited like known ones (the answer does not tell them apart).
+    let accounts: Vec<crate::abuse::AccountKey> = if candidates.is_empty() {
+        vec![(request.brand.clone().unwrap_or_default(), email)]
+    } else {
+        candidates.iter().map(|user| (user.brand_id.clone(), email.clone())).collect()
+    };
+    for account in &accounts {
+        abuse
+            .login_accounts
+            .check(account, now)
+            .map_err(|wait| abuse.login_refused("for this account", abuse.config.login_attempts_per_account, wait))?;
+    }
+    // Counted as failed until the password is proved.
+    let _ = abuse.login_addresses.take(&address, now);
+    for account in &accounts {
+        let _ = abuse.login_accounts.take(account, now);
+    }
     // Verify against a fixed hash when no account has this email, so the answer takes as long
     // whether or not the email is known.
+    let hashes: Vec<String> = if candidates.is_empty() {
+        vec![DUMMY_HASH.to_owned()]
+    } else {
+        candidates.iter().map(|user| user.password_hash.clone()).collect()
+    };
+    let matched = abuse.hashing.verify(&request.password, hashes).await?;
     if candidates.is_empty() {
-        auth::verify_password(&request.password, DUMMY_HASH);
         return Err(ApiError::code(ErrorCode::InvalidCredentials));
     }
     let mut opened: Vec<switchboard_store::User> = Vec::new();
-    for candidate in candidates {
-        if auth::verify_password(&request.password, &candidate.password_hash) && !candidate.disabled {
+    for (candidate, matched) in candidates.into_iter().zip(matched) {
+        if matched && !candidate.disabled {
             opened.push(candidate);
+        }
+    }
+    if !opened.is_empty() {
+        // The password was right: the attempt does not count against the address, and the
+        // accounts it opened start afresh.
+        abuse.login_addresses.give_back(&address, now);
+        for user in &opened {
+            abuse.login_accounts.forget(&(user.brand_id.clone(), request.email.to_lowercase()));
         }
     }
     if opened.len() > 1 {
@@ -166,11 +213,12 @@ pub(super) async fn change_password(
         .user(&caller.brand_id, caller.staff_id)
         .await?
         .ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
-    if !auth::verify_password(&request.current_password, &user.password_hash) {
+    let matched = state.abuse.hashing.verify(&request.current_password, vec![user.password_hash.clone()]).await?;
+    if !matched.first().copied().unwrap_or(false) {
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
     auth::check_password_policy(&request.new_password, &[&user.email, &user.name, &user.brand_id])?;
-    let hash = auth::hash_password(&request.new_password)?;
+    let hash = state.abuse.hashing.hash(&request.new_password).await?;
     let keep = caller.session_token.as_deref().map(auth::hash_secret);
     state.store.change_password(&caller.brand_id, caller.staff_id, &hash, keep.as_deref()).await?;
     crate::demo_password_changed(&state, &user);

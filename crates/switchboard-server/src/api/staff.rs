@@ -42,7 +42,7 @@ pub(super) async fn create_user(
         email: request.email,
         name: request.name,
         role: request.role.into(),
-        password_hash: auth::hash_password(&request.password)?,
+        password_hash: state.abuse.hashing.hash(&request.password).await?,
         max_concurrent,
         skills: request.skills,
     };
@@ -122,7 +122,7 @@ pub(super) async fn patch_user(
                 .ok_or_else(|| ApiError::code(ErrorCode::NotFound))?;
             let name = request.name.as_deref().unwrap_or(&target.name);
             auth::check_password_policy(password, &[&target.email, name, &caller.brand_id])?;
-            Some(auth::hash_password(password)?)
+            Some(state.abuse.hashing.hash(password).await?)
         }
         None => None,
     };

@@ -13,6 +13,7 @@ pub(super) async fn authenticate(
     hello: Hello,
     cookie: Option<String>,
     origin: u64,
+    address: std::net::IpAddr,
 ) -> ApiResult<(Peer, Subscription, ServerFrame)> {
     if hello.v != PROTOCOL_VERSION {
         return Err(ApiError::new(
@@ -21,7 +22,7 @@ pub(super) async fn authenticate(
         ));
     }
     match endpoint {
-        Endpoint::Consumer => authenticate_consumer(state, hello, origin).await,
+        Endpoint::Consumer => authenticate_consumer(state, hello, origin, address).await,
         Endpoint::Agent => authenticate_agent(state, hello, cookie, origin).await,
     }
 }
@@ -89,6 +90,7 @@ pub(super) async fn authenticate_consumer(
     state: &AppState,
     hello: Hello,
     origin: u64,
+    address: std::net::IpAddr,
 ) -> ApiResult<(Peer, Subscription, ServerFrame)> {
     let brand_id = hello.brand.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the brand"))?;
     let app_id = hello.app.as_deref().ok_or_else(|| ApiError::bad_request("hello must name the app"))?;
@@ -148,6 +150,8 @@ pub(super) async fn authenticate_consumer(
                 ));
             }
             if secret.is_empty() {
+                // New identities are limited per client address (`anonymous_per_address`).
+                state.abuse.new_anonymous(address)?;
                 let secret = auth::new_secret("sba_");
                 let external_id = format!("anon:{}", auth::hash_secret(&secret));
                 let consumer = state.store.upsert_consumer(brand_id, &external_id, &Default::default(), now).await?;

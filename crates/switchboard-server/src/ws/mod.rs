@@ -79,8 +79,18 @@ fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
 }
 
 /// `GET /v1/consumer`: the consumer endpoint.
-pub async fn consumer_endpoint(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Consumer, None))
+pub async fn consumer_endpoint(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    crate::abuse::ClientAddress(address): crate::abuse::ClientAddress,
+) -> Response {
+    // A place among the sockets waiting for their hello, taken before the upgrade.
+    let waiting = match state.abuse.unauthenticated_socket() {
+        Ok(waiting) => waiting,
+        Err(error) => return axum::response::IntoResponse::into_response(error),
+    };
+    let peer = Connection { address, waiting };
+    configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Consumer, None, peer))
 }
 
 /// `GET /v1/agent`: the agent endpoint. Browsers authenticate with the session cookie sent
@@ -92,13 +102,26 @@ pub async fn agent_endpoint(
     State(state): State<AppState>,
     headers: HeaderMap,
     tls: Option<axum::Extension<crate::serve::ServedOverTls>>,
+    crate::abuse::ClientAddress(address): crate::abuse::ClientAddress,
 ) -> Response {
     let tls = tls.is_some_and(|axum::Extension(tls)| tls.0);
     if let Err(error) = crate::origin::check_if_present(&state.config, &headers, tls) {
         return axum::response::IntoResponse::into_response(error);
     }
+    let waiting = match state.abuse.unauthenticated_socket() {
+        Ok(waiting) => waiting,
+        Err(error) => return axum::response::IntoResponse::into_response(error),
+    };
     let cookie = auth::session_cookie(&headers);
-    configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Agent, cookie))
+    let peer = Connection { address, waiting };
+    configure(upgrade).on_upgrade(move |socket| run_socket(socket, state, Endpoint::Agent, cookie, peer))
+}
+
+/// Where a socket comes from, and its place among the sockets that have not authenticated
+/// (`max_unauthenticated_sockets`), given up once its hello is answered.
+struct Connection {
+    address: std::net::IpAddr,
+    waiting: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +269,7 @@ impl Drop for ConnectionGauge {
     }
 }
 
-async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cookie: Option<String>) {
+async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cookie: Option<String>, from: Connection) {
     let _gauge = ConnectionGauge::open(endpoint);
     let connection_id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
@@ -275,7 +298,9 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
             return refuse(&mut sink, ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout")).await;
         }
     };
-    let (peer, mut subscription, welcome) = match authenticate(&state, endpoint, hello, cookie, connection_id).await {
+    let authenticated = authenticate(&state, endpoint, hello, cookie, connection_id, from.address).await;
+    drop(from.waiting);
+    let (peer, mut subscription, welcome) = match authenticated {
         Ok(authenticated) => authenticated,
         Err(error) => return refuse(&mut sink, error).await,
     };
@@ -610,7 +635,8 @@ async fn refuse(sink: &mut Sink, error: ApiError) {
         | ErrorCode::HelloRequired
         | ErrorCode::UnsupportedVersion
         | ErrorCode::BadRequest => CloseCode::ProtocolError,
-        ErrorCode::Internal | ErrorCode::Unavailable => CloseCode::GoingAway,
+        // Busy or over a limit: the same hello may work later (reconnect with backoff).
+        ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::TooManyRequests => CloseCode::GoingAway,
         _ => CloseCode::Unauthorized,
     };
     let _ = send_frame(sink, &error_frame(None, error)).await;

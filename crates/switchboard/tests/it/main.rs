@@ -188,7 +188,10 @@ fn logs_have_no_colour_codes_when_not_on_a_terminal() {
     let dir = temp_dir("sb-colour");
     let (server, _, printed) = start_server_logging(&dir, "info");
     stop(server);
-    let log = printed.iter().find(|line| line.contains("INFO")).expect("an info line before the banner");
+    let log = printed
+        .iter()
+        .find(|line| line.contains("INFO") && line.contains("listening"))
+        .expect("the info line saying where it listens, before the banner");
     assert!(!printed.iter().any(|line| line.contains('\u{1b}')), "escape codes in {printed:#?}");
     assert!(log.contains("listening"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -525,4 +528,41 @@ async fn tls_self_signed_serves_https_and_says_what_to_trust() {
     assert_eq!(std::fs::read(&ca).unwrap(), pem);
     stop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Issue 15: with the inherited soft limit of 1,024 open files, 1,100 idle connections locked
+/// agents out. The server raises its soft limit to the hard limit at start and logs both.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit_and_logged() {
+    let dir = temp_dir("sb-nofile");
+    // Started with a lower soft limit than the hard one (when the hard one allows).
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -S -n 256 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("SWITCHBOARD_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the switchboard binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let logged = loop {
+        let line = lines.next().expect("the server logs its open file limit").unwrap();
+        if line.contains("open file limit") {
+            break line;
+        }
+    };
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    stop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    let row = limits.lines().find(|line| line.starts_with("Max open files")).unwrap().to_owned();
+    let numbers: Vec<&str> = row.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {row}");
+    assert!(logged.contains(&format!("soft={}", numbers[0])) && logged.contains("hard="), "{logged}");
+    if numbers[1] != "256" {
+        assert!(logged.contains("raised") && logged.contains("was=256"), "{logged}");
+    }
 }
