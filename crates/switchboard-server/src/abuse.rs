@@ -435,7 +435,15 @@ pub async fn body_deadline(State(state): State<AppState>, request: Request, next
 pub struct ConnectionCounts {
     max: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
+    /// Refused connections being answered (each for at most a handshake and 2 s): beyond
+    /// [`MAX_REFUSALS_ANSWERED`] a refused connection is closed at once, so a flood of
+    /// connections over the cap cannot hold the server's file descriptors through its
+    /// answers.
+    refusals: Arc<Semaphore>,
 }
+
+/// Refused connections answered at once, over all addresses.
+pub const MAX_REFUSALS_ANSWERED: usize = 64;
 
 /// One open connection, counted until dropped.
 #[derive(Debug)]
@@ -446,7 +454,11 @@ pub struct ConnectionSlot {
 
 impl ConnectionCounts {
     pub fn new(max: usize) -> Arc<ConnectionCounts> {
-        Arc::new(ConnectionCounts { max, open: Mutex::new(HashMap::new()) })
+        Arc::new(ConnectionCounts {
+            max,
+            open: Mutex::new(HashMap::new()),
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS_ANSWERED)),
+        })
     }
 
     /// Counts a connection from `ip`, or `None` when the address has its cap already.
@@ -466,6 +478,12 @@ impl ConnectionCounts {
 
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// A permit to answer one refused connection, or `None` when [`MAX_REFUSALS_ANSWERED`]
+    /// are being answered already (the connection is then closed without an answer).
+    pub fn refusal_permit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.refusals).try_acquire_owned().ok()
     }
 }
 

@@ -90,7 +90,13 @@ pub(crate) async fn serve(
             metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "connections_per_address").increment(1);
             metrics::counter!(crate::metrics::ABUSE_REFUSED, "limit" => "connections_per_address").increment(1);
             tracing::debug!(%peer, "connection refused: the address has max_connections_per_address open");
-            tokio::spawn(async move { refuse_connection(tcp, peer, &edge).await });
+            if let Some(permit) = edge.connections.refusal_permit() {
+                tokio::spawn(async move {
+                    refuse_connection(tcp, peer, &edge).await;
+                    drop(permit);
+                });
+            }
+            // Else dropped: closed at once.
             continue;
         };
         let open = connections.subscribe();
