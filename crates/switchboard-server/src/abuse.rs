@@ -431,7 +431,7 @@ pub async fn body_deadline(State(state): State<AppState>, request: Request, next
 
 /// Open connections per client address (the TCP peer's: a proxy in front counts as one
 /// address, so behind one set `max_connections_per_address = 0`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnectionCounts {
     max: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
