@@ -128,7 +128,7 @@ echo "$body"
 if (( record )); then
     body_file="$(mktemp)"
     printf '%s\n' "$body" >"$body_file"
-    added() { awk -v b="$1" '$1 == b { sub(/^\+/, "", $4); print $4 }' "$body_file"; }
+    added() { awk -v b="$1" '$1 == b && $3 == "B" { sub(/^\+/, "", $4); print $4 }' "$body_file"; }
     (cd "$root" && cargo run -q --release -p switchboard-loadgen -- record --kind sdk-footprint \
         --command "bench/sdk-footprint/measure.sh --record" \
         --note "crates/switchboard-sdk linked by path from the standalone project bench/sdk-footprint" \

@@ -310,17 +310,22 @@ async fn server_messages(server: &TestServer, c: i64) -> Vec<Value> {
 }
 
 /// Kills the app (drops every `Client`, no shutdown) and starts it again on the same data
-/// directory at seeded random moments until `healed`; returns how many times.
+/// directory at seeded random moments until `healed`; returns how many times. Never during
+/// the writer's ack trap (`trap`, held by the writer through it; proxy faults still overlap
+/// restarts): a restart there would send the trapped message from a
+/// new app before its ack could be lost, and the trap would test nothing.
 async fn restart_app(
     slot: Arc<Mutex<Client>>,
     start: impl Fn() -> Client + Send + 'static,
     seed: u64,
     healed: watch::Receiver<bool>,
+    trap: Arc<tokio::sync::Mutex<()>>,
 ) -> usize {
     let mut rng = Rng(seed.rotate_left(40) | 1);
     let mut restarts = 0;
     while !*healed.borrow() {
         tokio::time::sleep(Duration::from_millis(rng.between(150, 600))).await;
+        let _trap = trap.lock().await;
         let killed = std::mem::replace(&mut *slot.lock().unwrap(), start());
         drop(killed);
         restarts += 1;
@@ -359,16 +364,24 @@ async fn chaos(kill_the_app: bool) {
     let (heal, healed) = watch::channel(false);
     let control = Arc::new(tokio::sync::Mutex::new(()));
     let chaos = tokio::spawn(misbehave(Arc::clone(&proxy), Arc::clone(&control), seed, healed.clone()));
-    let restarter = kill_the_app.then(|| tokio::spawn(restart_app(Arc::clone(&slot), start, seed, healed)));
+    let trap = Arc::new(tokio::sync::Mutex::new(()));
+    let restarter =
+        kill_the_app.then(|| tokio::spawn(restart_app(Arc::clone(&slot), start, seed, healed, Arc::clone(&trap))));
 
     // The consumer writes, spaced a few ms apart, while the proxy misbehaves.
     let writer = {
         let slot = Arc::clone(&slot);
-        let (proxy, control) = (Arc::clone(&proxy), Arc::clone(&control));
+        let (proxy, control, trap) = (Arc::clone(&proxy), Arc::clone(&control), Arc::clone(&trap));
         let mut rng = Rng(seed.rotate_left(17) | 1);
         tokio::spawn(async move {
             let mut cids = Vec::new();
             for i in 0..MESSAGES {
+                // No app restart during the ack trap (restart_app waits for this lock).
+                let no_restart = (i == MESSAGES / 2).then(|| trap.clone());
+                let _no_restart = match no_restart {
+                    Some(trap) => Some(trap.lock_owned().await),
+                    None => None,
+                };
                 let client = slot.lock().unwrap().clone();
                 // Halfway, whatever the timing: the server stores a message whose ack is held
                 // and then lost in a cut. The client must resend it and get its first seq.
