@@ -15,6 +15,10 @@
 //!   not be kept in a browser's or a proxy's cache.
 //! - HSTS when browsers reach the server over https.
 //!
+//! A WebSocket upgrade's `101 Switching Protocols` gets none of them: it has no body for a
+//! browser to render, frame, sniff or cache, and a consumer's phone pays for every byte of
+//! every (re)connection (about 300 bytes here).
+//!
 //! HSTS (`Strict-Transport-Security`) tells a browser to use https for this host from now
 //! on. It is sent when the server serves TLS or trusts a TLS proxy in front
 //! (`ServerConfig::public_https`), except to `localhost` and IP addresses: browsers ignore
@@ -49,6 +53,9 @@ pub async fn add(State(state): State<AppState>, request: Request, next: Next) ->
         .is_some_and(|host| is_dns_name(host_without_port(host)));
     let docs = request.uri().path() == "/docs" || request.uri().path().starts_with("/docs/");
     let mut response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+        return response;
+    }
     let headers = response.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         let policy = if docs { DOCS_POLICY } else { API_POLICY };

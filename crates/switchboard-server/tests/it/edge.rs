@@ -150,6 +150,21 @@ async fn agent_upgrades_from_a_foreign_page_are_refused() {
     assert_eq!(welcome["t"], "welcome", "the own origin's upgrade works with the cookie: {welcome}");
 }
 
+/// A WebSocket upgrade's 101 carries none of the page headers (no body to protect; a
+/// consumer's phone pays for each byte of every reconnection), while a refused upgrade, an
+/// ordinary answer, still does.
+#[tokio::test]
+async fn upgrades_carry_no_page_headers() {
+    let server = TestServer::start().await;
+    let (_socket, response) = tokio_tungstenite::connect_async(format!("{}/v1/consumer", server.ws)).await.unwrap();
+    assert_eq!(response.status(), 101);
+    for name in ["content-security-policy", "x-frame-options", "referrer-policy", "cache-control"] {
+        assert!(response.headers().get(name).is_none(), "{name} on a 101: {:?}", response.headers());
+    }
+    let refused = reqwest::get(format!("{}/v1/consumer", server.http)).await.unwrap();
+    assert!(refused.headers().get("content-security-policy").is_some(), "a refused upgrade keeps them");
+}
+
 /// Every response carries the security headers: JSON, errors (404, 405, 401), the workspace
 /// (its own stricter policy), Swagger UI (a policy that lets it run) and metrics.
 #[tokio::test]
