@@ -10,28 +10,6 @@ use switchboard_server::ServerConfig;
 
 use crate::harness::*;
 
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(crate::harness::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
-                async fn $test() {
-                    super::$test(crate::harness::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(nul_in_rest_input_is_refused_naming_the_field, nul_from_a_consumer_is_refused_and_nobody_is_locked_out);
 
 async fn nul_in_rest_input_is_refused_naming_the_field(backend: Backend) {

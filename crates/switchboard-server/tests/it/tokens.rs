@@ -13,28 +13,6 @@ use switchboard_store::{NewApiToken, Role};
 
 use crate::harness::*;
 
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(crate::harness::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
-                async fn $test() {
-                    super::$test(crate::harness::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
     a_departed_admins_token_creates_no_admins,
     a_demoted_creator_caps_the_token,
