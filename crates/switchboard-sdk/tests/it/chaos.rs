@@ -528,8 +528,12 @@ async fn chaos(kill_the_app: bool) {
     assert_eq!(distinct.len(), MESSAGES, "seed {seed}: every cid crossed the proxy");
     assert!(cuts >= MIN_CUTS, "seed {seed}: only {cuts} cuts");
     assert!(!kill_the_app || restarts > 0, "seed {seed}: the app was never killed");
+    // The schedule must have lost an ack for real: a send crossed while its ack was held and
+    // the link was cut. The client recovers either by resending (the server answers with the
+    // first seq) or, when its catch-up already shows the message stored under its cid, without
+    // resending; which of the two happens depends on timing, and the checks above hold for both.
     assert!(
-        resent > 0 && (kill_the_app || traffic.sends_while_acks_held > 0),
-        "seed {seed}: nothing was resent after a lost ack; the schedule is too gentle"
+        traffic.sends_while_acks_held > 0 || resent > 0,
+        "seed {seed}: no ack was lost (no send crossed while acks were held, nothing resent); the schedule is too gentle"
     );
 }
