@@ -100,6 +100,20 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server's IPv4 address, which must be on loopback: `command` (named in the refusal)
+    /// binds loopback source addresses 127.0.0.N to spread its sockets over them.
+    pub async fn loopback_target(&self, command: &str) -> Result<std::net::SocketAddr> {
+        let target = tokio::net::lookup_host(&self.authority)
+            .await
+            .with_context(|| format!("cannot resolve {}", self.authority))?
+            .find(std::net::SocketAddr::is_ipv4)
+            .ok_or_else(|| anyhow!("{} has no IPv4 address", self.authority))?;
+        if !target.ip().is_loopback() {
+            bail!("{command} binds loopback source addresses: the server must be on 127.0.0.0/8, not {target}");
+        }
+        Ok(target)
+    }
+
     /// Parses `--url`; `ca_cert` is a PEM file of a CA to trust (https only).
     pub fn parse(url: &str, ca_cert: Option<&std::path::Path>) -> Result<Server> {
         let trimmed = url.trim_end_matches('/');

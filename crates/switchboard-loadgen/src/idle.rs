@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 use switchboard_protocol::{ClientFrame, Hello, PROTOCOL_VERSION, ServerFrame};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -268,14 +268,7 @@ fn quantiles(h: &Histogram<u64>) -> String {
 /// Runs `idle` and prints (and optionally records) the figures.
 pub async fn run(args: IdleArgs) -> Result<()> {
     let server = Server::parse(&args.url, args.ca_cert.as_deref())?;
-    let addr = tokio::net::lookup_host(&server.authority)
-        .await
-        .with_context(|| format!("cannot resolve {}", server.authority))?
-        .find(SocketAddr::is_ipv4)
-        .ok_or_else(|| anyhow!("{} has no IPv4 address", server.authority))?;
-    if !addr.ip().is_loopback() {
-        bail!("idle binds loopback source addresses: the server must be on 127.0.0.0/8, not {addr}");
-    }
+    let addr = server.loopback_target("idle").await?;
     let before = args.server_pid.map(read_memory).transpose()?;
     let target = Arc::new(Target { server, addr, brand: args.brand.clone(), app: args.app.clone(), storm: args.storm });
     let gate = Arc::new(Semaphore::new(args.concurrency as usize));

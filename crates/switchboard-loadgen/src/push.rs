@@ -313,14 +313,7 @@ async fn settle(fake: &Fake, quiet: Duration, limit: Duration) {
 
 pub async fn run(args: PushArgs) -> Result<()> {
     let server = Server::parse(&args.url, args.ca_cert.as_deref())?;
-    let target = tokio::net::lookup_host(&server.authority)
-        .await
-        .with_context(|| format!("cannot resolve {}", server.authority))?
-        .find(SocketAddr::is_ipv4)
-        .ok_or_else(|| anyhow!("{} has no IPv4 address", server.authority))?;
-    if !target.ip().is_loopback() {
-        bail!("push binds loopback source addresses: the server must be on 127.0.0.0/8, not {target}");
-    }
+    let target = server.loopback_target("push").await?;
     let credentials = Arc::new(Credentials::read(&args.credentials)?);
     let rest = Rest::new(&server)?;
     let admin_login = credentials.admin()?;

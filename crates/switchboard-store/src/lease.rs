@@ -96,8 +96,8 @@ impl Leases {
     }
 
     /// Checks that the holder still has its leases. On PostgreSQL a lost connection loses
-    /// them all: the error lists them, the holder forgets them and reconnects on its next
-    /// `try_take` (see [`Leases::reconnect`]).
+    /// them all: the error lists them and the holder forgets them; [`Leases::reconnect`] then
+    /// gives it a fresh connection before it takes any again.
     pub async fn check(&self) -> Result<(), LeasesLost> {
         let Kind::Postgres(conn) = &self.kind else { return Ok(()) };
         let mut conn = conn.lock().await;
