@@ -9,7 +9,7 @@ use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider};
 use proptest::prelude::*;
 
-use super::{CONFIG_KEYS, FlagOverrides, load_config_from};
+use super::{CONFIG_KEYS, EnvVars, FlagOverrides, load_config_from};
 
 /// `SWITCHBOARD_*` variables, given to the loader as the real environment would be: each
 /// value a string that figment parses (`true`, `5`, `[a, b]`, …), under the same provider name.
@@ -17,16 +17,18 @@ struct FakeEnv(Vec<(&'static str, String)>);
 
 impl Provider for FakeEnv {
     fn metadata(&self) -> Metadata {
-        Metadata::named("environment variable(s)")
+        self.real().metadata()
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let mut dict = Dict::new();
-        for (key, value) in &self.0 {
-            let value: figment::value::Value = value.parse().expect("parsing a figment value cannot fail");
-            dict.insert((*key).to_owned(), value);
-        }
-        Ok(Profile::Default.collect(dict))
+        self.real().data()
+    }
+}
+
+impl FakeEnv {
+    /// The provider the binary reads the environment with, holding these values.
+    fn real(&self) -> EnvVars {
+        EnvVars(self.0.iter().map(|(key, value)| ((*key).to_owned(), Some(value.clone()))).collect())
     }
 }
 
@@ -148,6 +150,22 @@ proptest! {
         let sources: Vec<String> = entries.iter().map(|(key, _)| format!("SWITCHBOARD_{}", key.to_uppercase())).collect();
         check(&file, FakeEnv(entries), &sources)?;
     }
+}
+
+/// Found by the fuzzing above: figment unescapes a quoted string by character positions taken
+/// as byte positions, so a non-ASCII character before a backslash panicked the loader. Such a
+/// value is refused naming its variable; a quoted value without escapes still loads.
+#[test]
+fn a_quoted_value_with_a_non_ascii_character_before_an_escape_is_refused_not_a_panic() {
+    let file = TempFile::with("");
+    for value in ["\"\u{1ee61}?\\n\"", "[\"é\\\"x\"]"] {
+        let env = FakeEnv(vec![("metrics_token", value.to_owned())]);
+        let error = load_config_from(Some(&file.0), env, FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("SWITCHBOARD_METRICS_TOKEN") && error.contains("non-ASCII"), "{value}: {error}");
+    }
+    let plain = FakeEnv(vec![("metrics_token", "\"jösé-token-0123456789\"".to_owned())]);
+    let config = load_config_from(Some(&file.0), plain, FlagOverrides::default()).unwrap();
+    assert_eq!(config.server.metrics_token.as_deref(), Some("jösé-token-0123456789"));
 }
 
 /// The fake environment reaches the loader as the real one does: a bad value is refused

@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchboard_server::abuse::AbuseConfig;
 use switchboard_server::origin::Origin;
@@ -323,7 +323,56 @@ impl figment::Provider for FlagOverrides {
 }
 
 fn load_config(file: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Config> {
-    load_config_from(file, Env::prefixed("SWITCHBOARD_").only(CONFIG_KEYS), flags)
+    load_config_from(file, EnvVars::from_process(), flags)
+}
+
+/// The `SWITCHBOARD_*` variables of the configuration keys, as a figment provider. Each value
+/// is parsed as figment's `Env` parses one (`true`, `5`, `[a, b]`, `"quoted"`, …), except
+/// that a value with a quoted string in which a non-ASCII character comes before a backslash
+/// is refused naming its variable: figment 0.10 unescapes such a string by character
+/// positions taken as byte positions, and panics or misreads it.
+/// Each key with its value, or `None` when the value is not UTF-8.
+struct EnvVars(Vec<(String, Option<String>)>);
+
+impl EnvVars {
+    /// The variables set in this process.
+    fn from_process() -> EnvVars {
+        let values = CONFIG_KEYS.iter().filter_map(|key| {
+            let value = std::env::var_os(format!("SWITCHBOARD_{}", key.to_uppercase()))?;
+            Some(((*key).to_owned(), value.into_string().ok()))
+        });
+        EnvVars(values.collect())
+    }
+}
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s)")
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (key, value) in &self.0 {
+            // Refused like a value of the wrong type: the loader's message names the variable.
+            let refuse = |message: &str| {
+                let mut error = figment::Error::from(message.to_owned());
+                error.path = vec![key.clone()];
+                error.metadata = Some(self.metadata());
+                error
+            };
+            let Some(value) = value else { return Err(refuse("the value is not UTF-8")) };
+            let before_last_backslash = value.rsplit_once('\\').map_or("", |(before, _)| before);
+            if value.contains('"') && !before_last_backslash.is_ascii() {
+                return Err(refuse(
+                    "a quoted value with a non-ASCII character before a backslash escape is not supported; \
+                     write the characters without escapes",
+                ));
+            }
+            let parsed: figment::value::Value = value.parse().expect("parsing a figment value cannot fail");
+            dict.insert(key.clone(), parsed);
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
 }
 
 /// [`load_config`] with the environment given as a provider (the tests give their own).
