@@ -91,6 +91,10 @@ pub fn parse_app_keys(keys: &[AppKey]) -> Vec<VerifyingKey> {
 struct Claims {
     sub: String,
     exp: i64,
+    /// Read only so that an `iss` which is no string is refused: jsonwebtoken's own check
+    /// accepts an array holding the issuer, which RFC 7519 §4.1.1 does not allow.
+    #[allow(dead_code)]
+    iss: String,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]

@@ -187,6 +187,15 @@ proptest! {
     }
 }
 
+/// RFC 7519 makes `iss` one string; jsonwebtoken alone accepts an array holding the issuer
+/// (found by `signed_tokens_with_a_bad_claim_are_refused`).
+#[test]
+fn an_issuer_array_is_refused() {
+    let mut claims = valid_claims();
+    claims["iss"] = json!(["issuer"]);
+    assert_refused(&signed(&claims));
+}
+
 #[test]
 fn the_valid_token_is_accepted() {
     let verified = verify_consumer_token(&app(), &keys(), &signed(&valid_claims())).unwrap();
