@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
 
 pub mod nats;
+pub mod testing;
+
+/// The NATS client the fleet uses, for the server's own subjects.
+pub use async_nats;
 
 /// The origin of the marker payload that tells a subscriber it lost events (a dropped
 /// forward to or from the fleet): its `recv` answers [`Received::Lagged`]. No connection has

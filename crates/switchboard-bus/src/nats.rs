@@ -133,6 +133,12 @@ impl Fleet {
         }
     }
 
+    /// The node's NATS connection, for the fleet's other subjects (the engines' requests,
+    /// cache invalidations): one connection per node.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Leaves the fleet: ends the tasks and the connection.
     pub async fn close(self) {
         for task in &self.tasks {
@@ -299,6 +305,12 @@ async fn receive(mut subscriber: Subscriber, bus: Weak<Bus>) {
             Err(_) => tracing::warn!(subject = %message.subject, "a NATS payload that is not UTF-8 was dropped"),
         }
     }
+}
+
+/// A brand id as one subject token (other subject spaces of the fleet name brands the same
+/// way as the topics do).
+pub fn brand_token(brand: &str) -> String {
+    token(brand)
 }
 
 /// The subject of a topic.

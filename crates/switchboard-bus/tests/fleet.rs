@@ -2,68 +2,12 @@
 //! free loopback port (Debian's package; `SWITCHBOARD_NATS_SERVER` names another binary), so
 //! stopping it touches nothing shared. Two `Bus`es joined to it stand for two nodes.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_bus::nats::Fleet;
+use switchboard_bus::testing::NatsServer as Nats;
 use switchboard_bus::{Bus, Envelope, Received, Subscription, Topic};
-
-const NEEDS: &str = "needs nats-server (Debian package nats-server): run with --include-ignored";
-
-/// A NATS server of the test's own; killed when dropped.
-struct Nats {
-    child: Child,
-    port: u16,
-}
-
-impl Nats {
-    fn start() -> Nats {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Nats::start_on(port)
-    }
-
-    fn start_on(port: u16) -> Nats {
-        let binary = std::env::var("SWITCHBOARD_NATS_SERVER").unwrap_or_else(|_| {
-            ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-                .into_iter()
-                .find(|path| std::path::Path::new(path).exists())
-                .unwrap_or("nats-server")
-                .to_owned()
-        });
-        let mut child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {binary} ({error}): {NEEDS}"));
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Nats { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{binary} did not listen on port {port} within 5 s");
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn consumer(brand: &str, id: i64) -> Topic {
     Topic::Consumer { brand: brand.into(), consumer: id }
@@ -143,7 +87,7 @@ async fn a_node_stops_listening_to_a_brand_when_its_last_subscriber_leaves() {
 #[ignore = "needs nats-server (Debian package nats-server): run with --include-ignored"]
 async fn after_nats_restarts_subscribers_resync_and_events_flow_again() {
     let mut nats = Nats::start();
-    let port = nats.port;
+    let port = nats.port();
     let (a, fleet_a) = node(&nats, "a").await;
     let (b, fleet_b) = node(&nats, "b").await;
     let mut tablet_on_b = b.subscribe(consumer("acme", 1));

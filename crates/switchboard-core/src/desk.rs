@@ -148,7 +148,7 @@ pub struct AgentSettings {
 }
 
 /// An open conversation as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenConversation {
     /// The conversation.
     pub conversation: ConversationId,
@@ -450,7 +450,7 @@ pub struct PresenceView {
 }
 
 /// An agent on the floor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentFloor {
     /// The agent.
     pub agent: AgentId,
@@ -463,7 +463,7 @@ pub struct AgentFloor {
 }
 
 /// A conversation waiting for an agent (queued, or being offered), as a queue page shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waiting {
     /// The conversation.
     pub conversation: ConversationId,
@@ -478,7 +478,7 @@ pub struct Waiting {
 }
 
 /// A skill on the floor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkillFloor {
     /// Waiting conversations.
     pub queue: QueueSummary,

@@ -18,7 +18,7 @@ pub enum StaffRole {
 }
 
 /// Someone of the brand's staff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Staff {
     /// Their user id.
     pub id: AgentId,

@@ -133,7 +133,7 @@ pub struct AgentView {
 }
 
 /// One skill's queue at a glance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct QueueSummary {
     /// Conversations waiting.
     pub depth: usize,

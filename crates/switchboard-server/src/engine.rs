@@ -68,7 +68,7 @@ impl Clock {
 }
 
 /// Where a transfer sends a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TransferTarget {
     /// The queue of a skill (`None`: no particular skill).
     Skill(Option<i64>),
@@ -79,7 +79,7 @@ pub enum TransferTarget {
 }
 
 /// The routing picture of one brand at a moment (dashboards, the transfer picker).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct FloorSnapshot {
     /// Agents with presence and load.
     pub agents: Vec<AgentFloor>,
@@ -89,8 +89,13 @@ pub struct FloorSnapshot {
 
 /// What a socket or handler asks of an engine.
 enum Command {
-    /// A desk input whose effects need no answer (presence).
-    Input(Input),
+    /// How many sockets `agent` has on the node `node` now (0: none left there).
+    Presence { node: u64, agent: AgentId, sockets: u32 },
+    /// Every agent with sockets on the node `node` (a fleet node's heartbeat): the engine
+    /// forgets the agents of a node it stops hearing from.
+    Beat { node: u64, agents: Vec<(AgentId, u32)> },
+    /// An agent's message was stored (the auto-close clock).
+    AgentWrote { conversation: ConversationId, at: Millis },
     /// A message opened a conversation; answers with its agent once routed.
     Opened { open: OpenConversation, reply: oneshot::Sender<Option<(AgentId, Millis)>> },
     /// Close a conversation (persisted here, then the desk frees its seat).
@@ -142,10 +147,19 @@ pub struct EngineConfig {
     pub clock: Clock,
     /// How often queued consumers' estimates are recomputed.
     pub wait_refresh: Duration,
+    /// The fleet this node belongs to: a brand's engine then runs on the one node holding
+    /// the brand's lease, and the other nodes forward their inputs to it ([`remote`]).
+    /// `None`: every engine runs on this node.
+    pub fleet: Option<remote::Link>,
 }
 
 /// The engines of this node, by brand id.
 pub struct Engines {
+    inner: Arc<Inner>,
+}
+
+/// What [`Engines`] shares with its background tasks (forwarders, the lease keeper).
+struct Inner {
     store: Store,
     fanout: Fanout,
     clock: Clock,
@@ -153,25 +167,56 @@ pub struct Engines {
     /// When this node booted: grace periods of a restored desk run from here.
     boot_ms: Millis,
     shutdown: watch::Receiver<bool>,
-    /// Each running engine's input channel. A std `Mutex`, held only to look up or insert a
+    /// Each brand's input channel: the running engine's, or on a fleet node the brand's
+    /// forwarder, which hands each input to the engine here while this node leads the brand
+    /// and to the leading node otherwise. A std `Mutex`, held only to look up or insert a
     /// sender. The channels are unbounded: inputs are lifecycle events (a handful per
     /// conversation, one per socket open and close), and a socket's `Drop` must be able to
-    /// send its disconnect without waiting. An engine ends when its sender is dropped (all
-    /// of this node's state is gone) or at shutdown.
+    /// send its disconnect without waiting.
     senders: Mutex<HashMap<String, EngineHandle>>,
+    /// The engines running on this node (on a fleet node: the brands it holds the lease of).
+    /// Locked after `senders` when both are.
+    local: Mutex<HashMap<String, LocalEngine>>,
+    /// This node's agent sockets, per brand and agent. Locked before `senders`.
+    presence: Mutex<HashMap<String, HashMap<AgentId, u32>>>,
+    fleet: Option<remote::Link>,
+}
+
+/// An engine running on this node.
+struct LocalEngine {
+    sender: mpsc::UnboundedSender<Command>,
+    auto_closing: Arc<AtomicBool>,
+    /// Stops the engine (its lease was lost).
+    stop: watch::Sender<bool>,
+    /// On a fleet node, the task answering the other nodes' requests for this brand.
+    service: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LocalEngine {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(service) = &self.service {
+            service.abort();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl std::fmt::Debug for Engines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engines").field("boot_ms", &self.boot_ms).finish_non_exhaustive()
+        f.debug_struct("Engines").field("boot_ms", &self.inner.boot_ms).finish_non_exhaustive()
     }
 }
 
 impl Engines {
-    /// The engines of a node (none running yet).
+    /// The engines of a node (none running yet). On a fleet node this starts the task that
+    /// keeps the node's leases and tells the leading nodes which agents are connected here.
     pub fn new(config: EngineConfig, shutdown: watch::Receiver<bool>) -> Engines {
-        let EngineConfig { store, fanout, clock, wait_refresh } = config;
-        Engines {
+        let EngineConfig { store, fanout, clock, wait_refresh, fleet } = config;
+        let inner = Arc::new(Inner {
             fanout,
             store,
             boot_ms: clock.now(),
@@ -179,59 +224,51 @@ impl Engines {
             wait_refresh_ms: i64::try_from(wait_refresh.as_millis()).unwrap_or(i64::MAX).max(1),
             shutdown,
             senders: Mutex::new(HashMap::new()),
+            local: Mutex::new(HashMap::new()),
+            presence: Mutex::new(HashMap::new()),
+            fleet,
+        });
+        if inner.fleet.is_some() {
+            tokio::spawn(remote::keep(Arc::downgrade(&inner)));
         }
+        Engines { inner }
     }
 
     /// Starts the engines of brands that have open conversations (their grace periods and
-    /// estimates must run from the boot); the others start when first needed.
+    /// estimates must run from the boot); the others start when first needed. On a fleet
+    /// node, only those whose lease no other node holds.
     pub async fn start_busy_brands(&self) -> Result<(), StoreError> {
-        for brand_id in self.store.brands_with_open_conversations().await? {
-            self.sender(&brand_id);
-        }
-        Ok(())
+        self.inner.start_busy_brands().await
     }
 
-    fn sender(&self, brand_id: &str) -> mpsc::UnboundedSender<Command> {
-        self.handle(brand_id).sender
-    }
-
-    /// The running engine of a brand, started if needed.
-    fn handle(&self, brand_id: &str) -> EngineHandle {
-        let mut senders = self.senders.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Some(handle) = senders.get(brand_id).filter(|handle| !handle.sender.is_closed()) {
-            return handle.clone();
-        }
-        let (sender, commands) = mpsc::unbounded_channel();
-        let auto_closing = Arc::new(AtomicBool::new(false));
-        let engine = Engine {
-            brand_id: brand_id.to_owned(),
-            store: self.store.clone(),
-            fanout: self.fanout.clone(),
-            clock: self.clock,
-            boot_ms: self.boot_ms,
-            wait_refresh_ms: self.wait_refresh_ms,
-            desk: Desk::new(DeskSettings::default()),
-            automation: Automation::default(),
-            auto_closing: auto_closing.clone(),
-            stopping: self.shutdown.clone(),
+    /// The node stops: its engines stop, and on a fleet node their leases go back at once,
+    /// so another node takes the brands over without waiting for this process to end.
+    pub async fn leave(&self) {
+        let stopped: Vec<String> = {
+            let mut local = lock(&self.inner.local);
+            local.drain().map(|(brand_id, _)| brand_id).collect()
         };
-        tokio::spawn(engine.run(commands, self.shutdown.clone()));
-        let handle = EngineHandle { sender, auto_closing };
-        senders.insert(brand_id.to_owned(), handle.clone());
-        handle
+        if let Some(link) = &self.inner.fleet {
+            for brand_id in stopped {
+                remote::give_back(link, &brand_id).await;
+            }
+        }
+    }
+
+    /// Whether this node runs the engine of `brand_id` now.
+    pub fn leads(&self, brand_id: &str) -> bool {
+        lock(&self.inner.local).contains_key(brand_id)
     }
 
     fn send(&self, brand_id: &str, command: Command) {
-        // A closed channel means the node is shutting down: the input no longer matters.
-        let _ = self.sender(brand_id).send(command);
+        self.inner.send(brand_id, command);
     }
 
     /// One of the agent's sockets authenticated. The returned guard tells the engine when
     /// the socket ends (on drop).
     pub fn agent_connected(&self, brand_id: &str, agent: AgentId) -> PresenceGuard {
-        let sender = self.sender(brand_id);
-        let _ = sender.send(Command::Input(Input::AgentConnected(agent)));
-        PresenceGuard { sender, agent }
+        self.inner.presence_changed(brand_id, agent, true);
+        PresenceGuard { inner: Arc::downgrade(&self.inner), brand_id: brand_id.to_owned(), agent }
     }
 
     /// A message opened a conversation: routes it and answers with its agent, if any, and
@@ -323,9 +360,13 @@ impl Engines {
     /// Sent only while the brand auto-closes: the message path pays nothing otherwise (a
     /// brand turning auto-close on rebuilds its desk from the stored times).
     pub fn agent_wrote(&self, brand_id: &str, conversation: ConversationId, at: Millis) {
-        let handle = self.handle(brand_id);
-        if handle.auto_closing.load(Ordering::Relaxed) {
-            let _ = handle.sender.send(Command::Input(Input::AgentWrote { conversation, at }));
+        let handle = self.inner.handle(brand_id);
+        let auto_closing = lock(&self.inner.local)
+            .get(brand_id)
+            .map_or(&handle.auto_closing, |local| &local.auto_closing)
+            .load(Ordering::Relaxed);
+        if auto_closing {
+            let _ = handle.sender.send(Command::AgentWrote { conversation, at });
         }
     }
 
@@ -359,7 +400,107 @@ impl Engines {
     }
 }
 
-/// A running engine: its input channel, and whether agents' messages must be reported to it.
+impl Inner {
+    /// This node's id in the fleet (0 alone).
+    fn node(&self) -> u64 {
+        self.fleet.as_ref().map_or(0, remote::Link::node)
+    }
+
+    fn send(self: &Arc<Self>, brand_id: &str, command: Command) {
+        // A closed channel means the node is shutting down: the input no longer matters.
+        let _ = self.handle(brand_id).sender.send(command);
+    }
+
+    /// The brand's input channel, its engine (alone) or forwarder (fleet) started if needed.
+    fn handle(self: &Arc<Self>, brand_id: &str) -> EngineHandle {
+        let mut senders = lock(&self.senders);
+        if let Some(handle) = senders.get(brand_id).filter(|handle| !handle.sender.is_closed()) {
+            return handle.clone();
+        }
+        let handle = match &self.fleet {
+            Some(link) => remote::forwarder(Arc::downgrade(self), link, brand_id),
+            None => self.start_local(brand_id),
+        };
+        senders.insert(brand_id.to_owned(), handle.clone());
+        handle
+    }
+
+    /// The engine of `brand_id` on this node, started if it is not running (the caller
+    /// holds the brand's lease on a fleet node).
+    fn start_local(self: &Arc<Self>, brand_id: &str) -> EngineHandle {
+        let mut local = lock(&self.local);
+        if let Some(running) = local.get(brand_id).filter(|running| !running.sender.is_closed()) {
+            return EngineHandle { sender: running.sender.clone(), auto_closing: running.auto_closing.clone() };
+        }
+        let (sender, commands) = mpsc::unbounded_channel();
+        let auto_closing = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
+        // Alone, grace periods of the restored desk run from the node's boot; a fleet node
+        // taking a brand over runs them from the takeover.
+        let boot_ms = if self.fleet.is_some() { self.clock.now() } else { self.boot_ms };
+        let engine = Engine {
+            brand_id: brand_id.to_owned(),
+            store: self.store.clone(),
+            fanout: self.fanout.clone(),
+            clock: self.clock,
+            boot_ms,
+            wait_refresh_ms: self.wait_refresh_ms,
+            desk: Desk::new(DeskSettings::default()),
+            automation: Automation::default(),
+            auto_closing: auto_closing.clone(),
+            stopping: self.shutdown.clone(),
+            node: self.node(),
+            nodes: HashMap::new(),
+        };
+        tokio::spawn(engine.run(commands, self.shutdown.clone(), stopped));
+        let service =
+            self.fleet.as_ref().map(|link| remote::serve(link, brand_id, sender.clone(), auto_closing.clone()));
+        if self.fleet.is_some() {
+            tracing::info!(brand_id, "this node runs the brand's engine now");
+        }
+        local.insert(
+            brand_id.to_owned(),
+            LocalEngine { sender: sender.clone(), auto_closing: auto_closing.clone(), stop, service },
+        );
+        EngineHandle { sender, auto_closing }
+    }
+
+    /// The engine of `brand_id` running here, if any.
+    fn local_sender(&self, brand_id: &str) -> Option<mpsc::UnboundedSender<Command>> {
+        lock(&self.local).get(brand_id).map(|running| running.sender.clone()).filter(|sender| !sender.is_closed())
+    }
+
+    async fn start_busy_brands(self: &Arc<Self>) -> Result<(), StoreError> {
+        for brand_id in self.store.brands_with_open_conversations().await? {
+            match &self.fleet {
+                None => {
+                    self.handle(&brand_id);
+                }
+                Some(link) => {
+                    remote::take_lead(self, link, &brand_id).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One of this node's agent sockets came (`connected`) or went: the engine hears how
+    /// many the agent has on this node now. Sent under the presence lock, so the counts
+    /// reach the engine in the order they were reached.
+    fn presence_changed(self: &Arc<Self>, brand_id: &str, agent: AgentId, connected: bool) {
+        let mut presence = lock(&self.presence);
+        let agents = presence.entry(brand_id.to_owned()).or_default();
+        let count = agents.entry(agent).or_default();
+        *count = if connected { count.saturating_add(1) } else { count.saturating_sub(1) };
+        let sockets = *count;
+        if sockets == 0 {
+            agents.remove(&agent);
+        }
+        self.send(brand_id, Command::Presence { node: self.node(), agent, sockets });
+    }
+}
+
+/// A brand's input channel, and whether agents' messages must be reported to it.
 #[derive(Debug, Clone)]
 struct EngineHandle {
     sender: mpsc::UnboundedSender<Command>,
@@ -369,13 +510,16 @@ struct EngineHandle {
 /// Held by an agent's socket; dropping it tells the engine the socket ended.
 #[derive(Debug)]
 pub struct PresenceGuard {
-    sender: mpsc::UnboundedSender<Command>,
+    inner: std::sync::Weak<Inner>,
+    brand_id: String,
     agent: AgentId,
 }
 
 impl Drop for PresenceGuard {
     fn drop(&mut self) {
-        let _ = self.sender.send(Command::Input(Input::AgentDisconnected(self.agent)));
+        if let Some(inner) = self.inner.upgrade() {
+            inner.presence_changed(&self.brand_id, self.agent, false);
+        }
     }
 }
 
@@ -433,7 +577,22 @@ struct Engine {
     auto_closing: Arc<AtomicBool>,
     /// Shutdown: a rebuild stops retrying once the node is stopping (its store is closing).
     stopping: watch::Receiver<bool>,
+    /// This node's id in the fleet (0 alone): its agents' sockets are never forgotten.
+    node: u64,
+    /// The agents' sockets per node, and when each other node was last heard of.
+    nodes: HashMap<u64, NodeSockets>,
 }
+
+/// One node's agent sockets as a brand's engine knows them.
+#[derive(Debug)]
+struct NodeSockets {
+    agents: HashMap<AgentId, u32>,
+    heard: tokio::time::Instant,
+}
+
+/// A node not heard of for this long is taken for dead: its agents' sockets are gone (their
+/// grace periods start). Nodes beat every [`remote::BEAT`].
+const NODE_SILENCE: Duration = Duration::from_secs(5);
 
 /// The brand's automatic messages as the engine holds them (reloaded when they change).
 #[derive(Debug, Default)]
@@ -489,8 +648,15 @@ enum Persisted {
 }
 
 impl Engine {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
         self.rebuild().await;
+        // Only other nodes fall silent; alone there is nothing to check.
+        let mut silence = tokio::time::interval(if self.node == 0 { Duration::from_secs(3600) } else { remote::BEAT });
         loop {
             let due = self.desk.next_due().map(|at| self.clock.instant_of(at));
             tokio::select! {
@@ -499,8 +665,63 @@ impl Engine {
                     None => break,
                 },
                 () = sleep_until(due) => self.unanswered(Input::Tick).await,
+                _ = silence.tick() => self.forget_silent_nodes().await,
                 _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break,
+                _ = async { stopped.wait_for(|stop| *stop).await.is_ok() } => {
+                    tracing::warn!(brand_id = %self.brand_id, "this node lost the brand's lease: its engine stops");
+                    break;
+                }
             }
+        }
+    }
+
+    /// `node` has `sockets` sockets of `agent` now: the desk hears the difference.
+    async fn set_sockets(&mut self, node: u64, agent: AgentId, sockets: u32) {
+        let seen = self
+            .nodes
+            .entry(node)
+            .or_insert_with(|| NodeSockets { agents: HashMap::new(), heard: tokio::time::Instant::now() });
+        seen.heard = tokio::time::Instant::now();
+        let before = if sockets == 0 { seen.agents.remove(&agent) } else { seen.agents.insert(agent, sockets) };
+        let before = before.unwrap_or(0);
+        for _ in sockets..before {
+            self.unanswered(Input::AgentDisconnected(agent)).await;
+        }
+        for _ in before..sockets {
+            self.unanswered(Input::AgentConnected(agent)).await;
+        }
+    }
+
+    /// A node's heartbeat: every agent with sockets there.
+    async fn beat(&mut self, node: u64, agents: Vec<(AgentId, u32)>) {
+        let now: HashMap<AgentId, u32> = agents.into_iter().collect();
+        let known: Vec<AgentId> =
+            self.nodes.get(&node).map(|seen| seen.agents.keys().copied().collect()).unwrap_or_default();
+        for agent in known {
+            if !now.contains_key(&agent) {
+                self.set_sockets(node, agent, 0).await;
+            }
+        }
+        for (agent, sockets) in now {
+            self.set_sockets(node, agent, sockets).await;
+        }
+        if let Some(seen) = self.nodes.get_mut(&node) {
+            seen.heard = tokio::time::Instant::now();
+        }
+    }
+
+    /// The other nodes not heard of for [`NODE_SILENCE`]: their agents' sockets are gone.
+    async fn forget_silent_nodes(&mut self) {
+        let silent: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(node, seen)| **node != self.node && seen.heard.elapsed() >= NODE_SILENCE)
+            .map(|(node, _)| *node)
+            .collect();
+        for node in silent {
+            tracing::warn!(brand_id = %self.brand_id, node = format_args!("{node:016x}"), "a node fell silent: its agents' sockets count as gone");
+            self.beat(node, Vec::new()).await;
+            self.nodes.remove(&node);
         }
     }
 
@@ -608,7 +829,9 @@ impl Engine {
                 Ok(skills) => self.unanswered(Input::Skills(skills)).await,
                 Err(error) => tracing::error!(%error, brand_id = %self.brand_id, "could not read skills"),
             },
-            Command::Input(input) => self.unanswered(input).await,
+            Command::Presence { node, agent, sockets } => self.set_sockets(node, agent, sockets).await,
+            Command::Beat { node, agents } => self.beat(node, agents).await,
+            Command::AgentWrote { conversation, at } => self.unanswered(Input::AgentWrote { conversation, at }).await,
             Command::Opened { open, reply } => {
                 let conversation = open.conversation;
                 // A routing write that failed rebuilt the desk from the store: what it says
@@ -1070,6 +1293,8 @@ fn refused(name: &str, refusal: TransferRefusal) -> ApiError {
     };
     ApiError::new(ErrorCode::TransferRefused, message)
 }
+
+pub mod remote;
 
 #[cfg(test)]
 mod tests;

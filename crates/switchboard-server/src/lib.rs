@@ -34,6 +34,7 @@ pub mod error;
 pub mod export;
 pub mod fanout;
 pub mod files;
+pub mod fleet;
 pub mod floor;
 pub mod headers;
 pub mod identity;
@@ -79,6 +80,13 @@ fn node_id() -> u64 {
     u64::from(u16::from_le_bytes(bytes))
 }
 
+/// A random id for this node in a fleet (never 0, which means "alone").
+fn fleet_node_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    u64::from_le_bytes(bytes).max(1)
+}
+
 /// Settings of the server itself (the binary builds this from its validated configuration).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -118,6 +126,8 @@ pub struct ServerConfig {
     /// Limits against abuse: logins, anonymous identities, password hashing, request
     /// bodies, connections (see `abuse`).
     pub abuse: abuse::AbuseConfig,
+    /// NATS of the fleet this node joins (PostgreSQL only); `None`: the node is alone.
+    pub nats_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -138,6 +148,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             metrics_token: None,
             abuse: abuse::AbuseConfig::default(),
+            nats_url: None,
         }
     }
 }
@@ -180,6 +191,8 @@ pub struct Shared {
     pub app_identity: Mutex<HashMap<String, Arc<switchboard_store::IdentitySettings>>>,
     /// Login and anonymous-identity limits, password hashing, the unauthenticated sockets.
     pub abuse: abuse::Abuse,
+    /// This node's membership of a fleet (`nats_url`), `None` alone.
+    pub fleet: Option<switchboard_bus::nats::Fleet>,
 }
 
 /// A demo login's password was changed or the login disabled: the demo's credentials file
@@ -228,6 +241,7 @@ impl Running {
     /// waits for it.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
+        self.state.engines.leave().await;
         let result = self.task.await.unwrap_or_else(|join| Err(std::io::Error::other(join)));
         if let Some(dispatcher) = self.dispatcher {
             let _ = dispatcher.await;
@@ -244,6 +258,22 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
     let tls = config.tls.clone().map(tls::Acceptor::new).transpose()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let bus = Bus::new();
+    let (fleet, link) = match &config.nats_url {
+        None => (None, None),
+        Some(_) if store.dialect() == switchboard_store::Dialect::Sqlite => {
+            anyhow::bail!(
+                "nats_url is set but the database is SQLite: a fleet shares one PostgreSQL database \
+                 (set database_url to postgres://…, or leave nats_url out for a single node)"
+            )
+        }
+        Some(url) => {
+            let node = fleet_node_id();
+            let fleet = bus.join_fleet(url, &format!("switchboard-{node:016x}")).await?;
+            let link = engine::remote::Link::new(fleet.client().clone(), node, &store).await?;
+            tracing::info!(node = format_args!("{node:016x}"), nats = %url, "joined the fleet");
+            (Some(fleet), Some(link))
+        }
+    };
     // One fan-out for the node: the engines and the sockets share its masking rules.
     let fanout = fanout::Fanout::new(bus.clone(), store.clone());
     let push = Arc::new(push::Push::new(config.push.clone(), store.clone(), bus.clone(), fanout.clone())?);
@@ -256,6 +286,7 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
                 fanout: fanout.clone(),
                 clock: engine::Clock::start(),
                 wait_refresh: config.wait_refresh,
+                fleet: link,
             },
             shutdown_rx.clone(),
         ),
@@ -272,7 +303,11 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
         identity,
         app_identity: Mutex::new(HashMap::new()),
         abuse,
+        fleet,
     }));
+    if let Some(fleet) = &state.fleet {
+        fleet::listen(fleet, Arc::downgrade(&state.0)).await;
+    }
     state.engines.start_busy_brands().await?;
     retention::spawn(state.clone());
     let addr = listener.local_addr()?;

@@ -18,6 +18,7 @@ pub mod bench;
 mod export;
 mod floor;
 pub mod lease;
+pub use lease::{Leases, LeasesLost};
 mod metrics;
 pub mod model;
 mod queries;
@@ -75,6 +76,9 @@ pub enum StoreError {
     /// An error of the SQLite writer's connection.
     #[error("sqlite: {0}")]
     Sqlite(String),
+    /// A store error on another node of the fleet (the one that ran the request).
+    #[error("on the node running the brand's engine: {0}")]
+    Remote(String),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -92,6 +92,10 @@ struct ServeArgs {
     /// prints what to trust [env: SWITCHBOARD_TLS_SELF_SIGNED].
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     tls_self_signed: bool,
+    /// Join the fleet whose NATS server is here (nats://host:port, several separated by
+    /// commas); needs a PostgreSQL database_url shared by every node [env: SWITCHBOARD_NATS_URL].
+    #[arg(long)]
+    nats_url: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -153,6 +157,7 @@ const CONFIG_KEYS: &[&str] = &[
     "max_connections_per_address",
     "max_unauthenticated_sockets",
     "trust_forwarded_for",
+    "nats_url",
 ];
 
 /// Configuration as read, before validation. Every field has a default.
@@ -199,6 +204,7 @@ struct RawConfig {
     max_connections_per_address: usize,
     max_unauthenticated_sockets: usize,
     trust_forwarded_for: bool,
+    nats_url: Option<String>,
 }
 
 /// A list, or one string of comma-separated items (how an environment variable gives a list:
@@ -269,6 +275,7 @@ impl Default for RawConfig {
             max_connections_per_address: abuse.max_connections_per_address,
             max_unauthenticated_sockets: abuse.max_unauthenticated_sockets,
             trust_forwarded_for: abuse.trust_forwarded_for,
+            nats_url: None,
         }
     }
 }
@@ -310,6 +317,8 @@ struct FlagOverrides {
     tls_key: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_self_signed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats_url: Option<String>,
 }
 
 impl figment::Provider for FlagOverrides {
@@ -556,6 +565,21 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             source_of(figment, "metrics_token")
         );
     }
+    if let Some(url) = &raw.nats_url {
+        if !url.split(',').all(|address| address.trim().starts_with("nats://") || address.trim().starts_with("tls://"))
+        {
+            bail!(
+                "invalid configuration: nats_url = {url:?} must be nats://host:port or tls://host:port, several separated by commas (from {})",
+                source_of(figment, "nats_url")
+            );
+        }
+        if !database_url.starts_with("postgres") {
+            bail!(
+                "invalid configuration: nats_url is set (from {}) but the database is SQLite: the nodes of a fleet share one PostgreSQL database; set database_url = postgres://… (or leave nats_url out for a single node)",
+                source_of(figment, "nats_url")
+            );
+        }
+    }
     let demo_credentials = raw.demo.then(|| seed::credentials_path(&raw.data_dir));
     Ok(Config {
         listen,
@@ -583,6 +607,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             allowed_origins,
             metrics_token: raw.metrics_token,
             abuse,
+            nats_url: raw.nats_url,
             ..ServerConfig::default()
         },
         demo: raw.demo,
@@ -1036,6 +1061,7 @@ fn run() -> anyhow::Result<()> {
                 tls_cert: args.tls_cert,
                 tls_key: args.tls_key,
                 tls_self_signed: args.tls_self_signed.then_some(true),
+                nats_url: args.nats_url,
             };
             let config = load_config(cli.config.as_deref(), flags)?;
             init_logging(&config);

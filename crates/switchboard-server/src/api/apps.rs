@@ -186,7 +186,7 @@ pub struct AddKeyRequest {
 }
 
 pub(super) fn forget_app_keys(state: &AppState, app_id: &str) {
-    state.app_keys.lock().unwrap_or_else(|p| p.into_inner()).remove(app_id);
+    crate::fleet::changed(state, crate::fleet::Changed::AppKeys { app_id: app_id.to_owned() });
 }
 
 /// Adds a public key to an app (admin). Bad keys are refused with `invalid_key`.

@@ -199,7 +199,7 @@ pub(super) async fn patch_brand(
     };
     let brand = state.store.update_brand(&caller.brand_id, &patch).await?;
     state.engines.settings_changed(&brand);
-    state.push.brand_changed(&brand.id);
+    crate::fleet::changed(&state, crate::fleet::Changed::Brand { brand_id: brand.id.clone() });
     crate::audit::record(&state, &caller, "brand.update", Some(format!("brand {}", brand.id)), detail).await;
     Ok(Json(brand.into()))
 }

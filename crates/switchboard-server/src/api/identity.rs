@@ -138,7 +138,7 @@ pub(super) async fn put_identity(
     };
     let settings = IdentitySettings { jwks_url, code_flow };
     let saved = state.store.set_identity_settings(&caller.brand_id, &app_id, &settings, now_ms()).await?;
-    state.app_identity.lock().unwrap_or_else(|p| p.into_inner()).remove(&app_id);
+    crate::fleet::changed(&state, crate::fleet::Changed::AppIdentity { app_id: app_id.clone() });
     let shown = IdentityProvider::of(&app_id, &saved);
     let detail = serde_json::json!({
         "jwks_url": shown.jwks_url,

@@ -115,7 +115,7 @@ pub(super) async fn put_masking(
 ) -> ApiResult<Json<MaskingRules>> {
     let specs = request.check()?;
     state.store.set_masking_rules(&caller.brand_id, &specs).await?;
-    state.fanout.masking_changed(&caller.brand_id);
+    crate::fleet::changed(&state, crate::fleet::Changed::Masking { brand_id: caller.brand_id.clone() });
     // The rules themselves (names, kinds, patterns, audiences): a pattern is not a secret.
     let detail = serde_json::to_value(MaskingRules::of(&specs)).unwrap_or(Value::Null);
     crate::audit::record(&state, &caller, "masking.update", None, detail).await;

@@ -79,7 +79,10 @@ pub(super) async fn put_fcm_settings(
     let settings = FcmSettings { project_id, service_account_json };
     FcmApp::new(&settings).map_err(ApiError::bad_request)?;
     let saved = state.store.set_fcm_settings(&caller.brand_id, &app_id, Some(&settings), now_ms()).await?;
-    state.push.settings_changed(&caller.brand_id, &app_id);
+    crate::fleet::changed(
+        &state,
+        crate::fleet::Changed::PushSettings { brand_id: caller.brand_id.clone(), app_id: app_id.clone() },
+    );
     tracing::info!(brand_id = %caller.brand_id, app_id, project_id = %settings.project_id, "FCM settings saved");
     Ok(no_store(PushSettings::of(&app_id, Some(&saved))))
 }
@@ -94,7 +97,10 @@ pub(super) async fn delete_fcm_settings(
 ) -> ApiResult<NoStore<PushSettings>> {
     app_exists(&state, &caller.brand_id, &app_id).await?;
     let saved = state.store.set_fcm_settings(&caller.brand_id, &app_id, None, now_ms()).await?;
-    state.push.settings_changed(&caller.brand_id, &app_id);
+    crate::fleet::changed(
+        &state,
+        crate::fleet::Changed::PushSettings { brand_id: caller.brand_id.clone(), app_id: app_id.clone() },
+    );
     Ok(no_store(PushSettings::of(&app_id, Some(&saved))))
 }
 
@@ -145,7 +151,10 @@ pub(super) async fn put_apns_settings(
     };
     ApnsApp::new(&settings).map_err(ApiError::bad_request)?;
     let saved = state.store.set_apns_settings(&caller.brand_id, &app_id, Some(&settings), now_ms()).await?;
-    state.push.settings_changed(&caller.brand_id, &app_id);
+    crate::fleet::changed(
+        &state,
+        crate::fleet::Changed::PushSettings { brand_id: caller.brand_id.clone(), app_id: app_id.clone() },
+    );
     tracing::info!(brand_id = %caller.brand_id, app_id, key_id = %settings.key_id, "APNs settings saved");
     Ok(no_store(PushSettings::of(&app_id, Some(&saved))))
 }
@@ -160,7 +169,10 @@ pub(super) async fn delete_apns_settings(
 ) -> ApiResult<NoStore<PushSettings>> {
     app_exists(&state, &caller.brand_id, &app_id).await?;
     let saved = state.store.set_apns_settings(&caller.brand_id, &app_id, None, now_ms()).await?;
-    state.push.settings_changed(&caller.brand_id, &app_id);
+    crate::fleet::changed(
+        &state,
+        crate::fleet::Changed::PushSettings { brand_id: caller.brand_id.clone(), app_id: app_id.clone() },
+    );
     Ok(no_store(PushSettings::of(&app_id, Some(&saved))))
 }
 

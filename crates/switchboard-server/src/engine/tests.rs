@@ -89,6 +89,7 @@ impl Fixture {
             fanout: Fanout::new(bus.clone(), store.clone()),
             clock,
             wait_refresh: Duration::from_secs(3600),
+            fleet: None,
         };
         (shutdown, Engines::new(config, stopping))
     }
@@ -99,7 +100,7 @@ impl Fixture {
     async fn restart(&mut self) {
         let _ = self.shutdown.send(true);
         tokio::task::yield_now().await;
-        let (shutdown, engines) = Fixture::engines(&self.store, &self.bus, self.engines.clock);
+        let (shutdown, engines) = Fixture::engines(&self.store, &self.bus, self.engines.inner.clock);
         engines.start_busy_brands().await.unwrap();
         (self.shutdown, self.engines) = (shutdown, engines);
     }
@@ -108,7 +109,7 @@ impl Fixture {
     async fn open(&mut self) -> ConversationId {
         self.consumers += 1;
         let external = format!("consumer-{}", self.consumers);
-        let now = self.engines.clock.now();
+        let now = self.engines.inner.clock.now();
         let consumer = self.store.upsert_consumer(BRAND, &external, &ConsumerClaims::default(), now).await.unwrap();
         let append = Append::Consumer(ConsumerAppend {
             brand_id: BRAND.into(),
@@ -334,7 +335,7 @@ async fn auto_close_warns_and_closes_on_time_and_a_restart_in_between_sends_noth
     let c = f.open().await;
     advance(Duration::from_secs(5)).await;
     // The agent answers (through the store, as the socket does), then tells the engine.
-    let at = f.engines.clock.now();
+    let at = f.engines.inner.clock.now();
     let reply = switchboard_store::AgentAppend {
         brand_id: BRAND.into(),
         agent_id: agent,
@@ -379,7 +380,7 @@ async fn a_consumer_answer_stops_the_auto_close_without_the_engine_hearing_of_it
     let _guard = f.engines.agent_connected(BRAND, agent);
     let c = f.open().await;
     advance(Duration::from_secs(5)).await;
-    let at = f.engines.clock.now();
+    let at = f.engines.inner.clock.now();
     f.engines.agent_wrote(BRAND, c, at);
     let consumer = f.conversation(c).await.consumer_id;
     advance(Duration::from_secs(300)).await;
@@ -394,7 +395,7 @@ async fn a_consumer_answer_stops_the_auto_close_without_the_engine_hearing_of_it
         client_id: "m-answer".into(),
         text: "yes, one more thing".into(),
     };
-    f.store.append(Append::Consumer(answer), f.engines.clock.now()).await.unwrap();
+    f.store.append(Append::Consumer(answer), f.engines.inner.clock.now()).await.unwrap();
     advance(Duration::from_secs(600)).await;
     f.engines.floor(BRAND, vec![]).await;
     f.engines.floor(BRAND, vec![]).await;

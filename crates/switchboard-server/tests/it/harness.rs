@@ -108,6 +108,18 @@ impl TestServer {
         TestServer { running: Some(running), http, ws, store, dir, url, postgres: None }
     }
 
+    /// Another node on `first`'s database (a fleet: `config.nats_url` set on both).
+    pub async fn join(first: &TestServer, config: ServerConfig) -> TestServer {
+        let dir = std::env::temp_dir().join(unique("sb-it-node"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&StoreOptions::new(first.url.clone())).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = switchboard_server::start(store.clone(), config, listener).await.unwrap();
+        let addr = running.addr;
+        let (http, ws) = (format!("http://{addr}"), format!("ws://{addr}"));
+        TestServer { running: Some(running), http, ws, store, dir, url: first.url.clone(), postgres: None }
+    }
+
     /// Stops the server (gracefully: sockets close with 1001) and starts a new one on the
     /// same database and a new port, as after a restart of the process.
     pub async fn restart(&mut self, config: ServerConfig) {

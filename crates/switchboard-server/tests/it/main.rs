@@ -37,6 +37,7 @@ mod conversation;
 mod credentials;
 mod edge;
 mod fake_providers;
+mod fleet;
 mod floor;
 mod governance;
 mod identity;
