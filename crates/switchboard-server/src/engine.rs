@@ -255,6 +255,15 @@ impl Engines {
         }
     }
 
+    /// Takes (or keeps) the fleet-wide lease `name` for work one node does at a time (the
+    /// retention purge): `true` when this node holds it. Alone, always `true`.
+    pub async fn hold_lease(&self, name: &str) -> bool {
+        match &self.inner.fleet {
+            None => true,
+            Some(link) => remote::hold(link, name).await,
+        }
+    }
+
     /// Whether this node runs the engine of `brand_id` now.
     pub fn leads(&self, brand_id: &str) -> bool {
         lock(&self.inner.local).contains_key(brand_id)

@@ -158,6 +158,10 @@ pub fn spawn(state: AppState) {
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
+            // In a fleet one node purges (the one holding the lease); the others skip.
+            if !state.engines.hold_lease("retention").await {
+                continue;
+            }
             let brands = match state.store.brand_ids().await {
                 Ok(brands) => brands,
                 Err(error) => {

@@ -883,6 +883,9 @@ fn print_banner(
     println!("  agent workspace, dashboard and admin: {base_url}/");
     println!("  API reference:  {base_url}/docs");
     println!("  database:       {}", redact(&config.database_url));
+    if let Some(nats) = &config.server.nats_url {
+        println!("  fleet:          a node of the fleet on NATS {}", redact(nats));
+    }
     if let Some(trial) = trial {
         println!();
         for line in trial_tls::instructions(trial, &base_url, &commands.chat) {
@@ -1162,6 +1165,23 @@ mod tests {
         std::fs::write(&file, "metrics_token = \"short\"\n").unwrap();
         let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
         assert!(error.contains("metrics_token must be at least 16"), "{error}");
+    }
+
+    #[test]
+    fn a_fleet_needs_postgres_and_a_nats_address() {
+        let dir = std::env::temp_dir().join(format!("sb-fleet-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("fleet.toml");
+        std::fs::write(&file, "nats_url = \"nats://127.0.0.1:4222\"\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("nats_url is set") && error.contains("SQLite") && error.contains("fleet.toml"), "{error}");
+        std::fs::write(&file, "nats_url = \"127.0.0.1:4222\"\ndatabase_url = \"postgres://db/sb\"\n").unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("must be nats://host:port"), "{error}");
+        std::fs::write(&file, "nats_url = \"nats://a:4222, nats://b:4222\"\ndatabase_url = \"postgres://db/sb\"\n")
+            .unwrap();
+        let config = load_config(Some(&file), FlagOverrides::default()).unwrap();
+        assert_eq!(config.server.nats_url.as_deref(), Some("nats://a:4222, nats://b:4222"));
     }
 
     #[test]

@@ -369,6 +369,11 @@ pub(super) async fn take_lead(inner: &Arc<Inner>, link: &Link, brand_id: &str) -
     }
 }
 
+/// Takes or keeps the lease `name` (not a brand's engine's); `false` on any error.
+pub(super) async fn hold(link: &Link, name: &str) -> bool {
+    link.leases.try_take(name).await.unwrap_or(false)
+}
+
 /// Gives the brand's lease back (its engine here has stopped).
 pub(super) async fn give_back(link: &Link, brand_id: &str) {
     if let Err(error) = link.leases.give_back(&lease(brand_id)).await {
