@@ -194,6 +194,7 @@ struct LocalEngine {
 
 impl Drop for LocalEngine {
     fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::ENGINES_LED).decrement(1.0);
         let _ = self.stop.send(true);
         if let Some(service) = &self.service {
             service.abort();
@@ -460,6 +461,7 @@ impl Inner {
             stopping: self.shutdown.clone(),
             node: self.node(),
             nodes: HashMap::new(),
+            nats: self.fleet.as_ref().map(|link| link.client().clone()),
         };
         tokio::spawn(engine.run(commands, self.shutdown.clone(), stopped));
         let service =
@@ -467,6 +469,7 @@ impl Inner {
         if self.fleet.is_some() {
             tracing::info!(brand_id, "this node runs the brand's engine now");
         }
+        metrics::gauge!(crate::metrics::ENGINES_LED).increment(1.0);
         local.insert(
             brand_id.to_owned(),
             LocalEngine { sender: sender.clone(), auto_closing: auto_closing.clone(), stop, service },
@@ -590,6 +593,9 @@ struct Engine {
     node: u64,
     /// The agents' sockets per node, and when each other node was last heard of.
     nodes: HashMap<u64, NodeSockets>,
+    /// On a fleet node, its NATS connection: while it is down no other node can be heard, so
+    /// none is taken for dead.
+    nats: Option<switchboard_bus::async_nats::Client>,
 }
 
 /// One node's agent sockets as a brand's engine knows them.
@@ -721,6 +727,15 @@ impl Engine {
 
     /// The other nodes not heard of for [`NODE_SILENCE`]: their agents' sockets are gone.
     async fn forget_silent_nodes(&mut self) {
+        if let Some(nats) = &self.nats
+            && nats.connection_state() != switchboard_bus::async_nats::connection::State::Connected
+        {
+            // Deaf, not alone: the silence starts again once NATS is back.
+            for seen in self.nodes.values_mut() {
+                seen.heard = tokio::time::Instant::now();
+            }
+            return;
+        }
         let silent: Vec<u64> = self
             .nodes
             .iter()

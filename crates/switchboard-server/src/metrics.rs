@@ -70,6 +70,11 @@ pub const TLS_RELOADS: &str = "switchboard_tls_reloads_total";
 /// refused).
 pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
 
+/// Gauge: brands whose engine runs on this node (in a fleet: whose lease it holds).
+pub const ENGINES_LED: &str = "switchboard_engines_led";
+/// Counter: routing inputs a fleet node gave up after no node answered them in 15 s.
+pub const ENGINE_REQUESTS_FAILED: &str = "switchboard_engine_requests_failed_total";
+
 /// Counter: cookie requests and agent upgrades refused for their `Origin`.
 pub const ORIGIN_REFUSED: &str = "switchboard_origin_refused_total";
 
@@ -88,6 +93,8 @@ pub fn install() -> Option<PrometheusHandle> {
 
 fn describe() {
     metrics::describe_gauge!(CONNECTIONS, "open WebSocket connections");
+    metrics::describe_gauge!(ENGINES_LED, "brands whose routing engine runs on this node");
+    metrics::describe_counter!(ENGINE_REQUESTS_FAILED, "routing inputs no node answered in time (fleet)");
     metrics::describe_counter!(MESSAGES_STORED, "messages durably stored");
     metrics::describe_counter!(FRAME_ERRORS, "WebSocket frames answered with an error");
     metrics::describe_histogram!(APPEND_SECONDS, "seconds from a send frame to its durable ack");

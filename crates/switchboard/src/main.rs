@@ -1174,7 +1174,10 @@ mod tests {
         let file = dir.join("fleet.toml");
         std::fs::write(&file, "nats_url = \"nats://127.0.0.1:4222\"\n").unwrap();
         let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
-        assert!(error.contains("nats_url is set") && error.contains("SQLite") && error.contains("fleet.toml"), "{error}");
+        assert!(
+            error.contains("nats_url is set") && error.contains("SQLite") && error.contains("fleet.toml"),
+            "{error}"
+        );
         std::fs::write(&file, "nats_url = \"127.0.0.1:4222\"\ndatabase_url = \"postgres://db/sb\"\n").unwrap();
         let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
         assert!(error.contains("must be nats://host:port"), "{error}");

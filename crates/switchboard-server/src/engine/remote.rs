@@ -75,6 +75,11 @@ impl Link {
     pub fn node(&self) -> u64 {
         self.node
     }
+
+    /// The node's NATS connection.
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 fn lease(brand_id: &str) -> String {
@@ -408,6 +413,11 @@ async fn forward(
     let (returned, mut returns) = mpsc::unbounded_channel::<(u64, Held)>();
     // Requests no leader took, in the order they were made.
     let mut held: BTreeMap<u64, Held> = BTreeMap::new();
+    let given_up = |dropped: usize| {
+        if dropped > 0 {
+            metrics::counter!(crate::metrics::ENGINE_REQUESTS_FAILED).increment(dropped as u64);
+        }
+    };
     let mut next_id = 0u64;
     loop {
         tokio::select! {
@@ -418,7 +428,9 @@ async fn forward(
             () = tokio::time::sleep(LEADERLESS_RETRY), if !held.is_empty() => {
                 let Some(inner) = inner.upgrade() else { break };
                 let Some(link) = inner.fleet.as_ref() else { break };
+                let before = held.len();
                 held.retain(|_, waiting| waiting.since.elapsed() < ANSWER_TIMEOUT);
+                given_up(before - held.len());
                 if take_lead(&inner, link, &brand_id).await {
                     hand_over(&inner, &brand_id, std::mem::take(&mut held));
                 } else {
@@ -511,6 +523,7 @@ async fn send(
             },
             _ => {
                 tracing::warn!(%brand_id, "the brand's engine did not answer in time");
+                metrics::counter!(crate::metrics::ENGINE_REQUESTS_FAILED).increment(1);
                 // An opening the engine may not have heard of: a rebuild finds it in the store.
                 if matches!(waiting.request, Request::Opened { .. })
                     && let Some(inner) = inner.upgrade()
