@@ -20,6 +20,10 @@ pub struct RunArgs {
     /// Server base URL (http:// or https://).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// Other nodes of the same fleet (repeatable): consumers connect to `--url` and these in
+    /// turn, and each agent to the node after its consumers' (so most messages cross nodes).
+    #[arg(long = "also-url")]
+    pub also_urls: Vec<String>,
     /// A certificate authority to trust for https besides the public ones (PEM file).
     #[arg(long)]
     pub ca_cert: Option<std::path::PathBuf>,
@@ -58,9 +62,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "bench/results")]
     pub results: PathBuf,
     /// The server's process id on this machine: its CPU time during the measurement is read
-    /// from `/proc/PID/stat` and reported per stored message (Linux only).
+    /// from `/proc/PID/stat` and reported per stored message (Linux only). Repeat it for the
+    /// nodes of a fleet: their times are added.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
 }
 
 /// CPU seconds (user + system, all threads) a process has used so far, from `/proc/PID/stat`.
@@ -425,6 +430,10 @@ pub async fn measure(args: &RunArgs) -> Result<(serde_json::Value, String)> {
         bail!("--rate must be a positive number of messages per second");
     }
     let server = Server::parse(&args.url, args.ca_cert.as_deref())?;
+    let mut nodes = vec![server.clone()];
+    for url in &args.also_urls {
+        nodes.push(Server::parse(url, args.ca_cert.as_deref())?);
+    }
     let credentials = Credentials::read(&args.credentials)?;
     let rest = Rest::new(&server)?;
     let admin_login = credentials.admin()?;
@@ -444,8 +453,12 @@ pub async fn measure(args: &RunArgs) -> Result<(serde_json::Value, String)> {
     let setup_started = Instant::now();
     let mut agents = Vec::new();
     let emails: Vec<String> = (0..args.agents).map(|i| format!("lg-{run_id}-{i}@load.test")).collect();
-    for chunk in emails.chunks(4) {
-        let started = join_all(chunk.iter().map(|email| start_agent(&server, &rest, &admin, email, &skills))).await;
+    for (n, chunk) in emails.chunks(4).enumerate() {
+        let started = join_all(chunk.iter().enumerate().map(|(i, email)| {
+            let node = &nodes[(n * 4 + i + 1) % nodes.len()];
+            start_agent(node, &rest, &admin, email, &skills)
+        }))
+        .await;
         for agent in started {
             agents.push(agent?);
         }
@@ -454,8 +467,9 @@ pub async fn measure(args: &RunArgs) -> Result<(serde_json::Value, String)> {
     let mut consumers = Vec::new();
     let indexes: Vec<u32> = (0..args.consumers).collect();
     for chunk in indexes.chunks(50) {
-        let opened = join_all(chunk.iter().map(|_| {
-            conn::connect_consumer(&server, &credentials.brand, &credentials.app, None, Arc::new(ByteCounts::default()))
+        let opened = join_all(chunk.iter().map(|index| {
+            let node = &nodes[*index as usize % nodes.len()];
+            conn::connect_consumer(node, &credentials.brand, &credentials.app, None, Arc::new(ByteCounts::default()))
         }))
         .await;
         for consumer in opened {
@@ -489,13 +503,15 @@ pub async fn measure(args: &RunArgs) -> Result<(serde_json::Value, String)> {
         tasks.push(tokio::spawn(consumer_task(ws, plan, clock)));
     }
     // The server's CPU time over exactly the measured interval.
-    let server_cpu = args.server_pid.map(|pid| {
+    let pids = args.server_pid.clone();
+    let server_cpu = (!pids.is_empty()).then(|| {
         let (from, to) = (clock.measure_from, end);
         tokio::spawn(async move {
+            let total = |pids: &[u32]| pids.iter().map(|pid| process_cpu_secs(*pid)).sum::<Result<f64>>();
             tokio::time::sleep_until(from).await;
-            let before = process_cpu_secs(pid)?;
+            let before = total(&pids)?;
             tokio::time::sleep_until(to).await;
-            Ok::<f64, anyhow::Error>(process_cpu_secs(pid)? - before)
+            Ok::<f64, anyhow::Error>(total(&pids)? - before)
         })
     });
     let mut total = Stats::new();
@@ -586,6 +602,7 @@ pub async fn measure(args: &RunArgs) -> Result<(serde_json::Value, String)> {
         "resyncs": total.resyncs, "errors": total.errors.values().sum::<u64>(),
         "server_cpu_cores": cpu_secs.map(|cpu| cpu / secs),
         "server_cpu_us_per_message": cpu_secs.map(|cpu| cpu * 1e6 / stored.max(1) as f64),
+        "nodes": 1 + args.also_urls.len(),
     });
     Ok((figures, out))
 }
