@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// turn, and each agent to the node after its consumers' (so most messages cross nodes).
     #[arg(long = "also-url")]
     pub also_urls: Vec<String>,
+    /// The server's store, recorded with the run (`report` keeps SQLite and PostgreSQL
+    /// figures apart).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+    pub store: String,
     /// A certificate authority to trust for https besides the public ones (PEM file).
     #[arg(long)]
     pub ca_cert: Option<std::path::PathBuf>,
@@ -603,6 +607,7 @@ pub async fn measure(args: &RunArgs) -> Result<(serde_json::Value, String)> {
         "server_cpu_cores": cpu_secs.map(|cpu| cpu / secs),
         "server_cpu_us_per_message": cpu_secs.map(|cpu| cpu * 1e6 / stored.max(1) as f64),
         "nodes": 1 + args.also_urls.len(),
+        "store": args.store,
     });
     Ok((figures, out))
 }

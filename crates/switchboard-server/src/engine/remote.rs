@@ -361,6 +361,10 @@ pub(super) async fn take_lead(inner: &Arc<Inner>, link: &Link, brand_id: &str) -
     if inner.local_sender(brand_id).is_some() {
         return true;
     }
+    if *inner.shutdown.borrow() {
+        // A node that is leaving gives leases back; it takes none.
+        return false;
+    }
     match link.leases.try_take(&lease(brand_id)).await {
         Ok(true) => {
             inner.start_local(brand_id);
