@@ -417,6 +417,14 @@ impl Inner {
     }
 
     fn send(self: &Arc<Self>, brand_id: &str, command: Command) {
+        if *self.shutdown.borrow() {
+            // Stopping (sockets closing say their agents left): inputs go to what still runs,
+            // and nothing new is started for them.
+            if let Some(handle) = lock(&self.senders).get(brand_id) {
+                let _ = handle.sender.send(command);
+            }
+            return;
+        }
         // A closed channel means the node is shutting down: the input no longer matters.
         let _ = self.handle(brand_id).sender.send(command);
     }
