@@ -86,6 +86,7 @@ start_node() {
     exit 1
 }
 
+sitting="fleet-$(date -u +%Y%m%dT%H%M%S)"
 version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' ':!docs/benchmarks-latency.svg' ':!bench/results' 2>/dev/null || echo '+dirty')"
 for step in "${steps[@]}"; do
     case "$step" in
@@ -117,7 +118,7 @@ for step in "${steps[@]}"; do
     for pid in "${pids[@]}"; do server_pids+=(--server-pid "$pid"); done
     echo "== $step ($(uptime))"
     target/release/switchboard-loadgen run --url "http://127.0.0.1:18100" "${also[@]}" \
-        --credentials "${dirs[0]}/demo-credentials.json" --store "$store" \
+        --credentials "${dirs[0]}/demo-credentials.json" --store "$store" --sitting "$sitting" \
         --agents "$agents" --consumers "$consumers" --duration "$duration" --window "$window" "${rate[@]}" \
         "${server_pids[@]}" --server-note "$note" "${record[@]}"
     stop_all

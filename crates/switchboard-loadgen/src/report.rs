@@ -254,6 +254,58 @@ impl Side {
     }
 }
 
+/// The newest fleet sitting (`bench/fleet/run.sh`): the same workload on one SQLite node and
+/// on 1, 2 and 3 PostgreSQL + NATS nodes, side by side.
+fn fleet_rows(runs: &[Run]) -> Vec<[String; 5]> {
+    let Some(newest) =
+        latest(runs, "run", |run| run.figure("sitting").as_str().is_some_and(|s| s.starts_with("fleet-")))
+    else {
+        return Vec::new();
+    };
+    let sitting = newest.figure("sitting").clone();
+    let mut together: Vec<&Run> =
+        runs.iter().filter(|run| run.kind() == "run" && run.figure("sitting") == &sitting).collect();
+    together
+        .sort_by_key(|run| (run.figure("store").as_str() != Some("sqlite"), run.f64("nodes").unwrap_or(1.0) as u32));
+    together
+        .into_iter()
+        .map(|run| {
+            let nodes = run.f64("nodes").unwrap_or(1.0);
+            let setup = match run.figure("store").as_str() {
+                Some("postgres") => {
+                    format!("{nodes:.0} node{} on PostgreSQL + NATS", if nodes > 1.0 { "s" } else { "" })
+                }
+                _ => "1 node on SQLite".to_owned(),
+            };
+            let load = match run.f64("target_rate") {
+                Some(rate) => format!("paced {} consumer msgs/s", thousands(rate)),
+                None => format!(
+                    "closed loop, {} consumers × window {}",
+                    run.f64("consumers").unwrap_or(0.0),
+                    run.f64("window").unwrap_or(0.0)
+                ),
+            };
+            let cpu = run
+                .f64("server_cpu_us_per_message")
+                .map_or(String::new(), |us| format!(", servers' CPU {us:.0} µs per message"));
+            [
+                format!(
+                    "fleet sitting {}: {setup}, {load}",
+                    sitting.as_str().unwrap_or("?").trim_start_matches("fleet-")
+                ),
+                "1, 2, 3 nodes beside SQLite (issue 14), same workload and sitting".into(),
+                format!(
+                    "{} /s stored, p99 {:.0} ms{cpu}",
+                    thousands(run.f64("stored_per_sec").unwrap_or(0.0)),
+                    p99(run).unwrap_or(f64::NAN)
+                ),
+                "measured".into(),
+                run.provenance(),
+            ]
+        })
+        .collect()
+}
+
 /// The markdown between the markers.
 fn table(runs: &[Run]) -> String {
     let mut rows: Vec<[String; 5]> = Vec::new();
@@ -567,6 +619,7 @@ fn table(runs: &[Run]) -> String {
             run.provenance(),
         ]);
     }
+    rows.extend(fleet_rows(runs));
     let mut out = String::new();
     out.push_str("| what | target (SPEC) | current figure | | date, commit, command (raw run) |\n");
     out.push_str("| --- | --- | --- | --- | --- |\n");

@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// figures apart).
     #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
     pub store: String,
+    /// Runs made together to be compared (a label recorded with the run; `report` shows the
+    /// newest fleet sitting's runs side by side).
+    #[arg(long)]
+    pub sitting: Option<String>,
     /// A certificate authority to trust for https besides the public ones (PEM file).
     #[arg(long)]
     pub ca_cert: Option<std::path::PathBuf>,
@@ -608,6 +612,7 @@ pub async fn measure(args: &RunArgs) -> Result<(serde_json::Value, String)> {
         "server_cpu_us_per_message": cpu_secs.map(|cpu| cpu * 1e6 / stored.max(1) as f64),
         "nodes": 1 + args.also_urls.len(),
         "store": args.store,
+        "sitting": args.sitting,
     });
     Ok((figures, out))
 }
