@@ -185,7 +185,7 @@ async fn an_answer_is_pushed_through_apns_over_http2_with_a_signed_provider_toke
 
 #[tokio::test]
 async fn no_push_while_a_device_is_connected_or_has_confirmed_the_message() {
-    let mut scene = scene_with(|config| config.push.coalesce = Duration::from_millis(600)).await;
+    let mut scene = scene_with(|config| config.push.coalesce = Duration::from_secs(2)).await;
     // Connected: the message arrives live, no push.
     let mut consumer = scene.server.consumer(&scene.brand, "cal").await;
     consumer.send(json!({"t": "push", "id": 1, "provider": "fcm", "token": "fcm-device-cal"})).await;
@@ -332,7 +332,9 @@ async fn devices_the_provider_rejects_are_unregistered_and_others_get_their_push
 
 #[tokio::test]
 async fn a_burst_of_messages_makes_one_push_with_the_latest_and_the_unread_count() {
-    let mut scene = scene_with(|config| config.push.coalesce = Duration::from_millis(500)).await;
+    // The three replies must fall within the coalescing window: 2 s leaves room for a
+    // loaded machine (500 ms was once too short for three round trips while CI built).
+    let mut scene = scene_with(|config| config.push.coalesce = Duration::from_secs(2)).await;
     let c = scene.away_consumer("bo", &[("fcm", "fcm-device-bo")]).await;
     scene.reply(c, "One").await;
     scene.reply(c, "Two").await;
