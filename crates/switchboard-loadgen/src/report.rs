@@ -264,7 +264,8 @@ impl Side {
 /// delivery at a paced 1,000 consumer messages/s (each answered by an agent).
 fn postgres_rows(runs: &[Run]) -> Vec<[String; 5]> {
     let mut rows = Vec::new();
-    let closed_loop = |run: &Run| on_postgres(run) && run.figure("target_rate").is_null() && run.f64("window") == Some(1.0);
+    let closed_loop =
+        |run: &Run| on_postgres(run) && run.figure("target_rate").is_null() && run.f64("window") == Some(1.0);
     if let Some(run) = latest(runs, "run", closed_loop) {
         let stored = run.f64("stored_per_sec").unwrap_or(0.0);
         rows.push([

@@ -60,13 +60,10 @@ async fn commit_alone(conn: &mut PgConnection, job: &Job) -> Result<Appended, Ap
 
 /// Applies `jobs` in one transaction. Refusals (closed conversation, …) are per-job
 /// results; a database error aborts the transaction and is returned for the whole batch.
-async fn commit_batch(
-    conn: &mut PgConnection,
-    jobs: &[Job],
-) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+async fn commit_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
     let mut tx = Connection::begin(conn).await?;
     let appends: Vec<_> = jobs.iter().map(|job| (&job.append, job.now)).collect();
-    let results = apply_batch(&mut Statements(&mut *tx), &appends).await?;
+    let results = apply_batch(&mut Statements(&mut tx), &appends).await?;
     tx.commit().await?;
     Ok(results)
 }

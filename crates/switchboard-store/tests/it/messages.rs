@@ -304,8 +304,12 @@ struct Scene {
 impl Scene {
     async fn set_up(store: &Store, id: &str) -> Scene {
         let brand = Brand::create(store, id).await;
-        let (alice, bob, carol, dave) =
-            (brand.consumer("alice").await, brand.consumer("bob").await, brand.consumer("carol").await, brand.consumer("dave").await);
+        let (alice, bob, carol, dave) = (
+            brand.consumer("alice").await,
+            brand.consumer("bob").await,
+            brand.consumer("carol").await,
+            brand.consumer("dave").await,
+        );
         let (ann, ben) = (brand.agent(&format!("ann@{id}.test")).await, brand.agent(&format!("ben@{id}.test")).await);
         let alice_open = brand.say(alice, "a1", "hello", T0).await.message.conversation_id;
         assert!(store.assign(id, alice_open, ann.id, T0).await.unwrap());
