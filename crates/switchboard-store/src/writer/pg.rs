@@ -134,12 +134,7 @@ impl BatchTx for Statements<'_> {
     ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let client_ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
-        let rows = sqlx::query(FIND_KEYED_NOTICES)
-            .persistent(false)
-            .bind(ids)
-            .bind(client_ids)
-            .fetch_all(&mut *self.0)
-            .await?;
+        let rows = sqlx::query(FIND_KEYED_NOTICES).bind(ids).bind(client_ids).fetch_all(&mut *self.0).await?;
         by_ordinal(keys.len(), rows, message_at)
     }
 
@@ -165,15 +160,14 @@ impl BatchTx for Statements<'_> {
     ) -> Result<Vec<Option<(ConversationId, Option<i64>)>>, StoreError> {
         let brands: Vec<&str> = consumers.iter().map(|c| c.0).collect();
         let ids: Vec<i64> = consumers.iter().map(|c| c.1).collect();
-        let rows =
-            sqlx::query(OPEN_CONVERSATIONS_OF).persistent(false).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
+        let rows = sqlx::query(OPEN_CONVERSATIONS_OF).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
         by_ordinal(consumers.len(), rows, |row| Ok((row.try_get(1)?, row.try_get(2)?)))
     }
 
     async fn latest_origins(&mut self, consumers: &[(&str, i64)]) -> Result<Vec<Option<Origin>>, StoreError> {
         let brands: Vec<&str> = consumers.iter().map(|c| c.0).collect();
         let ids: Vec<i64> = consumers.iter().map(|c| c.1).collect();
-        let rows = sqlx::query(LATEST_ORIGINS).persistent(false).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
+        let rows = sqlx::query(LATEST_ORIGINS).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
         by_ordinal(consumers.len(), rows, |row| {
             Ok(Origin { app_id: row.try_get(1)?, channel: row.try_get(2)?, skill_id: row.try_get(3)? })
         })
@@ -242,15 +236,14 @@ impl BatchTx for Statements<'_> {
     }
 }
 
-// The lookups that more than one index could answer are not prepared once but planned for
-// each batch (`persistent(false)`: PostgreSQL's unnamed statement, one more round trip). A
-// prepared statement keeps the generic plan it settled on early, and on a fresh database that
-// is when `conversations` is nearly empty and has no statistics: the consumer's open
-// conversation was then looked up through `conversations_open_agent` (the brand's open
-// conversations, filtered) instead of `conversations_one_open` for the whole life of the
-// connection, reading 100 rows per lookup in a benchmark with 200 open conversations
-// (measured: 132,015 lookups read 13,197,876 index entries). Planned per batch, the planner
-// sees the table as it is now.
+// The statements are prepared once per connection, and PostgreSQL keeps the generic plan it
+// settles on after a few runs; on a fresh database that is while `conversations` is nearly
+// empty and has no statistics. A lookup that two indexes could answer may then keep the wrong
+// one for the connection's life: the consumer's open conversation was looked up through
+// `conversations_open_agent` (the brand's open conversations, filtered) instead of
+// `conversations_one_open`, reading 100 to 520 index entries per lookup in a benchmark with
+// 200 open conversations, and planning it per batch chose the same. So that lookup is written
+// so that only one index fits (below).
 //
 // Each lookup joins its inputs to a `LATERAL` subquery with `LIMIT 1`, which the planner does
 // not flatten into a join: one index probe per input, whatever it guesses of the array's
