@@ -10,7 +10,15 @@
 #   BENCH_WINDOW      in-flight sends per consumer   (default 1)
 #   BENCH_RATE        target total send rate, msg/s  (default: closed loop)
 #   BENCH_SQLITE_SYNC the server's sqlite_sync: full (default) or normal
+#   BENCH_DATABASE_URL a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432 (no
+#                     database in it): the run creates a fresh database bench_<timestamp>
+#                     there (psql), serves with --database-url, and drops it afterwards.
+#                     Default: SQLite in the throwaway data directory.
 #   BENCH_NO_RECORD   set to skip --record
+#   BENCH_RUN_ONLY    set to skip the `bytes` and `sdk-bytes` measurements (only `run`)
+#   BENCH_SERVER_BIN  serve with this `switchboard` binary instead of this tree's (a baseline
+#                     build, to measure before and after in one sitting); then
+#   BENCH_SERVER_VERSION names the commit it was built at (required with BENCH_SERVER_BIN)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -26,7 +34,14 @@ record=(--record)
 rate=()
 [[ -n "${BENCH_RATE:-}" ]] && rate=(--rate "$BENCH_RATE")
 
-cargo build --release -p switchboard -p switchboard-loadgen
+server_bin="target/release/switchboard"
+if [[ -n "${BENCH_SERVER_BIN:-}" ]]; then
+    server_bin="$(realpath "$BENCH_SERVER_BIN")"  # absolute: "$root/$server_bin" does not exist
+    server_version="${BENCH_SERVER_VERSION:?set BENCH_SERVER_VERSION to the commit BENCH_SERVER_BIN was built at}"
+    cargo build --release -p switchboard-loadgen
+else
+    cargo build --release -p switchboard -p switchboard-loadgen
+fi
 
 data_dir="$(mktemp -d -t switchboard-bench.XXXXXX)"
 server_log="$data_dir/server.log"
@@ -36,16 +51,31 @@ for var in $(env | grep -o '^SWITCHBOARD_[A-Z_]*' || true); do unset "$var"; don
 # The load generator is a few clients on loopback addresses holding thousands of sockets and
 # anonymous identities: the per-address limits against abuse would refuse it (issue 15).
 export SWITCHBOARD_ANONYMOUS_PER_ADDRESS=0 SWITCHBOARD_MAX_CONNECTIONS_PER_ADDRESS=0 SWITCHBOARD_MAX_UNAUTHENTICATED_SOCKETS=0
-server_cmd=(target/release/switchboard serve --listen "$listen" --data-dir "$data_dir")
+server_cmd=("$server_bin" serve --listen "$listen" --data-dir "$data_dir")
 sqlite_sync="${BENCH_SQLITE_SYNC:-full}"
-(cd "$data_dir" && SWITCHBOARD_SQLITE_SYNC="$sqlite_sync" exec "$root/${server_cmd[0]}" "${server_cmd[@]:1}") >"$server_log" 2>&1 &
-server_pid=$!
+pg_server="${BENCH_DATABASE_URL:-}"
+bench_db=""
+server_pid=""
 cleanup() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+    if [[ -n "$server_pid" ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ -n "$bench_db" ]]; then
+        psql "$pg_server/postgres" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" >/dev/null ||
+            echo "could not drop database $bench_db" >&2
+    fi
     rm -rf "$data_dir"
 }
 trap cleanup EXIT
+if [[ -n "$pg_server" ]]; then
+    pg_server="${pg_server%/}"
+    bench_db="bench_$(date -u +%Y%m%d_%H%M%S)_$$"
+    psql "$pg_server/postgres" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $bench_db" >/dev/null
+    server_cmd+=(--database-url "$pg_server/$bench_db")
+fi
+(cd "$data_dir" && SWITCHBOARD_SQLITE_SYNC="$sqlite_sync" exec "$(realpath "$root/$server_bin" 2>/dev/null || echo "$server_bin")" "${server_cmd[@]:1}") >"$server_log" 2>&1 &
+server_pid=$!
 
 for _ in $(seq 1 100); do
     if curl -fsS "http://$listen/readyz" >/dev/null 2>&1; then break; fi
@@ -60,18 +90,27 @@ curl -fsS "http://$listen/readyz" >/dev/null || { echo "server not ready after 2
 
 credentials="$data_dir/demo-credentials.json"
 [[ -f "$credentials" ]] || { echo "no $credentials (demo seed did not run?)" >&2; exit 1; }
-token="$(target/release/switchboard dev-token --data-dir "$data_dir" --sub bench-consumer)"
+token="$("$server_bin" dev-token --data-dir "$data_dir" --sub bench-consumer)"
 
-version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' ':!docs/benchmarks-latency.svg' ':!bench/results' 2>/dev/null || echo '+dirty')"
-note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} with SWITCHBOARD_SQLITE_SYNC=$sqlite_sync (SQLite in the data dir, demo seed, all other settings default), same machine as the load generator"
+version="${server_version:-}"
+[[ -n "$version" ]] || version="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- . ':!docs/benchmarks.md' ':!docs/benchmarks-latency.svg' ':!bench/results' 2>/dev/null || echo '+dirty')"
+if [[ -n "$bench_db" ]]; then
+    pg_version="$(psql "$pg_server/postgres" -tA -c 'SHOW server_version' 2>/dev/null || echo '?')"
+    store_note="PostgreSQL $pg_version on loopback, a fresh database per run, server settings as installed"
+else
+    store_note="SQLite in the data dir with SWITCHBOARD_SQLITE_SYNC=$sqlite_sync"
+fi
+note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} ($store_note, demo seed, all other settings default), same machine as the load generator; load before the run:$(uptime | sed 's/.*load average/ load average/')"
 
+if [[ -z "${BENCH_RUN_ONLY:-}" ]]; then
 target/release/switchboard-loadgen bytes --url "http://$listen" --credentials "$credentials" \
     --token "$token" --server-note "$note" "${record[@]}"
 # The same conversation with the real SDK as the consumer (a fresh consumer id, so the
 # conversation starts new).
-sdk_token="$(target/release/switchboard dev-token --data-dir "$data_dir" --sub bench-sdk-consumer)"
+sdk_token="$("$server_bin" dev-token --data-dir "$data_dir" --sub bench-sdk-consumer)"
 target/release/switchboard-loadgen sdk-bytes --url "http://$listen" --credentials "$credentials" \
     --token "$sdk_token" --server-note "$note" "${record[@]}"
+fi
 target/release/switchboard-loadgen run --url "http://$listen" --credentials "$credentials" \
     --agents "$agents" --consumers "$consumers" --duration "$duration" --window "$window" "${rate[@]}" \
     --server-note "$note" "${record[@]}"

@@ -220,8 +220,12 @@ impl Store {
         match dialect {
             Dialect::Sqlite => writer::sqlite::spawn(&writer::sqlite::file_of(&options.url)?, sync, jobs)?,
             Dialect::Postgres => {
-                let conn = connect_options.connect().await?;
-                tokio::spawn(writer::pg::run(connect_options.clone(), conn, jobs));
+                // The writer binds arrays, which `Any` cannot: it speaks PostgreSQL directly.
+                let options = sqlx::postgres::PgConnectOptions::from_str(&options.url)
+                    .map_err(|error| StoreError::BadUrl { url: options.url.clone(), reason: error.to_string() })?
+                    .disable_statement_logging();
+                let conn = options.connect().await?;
+                tokio::spawn(writer::pg::run(options, conn, jobs));
             }
         }
         Ok(Store { pool, dialect, sqlite_sync: sync, writer, connect_options, local_leases: Arc::default() })

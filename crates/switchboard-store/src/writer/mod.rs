@@ -4,14 +4,17 @@
 //!
 //! The rules of an append (idempotency, which conversation, who may write, a close under
 //! the append) are `switchboard_core::append`'s, a pure plan; [`apply`] drives it here
-//! against [`WriteTx`], the handful of statements an append needs. Two writers run
-//! them: `sqlite` (rusqlite on a dedicated thread, prepared statements, no async hops per
-//! statement: the hot path of a single node) and `pg` (sqlx, for PostgreSQL fleets).
+//! against [`WriteTx`], the handful of statements an append needs, one append after another:
+//! the `sqlite` writer (rusqlite on a dedicated thread, prepared statements, no async hops per
+//! statement: the hot path of a single node). The `pg` writer (sqlx, for PostgreSQL fleets)
+//! drives the same plans with [`batch`], a batch at a time, set-based: there every statement
+//! is a network round trip.
 //!
 //! Sequence numbers come from `conversations.last_seq`, bumped in the same transaction as
 //! the insert, so they are gap-free per conversation. Idempotency: an author's `client_id`
 //! is unique (a partial unique index), looked up before anything is written.
 
+pub(crate) mod batch;
 pub(crate) mod pg;
 pub(crate) mod sqlite;
 

@@ -1,20 +1,23 @@
 //! The PostgreSQL writer: a tokio task with one sqlx connection, running the append rules of
-//! `writer` in one transaction per batch. Also what makes multi-node safe: unique-key races
-//! with other nodes are retried until the winner's row is visible.
+//! `writer` in one transaction per batch, set-based (`writer::batch`): each statement takes
+//! the whole batch's inputs as arrays (`unnest … WITH ORDINALITY`) and answers one row per
+//! input it found, so a batch costs a few round trips per generation instead of four or five
+//! per append. Also what makes multi-node safe: unique-key races with other nodes are retried
+//! until the winner's row is visible.
 
-use sqlx::{Acquire, AnyConnection, ConnectOptions, Connection, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::{ConnectOptions, Connection, Row};
 use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
-use super::{
-    AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply, next_batch,
-};
+use super::batch::{Announcement, BatchTx, DuplicateKey, apply_batch};
+use super::{AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, answer, next_batch};
 use crate::model::StoredMessage;
 use crate::{AppendError, Appended, StoreError};
 
 /// Runs until every `Sender` of `jobs` is dropped (the store was dropped). Every job
 /// received is answered: with its result, or with an error.
-pub(crate) async fn run(options: sqlx::any::AnyConnectOptions, mut conn: AnyConnection, mut jobs: mpsc::Receiver<Job>) {
+pub(crate) async fn run(options: PgConnectOptions, mut conn: PgConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while next_batch(&mut jobs, &mut batch).await {
         match commit_batch(&mut conn, &batch).await {
@@ -43,7 +46,7 @@ pub(crate) async fn run(options: sqlx::any::AnyConnectOptions, mut conn: AnyConn
 /// second node, or a retry racing its original) committed the same message or opened the
 /// same conversation first; by the time the conflict is reported that transaction has
 /// committed, so a second attempt sees its row and answers from it.
-async fn commit_alone(conn: &mut AnyConnection, job: &Job) -> Result<Appended, AppendError> {
+async fn commit_alone(conn: &mut PgConnection, job: &Job) -> Result<Appended, AppendError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -57,231 +60,287 @@ async fn commit_alone(conn: &mut AnyConnection, job: &Job) -> Result<Appended, A
 
 /// Applies `jobs` in one transaction. Refusals (closed conversation, …) are per-job
 /// results; a database error aborts the transaction and is returned for the whole batch.
-async fn commit_batch(
-    conn: &mut AnyConnection,
-    jobs: &[Job],
-) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+async fn commit_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
     let mut tx = Connection::begin(conn).await?;
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let conn = tx.acquire().await?;
-        match apply(conn, &job.append, job.now).await {
-            Err(AppendError::Store(error)) => return Err(error),
-            other => results.push(other),
-        }
-    }
+    let appends: Vec<_> = jobs.iter().map(|job| (&job.append, job.now)).collect();
+    let results = apply_batch(&mut Statements(&mut tx), &appends).await?;
     tx.commit().await?;
     Ok(results)
 }
 
-impl WriteTx for AnyConnection {
-    async fn find_duplicate(
-        &mut self,
-        brand_id: &str,
-        side: Side,
-        author_id: i64,
-        client_id: &str,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        let row = sqlx::query(find_duplicate(side))
-            .bind(brand_id)
-            .bind(author_id)
-            .bind(client_id)
-            .fetch_optional(&mut *self)
+/// The batch statements on the writer's open transaction.
+struct Statements<'c>(&'c mut PgConnection);
+
+/// Places the rows a statement found by their input's ordinal (`ord`, 1-based, the first
+/// column): `None` where it found none.
+fn by_ordinal<T>(
+    inputs: usize,
+    rows: Vec<PgRow>,
+    read: impl Fn(&PgRow) -> Result<T, StoreError>,
+) -> Result<Vec<Option<T>>, StoreError> {
+    let mut found: Vec<Option<T>> = (0..inputs).map(|_| None).collect();
+    for row in rows {
+        let ord: i64 = row.try_get(0)?;
+        let slot = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|index| found.get_mut(index))
+            .ok_or_else(|| StoreError::Corrupt(format!("ordinal {ord} of {inputs} inputs")))?;
+        *slot = Some(read(&row)?);
+    }
+    Ok(found)
+}
+
+/// A message from the columns after the ordinal.
+fn message_at(row: &PgRow) -> Result<StoredMessage, StoreError> {
+    let side: String = row.try_get("side")?;
+    Ok(StoredMessage {
+        conversation_id: row.try_get("conversation_id")?,
+        seq: row.try_get("seq")?,
+        side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
+        author_id: row.try_get("author_id")?,
+        author_name: row.try_get("author_name")?,
+        text: row.try_get("text")?,
+        client_id: row.try_get("client_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl BatchTx for Statements<'_> {
+    async fn consumers_of(&mut self, targets: &[(&str, ConversationId)]) -> Result<Vec<Option<i64>>, StoreError> {
+        let brands: Vec<&str> = targets.iter().map(|t| t.0).collect();
+        let ids: Vec<i64> = targets.iter().map(|t| t.1).collect();
+        let rows = sqlx::query(CONSUMERS_OF).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
+        by_ordinal(targets.len(), rows, |row| Ok(row.try_get(1)?))
+    }
+
+    async fn find_duplicates(&mut self, keys: &[DuplicateKey<'_>]) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        let brands: Vec<&str> = keys.iter().map(|k| k.brand_id).collect();
+        let sides: Vec<&str> = keys.iter().map(|k| k.side.as_str()).collect();
+        let authors: Vec<i64> = keys.iter().map(|k| k.author_id).collect();
+        let client_ids: Vec<&str> = keys.iter().map(|k| k.client_id).collect();
+        let rows = sqlx::query(FIND_DUPLICATES)
+            .bind(brands)
+            .bind(sides)
+            .bind(authors)
+            .bind(client_ids)
+            .fetch_all(&mut *self.0)
             .await?;
-        row.map(|row| crate::message_from_row(&row)).transpose()
+        by_ordinal(keys.len(), rows, message_at)
     }
 
-    async fn find_keyed_notice(
+    async fn find_keyed_notices(
         &mut self,
-        conversation_id: ConversationId,
-        key: &str,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        let row = sqlx::query(FIND_KEYED_NOTICE).bind(conversation_id).bind(key).fetch_optional(&mut *self).await?;
-        row.map(|row| crate::message_from_row(&row)).transpose()
+        keys: &[(ConversationId, &str)],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let client_ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
+        let rows = sqlx::query(FIND_KEYED_NOTICES).bind(ids).bind(client_ids).fetch_all(&mut *self.0).await?;
+        by_ordinal(keys.len(), rows, message_at)
     }
 
-    async fn open_conversation_of(
+    async fn conversation_heads(
         &mut self,
-        brand_id: &str,
-        consumer_id: i64,
-    ) -> Result<Option<(ConversationId, Option<i64>)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, agent_id FROM conversations WHERE brand_id = $1 AND consumer_id = $2 AND status = 'open'",
-        )
-        .bind(brand_id)
-        .bind(consumer_id)
-        .fetch_optional(&mut *self)
-        .await?;
-        Ok(match row {
-            Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
-            None => None,
+        targets: &[(&str, ConversationId)],
+    ) -> Result<Vec<Option<ConversationHead>>, StoreError> {
+        let brands: Vec<&str> = targets.iter().map(|t| t.0).collect();
+        let ids: Vec<i64> = targets.iter().map(|t| t.1).collect();
+        let rows = sqlx::query(CONVERSATION_HEADS).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
+        by_ordinal(targets.len(), rows, |row| {
+            Ok(ConversationHead {
+                consumer: row.try_get(1)?,
+                open: row.try_get::<String, _>(2)? == "open",
+                agent: row.try_get(3)?,
+            })
         })
     }
 
-    async fn conversation_head(
+    async fn open_conversations_of(
         &mut self,
-        brand_id: &str,
-        conversation_id: ConversationId,
-    ) -> Result<Option<ConversationHead>, StoreError> {
-        let row =
-            sqlx::query("SELECT consumer_id, status, agent_id FROM conversations WHERE id = $1 AND brand_id = $2")
-                .bind(conversation_id)
-                .bind(brand_id)
-                .fetch_optional(&mut *self)
-                .await?;
-        Ok(match row {
-            Some(row) => Some(ConversationHead {
-                consumer: row.try_get(0)?,
-                open: row.try_get::<String, _>(1)? == "open",
-                agent: row.try_get(2)?,
-            }),
-            None => None,
+        consumers: &[(&str, i64)],
+    ) -> Result<Vec<Option<(ConversationId, Option<i64>)>>, StoreError> {
+        let brands: Vec<&str> = consumers.iter().map(|c| c.0).collect();
+        let ids: Vec<i64> = consumers.iter().map(|c| c.1).collect();
+        let rows = sqlx::query(OPEN_CONVERSATIONS_OF).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
+        by_ordinal(consumers.len(), rows, |row| Ok((row.try_get(1)?, row.try_get(2)?)))
+    }
+
+    async fn latest_origins(&mut self, consumers: &[(&str, i64)]) -> Result<Vec<Option<Origin>>, StoreError> {
+        let brands: Vec<&str> = consumers.iter().map(|c| c.0).collect();
+        let ids: Vec<i64> = consumers.iter().map(|c| c.1).collect();
+        let rows = sqlx::query(LATEST_ORIGINS).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
+        by_ordinal(consumers.len(), rows, |row| {
+            Ok(Origin { app_id: row.try_get(1)?, channel: row.try_get(2)?, skill_id: row.try_get(3)? })
         })
     }
 
-    async fn latest_origin(&mut self, brand_id: &str, consumer_id: i64) -> Result<Option<Origin>, StoreError> {
-        let row = sqlx::query(
-            "SELECT app_id, channel, skill_id FROM conversations WHERE brand_id = $1 AND consumer_id = $2
-             ORDER BY opened_at DESC, id DESC LIMIT 1",
-        )
-        .bind(brand_id)
-        .bind(consumer_id)
-        .fetch_optional(&mut *self)
-        .await?;
-        Ok(match row {
-            Some(row) => Some(Origin { app_id: row.try_get(0)?, channel: row.try_get(1)?, skill_id: row.try_get(2)? }),
-            None => None,
-        })
-    }
-
-    async fn insert_conversation(
+    async fn insert_conversations(
         &mut self,
-        new: &NewConversation<'_>,
-        now: Millis,
-    ) -> Result<ConversationId, StoreError> {
-        let id: ConversationId = sqlx::query(INSERT_CONVERSATION)
-            .bind(new.brand_id)
-            .bind(new.consumer_id)
-            .bind(new.app_id)
-            .bind(new.channel)
-            .bind(new.skill_id)
-            .bind(now)
-            .bind(new.agent_id)
-            .bind(new.agent_id.map(|_| now))
-            .bind(new.priority)
-            .fetch_one(&mut *self)
-            .await?
-            .try_get(0)?;
-        sqlx::query(INSERT_OPENED_EVENT)
-            .bind(new.brand_id)
-            .bind(id)
-            .bind(new.agent_id)
-            .bind(new.skill_id)
-            .bind(now)
-            .execute(&mut *self)
+        new: &[(NewConversation<'_>, Millis)],
+    ) -> Result<Vec<ConversationId>, StoreError> {
+        let rows = sqlx::query(INSERT_CONVERSATIONS)
+            .bind(new.iter().map(|(c, _)| c.brand_id).collect::<Vec<&str>>())
+            .bind(new.iter().map(|(c, _)| c.consumer_id).collect::<Vec<i64>>())
+            .bind(new.iter().map(|(c, _)| c.app_id).collect::<Vec<&str>>())
+            .bind(new.iter().map(|(c, _)| c.channel).collect::<Vec<&str>>())
+            .bind(new.iter().map(|(c, _)| c.skill_id).collect::<Vec<Option<i64>>>())
+            .bind(new.iter().map(|(c, _)| c.agent_id).collect::<Vec<Option<i64>>>())
+            .bind(new.iter().map(|(c, _)| c.priority).collect::<Vec<i64>>())
+            .bind(new.iter().map(|(_, now)| *now).collect::<Vec<i64>>())
+            .fetch_all(&mut *self.0)
             .await?;
-        Ok(id)
+        let ids = by_ordinal(new.len(), rows, |row| Ok(row.try_get::<ConversationId, _>(1)?))?;
+        ids.into_iter()
+            .map(|id| id.ok_or_else(|| StoreError::Corrupt("a new conversation was not returned".into())))
+            .collect()
     }
 
-    async fn insert_message(&mut self, new: &NewMessage<'_>, now: Millis) -> Result<Option<StoredMessage>, StoreError> {
-        let bump = match new.into {
-            AppendTo::Open => BUMP_SEQ_IF_OPEN,
-            AppendTo::Any => BUMP_SEQ,
-        };
-        let Some(row) = sqlx::query(bump)
-            .bind(new.conversation_id)
-            .bind(now)
-            .bind(new.side.as_str())
-            .fetch_optional(&mut *self)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let seq: i64 = row.try_get(0)?;
-        sqlx::query(INSERT_MESSAGE)
-            .bind(new.conversation_id)
-            .bind(seq)
-            .bind(new.brand_id)
-            .bind(new.side.as_str())
-            .bind(new.author_id)
-            .bind(new.author_name)
-            .bind(new.text)
-            .bind(new.client_id)
-            .bind(now)
-            .execute(&mut *self)
-            .await?;
-        Ok(Some(new.stored(seq, now)))
-    }
-
-    async fn announce(
+    async fn insert_messages(
         &mut self,
-        brand_id: &str,
-        message: &StoredMessage,
-        consumer_id: i64,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        sqlx::query(INSERT_PUSH)
-            .bind(brand_id)
-            .bind(message.conversation_id)
-            .bind(message.seq)
-            .bind(consumer_id)
-            .bind(now)
-            .execute(&mut *self)
+        new: &[(NewMessage<'_>, Millis)],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        let rows = sqlx::query(INSERT_MESSAGES)
+            .bind(new.iter().map(|(m, _)| m.conversation_id).collect::<Vec<i64>>())
+            .bind(new.iter().map(|(m, _)| matches!(m.into, AppendTo::Any)).collect::<Vec<bool>>())
+            .bind(new.iter().map(|(m, _)| m.brand_id).collect::<Vec<&str>>())
+            .bind(new.iter().map(|(m, _)| m.side.as_str()).collect::<Vec<&str>>())
+            .bind(new.iter().map(|(m, _)| m.author_id).collect::<Vec<Option<i64>>>())
+            .bind(new.iter().map(|(m, _)| m.author_name).collect::<Vec<Option<&str>>>())
+            .bind(new.iter().map(|(m, _)| m.text).collect::<Vec<&str>>())
+            .bind(new.iter().map(|(m, _)| m.client_id).collect::<Vec<Option<&str>>>())
+            .bind(new.iter().map(|(_, now)| *now).collect::<Vec<i64>>())
+            .fetch_all(&mut *self.0)
+            .await?;
+        let seqs = by_ordinal(new.len(), rows, |row| Ok(row.try_get::<i64, _>(1)?))?;
+        Ok(new.iter().zip(seqs).map(|((message, now), seq)| seq.map(|seq| message.stored(seq, *now))).collect())
+    }
+
+    async fn announce(&mut self, announcements: &[Announcement<'_>]) -> Result<(), StoreError> {
+        sqlx::query(ANNOUNCE)
+            .bind(announcements.iter().map(|a| a.brand_id).collect::<Vec<&str>>())
+            .bind(announcements.iter().map(|a| a.conversation_id).collect::<Vec<i64>>())
+            .bind(announcements.iter().map(|a| a.seq).collect::<Vec<i64>>())
+            .bind(announcements.iter().map(|a| a.consumer_id).collect::<Vec<i64>>())
+            .bind(announcements.iter().map(|a| a.now).collect::<Vec<i64>>())
+            .execute(&mut *self.0)
             .await?;
         Ok(())
     }
 
-    async fn set_first_response(&mut self, conversation_id: ConversationId, now: Millis) -> Result<(), StoreError> {
-        sqlx::query(SET_FIRST_RESPONSE).bind(conversation_id).bind(now).execute(&mut *self).await?;
+    async fn set_first_responses(&mut self, firsts: &[(ConversationId, Millis)]) -> Result<(), StoreError> {
+        sqlx::query(SET_FIRST_RESPONSES)
+            .bind(firsts.iter().map(|f| f.0).collect::<Vec<i64>>())
+            .bind(firsts.iter().map(|f| f.1).collect::<Vec<i64>>())
+            .execute(&mut *self.0)
+            .await?;
         Ok(())
     }
 }
 
-// Statements shared with the SQLite writer (same SQL, `$n` parameters).
-/// The `opened` entry of a new conversation's event log, in the append's transaction.
-pub(crate) const INSERT_OPENED_EVENT: &str = "INSERT INTO conversation_events
-    (brand_id, conversation_id, kind, agent_id, skill_id, at) VALUES ($1, $2, 'opened', $3, $4, $5)";
+// The statements are prepared once per connection, and PostgreSQL keeps the generic plan it
+// settles on after a few runs; on a fresh database that is while `conversations` is nearly
+// empty and has no statistics. A lookup that two indexes could answer may then keep the wrong
+// one for the connection's life: the consumer's open conversation was looked up through
+// `conversations_open_agent` (the brand's open conversations, filtered) instead of
+// `conversations_one_open`, reading 100 to 520 index entries per lookup in a benchmark with
+// 200 open conversations, and planning it per batch chose the same. So that lookup is written
+// so that only one index fits (below).
+//
+// Each lookup joins its inputs to a `LATERAL` subquery with `LIMIT 1`, which the planner does
+// not flatten into a join: one index probe per input, whatever it guesses of the array's
+// length (an `unnest` is guessed at 100 rows; a hash join over a growing table would be worse).
 
-/// A conversation opened with an agent (`$7`) is that agent's proactive follow-up.
-pub(crate) const INSERT_CONVERSATION: &str = "INSERT INTO conversations
-    (brand_id, consumer_id, app_id, channel, skill_id, status, opened_at, last_message_at, agent_id, assigned_at,
-     priority, follow_up_by)
-    VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9, $7) RETURNING id";
-/// Takes the next seq of an open conversation and stamps who wrote when (`$3`: the side, `a` or `c`).
-pub(crate) const BUMP_SEQ_IF_OPEN: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2,
-    last_agent_at = CASE WHEN $3 = 'a' THEN $2 ELSE last_agent_at END,
-    last_consumer_at = CASE WHEN $3 = 'c' THEN $2 ELSE last_consumer_at END
-    WHERE id = $1 AND status = 'open' RETURNING last_seq";
-/// The same for any conversation (system notices; `$3` is `s`, stamping nothing).
-pub(crate) const BUMP_SEQ: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2
-    WHERE id = $1 AND $3 = 's' RETURNING last_seq";
-/// The message an author stored under a client id (`$1` brand, `$2` author, `$3` client id).
-/// The side is written into the statement, not bound: SQLite re-prepares a statement whose
-/// bound value decides whether a partial index applies (`messages_system_key` is for
-/// `side = 's'`), so a bound side re-parsed this statement on nearly every append.
-pub(crate) fn find_duplicate(side: Side) -> &'static str {
-    match side {
-        Side::Consumer => FIND_DUPLICATE_CONSUMER,
-        Side::Agent => FIND_DUPLICATE_AGENT,
-        Side::System => FIND_DUPLICATE_SYSTEM,
-    }
-}
-const FIND_DUPLICATE_CONSUMER: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
-    created_at FROM messages WHERE brand_id = $1 AND side = 'c' AND author_id = $2 AND client_id = $3";
-const FIND_DUPLICATE_AGENT: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
-    created_at FROM messages WHERE brand_id = $1 AND side = 'a' AND author_id = $2 AND client_id = $3";
-const FIND_DUPLICATE_SYSTEM: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
-    created_at FROM messages WHERE brand_id = $1 AND side = 's' AND author_id = $2 AND client_id = $3";
-/// A keyed system notice (an automatic message) stored before in the conversation.
-pub(crate) const FIND_KEYED_NOTICE: &str = "SELECT conversation_id, seq, side, author_id, author_name, text,
-    client_id, created_at FROM messages WHERE conversation_id = $1 AND side = 's' AND client_id = $2";
-pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages
-    (conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-/// A pending push for a stored message, only for a consumer with a registered device.
-pub(crate) const INSERT_PUSH: &str = "INSERT INTO outbox
-    (brand_id, kind, conversation_id, seq, consumer_id, created_at, due_at)
-    SELECT $1, 'push', $2, $3, $4, $5, $5
-    WHERE EXISTS (SELECT 1 FROM push_tokens WHERE brand_id = $1 AND consumer_id = $4)";
-pub(crate) const SET_FIRST_RESPONSE: &str =
-    "UPDATE conversations SET first_response_at = $2 WHERE id = $1 AND first_response_at IS NULL";
+const CONSUMERS_OF: &str = "SELECT i.ord, c.consumer_id
+    FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS i(brand_id, id, ord)
+    CROSS JOIN LATERAL (SELECT consumer_id FROM conversations
+        WHERE id = i.id AND brand_id = i.brand_id LIMIT 1) c";
+
+/// The partial unique index `messages_idempotency` answers each probe (`client_id = …`
+/// implies `client_id IS NOT NULL`).
+const FIND_DUPLICATES: &str = "SELECT i.ord, m.conversation_id, m.seq, m.side, m.author_id, m.author_name,
+    m.text, m.client_id, m.created_at
+    FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]) WITH ORDINALITY AS i(brand_id, side, author_id, client_id, ord)
+    CROSS JOIN LATERAL (SELECT * FROM messages WHERE brand_id = i.brand_id AND side = i.side
+        AND author_id = i.author_id AND client_id = i.client_id LIMIT 1) m";
+
+/// Keyed system notices (automatic messages), by `messages_system_key`.
+const FIND_KEYED_NOTICES: &str = "SELECT i.ord, m.conversation_id, m.seq, m.side, m.author_id, m.author_name,
+    m.text, m.client_id, m.created_at
+    FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS i(conversation_id, client_id, ord)
+    CROSS JOIN LATERAL (SELECT * FROM messages WHERE conversation_id = i.conversation_id AND side = 's'
+        AND client_id = i.client_id LIMIT 1) m";
+
+const CONVERSATION_HEADS: &str = "SELECT i.ord, c.consumer_id, c.status, c.agent_id
+    FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS i(brand_id, id, ord)
+    CROSS JOIN LATERAL (SELECT consumer_id, status, agent_id FROM conversations
+        WHERE id = i.id AND brand_id = i.brand_id LIMIT 1) c";
+
+/// Through `conversations_consumer` (the consumer's conversations, few), the status checked
+/// outside the subquery: `OFFSET 0` keeps the check from being pushed into it, so neither
+/// partial index on open conversations is a candidate (see above).
+const OPEN_CONVERSATIONS_OF: &str = "SELECT i.ord, c.id, c.agent_id
+    FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS i(brand_id, consumer_id, ord)
+    CROSS JOIN LATERAL (SELECT id, agent_id, status FROM conversations
+        WHERE brand_id = i.brand_id AND consumer_id = i.consumer_id OFFSET 0) c
+    WHERE c.status = 'open'";
+
+const LATEST_ORIGINS: &str = "SELECT i.ord, c.app_id, c.channel, c.skill_id
+    FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS i(brand_id, consumer_id, ord)
+    CROSS JOIN LATERAL (SELECT app_id, channel, skill_id FROM conversations
+        WHERE brand_id = i.brand_id AND consumer_id = i.consumer_id ORDER BY opened_at DESC, id DESC LIMIT 1) c";
+
+/// New open conversations and their `opened` events. A conversation opened with an agent is
+/// that agent's proactive follow-up (`follow_up_by`). The consumers of one call are distinct
+/// (at most one open conversation each), so the returned rows find their input by consumer.
+const INSERT_CONVERSATIONS: &str = "WITH i AS (
+        SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::int8[])
+        WITH ORDINALITY AS i(brand_id, consumer_id, app_id, channel, skill_id, agent_id, priority, now, ord)
+    ), inserted AS (
+        INSERT INTO conversations (brand_id, consumer_id, app_id, channel, skill_id, status, opened_at, last_message_at,
+            agent_id, assigned_at, priority, follow_up_by)
+        SELECT brand_id, consumer_id, app_id, channel, skill_id, 'open', now, now,
+            agent_id, CASE WHEN agent_id IS NULL THEN NULL ELSE now END, priority, agent_id
+        FROM i ORDER BY ord
+        RETURNING id, brand_id, consumer_id, agent_id, skill_id, opened_at
+    ), events AS (
+        INSERT INTO conversation_events (brand_id, conversation_id, kind, agent_id, skill_id, at)
+        SELECT brand_id, id, 'opened', agent_id, skill_id, opened_at FROM inserted ORDER BY id
+    )
+    SELECT i.ord, inserted.id FROM inserted JOIN i ON i.brand_id = inserted.brand_id AND i.consumer_id = inserted.consumer_id";
+
+/// Takes the next seq of each conversation (only an open one unless `into_any`: system
+/// notices), stamps who wrote when (side `a` or `c`; `s` stamps nothing), and inserts the
+/// messages with their seqs. The conversations of one call are distinct, so the returned
+/// rows find their input by conversation. The status is checked by the statement that takes
+/// the seq, so a close committed by another connection meanwhile (READ COMMITTED) is seen,
+/// never overrun.
+const INSERT_MESSAGES: &str = "WITH i AS (
+        SELECT * FROM unnest($1::int8[], $2::bool[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[],
+            $8::text[], $9::int8[])
+        WITH ORDINALITY AS i(conversation_id, into_any, brand_id, side, author_id, author_name, text, client_id, now, ord)
+    ), bumped AS (
+        UPDATE conversations c SET last_seq = c.last_seq + 1, last_message_at = i.now,
+            last_agent_at = CASE WHEN i.side = 'a' THEN i.now ELSE c.last_agent_at END,
+            last_consumer_at = CASE WHEN i.side = 'c' THEN i.now ELSE c.last_consumer_at END
+        FROM i
+        WHERE c.id = i.conversation_id AND (c.status = 'open' OR (i.into_any AND i.side = 's'))
+        RETURNING c.id, c.last_seq
+    ), inserted AS (
+        INSERT INTO messages (conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, created_at)
+        SELECT i.conversation_id, bumped.last_seq, i.brand_id, i.side, i.author_id, i.author_name, i.text, i.client_id,
+            i.now
+        FROM i JOIN bumped ON bumped.id = i.conversation_id ORDER BY i.ord
+    )
+    SELECT i.ord, bumped.last_seq FROM i JOIN bumped ON bumped.id = i.conversation_id";
+
+/// A pending push per stored message, only for a consumer with a registered device.
+const ANNOUNCE: &str = "INSERT INTO outbox (brand_id, kind, conversation_id, seq, consumer_id, created_at, due_at)
+    SELECT i.brand_id, 'push', i.conversation_id, i.seq, i.consumer_id, i.now, i.now
+    FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) WITH ORDINALITY
+        AS i(brand_id, conversation_id, seq, consumer_id, now, ord)
+    WHERE EXISTS (SELECT 1 FROM push_tokens p WHERE p.brand_id = i.brand_id AND p.consumer_id = i.consumer_id)
+    ORDER BY i.ord";
+
+/// The first agent response of each conversation, once.
+const SET_FIRST_RESPONSES: &str = "UPDATE conversations c SET first_response_at = i.now
+    FROM unnest($1::int8[], $2::int8[]) AS i(id, now)
+    WHERE c.id = i.id AND c.first_response_at IS NULL";

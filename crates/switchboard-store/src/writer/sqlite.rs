@@ -4,8 +4,9 @@
 //! runs SQLite on a worker thread of its own); this thread is that worker, and does nothing
 //! else. Reads and other writes keep using the sqlx pool on the same WAL file.
 //!
-//! The `WriteTx` methods are `async` only to share the rules with the PostgreSQL writer; they
-//! never wait, and the thread drives them on a current-thread runtime.
+//! The `WriteTx` methods are `async` because the PostgreSQL writer once ran them too (it now
+//! runs `writer::batch`'s set-based statements); they never wait, and the thread drives them
+//! on a current-thread runtime.
 
 use std::path::{Path, PathBuf};
 
@@ -13,10 +14,6 @@ use rusqlite::{Connection, OptionalExtension, ToSql};
 use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
-use super::pg::{
-    BUMP_SEQ, BUMP_SEQ_IF_OPEN, FIND_KEYED_NOTICE, INSERT_CONVERSATION, INSERT_MESSAGE, INSERT_OPENED_EVENT,
-    INSERT_PUSH, SET_FIRST_RESPONSE, find_duplicate,
-};
 use super::{
     AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, WriteTx, answer, apply, next_batch,
 };
@@ -319,6 +316,55 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 }
+
+// The statements of an append (`$n` parameters, which SQLite reads as `?n`).
+/// The `opened` entry of a new conversation's event log, in the append's transaction.
+const INSERT_OPENED_EVENT: &str = "INSERT INTO conversation_events
+    (brand_id, conversation_id, kind, agent_id, skill_id, at) VALUES ($1, $2, 'opened', $3, $4, $5)";
+
+/// A conversation opened with an agent (`$7`) is that agent's proactive follow-up.
+const INSERT_CONVERSATION: &str = "INSERT INTO conversations
+    (brand_id, consumer_id, app_id, channel, skill_id, status, opened_at, last_message_at, agent_id, assigned_at,
+     priority, follow_up_by)
+    VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9, $7) RETURNING id";
+/// Takes the next seq of an open conversation and stamps who wrote when (`$3`: the side, `a` or `c`).
+const BUMP_SEQ_IF_OPEN: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2,
+    last_agent_at = CASE WHEN $3 = 'a' THEN $2 ELSE last_agent_at END,
+    last_consumer_at = CASE WHEN $3 = 'c' THEN $2 ELSE last_consumer_at END
+    WHERE id = $1 AND status = 'open' RETURNING last_seq";
+/// The same for any conversation (system notices; `$3` is `s`, stamping nothing).
+const BUMP_SEQ: &str = "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $2
+    WHERE id = $1 AND $3 = 's' RETURNING last_seq";
+/// The message an author stored under a client id (`$1` brand, `$2` author, `$3` client id).
+/// The side is written into the statement, not bound: SQLite re-prepares a statement whose
+/// bound value decides whether a partial index applies (`messages_system_key` is for
+/// `side = 's'`), so a bound side re-parsed this statement on nearly every append.
+fn find_duplicate(side: Side) -> &'static str {
+    match side {
+        Side::Consumer => FIND_DUPLICATE_CONSUMER,
+        Side::Agent => FIND_DUPLICATE_AGENT,
+        Side::System => FIND_DUPLICATE_SYSTEM,
+    }
+}
+const FIND_DUPLICATE_CONSUMER: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
+    created_at FROM messages WHERE brand_id = $1 AND side = 'c' AND author_id = $2 AND client_id = $3";
+const FIND_DUPLICATE_AGENT: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
+    created_at FROM messages WHERE brand_id = $1 AND side = 'a' AND author_id = $2 AND client_id = $3";
+const FIND_DUPLICATE_SYSTEM: &str = "SELECT conversation_id, seq, side, author_id, author_name, text, client_id,
+    created_at FROM messages WHERE brand_id = $1 AND side = 's' AND author_id = $2 AND client_id = $3";
+/// A keyed system notice (an automatic message) stored before in the conversation.
+const FIND_KEYED_NOTICE: &str = "SELECT conversation_id, seq, side, author_id, author_name, text,
+    client_id, created_at FROM messages WHERE conversation_id = $1 AND side = 's' AND client_id = $2";
+const INSERT_MESSAGE: &str = "INSERT INTO messages
+    (conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// A pending push for a stored message, only for a consumer with a registered device.
+const INSERT_PUSH: &str = "INSERT INTO outbox
+    (brand_id, kind, conversation_id, seq, consumer_id, created_at, due_at)
+    SELECT $1, 'push', $2, $3, $4, $5, $5
+    WHERE EXISTS (SELECT 1 FROM push_tokens WHERE brand_id = $1 AND consumer_id = $4)";
+const SET_FIRST_RESPONSE: &str =
+    "UPDATE conversations SET first_response_at = $2 WHERE id = $1 AND first_response_at IS NULL";
 
 #[cfg(test)]
 mod tests {

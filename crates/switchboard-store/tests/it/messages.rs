@@ -8,6 +8,7 @@ use switchboard_store::{AgentTarget, Append, AppendError, Store, SystemAppend};
 use tokio::task::JoinSet;
 
 use crate::support::{Brand, SECOND, T0, seqs};
+use switchboard_store::User;
 
 /// What one acknowledged append said.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ conformance_tests! {
         a_failing_append_does_not_fail_the_others_in_its_batch,
         system_notices_take_the_next_seq,
         first_response_is_recorded_once,
+        one_batch_answers_as_one_append_at_a_time,
     ],
 }
 
@@ -282,4 +284,146 @@ async fn first_response_is_recorded_once(store: Store) {
     assert_eq!(row.first_response_at, Some(T0 + 5 * SECOND), "the first agent reply counts, later ones do not");
     assert_eq!(row.assigned_at, Some(T0 + SECOND));
     assert_eq!(row.last_message_at, T0 + 9 * SECOND);
+}
+
+/// What a brand of [`one_batch_answers_as_one_append_at_a_time`] starts with.
+struct Scene {
+    brand: Brand,
+    alice: i64,
+    bob: i64,
+    carol: i64,
+    dave: i64,
+    ann: User,
+    ben: User,
+    /// Alice's open conversation, assigned to Ann.
+    alice_open: i64,
+    /// Carol's closed conversation.
+    carol_closed: i64,
+}
+
+impl Scene {
+    async fn set_up(store: &Store, id: &str) -> Scene {
+        let brand = Brand::create(store, id).await;
+        let (alice, bob, carol, dave) = (
+            brand.consumer("alice").await,
+            brand.consumer("bob").await,
+            brand.consumer("carol").await,
+            brand.consumer("dave").await,
+        );
+        let (ann, ben) = (brand.agent(&format!("ann@{id}.test")).await, brand.agent(&format!("ben@{id}.test")).await);
+        let alice_open = brand.say(alice, "a1", "hello", T0).await.message.conversation_id;
+        assert!(store.assign(id, alice_open, ann.id, T0).await.unwrap());
+        let carol_closed = brand.say(carol, "c1", "hello", T0).await.message.conversation_id;
+        store.close_conversation(id, carol_closed, Side::Agent, false, T0).await.unwrap().expect("closed");
+        // Carol has a device: an agent's message to her queues a push.
+        store.register_push_token(id, &brand.app_id, carol, "fcm", &format!("{id}-carol-token"), T0).await.unwrap();
+        Scene { brand, alice, bob, carol, dave, ann, ben, alice_open, carol_closed }
+    }
+
+    /// Every kind of append, with resends, follow-ups and refusals, several per consumer.
+    fn script(&self) -> Vec<Append> {
+        let b = &self.brand;
+        let system = |conversation_id: i64, key: Option<&str>| {
+            Append::System(SystemAppend {
+                brand_id: b.id.clone(),
+                conversation_id,
+                text: "notice".to_owned(),
+                key: key.map(str::to_owned),
+            })
+        };
+        vec![
+            b.consumer_append(self.alice, "a2", "more"),
+            b.agent_append(&self.ann, AgentTarget::Conversation(self.alice_open), "r1", "hi alice"),
+            b.consumer_append(self.alice, "a2", "more (resent)"),
+            b.agent_append(&self.ann, AgentTarget::Conversation(self.alice_open), "r1", "hi alice (resent)"),
+            b.consumer_append(self.bob, "b1", "hello"),
+            b.consumer_append(self.bob, "b2", "anyone?"),
+            b.consumer_append(self.bob, "b1", "hello (resent)"),
+            b.agent_append(&self.ann, AgentTarget::Conversation(self.carol_closed), "f1", "following up"),
+            b.agent_append(&self.ann, AgentTarget::Consumer(self.carol), "f2", "and again"),
+            b.agent_append(&self.ben, AgentTarget::Conversation(self.alice_open), "x1", "not mine"),
+            b.agent_append(&self.ben, AgentTarget::Consumer(self.bob), "x2", "not mine either"),
+            system(self.alice_open, Some("warning:1")),
+            system(self.alice_open, Some("warning:1")),
+            system(self.carol_closed, None),
+            b.agent_append(&self.ann, AgentTarget::Consumer(self.dave), "d1", "never wrote"),
+            system(self.alice_open + 10_000, None),
+            b.consumer_append(self.alice, "a3", "last"),
+        ]
+    }
+}
+
+/// One line per answer, with conversations named by their first appearance (the two brands'
+/// ids differ).
+fn describe_answers(answers: &[Result<switchboard_store::Appended, AppendError>]) -> Vec<String> {
+    let mut names: BTreeMap<i64, usize> = BTreeMap::new();
+    answers
+        .iter()
+        .map(|answer| match answer {
+            Ok(appended) => {
+                let next = names.len();
+                let name = *names.entry(appended.message.conversation_id).or_insert(next);
+                format!(
+                    "conversation {name} seq {} {:?} opened {} duplicate {} agent {}",
+                    appended.message.seq,
+                    appended.message.side,
+                    appended.opened,
+                    appended.duplicate,
+                    appended.agent_id.is_some()
+                )
+            }
+            Err(error) => format!("refused: {error}"),
+        })
+        .collect()
+}
+
+/// The PostgreSQL writer runs a batch set-based (several appends per statement); whatever
+/// the batching, the answers, seqs, pushes and first responses are those of the same appends
+/// made one at a time.
+async fn one_batch_answers_as_one_append_at_a_time(store: Store) {
+    let one = Scene::set_up(&store, "one").await;
+    let pushes_before = store.outbox_pending("push").await.unwrap();
+    let mut one_by_one = Vec::new();
+    for (n, append) in one.script().into_iter().enumerate() {
+        one_by_one.push(store.append(append, T0 + SECOND + n as i64).await);
+    }
+    let pushes_one_by_one = store.outbox_pending("push").await.unwrap() - pushes_before;
+
+    let many = Scene::set_up(&store, "many").await;
+    // Keep the writer busy first, so the script queues up behind it and goes in together.
+    let filler = many.brand.consumer("filler").await;
+    let mut pending = Vec::new();
+    for n in 0..20 {
+        pending.push(store.submit(many.brand.consumer_append(filler, &format!("z{n}"), "busy"), T0).await.unwrap());
+    }
+    let mut script = Vec::new();
+    for (n, append) in many.script().into_iter().enumerate() {
+        script.push(store.submit(append, T0 + SECOND + n as i64).await.unwrap());
+    }
+    for pending in pending {
+        pending.committed().await.unwrap();
+    }
+    let mut batched = Vec::new();
+    for pending in script {
+        batched.push(pending.committed().await);
+    }
+    let pushes_batched = store.outbox_pending("push").await.unwrap() - pushes_before - pushes_one_by_one;
+
+    assert_eq!(describe_answers(&batched), describe_answers(&one_by_one));
+    assert_eq!(pushes_batched, pushes_one_by_one, "pushes queued");
+    assert!(pushes_one_by_one > 0, "the follow-ups to Carol queue pushes");
+    for scene in [&one, &many] {
+        let alice = scene.brand.conversation(scene.alice_open).await;
+        assert_eq!(seqs(&scene.brand.messages(scene.alice_open).await), (1..=alice.last_seq).collect::<Vec<_>>());
+        assert_eq!(alice.first_response_at, Some(T0 + SECOND + 1), "{}: Ann's first reply", scene.brand.id);
+        let follow_up = store.open_conversation(&scene.brand.id, scene.carol).await.unwrap().expect("follow-up");
+        assert_eq!(follow_up.agent_id, Some(scene.ann.id));
+        assert_eq!(follow_up.first_response_at, Some(T0 + SECOND + 7), "{}: the follow-up", scene.brand.id);
+        let events = store.conversation_events(&scene.brand.id, follow_up.id).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["opened"]);
+        assert_eq!(events[0].agent_id, Some(scene.ann.id));
+        let bob = store.open_conversation(&scene.brand.id, scene.bob).await.unwrap().expect("bob's conversation");
+        assert_eq!(seqs(&scene.brand.messages(bob.id).await), [1, 2]);
+        assert_eq!(store.open_conversation(&scene.brand.id, scene.dave).await.unwrap(), None);
+    }
 }

@@ -1,0 +1,459 @@
+//! Set-based appends: a whole batch's plans driven in lockstep, one statement per kind of
+//! step for all of them, instead of one statement per step of each append. This is how the
+//! PostgreSQL writer works, where each statement is a network round trip: a batch of 500
+//! appends costs a few dozen round trips instead of about 2,300.
+//!
+//! The rules stay `switchboard_core::append`'s: every append still has its own
+//! [`AppendPlan`], asked for one [`Step`] at a time and fed its own [`Answer`]; only the
+//! statements are shared. That is the same as running the appends one after another
+//! ([`super::apply`]) only if no two appends driven together read or write the same rows.
+//! So the batch is cut into *generations*: an append goes into the generation after the last
+//! one holding an append with the same consumer (the conversation an agent or a notice
+//! targets is resolved to its consumer first, with one statement for the batch) or the same
+//! agent idempotency id. Within a generation every append touches its own consumer's
+//! conversations and its own idempotency id, so lockstep order cannot change an answer; across
+//! generations the batch order holds (a consumer's messages keep their order, a resend
+//! finds the message its original stored in an earlier generation). Appends of different
+//! consumers may commit their new conversations in another order than submitted; nothing
+//! depends on the ids' order.
+//!
+//! The writer never changes a conversation's consumer, status or agent, so a plan's reads
+//! cannot be changed by other appends of its generation. Another connection can (a close, an
+//! anonymous consumer's merge): a close is seen by the insert, which re-checks the status, as
+//! in the one-by-one path; a merge that moved a conversation to another consumer after the
+//! first statement could put two appends of one conversation in a generation, which the
+//! driver checks before each insert and reports as [`StoreError::Conflict`] (the writer then
+//! retries the batch's appends one by one).
+//!
+//! Pushes (outbox rows) and first responses do not feed any plan: they are written once for
+//! the batch, after its last generation.
+
+use std::collections::{HashMap, HashSet};
+
+use switchboard_core::append::{Answer, AppendPlan, AppendRequest, OriginOf, Step};
+use switchboard_protocol::{ConversationId, Millis, Side};
+
+use super::{Append, AppendError, Appended, ConversationHead, NewConversation, NewMessage, Origin};
+use crate::StoreError;
+use crate::model::StoredMessage;
+
+/// An idempotency lookup: the message an author stored under a client id.
+pub(crate) struct DuplicateKey<'a> {
+    pub(crate) brand_id: &'a str,
+    pub(crate) side: Side,
+    pub(crate) author_id: i64,
+    pub(crate) client_id: &'a str,
+}
+
+/// A push to queue for a stored message (if the consumer registered a device).
+pub(crate) struct Announcement<'a> {
+    pub(crate) brand_id: &'a str,
+    pub(crate) conversation_id: ConversationId,
+    pub(crate) seq: i64,
+    pub(crate) consumer_id: i64,
+    pub(crate) now: Millis,
+}
+
+/// The statements of a batch, each for many appends at once, inside the writer's open
+/// transaction. Every method answers one entry per input entry, in the input's order.
+pub(crate) trait BatchTx {
+    /// The consumer of each conversation of its brand (`None`: no such conversation).
+    async fn consumers_of(&mut self, targets: &[(&str, ConversationId)]) -> Result<Vec<Option<i64>>, StoreError>;
+    /// The message each author already stored under each client id.
+    async fn find_duplicates(&mut self, keys: &[DuplicateKey<'_>]) -> Result<Vec<Option<StoredMessage>>, StoreError>;
+    /// The keyed system notice stored under each key in each conversation.
+    async fn find_keyed_notices(
+        &mut self,
+        keys: &[(ConversationId, &str)],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
+    /// Consumer, status and agent of each conversation of its brand.
+    async fn conversation_heads(
+        &mut self,
+        targets: &[(&str, ConversationId)],
+    ) -> Result<Vec<Option<ConversationHead>>, StoreError>;
+    /// Each consumer's open conversation and its agent.
+    async fn open_conversations_of(
+        &mut self,
+        consumers: &[(&str, i64)],
+    ) -> Result<Vec<Option<(ConversationId, Option<i64>)>>, StoreError>;
+    /// App, channel and skill of each consumer's latest conversation.
+    async fn latest_origins(&mut self, consumers: &[(&str, i64)]) -> Result<Vec<Option<Origin>>, StoreError>;
+    /// Inserts open conversations, each with its `opened` event; the consumers are distinct.
+    async fn insert_conversations(
+        &mut self,
+        new: &[(NewConversation<'_>, Millis)],
+    ) -> Result<Vec<ConversationId>, StoreError>;
+    /// Takes the next seq of each conversation and inserts each message; `None` where `into`
+    /// is `Open` and the conversation is not. The conversations are distinct.
+    async fn insert_messages(
+        &mut self,
+        new: &[(NewMessage<'_>, Millis)],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
+    /// Queues a push for each message whose consumer registered a device.
+    async fn announce(&mut self, announcements: &[Announcement<'_>]) -> Result<(), StoreError>;
+    /// Records each conversation's first agent response, where none is recorded yet; the
+    /// conversations are distinct.
+    async fn set_first_responses(&mut self, firsts: &[(ConversationId, Millis)]) -> Result<(), StoreError>;
+}
+
+/// What a generation is keyed by: two appends sharing a key never run in one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key<'a> {
+    Consumer(i64),
+    /// A targeted conversation that does not exist (the append will be refused).
+    Missing(ConversationId),
+    /// An agent's idempotency id (a consumer's is covered by their consumer key).
+    AgentClientId(i64, &'a str),
+}
+
+/// One append being decided.
+struct Slot<'a> {
+    job: usize,
+    append: &'a Append,
+    now: Millis,
+    plan: AppendPlan,
+    step: Step,
+    /// What the statements returned that the plan does not keep.
+    message: Option<StoredMessage>,
+    origin: Option<Origin>,
+    /// The step's answer, once this wave's statements ran.
+    answer: Option<Answer>,
+    finished: bool,
+}
+
+fn brand_of(append: &Append) -> &str {
+    match append {
+        Append::Consumer(a) => &a.brand_id,
+        Append::Agent(a) => &a.brand_id,
+        Append::System(a) => &a.brand_id,
+    }
+}
+
+fn request_of(append: &Append) -> AppendRequest {
+    match append {
+        Append::Consumer(a) => AppendRequest::Consumer { consumer: a.consumer_id },
+        Append::Agent(a) => {
+            AppendRequest::Agent { agent: a.agent_id, may_write_unassigned: a.may_write_unassigned, target: a.target }
+        }
+        Append::System(a) => AppendRequest::System { conversation: a.conversation_id, keyed: a.key.is_some() },
+    }
+}
+
+/// The conversation an append targets, if it names one rather than a consumer.
+fn target_of(append: &Append) -> Option<ConversationId> {
+    match append {
+        Append::Agent(a) => match a.target {
+            super::AgentTarget::Conversation(id) => Some(id),
+            super::AgentTarget::Consumer(_) => None,
+        },
+        Append::System(a) => Some(a.conversation_id),
+        Append::Consumer(_) => None,
+    }
+}
+
+/// Applies `jobs` (appends and their times, in submission order) inside the writer's
+/// transaction, set-based. Refusals are per-job results; a database error (or the conflict
+/// described in the module docs) is returned for the whole batch.
+pub(crate) async fn apply_batch(
+    tx: &mut impl BatchTx,
+    jobs: &[(&Append, Millis)],
+) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+    // The consumer of every targeted conversation, for the generations' keys.
+    let targeted: Vec<(usize, &str, ConversationId)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(job, (append, _))| target_of(append).map(|id| (job, brand_of(append), id)))
+        .collect();
+    let mut consumer_of_target: HashMap<usize, Option<i64>> = HashMap::new();
+    if !targeted.is_empty() {
+        let targets: Vec<(&str, ConversationId)> = targeted.iter().map(|&(_, brand, id)| (brand, id)).collect();
+        let consumers = tx.consumers_of(&targets).await?;
+        for (&(job, _, _), consumer) in targeted.iter().zip(consumers) {
+            consumer_of_target.insert(job, consumer);
+        }
+    }
+
+    // Generations: each job after the last one sharing a key with it.
+    let mut last_generation: HashMap<Key<'_>, usize> = HashMap::new();
+    let mut generations: Vec<Vec<usize>> = Vec::new();
+    for (job, (append, _)) in jobs.iter().enumerate() {
+        let mut keys: Vec<Key<'_>> = Vec::with_capacity(2);
+        match append {
+            Append::Consumer(a) => keys.push(Key::Consumer(a.consumer_id)),
+            Append::Agent(a) => {
+                keys.push(Key::AgentClientId(a.agent_id, &a.client_id));
+                if let super::AgentTarget::Consumer(consumer) = a.target {
+                    keys.push(Key::Consumer(consumer));
+                }
+            }
+            Append::System(_) => {}
+        }
+        if let Some(target) = target_of(append) {
+            keys.push(match consumer_of_target.get(&job).copied().flatten() {
+                Some(consumer) => Key::Consumer(consumer),
+                None => Key::Missing(target),
+            });
+        }
+        let generation = keys.iter().filter_map(|key| last_generation.get(key)).map(|g| g + 1).max().unwrap_or(0);
+        for key in keys {
+            last_generation.insert(key, generation);
+        }
+        if generations.len() <= generation {
+            generations.resize_with(generation + 1, Vec::new);
+        }
+        generations[generation].push(job);
+    }
+    metrics::histogram!(crate::metrics::WRITE_BATCH_GENERATIONS).record(generations.len() as f64);
+
+    let mut results: Vec<Option<Result<Appended, AppendError>>> = (0..jobs.len()).map(|_| None).collect();
+    let mut announcements: Vec<Announcement<'_>> = Vec::new();
+    let mut firsts: Vec<(ConversationId, Millis)> = Vec::new();
+    for generation in generations {
+        let mut slots: Vec<Slot<'_>> = generation
+            .into_iter()
+            .map(|job| {
+                let (append, now) = jobs[job];
+                let mut plan = AppendPlan::new(request_of(append));
+                let step = plan.first();
+                Slot { job, append, now, plan, step, message: None, origin: None, answer: None, finished: false }
+            })
+            .collect();
+        while run_wave(tx, &mut slots, &mut announcements, &mut firsts, &mut results).await? {}
+    }
+
+    if !announcements.is_empty() {
+        tx.announce(&announcements).await?;
+    }
+    if !firsts.is_empty() {
+        // The first agent response of a conversation is the earliest of the batch's.
+        let mut seen = HashSet::new();
+        firsts.retain(|(conversation, _)| seen.insert(*conversation));
+        tx.set_first_responses(&firsts).await?;
+    }
+    results
+        .into_iter()
+        .map(|result| result.ok_or_else(|| StoreError::Corrupt("an append of the batch was never decided".into())))
+        .collect()
+}
+
+/// Runs one step of every undecided plan of a generation: one statement per kind of step.
+/// `false` once every plan is decided.
+async fn run_wave<'a>(
+    tx: &mut impl BatchTx,
+    slots: &mut [Slot<'a>],
+    announcements: &mut Vec<Announcement<'a>>,
+    firsts: &mut Vec<(ConversationId, Millis)>,
+    results: &mut [Option<Result<Appended, AppendError>>],
+) -> Result<bool, StoreError> {
+    // Indices into `slots` of each kind of step, with the statements' inputs.
+    let mut duplicates: (Vec<usize>, Vec<DuplicateKey<'a>>) = Default::default();
+    let mut notices: (Vec<usize>, Vec<(ConversationId, &'a str)>) = Default::default();
+    let mut heads: (Vec<usize>, Vec<(&'a str, ConversationId)>) = Default::default();
+    let mut opens: (Vec<usize>, Vec<(&'a str, i64)>) = Default::default();
+    let mut latests: (Vec<usize>, Vec<(&'a str, i64)>) = Default::default();
+    let mut new_conversations: (Vec<usize>, Vec<(NewConversation<'a>, Millis)>) = Default::default();
+    let mut new_messages: (Vec<usize>, Vec<(NewMessage<'a>, Millis)>) = Default::default();
+    let mut first_response: Vec<bool> = Vec::new();
+
+    for (index, slot) in slots.iter_mut().enumerate() {
+        if slot.finished {
+            continue;
+        }
+        let append: &'a Append = slot.append;
+        let brand_id = brand_of(append);
+        match slot.step {
+            Step::Done(outcome) => {
+                slot.finished = true;
+                let Some(message) = slot.message.take() else {
+                    return Err(StoreError::Corrupt("an append finished without a message".into()));
+                };
+                if outcome.announce {
+                    announcements.push(Announcement {
+                        brand_id,
+                        conversation_id: message.conversation_id,
+                        seq: message.seq,
+                        consumer_id: outcome.consumer,
+                        now: slot.now,
+                    });
+                }
+                results[slot.job] = Some(Ok(Appended {
+                    message,
+                    consumer_id: outcome.consumer,
+                    agent_id: outcome.agent,
+                    opened: outcome.opened,
+                    duplicate: outcome.duplicate,
+                }));
+            }
+            Step::Refuse(refusal) => {
+                slot.finished = true;
+                results[slot.job] = Some(Err(refusal.into()));
+            }
+            Step::FindDuplicate => match append {
+                Append::Consumer(a) => {
+                    duplicates.0.push(index);
+                    duplicates.1.push(DuplicateKey {
+                        brand_id,
+                        side: Side::Consumer,
+                        author_id: a.consumer_id,
+                        client_id: &a.client_id,
+                    });
+                }
+                Append::Agent(a) => {
+                    duplicates.0.push(index);
+                    duplicates.1.push(DuplicateKey {
+                        brand_id,
+                        side: Side::Agent,
+                        author_id: a.agent_id,
+                        client_id: &a.client_id,
+                    });
+                }
+                Append::System(a) => {
+                    notices.0.push(index);
+                    notices.1.push((a.conversation_id, a.key.as_deref().unwrap_or_default()));
+                }
+            },
+            Step::ReadHead(conversation_id) => {
+                heads.0.push(index);
+                heads.1.push((brand_id, conversation_id));
+            }
+            Step::FindOpen(consumer_id) => {
+                opens.0.push(index);
+                opens.1.push((brand_id, consumer_id));
+            }
+            Step::FindLatest(consumer_id) => {
+                latests.0.push(index);
+                latests.1.push((brand_id, consumer_id));
+            }
+            Step::Open { consumer: consumer_id, assign, origin: from } => {
+                let (app_id, channel, skill_id, priority): (&'a str, &'a str, Option<i64>, i64) =
+                    match (from, append, &slot.origin) {
+                        (OriginOf::Request, Append::Consumer(a), _) => (&a.app_id, &a.channel, a.skill_id, a.priority),
+                        (OriginOf::Latest, _, Some(_)) => ("", "", None, 0),
+                        _ => return Err(StoreError::Corrupt("no origin for a new conversation".into())),
+                    };
+                new_conversations.0.push(index);
+                new_conversations.1.push((
+                    NewConversation { brand_id, consumer_id, app_id, channel, skill_id, agent_id: assign, priority },
+                    slot.now,
+                ));
+            }
+            Step::Insert { conversation: conversation_id, into, first_response: first } => {
+                let new = match append {
+                    Append::Consumer(a) => NewMessage {
+                        into,
+                        brand_id,
+                        conversation_id,
+                        side: Side::Consumer,
+                        author_id: Some(a.consumer_id),
+                        author_name: None,
+                        text: &a.text,
+                        client_id: Some(&a.client_id),
+                    },
+                    Append::Agent(a) => NewMessage {
+                        into,
+                        brand_id,
+                        conversation_id,
+                        side: Side::Agent,
+                        author_id: Some(a.agent_id),
+                        author_name: Some(&a.agent_name),
+                        text: &a.text,
+                        client_id: Some(&a.client_id),
+                    },
+                    Append::System(a) => NewMessage {
+                        into,
+                        brand_id,
+                        conversation_id,
+                        side: Side::System,
+                        author_id: None,
+                        author_name: None,
+                        text: &a.text,
+                        client_id: a.key.as_deref(),
+                    },
+                };
+                new_messages.0.push(index);
+                new_messages.1.push((new, slot.now));
+                first_response.push(first);
+            }
+        }
+    }
+
+    // A follow-up's origin lives in its slot, owned; the new conversation borrows it for the
+    // statement only.
+    let origins: Vec<Option<Origin>> =
+        new_conversations.0.iter().map(|&index| slots[index].origin.take()).collect::<Vec<_>>();
+    if !duplicates.0.is_empty() {
+        for (&index, message) in duplicates.0.iter().zip(tx.find_duplicates(&duplicates.1).await?) {
+            let slot = &mut slots[index];
+            slot.answer = Some(Answer::Duplicate(message.as_ref().map(|m| m.conversation_id)));
+            slot.message = message;
+        }
+    }
+    if !notices.0.is_empty() {
+        for (&index, message) in notices.0.iter().zip(tx.find_keyed_notices(&notices.1).await?) {
+            let slot = &mut slots[index];
+            slot.answer = Some(Answer::Duplicate(message.as_ref().map(|m| m.conversation_id)));
+            slot.message = message;
+        }
+    }
+    if !heads.0.is_empty() {
+        for (&index, head) in heads.0.iter().zip(tx.conversation_heads(&heads.1).await?) {
+            slots[index].answer = Some(Answer::Head(head));
+        }
+    }
+    if !opens.0.is_empty() {
+        for (&index, open) in opens.0.iter().zip(tx.open_conversations_of(&opens.1).await?) {
+            slots[index].answer = Some(Answer::Open(open));
+        }
+    }
+    if !latests.0.is_empty() {
+        for (&index, origin) in latests.0.iter().zip(tx.latest_origins(&latests.1).await?) {
+            let slot = &mut slots[index];
+            slot.answer = Some(Answer::Latest(origin.is_some()));
+            slot.origin = origin;
+        }
+    }
+    if !new_conversations.0.is_empty() {
+        let new: Vec<(NewConversation<'_>, Millis)> = new_conversations
+            .1
+            .iter()
+            .zip(&origins)
+            .map(|((conversation, now), origin)| {
+                let mut conversation = NewConversation { ..*conversation };
+                if let Some(origin) = origin {
+                    conversation.app_id = &origin.app_id;
+                    conversation.channel = &origin.channel;
+                    conversation.skill_id = origin.skill_id;
+                }
+                (conversation, *now)
+            })
+            .collect();
+        for (&index, id) in new_conversations.0.iter().zip(tx.insert_conversations(&new).await?) {
+            slots[index].answer = Some(Answer::Opened(id));
+        }
+    }
+    if !new_messages.0.is_empty() {
+        let mut distinct = HashSet::with_capacity(new_messages.1.len());
+        if !new_messages.1.iter().all(|(new, _)| distinct.insert(new.conversation_id)) {
+            return Err(StoreError::Conflict(
+                "two appends of one batch generation write into one conversation (its consumer changed meanwhile)"
+                    .into(),
+            ));
+        }
+        let stored = tx.insert_messages(&new_messages.1).await?;
+        for ((&index, message), first) in new_messages.0.iter().zip(stored).zip(first_response) {
+            let slot = &mut slots[index];
+            if let (Some(message), true) = (&message, first) {
+                firsts.push((message.conversation_id, slot.now));
+            }
+            slot.answer = Some(Answer::Inserted(message.is_some()));
+            slot.message = message;
+        }
+    }
+    for slot in slots.iter_mut() {
+        if let Some(answer) = slot.answer.take() {
+            slot.step = slot.plan.next(answer);
+        }
+    }
+    // Plans decided by this wave's answers are collected by the next call.
+    Ok(slots.iter().any(|slot| !slot.finished))
+}
