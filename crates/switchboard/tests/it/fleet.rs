@@ -1,0 +1,395 @@
+//! Issue 14, item 4: a fleet of `switchboard serve` nodes on PostgreSQL and NATS, each a
+//! separate process on a loopback port, under failure: a conversation across three nodes, a
+//! node killed with SIGKILL mid-load, NATS stopped and started again mid-load, PostgreSQL
+//! stopped and started again. Each test starts its own `nats-server` and its own database
+//! (a private PostgreSQL cluster for the restart), so stopping them never touches a shared
+//! service; the harness (`fleet/harness.rs`) stops everything it started when a test ends.
+
+mod harness;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use harness::*;
+
+/// Consumers' cadence under load: one message every `SEND_EVERY`.
+const SEND_EVERY: Duration = Duration::from_millis(100);
+/// Agents' cadence under load.
+const AGENT_EVERY: Duration = Duration::from_millis(200);
+
+/// Sessions of the demo admin and manager on `node`, and a long agent grace period so that
+/// an agent whose node dies keeps their conversations while they reconnect to another.
+async fn staff(fleet: &Fleet, node: usize) -> (Rest, Rest) {
+    let admin = Rest::demo(&fleet.nodes[node].http, fleet.seeder(), "admin").await;
+    let manager = Rest::demo(&fleet.nodes[node].http, fleet.seeder(), "manager").await;
+    admin.patch_brand(json!({"agent_grace_secs": 3600})).await;
+    (admin, manager)
+}
+
+/// Starts one agent worker per login, the i-th on node i (round robin), knowing every node.
+fn agents_on_every_node(fleet: &Fleet, logins: &[(String, String)], phase: &watch::Receiver<Phase>) -> Agents {
+    logins
+        .iter()
+        .enumerate()
+        .map(|(i, login)| {
+            spawn_agent(
+                format!("agent{i}"),
+                login.clone(),
+                fleet.urls_from(i % fleet.nodes.len()),
+                AGENT_EVERY,
+                phase.clone(),
+            )
+        })
+        .collect()
+}
+
+/// `n` consumers (SDK), the i-th with node `i % nodes` first and the others as fallbacks.
+fn consumers_on_every_node(fleet: &Fleet, prefix: &str, n: usize) -> Vec<Consumer> {
+    (0..n)
+        .map(|i| {
+            let primary = i % fleet.nodes.len();
+            Consumer::connect(fleet.seeder(), &format!("{prefix}{i}"), &fleet.urls_from(primary), primary)
+        })
+        .collect()
+}
+
+/// Waits until no consumer has anything left in its outbox: every send acknowledged.
+async fn all_acknowledged(consumers: &[Consumer], limit: Duration) {
+    eventually("every consumer's outbox is empty (every send acknowledged)", limit, || {
+        let left: usize = consumers.iter().map(Consumer::pending).sum();
+        std::future::ready((left == 0).then_some(()))
+    })
+    .await;
+}
+
+type Agents = Vec<(std::sync::Arc<std::sync::Mutex<AgentReport>>, tokio::task::JoinHandle<()>)>;
+
+/// Waits until no agent has a send waiting for its ack.
+async fn agents_acknowledged(agents: &Agents) {
+    eventually("every agent's sends are acknowledged", Duration::from_secs(15), || {
+        let left: usize = agents.iter().map(|(report, _)| report.lock().unwrap().unacked).sum();
+        std::future::ready((left == 0).then_some(()))
+    })
+    .await;
+}
+
+fn acked_by_consumers(consumers: &[Consumer]) -> Vec<Acked> {
+    consumers.iter().flat_map(Consumer::acked).collect()
+}
+
+/// The harness alone, on what works without the fleet: three nodes on one fresh PostgreSQL
+/// database (no NATS), each ready and serving the seeded demo (a login and a consumer's
+/// acknowledged message on each), one killed with SIGKILL while the others keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn harness_starts_three_nodes_on_postgres_and_kills_one() {
+    let mut fleet = Fleet::start_without_nats("harness", 3).await;
+    assert!(fleet.nodes[1].credentials_missing(), "only the first node seeds the demo");
+    let manager = Rest::demo(&fleet.nodes[2].http, fleet.seeder(), "manager").await;
+    let mut acked = Vec::new();
+    for (i, node) in fleet.nodes.iter().enumerate() {
+        let mut socket = Socket::consumer(&node.ws, &fleet.seeder().consumer_token(&format!("harness{i}"))).await;
+        socket.send(json!({"t": "send", "id": 1, "cid": format!("h{i}"), "text": "hello"})).await;
+        let ack = socket.expect("ack", |f| f["t"] == "ack").await;
+        acked.push(Acked { c: ack["c"].as_i64().unwrap(), seq: ack["seq"].as_i64().unwrap(), cid: format!("h{i}") });
+    }
+    fleet.nodes[0].kill_9();
+    assert_eq!(fleet.nodes[0].readyz().await, None, "a killed node answers nothing");
+    for node in &fleet.nodes[1..] {
+        assert_eq!(node.readyz().await, Some(200));
+    }
+    assert_stored_exactly_once(&manager, &acked).await;
+}
+
+/// Issue 14, item 2: a consumer on node A, an agent on node B, a manager on node C: the
+/// agent gets the consumer's messages live, the consumer the agent's reply; the consumer's
+/// second device (on C) gets every message; the manager's socket on C hears of the floor
+/// changing and C's REST shows the conversation held by the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn cross_node_conversation() {
+    let fleet = Fleet::start("cross", 3).await;
+    let (a, b, c) = (&fleet.nodes[0], &fleet.nodes[1], &fleet.nodes[2]);
+    let (admin, manager) = staff(&fleet, 2).await;
+    let (email, password) = admin.create_agents("cross", 1, 10).await.remove(0);
+    let agent_session = Rest::login(&b.http, &email, &password).await;
+    let mut agent = Socket::online_agent(&b.ws, &agent_session.token).await;
+    let mut dashboard = Socket::staff(&c.ws, &manager.token).await;
+    let token = fleet.seeder().consumer_token("cross-maria");
+    let mut phone = Socket::consumer(&a.ws, &token).await;
+    let mut tablet = Socket::consumer(&c.ws, &token).await;
+
+    phone.send(json!({"t": "send", "id": 1, "cid": "p1", "text": "my order is late"})).await;
+    let ack = phone.expect("the first message's ack", |f| f["t"] == "ack" && f["id"] == 1).await;
+    let conversation = ack["c"].as_i64().unwrap();
+    let is_message = |cid: &'static str| move |f: &Value| f["t"] == "msg" && f["c"] == conversation && f["cid"] == cid;
+    agent
+        .expect("the agent on B is assigned the conversation opened on A", |f| {
+            f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == conversation
+        })
+        .await;
+    dashboard.expect("the manager's socket on C hears the floor change", |f| f["t"] == "floor").await;
+    // The conversation was stored before it was assigned: the agent reads it by seq.
+    agent.send(json!({"t": "sync", "id": 2, "c": conversation, "after": 0})).await;
+    let synced = agent.expect("the agent's sync", |f| f["t"] == "msgs" && f["id"] == 2).await;
+    assert_eq!(synced["msgs"][0]["cid"], "p1", "{synced}");
+    tablet.expect("the second device on C gets the first message", is_message("p1")).await;
+
+    phone.send(json!({"t": "send", "id": 2, "cid": "p2", "text": "order 48213"})).await;
+    agent.expect("the agent on B gets the consumer's message from A live", is_message("p2")).await;
+    tablet.expect("the second device on C gets it too", is_message("p2")).await;
+
+    agent.send(json!({"t": "send", "id": 3, "cid": "a1", "c": conversation, "text": "let me check"})).await;
+    agent.expect("the agent's ack", |f| f["t"] == "ack" && f["id"] == 3).await;
+    phone.expect("the consumer on A gets the agent's reply from B live", is_message("a1")).await;
+    tablet.expect("the second device on C gets the reply", is_message("a1")).await;
+
+    tablet.send(json!({"t": "send", "id": 1, "cid": "t1", "text": "thanks, from my tablet"})).await;
+    tablet.expect("the tablet's ack", |f| f["t"] == "ack" && f["id"] == 1).await;
+    phone.expect("the phone on A gets what the tablet on C wrote", is_message("t1")).await;
+    agent.expect("the agent on B gets it", is_message("t1")).await;
+
+    let agent_id =
+        admin.get("/api/v1/users").await.as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"]
+            .clone();
+    let seen_on_c = manager.conversation(conversation).await;
+    assert_eq!(seen_on_c["agent_id"], agent_id, "C's REST shows the conversation held by the agent: {seen_on_c}");
+    let cids: Vec<Value> = manager.messages(conversation).await.iter().map(|m| m["cid"].clone()).collect();
+    assert_eq!(cids, [json!("p1"), json!("p2"), json!("a1"), json!("t1")]);
+}
+
+/// Issue 14, item 4: three nodes under load from 20 consumers (SDK clients knowing every
+/// node, first nodes spread) and three agents (one per node) writing continuously; node 1 is
+/// killed with SIGKILL mid-load. Every acknowledged message is stored exactly once; the dead
+/// node's consumers and agent reconnect to another node and carry on; new conversations are
+/// still routed; no conversation is ever held by two agents.
+///
+/// Node 1 is the node killed: the first node started, which seeded the demo and is the
+/// likeliest holder of the brand's engine lease; if the fleet comes to say which node holds
+/// it (a log line or a metric), kill that one instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn kill_9_one_node_mid_load() {
+    const CONSUMERS: usize = 20;
+    const MESSAGES: usize = 40;
+    let mut fleet = Fleet::start("kill9", 3).await;
+    let (admin, _) = staff(&fleet, 1).await;
+    let logins = admin.create_agents("kill", 3, 1000).await;
+    let (phase, phase_rx) = watch::channel(Phase::Send);
+    let agents = agents_on_every_node(&fleet, &logins, &phase_rx);
+    eventually("every agent is connected", Duration::from_secs(15), || {
+        std::future::ready(agents.iter().all(|(report, _)| report.lock().unwrap().connections > 0).then_some(()))
+    })
+    .await;
+    let consumers = consumers_on_every_node(&fleet, "kill", CONSUMERS);
+    let senders: Vec<_> = consumers.iter().map(|c| send_continuously(c, MESSAGES, SEND_EVERY)).collect();
+
+    // Mid-load: a good part of the messages acknowledged, most still to come.
+    eventually("a quarter of the load acknowledged", Duration::from_secs(30), || {
+        let acked = acked_by_consumers(&consumers).len();
+        std::future::ready((acked >= CONSUMERS * MESSAGES / 4).then_some(()))
+    })
+    .await;
+    let acked_before_kill = acked_by_consumers(&consumers).len();
+    fleet.nodes[0].kill_9();
+    assert!(acked_before_kill < CONSUMERS * MESSAGES, "the kill came mid-load");
+
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    all_acknowledged(&consumers, Duration::from_secs(30)).await;
+    let survivors = &fleet.nodes[1..];
+    for consumer in consumers.iter().filter(|c| c.primary == 0) {
+        assert!(consumer.connected(), "{}: its node died; it is connected to another", consumer.sub);
+    }
+    let manager = Rest::demo(&survivors[0].http, fleet.seeder(), "manager").await;
+
+    // Routing continues: new consumers' conversations (on the surviving nodes) get an agent.
+    let late: Vec<Consumer> = (0..4)
+        .map(|i| {
+            let primary = 1 + i % 2;
+            Consumer::connect(fleet.seeder(), &format!("late{i}"), &fleet.urls_from(primary), primary)
+        })
+        .collect();
+    for consumer in &late {
+        consumer.client.send_text("is anyone there after the crash?").unwrap();
+    }
+    let everyone: Vec<&Consumer> = consumers.iter().chain(&late).collect();
+    eventually("every conversation, old and new, is held by an agent", Duration::from_secs(30), || {
+        let unassigned = everyone
+            .iter()
+            .filter(|c| c.pending() > 0 || c.conversations().iter().any(|(_, assigned)| !assigned))
+            .count();
+        std::future::ready((unassigned == 0).then_some(()))
+    })
+    .await;
+
+    // The agents stop writing; what they sent is acknowledged (resent after the kill).
+    phase.send_replace(Phase::Quiet);
+    agents_acknowledged(&agents).await;
+    phase.send_replace(Phase::Stop);
+    let mut acked = acked_by_consumers(&consumers);
+    acked.extend(late.iter().flat_map(Consumer::acked));
+    assert_eq!(acked.len(), CONSUMERS * MESSAGES + late.len(), "every consumer message was acknowledged");
+    let mut conversations = BTreeSet::new();
+    let mut holders: std::collections::BTreeMap<i64, usize> = Default::default();
+    for (i, (report, handle)) in agents.into_iter().enumerate() {
+        handle.await.unwrap();
+        let report = report.lock().unwrap();
+        acked.extend(report.acked.iter().cloned());
+        assert!(!report.acked.is_empty(), "agent {i} wrote: {report:?}");
+        for &c in &report.conversations {
+            if let Some(other) = holders.insert(c, i) {
+                panic!("conversation {c} was assigned to agents {other} and {i}");
+            }
+        }
+        if i == 0 {
+            assert!(report.connections > 1, "the agent of the dead node reconnected to another: {report:?}");
+        }
+    }
+    conversations.extend(acked.iter().map(|a| a.c));
+    assert_stored_exactly_once(&manager, &acked).await;
+    assert_never_assigned_twice(&manager, &conversations).await;
+}
+
+/// Issue 14, item 4: NATS stopped mid-load and started again on the same port. Sends keep
+/// being acknowledged during the outage (the store does not need NATS); once it is back,
+/// every client — consumers on the SDK, agents on raw sockets — has every message of its
+/// conversations (caught up by seq from the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn nats_restart_mid_load() {
+    const CONSUMERS: usize = 9;
+    const MESSAGES: usize = 50;
+    let mut fleet = Fleet::start("natsrestart", 3).await;
+    let (admin, manager) = staff(&fleet, 0).await;
+    let logins = admin.create_agents("nats", 3, 1000).await;
+    let (phase, phase_rx) = watch::channel(Phase::Send);
+    let agents = agents_on_every_node(&fleet, &logins, &phase_rx);
+    let consumers = consumers_on_every_node(&fleet, "nats", CONSUMERS);
+    // Every conversation opened and held by an agent before the outage.
+    for consumer in &consumers {
+        consumer.client.send_text("hello").unwrap();
+    }
+    eventually("every conversation is held by an agent", Duration::from_secs(30), || {
+        let ready = consumers.iter().all(|c| {
+            c.pending() == 0 && !c.conversations().is_empty() && c.conversations().iter().all(|(_, held)| *held)
+        });
+        std::future::ready(ready.then_some(()))
+    })
+    .await;
+    let senders: Vec<_> = consumers.iter().map(|c| send_continuously(c, MESSAGES, SEND_EVERY)).collect();
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let nats = fleet.nats.as_mut().unwrap();
+    nats.stop();
+    let acked_at_stop = acked_by_consumers(&consumers).len();
+    let agents_acked_at_stop: usize = agents.iter().map(|(r, _)| r.lock().unwrap().acked.len()).sum();
+    eventually("consumers' sends are acknowledged while NATS is down", Duration::from_secs(10), || {
+        std::future::ready((acked_by_consumers(&consumers).len() >= acked_at_stop + CONSUMERS * 5).then_some(()))
+    })
+    .await;
+    eventually("agents' sends are acknowledged while NATS is down", Duration::from_secs(10), || {
+        let acked: usize = agents.iter().map(|(r, _)| r.lock().unwrap().acked.len()).sum();
+        std::future::ready((acked >= agents_acked_at_stop + 3).then_some(()))
+    })
+    .await;
+    for node in &fleet.nodes {
+        assert_eq!(node.readyz().await, Some(200), "{} stays ready without NATS", node.name);
+    }
+    nats.start_again();
+
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    all_acknowledged(&consumers, Duration::from_secs(30)).await;
+    phase.send_replace(Phase::Quiet);
+    agents_acknowledged(&agents).await;
+
+    // Every client has every message of its conversations, as stored.
+    let mut acked = acked_by_consumers(&consumers);
+    for (report, _) in &agents {
+        acked.extend(report.lock().unwrap().acked.iter().cloned());
+    }
+    let conversations: BTreeSet<i64> = acked.iter().map(|a| a.c).collect();
+    let mut last_seqs = std::collections::BTreeMap::new();
+    for &c in &conversations {
+        last_seqs.insert(c, manager.conversation(c).await["last_seq"].as_i64().unwrap());
+    }
+    eventually("every client caught up with every message", Duration::from_secs(30), || {
+        let consumers_done = consumers.iter().all(|consumer| {
+            consumer
+                .conversations()
+                .iter()
+                .all(|(c, _)| Some(consumer.seqs(*c)) == last_seqs.get(c).map(|&n| (1..=n).collect()))
+        });
+        let agents_done = agents.iter().all(|(report, _)| {
+            let report = report.lock().unwrap();
+            report
+                .conversations
+                .iter()
+                .all(|c| report.seqs.get(c).cloned() == last_seqs.get(c).map(|&n| (1..=n).collect::<BTreeSet<_>>()))
+        });
+        std::future::ready((consumers_done && agents_done).then_some(()))
+    })
+    .await;
+    phase.send_replace(Phase::Stop);
+    for (_, handle) in agents {
+        handle.await.unwrap();
+    }
+    assert_stored_exactly_once(&manager, &acked).await;
+}
+
+/// Issue 14, item 4: PostgreSQL (a private cluster) stopped under three nodes: every node
+/// turns not-ready (503); started again: every node is ready again, and every message
+/// acknowledged before and after is stored once, none lost — including those written while
+/// it was down (kept in the SDK's outbox until a node could store them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn postgres_restart() {
+    const CONSUMERS: usize = 6;
+    let cluster = PrivateCluster::start();
+    let fleet = Fleet::start_on_cluster("pgrestart", 3, &cluster).await;
+    let consumers = consumers_on_every_node(&fleet, "pg", CONSUMERS);
+    for consumer in &consumers {
+        for i in 0..5 {
+            consumer.client.send_text(&format!("before {i}")).unwrap();
+        }
+    }
+    all_acknowledged(&consumers, Duration::from_secs(20)).await;
+
+    cluster.stop();
+    for node in &fleet.nodes {
+        eventually(&format!("{} reports not ready", node.name), Duration::from_secs(20), || async {
+            (node.readyz().await == Some(503)).then_some(())
+        })
+        .await;
+    }
+    // Written while the store is down: kept by the SDK until it is back.
+    for consumer in &consumers {
+        for i in 0..3 {
+            consumer.client.send_text(&format!("during {i}")).unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.start_again();
+    for node in &fleet.nodes {
+        eventually(&format!("{} is ready again", node.name), Duration::from_secs(30), || async {
+            (node.readyz().await == Some(200)).then_some(())
+        })
+        .await;
+    }
+    for consumer in &consumers {
+        for i in 0..5 {
+            consumer.client.send_text(&format!("after {i}")).unwrap();
+        }
+    }
+    all_acknowledged(&consumers, Duration::from_secs(30)).await;
+    let acked = acked_by_consumers(&consumers);
+    assert_eq!(acked.len(), CONSUMERS * 13, "every message acknowledged: {acked:?}");
+    let manager = Rest::demo(&fleet.nodes[1].http, fleet.seeder(), "manager").await;
+    assert_stored_exactly_once(&manager, &acked).await;
+}
