@@ -17,8 +17,6 @@ use harness::*;
 
 /// Consumers' cadence under load: one message every `SEND_EVERY`.
 const SEND_EVERY: Duration = Duration::from_millis(100);
-/// Agents' cadence under load.
-const AGENT_EVERY: Duration = Duration::from_millis(200);
 
 /// Sessions of the demo admin and manager on `node`, and a long agent grace period so that
 /// an agent whose node dies keeps their conversations while they reconnect to another.
@@ -30,18 +28,17 @@ async fn staff(fleet: &Fleet, node: usize) -> (Rest, Rest) {
 }
 
 /// Starts one agent worker per login, the i-th on node i (round robin), knowing every node.
-fn agents_on_every_node(fleet: &Fleet, logins: &[(String, String)], phase: &watch::Receiver<Phase>) -> Agents {
+fn agents_on_every_node(
+    fleet: &Fleet,
+    logins: &[(String, String)],
+    plan: AgentPlan,
+    phase: &watch::Receiver<Phase>,
+) -> Agents {
     logins
         .iter()
         .enumerate()
         .map(|(i, login)| {
-            spawn_agent(
-                format!("agent{i}"),
-                login.clone(),
-                fleet.urls_from(i % fleet.nodes.len()),
-                AGENT_EVERY,
-                phase.clone(),
-            )
+            spawn_agent(format!("agent{i}"), login.clone(), fleet.urls_from(i % fleet.nodes.len()), plan, phase.clone())
         })
         .collect()
 }
@@ -58,9 +55,13 @@ fn consumers_on_every_node(fleet: &Fleet, prefix: &str, n: usize) -> Vec<Consume
 
 /// Waits until no consumer has anything left in its outbox: every send acknowledged.
 async fn all_acknowledged(consumers: &[Consumer], limit: Duration) {
-    eventually("every consumer's outbox is empty (every send acknowledged)", limit, || {
-        let left: usize = consumers.iter().map(Consumer::pending).sum();
-        std::future::ready((left == 0).then_some(()))
+    eventually_why("every consumer's outbox is empty (every send acknowledged)", limit, || {
+        let waiting: Vec<String> = consumers
+            .iter()
+            .filter(|c| c.pending() > 0)
+            .map(|c| format!("{} ({} unsent, {:?})", c.sub, c.pending(), c.client.connection_state()))
+            .collect();
+        std::future::ready(if waiting.is_empty() { Ok(()) } else { Err(waiting.join(", ")) })
     })
     .await;
 }
@@ -74,6 +75,18 @@ async fn agents_acknowledged(agents: &Agents) {
         std::future::ready((left == 0).then_some(()))
     })
     .await;
+}
+
+/// No conversation was assigned to two of the agents (as they heard it live).
+fn assert_one_agent_each(agents: &Agents) {
+    let mut holders = std::collections::BTreeMap::new();
+    for (i, (report, _)) in agents.iter().enumerate() {
+        for &c in &report.lock().unwrap().conversations {
+            if let Some(other) = holders.insert(c, i) {
+                panic!("conversation {c} was assigned to agent{other} and agent{i}");
+            }
+        }
+    }
 }
 
 fn acked_by_consumers(consumers: &[Consumer]) -> Vec<Acked> {
@@ -177,9 +190,12 @@ async fn kill_9_one_node_mid_load() {
     const MESSAGES: usize = 40;
     let mut fleet = Fleet::start("kill9", 3).await;
     let (admin, _) = staff(&fleet, 1).await;
-    let logins = admin.create_agents("kill", 3, 1000).await;
+    // Fewer seats (3 × 5) than consumers, and agents closing conversations as they go:
+    // conversations wait in the queue and are routed all along, across the kill.
+    let logins = admin.create_agents("kill", 3, 5).await;
     let (phase, phase_rx) = watch::channel(Phase::Send);
-    let agents = agents_on_every_node(&fleet, &logins, &phase_rx);
+    let plan = AgentPlan { every: Duration::from_millis(100), close_after: Some(3) };
+    let agents = agents_on_every_node(&fleet, &logins, plan, &phase_rx);
     eventually("every agent is connected", Duration::from_secs(15), || {
         std::future::ready(agents.iter().all(|(report, _)| report.lock().unwrap().connections > 0).then_some(()))
     })
@@ -218,12 +234,22 @@ async fn kill_9_one_node_mid_load() {
         consumer.client.send_text("is anyone there after the crash?").unwrap();
     }
     let everyone: Vec<&Consumer> = consumers.iter().chain(&late).collect();
-    eventually("every conversation, old and new, is held by an agent", Duration::from_secs(30), || {
-        let unassigned = everyone
-            .iter()
-            .filter(|c| c.pending() > 0 || c.conversations().iter().any(|(_, assigned)| !assigned))
-            .count();
-        std::future::ready((unassigned == 0).then_some(()))
+    eventually_why("every conversation, old and new, is held by an agent", Duration::from_secs(30), || async {
+        let mut waiting = Vec::new();
+        for consumer in &everyone {
+            let pending = consumer.pending();
+            let unassigned: Vec<i64> =
+                consumer.conversations().iter().filter(|c| c.open && !c.assigned).map(|c| c.id).collect();
+            if pending > 0 || !unassigned.is_empty() {
+                let mut seen_by_server = Vec::new();
+                for &c in &unassigned {
+                    let conversation = manager.conversation(c).await;
+                    seen_by_server.push(format!("{c}: {} agent {}", conversation["status"], conversation["agent_id"]));
+                }
+                waiting.push(format!("{} ({pending} unsent; unassigned {seen_by_server:?})", consumer.sub));
+            }
+        }
+        if waiting.is_empty() { Ok(()) } else { Err(waiting.join(", ")) }
     })
     .await;
 
@@ -234,18 +260,13 @@ async fn kill_9_one_node_mid_load() {
     let mut acked = acked_by_consumers(&consumers);
     acked.extend(late.iter().flat_map(Consumer::acked));
     assert_eq!(acked.len(), CONSUMERS * MESSAGES + late.len(), "every consumer message was acknowledged");
+    assert_one_agent_each(&agents);
     let mut conversations = BTreeSet::new();
-    let mut holders: std::collections::BTreeMap<i64, usize> = Default::default();
     for (i, (report, handle)) in agents.into_iter().enumerate() {
         handle.await.unwrap();
         let report = report.lock().unwrap();
         acked.extend(report.acked.iter().cloned());
         assert!(!report.acked.is_empty(), "agent {i} wrote: {report:?}");
-        for &c in &report.conversations {
-            if let Some(other) = holders.insert(c, i) {
-                panic!("conversation {c} was assigned to agents {other} and {i}");
-            }
-        }
         if i == 0 {
             assert!(report.connections > 1, "the agent of the dead node reconnected to another: {report:?}");
         }
@@ -268,16 +289,17 @@ async fn nats_restart_mid_load() {
     let (admin, manager) = staff(&fleet, 0).await;
     let logins = admin.create_agents("nats", 3, 1000).await;
     let (phase, phase_rx) = watch::channel(Phase::Send);
-    let agents = agents_on_every_node(&fleet, &logins, &phase_rx);
+    let plan = AgentPlan { every: Duration::from_millis(200), close_after: None };
+    let agents = agents_on_every_node(&fleet, &logins, plan, &phase_rx);
     let consumers = consumers_on_every_node(&fleet, "nats", CONSUMERS);
     // Every conversation opened and held by an agent before the outage.
     for consumer in &consumers {
         consumer.client.send_text("hello").unwrap();
     }
     eventually("every conversation is held by an agent", Duration::from_secs(30), || {
-        let ready = consumers.iter().all(|c| {
-            c.pending() == 0 && !c.conversations().is_empty() && c.conversations().iter().all(|(_, held)| *held)
-        });
+        let ready = consumers
+            .iter()
+            .all(|c| c.pending() == 0 && !c.conversations().is_empty() && c.conversations().iter().all(|c| c.assigned));
         std::future::ready(ready.then_some(()))
     })
     .await;
@@ -309,6 +331,7 @@ async fn nats_restart_mid_load() {
     phase.send_replace(Phase::Quiet);
     agents_acknowledged(&agents).await;
 
+    assert_one_agent_each(&agents);
     // Every client has every message of its conversations, as stored.
     let mut acked = acked_by_consumers(&consumers);
     for (report, _) in &agents {
@@ -319,21 +342,28 @@ async fn nats_restart_mid_load() {
     for &c in &conversations {
         last_seqs.insert(c, manager.conversation(c).await["last_seq"].as_i64().unwrap());
     }
-    eventually("every client caught up with every message", Duration::from_secs(30), || {
-        let consumers_done = consumers.iter().all(|consumer| {
-            consumer
-                .conversations()
-                .iter()
-                .all(|(c, _)| Some(consumer.seqs(*c)) == last_seqs.get(c).map(|&n| (1..=n).collect()))
-        });
-        let agents_done = agents.iter().all(|(report, _)| {
+    let expected = |c: &i64| last_seqs.get(c).map(|&n| (1..=n).collect::<BTreeSet<i64>>()).unwrap_or_default();
+    eventually_why("every client caught up with every message", Duration::from_secs(30), || {
+        let mut behind = Vec::new();
+        for consumer in &consumers {
+            for c in consumer.conversations() {
+                let missing: Vec<i64> = expected(&c.id).difference(&consumer.seqs(c.id)).copied().collect();
+                if !missing.is_empty() {
+                    behind.push(format!("{} misses {missing:?} of conversation {}", consumer.sub, c.id));
+                }
+            }
+        }
+        for (i, (report, _)) in agents.iter().enumerate() {
             let report = report.lock().unwrap();
-            report
-                .conversations
-                .iter()
-                .all(|c| report.seqs.get(c).cloned() == last_seqs.get(c).map(|&n| (1..=n).collect::<BTreeSet<_>>()))
-        });
-        std::future::ready((consumers_done && agents_done).then_some(()))
+            for c in &report.conversations {
+                let held = report.seqs.get(c).cloned().unwrap_or_default();
+                let missing: Vec<i64> = expected(c).difference(&held).copied().collect();
+                if !missing.is_empty() {
+                    behind.push(format!("agent{i} misses {missing:?} of conversation {c}"));
+                }
+            }
+        }
+        std::future::ready(if behind.is_empty() { Ok(()) } else { Err(behind.join("; ")) })
     })
     .await;
     phase.send_replace(Phase::Stop);
@@ -362,12 +392,7 @@ async fn postgres_restart() {
     all_acknowledged(&consumers, Duration::from_secs(20)).await;
 
     cluster.stop();
-    for node in &fleet.nodes {
-        eventually(&format!("{} reports not ready", node.name), Duration::from_secs(20), || async {
-            (node.readyz().await == Some(503)).then_some(())
-        })
-        .await;
-    }
+    fleet.all_ready_status(503, "every node reports not ready", Duration::from_secs(30)).await;
     // Written while the store is down: kept by the SDK until it is back.
     for consumer in &consumers {
         for i in 0..3 {
@@ -376,12 +401,7 @@ async fn postgres_restart() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.start_again();
-    for node in &fleet.nodes {
-        eventually(&format!("{} is ready again", node.name), Duration::from_secs(30), || async {
-            (node.readyz().await == Some(200)).then_some(())
-        })
-        .await;
-    }
+    fleet.all_ready_status(200, "every node is ready again", Duration::from_secs(30)).await;
     for consumer in &consumers {
         for i in 0..5 {
             consumer.client.send_text(&format!("after {i}")).unwrap();

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
-use switchboard_sdk::{Auth, Backoff, Client, ConnectionState, MessageState, Side, TokenProvider};
+use switchboard_sdk::{Auth, Backoff, Client, ConnectionState, ConversationStatus, MessageState, Side, TokenProvider};
 use switchboard_store::testing::{postgres_server_url, unique_suffix, with_database};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
@@ -27,6 +27,12 @@ pub const NEEDS: &str =
 /// The demo brand and app every node serves (seeded by the first node).
 pub const BRAND: &str = "demo";
 pub const APP: &str = "demo-app";
+
+/// How long the tests wait for one answer of `/readyz`. With PostgreSQL gone, a node's
+/// readiness check waits for a pooled connection (the store's acquire timeout, 10 s) before
+/// it answers 503; a load balancer with a shorter health-check timeout counts the timeout as
+/// not ready too, but the tests want the node's own answer.
+pub const READYZ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A password that passes the server's policy, for the agents the tests create.
 const AGENT_PASSWORD: &str = "fleet tests: correct horse battery staple";
@@ -52,6 +58,25 @@ where
             panic!("{what}: not within {} s", limit.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// [`eventually`] for a check that says what it is still waiting for (`Err(why)`): the
+/// panic shows the last answer.
+pub async fn eventually_why<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(why) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what}: not within {} s; still: {why}", limit.as_secs())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }
 
@@ -387,9 +412,10 @@ impl Node {
         node
     }
 
-    /// The status of `GET /readyz`; `None` when the node does not answer.
+    /// The status of `GET /readyz`; `None` when the node does not answer within
+    /// [`READYZ_TIMEOUT`] (a load balancer's health check gives up too).
     pub async fn readyz(&self) -> Option<u16> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let client = reqwest::Client::builder().timeout(READYZ_TIMEOUT).build().unwrap();
         client.get(format!("{}/readyz", self.http)).send().await.ok().map(|r| r.status().as_u16())
     }
 
@@ -467,6 +493,15 @@ impl Fleet {
         let root = TempDir::new(test);
         let nodes = start_nodes(&root.0, n, &cluster.url(), Some(&nats.url())).await;
         Fleet { nodes, nats: Some(nats), _database: None, _root: root }
+    }
+
+    /// Waits until every node's `/readyz` answers `status` (asked of all nodes at once).
+    pub async fn all_ready_status(&self, status: u16, what: &str, limit: Duration) {
+        eventually(what, limit, || async {
+            let answers = futures_util::future::join_all(self.nodes.iter().map(Node::readyz)).await;
+            answers.iter().all(|answer| *answer == Some(status)).then_some(())
+        })
+        .await;
     }
 
     /// Every node's address, `first`'s first: an SDK client's server list.
@@ -725,10 +760,23 @@ impl Consumer {
         self.client.messages(c).unwrap().iter().filter_map(|m| m.seq).collect()
     }
 
-    /// The consumer's conversations (ids) and whether an agent holds each.
-    pub fn conversations(&self) -> Vec<(i64, bool)> {
-        self.client.conversations().unwrap().iter().map(|c| (c.id, c.agent.is_some())).collect()
+    /// The consumer's conversations as the device knows them.
+    pub fn conversations(&self) -> Vec<Conversation> {
+        let conversations = self.client.conversations().unwrap();
+        conversations
+            .iter()
+            .map(|c| Conversation { id: c.id, open: c.status == ConversationStatus::Open, assigned: c.agent.is_some() })
+            .collect()
     }
+}
+
+/// A conversation as a consumer's device knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Conversation {
+    pub id: i64,
+    pub open: bool,
+    /// An agent holds it (or held it, when closed).
+    pub assigned: bool,
 }
 
 /// Sends `n` messages from `consumer`, one every `every` (into the SDK's outbox: the SDK
@@ -848,193 +896,230 @@ pub enum Phase {
     Stop,
 }
 
+/// How an agent worker writes.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentPlan {
+    /// One message every `every`, to its open conversations in turn.
+    pub every: Duration,
+    /// Closes a conversation once this many of its messages there were acknowledged (its
+    /// seat then takes the next in the queue); `None`: never closes.
+    pub close_after: Option<usize>,
+}
+
 /// An agent that stays online on the first node of `servers` that answers (moving on when
 /// its node dies, resending unacknowledged sends with their cids), follows its conversations
 /// by seq (syncing after a gap, a `resync` or an assignment), and while `phase` is
-/// [`Phase::Send`] writes to its conversations in turn, one message every `every`.
+/// [`Phase::Send`] writes to its conversations as `plan` says.
 pub fn spawn_agent(
     name: String,
     login: (String, String),
     servers: Vec<String>,
-    every: Duration,
+    plan: AgentPlan,
     phase: watch::Receiver<Phase>,
 ) -> (Arc<Mutex<AgentReport>>, tokio::task::JoinHandle<()>) {
     let report = Arc::new(Mutex::new(AgentReport::default()));
-    let handle = tokio::spawn(run_agent(name, login, servers, every, phase, Arc::clone(&report)));
+    let worker = AgentWorker { name, login, plan, report: Arc::clone(&report), ..AgentWorker::default() };
+    let handle = tokio::spawn(worker.run(servers, phase));
     (report, handle)
 }
 
-async fn run_agent(
+/// The state of one agent worker across its connections.
+#[derive(Default)]
+struct AgentWorker {
     name: String,
-    (email, password): (String, String),
-    servers: Vec<String>,
-    every: Duration,
-    mut phase: watch::Receiver<Phase>,
+    login: (String, String),
+    plan: AgentPlan,
     report: Arc<Mutex<AgentReport>>,
-) {
-    // Sends written and not yet acknowledged: frame id → (conversation, cid).
-    let mut unacked: BTreeMap<u64, (i64, String)> = BTreeMap::new();
-    let mut next_id: u64 = 1;
-    let mut turn = 0usize;
-    let mut server = 0usize;
-    while *phase.borrow() != Phase::Stop {
-        let base = &servers[server % servers.len()];
-        server += 1;
-        let ws = base.replace("http://", "ws://");
-        // The session lives in the shared store; log in again anyway (cheap, and it proves
-        // any node accepts the login).
-        let session = match reqwest::Client::new()
+    /// Sends written and not yet acknowledged: frame id → (conversation, cid).
+    unacked: BTreeMap<u64, (i64, String)>,
+    /// Open conversations it holds (writes to).
+    open: BTreeSet<i64>,
+    /// Its acknowledged messages per conversation.
+    written: BTreeMap<i64, usize>,
+    next_id: u64,
+    turn: usize,
+}
+
+impl Default for AgentPlan {
+    fn default() -> Self {
+        AgentPlan { every: Duration::from_millis(200), close_after: None }
+    }
+}
+
+impl AgentWorker {
+    async fn run(mut self, servers: Vec<String>, mut phase: watch::Receiver<Phase>) {
+        let mut server = 0usize;
+        while *phase.borrow() != Phase::Stop {
+            let base = servers[server % servers.len()].clone();
+            server += 1;
+            let Some((mut socket, welcome)) = self.connect(&base).await else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            self.report.lock().unwrap().connections += 1;
+            let mine: Vec<i64> =
+                welcome["convs"].as_array().into_iter().flatten().filter_map(|c| c["c"].as_i64()).collect();
+            self.report.lock().unwrap().conversations.extend(&mine);
+            self.open.extend(&mine);
+            // Catch up on everything it holds, then resend what was not acknowledged.
+            let held: Vec<i64> = self.report.lock().unwrap().conversations.iter().copied().collect();
+            for c in held {
+                let after = self.last_seq(c);
+                socket.send(json!({"t": "sync", "c": c, "after": after})).await;
+            }
+            for (id, (c, cid)) in &self.unacked {
+                let text = format!("{} resends {cid}", self.name);
+                socket.send(json!({"t": "send", "id": id, "cid": cid, "c": c, "text": text})).await;
+            }
+            let mut ticker = tokio::time::interval(self.plan.every);
+            let lost = loop {
+                self.report.lock().unwrap().unacked = self.unacked.len();
+                tokio::select! {
+                    frame = socket.next(Duration::from_secs(3600)) => {
+                        let Some(frame) = frame else { break true };
+                        self.handle(&mut socket, &frame).await;
+                    }
+                    _ = ticker.tick() => {
+                        if *phase.borrow() == Phase::Send && !self.tick(&mut socket).await {
+                            break true;
+                        }
+                    }
+                    changed = phase.changed() => {
+                        if changed.is_err() || *phase.borrow() == Phase::Stop {
+                            break false;
+                        }
+                    }
+                }
+            };
+            if lost && Socket::connect(&format!("{}/v1/agent", base.replace("http://", "ws://"))).await.is_some() {
+                // The node is still there (a cut, not a death): the same node again.
+                server -= 1;
+            }
+        }
+    }
+
+    /// Logs in at `base` (any node accepts the login: sessions are in the shared store),
+    /// opens the agent socket and goes online.
+    async fn connect(&self, base: &str) -> Option<(Socket, Value)> {
+        let (email, password) = &self.login;
+        let response = reqwest::Client::new()
             .post(format!("{base}/api/v1/auth/login"))
             .json(&json!({"email": email, "password": password}))
             .timeout(Duration::from_secs(5))
             .send()
             .await
-        {
-            Ok(response) if response.status().is_success() => {
-                response.json::<Value>().await.ok().and_then(|v| v["token"].as_str().map(str::to_owned))
-            }
-            _ => None,
-        };
-        let Some(session) = session else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        let Some(mut socket) = Socket::connect(&format!("{ws}/v1/agent")).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
+            .ok()
+            .filter(|response| response.status().is_success())?;
+        let session = response.json::<Value>().await.ok()?["token"].as_str()?.to_owned();
+        let mut socket = Socket::connect(&format!("{}/v1/agent", base.replace("http://", "ws://"))).await?;
         socket.send(json!({"t": "hello", "v": 1, "session": session})).await;
-        let Some(welcome) = socket.next(Duration::from_secs(5)).await.filter(|f| f["t"] == "welcome") else {
-            continue;
-        };
+        let welcome = socket.next(Duration::from_secs(5)).await.filter(|f| f["t"] == "welcome")?;
         socket.send(json!({"t": "state", "id": 0, "state": "online"})).await;
-        report.lock().unwrap().connections += 1;
-        let mine: Vec<i64> =
-            welcome["convs"].as_array().into_iter().flatten().filter_map(|c| c["c"].as_i64()).collect();
-        report.lock().unwrap().conversations.extend(&mine);
-        // Catch up on everything it holds, then resend what was not acknowledged.
-        let held: Vec<i64> = report.lock().unwrap().conversations.iter().copied().collect();
-        for c in held {
-            let after = last_seq(&report, c);
-            socket.send(json!({"t": "sync", "c": c, "after": after})).await;
-        }
-        for (id, (c, cid)) in &unacked {
-            socket
-                .send(json!({"t": "send", "id": id, "cid": cid, "c": c, "text": format!("{name} resends {cid}")}))
-                .await;
-        }
-        let mut ticker = tokio::time::interval(every);
-        let alive = loop {
-            report.lock().unwrap().unacked = unacked.len();
-            tokio::select! {
-                frame = socket.next(Duration::from_secs(3600)) => {
-                    let Some(frame) = frame else { break true };
-                    handle_agent_frame(&mut socket, &frame, &report, &mut unacked).await;
-                }
-                _ = ticker.tick() => {
-                    if *phase.borrow() != Phase::Send {
-                        continue;
-                    }
-                    let held: Vec<i64> = report.lock().unwrap().conversations.iter().copied().collect();
-                    if held.is_empty() {
-                        continue;
-                    }
-                    let c = held[turn % held.len()];
-                    turn += 1;
-                    let (id, cid) = (next_id, format!("{name}-{next_id}"));
-                    next_id += 1;
-                    unacked.insert(id, (c, cid.clone()));
-                    if !socket.send(json!({"t": "send", "id": id, "cid": cid, "c": c, "text": format!("{name} writes {id}")})).await {
-                        break true;
-                    }
-                }
-                changed = phase.changed() => {
-                    if changed.is_err() || *phase.borrow() == Phase::Stop {
-                        break false;
-                    }
-                }
-            }
-        };
-        if alive {
-            // The node went away: the same node first (it may be a short cut), else the next.
-            server -= 1;
-            if Socket::connect(&format!("{ws}/v1/agent")).await.is_none() {
-                server += 1;
-            }
-        }
+        Some((socket, welcome))
     }
-}
 
-fn last_seq(report: &Arc<Mutex<AgentReport>>, c: i64) -> i64 {
-    report.lock().unwrap().seqs.get(&c).and_then(|seqs| seqs.last().copied()).unwrap_or(0)
-}
+    /// Writes the next message, or closes a conversation that had its share; false when
+    /// the socket is gone.
+    async fn tick(&mut self, socket: &mut Socket) -> bool {
+        let open: Vec<i64> = self.open.iter().copied().collect();
+        if open.is_empty() {
+            return true;
+        }
+        let c = open[self.turn % open.len()];
+        self.turn += 1;
+        let in_flight = self.unacked.values().any(|(to, _)| *to == c);
+        if let Some(close_after) = self.plan.close_after
+            && self.written.get(&c).copied().unwrap_or(0) >= close_after
+        {
+            if in_flight {
+                return true;
+            }
+            // Written once: a close lost with its node is found open again in the next
+            // `welcome`, and closed again.
+            self.open.remove(&c);
+            self.next_id += 1;
+            return socket.send(json!({"t": "close", "id": self.next_id, "c": c})).await;
+        }
+        self.next_id += 1;
+        let (id, cid) = (self.next_id, format!("{}-{}", self.name, self.next_id));
+        self.unacked.insert(id, (c, cid.clone()));
+        let text = format!("{} writes {id}", self.name);
+        socket.send(json!({"t": "send", "id": id, "cid": cid, "c": c, "text": text})).await
+    }
 
-async fn handle_agent_frame(
-    socket: &mut Socket,
-    frame: &Value,
-    report: &Arc<Mutex<AgentReport>>,
-    unacked: &mut BTreeMap<u64, (i64, String)>,
-) {
-    match frame["t"].as_str().unwrap_or_default() {
-        "ack" => {
-            let id = frame["id"].as_u64().unwrap_or_default();
-            if let Some((_, cid)) = unacked.remove(&id) {
-                let (c, seq) = (frame["c"].as_i64().unwrap(), frame["seq"].as_i64().unwrap());
-                let mut report = report.lock().unwrap();
-                report.acked.push(Acked { c, seq, cid });
-                report.seqs.entry(c).or_default().insert(seq);
-            }
-        }
-        "msg" => {
-            let (c, seq) = (frame["c"].as_i64().unwrap(), frame["seq"].as_i64().unwrap());
-            let last = last_seq(report, c);
-            report.lock().unwrap().seqs.entry(c).or_default().insert(seq);
-            if seq > last + 1 {
-                // A gap: something was missed, read it from the store.
-                socket.send(json!({"t": "sync", "c": c, "after": last})).await;
-            }
-        }
-        "msgs" => {
-            let c = frame["c"].as_i64().unwrap();
-            let messages = frame["msgs"].as_array().cloned().unwrap_or_default();
-            let mut last = 0;
-            {
-                let mut report = report.lock().unwrap();
-                let seqs = report.seqs.entry(c).or_default();
-                for message in &messages {
-                    last = message["seq"].as_i64().unwrap();
-                    seqs.insert(last);
+    fn last_seq(&self, c: i64) -> i64 {
+        self.report.lock().unwrap().seqs.get(&c).and_then(|seqs| seqs.last().copied()).unwrap_or(0)
+    }
+
+    async fn handle(&mut self, socket: &mut Socket, frame: &Value) {
+        match frame["t"].as_str().unwrap_or_default() {
+            "ack" => {
+                let id = frame["id"].as_u64().unwrap_or_default();
+                if let Some((_, cid)) = self.unacked.remove(&id) {
+                    let (c, seq) = (frame["c"].as_i64().unwrap(), frame["seq"].as_i64().unwrap());
+                    *self.written.entry(c).or_default() += 1;
+                    let mut report = self.report.lock().unwrap();
+                    report.acked.push(Acked { c, seq, cid });
+                    report.seqs.entry(c).or_default().insert(seq);
                 }
             }
-            if frame["more"] == true {
-                socket.send(json!({"t": "sync", "c": c, "after": last})).await;
+            "msg" => {
+                let (c, seq) = (frame["c"].as_i64().unwrap(), frame["seq"].as_i64().unwrap());
+                let last = self.last_seq(c);
+                self.report.lock().unwrap().seqs.entry(c).or_default().insert(seq);
+                if seq > last + 1 {
+                    // A gap: something was missed, read it from the store.
+                    socket.send(json!({"t": "sync", "c": c, "after": last})).await;
+                }
             }
-        }
-        "resync" => {
-            let held: Vec<i64> = report.lock().unwrap().conversations.iter().copied().collect();
-            for c in held {
-                let after = last_seq(report, c);
-                socket.send(json!({"t": "sync", "c": c, "after": after})).await;
+            "msgs" => {
+                let c = frame["c"].as_i64().unwrap();
+                let messages = frame["msgs"].as_array().cloned().unwrap_or_default();
+                let mut last = 0;
+                {
+                    let mut report = self.report.lock().unwrap();
+                    let seqs = report.seqs.entry(c).or_default();
+                    for message in &messages {
+                        last = message["seq"].as_i64().unwrap();
+                        seqs.insert(last);
+                    }
+                }
+                if frame["more"] == true {
+                    socket.send(json!({"t": "sync", "c": c, "after": last})).await;
+                }
             }
-        }
-        "conv" if frame["ev"] == "assigned" => {
-            if let Some(c) = frame["c"].as_i64() {
-                report.lock().unwrap().conversations.insert(c);
-                let after = last_seq(report, c);
-                socket.send(json!({"t": "sync", "c": c, "after": after})).await;
+            "resync" => {
+                let held: Vec<i64> = self.report.lock().unwrap().conversations.iter().copied().collect();
+                for c in held {
+                    let after = self.last_seq(c);
+                    socket.send(json!({"t": "sync", "c": c, "after": after})).await;
+                }
             }
-        }
-        "err" => {
-            let code = frame["code"].as_str().unwrap_or_default();
-            // A store that is briefly unavailable: the send stays unacknowledged and is
-            // resent at the next connection. Anything else is a refusal, recorded.
-            if let Some(id) = frame["id"].as_u64()
-                && !matches!(code, "unavailable" | "internal")
-            {
-                unacked.remove(&id);
+            "conv" if frame["ev"] == "assigned" => {
+                if let Some(c) = frame["c"].as_i64() {
+                    self.report.lock().unwrap().conversations.insert(c);
+                    self.open.insert(c);
+                    let after = self.last_seq(c);
+                    socket.send(json!({"t": "sync", "c": c, "after": after})).await;
+                }
             }
-            report.lock().unwrap().errors.push(frame.to_string());
+            "conv" if frame["ev"] == "closed" => {
+                if let Some(c) = frame["c"].as_i64() {
+                    self.open.remove(&c);
+                }
+            }
+            "err" => {
+                let code = frame["code"].as_str().unwrap_or_default();
+                // A store that is briefly unavailable: the send stays unacknowledged and is
+                // resent at the next connection. Anything else is a refusal, recorded.
+                if let Some(id) = frame["id"].as_u64()
+                    && !matches!(code, "unavailable" | "internal")
+                {
+                    self.unacked.remove(&id);
+                }
+                self.report.lock().unwrap().errors.push(frame.to_string());
+            }
+            _ => {}
         }
-        _ => {}
     }
 }
