@@ -99,6 +99,7 @@ fn acked_by_consumers(consumers: &[Consumer]) -> Vec<Acked> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn harness_starts_three_nodes_on_postgres_and_kills_one() {
+    let _one_at_a_time = one_fleet_at_a_time().await;
     let mut fleet = Fleet::start_without_nats("harness", 3).await;
     assert!(fleet.nodes[1].credentials_missing(), "only the first node seeds the demo");
     let manager = Rest::demo(&fleet.nodes[2].http, fleet.seeder(), "manager").await;
@@ -124,6 +125,7 @@ async fn harness_starts_three_nodes_on_postgres_and_kills_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn cross_node_conversation() {
+    let _one_at_a_time = one_fleet_at_a_time().await;
     let fleet = Fleet::start("cross", 3).await;
     let (a, b, c) = (&fleet.nodes[0], &fleet.nodes[1], &fleet.nodes[2]);
     let (admin, manager) = staff(&fleet, 2).await;
@@ -186,6 +188,7 @@ async fn cross_node_conversation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn kill_9_one_node_mid_load() {
+    let _one_at_a_time = one_fleet_at_a_time().await;
     const CONSUMERS: usize = 20;
     const MESSAGES: usize = 40;
     let mut fleet = Fleet::start("kill9", 3).await;
@@ -283,6 +286,7 @@ async fn kill_9_one_node_mid_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn nats_restart_mid_load() {
+    let _one_at_a_time = one_fleet_at_a_time().await;
     const CONSUMERS: usize = 9;
     const MESSAGES: usize = 50;
     let mut fleet = Fleet::start("natsrestart", 3).await;
@@ -380,6 +384,7 @@ async fn nats_restart_mid_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn postgres_restart() {
+    let _one_at_a_time = one_fleet_at_a_time().await;
     const CONSUMERS: usize = 6;
     let cluster = PrivateCluster::start();
     let fleet = Fleet::start_on_cluster("pgrestart", 3, &cluster).await;

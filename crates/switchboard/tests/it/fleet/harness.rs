@@ -80,6 +80,14 @@ where
     }
 }
 
+/// Held by a fleet test while it runs: one fleet at a time (each is three servers under
+/// load; several at once on a small machine would only test its scheduler). A tokio mutex:
+/// it is held across awaits, and each test has a runtime of its own.
+pub async fn one_fleet_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static FLEET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    FLEET.lock().await
+}
+
 /// A directory of the test's own under the system's temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
