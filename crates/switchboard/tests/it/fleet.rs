@@ -177,14 +177,11 @@ async fn cross_node_conversation() {
 }
 
 /// Issue 14, item 4: three nodes under load from 20 consumers (SDK clients knowing every
-/// node, first nodes spread) and three agents (one per node) writing continuously; node 1 is
-/// killed with SIGKILL mid-load. Every acknowledged message is stored exactly once; the dead
-/// node's consumers and agent reconnect to another node and carry on; new conversations are
-/// still routed; no conversation is ever held by two agents.
-///
-/// Node 1 is the node killed: the first node started, which seeded the demo and is the
-/// likeliest holder of the brand's engine lease; if the fleet comes to say which node holds
-/// it (a log line or a metric), kill that one instead.
+/// node, first nodes spread) and three agents (one per node) writing continuously; the node
+/// holding the brand's engine lease is killed with SIGKILL mid-load, and another node takes
+/// the lease. Every acknowledged message is stored exactly once; the dead node's consumers
+/// and agent reconnect to another node and carry on; new conversations are still routed; no
+/// conversation is ever held by two agents.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn kill_9_one_node_mid_load() {
@@ -212,24 +209,30 @@ async fn kill_9_one_node_mid_load() {
         std::future::ready((acked >= CONSUMERS * MESSAGES / 4).then_some(()))
     })
     .await;
+    let dead =
+        eventually("a node holds the brand's engine lease", Duration::from_secs(15), || fleet.engine_holder(BRAND))
+            .await;
     let acked_before_kill = acked_by_consumers(&consumers).len();
-    fleet.nodes[0].kill_9();
+    fleet.nodes[dead].kill_9();
     assert!(acked_before_kill < CONSUMERS * MESSAGES, "the kill came mid-load");
+    let successor =
+        eventually("another node takes the engine lease", Duration::from_secs(30), || fleet.engine_holder(BRAND)).await;
+    assert_ne!(successor, dead);
+    let survivors: Vec<usize> = (0..fleet.nodes.len()).filter(|&i| i != dead).collect();
 
     for sender in senders {
         sender.await.unwrap();
     }
     all_acknowledged(&consumers, Duration::from_secs(30)).await;
-    let survivors = &fleet.nodes[1..];
-    for consumer in consumers.iter().filter(|c| c.primary == 0) {
+    for consumer in consumers.iter().filter(|c| c.primary == dead) {
         assert!(consumer.connected(), "{}: its node died; it is connected to another", consumer.sub);
     }
-    let manager = Rest::demo(&survivors[0].http, fleet.seeder(), "manager").await;
+    let manager = Rest::demo(&fleet.nodes[survivors[0]].http, fleet.seeder(), "manager").await;
 
     // Routing continues: new consumers' conversations (on the surviving nodes) get an agent.
     let late: Vec<Consumer> = (0..4)
         .map(|i| {
-            let primary = 1 + i % 2;
+            let primary = survivors[i % survivors.len()];
             Consumer::connect(fleet.seeder(), &format!("late{i}"), &fleet.urls_from(primary), primary)
         })
         .collect();
@@ -270,7 +273,7 @@ async fn kill_9_one_node_mid_load() {
         let report = report.lock().unwrap();
         acked.extend(report.acked.iter().cloned());
         assert!(!report.acked.is_empty(), "agent {i} wrote: {report:?}");
-        if i == 0 {
+        if i == dead {
             assert!(report.connections > 1, "the agent of the dead node reconnected to another: {report:?}");
         }
     }

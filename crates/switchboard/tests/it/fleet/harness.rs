@@ -427,6 +427,17 @@ impl Node {
         client.get(format!("{}/readyz", self.http)).send().await.ok().map(|r| r.status().as_u16())
     }
 
+    /// Whether this node's process has the socket `inode` open.
+    fn owns_socket(&self, inode: u64) -> bool {
+        let Some(child) = &self.child else { return false };
+        let wanted = format!("socket:[{inode}]");
+        std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str()))
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -468,6 +479,8 @@ impl Drop for Node {
 pub struct Fleet {
     pub nodes: Vec<Node>,
     pub nats: Option<Nats>,
+    /// The database every node uses.
+    pub database_url: String,
     /// Held for its drop (after the nodes').
     _database: Option<Database>,
     /// The nodes' directories, removed last.
@@ -490,8 +503,9 @@ impl Fleet {
     async fn start_with(test: &str, n: usize, nats: Option<Nats>) -> Fleet {
         let database = Database::create().await;
         let root = TempDir::new(test);
-        let nodes = start_nodes(&root.0, n, &database.url(), nats.as_ref().map(Nats::url).as_deref()).await;
-        Fleet { nodes, nats, _database: Some(database), _root: root }
+        let database_url = database.url();
+        let nodes = start_nodes(&root.0, n, &database_url, nats.as_ref().map(Nats::url).as_deref()).await;
+        Fleet { nodes, nats, database_url, _database: Some(database), _root: root }
     }
 
     /// `n` nodes on `cluster` (a private PostgreSQL of the test's), joined to a NATS server
@@ -500,7 +514,7 @@ impl Fleet {
         let nats = Nats::start();
         let root = TempDir::new(test);
         let nodes = start_nodes(&root.0, n, &cluster.url(), Some(&nats.url())).await;
-        Fleet { nodes, nats: Some(nats), _database: None, _root: root }
+        Fleet { nodes, nats: Some(nats), database_url: cluster.url(), _database: None, _root: root }
     }
 
     /// Waits until every node's `/readyz` answers `status` (asked of all nodes at once).
@@ -512,6 +526,27 @@ impl Fleet {
         .await;
     }
 
+    /// The node holding `brand`'s engine lease, if one does: the lease is a PostgreSQL
+    /// advisory lock on `hashtextextended('engine:<brand>', 0)` held by a connection of the
+    /// node's own, so PostgreSQL's lock table names the connection's client port, and the
+    /// kernel's socket table the node process that owns that port.
+    pub async fn engine_holder(&self, brand: &str) -> Option<usize> {
+        let mut conn = PgConnection::connect(&self.database_url).await.ok()?;
+        let ports: Vec<Option<i32>> = sqlx::query_scalar(
+            "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+             AND ((l.classid::int8 << 32) | l.objid::int8) = hashtextextended($1, 0)",
+        )
+        .bind(format!("engine:{brand}"))
+        .fetch_all(&mut conn)
+        .await
+        .ok()?;
+        let _ = conn.close().await;
+        let port = u16::try_from(ports.into_iter().flatten().next()?).ok()?;
+        let inode = socket_inode_of_local_port(port)?;
+        self.nodes.iter().position(|node| node.owns_socket(inode))
+    }
+
     /// Every node's address, `first`'s first: an SDK client's server list.
     pub fn urls_from(&self, first: usize) -> Vec<String> {
         (0..self.nodes.len()).map(|i| self.nodes[(first + i) % self.nodes.len()].http.clone()).collect()
@@ -521,6 +556,21 @@ impl Fleet {
     pub fn seeder(&self) -> &Node {
         &self.nodes[0]
     }
+}
+
+/// The inode of the TCP socket whose local port is `port` (Linux's `/proc/net/tcp*`).
+fn socket_inode_of_local_port(port: u16) -> Option<u64> {
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1).and_then(|local| local.rsplit(':').next());
+            if local_port.and_then(|hex| u16::from_str_radix(hex, 16).ok()) == Some(port) {
+                return fields.get(9)?.parse().ok();
+            }
+        }
+    }
+    None
 }
 
 /// Starts node 1 first (it seeds the demo on the empty database), waits for it to be ready,
@@ -1055,8 +1105,18 @@ impl AgentWorker {
         socket.send(json!({"t": "send", "id": id, "cid": cid, "c": c, "text": text})).await
     }
 
+    /// The highest seq of conversation `c` up to which it holds every message: where a
+    /// catch-up starts (not the highest seq held: its own acks may run ahead of a gap).
     fn last_seq(&self, c: i64) -> i64 {
-        self.report.lock().unwrap().seqs.get(&c).and_then(|seqs| seqs.last().copied()).unwrap_or(0)
+        let report = self.report.lock().unwrap();
+        let mut last = 0;
+        for &seq in report.seqs.get(&c).into_iter().flatten() {
+            if seq != last + 1 {
+                break;
+            }
+            last = seq;
+        }
+        last
     }
 
     async fn handle(&mut self, socket: &mut Socket, frame: &Value) {
