@@ -318,7 +318,7 @@ async fn nats_restart_mid_load() {
     let acked_at_stop = acked_by_consumers(&consumers).len();
     let agents_acked_at_stop: usize = agents.iter().map(|(r, _)| r.lock().unwrap().acked.len()).sum();
     eventually("consumers' sends are acknowledged while NATS is down", Duration::from_secs(10), || {
-        std::future::ready((acked_by_consumers(&consumers).len() >= acked_at_stop + CONSUMERS * 5).then_some(()))
+        std::future::ready((acked_by_consumers(&consumers).len() >= acked_at_stop + CONSUMERS * 10).then_some(()))
     })
     .await;
     eventually("agents' sends are acknowledged while NATS is down", Duration::from_secs(10), || {
@@ -329,7 +329,7 @@ async fn nats_restart_mid_load() {
     for node in &fleet.nodes {
         assert_eq!(node.readyz().await, Some(200), "{} stays ready without NATS", node.name);
     }
-    nats.start_again();
+    nats.restart();
 
     for sender in senders {
         sender.await.unwrap();

@@ -109,7 +109,9 @@ impl Drop for TempDir {
 // ----- NATS ------------------------------------------------------------------------------
 
 /// A `nats-server` of the test's own on a loopback port (Debian's package;
-/// `SWITCHBOARD_NATS_SERVER` names another binary); killed when dropped.
+/// `SWITCHBOARD_NATS_SERVER` names another binary); killed when dropped. The same as the
+/// fleet branch's `switchboard_bus::testing::NatsServer` (`start`, `restart`, `stop`, `url`),
+/// which can replace it once both are on one branch.
 pub struct Nats {
     child: Option<Child>,
     pub port: u16,
@@ -118,13 +120,13 @@ pub struct Nats {
 impl Nats {
     pub fn start() -> Nats {
         let mut nats = Nats { child: None, port: free_port() };
-        nats.start_again();
+        nats.restart();
         nats
     }
 
-    /// Starts it (again) on its port.
-    pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "nats-server is running already");
+    /// Starts it (again, after [`Nats::stop`]) on its port.
+    pub fn restart(&mut self) {
+        self.stop();
         let binary = std::env::var("SWITCHBOARD_NATS_SERVER").unwrap_or_else(|_| {
             ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
                 .into_iter()
