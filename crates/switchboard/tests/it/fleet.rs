@@ -70,17 +70,28 @@ type Agents = Vec<(std::sync::Arc<std::sync::Mutex<AgentReport>>, tokio::task::J
 
 /// Waits until no agent has a send waiting for its ack.
 async fn agents_acknowledged(agents: &Agents) {
-    eventually("every agent's sends are acknowledged", Duration::from_secs(15), || {
-        let left: usize = agents.iter().map(|(report, _)| report.lock().unwrap().unacked).sum();
-        std::future::ready((left == 0).then_some(()))
+    eventually_why("every agent's sends are acknowledged", Duration::from_secs(15), || {
+        let waiting: Vec<String> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, (report, _))| (i, report.lock().unwrap().unacked))
+            .filter(|(_, unacked)| *unacked > 0)
+            .map(|(i, unacked)| format!("agent{i}: {unacked} unacknowledged"))
+            .collect();
+        std::future::ready(if waiting.is_empty() { Ok(()) } else { Err(waiting.join(", ")) })
     })
     .await;
 }
 
-/// No conversation was assigned to two of the agents (as they heard it live).
+/// No conversation was assigned to two of the agents (as they heard it live), and no agent
+/// had a send or a close refused (a refusal such as `not_assigned` means the agent and the
+/// store disagree on who holds a conversation).
 fn assert_one_agent_each(agents: &Agents) {
     let mut holders = std::collections::BTreeMap::new();
     for (i, (report, _)) in agents.iter().enumerate() {
+        // Copied out: a guard kept alive by a borrow would deadlock the next lock.
+        let errors = report.lock().unwrap().errors.clone();
+        assert!(errors.is_empty(), "agent{i} was refused: {errors:#?}");
         for &c in &report.lock().unwrap().conversations {
             if let Some(other) = holders.insert(c, i) {
                 panic!("conversation {c} was assigned to agent{other} and agent{i}");
@@ -99,7 +110,10 @@ fn acked_by_consumers(consumers: &[Consumer]) -> Vec<Acked> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn harness_starts_three_nodes_on_postgres_and_kills_one() {
-    let _one_at_a_time = one_fleet_at_a_time().await;
+    bounded(harness_starts_three_nodes_on_postgres_and_kills_one_scenario()).await;
+}
+
+async fn harness_starts_three_nodes_on_postgres_and_kills_one_scenario() {
     let mut fleet = Fleet::start_without_nats("harness", 3).await;
     assert!(fleet.nodes[1].credentials_missing(), "only the first node seeds the demo");
     let manager = Rest::demo(&fleet.nodes[2].http, fleet.seeder(), "manager").await;
@@ -125,7 +139,10 @@ async fn harness_starts_three_nodes_on_postgres_and_kills_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn cross_node_conversation() {
-    let _one_at_a_time = one_fleet_at_a_time().await;
+    bounded(cross_node_conversation_scenario()).await;
+}
+
+async fn cross_node_conversation_scenario() {
     let fleet = Fleet::start("cross", 3).await;
     let (a, b, c) = (&fleet.nodes[0], &fleet.nodes[1], &fleet.nodes[2]);
     let (admin, manager) = staff(&fleet, 2).await;
@@ -185,7 +202,10 @@ async fn cross_node_conversation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn kill_9_one_node_mid_load() {
-    let _one_at_a_time = one_fleet_at_a_time().await;
+    bounded(kill_9_one_node_mid_load_scenario()).await;
+}
+
+async fn kill_9_one_node_mid_load_scenario() {
     const CONSUMERS: usize = 20;
     const MESSAGES: usize = 40;
     let mut fleet = Fleet::start("kill9", 3).await;
@@ -200,6 +220,7 @@ async fn kill_9_one_node_mid_load() {
         std::future::ready(agents.iter().all(|(report, _)| report.lock().unwrap().connections > 0).then_some(()))
     })
     .await;
+    step("agents connected; consumers start sending");
     let consumers = consumers_on_every_node(&fleet, "kill", CONSUMERS);
     let senders: Vec<_> = consumers.iter().map(|c| send_continuously(c, MESSAGES, SEND_EVERY)).collect();
 
@@ -212,6 +233,7 @@ async fn kill_9_one_node_mid_load() {
     let dead =
         eventually("a node holds the brand's engine lease", Duration::from_secs(15), || fleet.engine_holder(BRAND))
             .await;
+    step(&format!("killing node{} (it holds the engine lease)", dead + 1));
     let acked_before_kill = acked_by_consumers(&consumers).len();
     fleet.nodes[dead].kill_9();
     assert!(acked_before_kill < CONSUMERS * MESSAGES, "the kill came mid-load");
@@ -220,6 +242,7 @@ async fn kill_9_one_node_mid_load() {
     assert_ne!(successor, dead);
     let survivors: Vec<usize> = (0..fleet.nodes.len()).filter(|&i| i != dead).collect();
 
+    step("another node holds the lease; waiting for every send to be acknowledged");
     for sender in senders {
         sender.await.unwrap();
     }
@@ -229,6 +252,7 @@ async fn kill_9_one_node_mid_load() {
     }
     let manager = Rest::demo(&fleet.nodes[survivors[0]].http, fleet.seeder(), "manager").await;
 
+    step("every send acknowledged; new consumers arrive");
     // Routing continues: new consumers' conversations (on the surviving nodes) get an agent.
     let late: Vec<Consumer> = (0..4)
         .map(|i| {
@@ -259,6 +283,7 @@ async fn kill_9_one_node_mid_load() {
     })
     .await;
 
+    step("every conversation held; agents stop writing");
     // The agents stop writing; what they sent is acknowledged (resent after the kill).
     phase.send_replace(Phase::Quiet);
     agents_acknowledged(&agents).await;
@@ -266,6 +291,7 @@ async fn kill_9_one_node_mid_load() {
     let mut acked = acked_by_consumers(&consumers);
     acked.extend(late.iter().flat_map(Consumer::acked));
     assert_eq!(acked.len(), CONSUMERS * MESSAGES + late.len(), "every consumer message was acknowledged");
+    step("agents stopped; reading the store back");
     assert_one_agent_each(&agents);
     let mut conversations = BTreeSet::new();
     for (i, (report, handle)) in agents.into_iter().enumerate() {
@@ -289,7 +315,10 @@ async fn kill_9_one_node_mid_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn nats_restart_mid_load() {
-    let _one_at_a_time = one_fleet_at_a_time().await;
+    bounded(nats_restart_mid_load_scenario()).await;
+}
+
+async fn nats_restart_mid_load_scenario() {
     const CONSUMERS: usize = 9;
     const MESSAGES: usize = 50;
     let mut fleet = Fleet::start("natsrestart", 3).await;
@@ -310,9 +339,11 @@ async fn nats_restart_mid_load() {
         std::future::ready(ready.then_some(()))
     })
     .await;
+    step("every conversation held; load starts");
     let senders: Vec<_> = consumers.iter().map(|c| send_continuously(c, MESSAGES, SEND_EVERY)).collect();
 
     tokio::time::sleep(Duration::from_secs(1)).await;
+    step("stopping NATS");
     let nats = fleet.nats.as_mut().unwrap();
     nats.stop();
     let acked_at_stop = acked_by_consumers(&consumers).len();
@@ -329,6 +360,7 @@ async fn nats_restart_mid_load() {
     for node in &fleet.nodes {
         assert_eq!(node.readyz().await, Some(200), "{} stays ready without NATS", node.name);
     }
+    step("starting NATS again");
     nats.restart();
 
     for sender in senders {
@@ -339,6 +371,7 @@ async fn nats_restart_mid_load() {
     agents_acknowledged(&agents).await;
 
     assert_one_agent_each(&agents);
+    step("load done; waiting for every client to catch up");
     // Every client has every message of its conversations, as stored.
     let mut acked = acked_by_consumers(&consumers);
     for (report, _) in &agents {
@@ -387,7 +420,10 @@ async fn nats_restart_mid_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn postgres_restart() {
-    let _one_at_a_time = one_fleet_at_a_time().await;
+    bounded(postgres_restart_scenario()).await;
+}
+
+async fn postgres_restart_scenario() {
     const CONSUMERS: usize = 6;
     let cluster = PrivateCluster::start();
     let fleet = Fleet::start_on_cluster("pgrestart", 3, &cluster).await;
@@ -399,6 +435,7 @@ async fn postgres_restart() {
     }
     all_acknowledged(&consumers, Duration::from_secs(20)).await;
 
+    step("stopping PostgreSQL");
     cluster.stop();
     fleet.all_ready_status(503, "every node reports not ready", Duration::from_secs(30)).await;
     // Written while the store is down: kept by the SDK until it is back.
@@ -408,6 +445,7 @@ async fn postgres_restart() {
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    step("starting PostgreSQL again");
     cluster.start_again();
     fleet.all_ready_status(200, "every node is ready again", Duration::from_secs(30)).await;
     for consumer in &consumers {

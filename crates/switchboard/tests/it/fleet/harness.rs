@@ -80,10 +80,38 @@ where
     }
 }
 
+/// The longest a fleet test may run (each takes well under a minute): a hang fails the test,
+/// naming its last [`step`], instead of stalling the suite.
+pub const TEST_LIMIT: Duration = Duration::from_secs(150);
+
+/// Runs a fleet test's scenario, one fleet at a time, within [`TEST_LIMIT`] (the wait for the
+/// previous fleet test does not count). The scenario runs as a task of its own, so the limit
+/// holds even if it blocks a thread; one cut short is aborted, which drops (and so stops)
+/// what it started.
+pub async fn bounded(scenario: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _one_at_a_time = one_fleet_at_a_time().await;
+    let task = tokio::spawn(scenario);
+    let abort = task.abort_handle();
+    match tokio::time::timeout(TEST_LIMIT, task).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Ok(Err(error)) => panic!("the scenario ended: {error}"),
+        Err(_) => {
+            abort.abort();
+            panic!("the scenario did not finish within {} s; its last step is printed above", TEST_LIMIT.as_secs());
+        }
+    }
+}
+
+/// Prints where a scenario is (shown with the output of a failed test).
+pub fn step(what: &str) {
+    eprintln!("fleet test step: {what}");
+}
+
 /// Held by a fleet test while it runs: one fleet at a time (each is three servers under
 /// load; several at once on a small machine would only test its scheduler). A tokio mutex:
 /// it is held across awaits, and each test has a runtime of its own.
-pub async fn one_fleet_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+async fn one_fleet_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     static FLEET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     FLEET.lock().await
 }
@@ -670,7 +698,9 @@ impl Rest {
             let page = self.get(&format!("/api/v1/conversations/{c}?after={after}&limit=1000")).await;
             let batch = page["messages"].as_array().unwrap().clone();
             after = batch.last().map_or(after, |m| m["seq"].as_i64().unwrap());
+            let empty = batch.is_empty();
             messages.extend(batch);
+            assert!(!(empty && page["more"] == true), "conversation {c}: an empty page says more follow");
             if page["more"] != true {
                 return messages;
             }
