@@ -1,4 +1,7 @@
 //! Tests of the `switchboard` binary as an operator runs it: a real process, real sockets.
+//! `fleet` runs several of them as a fleet on PostgreSQL and NATS, and breaks things.
+
+mod fleet;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
