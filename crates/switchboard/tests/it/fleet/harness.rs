@@ -136,68 +136,8 @@ impl Drop for TempDir {
 
 // ----- NATS ------------------------------------------------------------------------------
 
-/// A `nats-server` of the test's own on a loopback port (Debian's package;
-/// `SWITCHBOARD_NATS_SERVER` names another binary); killed when dropped. The same as the
-/// fleet branch's `switchboard_bus::testing::NatsServer` (`start`, `restart`, `stop`, `url`),
-/// which can replace it once both are on one branch.
-pub struct Nats {
-    child: Option<Child>,
-    pub port: u16,
-}
-
-impl Nats {
-    pub fn start() -> Nats {
-        let mut nats = Nats { child: None, port: free_port() };
-        nats.restart();
-        nats
-    }
-
-    /// Starts it (again, after [`Nats::stop`]) on its port.
-    pub fn restart(&mut self) {
-        self.stop();
-        let binary = std::env::var("SWITCHBOARD_NATS_SERVER").unwrap_or_else(|_| {
-            ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-                .into_iter()
-                .find(|path| Path::new(path).exists())
-                .unwrap_or("nats-server")
-                .to_owned()
-        });
-        let mut child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {binary} ({error}): {NEEDS}"));
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{binary} did not listen on port {} within 5 s", self.port);
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills it (SIGKILL: no goodbye to its clients).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+/// A `nats-server` of the test's own on a free loopback port, killed when dropped.
+pub use switchboard_bus::testing::NatsServer as Nats;
 
 // ----- PostgreSQL -----------------------------------------------------------------------
 
