@@ -120,9 +120,10 @@ fn on_postgres(run: &Run) -> bool {
     run.figure("store") == "postgres" || run.value["server"].as_str().is_some_and(|note| note.contains("PostgreSQL"))
 }
 
-/// A run against one node (the fleet benchmark's runs record how many).
+/// A run of `bench.sh` against one node, not of a fleet sitting (`bench/fleet/run.sh`, shown
+/// in rows of its own: its nodes run with NATS, and the sitting compares them).
 fn one_node(run: &Run) -> bool {
-    run.f64("nodes").is_none_or(|nodes| nodes <= 1.0)
+    run.f64("nodes").is_none_or(|nodes| nodes <= 1.0) && run.figure("sitting").is_null()
 }
 
 fn p99(run: &Run) -> Option<f64> {
@@ -387,7 +388,10 @@ fn table(runs: &[Run]) -> String {
     }
     let closed_loop = |window_one: bool| {
         move |run: &Run| {
-            !on_postgres(run) && run.figure("target_rate").is_null() && (run.f64("window") == Some(1.0)) == window_one
+            !on_postgres(run)
+                && one_node(run)
+                && run.figure("target_rate").is_null()
+                && (run.f64("window") == Some(1.0)) == window_one
         }
     };
     for run in [latest(runs, "run", closed_loop(false)), latest(runs, "run", closed_loop(true))].into_iter().flatten() {
@@ -405,8 +409,8 @@ fn table(runs: &[Run]) -> String {
         ]);
     }
     let offered = |run: &Run| run.f64("target_rate").unwrap_or(0.0) * 2.0;
-    let at_target_load = latest(runs, "run", |run| !on_postgres(run) && offered(run) >= 25_000.0);
-    let paced_sqlite = |run: &Run| !on_postgres(run) && !run.figure("target_rate").is_null();
+    let at_target_load = latest(runs, "run", |run| !on_postgres(run) && one_node(run) && offered(run) >= 25_000.0);
+    let paced_sqlite = |run: &Run| !on_postgres(run) && one_node(run) && !run.figure("target_rate").is_null();
     if let Some(run) = at_target_load.or_else(|| latest(runs, "run", paced_sqlite)) {
         let offered = run.f64("target_rate").unwrap_or(0.0) * 2.0;
         let latency = p99(run).unwrap_or(f64::NAN);
@@ -711,7 +715,7 @@ fn table(runs: &[Run]) -> String {
 fn chart(runs: &[Run]) -> String {
     let points: Vec<(f64, f64, bool, &str)> = runs
         .iter()
-        .filter(|run| run.kind() == "run" && !on_postgres(run))
+        .filter(|run| run.kind() == "run" && !on_postgres(run) && one_node(run))
         .filter_map(|run| {
             let latency = p99(run)?;
             let paced = !run.figure("target_rate").is_null();
