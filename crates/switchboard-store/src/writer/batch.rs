@@ -338,38 +338,7 @@ async fn run_wave<'a>(
                 ));
             }
             Step::Insert { conversation: conversation_id, into, first_response: first } => {
-                let new = match append {
-                    Append::Consumer(a) => NewMessage {
-                        into,
-                        brand_id,
-                        conversation_id,
-                        side: Side::Consumer,
-                        author_id: Some(a.consumer_id),
-                        author_name: None,
-                        text: &a.text,
-                        client_id: Some(&a.client_id),
-                    },
-                    Append::Agent(a) => NewMessage {
-                        into,
-                        brand_id,
-                        conversation_id,
-                        side: Side::Agent,
-                        author_id: Some(a.agent_id),
-                        author_name: Some(&a.agent_name),
-                        text: &a.text,
-                        client_id: Some(&a.client_id),
-                    },
-                    Append::System(a) => NewMessage {
-                        into,
-                        brand_id,
-                        conversation_id,
-                        side: Side::System,
-                        author_id: None,
-                        author_name: None,
-                        text: &a.text,
-                        client_id: a.key.as_deref(),
-                    },
-                };
+                let new = NewMessage::of(append, brand_id, conversation_id, into);
                 new_messages.0.push(index);
                 new_messages.1.push((new, slot.now));
                 first_response.push(first);

@@ -144,7 +144,19 @@ pub(crate) struct NewMessage<'a> {
     pub(crate) client_id: Option<&'a str>,
 }
 
-impl NewMessage<'_> {
+impl<'a> NewMessage<'a> {
+    /// The message `append` adds to `conversation_id`.
+    pub(crate) fn of(append: &'a Append, brand_id: &'a str, conversation_id: ConversationId, into: AppendTo) -> Self {
+        let (side, author_id, author_name, text, client_id) = match append {
+            Append::Consumer(a) => (Side::Consumer, Some(a.consumer_id), None, &a.text, Some(a.client_id.as_str())),
+            Append::Agent(a) => {
+                (Side::Agent, Some(a.agent_id), Some(a.agent_name.as_str()), &a.text, Some(a.client_id.as_str()))
+            }
+            Append::System(a) => (Side::System, None, None, &a.text, a.key.as_deref()),
+        };
+        NewMessage { into, brand_id, conversation_id, side, author_id, author_name, text, client_id }
+    }
+
     /// The stored form once `seq` is taken.
     pub(crate) fn stored(&self, seq: i64, now: Millis) -> StoredMessage {
         StoredMessage {
@@ -289,38 +301,7 @@ pub(crate) async fn apply(tx: &mut impl WriteTx, append: &Append, now: Millis) -
                 Answer::Opened(tx.insert_conversation(&new, now).await?)
             }
             Step::Insert { conversation: conversation_id, into, first_response } => {
-                let new = match append {
-                    Append::Consumer(a) => NewMessage {
-                        into,
-                        brand_id,
-                        conversation_id,
-                        side: Side::Consumer,
-                        author_id: Some(a.consumer_id),
-                        author_name: None,
-                        text: &a.text,
-                        client_id: Some(&a.client_id),
-                    },
-                    Append::Agent(a) => NewMessage {
-                        into,
-                        brand_id,
-                        conversation_id,
-                        side: Side::Agent,
-                        author_id: Some(a.agent_id),
-                        author_name: Some(&a.agent_name),
-                        text: &a.text,
-                        client_id: Some(&a.client_id),
-                    },
-                    Append::System(a) => NewMessage {
-                        into,
-                        brand_id,
-                        conversation_id,
-                        side: Side::System,
-                        author_id: None,
-                        author_name: None,
-                        text: &a.text,
-                        client_id: a.key.as_deref(),
-                    },
-                };
+                let new = NewMessage::of(append, brand_id, conversation_id, into);
                 message = tx.insert_message(&new, now).await?;
                 if message.is_some() && first_response {
                     tx.set_first_response(conversation_id, now).await?;
