@@ -6,7 +6,7 @@
 //! until the winner's row is visible.
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection, Executor, Row};
 use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
@@ -15,30 +15,88 @@ use super::{AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMess
 use crate::model::StoredMessage;
 use crate::{AppendError, Appended, StoreError};
 
+/// How many connections write batches, overlapping: one batch's statements run while the
+/// previous batch's `COMMIT` (its WAL flush) is under way on another connection.
+const LANES: usize = 2;
+
+/// The job queue and the right to run statements: a lane holds it while it collects a batch
+/// and runs its statements, and lets go just before `COMMIT`. The next lane's statements then
+/// run while that commit flushes; any row they share with it (a conversation's `last_seq`, a
+/// unique key) waits for the commit, so appends keep the order in which they were queued.
+type Turn = std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+
 /// Runs until every `Sender` of `jobs` is dropped (the store was dropped). Every job
 /// received is answered: with its result, or with an error.
-pub(crate) async fn run(options: PgConnectOptions, mut conn: PgConnection, mut jobs: mpsc::Receiver<Job>) {
+pub(crate) async fn run(options: PgConnectOptions, conn: PgConnection, jobs: mpsc::Receiver<Job>) {
+    let turn: Turn = std::sync::Arc::new(tokio::sync::Mutex::new(jobs));
+    let mut lanes = vec![tokio::spawn(lane(options.clone(), conn, turn.clone()))];
+    for _ in 1..LANES {
+        match options.connect().await {
+            Ok(conn) => lanes.push(tokio::spawn(lane(options.clone(), conn, turn.clone()))),
+            // One lane still writes everything, only without the overlap.
+            Err(error) => tracing::warn!(%error, "the writer's second connection failed; writing on one"),
+        }
+    }
+    for lane in lanes {
+        let _ = lane.await;
+    }
+}
+
+/// One writing connection: takes its turn, collects a batch and runs its statements, lets
+/// the turn go and commits.
+async fn lane(options: PgConnectOptions, mut conn: PgConnection, turn: Turn) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while next_batch(&mut jobs, &mut batch).await {
-        match commit_batch(&mut conn, &batch).await {
-            Ok(results) => answer(&mut batch, results),
-            Err(batch_error) => {
-                // A database error aborted the whole batch: a unique-key race with another
-                // node, or a lost connection. Make sure the connection works, then retry each
-                // job alone so one bad job cannot fail the others.
-                tracing::warn!(error = %batch_error, jobs = batch.len(), "batch append failed; retrying one by one");
-                if conn.ping().await.is_err() {
-                    match options.connect().await {
-                        Ok(fresh) => conn = fresh,
-                        Err(error) => tracing::error!(%error, "writer cannot reconnect to the database"),
+    loop {
+        let mut jobs = turn.lock().await;
+        if !next_batch(&mut jobs, &mut batch).await {
+            return;
+        }
+        // The transaction by statements, not sqlx's guard: the turn is let go between the
+        // last statement and `COMMIT`.
+        let executed = async {
+            conn.execute("BEGIN").await?;
+            let appends: Vec<_> = batch.iter().map(|job| (&job.append, job.now)).collect();
+            apply_batch(&mut Statements(&mut conn), &appends).await
+        }
+        .await;
+        let (error, _turn) = match executed {
+            Ok(results) => {
+                // The next lane may run its statements while this commit flushes.
+                drop(jobs);
+                match conn.execute("COMMIT").await {
+                    Ok(_) => {
+                        answer(&mut batch, results);
+                        continue;
                     }
-                }
-                for job in batch.drain(..) {
-                    let result = commit_alone(&mut conn, &job).await;
-                    let _ = job.reply.send(result);
+                    // Nothing of the batch is stored (a lost connection): each job again,
+                    // alone, in the queue's order once this lane has the turn back.
+                    Err(error) => (StoreError::from(error), turn.lock().await),
                 }
             }
+            // Still this lane's turn: the retries keep the queue's order.
+            Err(error) => {
+                let _ = conn.execute("ROLLBACK").await;
+                (error, jobs)
+            }
+        };
+        retry_alone(&options, &mut conn, &mut batch, &error).await;
+    }
+}
+
+/// A database error aborted the whole batch: a unique-key race with another node or the
+/// other lane, or a lost connection. Makes sure the connection works, then commits each job
+/// alone so one bad job cannot fail the others.
+async fn retry_alone(options: &PgConnectOptions, conn: &mut PgConnection, batch: &mut Vec<Job>, error: &StoreError) {
+    tracing::warn!(%error, jobs = batch.len(), "batch append failed; retrying one by one");
+    if conn.ping().await.is_err() {
+        match options.connect().await {
+            Ok(fresh) => *conn = fresh,
+            Err(error) => tracing::error!(%error, "writer cannot reconnect to the database"),
         }
+    }
+    for job in batch.drain(..) {
+        let result = commit_alone(conn, &job).await;
+        let _ = job.reply.send(result);
     }
 }
 
