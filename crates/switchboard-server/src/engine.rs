@@ -470,8 +470,10 @@ impl Inner {
             node: self.node(),
             nodes: HashMap::new(),
             nats: self.fleet.as_ref().map(|link| link.client().clone()),
+            stopped,
+            fence: self.fleet.as_ref().map(|_| Arc::downgrade(self)),
         };
-        tokio::spawn(engine.run(commands, self.shutdown.clone(), stopped));
+        tokio::spawn(engine.run(commands, self.shutdown.clone()));
         let service =
             self.fleet.as_ref().map(|link| remote::serve(link, brand_id, sender.clone(), auto_closing.clone()));
         if self.fleet.is_some() {
@@ -604,6 +606,11 @@ struct Engine {
     /// On a fleet node, its NATS connection: while it is down no other node can be heard, so
     /// none is taken for dead.
     nats: Option<switchboard_bus::async_nats::Client>,
+    /// Set when the engine must stop (its node lost the brand's lease).
+    stopped: watch::Receiver<bool>,
+    /// On a fleet node, the node's engines: every routing write first checks that the node
+    /// still holds its leases ([`remote::fence`]).
+    fence: Option<std::sync::Weak<Inner>>,
 }
 
 /// One node's agent sockets as a brand's engine knows them.
@@ -671,12 +678,8 @@ enum Persisted {
 }
 
 impl Engine {
-    async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut shutdown: watch::Receiver<bool>,
-        mut stopped: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut shutdown: watch::Receiver<bool>) {
+        let mut stopped = self.stopped.clone();
         self.rebuild().await;
         // Only other nodes fall silent; alone there is nothing to check.
         let mut silence = tokio::time::interval(if self.node == 0 { Duration::from_secs(3600) } else { remote::BEAT });
@@ -762,7 +765,7 @@ impl Engine {
         loop {
             match self.load().await {
                 Ok(()) => return,
-                Err(_) if *self.stopping.borrow() => return,
+                Err(_) if *self.stopping.borrow() || *self.stopped.borrow() => return,
                 Err(error) => {
                     // The store is down: routing waits for it (nothing can be persisted
                     // anyway). Sockets keep working on the hot path meanwhile.
@@ -870,7 +873,9 @@ impl Engine {
                 // now about the conversation is what the store holds.
                 let _ = self.input(Input::Opened(open), 0).await;
                 let now = self.clock.now();
-                let _ = reply.send(self.desk.assignee(conversation).map(|agent| (agent, now)));
+                // A stopped engine's desk may hold what it could not write: tell nothing.
+                let assignee = if *self.stopped.borrow() { None } else { self.desk.assignee(conversation) };
+                let _ = reply.send(assignee.map(|agent| (agent, now)));
             }
             Command::Close { conversation, by, origin, reply } => {
                 let _ = reply.send(self.close(conversation, by, origin).await);
@@ -964,6 +969,7 @@ impl Engine {
             match effect {
                 Effect::Persist(change) => {
                     skipping = None;
+                    self.fenced().await?;
                     match self.persist(change).await {
                         Ok(Persisted::Done) => {}
                         Ok(Persisted::Then(input)) => {
@@ -1005,6 +1011,16 @@ impl Engine {
     }
 
     /// Writes one change.
+    /// On a fleet node, before a routing write: the node must still hold its leases (its
+    /// lease connection answers), or its engines stop and nothing is written. This narrows
+    /// the time two engines of a brand could both write to one round trip.
+    async fn fenced(&self) -> Result<(), StoreError> {
+        match self.fence.as_ref().and_then(std::sync::Weak::upgrade) {
+            Some(inner) => remote::fence(&inner).await,
+            None => Ok(()),
+        }
+    }
+
     async fn persist(&mut self, change: Change) -> Result<Persisted, StoreError> {
         let now = self.clock.now();
         let done = |stored: bool| if stored { Persisted::Done } else { Persisted::NotOpen };
@@ -1199,6 +1215,7 @@ impl Engine {
         target: TransferTarget,
     ) -> ApiResult<Conversation> {
         let brand_id = self.brand_id.clone();
+        self.fenced().await?;
         let conversation = self
             .store
             .conversation(&brand_id, conversation_id)

@@ -383,6 +383,26 @@ pub(super) async fn hold(link: &Link, name: &str) -> bool {
     link.leases.try_take(name).await.unwrap_or(false)
 }
 
+/// Checks that this node still holds its leases (its lease connection answers); if not,
+/// every engine of the node stops at once and the error says so.
+pub(super) async fn fence(inner: &Arc<Inner>) -> Result<(), StoreError> {
+    let Some(link) = inner.fleet.as_ref() else { return Ok(()) };
+    match link.leases.check().await {
+        Ok(()) => Ok(()),
+        Err(lost) => {
+            tracing::error!(%lost, "this node lost its lease connection: its engines stop before writing");
+            stop_engines(inner);
+            Err(StoreError::Remote(format!("this node no longer holds the brand's lease: {}", lost.reason)))
+        }
+    }
+}
+
+/// Stops every engine of the node (it lost its leases).
+fn stop_engines(inner: &Inner) {
+    let stopped: HashMap<String, super::LocalEngine> = std::mem::take(&mut *lock(&inner.local));
+    drop(stopped);
+}
+
 /// Gives the brand's lease back (its engine here has stopped).
 pub(super) async fn give_back(link: &Link, brand_id: &str) {
     if let Err(error) = link.leases.give_back(&lease(brand_id)).await {
@@ -564,8 +584,7 @@ pub(super) async fn keep(inner: Weak<Inner>) {
         lock(&inner.presence).retain(|_, agents| !agents.is_empty());
         if let Err(lost) = link.leases.check().await {
             tracing::error!(%lost, "this node lost its connection to the database and with it its leases: its engines stop");
-            let stopped: HashMap<String, super::LocalEngine> = std::mem::take(&mut *lock(&inner.local));
-            drop(stopped);
+            stop_engines(inner.as_ref());
             if let Err(error) = link.leases.reconnect(&link.store).await {
                 tracing::warn!(%error, "no new lease connection yet");
             }

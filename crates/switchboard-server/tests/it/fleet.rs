@@ -114,3 +114,43 @@ async fn a_key_removed_on_one_node_is_refused_at_once_by_the_others() {
     }
     assert!(refused, "node b still accepts a token whose key was removed on node a");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and nats-server: set SWITCHBOARD_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn a_node_whose_lease_connection_alone_breaks_writes_no_routing_decision() {
+    let nats = NatsServer::start();
+    let a = TestServer::start_on(Backend::Postgres, fleet_config(&nats)).await;
+    let b = TestServer::join(&a, fleet_config(&nats)).await;
+    let brand = a.brand().await;
+    assert_eq!(leader(&[&a, &b], &brand).await, 0);
+    let mut agent = b.online_agent(&brand.agent_email).await;
+
+    // Only a's lease connection ends (its pool and writer keep working): PostgreSQL releases
+    // the lease, and b may take it while a still thinks it leads.
+    let pool = sqlx::PgPool::connect(&a.url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('engine:' || $1, 0)",
+    )
+    .bind(&brand.id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "the lease's session was found and ended");
+
+    // A conversation opened on a: a's engine finds its lease gone before writing, stops, and
+    // the brand's engine moves to b, which routes the conversation from the store, once.
+    let mut consumer = a.consumer(&brand, "gil").await;
+    consumer.send(json!({"t": "send", "id": 1, "cid": "g1", "text": "Anyone?"})).await;
+    let c = consumer.expect(|f| f["t"] == "ack").await["c"].as_i64().unwrap();
+    let assigned = agent.expect(|f| f["t"] == "conv" && f["ev"] == "assigned" && f["c"] == c).await;
+    assert_eq!(assigned["c"], c);
+    assert_eq!(leader(&[&a, &b], &brand).await, 1, "b runs the brand's engine now");
+    let assignments: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM conversation_events WHERE conversation_id = $1 AND kind = 'assigned'")
+            .bind(c)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(assignments, 1, "assigned once");
+}
