@@ -371,11 +371,7 @@ impl Engines {
     /// brand turning auto-close on rebuilds its desk from the stored times).
     pub fn agent_wrote(&self, brand_id: &str, conversation: ConversationId, at: Millis) {
         let handle = self.inner.handle(brand_id);
-        let auto_closing = lock(&self.inner.local)
-            .get(brand_id)
-            .map_or(&handle.auto_closing, |local| &local.auto_closing)
-            .load(Ordering::Relaxed);
-        if auto_closing {
+        if handle.auto_closing.load(Ordering::Relaxed) {
             let _ = handle.sender.send(Command::AgentWrote { conversation, at });
         }
     }
@@ -437,21 +433,22 @@ impl Inner {
         }
         let handle = match &self.fleet {
             Some(link) => remote::forwarder(Arc::downgrade(self), link, brand_id),
-            None => self.start_local(brand_id),
+            None => self.start_local(brand_id, Arc::new(AtomicBool::new(false))),
         };
         senders.insert(brand_id.to_owned(), handle.clone());
         handle
     }
 
     /// The engine of `brand_id` on this node, started if it is not running (the caller
-    /// holds the brand's lease on a fleet node).
-    fn start_local(self: &Arc<Self>, brand_id: &str) -> EngineHandle {
+    /// holds the brand's lease on a fleet node). It keeps `auto_closing` up to date: the
+    /// brand's handle reads it (on a fleet node, the forwarder's, which replies from other
+    /// leaders update too).
+    fn start_local(self: &Arc<Self>, brand_id: &str, auto_closing: Arc<AtomicBool>) -> EngineHandle {
         let mut local = lock(&self.local);
         if let Some(running) = local.get(brand_id).filter(|running| !running.sender.is_closed()) {
             return EngineHandle { sender: running.sender.clone(), auto_closing: running.auto_closing.clone() };
         }
         let (sender, commands) = mpsc::unbounded_channel();
-        let auto_closing = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = watch::channel(false);
         // Alone, grace periods of the restored desk run from the node's boot; a fleet node
         // taking a brand over runs them from the takeover.
@@ -469,9 +466,8 @@ impl Inner {
             stopping: self.shutdown.clone(),
             node: self.node(),
             nodes: HashMap::new(),
-            nats: self.fleet.as_ref().map(|link| link.client().clone()),
             stopped,
-            fence: self.fleet.as_ref().map(|_| Arc::downgrade(self)),
+            fleet: self.fleet.as_ref().map(|_| Arc::downgrade(self)),
         };
         tokio::spawn(engine.run(commands, self.shutdown.clone()));
         let service =
@@ -603,14 +599,12 @@ struct Engine {
     node: u64,
     /// The agents' sockets per node, and when each other node was last heard of.
     nodes: HashMap<u64, NodeSockets>,
-    /// On a fleet node, its NATS connection: while it is down no other node can be heard, so
-    /// none is taken for dead.
-    nats: Option<switchboard_bus::async_nats::Client>,
     /// Set when the engine must stop (its node lost the brand's lease).
     stopped: watch::Receiver<bool>,
     /// On a fleet node, the node's engines: every routing write first checks that the node
-    /// still holds its leases ([`remote::fence`]).
-    fence: Option<std::sync::Weak<Inner>>,
+    /// still holds its leases ([`remote::fence`]), and while its NATS connection is down no
+    /// other node can be heard, so none is taken for dead.
+    fleet: Option<std::sync::Weak<Inner>>,
 }
 
 /// One node's agent sockets as a brand's engine knows them.
@@ -738,8 +732,8 @@ impl Engine {
 
     /// The other nodes not heard of for [`NODE_SILENCE`]: their agents' sockets are gone.
     async fn forget_silent_nodes(&mut self) {
-        if let Some(nats) = &self.nats
-            && nats.connection_state() != switchboard_bus::async_nats::connection::State::Connected
+        if let Some(inner) = self.fleet.as_ref().and_then(std::sync::Weak::upgrade)
+            && inner.fleet.as_ref().is_some_and(|link| !link.connected())
         {
             // Deaf, not alone: the silence starts again once NATS is back.
             for seen in self.nodes.values_mut() {
@@ -1015,7 +1009,7 @@ impl Engine {
     /// lease connection answers), or its engines stop and nothing is written. This narrows
     /// the time two engines of a brand could both write to one round trip.
     async fn fenced(&self) -> Result<(), StoreError> {
-        match self.fence.as_ref().and_then(std::sync::Weak::upgrade) {
+        match self.fleet.as_ref().and_then(std::sync::Weak::upgrade) {
             Some(inner) => remote::fence(&inner).await,
             None => Ok(()),
         }

@@ -76,9 +76,9 @@ impl Link {
         self.node
     }
 
-    /// The node's NATS connection.
-    pub(super) fn client(&self) -> &Client {
-        &self.client
+    /// Whether the node's NATS connection is up.
+    pub(super) fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 }
 
@@ -367,7 +367,9 @@ pub(super) async fn take_lead(inner: &Arc<Inner>, link: &Link, brand_id: &str) -
     }
     match link.leases.try_take(&lease(brand_id)).await {
         Ok(true) => {
-            inner.start_local(brand_id);
+            // The engine keeps the flag the brand's forwarder reads up to date.
+            let auto_closing = inner.handle(brand_id).auto_closing;
+            inner.start_local(brand_id, auto_closing);
             true
         }
         Ok(false) => false,
