@@ -246,17 +246,29 @@ impl PrivateCluster {
         self.root.join("data")
     }
 
-    /// `program args…` as the cluster's owner; panics with its output when it fails.
-    fn run(&self, program: &str, args: &[&str]) {
-        let binary = self.bindir.as_ref().map_or_else(|| PathBuf::from(program), |dir| dir.join(program));
-        let mut command = if rustix::process::geteuid().is_root() {
+    /// `program` of the PostgreSQL binaries, to run as the cluster's owner (`postgres` when
+    /// the tests run as root, which initdb refuses).
+    fn command(&self, program: &str) -> Command {
+        let binary = self.binary(program);
+        if rustix::process::geteuid().is_root() {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(&binary);
             command
         } else {
             Command::new(&binary)
-        };
-        let output = command
+        }
+    }
+
+    /// Where `program` of the PostgreSQL binaries is.
+    fn binary(&self, program: &str) -> PathBuf {
+        self.bindir.as_ref().map_or_else(|| PathBuf::from(program), |dir| dir.join(program))
+    }
+
+    /// `program args…` as the cluster's owner; panics with its output when it fails.
+    fn run(&self, program: &str, args: &[&str]) {
+        let binary = self.binary(program);
+        let output = self
+            .command(program)
             .args(args)
             .current_dir(&self.root)
             .stdin(Stdio::null())
@@ -298,15 +310,8 @@ impl Drop for PrivateCluster {
     fn drop(&mut self) {
         let data = self.data_dir();
         // Best effort: it may be stopped already.
-        let binary = self.bindir.as_ref().map_or_else(|| PathBuf::from("pg_ctl"), |dir| dir.join("pg_ctl"));
-        let mut command = if rustix::process::geteuid().is_root() {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&binary);
-            command
-        } else {
-            Command::new(&binary)
-        };
-        let _ = command
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
