@@ -1,4 +1,4 @@
-//! The PostgreSQL writer: a tokio task with one sqlx connection, running the append rules of
+//! The PostgreSQL writer: two lanes (tokio tasks with a connection each, see [`LANES`]) running the append rules of
 //! `writer` in one transaction per batch, set-based (`writer::batch`): each statement takes
 //! the whole batch's inputs as arrays (`unnest … WITH ORDINALITY`) and answers one row per
 //! input it found, so a batch costs a few round trips per generation instead of four or five
