@@ -302,7 +302,7 @@ impl AppendPlan {
                 agent,
                 opened,
                 duplicate: false,
-                announce: !matches!(self.request, AppendRequest::Consumer { .. }),
+                announce: self.announces(),
             }),
             (Phase::Inserting { .. }, Answer::Inserted(false)) => match self.request {
                 // A notice goes into any conversation that exists: not inserted means gone.
@@ -312,6 +312,13 @@ impl AppendPlan {
             },
             (phase, answer) => self.protocol(phase.asked(), answer),
         }
+    }
+
+    /// Whether a message this plan stores is announced to the consumer's devices
+    /// ([`Outcome::announce`]): known from the request, so a writer that inserts and queues
+    /// the push in one statement can ask before the insert.
+    pub fn announces(&self) -> bool {
+        !matches!(self.request, AppendRequest::Consumer { .. })
     }
 
     fn consumer(&self) -> ConsumerId {

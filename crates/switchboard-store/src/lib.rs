@@ -76,6 +76,9 @@ pub enum StoreError {
     /// An error of the SQLite writer's connection.
     #[error("sqlite: {0}")]
     Sqlite(String),
+    /// The writer's thread or runtime could not be started.
+    #[error("cannot start the writer: {0}")]
+    WriterStart(String),
     /// A store error on another node of the fleet (the one that ran the request).
     #[error("on the node running the brand's engine: {0}")]
     Remote(String),
@@ -224,8 +227,7 @@ impl Store {
                 let options = sqlx::postgres::PgConnectOptions::from_str(&options.url)
                     .map_err(|error| StoreError::BadUrl { url: options.url.clone(), reason: error.to_string() })?
                     .disable_statement_logging();
-                let conn = options.connect().await?;
-                tokio::spawn(writer::pg::run(options, conn, jobs));
+                writer::pg::spawn(options, jobs).await?;
             }
         }
         Ok(Store { pool, dialect, sqlite_sync: sync, writer, connect_options, local_leases: Arc::default() })

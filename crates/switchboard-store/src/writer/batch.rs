@@ -1,34 +1,41 @@
 //! Set-based appends: a whole batch's plans driven in lockstep, one statement per kind of
 //! step for all of them, instead of one statement per step of each append. This is how the
 //! PostgreSQL writer works, where each statement is a network round trip: a batch of 500
-//! appends costs a few dozen round trips instead of about 2,300.
+//! appends costs a handful of round trips instead of about 2,300.
 //!
 //! The rules stay `switchboard_core::append`'s: every append still has its own
 //! [`AppendPlan`], asked for one [`Step`] at a time and fed its own [`Answer`]; only the
-//! statements are shared. That is the same as running the appends one after another
-//! ([`super::apply`]) only if no two appends driven together read or write the same rows.
-//! So the batch is cut into *generations*: an append goes into the generation after the last
-//! one holding an append with the same consumer (the conversation an agent or a notice
-//! targets is resolved to its consumer first, with one statement for the batch) or the same
-//! agent idempotency id. Within a generation every append touches its own consumer's
-//! conversations and its own idempotency id, so lockstep order cannot change an answer; across
-//! generations the batch order holds (a consumer's messages keep their order, a resend
-//! finds the message its original stored in an earlier generation). Appends of different
-//! consumers may commit their new conversations in another order than submitted; nothing
-//! depends on the ids' order.
+//! statements are shared, and answers the batch already holds are fed without one: the head
+//! of every conversation an agent or a notice targets is read once for the batch (the writer
+//! never changes a conversation's consumer, status or agent), and the idempotency lookup of
+//! a consumer's message reads the consumer's open conversation with it. So a message into
+//! an open conversation costs two statements for its generation: the lookup, the insert.
 //!
-//! The writer never changes a conversation's consumer, status or agent, so a plan's reads
-//! cannot be changed by other appends of its generation. Another connection can (a close, an
-//! anonymous consumer's merge): a close is seen by the insert, which re-checks the status, as
-//! in the one-by-one path; a merge that moved a conversation to another consumer after the
-//! first statement could put two appends of one conversation in a generation, which the
-//! driver checks before each insert and reports as [`StoreError::Conflict`] (the writer then
-//! retries the batch's appends one by one).
+//! Lockstep is the same as running the appends one after another ([`super::apply`]) only if
+//! no append reads what another append driven with it writes. So the batch is cut into
+//! *generations*: an append goes into the generation after the last one holding an append
+//! with the same consumer (the conversation a notice or an agent targets is resolved to its
+//! consumer through the heads) or the same agent idempotency id. An agent's message into a
+//! conversation that is open takes no consumer key: its plan reads only its idempotency id
+//! and the head, and a consumer's message can only go into that same open conversation, so
+//! both share one generation and one insert. Within a generation every append touches its
+//! own consumer's conversations and its own idempotency id, so lockstep order cannot change
+//! an answer; across generations the batch order holds (a consumer's messages keep their
+//! order, a resend finds the message its original stored in an earlier generation). Appends
+//! of different consumers may commit their new conversations in another order than
+//! submitted; nothing depends on the ids' order. Messages into one conversation take their
+//! seqs in batch order.
 //!
-//! Pushes (outbox rows) and first responses do not feed any plan: they are written once for
-//! the batch, after its last generation.
+//! Another connection can change what a plan read (a close, an anonymous consumer's merge):
+//! a close is seen by the insert, which re-checks the status, as in the one-by-one path, and
+//! the plan looks for the open conversation again; two plans that then open a conversation
+//! for one consumer in one statement break its unique index, and the writer retries the
+//! batch's appends one by one.
+//!
+//! A message's push (an outbox row) and its conversation's first response are written by the
+//! statement that inserts it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use switchboard_core::append::{Answer, AppendPlan, AppendRequest, OriginOf, Step};
 use switchboard_protocol::{ConversationId, Millis, Side};
@@ -43,24 +50,23 @@ pub(crate) struct DuplicateKey<'a> {
     pub(crate) side: Side,
     pub(crate) author_id: i64,
     pub(crate) client_id: &'a str,
+    /// A consumer whose open conversation the same statement reads too: the plan's next
+    /// step when the id is new (see [`Slot::open`]).
+    pub(crate) open_of: Option<i64>,
 }
 
-/// A push to queue for a stored message (if the consumer registered a device).
-pub(crate) struct Announcement<'a> {
-    pub(crate) brand_id: &'a str,
-    pub(crate) conversation_id: ConversationId,
-    pub(crate) seq: i64,
-    pub(crate) consumer_id: i64,
-    pub(crate) now: Millis,
-}
+/// A consumer's open conversation and its agent.
+pub(crate) type OpenConversation = (ConversationId, Option<i64>);
 
 /// The statements of a batch, each for many appends at once, inside the writer's open
 /// transaction. Every method answers one entry per input entry, in the input's order.
 pub(crate) trait BatchTx {
-    /// The consumer of each conversation of its brand (`None`: no such conversation).
-    async fn consumers_of(&mut self, targets: &[(&str, ConversationId)]) -> Result<Vec<Option<i64>>, StoreError>;
-    /// The message each author already stored under each client id.
-    async fn find_duplicates(&mut self, keys: &[DuplicateKey<'_>]) -> Result<Vec<Option<StoredMessage>>, StoreError>;
+    /// The message each author already stored under each client id, and the open
+    /// conversation of the key's `open_of` consumer (`None` without one).
+    async fn find_duplicates(
+        &mut self,
+        keys: &[DuplicateKey<'_>],
+    ) -> Result<Vec<(Option<StoredMessage>, Option<OpenConversation>)>, StoreError>;
     /// The keyed system notice stored under each key in each conversation.
     async fn find_keyed_notices(
         &mut self,
@@ -75,7 +81,7 @@ pub(crate) trait BatchTx {
     async fn open_conversations_of(
         &mut self,
         consumers: &[(&str, i64)],
-    ) -> Result<Vec<Option<(ConversationId, Option<i64>)>>, StoreError>;
+    ) -> Result<Vec<Option<OpenConversation>>, StoreError>;
     /// App, channel and skill of each consumer's latest conversation.
     async fn latest_origins(&mut self, consumers: &[(&str, i64)]) -> Result<Vec<Option<Origin>>, StoreError>;
     /// Inserts open conversations, each with its `opened` event; the consumers are distinct.
@@ -84,16 +90,24 @@ pub(crate) trait BatchTx {
         new: &[(NewConversation<'_>, Millis)],
     ) -> Result<Vec<ConversationId>, StoreError>;
     /// Takes the next seq of each conversation and inserts each message; `None` where `into`
-    /// is `Open` and the conversation is not. The conversations are distinct.
+    /// is `Open` and the conversation is not. Messages into one conversation take
+    /// consecutive seqs in input order. For each message stored, as its [`Inserting`] says:
+    /// its time becomes its conversation's first agent response unless one is recorded, and
+    /// a push is queued if the conversation's consumer registered a device.
     async fn insert_messages(
         &mut self,
         new: &[(NewMessage<'_>, Millis)],
+        inserting: &[Inserting],
     ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
-    /// Queues a push for each message whose consumer registered a device.
-    async fn announce(&mut self, announcements: &[Announcement<'_>]) -> Result<(), StoreError>;
-    /// Records each conversation's first agent response, where none is recorded yet; the
-    /// conversations are distinct.
-    async fn set_first_responses(&mut self, firsts: &[(ConversationId, Millis)]) -> Result<(), StoreError>;
+}
+
+/// What else a stored message does ([`BatchTx::insert_messages`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inserting {
+    /// The conversation's first agent response, unless it has one.
+    pub(crate) first_response: bool,
+    /// News for the consumer: a push to their devices (`Outcome::announce`).
+    pub(crate) announce: bool,
 }
 
 /// What a generation is keyed by: two appends sharing a key never run in one generation.
@@ -118,7 +132,41 @@ struct Slot<'a> {
     origin: Option<Origin>,
     /// The step's answer, once this wave's statements ran.
     answer: Option<Answer>,
+    /// The head of the conversation the append targets, read once for the batch (the writer
+    /// never changes a conversation's consumer, status or agent): answers the plan's
+    /// `ReadHead` of that conversation without a statement.
+    head: Option<(ConversationId, Option<ConversationHead>)>,
+    /// The consumer's open conversation, read by the idempotency lookup's statement: answers
+    /// the plan's `FindOpen` that follows it in the same generation without a statement. Used
+    /// once: a second lookup (the conversation closed under the insert) reads again.
+    open: Option<(i64, Option<OpenConversation>)>,
     finished: bool,
+}
+
+impl Slot<'_> {
+    /// Feeds the plan the answers the slot already holds, until it asks for a statement.
+    fn answer_known_steps(&mut self) {
+        loop {
+            let answer = match self.step {
+                Step::ReadHead(id) => match self.head {
+                    Some((target, head)) if target == id => {
+                        self.head = None;
+                        Answer::Head(head)
+                    }
+                    _ => return,
+                },
+                Step::FindOpen(consumer) => match self.open {
+                    Some((of, open)) if of == consumer => {
+                        self.open = None;
+                        Answer::Open(open)
+                    }
+                    _ => return,
+                },
+                _ => return,
+            };
+            self.step = self.plan.next(answer);
+        }
+    }
 }
 
 fn brand_of(append: &Append) -> &str {
@@ -158,18 +206,19 @@ pub(crate) async fn apply_batch(
     tx: &mut impl BatchTx,
     jobs: &[(&Append, Millis)],
 ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-    // The consumer of every targeted conversation, for the generations' keys.
+    // The head of every targeted conversation: its consumer keys the generations, and the
+    // plan's read of it is answered from here.
     let targeted: Vec<(usize, &str, ConversationId)> = jobs
         .iter()
         .enumerate()
         .filter_map(|(job, (append, _))| target_of(append).map(|id| (job, brand_of(append), id)))
         .collect();
-    let mut consumer_of_target: HashMap<usize, Option<i64>> = HashMap::new();
+    let mut head_of_target: HashMap<usize, Option<ConversationHead>> = HashMap::new();
     if !targeted.is_empty() {
         let targets: Vec<(&str, ConversationId)> = targeted.iter().map(|&(_, brand, id)| (brand, id)).collect();
-        let consumers = tx.consumers_of(&targets).await?;
-        for (&(job, _, _), consumer) in targeted.iter().zip(consumers) {
-            consumer_of_target.insert(job, consumer);
+        let heads = tx.conversation_heads(&targets).await?;
+        for (&(job, _, _), head) in targeted.iter().zip(heads) {
+            head_of_target.insert(job, head);
         }
     }
 
@@ -189,10 +238,13 @@ pub(crate) async fn apply_batch(
             Append::System(_) => {}
         }
         if let Some(target) = target_of(append) {
-            keys.push(match consumer_of_target.get(&job).copied().flatten() {
-                Some(consumer) => Key::Consumer(consumer),
-                None => Key::Missing(target),
-            });
+            match head_of_target.get(&job).copied().flatten() {
+                // Into an open conversation: the agent's plan reads its own idempotency id
+                // and the head read above, nothing the consumer's appends write.
+                Some(head) if head.open && matches!(append, Append::Agent(_)) => {}
+                Some(head) => keys.push(Key::Consumer(head.consumer)),
+                None => keys.push(Key::Missing(target)),
+            }
         }
         let generation = keys.iter().filter_map(|key| last_generation.get(key)).map(|g| g + 1).max().unwrap_or(0);
         for key in keys {
@@ -206,8 +258,6 @@ pub(crate) async fn apply_batch(
     metrics::histogram!(crate::metrics::WRITE_BATCH_GENERATIONS).record(generations.len() as f64);
 
     let mut results: Vec<Option<Result<Appended, AppendError>>> = (0..jobs.len()).map(|_| None).collect();
-    let mut announcements: Vec<Announcement<'_>> = Vec::new();
-    let mut firsts: Vec<(ConversationId, Millis)> = Vec::new();
     for generation in generations {
         let mut slots: Vec<Slot<'_>> = generation
             .into_iter()
@@ -215,20 +265,23 @@ pub(crate) async fn apply_batch(
                 let (append, now) = jobs[job];
                 let mut plan = AppendPlan::new(request_of(append));
                 let step = plan.first();
-                Slot { job, append, now, plan, step, message: None, origin: None, answer: None, finished: false }
+                let head = target_of(append).map(|id| (id, head_of_target.get(&job).copied().flatten()));
+                Slot {
+                    job,
+                    append,
+                    now,
+                    plan,
+                    step,
+                    message: None,
+                    origin: None,
+                    answer: None,
+                    head,
+                    open: None,
+                    finished: false,
+                }
             })
             .collect();
-        while run_wave(tx, &mut slots, &mut announcements, &mut firsts, &mut results).await? {}
-    }
-
-    if !announcements.is_empty() {
-        tx.announce(&announcements).await?;
-    }
-    if !firsts.is_empty() {
-        // The first agent response of a conversation is the earliest of the batch's.
-        let mut seen = HashSet::new();
-        firsts.retain(|(conversation, _)| seen.insert(*conversation));
-        tx.set_first_responses(&firsts).await?;
+        while run_wave(tx, &mut slots, &mut results).await? {}
     }
     results
         .into_iter()
@@ -241,8 +294,6 @@ pub(crate) async fn apply_batch(
 async fn run_wave<'a>(
     tx: &mut impl BatchTx,
     slots: &mut [Slot<'a>],
-    announcements: &mut Vec<Announcement<'a>>,
-    firsts: &mut Vec<(ConversationId, Millis)>,
     results: &mut [Option<Result<Appended, AppendError>>],
 ) -> Result<bool, StoreError> {
     // Indices into `slots` of each kind of step, with the statements' inputs.
@@ -253,12 +304,13 @@ async fn run_wave<'a>(
     let mut latests: (Vec<usize>, Vec<(&'a str, i64)>) = Default::default();
     let mut new_conversations: (Vec<usize>, Vec<(NewConversation<'a>, Millis)>) = Default::default();
     let mut new_messages: (Vec<usize>, Vec<(NewMessage<'a>, Millis)>) = Default::default();
-    let mut first_response: Vec<bool> = Vec::new();
+    let mut inserting: Vec<Inserting> = Vec::new();
 
     for (index, slot) in slots.iter_mut().enumerate() {
         if slot.finished {
             continue;
         }
+        slot.answer_known_steps();
         let append: &'a Append = slot.append;
         let brand_id = brand_of(append);
         match slot.step {
@@ -267,15 +319,7 @@ async fn run_wave<'a>(
                 let Some(message) = slot.message.take() else {
                     return Err(StoreError::Corrupt("an append finished without a message".into()));
                 };
-                if outcome.announce {
-                    announcements.push(Announcement {
-                        brand_id,
-                        conversation_id: message.conversation_id,
-                        seq: message.seq,
-                        consumer_id: outcome.consumer,
-                        now: slot.now,
-                    });
-                }
+                // An announced message's push was queued by its insert.
                 results[slot.job] = Some(Ok(Appended {
                     message,
                     consumer_id: outcome.consumer,
@@ -288,6 +332,8 @@ async fn run_wave<'a>(
                 slot.finished = true;
                 results[slot.job] = Some(Err(refusal.into()));
             }
+            // A new id is followed by the consumer's open conversation where the consumer is
+            // known (a consumer's own message, an agent's to a consumer): read both at once.
             Step::FindDuplicate => match append {
                 Append::Consumer(a) => {
                     duplicates.0.push(index);
@@ -296,6 +342,7 @@ async fn run_wave<'a>(
                         side: Side::Consumer,
                         author_id: a.consumer_id,
                         client_id: &a.client_id,
+                        open_of: Some(a.consumer_id),
                     });
                 }
                 Append::Agent(a) => {
@@ -305,6 +352,10 @@ async fn run_wave<'a>(
                         side: Side::Agent,
                         author_id: a.agent_id,
                         client_id: &a.client_id,
+                        open_of: match a.target {
+                            super::AgentTarget::Consumer(consumer) => Some(consumer),
+                            super::AgentTarget::Conversation(_) => None,
+                        },
                     });
                 }
                 Append::System(a) => {
@@ -341,7 +392,7 @@ async fn run_wave<'a>(
                 let new = NewMessage::of(append, brand_id, conversation_id, into);
                 new_messages.0.push(index);
                 new_messages.1.push((new, slot.now));
-                first_response.push(first);
+                inserting.push(Inserting { first_response: first, announce: slot.plan.announces() });
             }
         }
     }
@@ -351,10 +402,12 @@ async fn run_wave<'a>(
     let origins: Vec<Option<Origin>> =
         new_conversations.0.iter().map(|&index| slots[index].origin.take()).collect::<Vec<_>>();
     if !duplicates.0.is_empty() {
-        for (&index, message) in duplicates.0.iter().zip(tx.find_duplicates(&duplicates.1).await?) {
+        let found = tx.find_duplicates(&duplicates.1).await?;
+        for ((&index, key), (message, open)) in duplicates.0.iter().zip(&duplicates.1).zip(found) {
             let slot = &mut slots[index];
             slot.answer = Some(Answer::Duplicate(message.as_ref().map(|m| m.conversation_id)));
             slot.message = message;
+            slot.open = key.open_of.map(|consumer| (consumer, open));
         }
     }
     if !notices.0.is_empty() {
@@ -401,19 +454,9 @@ async fn run_wave<'a>(
         }
     }
     if !new_messages.0.is_empty() {
-        let mut distinct = HashSet::with_capacity(new_messages.1.len());
-        if !new_messages.1.iter().all(|(new, _)| distinct.insert(new.conversation_id)) {
-            return Err(StoreError::Conflict(
-                "two appends of one batch generation write into one conversation (its consumer changed meanwhile)"
-                    .into(),
-            ));
-        }
-        let stored = tx.insert_messages(&new_messages.1).await?;
-        for ((&index, message), first) in new_messages.0.iter().zip(stored).zip(first_response) {
+        let stored = tx.insert_messages(&new_messages.1, &inserting).await?;
+        for (&index, message) in new_messages.0.iter().zip(stored) {
             let slot = &mut slots[index];
-            if let (Some(message), true) = (&message, first) {
-                firsts.push((message.conversation_id, slot.now));
-            }
             slot.answer = Some(Answer::Inserted(message.is_some()));
             slot.message = message;
         }

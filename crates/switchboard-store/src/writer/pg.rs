@@ -10,7 +10,7 @@ use sqlx::{ConnectOptions, Connection, Executor, Row};
 use switchboard_protocol::{ConversationId, Millis, Side};
 use tokio::sync::mpsc;
 
-use super::batch::{Announcement, BatchTx, DuplicateKey, apply_batch};
+use super::batch::{BatchTx, DuplicateKey, Inserting, OpenConversation, apply_batch};
 use super::{AppendTo, ConversationHead, Job, MAX_BATCH, NewConversation, NewMessage, Origin, answer, next_batch};
 use crate::model::StoredMessage;
 use crate::{AppendError, Appended, StoreError};
@@ -25,9 +25,41 @@ const LANES: usize = 2;
 /// unique key) waits for the commit, so appends keep the order in which they were queued.
 type Turn = std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
 
+/// Starts the writer on a thread of its own, once its first connection is made. The thread
+/// runs its own single-threaded runtime, as the SQLite writer does: a batch waits on a
+/// handful of statements one after another, and each answer is taken up as soon as it
+/// arrives instead of queueing behind the sockets' tasks on the server's runtime.
+pub(crate) async fn spawn(options: PgConnectOptions, jobs: mpsc::Receiver<Job>) -> Result<(), StoreError> {
+    let (started, connected) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("postgres-writer".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = started.send(Err(StoreError::WriterStart(format!("its runtime: {error}"))));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match options.connect().await {
+                    Ok(conn) => {
+                        let _ = started.send(Ok(()));
+                        run(options, conn, jobs).await;
+                    }
+                    Err(error) => {
+                        let _ = started.send(Err(error.into()));
+                    }
+                }
+            });
+        })
+        .map_err(|error| StoreError::WriterStart(format!("its thread: {error}")))?;
+    connected.await.map_err(|_| StoreError::ShuttingDown)?
+}
+
 /// Runs until every `Sender` of `jobs` is dropped (the store was dropped). Every job
 /// received is answered: with its result, or with an error.
-pub(crate) async fn run(options: PgConnectOptions, conn: PgConnection, jobs: mpsc::Receiver<Job>) {
+async fn run(options: PgConnectOptions, conn: PgConnection, jobs: mpsc::Receiver<Job>) {
     let turn: Turn = std::sync::Arc::new(tokio::sync::Mutex::new(jobs));
     let mut lanes = vec![tokio::spawn(lane(options.clone(), conn, turn.clone()))];
     for _ in 1..LANES {
@@ -42,11 +74,32 @@ pub(crate) async fn run(options: PgConnectOptions, conn: PgConnection, jobs: mps
     }
 }
 
+/// Whether a lane prepares its statements again before its `batches`th batch: after 16, 128,
+/// 1,024 and 8,192 batches, then every 65,536. PostgreSQL keeps a prepared statement's
+/// generic plan, made after its fifth run, until `ANALYZE` changes the table's statistics;
+/// made while `conversations` is empty, with every index as cheap as any other, it may look
+/// a consumer's conversations up through an index that reads the whole brand (measured:
+/// about 200 entries read per lookup instead of 1, a fifth of the throughput lost).
+/// Autovacuum's `ANALYZE` comes within a minute or so of the first writes; until then the
+/// plans are made again as the table grows. Planning each run instead
+/// (`plan_cache_mode = force_custom_plan`) cost about a sixth of the backend's time.
+fn replans_after(batches: u64) -> bool {
+    matches!(batches, 16 | 128 | 1_024 | 8_192) || batches.is_multiple_of(65_536)
+}
+
 /// One writing connection: takes its turn, collects a batch and runs its statements, lets
 /// the turn go and commits.
 async fn lane(options: PgConnectOptions, mut conn: PgConnection, turn: Turn) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut batches: u64 = 0;
     loop {
+        batches += 1;
+        if replans_after(batches) {
+            // Between transactions: the next statements are prepared, and planned, afresh.
+            if let Err(error) = conn.clear_cached_statements().await {
+                tracing::warn!(%error, "the writer could not drop its prepared statements");
+            }
+        }
         let mut jobs = turn.lock().await;
         if !next_batch(&mut jobs, &mut batch).await {
             return;
@@ -164,26 +217,35 @@ fn message_at(row: &PgRow) -> Result<StoredMessage, StoreError> {
 }
 
 impl BatchTx for Statements<'_> {
-    async fn consumers_of(&mut self, targets: &[(&str, ConversationId)]) -> Result<Vec<Option<i64>>, StoreError> {
-        let brands: Vec<&str> = targets.iter().map(|t| t.0).collect();
-        let ids: Vec<i64> = targets.iter().map(|t| t.1).collect();
-        let rows = sqlx::query(CONSUMERS_OF).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
-        by_ordinal(targets.len(), rows, |row| Ok(row.try_get(1)?))
-    }
-
-    async fn find_duplicates(&mut self, keys: &[DuplicateKey<'_>]) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+    async fn find_duplicates(
+        &mut self,
+        keys: &[DuplicateKey<'_>],
+    ) -> Result<Vec<(Option<StoredMessage>, Option<OpenConversation>)>, StoreError> {
         let brands: Vec<&str> = keys.iter().map(|k| k.brand_id).collect();
         let sides: Vec<&str> = keys.iter().map(|k| k.side.as_str()).collect();
         let authors: Vec<i64> = keys.iter().map(|k| k.author_id).collect();
         let client_ids: Vec<&str> = keys.iter().map(|k| k.client_id).collect();
+        let open_of: Vec<Option<i64>> = keys.iter().map(|k| k.open_of).collect();
         let rows = sqlx::query(FIND_DUPLICATES)
             .bind(brands)
             .bind(sides)
             .bind(authors)
             .bind(client_ids)
+            .bind(open_of)
             .fetch_all(&mut *self.0)
             .await?;
-        by_ordinal(keys.len(), rows, message_at)
+        let found = by_ordinal(keys.len(), rows, |row| {
+            let message = match row.try_get::<Option<ConversationId>, _>("conversation_id")? {
+                Some(_) => Some(message_at(row)?),
+                None => None,
+            };
+            let open = match row.try_get::<Option<ConversationId>, _>("open_id")? {
+                Some(id) => Some((id, row.try_get("open_agent")?)),
+                None => None,
+            };
+            Ok((message, open))
+        })?;
+        Ok(found.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     async fn find_keyed_notices(
@@ -215,7 +277,7 @@ impl BatchTx for Statements<'_> {
     async fn open_conversations_of(
         &mut self,
         consumers: &[(&str, i64)],
-    ) -> Result<Vec<Option<(ConversationId, Option<i64>)>>, StoreError> {
+    ) -> Result<Vec<Option<OpenConversation>>, StoreError> {
         let brands: Vec<&str> = consumers.iter().map(|c| c.0).collect();
         let ids: Vec<i64> = consumers.iter().map(|c| c.1).collect();
         let rows = sqlx::query(OPEN_CONVERSATIONS_OF).bind(brands).bind(ids).fetch_all(&mut *self.0).await?;
@@ -255,6 +317,7 @@ impl BatchTx for Statements<'_> {
     async fn insert_messages(
         &mut self,
         new: &[(NewMessage<'_>, Millis)],
+        inserting: &[Inserting],
     ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
         let rows = sqlx::query(INSERT_MESSAGES)
             .bind(new.iter().map(|(m, _)| m.conversation_id).collect::<Vec<i64>>())
@@ -266,31 +329,12 @@ impl BatchTx for Statements<'_> {
             .bind(new.iter().map(|(m, _)| m.text).collect::<Vec<&str>>())
             .bind(new.iter().map(|(m, _)| m.client_id).collect::<Vec<Option<&str>>>())
             .bind(new.iter().map(|(_, now)| *now).collect::<Vec<i64>>())
+            .bind(inserting.iter().map(|i| i.first_response).collect::<Vec<bool>>())
+            .bind(inserting.iter().map(|i| i.announce).collect::<Vec<bool>>())
             .fetch_all(&mut *self.0)
             .await?;
         let seqs = by_ordinal(new.len(), rows, |row| Ok(row.try_get::<i64, _>(1)?))?;
         Ok(new.iter().zip(seqs).map(|((message, now), seq)| seq.map(|seq| message.stored(seq, *now))).collect())
-    }
-
-    async fn announce(&mut self, announcements: &[Announcement<'_>]) -> Result<(), StoreError> {
-        sqlx::query(ANNOUNCE)
-            .bind(announcements.iter().map(|a| a.brand_id).collect::<Vec<&str>>())
-            .bind(announcements.iter().map(|a| a.conversation_id).collect::<Vec<i64>>())
-            .bind(announcements.iter().map(|a| a.seq).collect::<Vec<i64>>())
-            .bind(announcements.iter().map(|a| a.consumer_id).collect::<Vec<i64>>())
-            .bind(announcements.iter().map(|a| a.now).collect::<Vec<i64>>())
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
-    }
-
-    async fn set_first_responses(&mut self, firsts: &[(ConversationId, Millis)]) -> Result<(), StoreError> {
-        sqlx::query(SET_FIRST_RESPONSES)
-            .bind(firsts.iter().map(|f| f.0).collect::<Vec<i64>>())
-            .bind(firsts.iter().map(|f| f.1).collect::<Vec<i64>>())
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
     }
 }
 
@@ -307,18 +351,20 @@ impl BatchTx for Statements<'_> {
 // not flatten into a join: one index probe per input, whatever it guesses of the array's
 // length (an `unnest` is guessed at 100 rows; a hash join over a growing table would be worse).
 
-const CONSUMERS_OF: &str = "SELECT i.ord, c.consumer_id
-    FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS i(brand_id, id, ord)
-    CROSS JOIN LATERAL (SELECT consumer_id FROM conversations
-        WHERE id = i.id AND brand_id = i.brand_id LIMIT 1) c";
-
 /// The partial unique index `messages_idempotency` answers each probe (`client_id = …`
-/// implies `client_id IS NOT NULL`).
+/// implies `client_id IS NOT NULL`). With it, the open conversation of `open_of` (the
+/// consumer's next lookup when the id is new), as [`OPEN_CONVERSATIONS_OF`] finds it; a row
+/// only where either was found.
 const FIND_DUPLICATES: &str = "SELECT i.ord, m.conversation_id, m.seq, m.side, m.author_id, m.author_name,
-    m.text, m.client_id, m.created_at
-    FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]) WITH ORDINALITY AS i(brand_id, side, author_id, client_id, ord)
-    CROSS JOIN LATERAL (SELECT * FROM messages WHERE brand_id = i.brand_id AND side = i.side
-        AND author_id = i.author_id AND client_id = i.client_id LIMIT 1) m";
+    m.text, m.client_id, m.created_at, o.id AS open_id, o.agent_id AS open_agent
+    FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[]) WITH ORDINALITY
+        AS i(brand_id, side, author_id, client_id, open_of, ord)
+    LEFT JOIN LATERAL (SELECT * FROM messages WHERE brand_id = i.brand_id AND side = i.side
+        AND author_id = i.author_id AND client_id = i.client_id LIMIT 1) m ON true
+    LEFT JOIN LATERAL (SELECT c.id, c.agent_id FROM (SELECT id, agent_id, status FROM conversations
+        WHERE i.open_of IS NOT NULL AND brand_id = i.brand_id AND consumer_id = i.open_of OFFSET 0) c
+        WHERE c.status = 'open' LIMIT 1) o ON true
+    WHERE m.conversation_id IS NOT NULL OR o.id IS NOT NULL";
 
 /// Keyed system notices (automatic messages), by `messages_system_key`.
 const FIND_KEYED_NOTICES: &str = "SELECT i.ord, m.conversation_id, m.seq, m.side, m.author_id, m.author_name,
@@ -365,40 +411,55 @@ const INSERT_CONVERSATIONS: &str = "WITH i AS (
     )
     SELECT i.ord, inserted.id FROM inserted JOIN i ON i.brand_id = inserted.brand_id AND i.consumer_id = inserted.consumer_id";
 
-/// Takes the next seq of each conversation (only an open one unless `into_any`: system
-/// notices), stamps who wrote when (side `a` or `c`; `s` stamps nothing), and inserts the
-/// messages with their seqs. The conversations of one call are distinct, so the returned
-/// rows find their input by conversation. The status is checked by the statement that takes
-/// the seq, so a close committed by another connection meanwhile (READ COMMITTED) is seen,
-/// never overrun.
+/// Inserts the messages, each into its conversation if that is open or, for a system notice
+/// (`into_any`), if it exists: one `UPDATE` per conversation takes as many seqs as it gets
+/// messages (consecutive, in input order), stamps who wrote last when (side `a` or `c`; `s`
+/// stamps nothing) and, where `first`, the first agent response unless one is recorded; where
+/// `announce`, a pending push is queued for a consumer with a registered device.
+/// Updating a conversation once per statement keeps its row to one new version, and once
+/// per transaction where the batch allows: a second update of a row this transaction wrote
+/// makes PostgreSQL check the row's foreign keys again. The status is the one the `UPDATE`
+/// finds, so a close committed by another connection meanwhile (READ COMMITTED) is seen,
+/// never overrun. Answers the ordinal and seq of each message stored.
 const INSERT_MESSAGES: &str = "WITH i AS (
         SELECT * FROM unnest($1::int8[], $2::bool[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[],
-            $8::text[], $9::int8[])
-        WITH ORDINALITY AS i(conversation_id, into_any, brand_id, side, author_id, author_name, text, client_id, now, ord)
+            $8::text[], $9::int8[], $10::bool[], $11::bool[])
+        WITH ORDINALITY AS i(conversation_id, into_any, brand_id, side, author_id, author_name, text, client_id, now,
+            first, announce, ord)
+    ), per_conversation AS (
+        SELECT conversation_id, count(*) AS open_count, max(now) AS open_at,
+            max(now) FILTER (WHERE side = 'a') AS agent_at, max(now) FILTER (WHERE side = 'c') AS consumer_at,
+            min(now) FILTER (WHERE first) AS first_at,
+            count(*) FILTER (WHERE into_any AND side = 's') AS any_count,
+            max(now) FILTER (WHERE into_any AND side = 's') AS any_at
+        FROM i GROUP BY conversation_id
     ), bumped AS (
-        UPDATE conversations c SET last_seq = c.last_seq + 1, last_message_at = i.now,
-            last_agent_at = CASE WHEN i.side = 'a' THEN i.now ELSE c.last_agent_at END,
-            last_consumer_at = CASE WHEN i.side = 'c' THEN i.now ELSE c.last_consumer_at END
-        FROM i
-        WHERE c.id = i.conversation_id AND (c.status = 'open' OR (i.into_any AND i.side = 's'))
-        RETURNING c.id, c.last_seq
+        UPDATE conversations c SET
+            last_seq = c.last_seq + CASE WHEN c.status = 'open' THEN p.open_count ELSE p.any_count END,
+            last_message_at = CASE WHEN c.status = 'open' THEN p.open_at ELSE p.any_at END,
+            last_agent_at = CASE WHEN c.status = 'open' THEN coalesce(p.agent_at, c.last_agent_at)
+                ELSE c.last_agent_at END,
+            last_consumer_at = CASE WHEN c.status = 'open' THEN coalesce(p.consumer_at, c.last_consumer_at)
+                ELSE c.last_consumer_at END,
+            first_response_at = CASE WHEN c.status = 'open' THEN coalesce(c.first_response_at, p.first_at)
+                ELSE c.first_response_at END
+        FROM per_conversation p
+        WHERE c.id = p.conversation_id AND (c.status = 'open' OR p.any_count > 0)
+        RETURNING c.id, c.last_seq, c.status = 'open' AS open, c.consumer_id
+    ), placed AS (
+        SELECT i.*, bumped.consumer_id, bumped.last_seq - count(*) OVER taken + row_number() OVER (taken ORDER BY i.ord) AS seq
+        FROM i JOIN bumped ON bumped.id = i.conversation_id
+        WHERE bumped.open OR (i.into_any AND i.side = 's')
+        WINDOW taken AS (PARTITION BY i.conversation_id)
     ), inserted AS (
         INSERT INTO messages (conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, created_at)
-        SELECT i.conversation_id, bumped.last_seq, i.brand_id, i.side, i.author_id, i.author_name, i.text, i.client_id,
-            i.now
-        FROM i JOIN bumped ON bumped.id = i.conversation_id ORDER BY i.ord
+        SELECT conversation_id, seq, brand_id, side, author_id, author_name, text, client_id, now
+        FROM placed ORDER BY ord
+    ), announced AS (
+        INSERT INTO outbox (brand_id, kind, conversation_id, seq, consumer_id, created_at, due_at)
+        SELECT brand_id, 'push', conversation_id, seq, consumer_id, now, now FROM placed
+        WHERE announce AND EXISTS (SELECT 1 FROM push_tokens p
+            WHERE p.brand_id = placed.brand_id AND p.consumer_id = placed.consumer_id)
+        ORDER BY ord
     )
-    SELECT i.ord, bumped.last_seq FROM i JOIN bumped ON bumped.id = i.conversation_id";
-
-/// A pending push per stored message, only for a consumer with a registered device.
-const ANNOUNCE: &str = "INSERT INTO outbox (brand_id, kind, conversation_id, seq, consumer_id, created_at, due_at)
-    SELECT i.brand_id, 'push', i.conversation_id, i.seq, i.consumer_id, i.now, i.now
-    FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) WITH ORDINALITY
-        AS i(brand_id, conversation_id, seq, consumer_id, now, ord)
-    WHERE EXISTS (SELECT 1 FROM push_tokens p WHERE p.brand_id = i.brand_id AND p.consumer_id = i.consumer_id)
-    ORDER BY i.ord";
-
-/// The first agent response of each conversation, once.
-const SET_FIRST_RESPONSES: &str = "UPDATE conversations c SET first_response_at = i.now
-    FROM unnest($1::int8[], $2::int8[]) AS i(id, now)
-    WHERE c.id = i.id AND c.first_response_at IS NULL";
+    SELECT ord, seq FROM placed";
