@@ -16,9 +16,10 @@
 //! *generations*: an append goes into the generation after the last one holding an append
 //! with the same consumer (the conversation a notice or an agent targets is resolved to its
 //! consumer through the heads) or the same agent idempotency id. An agent's message into a
-//! conversation that is open takes no consumer key: its plan reads only its idempotency id
-//! and the head, and a consumer's message can only go into that same open conversation, so
-//! both share one generation and one insert. Within a generation every append touches its
+//! conversation that is open joins the generation of its consumer's latest append instead of
+//! following it: its plan reads only its idempotency id and the head, and a consumer's
+//! message can only go into that same open conversation, so both share one insert, the
+//! conversation's seqs still in queue order. Within a generation every append touches its
 //! own consumer's conversations and its own idempotency id, so lockstep order cannot change
 //! an answer; across generations the batch order holds (a consumer's messages keep their
 //! order, a resend finds the message its original stored in an earlier generation). Appends
@@ -237,16 +238,23 @@ pub(crate) async fn apply_batch(
             }
             Append::System(_) => {}
         }
+        // The consumer whose latest generation the append joins rather than follows.
+        let mut joins: Option<Key<'_>> = None;
         if let Some(target) = target_of(append) {
             match head_of_target.get(&job).copied().flatten() {
                 // Into an open conversation: the agent's plan reads its own idempotency id
-                // and the head read above, nothing the consumer's appends write.
-                Some(head) if head.open && matches!(append, Append::Agent(_)) => {}
+                // and the head read above, nothing the consumer's appends write; joining
+                // their latest generation keeps the conversation's seqs in queue order.
+                Some(head) if head.open && matches!(append, Append::Agent(_)) => {
+                    joins = Some(Key::Consumer(head.consumer))
+                }
                 Some(head) => keys.push(Key::Consumer(head.consumer)),
                 None => keys.push(Key::Missing(target)),
             }
         }
-        let generation = keys.iter().filter_map(|key| last_generation.get(key)).map(|g| g + 1).max().unwrap_or(0);
+        let after = keys.iter().filter_map(|key| last_generation.get(key)).map(|g| g + 1);
+        let with = joins.iter().filter_map(|key| last_generation.get(key)).copied();
+        let generation = after.chain(with).max().unwrap_or(0);
         for key in keys {
             last_generation.insert(key, generation);
         }

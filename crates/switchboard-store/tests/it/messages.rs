@@ -332,6 +332,9 @@ impl Scene {
             })
         };
         vec![
+            // A notice puts Alice's next message in a later generation; Ann's reply, queued
+            // after it, must not take a seq before it.
+            system(self.alice_open, None),
             b.consumer_append(self.alice, "a2", "more"),
             b.agent_append(&self.ann, AgentTarget::Conversation(self.alice_open), "r1", "hi alice"),
             b.consumer_append(self.alice, "a2", "more (resent)"),
@@ -415,10 +418,10 @@ async fn one_batch_answers_as_one_append_at_a_time(store: Store) {
     for scene in [&one, &many] {
         let alice = scene.brand.conversation(scene.alice_open).await;
         assert_eq!(seqs(&scene.brand.messages(scene.alice_open).await), (1..=alice.last_seq).collect::<Vec<_>>());
-        assert_eq!(alice.first_response_at, Some(T0 + SECOND + 1), "{}: Ann's first reply", scene.brand.id);
+        assert_eq!(alice.first_response_at, Some(T0 + SECOND + 2), "{}: Ann's first reply", scene.brand.id);
         let follow_up = store.open_conversation(&scene.brand.id, scene.carol).await.unwrap().expect("follow-up");
         assert_eq!(follow_up.agent_id, Some(scene.ann.id));
-        assert_eq!(follow_up.first_response_at, Some(T0 + SECOND + 7), "{}: the follow-up", scene.brand.id);
+        assert_eq!(follow_up.first_response_at, Some(T0 + SECOND + 8), "{}: the follow-up", scene.brand.id);
         let events = store.conversation_events(&scene.brand.id, follow_up.id).await.unwrap();
         assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["opened"]);
         assert_eq!(events[0].agent_id, Some(scene.ann.id));
