@@ -1,8 +1,9 @@
-//! The PostgreSQL writer: two lanes (tokio tasks with a connection each, see [`LANES`]) running the append rules of
-//! `writer` in one transaction per batch, set-based (`writer::batch`): each statement takes
-//! the whole batch's inputs as arrays (`unnest … WITH ORDINALITY`) and answers one row per
-//! input it found, so a batch costs a few round trips per generation instead of four or five
-//! per append. Also what makes multi-node safe: unique-key races with other nodes are retried
+//! The PostgreSQL writer: a thread of its own ([`spawn`]) running two lanes (tasks with a
+//! connection each, see [`LANES`]) that apply the append rules of `writer` in one transaction
+//! per batch, set-based (`writer::batch`): each statement takes the whole batch's inputs as
+//! arrays (`unnest … WITH ORDINALITY`) and answers one row per input it found, so a batch
+//! costs two round trips per generation (plus its heads, `BEGIN` and `COMMIT`) instead of four
+//! or five per append. Also what makes multi-node safe: unique-key races with other nodes are retried
 //! until the winner's row is visible.
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
