@@ -332,9 +332,10 @@ async fn devices_the_provider_rejects_are_unregistered_and_others_get_their_push
 
 #[tokio::test]
 async fn a_burst_of_messages_makes_one_push_with_the_latest_and_the_unread_count() {
-    // The three replies must fall within the coalescing window: 2 s leaves room for a
-    // loaded machine (500 ms was once too short for three round trips while CI built).
-    let mut scene = scene_with(|config| config.push.coalesce = Duration::from_secs(2)).await;
+    // The three replies must fall within the coalescing window: 5 s leaves room for a
+    // loaded machine (500 ms was once too short for three round trips while CI built, and
+    // 2 s once too: the first two went in one push, the third in another).
+    let mut scene = scene_with(|config| config.push.coalesce = Duration::from_secs(5)).await;
     let c = scene.away_consumer("bo", &[("fcm", "fcm-device-bo")]).await;
     scene.reply(c, "One").await;
     scene.reply(c, "Two").await;

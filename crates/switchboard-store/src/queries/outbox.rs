@@ -28,12 +28,20 @@ pub struct OutboxEntry {
 
 /// Claims due entries. The same statement on both; PostgreSQL also skips rows another
 /// node's claim holds locked (SQLite has one writer at a time anyway).
+///
+/// A consumer with an entry under a live claim is passed over: a dispatcher still sending to
+/// them may be about to announce an older message, and a second batch announcing a newer one
+/// beside it could reach the device first, leaving the older one shown last. Their entries
+/// wait until that claim is settled, given back or expired.
 macro_rules! claim {
     ($lock:literal) => {
         concat!(
             "UPDATE outbox SET claimed_until = $3 WHERE id IN (
-               SELECT id FROM outbox WHERE kind = $1 AND due_at <= $5
-               AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at, id LIMIT $4 ",
+               SELECT e.id FROM outbox e WHERE e.kind = $1 AND e.due_at <= $5
+               AND (e.claimed_until IS NULL OR e.claimed_until <= $2)
+               AND NOT EXISTS (SELECT 1 FROM outbox busy WHERE busy.brand_id = e.brand_id
+                 AND busy.consumer_id = e.consumer_id AND busy.kind = $1 AND busy.claimed_until > $2)
+               ORDER BY e.due_at, e.id LIMIT $4 ",
             $lock,
             ") RETURNING id, brand_id, kind, conversation_id, seq, consumer_id, created_at, attempts, due_at"
         )
@@ -109,6 +117,10 @@ impl Store {
     /// Claims up to `limit` entries of `kind` due by `due_by` (at most `now`; the push
     /// dispatcher waits a moment so that messages sent together are announced together) for
     /// `lease_ms` from `now`: until the lease ends nobody else claims them. Oldest due first.
+    /// Entries of a consumer who has others under a live claim are left until that claim
+    /// ends, so one batch at a time sends to a consumer. (Two nodes claiming at the same
+    /// instant on PostgreSQL can each still take one of a consumer's entries; a device's mark
+    /// then keeps the older from being sent after the newer once the newer is settled.)
     ///
     /// This is the one outbox read that spans brands: a node's dispatcher serves them all,
     /// and each entry names its brand, which every later step of it is keyed by.
