@@ -6,32 +6,38 @@
 //! The rules stay `switchboard_core::append`'s: every append still has its own
 //! [`AppendPlan`], asked for one [`Step`] at a time and fed its own [`Answer`]; only the
 //! statements are shared, and answers the batch already holds are fed without one: the head
-//! of every conversation an agent or a notice targets is read once for the batch (the writer
-//! never changes a conversation's consumer, status or agent), and the idempotency lookup of
-//! a consumer's message reads the consumer's open conversation with it. So a message into
-//! an open conversation costs two statements for its generation: the lookup, the insert.
+//! of every conversation an agent or a notice targets, and the open conversation of every
+//! consumer who writes, are read once for the batch (the writer never changes a
+//! conversation's consumer, status or agent, and opens one only for a consumer who has none);
+//! the idempotency lookup of a consumer's message reads the consumer's open conversation with
+//! it where the batch did not. So a message into an open conversation costs two statements
+//! for its generation: the lookup, the insert.
 //!
 //! Lockstep is the same as running the appends one after another ([`super::apply`]) only if
 //! no append reads what another append driven with it writes. So the batch is cut into
 //! *generations*: an append goes into the generation after the last one holding an append
 //! with the same consumer (the conversation a notice or an agent targets is resolved to its
-//! consumer through the heads) or the same agent idempotency id. An agent's message into a
-//! conversation that is open joins the generation of its consumer's latest append instead of
-//! following it: its plan reads only its idempotency id and the head, and a consumer's
-//! message can only go into that same open conversation, so both share one insert, the
-//! conversation's seqs still in queue order. Within a generation every append touches its
-//! own consumer's conversations and its own idempotency id, so lockstep order cannot change
-//! an answer; across generations the batch order holds (a consumer's messages keep their
-//! order, a resend finds the message its original stored in an earlier generation). Appends
-//! of different consumers may commit their new conversations in another order than
-//! submitted; nothing depends on the ids' order. Messages into one conversation take their
-//! seqs in batch order.
+//! consumer through the heads) or the same idempotency id. A message into a conversation
+//! that is open as the batch starts (an agent's into the conversation it targets, a
+//! consumer's into their own) joins the generation of its consumer's latest append instead
+//! of following it: its plan reads only its idempotency id and that conversation, which no
+//! append of the batch changes, so all of them share one insert, the conversation's seqs
+//! still in queue order. A consumer who writes ten messages in a batch thus costs one
+//! generation, not ten: one update of the conversation's row, not ten (a second update of a
+//! row the transaction wrote makes PostgreSQL check its foreign keys again). Within a
+//! generation every append touches its own consumer's conversations and its own idempotency
+//! id, so lockstep order cannot change an answer; across generations the batch order holds (a
+//! consumer's messages keep their order, a resend finds the message its original stored in
+//! an earlier generation). Appends of different consumers may commit their new conversations
+//! in another order than submitted; nothing depends on the ids' order. Messages into one
+//! conversation take their seqs in batch order.
 //!
 //! Another connection can change what a plan read (a close, an anonymous consumer's merge):
 //! a close is seen by the insert, which re-checks the status, as in the one-by-one path, and
 //! the plan looks for the open conversation again; two plans that then open a conversation
-//! for one consumer in one statement break its unique index, and the writer retries the
-//! batch's appends one by one.
+//! for one consumer in one statement (two messages of a consumer whose conversation closed
+//! under the batch) break its unique index, and the writer retries the batch's appends one
+//! by one.
 //!
 //! A message's push (an outbox row) and its conversation's first response are written by the
 //! statement that inserts it.
@@ -117,8 +123,11 @@ enum Key<'a> {
     Consumer(i64),
     /// A targeted conversation that does not exist (the append will be refused).
     Missing(ConversationId),
-    /// An agent's idempotency id (a consumer's is covered by their consumer key).
+    /// An agent's idempotency id.
     AgentClientId(i64, &'a str),
+    /// A consumer's idempotency id, for a message that joins its consumer's latest
+    /// generation (one that follows it is covered by the consumer key).
+    ConsumerClientId(i64, &'a str),
 }
 
 /// One append being decided.
@@ -137,9 +146,10 @@ struct Slot<'a> {
     /// never changes a conversation's consumer, status or agent): answers the plan's
     /// `ReadHead` of that conversation without a statement.
     head: Option<(ConversationId, Option<ConversationHead>)>,
-    /// The consumer's open conversation, read by the idempotency lookup's statement: answers
-    /// the plan's `FindOpen` that follows it in the same generation without a statement. Used
-    /// once: a second lookup (the conversation closed under the insert) reads again.
+    /// The consumer's open conversation, read as the batch started (a consumer's message whose
+    /// consumer had one) or by the idempotency lookup's statement: answers the plan's
+    /// `FindOpen` that follows it without a statement. Used once: a second lookup (the
+    /// conversation closed under the insert) reads again.
     open: Option<(i64, Option<OpenConversation>)>,
     finished: bool,
 }
@@ -223,12 +233,41 @@ pub(crate) async fn apply_batch(
         }
     }
 
+    // The consumers who have an open conversation as the batch starts: their messages go
+    // into it, and the plans' look for it is answered from here.
+    let mut consumers: Vec<(&str, i64)> = jobs
+        .iter()
+        .filter_map(|(append, _)| match append {
+            Append::Consumer(a) => Some((a.brand_id.as_str(), a.consumer_id)),
+            _ => None,
+        })
+        .collect();
+    consumers.sort_unstable();
+    consumers.dedup();
+    let mut open_at_start: HashMap<i64, OpenConversation> = HashMap::new();
+    if !consumers.is_empty() {
+        for (&(_, consumer), open) in consumers.iter().zip(tx.open_conversations_of(&consumers).await?) {
+            if let Some(open) = open {
+                open_at_start.insert(consumer, open);
+            }
+        }
+    }
+
     // Generations: each job after the last one sharing a key with it.
     let mut last_generation: HashMap<Key<'_>, usize> = HashMap::new();
     let mut generations: Vec<Vec<usize>> = Vec::new();
     for (job, (append, _)) in jobs.iter().enumerate() {
         let mut keys: Vec<Key<'_>> = Vec::with_capacity(2);
+        // The consumer whose latest generation the append joins rather than follows.
+        let mut joins: Option<Key<'_>> = None;
         match append {
+            // Into the conversation open as the batch starts: the plan reads its idempotency
+            // id and that conversation, which no append of the batch changes (the writer
+            // never closes one, and none opens another while it is open).
+            Append::Consumer(a) if open_at_start.contains_key(&a.consumer_id) => {
+                keys.push(Key::ConsumerClientId(a.consumer_id, &a.client_id));
+                joins = Some(Key::Consumer(a.consumer_id));
+            }
             Append::Consumer(a) => keys.push(Key::Consumer(a.consumer_id)),
             Append::Agent(a) => {
                 keys.push(Key::AgentClientId(a.agent_id, &a.client_id));
@@ -238,8 +277,6 @@ pub(crate) async fn apply_batch(
             }
             Append::System(_) => {}
         }
-        // The consumer whose latest generation the append joins rather than follows.
-        let mut joins: Option<Key<'_>> = None;
         if let Some(target) = target_of(append) {
             match head_of_target.get(&job).copied().flatten() {
                 // Into an open conversation: the agent's plan reads its own idempotency id
@@ -255,7 +292,9 @@ pub(crate) async fn apply_batch(
         let after = keys.iter().filter_map(|key| last_generation.get(key)).map(|g| g + 1);
         let with = joins.iter().filter_map(|key| last_generation.get(key)).copied();
         let generation = after.chain(with).max().unwrap_or(0);
-        for key in keys {
+        // A joining append may land later than its consumer's latest generation (another key
+        // put it there): what follows the consumer then follows it too.
+        for key in keys.into_iter().chain(joins) {
             last_generation.insert(key, generation);
         }
         if generations.len() <= generation {
@@ -274,6 +313,10 @@ pub(crate) async fn apply_batch(
                 let mut plan = AppendPlan::new(request_of(append));
                 let step = plan.first();
                 let head = target_of(append).map(|id| (id, head_of_target.get(&job).copied().flatten()));
+                let open = match append {
+                    Append::Consumer(a) => open_at_start.get(&a.consumer_id).map(|open| (a.consumer_id, Some(*open))),
+                    _ => None,
+                };
                 Slot {
                     job,
                     append,
@@ -284,7 +327,7 @@ pub(crate) async fn apply_batch(
                     origin: None,
                     answer: None,
                     head,
-                    open: None,
+                    open,
                     finished: false,
                 }
             })
@@ -350,7 +393,8 @@ async fn run_wave<'a>(
                         side: Side::Consumer,
                         author_id: a.consumer_id,
                         client_id: &a.client_id,
-                        open_of: Some(a.consumer_id),
+                        // Read as the batch started (see `Slot::open`).
+                        open_of: if slot.open.is_some() { None } else { Some(a.consumer_id) },
                     });
                 }
                 Append::Agent(a) => {
@@ -415,7 +459,9 @@ async fn run_wave<'a>(
             let slot = &mut slots[index];
             slot.answer = Some(Answer::Duplicate(message.as_ref().map(|m| m.conversation_id)));
             slot.message = message;
-            slot.open = key.open_of.map(|consumer| (consumer, open));
+            if let Some(consumer) = key.open_of {
+                slot.open = Some((consumer, open));
+            }
         }
     }
     if !notices.0.is_empty() {
