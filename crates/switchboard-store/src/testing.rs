@@ -46,6 +46,29 @@ pub fn unique_suffix() -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// `CREATE DATABASE name` on the server at `server_url`.
+pub async fn create_database(server_url: &str, name: &str) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect(server_url).await?;
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// `DROP DATABASE IF EXISTS name` on the server at `server_url`, `WITH (FORCE)`: it ends the
+/// sessions a dropped store, or a killed process, may still hold. A failure is printed, not
+/// returned (tests drop their databases on the way out).
+pub async fn drop_database(server_url: &str, name: &str) {
+    let result = async {
+        let mut conn = PgConnection::connect(server_url).await?;
+        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
+        conn.close().await
+    }
+    .await;
+    if let Err(error) = result {
+        eprintln!("could not drop test database {name}: {error}");
+    }
+}
+
 /// A database created for one test on the server at `server_url`.
 #[derive(Debug, Clone)]
 pub struct PostgresTestDatabase {
@@ -58,14 +81,9 @@ impl PostgresTestDatabase {
     pub async fn create() -> PostgresTestDatabase {
         let server_url = postgres_server_url();
         let name = format!("sb_test_{}", unique_suffix());
-        let mut conn = PgConnection::connect(&server_url)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to {POSTGRES_URL_VAR}={server_url:?}: {error}"));
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|error| panic!("cannot create database {name}: {error}"));
-        let _ = conn.close().await;
+        create_database(&server_url, &name).await.unwrap_or_else(|error| {
+            panic!("cannot create database {name} at {POSTGRES_URL_VAR}={server_url:?}: {error}")
+        });
         PostgresTestDatabase { server_url, name }
     }
 
@@ -77,17 +95,7 @@ impl PostgresTestDatabase {
     /// Drops the database (best effort: a failure is printed). `WITH (FORCE)` ends the
     /// sessions a dropped store may still be closing.
     pub async fn drop_database(self) {
-        let result = async {
-            let mut conn = PgConnection::connect(&self.server_url).await?;
-            sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await
-        }
-        .await;
-        if let Err(error) = result {
-            eprintln!("could not drop test database {}: {error}", self.name);
-        }
+        drop_database(&self.server_url, &self.name).await;
     }
 }
 

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 use switchboard_sdk::{Auth, Backoff, Client, ConnectionState, ConversationStatus, MessageState, Side, TokenProvider};
-use switchboard_store::testing::{postgres_server_url, unique_suffix, with_database};
+use switchboard_store::testing::{create_database, drop_database, postgres_server_url, unique_suffix, with_database};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -141,18 +141,6 @@ pub use switchboard_bus::testing::NatsServer as Nats;
 
 // ----- PostgreSQL -----------------------------------------------------------------------
 
-/// `CREATE DATABASE name` on the server at `server_url`.
-async fn create_database(server_url: &str, name: &str) {
-    let mut conn = PgConnection::connect(server_url)
-        .await
-        .unwrap_or_else(|error| panic!("cannot connect to PostgreSQL at {server_url:?} ({error}): {NEEDS}"));
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|error| panic!("cannot create database {name}: {error}"));
-    let _ = conn.close().await;
-}
-
 /// A database `fleet_<random>` on `SWITCHBOARD_TEST_POSTGRES_URL`'s server; dropped on drop
 /// (`WITH (FORCE)`: a killed node's sessions may linger).
 pub struct Database {
@@ -164,7 +152,9 @@ impl Database {
     pub async fn create() -> Database {
         let server_url = postgres_server_url();
         let name = format!("fleet_{}", unique_suffix());
-        create_database(&server_url, &name).await;
+        create_database(&server_url, &name)
+            .await
+            .unwrap_or_else(|error| panic!("cannot create database {name} at {server_url:?} ({error}): {NEEDS}"));
         Database { server_url, name }
     }
 
@@ -179,19 +169,7 @@ impl Drop for Database {
         let (server_url, name) = (self.server_url.clone(), self.name.clone());
         let dropping = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let result = async {
-                    let mut conn = PgConnection::connect(&server_url).await?;
-                    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut conn)
-                        .await?;
-                    conn.close().await
-                }
-                .await;
-                if let Err(error) = result {
-                    eprintln!("could not drop test database {name}: {error}");
-                }
-            });
+            runtime.block_on(drop_database(&server_url, &name));
         });
         let _ = dropping.join();
     }
