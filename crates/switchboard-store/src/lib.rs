@@ -29,7 +29,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Row};
 use switchboard_protocol::{Millis, Side};
 use tokio::sync::{mpsc, oneshot};
@@ -324,7 +324,16 @@ fn opt_side(value: Option<String>) -> Result<Option<Side>, StoreError> {
     value.map(|s| Side::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("side {s:?}")))).transpose()
 }
 
-pub(crate) fn message_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {
+/// A message from its columns, by name: a pool's row (`AnyRow`) or the PostgreSQL writer's
+/// (`PgRow`, where the columns follow an ordinal).
+pub(crate) fn message_from_row<R>(row: &R) -> Result<StoredMessage, StoreError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let side: String = row.try_get("side")?;
     Ok(StoredMessage {
         conversation_id: row.try_get("conversation_id")?,

@@ -8,7 +8,7 @@
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
-use switchboard_protocol::{ConversationId, Millis, Side};
+use switchboard_protocol::{ConversationId, Millis};
 use tokio::sync::mpsc;
 
 use super::batch::{BatchTx, DuplicateKey, Inserting, OpenConversation, apply_batch};
@@ -202,21 +202,6 @@ fn by_ordinal<T>(
     Ok(found)
 }
 
-/// A message from the columns after the ordinal.
-fn message_at(row: &PgRow) -> Result<StoredMessage, StoreError> {
-    let side: String = row.try_get("side")?;
-    Ok(StoredMessage {
-        conversation_id: row.try_get("conversation_id")?,
-        seq: row.try_get("seq")?,
-        side: Side::parse(&side).ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
-        author_id: row.try_get("author_id")?,
-        author_name: row.try_get("author_name")?,
-        text: row.try_get("text")?,
-        client_id: row.try_get("client_id")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 impl BatchTx for Statements<'_> {
     async fn find_duplicates(
         &mut self,
@@ -237,7 +222,7 @@ impl BatchTx for Statements<'_> {
             .await?;
         let found = by_ordinal(keys.len(), rows, |row| {
             let message = match row.try_get::<Option<ConversationId>, _>("conversation_id")? {
-                Some(_) => Some(message_at(row)?),
+                Some(_) => Some(crate::message_from_row(row)?),
                 None => None,
             };
             let open = match row.try_get::<Option<ConversationId>, _>("open_id")? {
@@ -256,7 +241,7 @@ impl BatchTx for Statements<'_> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let client_ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
         let rows = sqlx::query(FIND_KEYED_NOTICES).bind(ids).bind(client_ids).fetch_all(&mut *self.0).await?;
-        by_ordinal(keys.len(), rows, message_at)
+        by_ordinal(keys.len(), rows, crate::message_from_row)
     }
 
     async fn conversation_heads(
