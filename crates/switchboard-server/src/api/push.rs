@@ -79,12 +79,8 @@ pub(super) async fn put_fcm_settings(
     let settings = FcmSettings { project_id, service_account_json };
     FcmApp::new(&settings).map_err(ApiError::bad_request)?;
     let saved = state.store.set_fcm_settings(&caller.brand_id, &app_id, Some(&settings), now_ms()).await?;
-    crate::fleet::changed(
-        &state,
-        crate::fleet::Changed::PushSettings { brand_id: caller.brand_id.clone(), app_id: app_id.clone() },
-    );
     tracing::info!(brand_id = %caller.brand_id, app_id, project_id = %settings.project_id, "FCM settings saved");
-    Ok(no_store(PushSettings::of(&app_id, Some(&saved))))
+    Ok(settings_changed(&state, &caller.brand_id, app_id, &saved))
 }
 
 /// Removes the app's FCM settings (admin): its Android devices get no pushes.
@@ -97,11 +93,7 @@ pub(super) async fn delete_fcm_settings(
 ) -> ApiResult<NoStore<PushSettings>> {
     app_exists(&state, &caller.brand_id, &app_id).await?;
     let saved = state.store.set_fcm_settings(&caller.brand_id, &app_id, None, now_ms()).await?;
-    crate::fleet::changed(
-        &state,
-        crate::fleet::Changed::PushSettings { brand_id: caller.brand_id.clone(), app_id: app_id.clone() },
-    );
-    Ok(no_store(PushSettings::of(&app_id, Some(&saved))))
+    Ok(settings_changed(&state, &caller.brand_id, app_id, &saved))
 }
 
 /// APNs token-authentication settings. The .p8 key is needed the first time; leave it out to
@@ -151,12 +143,8 @@ pub(super) async fn put_apns_settings(
     };
     ApnsApp::new(&settings).map_err(ApiError::bad_request)?;
     let saved = state.store.set_apns_settings(&caller.brand_id, &app_id, Some(&settings), now_ms()).await?;
-    crate::fleet::changed(
-        &state,
-        crate::fleet::Changed::PushSettings { brand_id: caller.brand_id.clone(), app_id: app_id.clone() },
-    );
     tracing::info!(brand_id = %caller.brand_id, app_id, key_id = %settings.key_id, "APNs settings saved");
-    Ok(no_store(PushSettings::of(&app_id, Some(&saved))))
+    Ok(settings_changed(&state, &caller.brand_id, app_id, &saved))
 }
 
 /// Removes the app's APNs settings (admin): its iOS devices get no pushes.
@@ -169,11 +157,20 @@ pub(super) async fn delete_apns_settings(
 ) -> ApiResult<NoStore<PushSettings>> {
     app_exists(&state, &caller.brand_id, &app_id).await?;
     let saved = state.store.set_apns_settings(&caller.brand_id, &app_id, None, now_ms()).await?;
-    crate::fleet::changed(
-        &state,
-        crate::fleet::Changed::PushSettings { brand_id: caller.brand_id.clone(), app_id: app_id.clone() },
-    );
-    Ok(no_store(PushSettings::of(&app_id, Some(&saved))))
+    Ok(settings_changed(&state, &caller.brand_id, app_id, &saved))
+}
+
+/// Tells the fleet that an app's push settings changed (every node's senders are rebuilt) and
+/// answers with what is stored now.
+fn settings_changed(
+    state: &AppState,
+    brand_id: &str,
+    app_id: String,
+    saved: &switchboard_store::PushSettings,
+) -> NoStore<PushSettings> {
+    let answer = PushSettings::of(&app_id, Some(saved));
+    crate::fleet::changed(state, crate::fleet::Changed::PushSettings { brand_id: brand_id.to_owned(), app_id });
+    no_store(answer)
 }
 
 /// A test push to one device.
