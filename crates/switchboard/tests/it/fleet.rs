@@ -85,7 +85,9 @@ async fn agents_acknowledged(agents: &Agents) {
 
 /// No conversation was assigned to two of the agents (as they heard it live), and no agent
 /// had a send or a close refused (a refusal such as `not_assigned` means the agent and the
-/// store disagree on who holds a conversation).
+/// store disagree on who holds a conversation). `unavailable` is not a refusal here: it
+/// answers a request that was in flight to the killed node's engine (see `AgentReport`), and
+/// the send is resent.
 fn assert_one_agent_each(agents: &Agents) {
     let mut holders = std::collections::BTreeMap::new();
     for (i, (report, _)) in agents.iter().enumerate() {

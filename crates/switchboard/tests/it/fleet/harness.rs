@@ -896,6 +896,10 @@ pub struct AgentReport {
     pub unacked: usize,
     /// Refusals of its sends (code and message).
     pub errors: Vec<String>,
+    /// Sends answered `unavailable`, kept apart from the refusals: a request in flight to the
+    /// brand's engine when its node is killed gets no answer and fails after the forwarder's
+    /// 15 s (`engine::remote`'s `ANSWER_TIMEOUT`); the send stays unacknowledged and is resent.
+    pub unavailable: Vec<String>,
 }
 
 /// What an agent worker does now.
@@ -1140,7 +1144,11 @@ impl AgentWorker {
                 {
                     self.unacked.remove(&id);
                 }
-                self.report.lock().unwrap().errors.push(frame.to_string());
+                let mut report = self.report.lock().unwrap();
+                match code {
+                    "unavailable" => report.unavailable.push(frame.to_string()),
+                    _ => report.errors.push(frame.to_string()),
+                }
             }
             _ => {}
         }
