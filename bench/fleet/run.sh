@@ -99,7 +99,7 @@ for step in "${steps[@]}"; do
     if [[ "$nodes" == 0 ]]; then
         start_node 0 ""
         store=sqlite
-        note="release build at $version: one node on SQLite (demo seed, defaults), same machine as the load generator"
+        note="release build at $version: one node on SQLite (demo seed, defaults)${BENCH_PIN:+, pinned to core 0}, same machine as the load generator"
     else
         db="bench_fleet_$(date +%s)"
         psql "$pg_url/postgres" -qc "CREATE DATABASE $db" >/dev/null

@@ -97,8 +97,10 @@ version="${server_version:-}"
 if [[ -n "$bench_db" ]]; then
     pg_version="$(psql "$pg_server/postgres" -tA -c 'SHOW server_version' 2>/dev/null || echo '?')"
     store_note="PostgreSQL $pg_version on loopback, a fresh database per run, server settings as installed"
+    store=postgres
 else
     store_note="SQLite in the data dir with SWITCHBOARD_SQLITE_SYNC=$sqlite_sync"
+    store=sqlite
 fi
 note="release build at $version: ${server_cmd[*]/$data_dir/<tmpdir>} ($store_note, demo seed, all other settings default), same machine as the load generator; load before the run:$(uptime | sed 's/.*load average/ load average/')"
 
@@ -113,4 +115,4 @@ target/release/switchboard-loadgen sdk-bytes --url "http://$listen" --credential
 fi
 target/release/switchboard-loadgen run --url "http://$listen" --credentials "$credentials" \
     --agents "$agents" --consumers "$consumers" --duration "$duration" --window "$window" "${rate[@]}" \
-    --server-note "$note" "${record[@]}"
+    --store "$store" --server-pid "$server_pid" --server-note "$note" "${record[@]}"

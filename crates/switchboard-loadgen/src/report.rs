@@ -266,15 +266,31 @@ impl Side {
     }
 }
 
-/// The newest fleet sitting (`bench/fleet/run.sh`): the same workload on one SQLite node and
-/// on 1, 2 and 3 PostgreSQL + NATS nodes, side by side.
+/// Whether a fleet sitting's nodes were pinned to cores (`BENCH_PIN=1 bench/fleet/run.sh`
+/// says so in its runs' server notes; before 2026-12-08 only in the PostgreSQL runs' notes).
+fn pinned(runs: &[Run], sitting: &Value) -> bool {
+    runs.iter().any(|run| {
+        run.figure("sitting") == sitting
+            && run.value["server"].as_str().is_some_and(|note| note.contains("pinned to core"))
+    })
+}
+
+/// The newest fleet sitting (`bench/fleet/run.sh`), and the newest with its nodes pinned to
+/// cores if there is one: the same workload on one SQLite node and on 1, 2 and 3 PostgreSQL +
+/// NATS nodes, side by side.
 fn fleet_rows(runs: &[Run]) -> Vec<[String; 5]> {
-    let Some(newest) =
-        latest(runs, "run", |run| run.figure("sitting").as_str().is_some_and(|s| s.starts_with("fleet-")))
-    else {
+    [false, true].into_iter().flat_map(|pin| fleet_sitting_rows(runs, pin)).collect()
+}
+
+fn fleet_sitting_rows(runs: &[Run], pin: bool) -> Vec<[String; 5]> {
+    let Some(newest) = latest(runs, "run", |run| {
+        run.figure("sitting").as_str().is_some_and(|s| s.starts_with("fleet-"))
+            && pinned(runs, run.figure("sitting")) == pin
+    }) else {
         return Vec::new();
     };
     let sitting = newest.figure("sitting").clone();
+    let pinning = if pin { " (nodes pinned to cores)" } else { "" };
     let mut together: Vec<&Run> =
         runs.iter().filter(|run| run.kind() == "run" && run.figure("sitting") == &sitting).collect();
     together
@@ -302,7 +318,7 @@ fn fleet_rows(runs: &[Run]) -> Vec<[String; 5]> {
                 .map_or(String::new(), |us| format!(", servers' CPU {us:.0} µs per message"));
             [
                 format!(
-                    "fleet sitting {}: {setup}, {load}",
+                    "fleet sitting {}{pinning}: {setup}, {load}",
                     sitting.as_str().unwrap_or("?").trim_start_matches("fleet-")
                 ),
                 "1, 2, 3 nodes beside SQLite (issue 14), same workload and sitting".into(),
@@ -903,6 +919,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Issue 14, item 7: the newest fleet sitting is shown, and beside it the newest whose
+    /// nodes were pinned to cores; an older sitting of the same kind is not.
+    #[test]
+    fn the_newest_fleet_sitting_and_the_newest_pinned_one_are_shown() {
+        let run = |file: &str, sitting: &str, store: &str, nodes: u32, pinned: bool| Run {
+            file: file.into(),
+            value: serde_json::json!({
+                "kind": "run", "recorded": true, "date": "2026-12-07T21:00:00Z", "commit": "abc",
+                "command": "target/release/switchboard-loadgen run --url http://x",
+                "server": if pinned { "2 node(s), pinned to core index mod 2" } else { "2 node(s)" },
+                "figures": {"sitting": sitting, "store": store, "nodes": nodes, "stored_per_sec": 1000.0 * f64::from(nodes),
+                    "consumers": 50, "window": 10, "consumer_to_agent_ms": {"p99": 50.0}},
+            }),
+        };
+        let runs = vec![
+            run("old.json", "fleet-A", "postgres", 1, false),
+            // Before 2026-12-08 the SQLite node's note did not say it was pinned.
+            run("pinned-sqlite.json", "fleet-B", "sqlite", 1, false),
+            run("pinned-pg.json", "fleet-B", "postgres", 2, true),
+            run("new-pg.json", "fleet-C", "postgres", 3, false),
+            run("new-sqlite.json", "fleet-C", "sqlite", 1, false),
+        ];
+        let rows = fleet_rows(&runs);
+        let labels: Vec<&str> = rows.iter().map(|row| row[0].as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "fleet sitting C: 1 node on SQLite, closed loop, 50 consumers × window 10",
+                "fleet sitting C: 3 nodes on PostgreSQL + NATS, closed loop, 50 consumers × window 10",
+                "fleet sitting B (nodes pinned to cores): 1 node on SQLite, closed loop, 50 consumers × window 10",
+                "fleet sitting B (nodes pinned to cores): 2 nodes on PostgreSQL + NATS, closed loop, 50 consumers × window 10",
+            ]
+        );
+        assert!(rows[1][2].starts_with("3,000 /s stored"), "{}", rows[1][2]);
     }
 
     #[test]
