@@ -86,3 +86,4 @@ mod retention;
 mod schema;
 mod search;
 mod tenancy;
+mod tls;
