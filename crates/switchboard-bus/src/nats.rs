@@ -26,6 +26,7 @@
 //! client as a slow consumer.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -149,28 +150,37 @@ impl Fleet {
 }
 
 impl Bus {
-    /// Joins the fleet whose NATS server is at `url` (`nats://host:port`, several separated by
-    /// commas), under the name `node` (shown by NATS's monitoring). Fails if NATS cannot be
-    /// reached within 10 s; once joined, a lost connection is retried for ever, and the
-    /// node's subscribers are told to resync when it is back.
-    pub async fn join_fleet(self: &Arc<Self>, url: &str, node: &str) -> Result<Fleet, FleetError> {
+    /// Joins the fleet whose NATS server is at `url` (`nats://host:port`, or `tls://host:port`
+    /// for TLS; several separated by commas), under the name `node` (shown by NATS's
+    /// monitoring). A `tls://` server's certificate must be signed by an authority the system
+    /// trusts or, with `ca_file`, by the one in that PEM file (then only by it). Fails if NATS
+    /// cannot be reached within 10 s; once joined, a lost connection is retried for ever, and
+    /// the node's subscribers are told to resync when it is back.
+    pub async fn join_fleet(
+        self: &Arc<Self>,
+        url: &str,
+        node: &str,
+        ca_file: Option<&Path>,
+    ) -> Result<Fleet, FleetError> {
         let addresses = url
             .split(',')
             .map(|address| address.trim().parse::<async_nats::ServerAddr>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| FleetError::BadUrl { url: url.to_owned(), reason: error.to_string() })?;
         let (events, mut event_rx) = mpsc::unbounded_channel::<Event>();
-        let options = ConnectOptions::new()
-            .name(node)
-            .no_echo()
-            .connection_timeout(CONNECT_TIMEOUT)
-            .max_reconnects(None)
-            .event_callback(move |event| {
-                let events = events.clone();
-                async move {
-                    let _ = events.send(event);
-                }
-            });
+        let mut options = ConnectOptions::new();
+        if let Some(ca_file) = ca_file {
+            options = options.add_root_certificates(ca_file.to_path_buf());
+        }
+        let options =
+            options.name(node).no_echo().connection_timeout(CONNECT_TIMEOUT).max_reconnects(None).event_callback(
+                move |event| {
+                    let events = events.clone();
+                    async move {
+                        let _ = events.send(event);
+                    }
+                },
+            );
         let client = tokio::time::timeout(CONNECT_TIMEOUT, options.connect(addresses))
             .await
             .map_err(|_| FleetError::Connect { url: url.to_owned(), reason: "no answer within 10 s".into() })?

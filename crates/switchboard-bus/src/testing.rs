@@ -4,6 +4,7 @@
 //! names another.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,18 +16,31 @@ pub const NEEDS_NATS: &str = "needs nats-server (Debian package nats-server): ru
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
+    /// The certificate and key files it serves TLS with (clients must use TLS).
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
 }
 
 impl NatsServer {
     /// Starts one on a free port; panics (naming what is needed) if it cannot.
     pub fn start() -> NatsServer {
-        let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
-        NatsServer::start_on(port)
+        NatsServer::start_on(free_port())
     }
 
     /// Starts one on `port` (again, after [`NatsServer::stop`]).
     pub fn start_on(port: u16) -> NatsServer {
-        let mut server = NatsServer { child: None, port };
+        let mut server = NatsServer { child: None, port, tls: None };
+        server.restart();
+        server
+    }
+
+    /// Starts one on a free port that speaks only TLS, with the certificate (chain) and key
+    /// in these PEM files; its [`NatsServer::url`] is `tls://…`.
+    pub fn start_tls(certificate: PathBuf, key: PathBuf) -> NatsServer {
+        let mut server = NatsServer { child: None, port: free_port(), tls: Some((certificate, key)) };
         server.restart();
         server
     }
@@ -42,8 +56,12 @@ impl NatsServer {
                 .to_owned()
         });
         let port = self.port;
-        let mut child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        let mut command = Command::new(&binary);
+        command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some((certificate, key)) = &self.tls {
+            command.arg("--tls").arg("--tlscert").arg(certificate).arg("--tlskey").arg(key);
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -67,7 +85,8 @@ impl NatsServer {
 
     /// Its address for `join_fleet` / `--nats-url`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills it (NATS down until [`NatsServer::restart`]).

@@ -15,7 +15,7 @@ fn consumer(brand: &str, id: i64) -> Topic {
 
 async fn node(nats: &Nats, name: &str) -> (Arc<Bus>, Fleet) {
     let bus = Bus::new();
-    let fleet = bus.join_fleet(&nats.url(), name).await.expect("joins the fleet");
+    let fleet = bus.join_fleet(&nats.url(), name, None).await.expect("joins the fleet");
     (bus, fleet)
 }
 
@@ -129,9 +129,64 @@ async fn after_nats_restarts_subscribers_resync_and_events_flow_again() {
 #[tokio::test]
 async fn joining_an_address_that_is_no_nats_server_fails_with_the_address() {
     let bus = Bus::new();
-    let error = bus.join_fleet("nats://127.0.0.1:1", "a").await.expect_err("nothing listens on port 1");
+    let error = bus.join_fleet("nats://127.0.0.1:1", "a", None).await.expect_err("nothing listens on port 1");
     let message = error.to_string();
     assert!(message.contains("cannot connect to NATS at nats://127.0.0.1:1"), "{message}");
-    let error = bus.join_fleet("http://[::1", "a").await.expect_err("not an address");
+    let error = bus.join_fleet("http://[::1", "a", None).await.expect_err("not an address");
     assert!(error.to_string().contains("is not a NATS address"), "{error}");
+}
+
+/// Writes, into a directory of its own, a test authority's certificate (`ca.pem`) and a
+/// certificate for 127.0.0.1 that it signed, with its key (`server.pem`, `server-key.pem`).
+fn tls_files(name: &str) -> std::path::PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let dir = std::env::temp_dir().join(format!("sb-nats-tls-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, format!("Switchboard test NATS CA {name}"));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("server-key.pem"), key.serialize_pem()).unwrap();
+    dir
+}
+
+/// A fleet whose NATS speaks TLS (`tls://`): nodes that trust its authority (`ca_file`, as
+/// `nats_ca_file` gives it) join and exchange events; a node that trusts another authority
+/// is refused, and so is one that asks for a plain connection.
+#[tokio::test]
+#[ignore = "needs nats-server (Debian package nats-server): run with --include-ignored"]
+async fn nodes_join_a_nats_that_speaks_tls_when_they_trust_its_authority() {
+    let files = tls_files("ours");
+    let nats = Nats::start_tls(files.join("server.pem"), files.join("server-key.pem"));
+    assert!(nats.url().starts_with("tls://"), "{}", nats.url());
+    let ca = files.join("ca.pem");
+    let a = Bus::new();
+    let fleet_a = a.join_fleet(&nats.url(), "a", Some(&ca)).await.expect("joins over TLS trusting the CA");
+    let b = Bus::new();
+    let fleet_b = b.join_fleet(&nats.url(), "b", Some(&ca)).await.expect("joins over TLS trusting the CA");
+    let mut tablet_on_b = b.subscribe(consumer("acme", 1));
+    fleet_b.sync().await;
+    a.publish(&consumer("acme", 1), Envelope::new(7, "over TLS"));
+    assert_eq!(next(&mut tablet_on_b).await, Received::Event(Envelope::new(0, "over TLS")));
+
+    let other = tls_files("theirs").join("ca.pem");
+    let error = Bus::new().join_fleet(&nats.url(), "c", Some(&other)).await.expect_err("another CA signed it");
+    assert!(error.to_string().contains("cannot connect to NATS"), "{error}");
+    let plain = nats.url().replacen("tls://", "nats://", 1);
+    let error = Bus::new().join_fleet(&plain, "d", None).await.expect_err("the server requires TLS");
+    assert!(error.to_string().contains("cannot connect to NATS"), "{error}");
+
+    fleet_a.close().await;
+    fleet_b.close().await;
+    for dir in [files, other.parent().unwrap().to_path_buf()] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

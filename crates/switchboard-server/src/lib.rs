@@ -128,6 +128,9 @@ pub struct ServerConfig {
     pub abuse: abuse::AbuseConfig,
     /// NATS of the fleet this node joins (PostgreSQL only); `None`: the node is alone.
     pub nats_url: Option<String>,
+    /// The authority that signed the `tls://` NATS servers' certificates (a PEM file), trusted
+    /// instead of the system's; `None`: the system's.
+    pub nats_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -149,6 +152,7 @@ impl Default for ServerConfig {
             metrics_token: None,
             abuse: abuse::AbuseConfig::default(),
             nats_url: None,
+            nats_ca_file: None,
         }
     }
 }
@@ -268,7 +272,8 @@ pub async fn start(store: Store, config: ServerConfig, listener: TcpListener) ->
         }
         Some(url) => {
             let node = fleet_node_id();
-            let fleet = bus.join_fleet(url, &format!("switchboard-{node:016x}")).await?;
+            let fleet =
+                bus.join_fleet(url, &format!("switchboard-{node:016x}"), config.nats_ca_file.as_deref()).await?;
             let link = engine::remote::Link::new(fleet.client().clone(), node, &store).await?;
             tracing::info!(node = format_args!("{node:016x}"), nats = %url, "joined the fleet");
             (Some(fleet), Some(link))

@@ -158,6 +158,7 @@ const CONFIG_KEYS: &[&str] = &[
     "max_unauthenticated_sockets",
     "trust_forwarded_for",
     "nats_url",
+    "nats_ca_file",
 ];
 
 /// Configuration as read, before validation. Every field has a default.
@@ -205,6 +206,7 @@ struct RawConfig {
     max_unauthenticated_sockets: usize,
     trust_forwarded_for: bool,
     nats_url: Option<String>,
+    nats_ca_file: Option<PathBuf>,
 }
 
 /// A list, or one string of comma-separated items (how an environment variable gives a list:
@@ -276,6 +278,7 @@ impl Default for RawConfig {
             max_unauthenticated_sockets: abuse.max_unauthenticated_sockets,
             trust_forwarded_for: abuse.trust_forwarded_for,
             nats_url: None,
+            nats_ca_file: None,
         }
     }
 }
@@ -580,6 +583,8 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             );
         }
     }
+    // Read now, so that a missing or empty file is an error at start, naming the setting.
+    ca_file(raw.nats_ca_file.as_deref(), "nats_ca_file", figment)?;
     let demo_credentials = raw.demo.then(|| seed::credentials_path(&raw.data_dir));
     Ok(Config {
         listen,
@@ -608,6 +613,7 @@ fn validate(raw: RawConfig, figment: &Figment) -> anyhow::Result<Config> {
             metrics_token: raw.metrics_token,
             abuse,
             nats_url: raw.nats_url,
+            nats_ca_file: raw.nats_ca_file,
             ..ServerConfig::default()
         },
         demo: raw.demo,
@@ -1185,6 +1191,20 @@ mod tests {
             .unwrap();
         let config = load_config(Some(&file), FlagOverrides::default()).unwrap();
         assert_eq!(config.server.nats_url.as_deref(), Some("nats://a:4222, nats://b:4222"));
+        assert_eq!(config.server.nats_ca_file, None);
+
+        let fleet = "nats_url = \"tls://a:4222\"\ndatabase_url = \"postgres://db/sb\"\n";
+        std::fs::write(&file, format!("{fleet}nats_ca_file = \"/nonexistent/ca.pem\"\n")).unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(
+            error.contains("nats_ca_file /nonexistent/ca.pem cannot be read") && error.contains("fleet.toml"),
+            "{error}"
+        );
+        let not_pem = dir.join("not-a-certificate.pem");
+        std::fs::write(&not_pem, "not a certificate\n").unwrap();
+        std::fs::write(&file, format!("{fleet}nats_ca_file = {not_pem:?}\n")).unwrap();
+        let error = load_config(Some(&file), FlagOverrides::default()).unwrap_err().to_string();
+        assert!(error.contains("holds no PEM certificate"), "{error}");
     }
 
     #[test]
