@@ -9,8 +9,9 @@
 # finding fails the script. Not checked: positive_data_acceptance (the schemas do not state
 # every rule, e.g. a name's minimum length or an id of the brand; such requests get 400).
 #
-# Builds `switchboard` (debug) unless SCHEMATHESIS_SERVER names a built one, starts `switchboard serve` on a free loopback port with a
-# throwaway data directory (SQLite, demo seed), logs in with the demo credentials, runs, stops.
+# Builds `switchboard` (debug) unless SCHEMATHESIS_SERVER names a built one, starts
+# `switchboard serve` on a free loopback port with a throwaway data directory (SQLite, demo
+# seed), logs in with the demo credentials, runs, stops.
 # Schemathesis is installed from PyPI into target/schemathesis-venv (pinned below) on first use.
 #
 # Operations left out, because they would end the session under test (the rest of the run
