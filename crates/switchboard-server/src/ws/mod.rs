@@ -298,7 +298,11 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
             return refuse(&mut sink, ApiError::new(ErrorCode::HelloRequired, "no hello within the timeout")).await;
         }
     };
-    let authenticated = authenticate(&state, endpoint, hello, cookie, connection_id, from.address).await;
+    // Boxed, as is every await of the loop below that reads the store: a future awaited
+    // inline is part of this task's state for the socket's whole life, and an idle socket's
+    // memory is mostly that state (authenticate's store and identity-provider futures made it
+    // 8 KiB per socket).
+    let authenticated = Box::pin(authenticate(&state, endpoint, hello, cookie, connection_id, from.address)).await;
     drop(from.waiting);
     let (peer, mut subscription, welcome) = match authenticated {
         Ok(authenticated) => authenticated,
@@ -428,7 +432,7 @@ async fn run_socket(socket: WebSocket, state: AppState, endpoint: Endpoint, cook
                 // revoked, or whose creator was disabled or demoted, ends its sockets within a
                 // heartbeat.
                 if let Some(credential) = &credential
-                    && let Some((error, closing)) = credential_ended(&state, credential).await
+                    && let Some((error, closing)) = Box::pin(credential_ended(&state, credential)).await
                 {
                     let _ = send_frame(&mut sink, &error_frame(None, error)).await;
                     break closing;
